@@ -1,0 +1,308 @@
+//! How far each file has been delivered, and the file that remembers it.
+//!
+//! [`AckTracker`] holds, per stream, the offset up to which the aggregator has
+//! acknowledged every byte (`acked_upto`) and the acknowledged ranges beyond it
+//! that arrived out of order. [`CheckpointStore`] writes a snapshot of it
+//! atomically (temp file, fsync, rename, fsync of the folder).
+//!
+//! Invariant: a checkpoint never moves past a byte the aggregator has not
+//! acknowledged, so a restart re-reads (and re-sends, with the same record ids)
+//! at most what was in flight.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What identifies a file across renames and restarts (see `lookout_shared::wire::stream_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The stream id records carry.
+    pub stream: String,
+    /// Inode of the file.
+    pub inode: u64,
+    /// Hash of the file's first line (at most 256 bytes).
+    pub fingerprint: u64,
+    /// Truncations of the same content seen so far.
+    pub generation: u32,
+    /// The path the file was last seen at.
+    pub path: PathBuf,
+}
+
+/// One stream's entry in the checkpoint file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCheckpoint {
+    /// The file.
+    #[serde(flatten)]
+    pub meta: StreamMeta,
+    /// Every byte before this one has been acknowledged.
+    pub offset: u64,
+    /// When this entry last changed or its file was last seen, Unix ms.
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CheckpointFile {
+    version: u32,
+    streams: Vec<StreamCheckpoint>,
+}
+
+/// Entries of files not seen for this long are forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Reads and writes `checkpoints.json` in the state folder.
+#[derive(Debug)]
+pub struct CheckpointStore {
+    path: PathBuf,
+}
+
+impl CheckpointStore {
+    /// The store in `state_dir`, and what it holds: `None` when there is no
+    /// checkpoint file yet, i.e. this is the agent's very first start.
+    pub fn open(state_dir: &Path) -> io::Result<(CheckpointStore, Option<Vec<StreamCheckpoint>>)> {
+        let path = state_dir.join("checkpoints.json");
+        let existing = match fs::read(&path) {
+            Ok(bytes) => {
+                let file: CheckpointFile = serde_json::from_slice(&bytes).map_err(|err| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} is damaged ({err}); move it away to start over", path.display()),
+                    )
+                })?;
+                Some(file.streams)
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        Ok((CheckpointStore { path }, existing))
+    }
+
+    /// Replaces the checkpoint file with `streams`, atomically and durably.
+    pub fn save(&self, streams: Vec<StreamCheckpoint>) -> io::Result<()> {
+        let body = serde_json::to_vec(&CheckpointFile { version: 1, streams })?;
+        let temp = self.path.with_extension("json.tmp");
+        let mut file = File::create(&temp)?;
+        file.write_all(&body)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct StreamProgress {
+    meta: Option<StreamMeta>,
+    acked_upto: u64,
+    /// Acknowledged ranges past `acked_upto`: start → end, disjoint.
+    ahead: BTreeMap<u64, u64>,
+    updated_ms: i64,
+}
+
+/// Acknowledged progress of every stream; shared by the tailer (which
+/// registers streams), the shipper (which acknowledges ranges) and the
+/// checkpoint task (which saves snapshots).
+#[derive(Debug, Default)]
+pub struct AckTracker {
+    streams: HashMap<String, StreamProgress>,
+    dirty: bool,
+}
+
+impl AckTracker {
+    /// A tracker that resumes from a checkpoint file's entries.
+    pub fn from_checkpoints(entries: Vec<StreamCheckpoint>) -> AckTracker {
+        let streams = entries
+            .into_iter()
+            .map(|entry| {
+                let progress = StreamProgress {
+                    meta: Some(entry.meta.clone()),
+                    acked_upto: entry.offset,
+                    ahead: BTreeMap::new(),
+                    updated_ms: entry.updated_ms,
+                };
+                (entry.meta.stream, progress)
+            })
+            .collect();
+        AckTracker { streams, dirty: false }
+    }
+
+    /// The newest generation known for a file and the offset to resume it at.
+    pub fn lookup(&self, inode: u64, fingerprint: u64) -> Option<(u32, u64)> {
+        self.streams
+            .values()
+            .filter_map(|progress| progress.meta.as_ref().map(|meta| (meta, progress.acked_upto)))
+            .filter(|(meta, _)| meta.inode == inode && meta.fingerprint == fingerprint)
+            .map(|(meta, offset)| (meta.generation, offset))
+            .max_by_key(|(generation, _)| *generation)
+    }
+
+    /// The last known entries whose file is not open, to look for after a restart.
+    pub fn entries(&self) -> Vec<(StreamMeta, u64)> {
+        self.streams
+            .values()
+            .filter_map(|progress| progress.meta.clone().map(|meta| (meta, progress.acked_upto)))
+            .collect()
+    }
+
+    /// Starts tracking a stream whose reading begins at `start` (all before it
+    /// counts as delivered); a stream already tracked keeps its progress.
+    pub fn register(&mut self, meta: StreamMeta, start: u64) {
+        let now = now_ms();
+        let progress = self.streams.entry(meta.stream.clone()).or_insert_with(|| StreamProgress {
+            meta: None,
+            acked_upto: start,
+            ahead: BTreeMap::new(),
+            updated_ms: now,
+        });
+        progress.meta = Some(meta);
+        progress.updated_ms = now;
+        progress.acked_upto = progress.acked_upto.max(start);
+        absorb_ahead(progress);
+        self.dirty = true;
+    }
+
+    /// Records that the file of `stream` was seen at `path` now.
+    pub fn touch(&mut self, stream: &str, path: &Path) {
+        if let Some(progress) = self.streams.get_mut(stream) {
+            progress.updated_ms = now_ms();
+            if let Some(meta) = progress.meta.as_mut().filter(|meta| meta.path != path) {
+                meta.path = path.to_path_buf();
+                self.dirty = true;
+            }
+        }
+    }
+
+    /// The aggregator holds bytes `[start, end)` of `stream`.
+    pub fn ack(&mut self, stream: &str, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let progress = self.streams.entry(stream.to_string()).or_insert_with(|| StreamProgress {
+            meta: None,
+            acked_upto: 0,
+            ahead: BTreeMap::new(),
+            updated_ms: now_ms(),
+        });
+        if start <= progress.acked_upto {
+            progress.acked_upto = progress.acked_upto.max(end);
+        } else {
+            let merged_end = progress.ahead.get(&start).map_or(end, |&old| old.max(end));
+            progress.ahead.insert(start, merged_end);
+        }
+        absorb_ahead(progress);
+        progress.updated_ms = now_ms();
+        self.dirty = true;
+    }
+
+    /// The offset up to which `stream` is acknowledged.
+    pub fn acked_upto(&self, stream: &str) -> Option<u64> {
+        self.streams.get(stream).map(|progress| progress.acked_upto)
+    }
+
+    /// The entries to save, if anything changed since the last call; drops
+    /// entries whose file has not been seen for a week.
+    pub fn take_snapshot(&mut self) -> Option<Vec<StreamCheckpoint>> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        let horizon = now_ms() - FORGET_AFTER.as_millis() as i64;
+        self.streams.retain(|_, progress| progress.updated_ms >= horizon);
+        Some(
+            self.streams
+                .values()
+                .filter_map(|progress| {
+                    progress.meta.clone().map(|meta| StreamCheckpoint {
+                        meta,
+                        offset: progress.acked_upto,
+                        updated_ms: progress.updated_ms,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+fn absorb_ahead(progress: &mut StreamProgress) {
+    while let Some((&start, &end)) = progress.ahead.first_key_value() {
+        if start > progress.acked_upto {
+            break;
+        }
+        progress.acked_upto = progress.acked_upto.max(end);
+        progress.ahead.remove(&start);
+    }
+}
+
+/// Now as Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(stream: &str) -> StreamMeta {
+        StreamMeta {
+            stream: stream.into(),
+            inode: 7,
+            fingerprint: 9,
+            generation: 0,
+            path: "/var/log/a.log".into(),
+        }
+    }
+
+    #[test]
+    fn out_of_order_acks_advance_only_when_contiguous() {
+        let mut acks = AckTracker::default();
+        acks.register(meta("s"), 100);
+        acks.ack("s", 200, 300);
+        assert_eq!(acks.acked_upto("s"), Some(100), "a gap at 100..200 holds the checkpoint back");
+        acks.ack("s", 300, 350);
+        acks.ack("s", 100, 200);
+        assert_eq!(acks.acked_upto("s"), Some(350));
+        acks.ack("s", 0, 50);
+        assert_eq!(acks.acked_upto("s"), Some(350), "an old range never moves it back");
+    }
+
+    #[test]
+    fn acks_before_registration_are_kept() {
+        let mut acks = AckTracker::default();
+        acks.ack("s", 500, 600);
+        acks.register(meta("s"), 500);
+        assert_eq!(acks.acked_upto("s"), Some(600));
+    }
+
+    #[test]
+    fn lookup_finds_the_newest_generation() {
+        let mut acks = AckTracker::default();
+        acks.register(meta("a"), 10);
+        acks.register(StreamMeta { generation: 1, stream: "b".into(), ..meta("a") }, 0);
+        acks.ack("b", 0, 5);
+        assert_eq!(acks.lookup(7, 9), Some((1, 5)));
+        assert_eq!(acks.lookup(7, 10), None);
+    }
+
+    #[test]
+    fn store_round_trips_and_reports_first_start() {
+        let dir = std::env::temp_dir().join(format!("lookout-ckpt-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (store, existing) = CheckpointStore::open(&dir).unwrap();
+        assert!(existing.is_none());
+        let mut acks = AckTracker::default();
+        acks.register(meta("s"), 42);
+        store.save(acks.take_snapshot().unwrap()).unwrap();
+        assert!(acks.take_snapshot().is_none(), "nothing changed since");
+        let (_, existing) = CheckpointStore::open(&dir).unwrap();
+        let restored = AckTracker::from_checkpoints(existing.unwrap());
+        assert_eq!(restored.lookup(7, 9), Some((0, 42)));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

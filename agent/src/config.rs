@@ -1,0 +1,402 @@
+//! The agent's configuration file (`agent.toml`), as fixed by SPEC.md, plus the
+//! keys the issues add (multiline, labels, rotation, shipping limits).
+//!
+//! [`AgentConfig::load`] parses and then validates everything that can be
+//! checked without touching the logs themselves (globs, regexes, the URL), so
+//! `check-config` and a start share one path and one kind of error.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use lookout_shared::config::{ByteSize, ConfigError, HumanDuration, load_toml};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole `agent.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Base URL of the aggregator, e.g. `http://127.0.0.1:7070`.
+    pub aggregator_url: String,
+    /// Ingest token sent as `Authorization: Bearer`.
+    pub token: String,
+    /// Host name put on every record; defaults to the machine's hostname.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Where checkpoints and the spool live.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Log sources.
+    #[serde(default)]
+    pub logs: Vec<LogSourceConfig>,
+    /// Host metrics (collected by a later part of the agent; accepted now).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Batching, spooling and sending.
+    #[serde(default)]
+    pub shipper: ShipperConfig,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./agent-state")
+}
+
+/// One `[[logs]]` table: a set of files and how to read them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSourceConfig {
+    /// Include globs (`/var/log/**/*.log`).
+    pub paths: Vec<String>,
+    /// Exclude globs, matched against the whole path (`*.gz` excludes any `.gz`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Where to start in files found at the agent's very first start.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Joins continuation lines (stack traces) into one record.
+    #[serde(default)]
+    pub multiline: Option<MultilineConfig>,
+    /// Longer records are cut to this size and marked truncated.
+    #[serde(default = "default_max_record")]
+    pub max_record_bytes: ByteSize,
+    /// Labels put on every record of this source.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The agent rotates the files of this source itself when set.
+    #[serde(default)]
+    pub rotate: Option<RotatePolicy>,
+}
+
+fn default_max_record() -> ByteSize {
+    ByteSize(256 * 1024)
+}
+
+/// `start_at` of SPEC.md.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// Read files found at the first start from their first byte.
+    #[default]
+    Beginning,
+    /// Skip what files found at the first start already hold.
+    End,
+}
+
+/// `multiline = { start_pattern = "^\\d{4}-", timeout = "1s" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultilineConfig {
+    /// A line matching this regex starts a new record; others continue the last.
+    pub start_pattern: String,
+    /// A record with no new line for this long is sent as it is.
+    #[serde(default = "default_multiline_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_multiline_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+
+/// `rotate = { max_size = "100MB", max_age = "1d", keep = 5, compress = true, mode = "rename" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotatePolicy {
+    /// Rotate once the file is this large.
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+    /// Rotate once the file is this old (since it was created or last rotated).
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+    /// How many rotated files to keep (`app.log.1` … `app.log.N`).
+    #[serde(default = "default_keep")]
+    pub keep: u32,
+    /// Gzip rotated files from the second one on (`app.log.2.gz`), so the
+    /// newest rotated file stays plain while writers may still hold it open.
+    #[serde(default = "default_true")]
+    pub compress: bool,
+    /// How the file is rotated.
+    #[serde(default)]
+    pub mode: RotateMode,
+    /// Run with `sh -c` after each rotation (e.g. to make the writer reopen).
+    #[serde(default)]
+    pub post_command: Option<String>,
+}
+
+fn default_keep() -> u32 {
+    5
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Rotation modes, as in logrotate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotateMode {
+    /// Rename the file to `.1` and create a new empty one (logrotate `create`).
+    #[default]
+    Rename,
+    /// Copy the file to `.1`, then truncate it (for writers that never reopen).
+    Copytruncate,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Collection interval.
+    #[serde(default = "default_metrics_interval")]
+    pub interval: HumanDuration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            interval: default_metrics_interval(),
+        }
+    }
+}
+
+fn default_metrics_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+/// `[shipper]`: batching and delivery limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipperConfig {
+    /// A batch is sent once its messages add up to this many bytes …
+    #[serde(default = "default_batch_bytes")]
+    pub batch_max_bytes: ByteSize,
+    /// … or once its first record is this old.
+    #[serde(default = "default_batch_wait")]
+    pub batch_max_wait: HumanDuration,
+    /// Batches sent at once.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+    /// The on-disk spool's bound; reading pauses when it is full.
+    #[serde(default = "default_spool_bytes")]
+    pub spool_max_bytes: ByteSize,
+    /// Timeout of one ingest request.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// How long a file that was renamed away or deleted is still read after it
+    /// last grew (writers may hold it open for a while).
+    #[serde(default = "default_rotate_wait")]
+    pub rotate_wait: HumanDuration,
+}
+
+impl Default for ShipperConfig {
+    fn default() -> Self {
+        ShipperConfig {
+            batch_max_bytes: default_batch_bytes(),
+            batch_max_wait: default_batch_wait(),
+            max_in_flight: default_in_flight(),
+            spool_max_bytes: default_spool_bytes(),
+            request_timeout: default_request_timeout(),
+            rotate_wait: default_rotate_wait(),
+        }
+    }
+}
+
+fn default_batch_bytes() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
+fn default_batch_wait() -> HumanDuration {
+    HumanDuration(Duration::from_millis(500))
+}
+fn default_in_flight() -> usize {
+    4
+}
+fn default_spool_bytes() -> ByteSize {
+    ByteSize(1024 * 1024 * 1024)
+}
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+fn default_rotate_wait() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+
+/// A source with its globs and patterns compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledSource {
+    /// The configuration it was built from.
+    pub config: LogSourceConfig,
+    /// `paths` as one matcher.
+    pub include: GlobSet,
+    /// `exclude` as one matcher.
+    pub exclude: GlobSet,
+    /// `multiline.start_pattern`, compiled.
+    pub multiline_start: Option<regex::bytes::Regex>,
+}
+
+impl CompiledSource {
+    /// Whether a path belongs to this source.
+    pub fn matches(&self, path: &Path) -> bool {
+        self.include.is_match(path) && !self.exclude.is_match(path)
+    }
+}
+
+impl AgentConfig {
+    /// Reads and validates `file`.
+    pub fn load(file: &Path) -> Result<(AgentConfig, Vec<CompiledSource>), ConfigError> {
+        let config: AgentConfig = load_toml(file)?;
+        let sources = config.validate(file)?;
+        Ok((config, sources))
+    }
+
+    /// Checks what serde cannot, and compiles the sources.
+    pub fn validate(&self, file: &Path) -> Result<Vec<CompiledSource>, ConfigError> {
+        match reqwest::Url::parse(&self.aggregator_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            Ok(url) => {
+                return Err(ConfigError::at_key(
+                    file,
+                    "aggregator_url",
+                    format!("scheme `{}` is not http or https", url.scheme()),
+                ));
+            }
+            Err(err) => {
+                return Err(ConfigError::at_key(
+                    file,
+                    "aggregator_url",
+                    format!("`{}` is not a URL: {err}", self.aggregator_url),
+                ));
+            }
+        }
+        if self.token.trim().is_empty() {
+            return Err(ConfigError::at_key(file, "token", "must not be empty"));
+        }
+        if matches!(&self.host, Some(host) if host.trim().is_empty()) {
+            return Err(ConfigError::at_key(file, "host", "must not be empty when set"));
+        }
+        if self.shipper.max_in_flight == 0 {
+            return Err(ConfigError::at_key(file, "shipper.max_in_flight", "must be at least 1"));
+        }
+        if self.shipper.batch_max_bytes.bytes() == 0 {
+            return Err(ConfigError::at_key(file, "shipper.batch_max_bytes", "must be at least 1 byte"));
+        }
+        self.logs
+            .iter()
+            .enumerate()
+            .map(|(index, source)| compile_source(file, index, source))
+            .collect()
+    }
+
+    /// The host name records carry.
+    pub fn host_name(&self) -> String {
+        self.host.clone().unwrap_or_else(machine_hostname)
+    }
+}
+
+fn machine_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn compile_source(file: &Path, index: usize, source: &LogSourceConfig) -> Result<CompiledSource, ConfigError> {
+    let key = |name: &str| format!("logs[{index}].{name}");
+    if source.paths.is_empty() {
+        return Err(ConfigError::at_key(file, key("paths"), "needs at least one glob"));
+    }
+    for path in &source.paths {
+        if !path.starts_with('/') {
+            return Err(ConfigError::at_key(
+                file,
+                key("paths"),
+                format!("`{path}` is not an absolute path"),
+            ));
+        }
+    }
+    let include = glob_set(&source.paths).map_err(|reason| ConfigError::at_key(file, key("paths"), reason))?;
+    let exclude = glob_set(&source.exclude).map_err(|reason| ConfigError::at_key(file, key("exclude"), reason))?;
+    let multiline_start = match &source.multiline {
+        Some(multiline) => Some(regex::bytes::Regex::new(&multiline.start_pattern).map_err(|err| {
+            ConfigError::at_key(file, key("multiline.start_pattern"), format!("not a valid regex: {err}"))
+        })?),
+        None => None,
+    };
+    if source.max_record_bytes.bytes() < 64 {
+        return Err(ConfigError::at_key(file, key("max_record_bytes"), "must be at least 64 bytes"));
+    }
+    if let Some(rotate) = &source.rotate {
+        if rotate.max_size.is_none() && rotate.max_age.is_none() {
+            return Err(ConfigError::at_key(file, key("rotate"), "needs max_size, max_age or both"));
+        }
+        if rotate.keep == 0 {
+            return Err(ConfigError::at_key(file, key("rotate.keep"), "must be at least 1"));
+        }
+    }
+    Ok(CompiledSource {
+        config: source.clone(),
+        include,
+        exclude,
+        multiline_start,
+    })
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = Glob::new(pattern).map_err(|err| format!("`{pattern}` is not a valid glob: {err}"))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lookout_shared::config::parse_toml;
+
+    fn check(text: &str) -> Result<Vec<CompiledSource>, ConfigError> {
+        let file = Path::new("agent.toml");
+        let config: AgentConfig = parse_toml(file, text)?;
+        config.validate(file)
+    }
+
+    const MINIMAL: &str = "aggregator_url = \"http://127.0.0.1:7070\"\ntoken = \"t\"\n";
+
+    #[test]
+    fn spec_example_is_valid() {
+        let text = format!(
+            "{MINIMAL}host = \"web-1\"\nstate_dir = \"./agent-state\"\n[[logs]]\npaths = [\"/var/log/app/*.log\"]\nexclude = [\"*.gz\"]\nstart_at = \"beginning\"\n[metrics]\ninterval = \"10s\"\n"
+        );
+        let sources = check(&text).unwrap();
+        assert!(sources[0].matches(Path::new("/var/log/app/web.log")));
+        assert!(!sources[0].matches(Path::new("/var/log/app/web.log.gz")));
+        assert!(!sources[0].matches(Path::new("/var/log/other/web.log")));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (format!("{MINIMAL}[[logs]]\npaths = [\"/x/[\"]\n"), "logs[0].paths"),
+            (format!("{MINIMAL}[[logs]]\npaths = [\"relative/*.log\"]\n"), "logs[0].paths"),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\nmultiline = {{ start_pattern = \"(\" }}\n"),
+                "logs[0].multiline.start_pattern",
+            ),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\nrotate = {{ keep = 2 }}\n"),
+                "logs[0].rotate",
+            ),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\nrotate = {{ max_size = \"lots\" }}\n"),
+                "logs[0].rotate.max_size",
+            ),
+            (format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ncolour = 1\n"), "logs[0].colour"),
+            ("aggregator_url = \"ftp://x\"\ntoken = \"t\"\n".to_string(), "aggregator_url"),
+        ];
+        for (text, key) in cases {
+            let err = check(&text).expect_err(&text);
+            let shown = err.to_string();
+            assert!(shown.contains(key), "expected key {key} in: {shown}");
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `lookout-agent`: the host agent of Lookout.
+//!
+//! It tails log files through every kind of rotation without losing or
+//! duplicating a line, rotates the files it is told to manage, and ships what
+//! it reads to the aggregator, spooling on disk while the aggregator is away.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! sources::file (tailer thread) ──► batch ──► sealer thread ──► spool ──► ship (tokio)
+//!        ▲                                                                   │
+//!        └──────────── checkpoint::AckTracker ◄──── acknowledgements ◄───────┘
+//! ```
+//!
+//! The only thing that flows back is acknowledgement: the tracker learns which
+//! byte ranges the aggregator holds, and the checkpoint (what a restart resumes
+//! from) never passes a byte that is not acknowledged.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod config;
+pub mod rotate;
+pub mod ship;
+pub mod sources;
+pub mod spool;
+
+use crate::batch::BatchBuilder;
+use crate::checkpoint::{AckTracker, CheckpointStore};
+use crate::config::{AgentConfig, CompiledSource};
+use crate::ship::{ShipStats, Shipper};
+use crate::sources::file::discover::Root;
+use crate::sources::file::tailer::{TailStats, Tailer, TailerParts};
+use crate::spool::Spool;
+use notify::{EventKind, RecursiveMode, Watcher};
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often delivery progress is saved.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long in-flight batches may still complete after a stop was asked for.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A file or folder of the state folder could not be used.
+    #[error("{what} ({path}): {source}")]
+    State {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Runs the agent until `shutdown` completes, then flushes what was read,
+/// lets in-flight batches finish for a few seconds and saves the checkpoints.
+pub async fn run(
+    config: AgentConfig,
+    sources: Vec<CompiledSource>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let state_error = |what, path: &PathBuf| {
+        let path = path.clone();
+        move |source| AgentError::State { what, path, source }
+    };
+    let state_dir = config.state_dir.clone();
+    std::fs::create_dir_all(&state_dir).map_err(state_error("cannot create the state folder", &state_dir))?;
+    let (store, checkpoints) =
+        CheckpointStore::open(&state_dir).map_err(state_error("cannot read the checkpoints", &state_dir))?;
+    let first_start = checkpoints.is_none();
+    let acks = Arc::new(Mutex::new(AckTracker::from_checkpoints(checkpoints.unwrap_or_default())));
+    let spool_dir = state_dir.join("spool");
+    let (spool, leftovers) = Spool::open(&spool_dir, config.shipper.spool_max_bytes.bytes())
+        .map_err(state_error("cannot open the spool", &spool_dir))?;
+    let spool = Arc::new(spool);
+    if !leftovers.is_empty() {
+        tracing::info!(batches = leftovers.len(), "sending batches spooled by an earlier run first");
+    }
+    let host = config.host_name();
+    tracing::info!(%host, aggregator = %config.aggregator_url, sources = sources.len(), first_start, "lookout-agent starting");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (wake_tx, wake_rx) = mpsc::sync_channel::<()>(1);
+    let rescan = Arc::new(AtomicBool::new(true));
+    let watch = file_watcher(wake_tx, Arc::clone(&rescan));
+    let (batch_tx, batch_rx) = mpsc::sync_channel(2);
+    let (entry_tx, entry_rx) = tokio::sync::mpsc::unbounded_channel();
+    let tail_stats = Arc::new(TailStats::default());
+    let ship_stats = Arc::new(ShipStats::default());
+
+    let tailer = Tailer::new(TailerParts {
+        host: host.clone(),
+        sources,
+        acks: Arc::clone(&acks),
+        first_start,
+        rotate_wait: config.shipper.rotate_wait.get(),
+        batch: BatchBuilder::new(
+            host,
+            config.shipper.batch_max_bytes.bytes() as usize,
+            config.shipper.batch_max_wait.get(),
+        ),
+        batches: batch_tx,
+        wake: wake_rx,
+        rescan,
+        watch,
+        stop: Arc::clone(&stop),
+        stats: Arc::clone(&tail_stats),
+    });
+    let tailer_thread = std::thread::Builder::new()
+        .name("tailer".into())
+        .spawn(move || tailer.run())
+        .map_err(state_error("cannot start the tailer thread", &state_dir))?;
+    let sealer_thread = {
+        let spool = Arc::clone(&spool);
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("sealer".into())
+            .spawn(move || {
+                for batch in batch_rx {
+                    let sealed = match batch::seal(&batch) {
+                        Ok(sealed) => sealed,
+                        Err(err) => {
+                            tracing::error!(error = %err, "cannot encode a batch; its lines are read again after a restart");
+                            continue;
+                        }
+                    };
+                    match spool.append(&sealed, &stop) {
+                        Ok(Some(entry)) => {
+                            if entry_tx.send(entry).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(err) => {
+                            tracing::error!(error = %err, "cannot write to the spool; its lines are read again after a restart")
+                        }
+                    }
+                }
+            })
+            .map_err(state_error("cannot start the sealer thread", &state_dir))?
+    };
+
+    let client = reqwest::Client::builder()
+        .timeout(config.shipper.request_timeout.get())
+        .build()?;
+    let shipper = Arc::new(Shipper {
+        client,
+        url: ship::ingest_url(&config.aggregator_url),
+        token: config.token.clone(),
+        max_in_flight: config.shipper.max_in_flight,
+        spool: Arc::clone(&spool),
+        acks: Arc::clone(&acks),
+        stats: Arc::clone(&ship_stats),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shipping = tokio::spawn(shipper.run(leftovers, entry_rx, stop_rx));
+    let store = Arc::new(store);
+    let checkpointing = {
+        let acks = Arc::clone(&acks);
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_INTERVAL);
+            loop {
+                every.tick().await;
+                save_checkpoint(&acks, &store).await;
+            }
+        })
+    };
+
+    shutdown.await;
+    tracing::info!("stopping: flushing what was read");
+    stop.store(true, Ordering::Relaxed);
+    let joined = tokio::task::spawn_blocking(move || (tailer_thread.join(), sealer_thread.join())).await;
+    if !matches!(joined, Ok((Ok(_), Ok(())))) {
+        tracing::warn!("the tailer or sealer thread ended abnormally");
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, &mut shipping).await.is_err() {
+        let _ = stop_tx.send(true);
+        let _ = shipping.await;
+    }
+    checkpointing.abort();
+    save_checkpoint(&acks, &store).await;
+    tracing::info!(
+        records_read = tail_stats.records_read.load(Ordering::Relaxed),
+        records_acked = ship_stats.records_acked.load(Ordering::Relaxed),
+        spooled_bytes = spool.bytes(),
+        "lookout-agent stopped"
+    );
+    Ok(())
+}
+
+async fn save_checkpoint(acks: &Arc<Mutex<AckTracker>>, store: &Arc<CheckpointStore>) {
+    let snapshot = acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take_snapshot();
+    let Some(snapshot) = snapshot else {
+        return;
+    };
+    let store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || store.save(snapshot)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::error!(error = %err, "cannot save the checkpoints"),
+        Err(err) => tracing::error!(error = %err, "checkpoint task failed"),
+    }
+}
+
+/// An inotify watcher that wakes the tailer, and a function adding folders to it.
+/// Without a watcher (inotify unavailable or out of watches) polling still works.
+fn file_watcher(wake: mpsc::SyncSender<()>, rescan: Arc<AtomicBool>) -> Box<dyn FnMut(&Root) -> bool + Send> {
+    let handler = move |event: notify::Result<notify::Event>| {
+        let structural = match &event {
+            Ok(event) => matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
+            ),
+            // An error (such as a queue overflow) may hide anything: rescan.
+            Err(_) => true,
+        };
+        if structural {
+            rescan.store(true, Ordering::Relaxed);
+        }
+        let _ = wake.try_send(());
+    };
+    match notify::recommended_watcher(handler) {
+        Ok(mut watcher) => Box::new(move |root: &Root| {
+            let mode = if root.depth > 0 {
+                RecursiveMode::Recursive
+            } else {
+                RecursiveMode::NonRecursive
+            };
+            match watcher.watch(&root.dir, mode) {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(dir = %root.dir.display(), error = %err, "cannot watch a folder; polling it instead");
+                    false
+                }
+            }
+        }),
+        Err(err) => {
+            tracing::warn!(error = %err, "no file watcher; polling only");
+            Box::new(|_: &Root| false)
+        }
+    }
+}

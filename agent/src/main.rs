@@ -1,0 +1,82 @@
+//! The `lookout-agent` binary: command line, logging and signals around
+//! [`lookout_agent::run`].
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lookout_agent::config::AgentConfig;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Lookout's host agent: tails and rotates log files and ships them to the aggregator.
+#[derive(Debug, Parser)]
+#[command(name = "lookout-agent", version)]
+struct Cli {
+    /// The agent's configuration file (TOML).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration and exit: 0 if valid, 2 with the reason if not.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let Some(config_path) = cli.config else {
+        eprintln!("lookout-agent: --config FILE is required (see --help)");
+        return ExitCode::from(2);
+    };
+    let (config, sources) = match AgentConfig::load(&config_path) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        println!("{}: configuration OK", config_path.display());
+        return ExitCode::SUCCESS;
+    }
+    match serve(config, sources) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: AgentConfig, sources: Vec<lookout_agent::config::CompiledSource>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(lookout_agent::run(config, sources, shutdown_signal()))?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = interrupt => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = interrupt.await;
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,237 @@
+//! The shipper: sends spooled batches to the aggregator, several at a time, in
+//! spool order, and turns acknowledgements into checkpoint progress.
+//!
+//! Delivery is at-least-once: a batch is retried with exponential backoff and
+//! jitter while the aggregator is unreachable or answers 429 or 5xx; only its
+//! acknowledgement removes it from the spool and lets the checkpoint pass the
+//! bytes it covers. A 4xx other than 429 means the batch itself is wrong: its
+//! error text is logged and the batch is set aside in `rejected/` instead of
+//! being retried forever (its bytes then count as delivered, or the checkpoint
+//! would stall behind it).
+
+use crate::checkpoint::AckTracker;
+use crate::spool::{Spool, SpoolEntry};
+use lookout_shared::wire::{INGEST_PATH, IngestResponse};
+use reqwest::StatusCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Backoff after the first failure; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Counters the agent reports about its shipping.
+#[derive(Debug, Default)]
+pub struct ShipStats {
+    /// Batches acknowledged.
+    pub batches_acked: AtomicU64,
+    /// Records acknowledged.
+    pub records_acked: AtomicU64,
+    /// Compressed bytes acknowledged.
+    pub bytes_acked: AtomicU64,
+    /// Records the aggregator already had.
+    pub duplicates: AtomicU64,
+    /// Batches set aside after a 4xx.
+    pub batches_rejected: AtomicU64,
+    /// Failed attempts (connection errors, 429, 5xx).
+    pub retries: AtomicU64,
+}
+
+/// What one attempt to send a batch came to.
+enum Outcome {
+    Acked(Option<IngestResponse>),
+    Retry(String),
+    Rejected(String),
+}
+
+/// Sends batches until `batches` closes and everything is sent, or until
+/// `stop` turns true and `grace` has passed.
+pub struct Shipper {
+    /// The HTTP client.
+    pub client: reqwest::Client,
+    /// `<aggregator_url>/api/v1/ingest`.
+    pub url: String,
+    /// The ingest token.
+    pub token: String,
+    /// Batches at once.
+    pub max_in_flight: usize,
+    /// The spool the batches live in.
+    pub spool: Arc<Spool>,
+    /// Where acknowledgements go.
+    pub acks: Arc<Mutex<AckTracker>>,
+    /// Counters.
+    pub stats: Arc<ShipStats>,
+}
+
+impl Shipper {
+    /// Sends `leftovers` first, then what arrives on `batches`.
+    pub async fn run(
+        self: Arc<Self>,
+        leftovers: Vec<SpoolEntry>,
+        mut batches: mpsc::UnboundedReceiver<SpoolEntry>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let slots = Arc::new(Semaphore::new(self.max_in_flight));
+        let mut sending = JoinSet::new();
+        let mut leftovers = leftovers.into_iter();
+        loop {
+            let next = match leftovers.next() {
+                Some(entry) => Some(entry),
+                None => batches.recv().await,
+            };
+            let Some(entry) = next else {
+                break;
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let shipper = Arc::clone(&self);
+            let stop = stop.clone();
+            sending.spawn(async move {
+                shipper.deliver(entry, stop).await;
+                drop(slot);
+            });
+            while sending.try_join_next().is_some() {}
+        }
+        // Everything is dispatched; give what is in flight until the stop's grace.
+        while !sending.is_empty() {
+            tokio::select! {
+                _ = sending.join_next() => {}
+                _ = stop.wait_for(|stopping| *stopping) => break,
+            }
+        }
+    }
+
+    async fn deliver(&self, entry: SpoolEntry, mut stop: watch::Receiver<bool>) {
+        let body = match self.spool.body(&entry) {
+            Ok(body) => body,
+            Err(err) => {
+                tracing::error!(file = %entry.path.display(), error = %err, "cannot read a spooled batch; setting it aside");
+                self.settle(&entry);
+                self.spool.set_aside(&entry);
+                return;
+            }
+        };
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            match self.attempt(&body).await {
+                Outcome::Acked(response) => {
+                    self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
+                    self.stats.records_acked.fetch_add(entry.records as u64, Ordering::Relaxed);
+                    self.stats.bytes_acked.fetch_add(body.len() as u64, Ordering::Relaxed);
+                    if let Some(response) = response {
+                        self.stats.duplicates.fetch_add(response.duplicates, Ordering::Relaxed);
+                    }
+                    self.settle(&entry);
+                    self.spool.remove(&entry);
+                    return;
+                }
+                Outcome::Rejected(reason) => {
+                    tracing::error!(batch = entry.seq, records = entry.records, %reason, "the aggregator rejected a batch; it is kept in the spool's rejected/ folder");
+                    self.stats.batches_rejected.fetch_add(1, Ordering::Relaxed);
+                    self.settle(&entry);
+                    self.spool.set_aside(&entry);
+                    return;
+                }
+                Outcome::Retry(reason) => {
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = jittered(backoff);
+                    tracing::warn!(batch = entry.seq, %reason, retry_in_ms = wait.as_millis() as u64, "sending a batch failed; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|stopping| *stopping) => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, body: &[u8]) -> Outcome {
+        let request = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_ENCODING, "zstd")
+            .body(body.to_vec());
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => return Outcome::Retry(describe(&err)),
+        };
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if status.is_success() {
+            Outcome::Acked(serde_json::from_str(&text).ok())
+        } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            Outcome::Retry(format!("{status}: {}", error_text(&text)))
+        } else {
+            Outcome::Rejected(format!("{status}: {}", error_text(&text)))
+        }
+    }
+
+    fn settle(&self, entry: &SpoolEntry) {
+        let mut acks = self.acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for range in &entry.ranges {
+            acks.ack(&range.stream, range.start, range.end);
+        }
+    }
+}
+
+/// The ingest URL for an aggregator base URL.
+pub fn ingest_url(base: &str) -> String {
+    format!("{}{INGEST_PATH}", base.trim_end_matches('/'))
+}
+
+/// Full jitter between half and all of `backoff`, so agents that lost the
+/// aggregator together do not come back in lockstep.
+fn jittered(backoff: Duration) -> Duration {
+    backoff.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The `error` field of a JSON error body, or the body itself, shortened.
+fn error_text(body: &str) -> String {
+    let text = serde_json::from_str::<lookout_shared::wire::ErrorBody>(body)
+        .map(|error| error.error)
+        .unwrap_or_else(|_| body.to_string());
+    text.chars().take(500).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_and_full() {
+        for _ in 0..100 {
+            let wait = jittered(Duration::from_secs(2));
+            assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2), "{wait:?}");
+        }
+    }
+
+    #[test]
+    fn error_text_prefers_the_json_error() {
+        assert_eq!(error_text(r#"{"error":"bad token"}"#), "bad token");
+        assert_eq!(error_text("plain"), "plain");
+    }
+
+    #[test]
+    fn ingest_url_joins_cleanly() {
+        assert_eq!(ingest_url("http://a:1/"), "http://a:1/api/v1/ingest");
+        assert_eq!(ingest_url("http://a:1"), "http://a:1/api/v1/ingest");
+    }
+}

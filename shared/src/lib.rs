@@ -1,0 +1,14 @@
+//! `lookout-shared`: what the Lookout agent and aggregator must agree on.
+//!
+//! - [`wire`]: the ingest batch the agent POSTs and the aggregator accepts, and
+//!   the stable record id both sides derive from a file identity and a byte offset.
+//! - [`parse`]: level and timestamp detection for common log formats.
+//! - [`config`]: loading TOML configuration with unknown keys rejected and errors
+//!   that name the file, the key and the reason; human units (`10s`, `100MB`).
+//!
+//! Nothing here does I/O beyond reading a config file: both binaries build their
+//! pipelines on top of these types.
+
+pub mod config;
+pub mod parse;
+pub mod wire;

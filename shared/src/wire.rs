@@ -1,0 +1,169 @@
+//! The ingest wire format: one [`IngestBatch`] per `POST /api/v1/ingest`, JSON,
+//! compressed with zstd (or gzip) and marked with `Content-Encoding`.
+//!
+//! A batch carries, per file the agent reads, a [`StreamChunk`]: the byte range
+//! `[start, end)` of that file the chunk covers and the records read from it.
+//! Chunks of one stream tile the file without gaps, so the aggregator can tell
+//! exactly which bytes it already holds, and the agent's checkpoint can advance
+//! to `end` once the chunk is acknowledged.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Path of the ingest endpoint on the aggregator.
+pub const INGEST_PATH: &str = "/api/v1/ingest";
+
+/// One request body of `POST /api/v1/ingest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestBatch {
+    /// The host the agent runs on (config `host`, default the hostname).
+    pub host: String,
+    /// Log records, grouped by the file (stream) they were read from.
+    #[serde(default)]
+    pub streams: Vec<StreamChunk>,
+}
+
+/// A contiguous piece of one file: the records read from bytes `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamChunk {
+    /// Stable identity of the file (see [`stream_id`]): 16 lowercase hex digits.
+    pub stream: String,
+    /// The file's path when it was read (it may have been rotated since).
+    pub source: String,
+    /// First byte of the file this chunk covers.
+    pub start: u64,
+    /// One past the last byte this chunk covers. Bytes in the range that carry
+    /// no record (blank lines) are covered all the same.
+    pub end: u64,
+    /// Labels from the source's configuration, copied onto every record.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The records, in file order; each `offset` lies in `[start, end)`.
+    pub records: Vec<WireRecord>,
+}
+
+/// One log record (a line, or several joined by multiline rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireRecord {
+    /// Byte offset of the record's first byte in its file.
+    pub offset: u64,
+    /// When the agent read it, Unix milliseconds: the timestamp of last resort.
+    pub read_at_ms: i64,
+    /// The text, invalid UTF-8 replaced by U+FFFD, without the line terminator.
+    pub message: String,
+    /// Set when the record was longer than the agent's maximum record size and
+    /// `message` holds only its beginning.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// What the aggregator answers to an accepted batch, once it is durable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestResponse {
+    /// Records newly stored.
+    pub accepted: u64,
+    /// Records dropped because the aggregator already held them (re-sent ids).
+    pub duplicates: u64,
+}
+
+/// The body of every 4xx/5xx answer of the HTTP API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What is wrong, for a person to read.
+    pub error: String,
+}
+
+/// The stable identity of one file incarnation on one host.
+///
+/// Derived from the host, the inode, a fingerprint of the file's first line and
+/// a generation that counts truncations of the same content: the same file gets
+/// the same id after a rename or an agent restart, while a new file on a reused
+/// inode, or a truncated and rewritten file, gets a new one.
+pub fn stream_id(host: &str, inode: u64, fingerprint: u64, generation: u32) -> String {
+    let mut key = Vec::with_capacity(host.len() + 21);
+    key.extend_from_slice(host.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&inode.to_le_bytes());
+    key.extend_from_slice(&fingerprint.to_le_bytes());
+    key.extend_from_slice(&generation.to_le_bytes());
+    format!("{:016x}", content_hash(&key))
+}
+
+/// The hash behind stream ids and file fingerprints: XXH3-64, whose value is
+/// fixed by its specification, so ids stay the same across builds and Rust
+/// versions (std's hasher makes no such promise).
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// The record id of SPEC.md: `<stream>-<offset>`, offset in decimal.
+pub fn record_id(stream: &str, offset: u64) -> String {
+    format!("{stream}-{offset}")
+}
+
+/// Splits a record id back into stream and offset; `None` if it is not one.
+pub fn parse_record_id(id: &str) -> Option<(&str, u64)> {
+    let (stream, offset) = id.split_once('-')?;
+    let valid_stream = stream.len() == 16 && stream.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid_stream {
+        return None;
+    }
+    Some((stream, offset.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_id_is_stable_and_distinguishes_its_inputs() {
+        let id = stream_id("web-1", 42, 7, 0);
+        assert_eq!(id, stream_id("web-1", 42, 7, 0));
+        assert_eq!(id.len(), 16);
+        assert_ne!(id, stream_id("web-2", 42, 7, 0));
+        assert_ne!(id, stream_id("web-1", 43, 7, 0));
+        assert_ne!(id, stream_id("web-1", 42, 8, 0));
+        assert_ne!(id, stream_id("web-1", 42, 7, 1));
+    }
+
+    #[test]
+    fn record_id_round_trips_and_rejects_garbage() {
+        let stream = stream_id("h", 1, 2, 0);
+        let id = record_id(&stream, 12345);
+        assert_eq!(parse_record_id(&id), Some((stream.as_str(), 12345)));
+        assert_eq!(parse_record_id("nothex0000000000-1"), None);
+        assert_eq!(parse_record_id("abc-1"), None);
+        assert_eq!(parse_record_id(&format!("{stream}-x")), None);
+        assert_eq!(parse_record_id(""), None);
+    }
+
+    #[test]
+    fn batch_json_round_trips() {
+        let batch = IngestBatch {
+            host: "web-1".into(),
+            streams: vec![StreamChunk {
+                stream: stream_id("web-1", 1, 2, 0),
+                source: "/var/log/app.log".into(),
+                start: 0,
+                end: 12,
+                labels: BTreeMap::new(),
+                records: vec![WireRecord {
+                    offset: 0,
+                    read_at_ms: 1_700_000_000_000,
+                    message: "hello \u{fffd}".into(),
+                    truncated: false,
+                }],
+            }],
+        };
+        let json = serde_json::to_string(&batch).unwrap();
+        assert!(!json.contains("truncated"), "false flags are left out: {json}");
+        assert_eq!(serde_json::from_str::<IngestBatch>(&json).unwrap(), batch);
+    }
+}
