@@ -109,7 +109,8 @@ impl BatchBuilder {
 
     /// Whether the batch holds something that has waited long enough.
     pub fn is_due(&self, now: Instant) -> bool {
-        self.opened_at.is_some_and(|opened| now.duration_since(opened) >= self.max_wait)
+        self.opened_at
+            .is_some_and(|opened| now.duration_since(opened) >= self.max_wait)
     }
 
     /// The batch built so far, if it holds anything; the builder starts anew.

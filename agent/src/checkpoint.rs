@@ -79,6 +79,11 @@ impl CheckpointStore {
         Ok((CheckpointStore { path }, existing))
     }
 
+    /// When the checkpoint file was last written.
+    pub fn saved_at(&self) -> Option<SystemTime> {
+        fs::metadata(&self.path).and_then(|metadata| metadata.modified()).ok()
+    }
+
     /// Replaces the checkpoint file with `streams`, atomically and durably.
     pub fn save(&self, streams: Vec<StreamCheckpoint>) -> io::Result<()> {
         let body = serde_json::to_vec(&CheckpointFile { version: 1, streams })?;
@@ -153,12 +158,15 @@ impl AckTracker {
     /// counts as delivered); a stream already tracked keeps its progress.
     pub fn register(&mut self, meta: StreamMeta, start: u64) {
         let now = now_ms();
-        let progress = self.streams.entry(meta.stream.clone()).or_insert_with(|| StreamProgress {
-            meta: None,
-            acked_upto: start,
-            ahead: BTreeMap::new(),
-            updated_ms: now,
-        });
+        let progress = self
+            .streams
+            .entry(meta.stream.clone())
+            .or_insert_with(|| StreamProgress {
+                meta: None,
+                acked_upto: start,
+                ahead: BTreeMap::new(),
+                updated_ms: now,
+            });
         progress.meta = Some(meta);
         progress.updated_ms = now;
         progress.acked_upto = progress.acked_upto.max(start);
@@ -182,12 +190,15 @@ impl AckTracker {
         if start >= end {
             return;
         }
-        let progress = self.streams.entry(stream.to_string()).or_insert_with(|| StreamProgress {
-            meta: None,
-            acked_upto: 0,
-            ahead: BTreeMap::new(),
-            updated_ms: now_ms(),
-        });
+        let progress = self
+            .streams
+            .entry(stream.to_string())
+            .or_insert_with(|| StreamProgress {
+                meta: None,
+                acked_upto: 0,
+                ahead: BTreeMap::new(),
+                updated_ms: now_ms(),
+            });
         if start <= progress.acked_upto {
             progress.acked_upto = progress.acked_upto.max(end);
         } else {
@@ -264,7 +275,11 @@ mod tests {
         let mut acks = AckTracker::default();
         acks.register(meta("s"), 100);
         acks.ack("s", 200, 300);
-        assert_eq!(acks.acked_upto("s"), Some(100), "a gap at 100..200 holds the checkpoint back");
+        assert_eq!(
+            acks.acked_upto("s"),
+            Some(100),
+            "a gap at 100..200 holds the checkpoint back"
+        );
         acks.ack("s", 300, 350);
         acks.ack("s", 100, 200);
         assert_eq!(acks.acked_upto("s"), Some(350));
@@ -284,7 +299,14 @@ mod tests {
     fn lookup_finds_the_newest_generation() {
         let mut acks = AckTracker::default();
         acks.register(meta("a"), 10);
-        acks.register(StreamMeta { generation: 1, stream: "b".into(), ..meta("a") }, 0);
+        acks.register(
+            StreamMeta {
+                generation: 1,
+                stream: "b".into(),
+                ..meta("a")
+            },
+            0,
+        );
         acks.ack("b", 0, 5);
         assert_eq!(acks.lookup(7, 9), Some((1, 5)));
         assert_eq!(acks.lookup(7, 10), None);

@@ -276,7 +276,11 @@ impl AgentConfig {
             return Err(ConfigError::at_key(file, "shipper.max_in_flight", "must be at least 1"));
         }
         if self.shipper.batch_max_bytes.bytes() == 0 {
-            return Err(ConfigError::at_key(file, "shipper.batch_max_bytes", "must be at least 1 byte"));
+            return Err(ConfigError::at_key(
+                file,
+                "shipper.batch_max_bytes",
+                "must be at least 1 byte",
+            ));
         }
         self.logs
             .iter()
@@ -317,16 +321,28 @@ fn compile_source(file: &Path, index: usize, source: &LogSourceConfig) -> Result
     let exclude = glob_set(&source.exclude).map_err(|reason| ConfigError::at_key(file, key("exclude"), reason))?;
     let multiline_start = match &source.multiline {
         Some(multiline) => Some(regex::bytes::Regex::new(&multiline.start_pattern).map_err(|err| {
-            ConfigError::at_key(file, key("multiline.start_pattern"), format!("not a valid regex: {err}"))
+            ConfigError::at_key(
+                file,
+                key("multiline.start_pattern"),
+                format!("not a valid regex: {err}"),
+            )
         })?),
         None => None,
     };
     if source.max_record_bytes.bytes() < 64 {
-        return Err(ConfigError::at_key(file, key("max_record_bytes"), "must be at least 64 bytes"));
+        return Err(ConfigError::at_key(
+            file,
+            key("max_record_bytes"),
+            "must be at least 64 bytes",
+        ));
     }
     if let Some(rotate) = &source.rotate {
         if rotate.max_size.is_none() && rotate.max_age.is_none() {
-            return Err(ConfigError::at_key(file, key("rotate"), "needs max_size, max_age or both"));
+            return Err(ConfigError::at_key(
+                file,
+                key("rotate"),
+                "needs max_size, max_age or both",
+            ));
         }
         if rotate.keep == 0 {
             return Err(ConfigError::at_key(file, key("rotate.keep"), "must be at least 1"));
@@ -374,10 +390,22 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml"));
+        let (config, sources) = AgentConfig::load(file).unwrap();
+        assert_eq!(sources.len(), 2);
+        assert!(sources[0].multiline_start.is_some());
+        assert_eq!(config.shipper.max_in_flight, 4);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             (format!("{MINIMAL}[[logs]]\npaths = [\"/x/[\"]\n"), "logs[0].paths"),
-            (format!("{MINIMAL}[[logs]]\npaths = [\"relative/*.log\"]\n"), "logs[0].paths"),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"relative/*.log\"]\n"),
+                "logs[0].paths",
+            ),
             (
                 format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\nmultiline = {{ start_pattern = \"(\" }}\n"),
                 "logs[0].multiline.start_pattern",
@@ -390,8 +418,14 @@ mod tests {
                 format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\nrotate = {{ max_size = \"lots\" }}\n"),
                 "logs[0].rotate.max_size",
             ),
-            (format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ncolour = 1\n"), "logs[0].colour"),
-            ("aggregator_url = \"ftp://x\"\ntoken = \"t\"\n".to_string(), "aggregator_url"),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ncolour = 1\n"),
+                "logs[0].colour",
+            ),
+            (
+                "aggregator_url = \"ftp://x\"\ntoken = \"t\"\n".to_string(),
+                "aggregator_url",
+            ),
         ];
         for (text, key) in cases {
             let err = check(&text).expect_err(&text);

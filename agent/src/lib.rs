@@ -42,6 +42,9 @@ use tokio::sync::watch;
 
 /// How often delivery progress is saved.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Files written this long before the last checkpoint save still count as
+/// possibly unread after a restart.
+const RESUME_MARGIN: Duration = Duration::from_secs(5);
 /// How long in-flight batches may still complete after a stop was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -79,13 +82,18 @@ pub async fn run(
     let (store, checkpoints) =
         CheckpointStore::open(&state_dir).map_err(state_error("cannot read the checkpoints", &state_dir))?;
     let first_start = checkpoints.is_none();
-    let acks = Arc::new(Mutex::new(AckTracker::from_checkpoints(checkpoints.unwrap_or_default())));
+    let acks = Arc::new(Mutex::new(AckTracker::from_checkpoints(
+        checkpoints.unwrap_or_default(),
+    )));
     let spool_dir = state_dir.join("spool");
     let (spool, leftovers) = Spool::open(&spool_dir, config.shipper.spool_max_bytes.bytes())
         .map_err(state_error("cannot open the spool", &spool_dir))?;
     let spool = Arc::new(spool);
     if !leftovers.is_empty() {
-        tracing::info!(batches = leftovers.len(), "sending batches spooled by an earlier run first");
+        tracing::info!(
+            batches = leftovers.len(),
+            "sending batches spooled by an earlier run first"
+        );
     }
     let host = config.host_name();
     tracing::info!(%host, aggregator = %config.aggregator_url, sources = sources.len(), first_start, "lookout-agent starting");
@@ -114,6 +122,7 @@ pub async fn run(
         wake: wake_rx,
         rescan,
         watch,
+        resumed_from: store.saved_at().map(|saved| saved - RESUME_MARGIN),
         stop: Arc::clone(&stop),
         stats: Arc::clone(&tail_stats),
     });
@@ -201,7 +210,10 @@ pub async fn run(
 }
 
 async fn save_checkpoint(acks: &Arc<Mutex<AckTracker>>, store: &Arc<CheckpointStore>) {
-    let snapshot = acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take_snapshot();
+    let snapshot = acks
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take_snapshot();
     let Some(snapshot) = snapshot else {
         return;
     };

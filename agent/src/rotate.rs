@@ -143,7 +143,12 @@ fn copy_then_truncate(path: &Path, rotated_to: &Path) -> io::Result<u64> {
 }
 
 fn run_post_command(command: &str, path: &Path) {
-    match Command::new("sh").arg("-c").arg(command).env("LOOKOUT_ROTATED_FILE", path).status() {
+    match Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("LOOKOUT_ROTATED_FILE", path)
+        .status()
+    {
         Ok(status) if status.success() => {}
         Ok(status) => tracing::warn!(%command, %status, "rotation post_command failed"),
         Err(err) => tracing::warn!(%command, error = %err, "rotation post_command could not start"),
@@ -214,7 +219,10 @@ mod tests {
         let rotation = rotate(&path, &policy(RotateMode::Copytruncate, 2, false)).unwrap();
         assert_eq!(rotation.bytes, 4);
         assert_eq!(fs::read(&path).unwrap(), b"");
-        assert_eq!(std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap()), inode);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap()),
+            inode
+        );
         assert_eq!(fs::read_to_string(dir.join("app.log.1")).unwrap(), "a\nb\n");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -120,7 +120,9 @@ impl Shipper {
             match self.attempt(&body).await {
                 Outcome::Acked(response) => {
                     self.stats.batches_acked.fetch_add(1, Ordering::Relaxed);
-                    self.stats.records_acked.fetch_add(entry.records as u64, Ordering::Relaxed);
+                    self.stats
+                        .records_acked
+                        .fetch_add(entry.records as u64, Ordering::Relaxed);
                     self.stats.bytes_acked.fetch_add(body.len() as u64, Ordering::Relaxed);
                     if let Some(response) = response {
                         self.stats.duplicates.fetch_add(response.duplicates, Ordering::Relaxed);
@@ -219,7 +221,10 @@ mod tests {
     fn jitter_stays_within_half_and_full() {
         for _ in 0..100 {
             let wait = jittered(Duration::from_secs(2));
-            assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2), "{wait:?}");
+            assert!(
+                wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2),
+                "{wait:?}"
+            );
         }
     }
 

@@ -181,7 +181,10 @@ mod tests {
 
     #[test]
     fn units_parse() {
-        let sample = parse("name = \"x\"\n[[inner]]\nevery = \"1m\"\nsize = \"1MB\"\n[[inner]]\nevery = \"250ms\"\nsize = \"2MiB\"\n").unwrap();
+        let sample = parse(
+            "name = \"x\"\n[[inner]]\nevery = \"1m\"\nsize = \"1MB\"\n[[inner]]\nevery = \"250ms\"\nsize = \"2MiB\"\n",
+        )
+        .unwrap();
         assert_eq!(sample.inner[0].every.get(), Duration::from_secs(60));
         assert_eq!(sample.inner[0].size.bytes(), 1_000_000);
         assert_eq!(sample.inner[1].every.get(), Duration::from_millis(250));

@@ -1,1 +1,317 @@
-//! Helpers for the end-to-end tests in `tests/tests/`.
+//! Helpers for the end-to-end tests in `tests/tests/`: start the real
+//! `lookout-aggregator` and `lookout-agent` binaries as separate processes on
+//! loopback, stop or kill them by PID, wait on conditions with deadlines, and
+//! query the search API.
+//!
+//! The binaries are taken from the same target folder as the test itself, so
+//! `cargo build --workspace` must run before `cargo test` (`scripts/test.sh`
+//! does both).
+
+use serde_json::Value;
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The token the test configs use for ingest.
+pub const INGEST_TOKEN: &str = "test-ingest-token";
+/// The token the test configs use for the read API.
+pub const API_TOKEN: &str = "test-api-token";
+
+/// The path of a workspace binary built next to the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The loghub sample data beside the checkout (`../shared/data/loghub`).
+pub fn loghub_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/loghub");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the loghub data must sit beside the checkout",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh folder for one test, under the target folder (kept after the run
+/// for inspection, emptied at the next).
+pub fn test_dir(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let base = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .join("e2e");
+    let dir = base.join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("can create the test folder");
+    dir
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("can bind a loopback port");
+    listener.local_addr().expect("bound").port()
+}
+
+/// Polls `condition` every 100 ms until it holds; panics with `what` after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process that is killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    child: Option<Child>,
+    name: String,
+}
+
+impl Process {
+    fn spawn(name: &str, command: &mut Command, log: &Path) -> Process {
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("can open the log file");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(stderr.try_clone().expect("can clone a file handle"))
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {name}: {err}"));
+        Process {
+            child: Some(child),
+            name: name.to_string(),
+        }
+    }
+
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and wait (at most `limit`) for a clean exit; returns its status code.
+    pub fn terminate(&mut self, limit: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not stop within {limit:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An aggregator on a fixed loopback port, restartable on the same data.
+#[derive(Debug)]
+pub struct Aggregator {
+    /// Its base URL.
+    pub url: String,
+    dir: PathBuf,
+    process: Option<Process>,
+}
+
+impl Aggregator {
+    /// Writes a config in `dir` and starts the aggregator; waits for /healthz.
+    pub fn start(dir: &Path) -> Aggregator {
+        let port = free_port();
+        let config = format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            dir.join("data").display()
+        );
+        fs::write(dir.join("aggregator.toml"), config).expect("can write the aggregator config");
+        let mut aggregator = Aggregator {
+            url: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_path_buf(),
+            process: None,
+        };
+        aggregator.restart();
+        aggregator
+    }
+
+    /// Starts it again (after a stop or kill) and waits until it is ready.
+    pub fn restart(&mut self) {
+        let mut command = Command::new(binary("lookout-aggregator"));
+        command.arg("--config").arg(self.dir.join("aggregator.toml"));
+        command.env("RUST_LOG", "info");
+        self.process = Some(Process::spawn(
+            "lookout-aggregator",
+            &mut command,
+            &self.dir.join("aggregator.log"),
+        ));
+        let url = format!("{}/healthz", self.url);
+        wait_until("the aggregator to answer /healthz", Duration::from_secs(60), || {
+            http().get(&url).call().is_ok_and(|response| response.status() == 200)
+        });
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// SIGTERM and a clean exit.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.process.take()?.terminate(Duration::from_secs(30))
+    }
+
+    /// `GET /api/v1/logs/search` with the API token; panics unless 200.
+    pub fn search(&self, params: &[(&str, &str)]) -> Value {
+        self.get_json("/api/v1/logs/search", params)
+    }
+
+    /// A read API call with the API token; panics unless 200.
+    pub fn get_json(&self, path: &str, params: &[(&str, &str)]) -> Value {
+        let mut request = http()
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {API_TOKEN}"));
+        for (key, value) in params {
+            request = request.query(*key, *value);
+        }
+        let mut response = request.call().unwrap_or_else(|err| panic!("GET {path} failed: {err}"));
+        let status = response.status();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "GET {path} {params:?} answered {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|err| panic!("GET {path} answered non-JSON ({err}): {body}"))
+    }
+
+    /// Every hit of a query, paging through with `limit`/`offset`, oldest first.
+    pub fn all_messages(&self, query: &str) -> Vec<String> {
+        let mut messages = Vec::new();
+        loop {
+            let offset = messages.len().to_string();
+            let page = self.search(&[("q", query), ("limit", "10000"), ("offset", &offset), ("order", "asc")]);
+            let hits = page["hits"].as_array().cloned().unwrap_or_default();
+            if hits.is_empty() {
+                return messages;
+            }
+            messages.extend(
+                hits.iter()
+                    .map(|hit| hit["message"].as_str().unwrap_or_default().to_string()),
+            );
+        }
+    }
+
+    /// `total` of a query.
+    pub fn count(&self, query: &str) -> u64 {
+        self.search(&[("q", query), ("limit", "1")])["total"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+}
+
+/// A blocking HTTP client that returns 4xx/5xx answers instead of failing.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// An agent with a config written by the test.
+#[derive(Debug)]
+pub struct Agent {
+    dir: PathBuf,
+    process: Option<Process>,
+}
+
+impl Agent {
+    /// Writes `agent.toml` in `dir` (`sources` is TOML appended after the
+    /// connection settings) and starts the agent.
+    pub fn start(dir: &Path, aggregator_url: &str, sources: &str) -> Agent {
+        let config = format!(
+            "aggregator_url = \"{aggregator_url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"e2e-host\"\nstate_dir = \"{}\"\n{sources}\n",
+            dir.join("agent-state").display()
+        );
+        fs::write(dir.join("agent.toml"), config).expect("can write the agent config");
+        let mut agent = Agent {
+            dir: dir.to_path_buf(),
+            process: None,
+        };
+        agent.restart();
+        agent
+    }
+
+    /// Starts it again after a kill or stop.
+    pub fn restart(&mut self) {
+        let mut command = Command::new(binary("lookout-agent"));
+        command.arg("--config").arg(self.dir.join("agent.toml"));
+        command.env("RUST_LOG", "info");
+        self.process = Some(Process::spawn(
+            "lookout-agent",
+            &mut command,
+            &self.dir.join("agent.log"),
+        ));
+    }
+
+    /// SIGKILL: no flush, no checkpoint.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// SIGTERM and a clean exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.process.take()?.terminate(Duration::from_secs(30))
+    }
+}
+
+/// Numbers `seq=N` found in `messages`: how often each one occurs.
+pub fn count_sequence_numbers(messages: &[String]) -> std::collections::HashMap<u64, u32> {
+    let mut seen = std::collections::HashMap::new();
+    for message in messages {
+        if let Some(number) = message
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("seq=").and_then(|n| n.parse::<u64>().ok()))
+        {
+            *seen.entry(number).or_insert(0) += 1;
+        }
+    }
+    seen
+}

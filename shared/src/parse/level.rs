@@ -48,20 +48,7 @@ fn is_separator(c: u8) -> bool {
     c.is_ascii_whitespace()
         || matches!(
             c,
-            b'[' | b']'
-                | b'('
-                | b')'
-                | b'<'
-                | b'>'
-                | b'{'
-                | b'}'
-                | b'"'
-                | b'\''
-                | b':'
-                | b','
-                | b';'
-                | b'='
-                | b'|'
+            b'[' | b']' | b'(' | b')' | b'<' | b'>' | b'{' | b'}' | b'"' | b'\'' | b':' | b',' | b';' | b'=' | b'|'
         )
 }
 
@@ -122,8 +109,8 @@ fn word(token: &[u8]) -> Option<Level> {
         *dst = src.to_ascii_lowercase();
     }
     Some(match &lower[..token.len()] {
-        b"error" | b"err" | b"fatal" | b"crit" | b"critical" | b"alert" | b"emerg"
-        | b"emergency" | b"severe" | b"failure" | b"panic" => Level::Error,
+        b"error" | b"err" | b"fatal" | b"crit" | b"critical" | b"alert" | b"emerg" | b"emergency" | b"severe"
+        | b"failure" | b"panic" => Level::Error,
         b"warn" | b"warning" => Level::Warn,
         b"info" | b"notice" | b"informational" => Level::Info,
         b"debug" => Level::Debug,
@@ -160,8 +147,7 @@ fn labels_message(b: &[u8], start: usize, end: usize) -> bool {
     }
     let before = &b[..start];
     let trimmed = before.trim_ascii_end();
-    before.is_empty()
-        || (trimmed.len() < before.len() && matches!(trimmed.last(), Some(b':' | b']')))
+    before.is_empty() || (trimmed.len() < before.len() && matches!(trimmed.last(), Some(b':' | b']')))
 }
 
 /// The token is the value of a key such as `level`: `level=warn`,
@@ -235,9 +221,7 @@ fn syslog_priority(b: &[u8]) -> Option<Level> {
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let pri = digits
-        .iter()
-        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    let pri = digits.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
     if pri > 191 {
         return None;
     }

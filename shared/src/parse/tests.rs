@@ -96,18 +96,33 @@ fn level_syslog() {
     let failed = "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186";
     assert_eq!(detect_level(failed), None);
     // The syslog priority is the fallback: <11> is facility 1, severity 3 (err).
-    assert_eq!(detect_level("<11>Jan  1 00:00:00 host app: disk gone"), Some(Level::Error));
-    assert_eq!(detect_level("<14>1 2024-01-01T00:00:00Z host app - - - started"), Some(Level::Info));
-    assert_eq!(detect_level("<15>Jan  1 00:00:00 host app: DEBUG x"), Some(Level::Debug));
+    assert_eq!(
+        detect_level("<11>Jan  1 00:00:00 host app: disk gone"),
+        Some(Level::Error)
+    );
+    assert_eq!(
+        detect_level("<14>1 2024-01-01T00:00:00Z host app - - - started"),
+        Some(Level::Info)
+    );
+    assert_eq!(
+        detect_level("<15>Jan  1 00:00:00 host app: DEBUG x"),
+        Some(Level::Debug)
+    );
     // An explicit word beats the priority.
-    assert_eq!(detect_level("<14>Jan  1 00:00:00 host app: ERROR boom"), Some(Level::Error));
+    assert_eq!(
+        detect_level("<14>Jan  1 00:00:00 host app: ERROR boom"),
+        Some(Level::Error)
+    );
     assert_eq!(detect_level("<999>Jan  1 00:00:00 host app: x"), None);
 }
 
 #[test]
 fn level_json_and_logfmt() {
     assert_eq!(detect_level(r#"{"level":"error","msg":"boom"}"#), Some(Level::Error));
-    assert_eq!(detect_level(r#"{"severity": "WARNING", "msg": "x"}"#), Some(Level::Warn));
+    assert_eq!(
+        detect_level(r#"{"severity": "WARNING", "msg": "x"}"#),
+        Some(Level::Warn)
+    );
     assert_eq!(detect_level(r#"{"lvl":"dbug","msg":"x"}"#), None);
     assert_eq!(detect_level(r#"{"lvl":"debug","msg":"x"}"#), Some(Level::Debug));
     // The message comes first and mentions an error; the level key decides.
@@ -115,16 +130,31 @@ fn level_json_and_logfmt() {
     assert_eq!(detect_level(&long), Some(Level::Info));
     // Level-like words elsewhere in JSON are not levels.
     assert_eq!(detect_level(r#"{"msg":"ERROR in [error]","status":"error"}"#), None);
-    assert_eq!(detect_level("ts=2024-01-01T00:00:00Z level=warn msg=\"slow\""), Some(Level::Warn));
+    assert_eq!(
+        detect_level("ts=2024-01-01T00:00:00Z level=warn msg=\"slow\""),
+        Some(Level::Warn)
+    );
     assert_eq!(detect_level("time=\"x\" level=\"Error\" msg=x"), Some(Level::Error));
 }
 
 #[test]
 fn level_klog() {
-    assert_eq!(detect_level("E0102 15:04:05.123456   12 server.go:42] failed"), Some(Level::Error));
-    assert_eq!(detect_level("W0102 15:04:05.123456   12 server.go:42] slow"), Some(Level::Warn));
-    assert_eq!(detect_level("I0102 15:04:05.123456   12 server.go:42] error count 0"), Some(Level::Info));
-    assert_eq!(detect_level("F0102 15:04:05.123456   12 server.go:42] dying"), Some(Level::Error));
+    assert_eq!(
+        detect_level("E0102 15:04:05.123456   12 server.go:42] failed"),
+        Some(Level::Error)
+    );
+    assert_eq!(
+        detect_level("W0102 15:04:05.123456   12 server.go:42] slow"),
+        Some(Level::Warn)
+    );
+    assert_eq!(
+        detect_level("I0102 15:04:05.123456   12 server.go:42] error count 0"),
+        Some(Level::Info)
+    );
+    assert_eq!(
+        detect_level("F0102 15:04:05.123456   12 server.go:42] dying"),
+        Some(Level::Error)
+    );
 }
 
 #[test]
@@ -137,7 +167,10 @@ fn level_is_the_stated_one_not_a_word_of_the_message() {
     assert_eq!(detect_level("user error in input"), None);
     assert_eq!(detect_level("the connection had an error: reset"), None);
     // Part of a longer identifier is not a level.
-    assert_eq!(detect_level("ERROR_CODE=5 org.example.Error no-error INFORMATIONAL_X"), None);
+    assert_eq!(
+        detect_level("ERROR_CODE=5 org.example.Error no-error INFORMATIONAL_X"),
+        None
+    );
 }
 
 #[test]
@@ -283,7 +316,9 @@ fn time_hdfs_spark_bgl() {
     // BGL: the epoch field is the instant (the detailed field is Pacific
     // local time); its microseconds are kept.
     assert_eq!(
-        time("- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO x"),
+        time(
+            "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO x"
+        ),
         Some(ts("2005-06-03T22:42:50.675872Z"))
     );
 }
@@ -294,8 +329,14 @@ fn time_json_logfmt_klog() {
         time(r#"{"msg":"x","time":"2024-01-01T00:00:00.5Z"}"#),
         Some(ts("2024-01-01T00:00:00.5Z"))
     );
-    assert_eq!(time(r#"{"ts":1700000000.25,"msg":"x"}"#), Some(ts("2023-11-14T22:13:20.25Z")));
-    assert_eq!(time(r#"{"timestamp": 1700000000123}"#), Some(ts("2023-11-14T22:13:20.123Z")));
+    assert_eq!(
+        time(r#"{"ts":1700000000.25,"msg":"x"}"#),
+        Some(ts("2023-11-14T22:13:20.25Z"))
+    );
+    assert_eq!(
+        time(r#"{"timestamp": 1700000000123}"#),
+        Some(ts("2023-11-14T22:13:20.123Z"))
+    );
     assert_eq!(
         time("level=info ts=2024-01-01T00:00:00Z msg=x"),
         Some(ts("2024-01-01T00:00:00Z"))

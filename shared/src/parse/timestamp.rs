@@ -52,9 +52,7 @@ fn at_start(b: &[u8], reference: Timestamp) -> Option<Timestamp> {
             let inner = &b[1..];
             ctime(inner).or_else(|| iso(inner)).or_else(|| access_time(inner))
         }
-        _ => syslog(b, reference)
-            .or_else(|| ctime(b))
-            .or_else(|| klog(b, reference)),
+        _ => syslog(b, reference).or_else(|| ctime(b)).or_else(|| klog(b, reference)),
     }
 }
 
@@ -109,11 +107,7 @@ fn hdfs(b: &[u8]) -> Option<Timestamp> {
 
 /// POSIX `%y`: 69-99 are 1969-1999, 00-68 are 2000-2068.
 fn two_digit_year(yy: u32) -> i32 {
-    if yy >= 69 {
-        1900 + yy as i32
-    } else {
-        2000 + yy as i32
-    }
+    if yy >= 69 { 1900 + yy as i32 } else { 2000 + yy as i32 }
 }
 
 /// `Jun 14 15:16:01`, `Jun  4 15:16:01` (BSD syslog, no year).
@@ -275,15 +269,7 @@ fn unix_time(b: &[u8]) -> Option<Timestamp> {
 /// `reference`, unless that puts the time more than a day after `reference`
 /// (a December line read in January), then the year before. A day of slack
 /// allows for clocks and zones that differ between writer and reader.
-fn without_year(
-    month: u32,
-    day: u32,
-    h: u32,
-    m: u32,
-    s: u32,
-    nanos: u32,
-    reference: Timestamp,
-) -> Option<Timestamp> {
+fn without_year(month: u32, day: u32, h: u32, m: u32, s: u32, nanos: u32, reference: Timestamp) -> Option<Timestamp> {
     let year = civil_year(reference.as_second());
     civil_to_timestamp(year, month, day, h, m, s, nanos, 0)
         .filter(|t| t.as_second() <= reference.as_second() + SECONDS_PER_DAY)
@@ -304,19 +290,11 @@ fn civil_to_timestamp(
     nanos: u32,
     offset: i32,
 ) -> Option<Timestamp> {
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || h > 23
-        || m > 59
-        || s > 60
-    {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
-    let second = days * SECONDS_PER_DAY
-        + i64::from(h * 3600 + m * 60 + s.min(59))
-        - i64::from(offset);
+    let second = days * SECONDS_PER_DAY + i64::from(h * 3600 + m * 60 + s.min(59)) - i64::from(offset);
     Timestamp::new(second, nanos as i32).ok()
 }
 
@@ -405,11 +383,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.pos += n;
-        Some(
-            digits
-                .iter()
-                .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')),
-        )
+        Some(digits.iter().fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0')))
     }
 
     /// A day of month as `04`, `4` or space-padded ` 4` (syslog, ctime).
@@ -462,8 +436,8 @@ impl<'a> Cursor<'a> {
     /// A `.123` or `,123` fraction of a second as nanoseconds (0 if absent).
     /// Digits past nanoseconds are consumed and dropped.
     fn fraction(&mut self) -> u32 {
-        let has_fraction = matches!(self.peek(), Some(b'.' | b','))
-            && self.b.get(self.pos + 1).is_some_and(u8::is_ascii_digit);
+        let has_fraction =
+            matches!(self.peek(), Some(b'.' | b',')) && self.b.get(self.pos + 1).is_some_and(u8::is_ascii_digit);
         if !has_fraction {
             return 0;
         }

@@ -99,9 +99,33 @@ mod tests {
 
     #[test]
     fn roots_stop_at_the_first_glob_component() {
-        assert_eq!(root_of("/var/log/app/*.log"), Root { dir: "/var/log/app".into(), depth: 0 });
-        assert_eq!(root_of("/var/log/**/*.log"), Root { dir: "/var/log".into(), depth: MAX_DEPTH });
-        assert_eq!(root_of("/srv/*/logs/*.log"), Root { dir: "/srv".into(), depth: 2 });
-        assert_eq!(root_of("/var/log/syslog"), Root { dir: "/var/log".into(), depth: 0 });
+        assert_eq!(
+            root_of("/var/log/app/*.log"),
+            Root {
+                dir: "/var/log/app".into(),
+                depth: 0
+            }
+        );
+        assert_eq!(
+            root_of("/var/log/**/*.log"),
+            Root {
+                dir: "/var/log".into(),
+                depth: MAX_DEPTH
+            }
+        );
+        assert_eq!(
+            root_of("/srv/*/logs/*.log"),
+            Root {
+                dir: "/srv".into(),
+                depth: 2
+            }
+        );
+        assert_eq!(
+            root_of("/var/log/syslog"),
+            Root {
+                dir: "/var/log".into(),
+                depth: 0
+            }
+        );
     }
 }

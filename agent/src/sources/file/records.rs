@@ -88,7 +88,13 @@ impl RecordReader {
     /// Reads at most `limit` bytes from `file` (positioned at
     /// [`read_offset`](Self::read_offset)) and emits the records completed.
     /// Returns how many bytes were read.
-    pub fn fill_from(&mut self, file: &mut impl Read, limit: usize, now: Instant, out: &mut Vec<Record>) -> io::Result<usize> {
+    pub fn fill_from(
+        &mut self,
+        file: &mut impl Read,
+        limit: usize,
+        now: Instant,
+        out: &mut Vec<Record>,
+    ) -> io::Result<usize> {
         let old_len = self.buf.len();
         self.buf.resize(old_len + limit, 0);
         let read = match file.read(&mut self.buf[old_len..]) {
@@ -221,7 +227,11 @@ impl RecordReader {
 }
 
 fn cap(line: &[u8], max: usize) -> (&[u8], bool) {
-    if line.len() > max { (&line[..max], true) } else { (line, false) }
+    if line.len() > max {
+        (&line[..max], true)
+    } else {
+        (line, false)
+    }
 }
 
 #[cfg(test)]
@@ -292,7 +302,10 @@ mod tests {
         let mut reader = RecordReader::new(0, 1024, Some(multiline));
         let text = b"2024-01-01 ERROR boom\njava.lang.X: y\n\tat a.b(C.java:1)\n2024-01-01 INFO fine\n";
         let records = read_all(&mut reader, &[text]);
-        assert_eq!(messages(&records), ["2024-01-01 ERROR boom\njava.lang.X: y\n\tat a.b(C.java:1)"]);
+        assert_eq!(
+            messages(&records),
+            ["2024-01-01 ERROR boom\njava.lang.X: y\n\tat a.b(C.java:1)"]
+        );
         assert!(reader.has_pending());
         assert_eq!(reader.settled_offset(), 55, "the pending record is not settled");
         let mut out = Vec::new();

@@ -27,10 +27,10 @@ use crate::checkpoint::{AckTracker, StreamMeta, now_ms};
 use crate::config::{CompiledSource, StartAt};
 use crate::rotate;
 use lookout_shared::wire::stream_id;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -79,6 +79,9 @@ pub struct TailerParts {
     pub rescan: Arc<AtomicBool>,
     /// Adds a folder to the file watcher; returns whether it is watched.
     pub watch: Box<dyn FnMut(&Root) -> bool + Send>,
+    /// When the checkpoints this run resumes from were saved (less a margin);
+    /// `None` on the first start.
+    pub resumed_from: Option<SystemTime>,
     /// Raised to stop.
     pub stop: Arc<AtomicBool>,
     /// Counters.
@@ -111,6 +114,9 @@ struct TailedFile {
     found_at_first_start: bool,
     /// Set after a truncation: the next identity is a new generation.
     truncated: bool,
+    /// An identity and offset decided before the file was opened (a copy
+    /// that continues a checkpointed stream).
+    preset: Option<(StreamMeta, u64)>,
 }
 
 /// The tailer; [`Tailer::run`] is its thread.
@@ -248,45 +254,74 @@ impl Tailer {
             born,
             found_at_first_start: self.parts.first_start && !self.first_scan_done,
             truncated: false,
+            preset: None,
         };
         self.files.insert(key, tailed);
-        self.parts.stats.files_open.store(self.files.len() as u64, Ordering::Relaxed);
+        self.parts
+            .stats
+            .files_open
+            .store(self.files.len() as u64, Ordering::Relaxed);
     }
 
-    /// After a restart: checkpointed files that were rotated out of the globs
-    /// while the agent was down, found by inode in their old folder.
+    /// After a restart: files rotated out of the globs while the agent was
+    /// down, in the folders of checkpointed files. Each is read to its end:
+    /// - a checkpointed file under another name (same inode and fingerprint);
+    /// - a copytruncate copy of a checkpointed file (same fingerprint, another
+    ///   inode), from the checkpointed offset on, as the same stream;
+    /// - a rotated sibling (`X.N` of a followed `X`) nobody has read, written
+    ///   after the last checkpoint: created and rotated away in the downtime.
     fn recover_rotated_away(&mut self) {
-        let open_streams: HashSet<String> = self
-            .files
-            .values()
-            .filter_map(|tailed| tailed.identity.as_ref().map(|identity| identity.stream.clone()))
-            .collect();
+        let Some(since) = self.parts.resumed_from else {
+            return;
+        };
         let entries = self.acks().entries();
-        for (meta, offset) in entries {
-            if open_streams.contains(&meta.stream) {
-                continue;
-            }
-            let Some(dir) = meta.path.parent() else {
-                continue;
-            };
-            let Ok(listing) = fs::read_dir(dir) else {
+        let dirs: BTreeSet<PathBuf> = entries
+            .iter()
+            .filter_map(|(meta, _)| meta.path.parent().map(Path::to_path_buf))
+            .collect();
+        for dir in dirs {
+            let Ok(listing) = fs::read_dir(&dir) else {
                 continue;
             };
-            for entry in listing.flatten() {
-                let path = entry.path();
-                let Ok(metadata) = fs::metadata(&path) else {
+            for path in listing.flatten().map(|entry| entry.path()) {
+                let Some((key, fingerprint, size)) = fingerprint_of(&path) else {
                     continue;
                 };
-                let key = FileKey::of(&metadata);
-                if metadata.ino() != meta.inode || metadata.len() <= offset || self.files.contains_key(&key) {
+                if self.files.contains_key(&key) {
                     continue;
                 }
-                let Some(source) = self.parts.sources.iter().position(|source| source.matches(&meta.path)) else {
+                let same_file = entries
+                    .iter()
+                    .find(|(meta, _)| meta.inode == key.ino && meta.fingerprint == fingerprint);
+                let copy_of = entries
+                    .iter()
+                    .find(|(meta, _)| meta.inode != key.ino && meta.fingerprint == fingerprint);
+                let (original, preset) = match (same_file, copy_of) {
+                    (Some((meta, offset)), _) if size > *offset => (meta.path.clone(), None),
+                    (Some(_), _) => continue,
+                    (None, Some((meta, offset))) if size > *offset => {
+                        (meta.path.clone(), Some((meta.clone(), *offset)))
+                    }
+                    (None, Some(_)) => continue,
+                    (None, None) => {
+                        let written_since = fs::metadata(&path)
+                            .and_then(|metadata| metadata.modified())
+                            .is_ok_and(|modified| modified >= since);
+                        match rotate::original_of(&path) {
+                            Some(original) if written_since => (original, None),
+                            _ => continue,
+                        }
+                    }
+                };
+                let Some(source) = self.parts.sources.iter().position(|source| source.matches(&original)) else {
                     continue;
                 };
                 if let Ok(file) = File::open(&path) {
-                    tracing::info!(file = %path.display(), was = %meta.path.display(), "reading the rest of a file rotated while the agent was down");
-                    self.open(file, key, meta.path.clone(), source, Some(Instant::now()));
+                    tracing::info!(file = %path.display(), was = %original.display(), "reading the rest of a file rotated while the agent was down");
+                    self.open(file, key, original, source, Some(Instant::now()));
+                    if let Some(tailed) = self.files.get_mut(&key) {
+                        tailed.preset = preset;
+                    }
                 }
             }
         }
@@ -317,12 +352,21 @@ impl Tailer {
                 self.finished.insert(key, size);
             }
         }
-        self.parts.stats.files_open.store(self.files.len() as u64, Ordering::Relaxed);
+        self.parts
+            .stats
+            .files_open
+            .store(self.files.len() as u64, Ordering::Relaxed);
         Ok((more, rotated))
     }
 
     /// Returns whether to keep the file open (not: it is compressed data).
-    fn poll_file(&mut self, tailed: &mut TailedFile, now: Instant, more: &mut bool, rotated: &mut bool) -> Result<bool, SendError> {
+    fn poll_file(
+        &mut self,
+        tailed: &mut TailedFile,
+        now: Instant,
+        more: &mut bool,
+        rotated: &mut bool,
+    ) -> Result<bool, SendError> {
         if tailed.identity.is_none() {
             match self.resolve(tailed) {
                 Ok(true) => {}
@@ -371,6 +415,9 @@ impl Tailer {
         };
         let size = tailed.file.metadata().map_or(0, |metadata| metadata.len());
         let source = &self.parts.sources[tailed.source];
+        if let Some((meta, offset)) = tailed.preset.take() {
+            return Ok(self.start_reading(tailed, meta, offset));
+        }
         let known = self.acks().lookup(tailed.key.ino, fingerprint);
         let (generation, start) = match known {
             Some((generation, _)) if tailed.truncated => (generation + 1, 0),
@@ -381,10 +428,22 @@ impl Tailer {
             }
             None => (0, 0),
         };
-        let stream = stream_id(&self.parts.host, tailed.key.ino, fingerprint, generation);
+        let meta = StreamMeta {
+            stream: stream_id(&self.parts.host, tailed.key.ino, fingerprint, generation),
+            inode: tailed.key.ino,
+            fingerprint,
+            generation,
+            path: tailed.path.clone(),
+        };
+        Ok(self.start_reading(tailed, meta, start))
+    }
+
+    /// Positions the file at `start` and registers its stream.
+    fn start_reading(&mut self, tailed: &mut TailedFile, meta: StreamMeta, start: u64) -> bool {
+        let source = &self.parts.sources[tailed.source];
         if let Err(err) = tailed.file.seek(SeekFrom::Start(start)) {
             tracing::warn!(file = %tailed.path.display(), error = %err, "cannot seek in a log file");
-            return Ok(false);
+            return false;
         }
         let multiline = match (&source.multiline_start, &source.config.multiline) {
             (Some(start), Some(config)) => Some(Multiline {
@@ -396,17 +455,13 @@ impl Tailer {
         tailed.reader = RecordReader::new(start, source.config.max_record_bytes.bytes() as usize, multiline);
         tailed.chunk_start = start;
         tailed.truncated = false;
-        tracing::info!(file = %tailed.path.display(), %stream, offset = start, "reading");
-        let meta = StreamMeta {
-            stream: stream.clone(),
-            inode: tailed.key.ino,
-            fingerprint,
-            generation,
-            path: tailed.path.clone(),
-        };
+        tracing::info!(file = %tailed.path.display(), stream = %meta.stream, offset = start, "reading");
+        tailed.identity = Some(Identity {
+            stream: meta.stream.clone(),
+            fingerprint: meta.fingerprint,
+        });
         self.acks().register(meta, start);
-        tailed.identity = Some(Identity { stream, fingerprint });
-        Ok(true)
+        true
     }
 
     /// Reads up to `budget` bytes; returns whether the file's end was reached.
@@ -472,7 +527,11 @@ impl Tailer {
                 match File::open(&copy).and_then(|mut file| file.seek(SeekFrom::Start(read_offset)).map(|_| file)) {
                     Ok(mut file) => {
                         let before = tailed.reader.read_offset();
-                        while let Ok(read) = tailed.reader.fill_from(&mut file, READ_CHUNK, Instant::now(), &mut self.records) {
+                        while let Ok(read) =
+                            tailed
+                                .reader
+                                .fill_from(&mut file, READ_CHUNK, Instant::now(), &mut self.records)
+                        {
                             if read == 0 {
                                 break;
                             }
@@ -480,7 +539,9 @@ impl Tailer {
                         }
                         tracing::info!(file = %tailed.path.display(), copy = %copy.display(), bytes = tailed.reader.read_offset() - before, "file was truncated; read its unread tail from the copy");
                     }
-                    Err(err) => tracing::warn!(copy = %copy.display(), error = %err, "cannot read the copy of a truncated file"),
+                    Err(err) => {
+                        tracing::warn!(copy = %copy.display(), error = %err, "cannot read the copy of a truncated file")
+                    }
                 }
             } else {
                 tracing::info!(file = %tailed.path.display(), "file was truncated; reading it again from the start");
@@ -502,7 +563,10 @@ impl Tailer {
         };
         let too_big = policy.max_size.is_some_and(|max| size >= max.bytes());
         let too_old = policy.max_age.is_some_and(|max_age| {
-            size > 0 && SystemTime::now().duration_since(tailed.born).is_ok_and(|age| age >= max_age.get())
+            size > 0
+                && SystemTime::now()
+                    .duration_since(tailed.born)
+                    .is_ok_and(|age| age >= max_age.get())
         });
         too_big || too_old
     }
@@ -538,7 +602,10 @@ impl Tailer {
             .filter(|tailed| {
                 tailed.gone_since.is_some()
                     && now.duration_since(tailed.last_growth) >= self.parts.rotate_wait
-                    && tailed.file.metadata().is_ok_and(|metadata| metadata.len() <= tailed.reader.read_offset())
+                    && tailed
+                        .file
+                        .metadata()
+                        .is_ok_and(|metadata| metadata.len() <= tailed.reader.read_offset())
             })
             .map(|tailed| tailed.key)
             .collect();
@@ -584,7 +651,12 @@ fn end_of_last_line(file: &File, size: u64) -> u64 {
 /// The copy copytruncate made of a file: same first line, another inode, at
 /// least as long as what was read of the original.
 fn find_copy(dir: &Path, fingerprint: u64, ino: u64, min_size: u64) -> Option<PathBuf> {
-    fs::read_dir(dir).ok()?.flatten().map(|entry| entry.path()).find(|path| {
-        fingerprint_of(path).is_some_and(|(key, found, size)| key.ino != ino && found == fingerprint && size >= min_size)
-    })
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            fingerprint_of(path)
+                .is_some_and(|(key, found, size)| key.ino != ino && found == fingerprint && size >= min_size)
+        })
 }

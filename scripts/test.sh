@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs Lookout's whole test suite on this machine: installs the real components
+# the tests start (logrotate), builds both binaries (the end-to-end tests run
+# them as separate processes), then runs every test of the workspace, after the
+# formatting and lint checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=()
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || packages+=(logrotate)
+if [ ${#packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2
+    exit 1
+  fi
+  echo "installing ${packages[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo build --workspace --bins
+cargo test --workspace

@@ -1,0 +1,336 @@
+//! `lookout-bench`: the figures of BENCHMARKS.md, measured on this machine with
+//! the release binaries (`cargo build --release --workspace` first).
+//!
+//! - `lookout-bench agent FILE`: the agent ships FILE to an HTTP sink that
+//!   acknowledges at once; prints lines/s, MiB/s, CPU seconds, lines per
+//!   CPU-second and peak RSS of the agent. Done when the agent's checkpoint
+//!   reaches the end of the file (every byte acknowledged).
+//! - `lookout-bench pipeline FILE`: the agent ships FILE to a real aggregator;
+//!   prints end-to-end lines/s until every line is searchable, the time from a
+//!   line written to it being searchable (p50 over 10 lines), and search latency
+//!   (p50/p99 over 200 term queries) on what was indexed.
+//!
+//! Make FILE with `python3 ../shared/bench/make-dataset.py FILE N`.
+
+use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
+use serde_json::Value;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: lookout-bench agent|pipeline FILE");
+        std::process::exit(2);
+    };
+    let file = fs::canonicalize(file).unwrap_or_else(|err| panic!("{file}: {err}"));
+    match mode.as_str() {
+        "agent" => bench_agent(&file),
+        "pipeline" => bench_pipeline(&file),
+        other => {
+            eprintln!("unknown mode {other}: agent or pipeline");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn release_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    let path = exe.parent().expect("in a folder").join(name);
+    assert!(
+        path.exists(),
+        "{} missing: cargo build --release --workspace",
+        path.display()
+    );
+    path
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lookout-bench-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn count_lines(file: &Path) -> u64 {
+    let mut reader = BufReader::with_capacity(1 << 20, fs::File::open(file).expect("dataset"));
+    let mut lines = 0;
+    loop {
+        let buffer = reader.fill_buf().expect("read");
+        if buffer.is_empty() {
+            return lines;
+        }
+        lines += newline_count(buffer);
+        let consumed = buffer.len();
+        reader.consume(consumed);
+    }
+}
+
+fn newline_count(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Starts the agent on `file` (read from its beginning) against `url`.
+fn start_agent(dir: &Path, url: &str, file: &Path) -> Child {
+    let config = format!(
+        "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"bench\"\nstate_dir = \"{}\"\n[[logs]]\npaths = [\"{}\"]\n",
+        dir.join("agent-state").display(),
+        file.display()
+    );
+    fs::write(dir.join("agent.toml"), config).expect("config");
+    Command::new(release_binary("lookout-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(fs::File::create(dir.join("agent.log")).expect("log"))
+        .spawn()
+        .expect("agent starts")
+}
+
+/// The offset the agent's checkpoint has reached for its only file.
+fn checkpoint_offset(dir: &Path) -> u64 {
+    let Ok(text) = fs::read_to_string(dir.join("agent-state/checkpoints.json")) else {
+        return 0;
+    };
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    value["streams"]
+        .as_array()
+        .map(|streams| streams.iter().filter_map(|s| s["offset"].as_u64()).max().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) and peak RSS (kB) of a running process.
+fn process_usage(pid: u32) -> (f64, u64) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    (ticks / 100.0, peak)
+}
+
+/// A minimal HTTP/1.1 sink on loopback that reads each request body and
+/// answers 200 at once, counting requests.
+fn null_sink(requests: Arc<AtomicU64>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let requests = Arc::clone(&requests);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut writer = stream;
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    let answer = "{\"accepted\":0,\"duplicates\":0}";
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn bench_agent(file: &Path) {
+    let size = fs::metadata(file).expect("dataset").len();
+    let lines = count_lines(file);
+    let dir = work_dir("agent");
+    let requests = Arc::new(AtomicU64::new(0));
+    let port = null_sink(Arc::clone(&requests));
+    let started = Instant::now();
+    let mut agent = start_agent(&dir, &format!("http://127.0.0.1:{port}"), file);
+    let pid = agent.id();
+    let mut usage = (0.0, 0);
+    wait_until("the agent to ship the whole file", Duration::from_secs(1800), || {
+        usage = process_usage(pid);
+        checkpoint_offset(&dir) >= size
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let (cpu, rss_kb) = usage;
+    println!(
+        "agent → null HTTP sink: {lines} lines, {:.1} MiB, {} requests",
+        size as f64 / 1048576.0,
+        requests.load(Ordering::Relaxed)
+    );
+    println!(
+        "| lookout-agent | tail → http (json, zstd) → null HTTP sink | {wall:.1} s | {:.0} k | {:.0} | {cpu:.1} | {:.0} k | {:.0} MB |",
+        lines as f64 / wall / 1000.0,
+        size as f64 / 1048576.0 / wall,
+        lines as f64 / cpu.max(0.001) / 1000.0,
+        rss_kb as f64 / 1000.0
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+fn bench_pipeline(file: &Path) {
+    let lines = count_lines(file);
+    let dir = work_dir("pipeline");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    fs::write(
+        dir.join("aggregator.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("config");
+    let mut aggregator = Command::new(release_binary("lookout-aggregator"))
+        .arg("--config")
+        .arg(dir.join("aggregator.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(fs::File::create(dir.join("aggregator.log")).expect("log"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("aggregator starts");
+    wait_until("aggregator ready", Duration::from_secs(60), || {
+        http()
+            .get(format!("{url}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    let count = |query: &str| -> u64 {
+        let mut response = http()
+            .get(format!("{url}/api/v1/logs/search"))
+            .header("Authorization", format!("Bearer {API_TOKEN}"))
+            .query("q", query)
+            .query("limit", "1")
+            .call()
+            .expect("search");
+        let body: Value = response.body_mut().read_json().expect("json");
+        body["total"].as_u64().unwrap_or(0)
+    };
+
+    let live = dir.join("live.log");
+    fs::write(&live, "bench live file start\n").expect("live file");
+    let started = Instant::now();
+    let mut agent = start_agent(&dir, &url, file);
+    wait_until("every line searchable", Duration::from_secs(3600), || {
+        std::thread::sleep(Duration::from_millis(400));
+        count("") >= lines
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let size = fs::metadata(file).expect("dataset").len();
+    let (agg_cpu, agg_rss) = process_usage(aggregator.id());
+    println!(
+        "pipeline: {lines} lines in {wall:.1} s: {:.0} lines/s, {:.1} MiB/s end to end (aggregator {agg_cpu:.1} CPU-s, peak RSS {:.0} MB)",
+        lines as f64 / wall,
+        size as f64 / 1048576.0 / wall,
+        agg_rss as f64 / 1000.0
+    );
+
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let config = fs::read_to_string(dir.join("agent.toml")).expect("config");
+    fs::write(
+        dir.join("agent.toml"),
+        config.replace(&file.display().to_string(), &live.display().to_string()),
+    )
+    .expect("config");
+    let mut agent = Command::new(release_binary("lookout-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(
+            fs::File::options()
+                .append(true)
+                .open(dir.join("agent.log"))
+                .expect("log"),
+        )
+        .spawn()
+        .expect("agent starts");
+    let mut to_searchable = Vec::new();
+    for round in 0..10 {
+        let marker = format!("freshmarker{round}x");
+        let written = Instant::now();
+        let mut handle = fs::File::options().append(true).open(&live).expect("live");
+        writeln!(handle, "2026-11-22T10:00:00Z INFO {marker}").expect("write");
+        drop(handle);
+        wait_until("the fresh line", Duration::from_secs(30), || count(&marker) == 1);
+        to_searchable.push(written.elapsed().as_secs_f64() * 1000.0);
+    }
+    to_searchable.sort_by(f64::total_cmp);
+    println!(
+        "time to searchable: p50 {:.0} ms, max {:.0} ms",
+        to_searchable[5], to_searchable[9]
+    );
+
+    let terms = [
+        "error",
+        "session",
+        "block",
+        "terminating",
+        "failed",
+        "connection",
+        "kernel",
+        "INFO",
+        "user",
+        "received",
+    ];
+    let mut latencies = Vec::new();
+    for round in 0..200 {
+        let term = terms[round % terms.len()];
+        let asked = Instant::now();
+        let mut response = http()
+            .get(format!("{url}/api/v1/logs/search"))
+            .header("Authorization", format!("Bearer {API_TOKEN}"))
+            .query("q", term)
+            .call()
+            .expect("search");
+        let _: Value = response.body_mut().read_json().expect("json");
+        latencies.push(asked.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "search (term query, limit 100, {lines} lines): p50 {:.1} ms, p99 {:.1} ms",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    let _ = fs::remove_dir_all(&dir);
+}
