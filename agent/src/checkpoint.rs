@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What identifies a file across renames and restarts (see `lookout_shared::wire::stream_id`).
@@ -56,6 +57,8 @@ const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 #[derive(Debug)]
 pub struct CheckpointStore {
     path: PathBuf,
+    /// Serialises writers, so snapshots reach the disk in the order taken.
+    writing: Mutex<()>,
 }
 
 impl CheckpointStore {
@@ -76,7 +79,13 @@ impl CheckpointStore {
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
             Err(err) => return Err(err),
         };
-        Ok((CheckpointStore { path }, existing))
+        Ok((
+            CheckpointStore {
+                path,
+                writing: Mutex::new(()),
+            },
+            existing,
+        ))
     }
 
     /// When the checkpoint file was last written.
@@ -84,8 +93,18 @@ impl CheckpointStore {
         fs::metadata(&self.path).and_then(|metadata| metadata.modified()).ok()
     }
 
+    /// Saves what `acks` holds now, if it changed since the last save.
+    pub fn save_from(&self, acks: &Mutex<AckTracker>) -> io::Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let snapshot = acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take_snapshot();
+        match snapshot {
+            Some(streams) => self.write(streams),
+            None => Ok(()),
+        }
+    }
+
     /// Replaces the checkpoint file with `streams`, atomically and durably.
-    pub fn save(&self, streams: Vec<StreamCheckpoint>) -> io::Result<()> {
+    fn write(&self, streams: Vec<StreamCheckpoint>) -> io::Result<()> {
         let body = serde_json::to_vec(&CheckpointFile { version: 1, streams })?;
         let temp = self.path.with_extension("json.tmp");
         let mut file = File::create(&temp)?;
@@ -318,10 +337,10 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let (store, existing) = CheckpointStore::open(&dir).unwrap();
         assert!(existing.is_none());
-        let mut acks = AckTracker::default();
-        acks.register(meta("s"), 42);
-        store.save(acks.take_snapshot().unwrap()).unwrap();
-        assert!(acks.take_snapshot().is_none(), "nothing changed since");
+        let acks = Mutex::new(AckTracker::default());
+        acks.lock().unwrap().register(meta("s"), 42);
+        store.save_from(&acks).unwrap();
+        assert!(acks.lock().unwrap().take_snapshot().is_none(), "nothing changed since");
         let (_, existing) = CheckpointStore::open(&dir).unwrap();
         let restored = AckTracker::from_checkpoints(existing.unwrap());
         assert_eq!(restored.lookup(7, 9), Some((0, 42)));

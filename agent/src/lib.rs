@@ -81,6 +81,7 @@ pub async fn run(
     std::fs::create_dir_all(&state_dir).map_err(state_error("cannot create the state folder", &state_dir))?;
     let (store, checkpoints) =
         CheckpointStore::open(&state_dir).map_err(state_error("cannot read the checkpoints", &state_dir))?;
+    let store = Arc::new(store);
     let first_start = checkpoints.is_none();
     let acks = Arc::new(Mutex::new(AckTracker::from_checkpoints(
         checkpoints.unwrap_or_default(),
@@ -111,6 +112,7 @@ pub async fn run(
         host: host.clone(),
         sources,
         acks: Arc::clone(&acks),
+        checkpoints: Arc::clone(&store),
         first_start,
         rotate_wait: config.shipper.rotate_wait.get(),
         batch: BatchBuilder::new(
@@ -174,7 +176,6 @@ pub async fn run(
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shipping = tokio::spawn(shipper.run(leftovers, entry_rx, stop_rx));
-    let store = Arc::new(store);
     let checkpointing = {
         let acks = Arc::clone(&acks);
         let store = Arc::clone(&store);
@@ -210,15 +211,8 @@ pub async fn run(
 }
 
 async fn save_checkpoint(acks: &Arc<Mutex<AckTracker>>, store: &Arc<CheckpointStore>) {
-    let snapshot = acks
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take_snapshot();
-    let Some(snapshot) = snapshot else {
-        return;
-    };
-    let store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || store.save(snapshot)).await {
+    let (acks, store) = (Arc::clone(acks), Arc::clone(store));
+    match tokio::task::spawn_blocking(move || store.save_from(&acks)).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::error!(error = %err, "cannot save the checkpoints"),
         Err(err) => tracing::error!(error = %err, "checkpoint task failed"),

@@ -219,21 +219,19 @@ impl Aggregator {
         serde_json::from_str(&body).unwrap_or_else(|err| panic!("GET {path} answered non-JSON ({err}): {body}"))
     }
 
-    /// Every hit of a query, paging through with `limit`/`offset`, oldest first.
-    pub fn all_messages(&self, query: &str) -> Vec<String> {
-        let mut messages = Vec::new();
-        loop {
-            let offset = messages.len().to_string();
-            let page = self.search(&[("q", query), ("limit", "10000"), ("offset", &offset), ("order", "asc")]);
-            let hits = page["hits"].as_array().cloned().unwrap_or_default();
-            if hits.is_empty() {
-                return messages;
-            }
-            messages.extend(
-                hits.iter()
-                    .map(|hit| hit["message"].as_str().unwrap_or_default().to_string()),
-            );
-        }
+    /// The messages of every line written with [`numbered`] for numbers
+    /// below `total`, fetched group by group (each group fits in one page).
+    pub fn numbered_messages(&self, total: u64) -> Vec<String> {
+        (0..total.div_ceil(GROUP))
+            .flat_map(|group| {
+                let page = self.search(&[("q", &format!("group{group}")), ("limit", "10000")]);
+                let hits = page["hits"].as_array().cloned().unwrap_or_default();
+                assert!(hits.len() < 10_000, "group {group} overflows a page");
+                hits.into_iter()
+                    .map(|hit| hit["message"].as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// `total` of a query.
@@ -300,6 +298,15 @@ impl Agent {
     pub fn terminate(&mut self) -> Option<i32> {
         self.process.take()?.terminate(Duration::from_secs(30))
     }
+}
+
+/// Lines per `groupK` word of [`numbered`].
+const GROUP: u64 = 5000;
+
+/// The part of a test line that identifies it: `seq=N groupK`, where the
+/// group word lets [`Aggregator::numbered_messages`] fetch lines a page at a time.
+pub fn numbered(number: u64) -> String {
+    format!("seq={number} group{}", number / GROUP)
 }
 
 /// Numbers `seq=N` found in `messages`: how often each one occurs.

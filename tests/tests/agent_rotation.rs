@@ -4,7 +4,7 @@
 //! unavoidable window (a line written between the copy and the truncation) is
 //! measured and reported.
 
-use lookout_tests::{Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
+use lookout_tests::{numbered, Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -73,7 +73,7 @@ fn run(name: &str, mode: &str, reopen_per_write: bool) -> Outcome {
         let mut chunk = String::with_capacity(per_write + 200);
         while chunk.len() < per_write {
             chunk.push_str(&format!(
-                "2026-11-22T10:00:00Z INFO request served seq={number} {padding}\n"
+                "2026-11-22T10:00:00Z INFO request served {} {padding}\n", numbered(number)
             ));
             number += 1;
         }
@@ -91,7 +91,7 @@ fn run(name: &str, mode: &str, reopen_per_write: bool) -> Outcome {
     });
     done.store(true, Ordering::Relaxed);
     monitor.join().unwrap();
-    let found = aggregator.all_messages("served");
+    let found = aggregator.numbered_messages(number);
     assert_eq!(agent.terminate(), Some(0));
     Outcome {
         lines: number,

@@ -1,7 +1,7 @@
 //! The aggregator is down for 60 seconds while lines keep coming: the agent
 //! spools them on disk and delivers every one, once, after it returns.
 
-use lookout_tests::{Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
+use lookout_tests::{numbered, Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ fn lines_written_during_an_outage_all_arrive_after_it() {
                 .open(logs.join("app.log"))
                 .unwrap();
             for _ in 0..20 {
-                writeln!(file, "2026-11-22T10:00:00Z WARN queue depth high seq={number}").unwrap();
+                writeln!(file, "2026-11-22T10:00:00Z WARN queue depth high {}", numbered(*number)).unwrap();
                 *number += 1;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -67,7 +67,7 @@ fn lines_written_during_an_outage_all_arrive_after_it() {
     wait_until("the spool to drain", Duration::from_secs(60), || {
         spooled_batches(&dir) == 0
     });
-    let seen = count_sequence_numbers(&aggregator.all_messages("queue"));
+    let seen = count_sequence_numbers(&aggregator.numbered_messages(number));
     let missing = (0..number).filter(|n| !seen.contains_key(n)).count();
     let duplicated = seen.values().filter(|count| **count > 1).count();
     println!(

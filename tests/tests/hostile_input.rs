@@ -35,7 +35,7 @@ fn hostile_bytes_are_kept_marked_and_do_not_stop_the_file() {
             "marker-{marker} is found once"
         );
     }
-    let giant = aggregator.search(&[("q", "giant"), ("limit", "5")]);
+    let giant = aggregator.search(&[("q", "\"giant line\""), ("limit", "5")]);
     let hit = &giant["hits"][0];
     let message = hit["message"].as_str().unwrap();
     assert!(

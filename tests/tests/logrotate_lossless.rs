@@ -6,7 +6,7 @@
 //! reader can close (lines written between logrotate's copy and its truncate
 //! are in neither file): its loss is counted and reported separately.
 
-use lookout_tests::{Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
+use lookout_tests::{numbered, Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -77,7 +77,7 @@ fn every_line_arrives_exactly_once_through_logrotate_and_crashes() {
                 let mut chunk = String::new();
                 for number in next..(next + LINES_PER_WRITE).min(TOTAL_LINES) {
                     chunk.push_str(&format!(
-                        "2026-11-22T10:00:00Z INFO worker accepted job seq={number} file={name}\n"
+                        "2026-11-22T10:00:00Z INFO worker accepted job {} file={name}\n", numbered(number)
                     ));
                 }
                 file.write_all(chunk.as_bytes()).unwrap();
@@ -149,7 +149,7 @@ fn every_line_arrives_exactly_once_through_logrotate_and_crashes() {
         settled
     });
 
-    let messages = aggregator.all_messages("");
+    let messages = aggregator.numbered_messages(TOTAL_LINES);
     let seen = count_sequence_numbers(&messages);
     let duplicated: Vec<u64> = seen.iter().filter(|(_, count)| **count > 1).map(|(n, _)| *n).collect();
     let is_copytruncate = |number: u64| (number / LINES_PER_WRITE) as usize % FILES.len() >= 2;

@@ -80,9 +80,9 @@ impl RecordReader {
         self.pending.as_ref().map_or(self.buf_offset, |pending| pending.offset)
     }
 
-    /// Whether a multiline record is waiting for more lines.
-    pub fn has_pending(&self) -> bool {
-        self.pending.is_some()
+    /// Whether bytes without a final newline wait to become a line.
+    pub fn holds_partial_line(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// Reads at most `limit` bytes from `file` (positioned at
@@ -306,7 +306,6 @@ mod tests {
             messages(&records),
             ["2024-01-01 ERROR boom\njava.lang.X: y\n\tat a.b(C.java:1)"]
         );
-        assert!(reader.has_pending());
         assert_eq!(reader.settled_offset(), 55, "the pending record is not settled");
         let mut out = Vec::new();
         reader.flush_stale(Instant::now(), &mut out);

@@ -23,7 +23,7 @@ use super::discover::{self, Root};
 use super::identity::{FileKey, Head, fingerprint_of, read_head};
 use super::records::{Multiline, Record, RecordReader};
 use crate::batch::{BatchBuilder, StreamRead};
-use crate::checkpoint::{AckTracker, StreamMeta, now_ms};
+use crate::checkpoint::{AckTracker, CheckpointStore, StreamMeta, now_ms};
 use crate::config::{CompiledSource, StartAt};
 use crate::rotate;
 use lookout_shared::wire::stream_id;
@@ -65,6 +65,8 @@ pub struct TailerParts {
     pub sources: Vec<CompiledSource>,
     /// Delivery progress (for resuming) and where new streams are registered.
     pub acks: Arc<Mutex<AckTracker>>,
+    /// Where a new stream is saved before any of its bytes is shipped.
+    pub checkpoints: Arc<CheckpointStore>,
     /// Whether this is the agent's very first start (no checkpoint file).
     pub first_start: bool,
     /// How long a rotated or deleted file is still read after it last grew.
@@ -391,6 +393,12 @@ impl Tailer {
             tailed.last_growth = now;
         }
         tailed.reader.flush_stale(now, &mut self.records);
+        // A last line without its newline that has waited `rotate_wait`: the
+        // writer is done with it (a file that ends without a newline).
+        let idle = now.duration_since(tailed.last_growth) >= self.parts.rotate_wait;
+        if idle && tailed.reader.holds_partial_line() {
+            tailed.reader.finish(&mut self.records);
+        }
         self.hand_over(tailed)?;
         if tailed.gone_since.is_none() && self.rotation_due(tailed, size) {
             *rotated |= self.rotate(tailed, now)?;
@@ -435,7 +443,17 @@ impl Tailer {
             generation,
             path: tailed.path.clone(),
         };
-        Ok(self.start_reading(tailed, meta, start))
+        let is_new = known.is_none_or(|(known_generation, _)| known_generation != generation);
+        let started = self.start_reading(tailed, meta, start);
+        // A new stream's identity is on disk before any of its bytes leave the
+        // agent: after a crash, a copy of this file (copytruncate) is then
+        // recognised as this stream and not sent again under another id.
+        if started && is_new {
+            if let Err(err) = self.parts.checkpoints.save_from(&self.parts.acks) {
+                tracing::error!(error = %err, "cannot save the checkpoints");
+            }
+        }
+        Ok(started)
     }
 
     /// Positions the file at `start` and registers its stream.
