@@ -96,7 +96,10 @@ impl CheckpointStore {
     /// Saves what `acks` holds now, if it changed since the last save.
     pub fn save_from(&self, acks: &Mutex<AckTracker>) -> io::Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let snapshot = acks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take_snapshot();
+        let snapshot = acks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take_snapshot();
         match snapshot {
             Some(streams) => self.write(streams),
             None => Ok(()),

@@ -4,7 +4,6 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lookout_agent::config::AgentConfig;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,7 +26,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    lookout_shared::process::init_logging();
     let Some(config_path) = cli.config else {
         eprintln!("lookout-agent: --config FILE is required (see --help)");
         return ExitCode::from(2);
@@ -57,31 +56,10 @@ fn serve(config: AgentConfig, sources: Vec<lookout_agent::config::CompiledSource
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(lookout_agent::run(config, sources, shutdown_signal()))?;
+    runtime.block_on(lookout_agent::run(
+        config,
+        sources,
+        lookout_shared::process::shutdown_signal(),
+    ))?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = interrupt => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = interrupt.await;
-        }
-    }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -6,9 +6,12 @@
 //! - [`config`]: loading TOML configuration with unknown keys rejected and errors
 //!   that name the file, the key and the reason; human units (`10s`, `100MB`).
 //!
+//! - [`process`]: logging to stderr and the shutdown signals.
+//!
 //! Nothing here does I/O beyond reading a config file: both binaries build their
 //! pipelines on top of these types.
 
 pub mod config;
 pub mod parse;
+pub mod process;
 pub mod wire;

@@ -4,7 +4,7 @@
 //! unavoidable window (a line written between the copy and the truncation) is
 //! measured and reported.
 
-use lookout_tests::{numbered, Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
+use lookout_tests::{Agent, Aggregator, count_sequence_numbers, numbered, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -33,6 +33,7 @@ fn log_bytes_on_disk(logs: &Path) -> u64 {
 
 struct Outcome {
     lines: u64,
+    bytes: u64,
     found: Vec<String>,
     max_disk: u64,
 }
@@ -65,18 +66,22 @@ fn run(name: &str, mode: &str, reopen_per_write: bool) -> Outcome {
         })
     };
     let padding = "x".repeat(80);
-    let per_write = (BYTES_PER_SECOND as f64 * WRITE_EVERY.as_secs_f64()) as usize;
     let started = Instant::now();
     let mut number = 0u64;
+    let mut bytes = 0u64;
     let mut held = OpenOptions::new().create(true).append(true).open(&path).unwrap();
     while started.elapsed() < RUN_FOR {
-        let mut chunk = String::with_capacity(per_write + 200);
-        while chunk.len() < per_write {
+        // Catch up with the rate: whatever is due by now is written now.
+        let due = (started.elapsed().as_secs_f64() * BYTES_PER_SECOND as f64) as u64;
+        let mut chunk = String::new();
+        while bytes + (chunk.len() as u64) < due {
             chunk.push_str(&format!(
-                "2026-11-22T10:00:00Z INFO request served {} {padding}\n", numbered(number)
+                "2026-11-22T10:00:00Z INFO request served {} {padding}\n",
+                numbered(number)
             ));
             number += 1;
         }
+        bytes += chunk.len() as u64;
         if reopen_per_write {
             held = OpenOptions::new().create(true).append(true).open(&path).unwrap();
         }
@@ -95,6 +100,7 @@ fn run(name: &str, mode: &str, reopen_per_write: bool) -> Outcome {
     assert_eq!(agent.terminate(), Some(0));
     Outcome {
         lines: number,
+        bytes,
         found,
         max_disk: max_disk.load(Ordering::Relaxed),
     }
@@ -107,9 +113,9 @@ fn rename_rotation_loses_nothing_and_bounds_disk_use() {
     let missing = (0..outcome.lines).filter(|n| !seen.contains_key(n)).count();
     let duplicated = seen.values().filter(|count| **count > 1).count();
     println!(
-        "agent rename rotation: {} lines ({} MB) written, {} found, {missing} missing, {duplicated} duplicated, max {} bytes on disk",
+        "agent rename rotation: {} lines ({:.1} MB) written, {} found, {missing} missing, {duplicated} duplicated, max {} bytes on disk",
         outcome.lines,
-        outcome.lines * 110 / 1_000_000,
+        outcome.bytes as f64 / 1e6,
         outcome.found.len(),
         outcome.max_disk
     );

@@ -1,7 +1,7 @@
 //! The aggregator is down for 60 seconds while lines keep coming: the agent
 //! spools them on disk and delivers every one, once, after it returns.
 
-use lookout_tests::{numbered, Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
+use lookout_tests::{Agent, Aggregator, count_sequence_numbers, numbered, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::time::{Duration, Instant};

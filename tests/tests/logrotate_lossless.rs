@@ -6,7 +6,7 @@
 //! reader can close (lines written between logrotate's copy and its truncate
 //! are in neither file): its loss is counted and reported separately.
 
-use lookout_tests::{numbered, Agent, Aggregator, count_sequence_numbers, test_dir, wait_until};
+use lookout_tests::{Agent, Aggregator, count_sequence_numbers, numbered, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
@@ -77,7 +77,8 @@ fn every_line_arrives_exactly_once_through_logrotate_and_crashes() {
                 let mut chunk = String::new();
                 for number in next..(next + LINES_PER_WRITE).min(TOTAL_LINES) {
                     chunk.push_str(&format!(
-                        "2026-11-22T10:00:00Z INFO worker accepted job {} file={name}\n", numbered(number)
+                        "2026-11-22T10:00:00Z INFO worker accepted job {} file={name}\n",
+                        numbered(number)
                     ));
                 }
                 file.write_all(chunk.as_bytes()).unwrap();

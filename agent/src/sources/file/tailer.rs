@@ -448,10 +448,11 @@ impl Tailer {
         // A new stream's identity is on disk before any of its bytes leave the
         // agent: after a crash, a copy of this file (copytruncate) is then
         // recognised as this stream and not sent again under another id.
-        if started && is_new {
-            if let Err(err) = self.parts.checkpoints.save_from(&self.parts.acks) {
-                tracing::error!(error = %err, "cannot save the checkpoints");
-            }
+        if started
+            && is_new
+            && let Err(err) = self.parts.checkpoints.save_from(&self.parts.acks)
+        {
+            tracing::error!(error = %err, "cannot save the checkpoints");
         }
         Ok(started)
     }

@@ -1,0 +1,409 @@
+//! The aggregator's configuration file (`aggregator.toml`, see SPEC.md).
+//!
+//! Loading goes through [`lookout_shared::config::load_toml`], so every error
+//! names the file, the key and the reason; [`Config::load`] then checks what
+//! serde cannot (non-empty token lists, unique notifier names, ...). Unknown keys
+//! are rejected everywhere. Relative paths (`data_dir`, `rules_file`) are taken
+//! relative to the working directory, as in SPEC.md's example.
+//!
+//! `[smtp]`, `[[notifiers]]` and `rules_file` are parsed and validated here so
+//! that a complete configuration validates today, even though alerting is built
+//! later.
+
+use lookout_shared::config::{ByteSize, ConfigError, load_toml, parse_toml};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole `aggregator.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server binds, such as `127.0.0.1:7070` (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Directory holding the log index (`logs/YYYY-MM-DD/`) and later the metrics store.
+    pub data_dir: PathBuf,
+    /// Bearer tokens.
+    pub auth: AuthConfig,
+    /// How long data is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Limits on ingest request bodies.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// Mail server for email notifiers.
+    pub smtp: Option<SmtpConfig>,
+    /// Where alerts are sent.
+    #[serde(default)]
+    pub notifiers: Vec<NotifierConfig>,
+    /// Alert rules file; built-in default rules apply without it.
+    pub rules_file: Option<PathBuf>,
+}
+
+/// `[auth]`: the bearer tokens each side of the API accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Accepted on `POST /api/v1/ingest`.
+    pub ingest_tokens: Vec<Secret>,
+    /// Accepted on the read API and `/metrics`.
+    pub api_tokens: Vec<Secret>,
+}
+
+/// `[retention]`: days of data kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Log partitions older than this many days are deleted.
+    #[serde(default = "default_logs_days")]
+    pub logs_days: u32,
+    /// Metric samples older than this many days are deleted.
+    #[serde(default = "default_metrics_days")]
+    pub metrics_days: u32,
+}
+
+fn default_logs_days() -> u32 {
+    14
+}
+
+fn default_metrics_days() -> u32 {
+    30
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            logs_days: default_logs_days(),
+            metrics_days: default_metrics_days(),
+        }
+    }
+}
+
+/// `[ingest]`: bounds on what one request may make the aggregator hold in memory.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest request body as sent (compressed), default 16 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: ByteSize,
+    /// Largest body after decompression, default 64 MiB.
+    #[serde(default = "default_max_decompressed")]
+    pub max_decompressed_bytes: ByteSize,
+}
+
+fn default_max_body() -> ByteSize {
+    ByteSize(16 * 1024 * 1024)
+}
+
+fn default_max_decompressed() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_body_bytes: default_max_body(),
+            max_decompressed_bytes: default_max_decompressed(),
+        }
+    }
+}
+
+/// `[smtp]`: the mail server email notifiers send through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name or address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Transport security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Sender address.
+    pub from: String,
+    /// Login name, with `password`.
+    pub username: Option<String>,
+    /// Login password, with `username`.
+    pub password: Option<Secret>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text (local relays, tests).
+    #[default]
+    None,
+    /// Plain connection upgraded with STARTTLS.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+}
+
+/// One `[[notifiers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifierConfig {
+    /// Email through `[smtp]`.
+    Email {
+        /// Name rules refer to in `notify`.
+        name: String,
+        /// Recipients.
+        to: Vec<String>,
+        /// Moved to [`Config::rules_file`] on loading (see SPEC.md's example), so always `None` after it.
+        #[serde(default)]
+        rules_file: Option<PathBuf>,
+    },
+    /// JSON POSTed to a URL.
+    Webhook {
+        /// Name rules refer to in `notify`.
+        name: String,
+        /// `http://` or `https://` URL.
+        url: String,
+        /// Moved to [`Config::rules_file`] on loading (see SPEC.md's example), so always `None` after it.
+        #[serde(default)]
+        rules_file: Option<PathBuf>,
+    },
+}
+
+impl NotifierConfig {
+    /// The name rules refer to.
+    pub fn name(&self) -> &str {
+        match self {
+            NotifierConfig::Email { name, .. } | NotifierConfig::Webhook { name, .. } => name,
+        }
+    }
+
+    /// Removes a `rules_file` parsed into this notifier. TOML puts a key
+    /// written after the last `[[notifiers]]` header into that notifier, and
+    /// SPEC.md's example config does exactly that with `rules_file`; loading
+    /// moves it to [`Config::rules_file`] so the example means what it says.
+    fn take_rules_file(&mut self) -> Option<PathBuf> {
+        match self {
+            NotifierConfig::Email { rules_file, .. } | NotifierConfig::Webhook { rules_file, .. } => rules_file.take(),
+        }
+    }
+}
+
+/// A token or password: its `Debug` output is redacted so that it never reaches a log.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for comparing or sending; never for logging.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        load_toml::<Config>(file)?.finish(file)
+    }
+
+    /// Parses and validates `text`; `file` is only named in errors.
+    pub fn from_toml(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        parse_toml::<Config>(file, text)?.finish(file)
+    }
+
+    fn finish(mut self, file: &Path) -> Result<Config, ConfigError> {
+        for i in 0..self.notifiers.len() {
+            if let Some(rules_file) = self.notifiers[i].take_rules_file() {
+                if self.rules_file.is_some() {
+                    return Err(ConfigError::at_key(
+                        file,
+                        format!("notifiers[{i}].rules_file"),
+                        "rules_file is given twice (a top-level key written after a \
+                         [[notifiers]] entry belongs to that entry in TOML)",
+                    ));
+                }
+                self.rules_file = Some(rules_file);
+            }
+        }
+        self.validate(file)?;
+        Ok(self)
+    }
+
+    /// Checks what the types alone cannot express.
+    fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let err = |key: String, reason: String| Err(ConfigError::at_key(file, key, reason));
+        for (key, tokens) in [
+            ("auth.ingest_tokens", &self.auth.ingest_tokens),
+            ("auth.api_tokens", &self.auth.api_tokens),
+        ] {
+            if tokens.is_empty() {
+                return err(key.into(), "at least one token is required".into());
+            }
+            for (i, token) in tokens.iter().enumerate() {
+                let token = token.expose();
+                if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return err(
+                        format!("{key}[{i}]"),
+                        "a token must be non-empty, without spaces or control characters".into(),
+                    );
+                }
+            }
+        }
+        if self.retention.logs_days == 0 {
+            return err("retention.logs_days".into(), "must be at least 1".into());
+        }
+        if self.retention.metrics_days == 0 {
+            return err("retention.metrics_days".into(), "must be at least 1".into());
+        }
+        if self.ingest.max_body_bytes.bytes() == 0 {
+            return err("ingest.max_body_bytes".into(), "must be more than 0".into());
+        }
+        if self.ingest.max_decompressed_bytes.bytes() == 0 {
+            return err("ingest.max_decompressed_bytes".into(), "must be more than 0".into());
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.host.trim().is_empty() {
+                return err("smtp.host".into(), "must not be empty".into());
+            }
+            if !looks_like_email(&smtp.from) {
+                return err("smtp.from".into(), format!("`{}` is not an email address", smtp.from));
+            }
+            if smtp.username.is_some() != smtp.password.is_some() {
+                return err(
+                    "smtp.username".into(),
+                    "username and password must be given together".into(),
+                );
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, notifier) in self.notifiers.iter().enumerate() {
+            let name = notifier.name();
+            if name.trim().is_empty() {
+                return err(format!("notifiers[{i}].name"), "must not be empty".into());
+            }
+            if !names.insert(name) {
+                return err(
+                    format!("notifiers[{i}].name"),
+                    format!("`{name}` is used by another notifier; names must be unique"),
+                );
+            }
+            match notifier {
+                NotifierConfig::Email { to, .. } => {
+                    if self.smtp.is_none() {
+                        return err(
+                            format!("notifiers[{i}]"),
+                            "an email notifier needs an [smtp] section".into(),
+                        );
+                    }
+                    if to.is_empty() {
+                        return err(format!("notifiers[{i}].to"), "needs at least one address".into());
+                    }
+                    if let Some((j, bad)) = to.iter().enumerate().find(|(_, a)| !looks_like_email(a)) {
+                        return err(
+                            format!("notifiers[{i}].to[{j}]"),
+                            format!("`{bad}` is not an email address"),
+                        );
+                    }
+                }
+                NotifierConfig::Webhook { url, .. } => {
+                    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+                    if !scheme_ok || url.contains(char::is_whitespace) {
+                        return err(
+                            format!("notifiers[{i}].url"),
+                            format!("`{url}` is not an http:// or https:// URL"),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A deliberately loose check (`local@domain`): the mail server has the last word.
+fn looks_like_email(address: &str) -> bool {
+    match address.split_once('@') {
+        Some((local, domain)) => !local.is_empty() && !domain.is_empty() && !address.contains(char::is_whitespace),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("aggregator.toml"), text)
+    }
+
+    const MINIMAL: &str =
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"a\"]\napi_tokens = [\"b\"]\n";
+
+    #[test]
+    fn defaults_apply() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.retention.logs_days, 14);
+        assert_eq!(config.retention.metrics_days, 30);
+        assert_eq!(config.ingest.max_body_bytes.bytes(), 16 * 1024 * 1024);
+        assert_eq!(config.ingest.max_decompressed_bytes.bytes(), 64 * 1024 * 1024);
+        assert!(config.notifiers.is_empty() && config.smtp.is_none());
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let cases = [
+            (MINIMAL.replace("[\"a\"]", "[]"), "auth.ingest_tokens"),
+            (MINIMAL.replace("[\"b\"]", "[\"has space\"]"), "auth.api_tokens[0]"),
+            (format!("{MINIMAL}[retention]\nlogs_days = 0\n"), "retention.logs_days"),
+            (
+                format!("{MINIMAL}[[notifiers]]\nname = \"m\"\nkind = \"email\"\nto = [\"x@y\"]\n"),
+                "notifiers[0]",
+            ),
+            (
+                format!("{MINIMAL}[[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"ftp://x\"\n"),
+                "notifiers[0].url",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://x\"\n\
+                     [[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://y\"\n"
+                ),
+                "notifiers[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn rules_file_after_the_notifiers_is_the_top_level_one() {
+        let text = format!(
+            "{MINIMAL}[[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://x\"\n\
+             rules_file = \"config/rules.toml\"\n"
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.rules_file.as_deref(), Some(Path::new("config/rules.toml")));
+        let twice = format!("rules_file = \"a.toml\"\n{text}");
+        let err = parse(&twice).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("notifiers[0].rules_file"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = parse(MINIMAL).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("\"a\"") && debug.contains("Secret(***)"), "{debug}");
+    }
+}

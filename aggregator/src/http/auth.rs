@@ -1,0 +1,96 @@
+//! Bearer-token checks: one token list for ingest, one for the read API.
+//!
+//! Tokens are compared in constant time (for equal lengths) against every
+//! configured token, and never logged: a refusal says only whether the header
+//! was missing or the token not accepted.
+
+use super::error::ApiError;
+use crate::config::Secret;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// The tokens one group of routes accepts.
+#[derive(Clone)]
+pub struct Tokens {
+    tokens: Arc<[Secret]>,
+    purpose: &'static str,
+}
+
+impl Tokens {
+    /// Accepts `tokens`; `purpose` ("ingest", "API") goes into refusals.
+    pub fn new(tokens: &[Secret], purpose: &'static str) -> Self {
+        Tokens {
+            tokens: tokens.into(),
+            purpose,
+        }
+    }
+
+    /// Whether `presented` is one of the tokens.
+    fn accepts(&self, presented: &[u8]) -> bool {
+        // Check every token, without stopping early, so timing says nothing
+        // about which one came close.
+        self.tokens.iter().fold(false, |found, token| {
+            found | constant_time_eq(presented, token.expose().as_bytes())
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// Middleware: lets the request through only with an accepted bearer token.
+pub async fn require_token(State(tokens): State<Tokens>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| bearer(value.as_bytes()));
+    match presented {
+        None => ApiError::unauthorized(format!(
+            "missing `Authorization: Bearer <token>` header (an {} token is required)",
+            tokens.purpose
+        ))
+        .into_response(),
+        Some(token) if tokens.accepts(token) => next.run(request).await,
+        Some(_) => {
+            ApiError::unauthorized(format!("the bearer token is not a valid {} token", tokens.purpose)).into_response()
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value.
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(rest.trim_ascii()).filter(|token| !token.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_values() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer  abc "), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Basic abc"), None);
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b"Bear"), None);
+    }
+
+    #[test]
+    fn accepts_only_configured_tokens() {
+        let tokens = Tokens::new(&[Secret::new("one"), Secret::new("two")], "API");
+        assert!(tokens.accepts(b"one") && tokens.accepts(b"two"));
+        assert!(!tokens.accepts(b"on") && !tokens.accepts(b"three") && !tokens.accepts(b""));
+    }
+}

@@ -1,0 +1,62 @@
+//! `POST /api/v1/ingest`: body → prepared batch (off the runtime) → writer;
+//! the answer waits until the batch is committed.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ingest::{self, decode::ContentEncoding};
+use crate::metrics::RejectReason;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use lookout_shared::wire::IngestResponse;
+
+/// Stores one batch exactly once; answers how many records were new.
+pub async fn ingest(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let encoding = match headers.get(header::CONTENT_ENCODING) {
+        None => ContentEncoding::Identity,
+        Some(value) => {
+            let value = value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    RejectReason::UnsupportedEncoding,
+                    "the Content-Encoding header is not readable text",
+                )
+            })?;
+            ContentEncoding::from_header(Some(value))?
+        }
+    };
+    let limits = app.ingest;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RejectReason::TooLarge,
+                format!(
+                    "the request body is larger than ingest.max_body_bytes ({} bytes); send smaller batches",
+                    limits.max_body_bytes.bytes()
+                ),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                RejectReason::BadBatch,
+                format!("the request body could not be read: {}", rejection.body_text()),
+            )
+        }
+    })?;
+    let sent = body.len() as u64;
+    let schema = app.store.schema().clone();
+    let max_decompressed = limits.max_decompressed_bytes.bytes();
+    let prepared = tokio::task::spawn_blocking(move || ingest::prepare(&body, encoding, max_decompressed, &schema))
+        .await
+        .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
+    app.metrics.body_received(sent, prepared.decompressed_bytes);
+    let response = app.writer.write(prepared.batch).await?;
+    Ok(Json(response))
+}

@@ -1,0 +1,120 @@
+//! The log read API: `GET /api/v1/logs/search`, `/histogram` and `/context`.
+//! Parameters are checked here; the searches run on the blocking pool.
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::Params;
+use crate::store::LogStore;
+use crate::store::schema::Hit;
+use crate::store::search::{Bucket, Context, HistogramSpec, MAX_BUCKETS, SearchError, SearchRequest, SortOrder};
+use axum::Json;
+use axum::extract::State;
+use axum::http::Uri;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Page size without `limit`.
+const DEFAULT_LIMIT: u64 = 100;
+/// Largest page.
+const MAX_LIMIT: u64 = 10_000;
+/// Deepest `offset + limit`: each page costs that many candidates per partition.
+const MAX_WINDOW: u64 = 100_000;
+/// Histogram buckets without `buckets` or `interval`.
+const DEFAULT_BUCKETS: u64 = 60;
+/// Context lines each side without `before` / `after`.
+const DEFAULT_CONTEXT: u64 = 10;
+/// Most context lines each side.
+const MAX_CONTEXT: u64 = 1_000;
+
+/// Answer of `/api/v1/logs/search`.
+#[derive(Serialize)]
+pub struct SearchAnswer {
+    total: u64,
+    hits: Vec<Hit>,
+    took_ms: u64,
+}
+
+/// Answer of `/api/v1/logs/histogram`.
+#[derive(Serialize)]
+pub struct HistogramAnswer {
+    buckets: Vec<Bucket>,
+}
+
+/// Matching records, newest (or oldest) first, one page at a time.
+pub async fn search(State(app): State<AppState>, uri: Uri) -> Result<Json<SearchAnswer>, ApiError> {
+    let started = Instant::now();
+    let mut params = Params::from_uri(&uri)?;
+    let filter = params.filter()?;
+    let limit = params.number("limit", 0, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let offset = params.number("offset", 0, MAX_WINDOW)?.unwrap_or(0);
+    let order = match params.text("order").as_deref().map(str::trim) {
+        None | Some("desc") => SortOrder::Desc,
+        Some("asc") => SortOrder::Asc,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "parameter `order`: `{other}` is neither `asc` nor `desc`"
+            )));
+        }
+    };
+    params.finish()?;
+    if offset + limit > MAX_WINDOW {
+        return Err(ApiError::bad_request(format!(
+            "`offset` + `limit` may be at most {MAX_WINDOW}; narrow the time range instead of paging this deep"
+        )));
+    }
+    let request = SearchRequest {
+        filter,
+        // Both are at most MAX_WINDOW, far below usize::MAX.
+        limit: limit as usize,
+        offset: offset as usize,
+        order,
+    };
+    let result = blocking(app.store, move |store| store.search(&request)).await?;
+    Ok(Json(SearchAnswer {
+        total: result.total,
+        hits: result.hits,
+        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+/// Matching records counted per time bucket.
+pub async fn histogram(State(app): State<AppState>, uri: Uri) -> Result<Json<HistogramAnswer>, ApiError> {
+    let mut params = Params::from_uri(&uri)?;
+    let filter = params.filter()?;
+    let buckets = params.number("buckets", 1, MAX_BUCKETS as u64)?;
+    let interval = params.duration_ms("interval")?;
+    params.finish()?;
+    let spec = match (buckets, interval) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give either `buckets` or `interval`, not both"));
+        }
+        (_, Some(ms)) => HistogramSpec::Interval(ms),
+        (buckets, None) => HistogramSpec::Buckets(buckets.unwrap_or(DEFAULT_BUCKETS) as usize),
+    };
+    let buckets = blocking(app.store, move |store| store.histogram(&filter, spec)).await?;
+    Ok(Json(HistogramAnswer { buckets }))
+}
+
+/// The lines before and after one record, in file order.
+pub async fn context(State(app): State<AppState>, uri: Uri) -> Result<Json<Context>, ApiError> {
+    let mut params = Params::from_uri(&uri)?;
+    let Some(id) = params.text("id") else {
+        return Err(ApiError::bad_request("parameter `id` is required"));
+    };
+    let before = params.number("before", 0, MAX_CONTEXT)?.unwrap_or(DEFAULT_CONTEXT) as usize;
+    let after = params.number("after", 0, MAX_CONTEXT)?.unwrap_or(DEFAULT_CONTEXT) as usize;
+    params.finish()?;
+    let context = blocking(app.store, move |store| store.context(id.trim(), before, after)).await?;
+    Ok(Json(context))
+}
+
+/// Runs a search on the blocking pool: tantivy work is CPU and disk bound.
+async fn blocking<T: Send + 'static>(
+    store: LogStore,
+    work: impl FnOnce(&LogStore) -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .map_err(|err| ApiError::internal("the search failed", &err))?
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,75 @@
+//! The HTTP API (SPEC.md): routes, authentication and error answers.
+//!
+//! | route | auth | handler |
+//! |---|---|---|
+//! | `GET /healthz` | none | [`ops::healthz`] |
+//! | `GET /metrics` | API token | [`ops::metrics`] |
+//! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
+//! | `GET /api/v1/logs/search`, `/histogram`, `/context` | API token | [`logs`] |
+//!
+//! Every refusal is JSON `{"error": "..."}` (see [`error`]); unknown routes
+//! are 404 and wrong methods 405, both without needing a token.
+
+pub mod auth;
+pub mod error;
+pub mod ingest;
+pub mod logs;
+pub mod ops;
+pub mod params;
+
+use crate::config::{AuthConfig, IngestConfig};
+use crate::metrics::Metrics;
+use crate::store::LogStore;
+use crate::store::writer::WriterHandle;
+use auth::{Tokens, require_token};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use lookout_shared::wire::INGEST_PATH;
+use std::sync::Arc;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The read side of the log store.
+    pub store: LogStore,
+    /// The write side of the log store.
+    pub writer: WriterHandle,
+    /// Own counters.
+    pub metrics: Arc<Metrics>,
+    /// Body size limits.
+    pub ingest: IngestConfig,
+}
+
+/// The router with all routes and middleware.
+pub fn router(state: AppState, auth: &AuthConfig) -> Router {
+    let body_limit = usize::try_from(state.ingest.max_body_bytes.bytes()).unwrap_or(usize::MAX);
+    let ingest_routes = Router::new()
+        .route(INGEST_PATH, post(ingest::ingest))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(
+            Tokens::new(&auth.ingest_tokens, "ingest"),
+            require_token,
+        ));
+    let read_routes = Router::new()
+        .route("/api/v1/logs/search", get(logs::search))
+        .route("/api/v1/logs/histogram", get(logs::histogram))
+        .route("/api/v1/logs/context", get(logs::context))
+        .route("/metrics", get(ops::metrics))
+        .route_layer(middleware::from_fn_with_state(
+            Tokens::new(&auth.api_tokens, "API"),
+            require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .merge(ingest_routes)
+        .merge(read_routes)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            error::count_rejections,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,24 @@
+//! Operational endpoints: `GET /healthz` (no auth) and `GET /metrics`.
+
+use super::AppState;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// 200 `ok` while the index takes batches, 503 once the writer has stopped.
+pub async fn healthz(State(app): State<AppState>) -> Response {
+    if app.writer.is_running() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the log index writer has stopped").into_response()
+    }
+}
+
+/// The process's counters in Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,111 @@
+//! `lookout-aggregator`: the central side of Lookout.
+//!
+//! Agents POST batches of log records; the aggregator stores each record
+//! exactly once in a tantivy index (one per UTC ingest day) and answers only
+//! when the batch is durable, so an agent can advance its checkpoint and never
+//! lose or duplicate a line. Engineers then search, chart and page through the
+//! logs over the read API.
+//!
+//! Data flows one way:
+//! [`http`] → [`ingest`] (decode, validate, enrich) → [`store`] (writer thread,
+//! day partitions) → [`http`] read API. [`retention`] deletes old partitions,
+//! [`metrics`] counts what happens, [`config`] reads `aggregator.toml`.
+//!
+//! [`Aggregator::start`] runs everything in-process (tests use it with port 0);
+//! the binary adds the CLI, logging and signal handling around [`run`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod retention;
+pub mod store;
+
+use anyhow::Context as _;
+use config::Config;
+use metrics::Metrics;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use store::LogStore;
+use store::writer::LogWriter;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running aggregator: HTTP server, writer thread and retention task.
+pub struct Aggregator {
+    addr: SocketAddr,
+    stop_server: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    retention: JoinHandle<()>,
+    writer: LogWriter,
+}
+
+impl Aggregator {
+    /// Opens the store, starts the writer and serves on `config.listen`.
+    /// Logs `lookout-aggregator listening on http://ADDR` with the bound
+    /// address (the real port when `listen` has port 0).
+    pub async fn start(config: Config) -> anyhow::Result<Aggregator> {
+        let metrics = Arc::new(Metrics::default());
+        let data_dir = config.data_dir.clone();
+        let (store, payloads) = tokio::task::spawn_blocking(move || LogStore::open(&data_dir)).await??;
+        let writer = LogWriter::spawn(store.clone(), payloads, metrics.clone())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let state = http::AppState {
+            store,
+            writer: writer.handle(),
+            metrics,
+            ingest: config.ingest,
+        };
+        let app = http::router(state, &config.auth);
+        let (stop_server, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // Either an explicit stop or the handle being dropped.
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let retention = tokio::spawn(retention::run(writer.handle(), config.retention.logs_days));
+        tracing::info!("lookout-aggregator listening on http://{addr}");
+        Ok(Aggregator {
+            addr,
+            stop_server,
+            server,
+            retention,
+            writer,
+        })
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (their
+    /// batches commit), then stops the writer.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop_server.send(());
+        let served = self.server.await;
+        self.retention.abort();
+        let stopped = self.writer.shutdown().await;
+        served?.context("the HTTP server failed")?;
+        stopped?;
+        tracing::info!("lookout-aggregator stopped");
+        Ok(())
+    }
+}
+
+/// Serves until `shutdown` completes, then stops cleanly.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let aggregator = Aggregator::start(config).await?;
+    shutdown.await;
+    tracing::info!("shutting down: finishing requests, then committing");
+    aggregator.stop().await
+}

@@ -1,0 +1,210 @@
+//! The aggregator's own counters, served as Prometheus text on `GET /metrics`.
+//!
+//! Plain atomics: the hot path only adds to them, and the exposition is
+//! rendered on demand.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Why a request was refused; one counter each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Missing or wrong bearer token (401).
+    Unauthorized,
+    /// Body over a size limit (413).
+    TooLarge,
+    /// Unsupported `Content-Encoding` (415).
+    UnsupportedEncoding,
+    /// Body that does not decompress (400).
+    BadEncoding,
+    /// Body that is not a valid ingest batch (400).
+    BadBatch,
+    /// Bad query string or query syntax (400).
+    BadQuery,
+    /// Unknown route or method (404, 405).
+    NotFound,
+    /// Shutting down or a failed commit (503).
+    Unavailable,
+    /// A failure on our side (500).
+    Internal,
+}
+
+impl RejectReason {
+    const ALL: [RejectReason; 9] = [
+        RejectReason::Unauthorized,
+        RejectReason::TooLarge,
+        RejectReason::UnsupportedEncoding,
+        RejectReason::BadEncoding,
+        RejectReason::BadBatch,
+        RejectReason::BadQuery,
+        RejectReason::NotFound,
+        RejectReason::Unavailable,
+        RejectReason::Internal,
+    ];
+
+    /// The `reason` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectReason::Unauthorized => "unauthorized",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::UnsupportedEncoding => "unsupported_encoding",
+            RejectReason::BadEncoding => "bad_encoding",
+            RejectReason::BadBatch => "bad_batch",
+            RejectReason::BadQuery => "bad_query",
+            RejectReason::NotFound => "not_found",
+            RejectReason::Unavailable => "unavailable",
+            RejectReason::Internal => "internal",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// All counters of the process.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    batches: AtomicU64,
+    records_accepted: AtomicU64,
+    records_duplicate: AtomicU64,
+    body_bytes: AtomicU64,
+    decompressed_bytes: AtomicU64,
+    commits: AtomicU64,
+    commit_failures: AtomicU64,
+    commit_micros: AtomicU64,
+    rejected: [AtomicU64; RejectReason::ALL.len()],
+}
+
+impl Metrics {
+    /// A batch was acknowledged with these counts.
+    pub fn batch_done(&self, accepted: u64, duplicates: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.records_accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.records_duplicate.fetch_add(duplicates, Ordering::Relaxed);
+    }
+
+    /// An ingest body arrived: its size as sent and decompressed.
+    pub fn body_received(&self, sent: u64, decompressed: u64) {
+        self.body_bytes.fetch_add(sent, Ordering::Relaxed);
+        self.decompressed_bytes.fetch_add(decompressed, Ordering::Relaxed);
+    }
+
+    /// A commit succeeded after `took`.
+    pub fn commit_done(&self, took: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commit_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// A commit failed and was rolled back.
+    pub fn commit_failed(&self) {
+        self.commit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was refused.
+    pub fn rejected(&self, reason: RejectReason) {
+        self.rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::with_capacity(2048);
+        let mut counter = |name: &str, help: &str, samples: &[(&str, u64)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        counter(
+            "lookout_ingest_batches_total",
+            "Ingest batches acknowledged.",
+            &[("", get(&self.batches))],
+        );
+        counter(
+            "lookout_ingest_records_total",
+            "Records received in acknowledged batches, by outcome.",
+            &[
+                ("{result=\"accepted\"}", get(&self.records_accepted)),
+                ("{result=\"duplicate\"}", get(&self.records_duplicate)),
+            ],
+        );
+        counter(
+            "lookout_ingest_body_bytes_total",
+            "Ingest request body bytes as sent (compressed).",
+            &[("", get(&self.body_bytes))],
+        );
+        counter(
+            "lookout_ingest_decompressed_bytes_total",
+            "Ingest request body bytes after decompression.",
+            &[("", get(&self.decompressed_bytes))],
+        );
+        counter(
+            "lookout_index_commits_total",
+            "Log index commits.",
+            &[("", get(&self.commits))],
+        );
+        counter(
+            "lookout_index_commit_failures_total",
+            "Log index commits that failed and were rolled back.",
+            &[("", get(&self.commit_failures))],
+        );
+        let labels: Vec<String> = RejectReason::ALL
+            .iter()
+            .map(|r| format!("{{reason=\"{}\"}}", r.label()))
+            .collect();
+        let samples: Vec<(&str, u64)> = RejectReason::ALL
+            .iter()
+            .zip(&labels)
+            .map(|(r, l)| (l.as_str(), get(&self.rejected[r.index()])))
+            .collect();
+        counter(
+            "lookout_http_rejected_requests_total",
+            "Requests refused, by reason.",
+            &samples,
+        );
+        let seconds = get(&self.commit_micros) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "# HELP lookout_index_commit_duration_seconds Time spent in log index commits.\n\
+             # TYPE lookout_index_commit_duration_seconds summary\n\
+             lookout_index_commit_duration_seconds_sum {seconds}\n\
+             lookout_index_commit_duration_seconds_count {}",
+            get(&self.commits)
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_counts() {
+        let metrics = Metrics::default();
+        metrics.batch_done(5, 2);
+        metrics.rejected(RejectReason::TooLarge);
+        metrics.commit_done(Duration::from_millis(1500));
+        let text = metrics.render();
+        assert!(
+            text.contains("lookout_ingest_records_total{result=\"accepted\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lookout_ingest_records_total{result=\"duplicate\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lookout_http_rejected_requests_total{reason=\"too_large\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lookout_index_commit_duration_seconds_sum 1.5\n"),
+            "{text}"
+        );
+        assert!(text.contains("lookout_index_commits_total 1\n"), "{text}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Tantivy collectors over the `timestamp` fast field: the time span of the
+//! matching records, and their counts per time bucket (the histogram).
+
+use super::schema::names;
+use std::sync::Arc;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::ColumnValues;
+use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
+
+fn timestamps(segment: &SegmentReader) -> tantivy::Result<Arc<dyn ColumnValues<DateTime>>> {
+    // Every record has a timestamp, so the default is never used.
+    Ok(segment
+        .fast_fields()
+        .date(names::TIMESTAMP)?
+        .first_or_default_col(DateTime::MIN))
+}
+
+/// Earliest and latest event time (Unix ms) of the matching records.
+pub struct TimeSpan;
+
+/// [`TimeSpan`] for one segment.
+pub struct TimeSpanSegment {
+    column: Arc<dyn ColumnValues<DateTime>>,
+    span: Option<(i64, i64)>,
+}
+
+impl Collector for TimeSpan {
+    type Fruit = Option<(i64, i64)>;
+    type Child = TimeSpanSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<TimeSpanSegment> {
+        Ok(TimeSpanSegment {
+            column: timestamps(segment)?,
+            span: None,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Option<(i64, i64)>>) -> tantivy::Result<Self::Fruit> {
+        Ok(fruits.into_iter().flatten().reduce(|a, b| (a.0.min(b.0), a.1.max(b.1))))
+    }
+}
+
+impl SegmentCollector for TimeSpanSegment {
+    type Fruit = Option<(i64, i64)>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let ms = self.column.get_val(doc).into_timestamp_millis();
+        self.span = Some(match self.span {
+            Some((min, max)) => (min.min(ms), max.max(ms)),
+            None => (ms, ms),
+        });
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.span
+    }
+}
+
+/// Counts of matching records per bucket `[start + i*width, start + (i+1)*width)`
+/// (Unix ms); records outside all buckets are not counted.
+pub struct Histogram {
+    /// Start of the first bucket.
+    pub start: i64,
+    /// Width of each bucket, at least 1.
+    pub width: i64,
+    /// Number of buckets.
+    pub buckets: usize,
+}
+
+/// [`Histogram`] for one segment.
+pub struct HistogramSegment {
+    column: Arc<dyn ColumnValues<DateTime>>,
+    start: i64,
+    width: i64,
+    counts: Vec<u64>,
+}
+
+impl Collector for Histogram {
+    type Fruit = Vec<u64>;
+    type Child = HistogramSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<HistogramSegment> {
+        Ok(HistogramSegment {
+            column: timestamps(segment)?,
+            start: self.start,
+            width: self.width.max(1),
+            counts: vec![0; self.buckets],
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u64>>) -> tantivy::Result<Vec<u64>> {
+        let mut total = vec![0; self.buckets];
+        for fruit in fruits {
+            for (sum, count) in total.iter_mut().zip(fruit) {
+                *sum += count;
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl SegmentCollector for HistogramSegment {
+    type Fruit = Vec<u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let ms = self.column.get_val(doc).into_timestamp_millis();
+        // i128: the difference of two valid timestamps cannot overflow there.
+        let delta = i128::from(ms) - i128::from(self.start);
+        if delta < 0 {
+            return;
+        }
+        let bucket = delta / i128::from(self.width);
+        if let Some(count) = usize::try_from(bucket).ok().and_then(|b| self.counts.get_mut(b)) {
+            *count += 1;
+        }
+    }
+
+    fn harvest(self) -> Vec<u64> {
+        self.counts
+    }
+}

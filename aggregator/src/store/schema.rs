@@ -1,0 +1,298 @@
+//! The log index's tantivy schema: the one place that knows how a record maps
+//! to fields, both when a document is built at ingest and when a stored
+//! document is turned back into a [`Hit`].
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, Field, INDEXED, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue,
+    STORED, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::{DateTime, TantivyDocument};
+
+/// Field names, as used in query strings (`host:web-1`) and fast-field lookups.
+pub mod names {
+    /// `<stream>-<offset>`, see `lookout_shared::wire::record_id`.
+    pub const ID: &str = "id";
+    /// Stream (file incarnation) id, 16 hex digits.
+    pub const STREAM: &str = "stream";
+    /// Byte offset of the record in its file.
+    pub const OFFSET: &str = "offset";
+    /// Event time, millisecond precision.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// Host the record comes from.
+    pub const HOST: &str = "host";
+    /// File path the record was read from.
+    pub const SOURCE: &str = "source";
+    /// `error`, `warn`, `info`, `debug`, `trace` or empty.
+    pub const LEVEL: &str = "level";
+    /// The record's text (the default search field).
+    pub const MESSAGE: &str = "message";
+    /// The source's labels, as a JSON object (`labels.env:prod`).
+    pub const LABELS: &str = "labels";
+    /// Whether the agent cut the record short.
+    pub const TRUNCATED: &str = "truncated";
+}
+
+/// The earliest event time (Unix ms) a tantivy date holds: it counts
+/// nanoseconds in an i64, so only about 1678..2262 fits.
+pub const MIN_TIMESTAMP_MS: i64 = i64::MIN / 1_000_000 + 1;
+/// The latest event time (Unix ms) a tantivy date holds.
+pub const MAX_TIMESTAMP_MS: i64 = i64::MAX / 1_000_000;
+
+/// The schema and its field handles.
+#[derive(Clone)]
+pub struct LogSchema {
+    schema: Schema,
+    /// `id`: exact-match, stored.
+    pub id: Field,
+    /// `stream`: exact-match, stored, fast.
+    pub stream: Field,
+    /// `offset`: u64, indexed, stored, fast (file-order tie-break, context).
+    pub offset: Field,
+    /// `timestamp`: date (ms), indexed, stored, fast (sort, ranges, histogram).
+    pub timestamp: Field,
+    /// `host`: exact-match, stored, fast.
+    pub host: Field,
+    /// `source`: exact-match, stored, fast.
+    pub source: Field,
+    /// `level`: exact-match, stored, fast.
+    pub level: Field,
+    /// `message`: full text with positions (phrases), stored.
+    pub message: Field,
+    /// `labels`: JSON object, values exact-match, stored.
+    pub labels: Field,
+    /// `truncated`: bool, indexed, stored.
+    pub truncated: Field,
+}
+
+/// One record as it goes into the index.
+pub struct RecordFields<'a> {
+    /// Record id.
+    pub id: &'a str,
+    /// Stream id.
+    pub stream: &'a str,
+    /// Byte offset in the stream.
+    pub offset: u64,
+    /// Event time, Unix ms, within [`MIN_TIMESTAMP_MS`, `MAX_TIMESTAMP_MS`].
+    pub timestamp_ms: i64,
+    /// Host.
+    pub host: &'a str,
+    /// File path.
+    pub source: &'a str,
+    /// Detected level or "".
+    pub level: &'a str,
+    /// Text.
+    pub message: &'a str,
+    /// The chunk's labels as a JSON object, when it has any.
+    pub labels: Option<&'a OwnedValue>,
+    /// Whether the agent cut the record short.
+    pub truncated: bool,
+}
+
+/// A stored record as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    /// Record id (`<stream>-<offset>`).
+    pub id: String,
+    /// Event time, RFC 3339.
+    pub timestamp: String,
+    /// Host.
+    pub host: String,
+    /// File path.
+    pub source: String,
+    /// Level or "".
+    pub level: String,
+    /// Text.
+    pub message: String,
+    /// Present (true) only when the agent cut the record short.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    /// Present only when the source has labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl LogSchema {
+    /// Builds the schema.
+    pub fn new() -> Self {
+        let mut builder = Schema::builder();
+        // Fieldnorms only serve BM25 scoring; results are ordered by time, so
+        // none of the fields keeps them.
+        let exact = TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_fieldnorms(false)
+                    .set_index_option(IndexRecordOption::Basic),
+            )
+            .set_stored();
+        let exact_fast = exact.clone().set_fast("raw");
+        let id = builder.add_text_field(names::ID, exact);
+        let stream = builder.add_text_field(names::STREAM, exact_fast.clone());
+        let offset = builder.add_u64_field(
+            names::OFFSET,
+            NumericOptions::default().set_indexed().set_stored().set_fast(),
+        );
+        let timestamp = builder.add_date_field(
+            names::TIMESTAMP,
+            DateOptions::default()
+                .set_indexed()
+                .set_stored()
+                .set_fast()
+                .set_precision(DateTimePrecision::Milliseconds),
+        );
+        let host = builder.add_text_field(names::HOST, exact_fast.clone());
+        let source = builder.add_text_field(names::SOURCE, exact_fast.clone());
+        let level = builder.add_text_field(names::LEVEL, exact_fast);
+        let message = builder.add_text_field(
+            names::MESSAGE,
+            TextOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer("default")
+                        .set_fieldnorms(false)
+                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                )
+                .set_stored(),
+        );
+        let labels = builder.add_json_field(
+            names::LABELS,
+            JsonObjectOptions::default().set_stored().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_fieldnorms(false)
+                    .set_index_option(IndexRecordOption::Basic),
+            ),
+        );
+        let truncated = builder.add_bool_field(names::TRUNCATED, INDEXED | STORED);
+        LogSchema {
+            schema: builder.build(),
+            id,
+            stream,
+            offset,
+            timestamp,
+            host,
+            source,
+            level,
+            message,
+            labels,
+            truncated,
+        }
+    }
+
+    /// The tantivy schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The document for one record.
+    pub fn document(&self, record: &RecordFields<'_>) -> TantivyDocument {
+        // One allocation sized for the whole document instead of several growths.
+        let size = record.message.len() + record.source.len() + record.host.len() + 96;
+        let mut doc = TantivyDocument::with_capacity(size);
+        doc.add_text(self.id, record.id);
+        doc.add_text(self.stream, record.stream);
+        doc.add_u64(self.offset, record.offset);
+        doc.add_date(self.timestamp, DateTime::from_timestamp_millis(record.timestamp_ms));
+        doc.add_text(self.host, record.host);
+        doc.add_text(self.source, record.source);
+        doc.add_text(self.level, record.level);
+        doc.add_text(self.message, record.message);
+        if let Some(labels) = record.labels {
+            doc.add_field_value(self.labels, labels);
+        }
+        doc.add_bool(self.truncated, record.truncated);
+        doc
+    }
+
+    /// Turns a stored document back into the API's shape.
+    pub fn hit(&self, doc: &TantivyDocument) -> Hit {
+        let text = |field: Field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let timestamp_ms = doc
+            .get_first(self.timestamp)
+            .and_then(|v| v.as_datetime())
+            .map_or(0, DateTime::into_timestamp_millis);
+        let mut labels = BTreeMap::new();
+        if let Some(object) = doc.get_first(self.labels).and_then(|v| v.as_object()) {
+            for (key, value) in object {
+                if let Some(value) = value.as_str() {
+                    labels.insert(key.to_owned(), value.to_owned());
+                }
+            }
+        }
+        Hit {
+            id: text(self.id),
+            timestamp: format_timestamp(timestamp_ms),
+            host: text(self.host),
+            source: text(self.source),
+            level: text(self.level),
+            message: text(self.message),
+            truncated: doc.get_first(self.truncated).and_then(|v| v.as_bool()).unwrap_or(false),
+            labels,
+        }
+    }
+}
+
+impl Default for LogSchema {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Unix ms as RFC 3339 (UTC, fractional seconds only when non-zero).
+pub fn format_timestamp(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// The chunk labels as the JSON value stored in `labels`, or `None` without labels.
+pub fn labels_value(labels: &BTreeMap<String, String>) -> Option<OwnedValue> {
+    if labels.is_empty() {
+        return None;
+    }
+    Some(OwnedValue::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), OwnedValue::Str(v.clone())))
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_round_trips_to_hit() {
+        let schema = LogSchema::new();
+        let mut labels = BTreeMap::new();
+        labels.insert("env".to_owned(), "prod".to_owned());
+        let labels_json = labels_value(&labels);
+        let doc = schema.document(&RecordFields {
+            id: "00000000000000ab-7",
+            stream: "00000000000000ab",
+            offset: 7,
+            timestamp_ms: 1_700_000_000_123,
+            host: "web-1",
+            source: "/var/log/a.log",
+            level: "error",
+            message: "boom",
+            labels: labels_json.as_ref(),
+            truncated: true,
+        });
+        let hit = schema.hit(&doc);
+        assert_eq!(hit.id, "00000000000000ab-7");
+        assert_eq!(hit.timestamp, "2023-11-14T22:13:20.123Z");
+        assert_eq!((hit.host.as_str(), hit.source.as_str()), ("web-1", "/var/log/a.log"));
+        assert_eq!((hit.level.as_str(), hit.message.as_str()), ("error", "boom"));
+        assert!(hit.truncated);
+        assert_eq!(hit.labels, labels);
+    }
+}

@@ -1,0 +1,392 @@
+//! Searches over all partitions: matching records in time order, counts per
+//! time bucket, and the lines around one record.
+//!
+//! Each partition has its own searcher; results are merged here. Partitions
+//! whose event-time range cannot meet the query's are skipped. Everything here
+//! is blocking CPU and disk work: callers run it off the async runtime.
+
+use super::LogStore;
+use super::collectors::{Histogram, TimeSpan};
+use super::schema::{Hit, LogSchema, format_timestamp, names};
+use lookout_shared::wire::parse_record_id;
+use serde::Serialize;
+use std::ops::Bound;
+use tantivy::collector::sort_key::SortByStaticFastValue;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TokenizerManager;
+use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
+
+/// Most buckets a histogram may have.
+pub const MAX_BUCKETS: usize = 2000;
+
+/// What records to consider; shared by search and histogram.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    /// Query string (tantivy syntax, default field `message`, AND by default); empty: all.
+    pub q: String,
+    /// Earliest event time, Unix ms, inclusive.
+    pub start: Option<i64>,
+    /// Latest event time, Unix ms, exclusive.
+    pub end: Option<i64>,
+    /// Exact host.
+    pub host: Option<String>,
+    /// Exact source path.
+    pub source: Option<String>,
+    /// Exact level.
+    pub level: Option<String>,
+}
+
+/// Time order of hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// Newest first.
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// One page of a search.
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    /// Which records.
+    pub filter: LogFilter,
+    /// Page size.
+    pub limit: usize,
+    /// Hits to skip.
+    pub offset: usize,
+    /// By timestamp, then by file offset.
+    pub order: SortOrder,
+}
+
+/// Matching count and one page of hits.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// Exact number of matching records.
+    pub total: u64,
+    /// The page.
+    pub hits: Vec<Hit>,
+}
+
+/// Bucketing of a histogram.
+#[derive(Debug, Clone, Copy)]
+pub enum HistogramSpec {
+    /// About this many equal buckets over the range.
+    Buckets(usize),
+    /// Buckets of this width (ms), aligned to multiples of it.
+    Interval(i64),
+}
+
+/// One histogram bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bucket {
+    /// Start of the bucket, RFC 3339.
+    pub start: String,
+    /// Matching records in it.
+    pub count: u64,
+}
+
+/// The lines around one record of a file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    /// Up to N lines before, in file order.
+    pub before: Vec<Hit>,
+    /// The record itself.
+    pub hit: Hit,
+    /// Up to M lines after, in file order.
+    pub after: Vec<Hit>,
+}
+
+/// Why a search has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The request is wrong (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The record asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The index failed (500).
+    #[error("search failed: {0}")]
+    Index(#[from] tantivy::TantivyError),
+}
+
+/// Turns filters and query strings into tantivy queries.
+pub struct QueryBuilder {
+    schema: LogSchema,
+    parser: QueryParser,
+}
+
+impl QueryBuilder {
+    /// A builder for `schema`.
+    pub fn new(schema: LogSchema) -> Self {
+        let mut parser = QueryParser::new(
+            schema.schema().clone(),
+            vec![schema.message],
+            TokenizerManager::default(),
+        );
+        // `disk full` should find lines with both words, as log search users expect.
+        parser.set_conjunction_by_default();
+        QueryBuilder { schema, parser }
+    }
+
+    /// The query for `filter`.
+    pub fn build(&self, filter: &LogFilter) -> Result<Box<dyn Query>, SearchError> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let q = filter.q.trim();
+        if !q.is_empty() {
+            clauses.push((Occur::Must, self.parse(q)?));
+        }
+        if filter.start.is_some() || filter.end.is_some() {
+            let term = |ms| Term::from_field_date(self.schema.timestamp, DateTime::from_timestamp_millis(ms));
+            let lower = filter.start.map_or(Bound::Unbounded, |ms| Bound::Included(term(ms)));
+            let upper = filter.end.map_or(Bound::Unbounded, |ms| Bound::Excluded(term(ms)));
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+        }
+        for (field, value) in [
+            (self.schema.host, &filter.host),
+            (self.schema.source, &filter.source),
+            (self.schema.level, &filter.level),
+        ] {
+            if let Some(value) = value {
+                clauses.push((Occur::Must, exact(field, value)));
+            }
+        }
+        Ok(match clauses.len() {
+            0 => Box::new(AllQuery),
+            1 => clauses.remove(0).1,
+            _ => Box::new(BooleanQuery::new(clauses)),
+        })
+    }
+
+    fn parse(&self, q: &str) -> Result<Box<dyn Query>, SearchError> {
+        // The strict parser only says "syntax error"; the lenient grammar says where.
+        let (_, errors) = tantivy::query_grammar::parse_query_lenient(q);
+        if let Some(error) = errors.first() {
+            // The grammar escapes quotes in its messages (`missing delimiter \"`).
+            return Err(SearchError::BadRequest(format!(
+                "query syntax error at position {}: {}",
+                error.pos,
+                error.message.replace("\\\"", "\"")
+            )));
+        }
+        match self.parser.parse_query(q) {
+            // `NOT debug` alone means "everything but debug" to a person.
+            Err(QueryParserError::AllButQueryForbidden) => self.parser.parse_query(&format!("* {q}")),
+            other => other,
+        }
+        .map_err(|err| SearchError::BadRequest(describe(err)))
+    }
+}
+
+fn exact(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn describe(err: QueryParserError) -> String {
+    match err {
+        QueryParserError::FieldDoesNotExist(field) => format!(
+            "unknown field `{field}` in query; fields are message, host, source, level, \
+             timestamp, stream, offset, id, truncated and labels.<name>"
+        ),
+        other => format!("invalid query: {other}"),
+    }
+}
+
+/// One searcher per partition whose time range may meet `[start, end)`.
+fn searchers(store: &LogStore, start: Option<i64>, end: Option<i64>) -> Vec<Searcher> {
+    store
+        .partitions()
+        .iter()
+        .filter(|p| p.may_overlap(start, end))
+        .map(|p| p.searcher())
+        .collect()
+}
+
+fn fetch(store: &LogStore, searcher: &Searcher, address: DocAddress) -> Result<Hit, SearchError> {
+    let doc: TantivyDocument = searcher.doc(address)?;
+    Ok(store.schema().hit(&doc))
+}
+
+impl LogStore {
+    /// Counts the matches and returns one page of them.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, SearchError> {
+        let filter = &request.filter;
+        let query = self.queries().build(filter)?;
+        let searchers = searchers(self, filter.start, filter.end);
+        let wanted = request.offset.saturating_add(request.limit);
+        let order = match request.order {
+            SortOrder::Asc => Order::Asc,
+            SortOrder::Desc => Order::Desc,
+        };
+        let mut total = 0;
+        // (timestamp ms, file offset, partition, address) of each partition's best.
+        let mut candidates: Vec<(i64, u64, usize, DocAddress)> = Vec::new();
+        for (partition, searcher) in searchers.iter().enumerate() {
+            if wanted == 0 {
+                total += searcher.search(&query, &Count)? as u64;
+                continue;
+            }
+            let top = TopDocs::with_limit(wanted).order_by((
+                (SortByStaticFastValue::<DateTime>::for_field(names::TIMESTAMP), order),
+                (SortByStaticFastValue::<u64>::for_field(names::OFFSET), order),
+            ));
+            let (count, docs) = searcher.search(&query, &(Count, top))?;
+            total += count as u64;
+            candidates.extend(docs.into_iter().map(|((ts, offset), address)| {
+                let ts = ts.map_or(0, DateTime::into_timestamp_millis);
+                (ts, offset.unwrap_or(0), partition, address)
+            }));
+        }
+        // Ties keep partition order, so pages are stable.
+        match request.order {
+            SortOrder::Asc => candidates.sort_by_key(|&(ts, offset, p, a)| (ts, offset, p, a)),
+            SortOrder::Desc => candidates.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)).then((x.2, x.3).cmp(&(y.2, y.3)))),
+        }
+        let hits = candidates
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+            .map(|(_, _, partition, address)| fetch(self, &searchers[partition], address))
+            .collect::<Result<_, _>>()?;
+        Ok(SearchResult { total, hits })
+    }
+
+    /// Counts matches per time bucket. Without `start`/`end`, the range is
+    /// that of the matching records.
+    pub fn histogram(&self, filter: &LogFilter, spec: HistogramSpec) -> Result<Vec<Bucket>, SearchError> {
+        let query = self.queries().build(filter)?;
+        let searchers = searchers(self, filter.start, filter.end);
+        let (start, end) = match (filter.start, filter.end) {
+            (Some(start), Some(end)) => (start, end),
+            (start, end) => {
+                let mut span: Option<(i64, i64)> = None;
+                for searcher in &searchers {
+                    if let Some((min, max)) = searcher.search(&query, &TimeSpan)? {
+                        span = Some(span.map_or((min, max), |(a, b)| (a.min(min), b.max(max))));
+                    }
+                }
+                let Some((min, max)) = span else {
+                    return Ok(Vec::new());
+                };
+                (start.unwrap_or(min), end.unwrap_or(max.saturating_add(1)))
+            }
+        };
+        if start >= end {
+            if filter.start.is_some() && filter.end.is_some() {
+                return Err(SearchError::BadRequest("`start` must be before `end`".into()));
+            }
+            return Ok(Vec::new());
+        }
+        let span = i128::from(end) - i128::from(start);
+        let (first, width, count) = match spec {
+            HistogramSpec::Buckets(buckets) => {
+                let buckets = i128::try_from(buckets.max(1)).unwrap_or(1);
+                let width = ((span + buckets - 1) / buckets).max(1);
+                (i128::from(start), width, (span + width - 1) / width)
+            }
+            HistogramSpec::Interval(width) => {
+                let width = i128::from(width.max(1));
+                let first = i128::from(start).div_euclid(width) * width;
+                let count = (i128::from(end) - first + width - 1) / width;
+                if count > MAX_BUCKETS as i128 {
+                    return Err(SearchError::BadRequest(format!(
+                        "`interval` makes {count} buckets over this time range; at most {MAX_BUCKETS} \
+                         are allowed: use a larger interval or a shorter range"
+                    )));
+                }
+                (first, width, count)
+            }
+        };
+        // All three fit i64: they lie between valid timestamps and their span.
+        let (first, width) = (i64::try_from(first).unwrap_or(start), i64::try_from(width).unwrap_or(1));
+        let count = usize::try_from(count).unwrap_or(0);
+        let collector = Histogram {
+            start: first,
+            width,
+            buckets: count,
+        };
+        let mut counts = vec![0u64; count];
+        for searcher in &searchers {
+            for (sum, n) in counts.iter_mut().zip(searcher.search(&query, &collector)?) {
+                *sum += n;
+            }
+        }
+        Ok(counts
+            .into_iter()
+            .enumerate()
+            .map(|(i, count)| Bucket {
+                start: format_timestamp(first.saturating_add(width.saturating_mul(i as i64))),
+                count,
+            })
+            .collect())
+    }
+
+    /// The record `id` with up to `before` lines before and `after` lines
+    /// after it in the same stream (file order).
+    pub fn context(&self, id: &str, before: usize, after: usize) -> Result<Context, SearchError> {
+        let Some((stream, offset)) = parse_record_id(id) else {
+            return Err(SearchError::BadRequest(format!(
+                "`id` {id:?} is not a record id (16 hex digits, '-', a byte offset)"
+            )));
+        };
+        let schema = self.schema();
+        let searchers = searchers(self, None, None);
+        let by_id = exact(schema.id, id);
+        let mut hit = None;
+        for searcher in &searchers {
+            let top = TopDocs::with_limit(1).order_by_u64_field(names::OFFSET, Order::Asc);
+            if let Some((_, address)) = searcher.search(&by_id, &top)?.into_iter().next() {
+                hit = Some(fetch(self, searcher, address)?);
+                break;
+            }
+        }
+        let Some(hit) = hit else {
+            return Err(SearchError::NotFound(format!("no record has the id `{id}`")));
+        };
+        let neighbours =
+            |range: (Bound<u64>, Bound<u64>), limit: usize, order: Order| -> Result<Vec<Hit>, SearchError> {
+                if limit == 0 {
+                    return Ok(Vec::new());
+                }
+                let query = BooleanQuery::new(vec![
+                    (Occur::Must, exact(schema.stream, stream)),
+                    (
+                        Occur::Must,
+                        Box::new(RangeQuery::new(
+                            range.0.map(|o| Term::from_field_u64(schema.offset, o)),
+                            range.1.map(|o| Term::from_field_u64(schema.offset, o)),
+                        )),
+                    ),
+                ]);
+                let mut found: Vec<(u64, usize, DocAddress)> = Vec::new();
+                for (partition, searcher) in searchers.iter().enumerate() {
+                    let top = TopDocs::with_limit(limit).order_by_u64_field(names::OFFSET, order);
+                    for (offset, address) in searcher.search(&query, &top)? {
+                        found.push((offset.unwrap_or(0), partition, address));
+                    }
+                }
+                found.sort_by_key(|&(offset, ..)| offset);
+                if order == Order::Desc {
+                    // The `limit` closest before the record, still in file order.
+                    found.drain(..found.len().saturating_sub(limit));
+                } else {
+                    found.truncate(limit);
+                }
+                found
+                    .into_iter()
+                    .map(|(_, partition, address)| fetch(self, &searchers[partition], address))
+                    .collect()
+            };
+        Ok(Context {
+            before: neighbours((Bound::Included(0), Bound::Excluded(offset)), before, Order::Desc)?,
+            after: neighbours((Bound::Excluded(offset), Bound::Unbounded), after, Order::Asc)?,
+            hit,
+        })
+    }
+}

@@ -1,0 +1,235 @@
+//! Bad requests get a precise 4xx with a JSON error, never a 500, and the
+//! server keeps serving afterwards.
+
+mod common;
+
+use common::*;
+use std::io::Write as _;
+
+const BASE_MS: i64 = 1_700_000_000_000;
+
+/// Small limits so that oversized bodies are cheap to make.
+const LIMITS: &str = "[ingest]\nmax_body_bytes = \"1MiB\"\nmax_decompressed_bytes = \"4MiB\"\n";
+
+fn good_batch(n: u64) -> lookout_shared::wire::IngestBatch {
+    batch(
+        "web-1",
+        vec![fixed_lines(
+            &stream("web-1", n),
+            "/var/log/a.log",
+            "good",
+            BASE_MS,
+            0,
+            3,
+        )],
+    )
+}
+
+/// The server still answers health checks and stores a good batch.
+async fn still_serving(server: &Server, n: u64) {
+    let health = server.get_with("/healthz", None).await;
+    assert_eq!((health.status, health.body.as_str()), (200, Some("ok")));
+    assert_eq!(server.ingest_ok(&good_batch(n)).await, (3, 0));
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_ingest_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), LIMITS)).await;
+    let good_json = serde_json::to_vec(&good_batch(1)).unwrap();
+
+    // Tokens.
+    let missing = server.post_ingest(good_json.clone(), None, None).await;
+    assert_eq!(missing.status, 401);
+    assert!(
+        missing.error().contains("missing `Authorization: Bearer"),
+        "{missing:?}"
+    );
+    assert_eq!(missing.headers["www-authenticate"], "Bearer");
+    let wrong = server.post_ingest(good_json.clone(), None, Some("guess")).await;
+    assert_eq!(wrong.status, 401);
+    assert!(!wrong.error().contains("guess"), "the token is not echoed");
+    let api_token = server.post_ingest(good_json.clone(), None, Some(API_TOKEN)).await;
+    assert_eq!(api_token.status, 401, "a read token cannot ingest");
+
+    // Malformed JSON: serde's message with line and column.
+    let answer = server
+        .post_ingest(
+            b"{\"host\": \"web-1\", \"streams\": [".to_vec(),
+            None,
+            Some(INGEST_TOKEN),
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("line 1 column"), "{answer:?}");
+
+    // A wrong type names the field.
+    let text = String::from_utf8(good_json.clone())
+        .unwrap()
+        .replacen("\"start\":0", "\"start\":\"zero\"", 1);
+    let answer = server.post_ingest(text.into_bytes(), None, Some(INGEST_TOKEN)).await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("streams[0].start"), "{answer:?}");
+
+    // Invalid UTF-8 inside a JSON string.
+    let mut bytes = good_json.clone();
+    let at = bytes.windows(4).position(|w| w == b"good").unwrap();
+    bytes[at] = 0xff;
+    let answer = server.post_ingest(bytes, None, Some(INGEST_TOKEN)).await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("not valid UTF-8"), "{answer:?}");
+
+    // Contract violations name the field.
+    let mut b = good_batch(1);
+    b.streams[0].stream = "not-a-stream-id!".into();
+    let answer = server.ingest(&b).await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("streams[0].stream"), "{answer:?}");
+    let mut b = good_batch(1);
+    b.streams[0].records[2].offset = b.streams[0].end;
+    let answer = server.ingest(&b).await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("streams[0].records[2].offset"), "{answer:?}");
+    let mut b = good_batch(1);
+    b.host.clear();
+    assert_eq!(server.ingest(&b).await.status, 400);
+
+    // Encodings.
+    let answer = server
+        .post_ingest(b"\x28\xb5\x2f\xfdgarbage".to_vec(), Some("zstd"), Some(INGEST_TOKEN))
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().starts_with("body is not valid zstd: "), "{answer:?}");
+    let answer = server
+        .post_ingest(b"garbage".to_vec(), Some("gzip"), Some(INGEST_TOKEN))
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().starts_with("body is not valid gzip: "), "{answer:?}");
+    let answer = server
+        .post_ingest(good_json.clone(), Some("br"), Some(INGEST_TOKEN))
+        .await;
+    assert_eq!(answer.status, 415);
+    assert!(answer.error().contains("`br`"), "{answer:?}");
+
+    // Size limits: the body as sent, and after decompression (a gzip bomb).
+    let oversized = vec![b' '; 1024 * 1024 + 1];
+    let answer = server.post_ingest(oversized, None, Some(INGEST_TOKEN)).await;
+    assert_eq!(answer.status, 413);
+    assert!(answer.error().contains("ingest.max_body_bytes"), "{answer:?}");
+    let bomb = gzip(&vec![b' '; 20 * 1024 * 1024]);
+    assert!(bomb.len() < 1024 * 1024);
+    let answer = server.post_ingest(bomb, Some("gzip"), Some(INGEST_TOKEN)).await;
+    assert_eq!(answer.status, 413);
+    assert!(answer.error().contains("ingest.max_decompressed_bytes"), "{answer:?}");
+
+    // Nothing of the refused batches was stored.
+    assert_eq!(server.total("").await, 0);
+    still_serving(&server, 2).await;
+
+    let metrics = server.get_ok("/metrics").await;
+    let text = metrics.as_str().unwrap();
+    for line in [
+        "lookout_http_rejected_requests_total{reason=\"unauthorized\"} 3",
+        "lookout_http_rejected_requests_total{reason=\"too_large\"} 2",
+        "lookout_http_rejected_requests_total{reason=\"bad_encoding\"} 2",
+        "lookout_http_rejected_requests_total{reason=\"unsupported_encoding\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_megabyte_line_is_accepted_within_the_default_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "")).await;
+    let mut message = String::with_capacity(10 * 1024 * 1024 + 16);
+    message.push_str("needle ");
+    while message.len() < 10 * 1024 * 1024 {
+        message.push_str("filler words ");
+    }
+    let s = stream("web-1", 7);
+    let line = Line {
+        message: &message,
+        read_at_ms: BASE_MS,
+    };
+    assert_eq!(
+        server
+            .ingest_ok(&batch("web-1", vec![chunk(&s, "/var/log/big.log", 0, &[line])]))
+            .await,
+        (1, 0)
+    );
+    let body = server.get_ok("/api/v1/logs/search?q=needle").await;
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["hits"][0]["message"].as_str().map(str::len), Some(message.len()));
+    still_serving(&server, 8).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_read_requests_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), LIMITS)).await;
+    server.ingest_ok(&good_batch(1)).await;
+
+    let cases: &[(&str, u16, &str)] = &[
+        ("/api/v1/logs/search?q=%22foo", 400, "query syntax error at position"),
+        (
+            "/api/v1/logs/search?q=nosuchfield:x",
+            400,
+            "unknown field `nosuchfield`",
+        ),
+        ("/api/v1/logs/search?start=yesterday", 400, "parameter `start`"),
+        ("/api/v1/logs/search?end=2024-13-45T00:00:00Z", 400, "parameter `end`"),
+        ("/api/v1/logs/search?limit=abc", 400, "parameter `limit`"),
+        ("/api/v1/logs/search?limit=10001", 400, "parameter `limit`"),
+        ("/api/v1/logs/search?order=sideways", 400, "parameter `order`"),
+        ("/api/v1/logs/search?levle=error", 400, "unknown parameter `levle`"),
+        (
+            "/api/v1/logs/search?start=2000&end=1000",
+            400,
+            "`start` must be before `end`",
+        ),
+        ("/api/v1/logs/histogram?buckets=0", 400, "parameter `buckets`"),
+        ("/api/v1/logs/histogram?interval=soon", 400, "parameter `interval`"),
+        ("/api/v1/logs/context", 400, "parameter `id` is required"),
+        ("/api/v1/logs/context?id=0000000000000000-x", 400, "`id`"),
+        ("/api/v1/nothing", 404, "no endpoint GET /api/v1/nothing"),
+    ];
+    for (path, status, expected) in cases {
+        let answer = server.get(path).await;
+        assert_eq!(answer.status, *status, "{path}: {answer:?}");
+        assert!(
+            answer.error().contains(expected),
+            "{path}: {:?} should contain {expected:?}",
+            answer.error()
+        );
+    }
+
+    // The syntax error says where: the closing quote is missing at byte 4.
+    let answer = server.get("/api/v1/logs/search?q=%22foo").await;
+    assert_eq!(answer.error(), "query syntax error at position 4: missing delimiter \"");
+
+    // Read endpoints need the API token; /healthz does not.
+    for path in [
+        "/api/v1/logs/search",
+        "/api/v1/logs/histogram",
+        "/api/v1/logs/context?id=x",
+        "/metrics",
+    ] {
+        assert_eq!(server.get_with(path, None).await.status, 401, "{path}");
+        assert_eq!(server.get_with(path, Some(INGEST_TOKEN)).await.status, 401, "{path}");
+    }
+    let wrong_method = server.get("/api/v1/ingest").await;
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.error().contains("GET"), "{wrong_method:?}");
+
+    still_serving(&server, 3).await;
+    server.stop().await;
+}
