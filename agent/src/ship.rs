@@ -216,6 +216,122 @@ fn error_text(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{CoveredRange, SealedBatch};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicBool;
+
+    /// An HTTP server on loopback that answers each request with the next
+    /// (status, body) of `answers`, and counts the requests.
+    fn scripted_server(answers: Vec<(u16, &'static str)>) -> (String, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            let mut answers = answers.into_iter();
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = value.trim().parse().unwrap();
+                        }
+                    }
+                    if line != "\r\n" {
+                        break;
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let (status, text) = answers.next().unwrap_or((200, "{\"accepted\":1,\"duplicates\":0}"));
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    writer.write_all(response.as_bytes()).unwrap();
+                }
+            }
+        });
+        (url, requests)
+    }
+
+    /// Ships one spooled batch to `url`; returns the spool folder and the acked offset.
+    fn ship_one(name: &str, url: &str) -> (std::path::PathBuf, Option<u64>, Arc<ShipStats>) {
+        let dir = std::env::temp_dir().join(format!("lookout-ship-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (spool, _) = Spool::open(&dir, 1 << 20).unwrap();
+        let spool = Arc::new(spool);
+        let batch = SealedBatch {
+            body: b"{}".to_vec(),
+            ranges: vec![CoveredRange {
+                stream: "s".into(),
+                start: 0,
+                end: 100,
+            }],
+            records: 1,
+        };
+        let entry = spool.append(&batch, &AtomicBool::new(false)).unwrap().unwrap();
+        let acks = Arc::new(Mutex::new(AckTracker::default()));
+        let stats = Arc::new(ShipStats::default());
+        let shipper = Arc::new(Shipper {
+            client: reqwest::Client::new(),
+            url: ingest_url(url),
+            token: "t".into(),
+            max_in_flight: 2,
+            spool,
+            acks: Arc::clone(&acks),
+            stats: Arc::clone(&stats),
+        });
+        let (sender, receiver) = mpsc::unbounded_channel();
+        drop(sender);
+        let (_stop, stop_rx) = watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(shipper.run(vec![entry], receiver, stop_rx));
+        let acked = acks.lock().unwrap().acked_upto("s");
+        (dir, acked, stats)
+    }
+
+    #[test]
+    fn retries_429_and_5xx_then_acknowledges() {
+        let (url, requests) = scripted_server(vec![(503, "{\"error\":\"busy\"}"), (429, "{}")]);
+        let (dir, acked, stats) = ship_one("retry", &url);
+        assert_eq!(requests.load(Ordering::SeqCst), 3, "two failures, then success");
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
+        assert_eq!(acked, Some(100), "the acknowledged range moves the checkpoint");
+        let left = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .count();
+        assert_eq!(left, 0, "the acknowledged batch leaves the spool");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_4xx_sets_the_batch_aside_instead_of_retrying() {
+        let (url, requests) = scripted_server(vec![(400, "{\"error\":\"bad batch\"}")]);
+        let (dir, acked, stats) = ship_one("reject", &url);
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried");
+        assert_eq!(stats.batches_rejected.load(Ordering::Relaxed), 1);
+        assert_eq!(acked, Some(100), "the checkpoint does not stall behind it");
+        let rejected = std::fs::read_dir(dir.join("rejected")).unwrap().count();
+        assert_eq!(rejected, 1, "the batch is kept in rejected/ for an operator");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn jitter_stays_within_half_and_full() {

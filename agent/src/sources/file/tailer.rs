@@ -191,6 +191,7 @@ impl Tailer {
                 self.watched.insert(root.dir.clone());
             }
         }
+        let mut discovered = HashSet::new();
         for (path, source) in discover::discover(&self.parts.sources) {
             if self.is_managed_rotation(&path) {
                 continue;
@@ -199,6 +200,7 @@ impl Tailer {
                 continue;
             };
             let key = FileKey::of(&metadata);
+            discovered.insert(key);
             if self.files.contains_key(&key) || self.finished.get(&key) == Some(&metadata.len()) {
                 continue;
             }
@@ -208,6 +210,8 @@ impl Tailer {
             }
         }
         self.first_scan_done = true;
+        // Only files the globs still name can be found again.
+        self.finished.retain(|key, _| discovered.contains(key));
         let mut seen = Vec::new();
         for tailed in self.files.values_mut() {
             let still_named = fs::metadata(&tailed.path).is_ok_and(|metadata| FileKey::of(&metadata) == tailed.key);
