@@ -121,6 +121,7 @@ impl BatchBuilder {
         Some(IngestBatch {
             host: self.host.clone(),
             streams: std::mem::take(&mut self.streams),
+            metrics: Vec::new(),
         })
     }
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// Address the HTTP server binds, such as `127.0.0.1:7070` (port 0: any free port).
     pub listen: SocketAddr,
-    /// Directory holding the log index (`logs/YYYY-MM-DD/`) and later the metrics store.
+    /// Directory holding the log index (`logs/YYYY-MM-DD/`) and the metric store (`metrics.sqlite`).
     pub data_dir: PathBuf,
     /// Bearer tokens.
     pub auth: AuthConfig,
@@ -59,7 +59,7 @@ pub struct RetentionConfig {
     /// Log partitions older than this many days are deleted.
     #[serde(default = "default_logs_days")]
     pub logs_days: u32,
-    /// Metric samples older than this many days are deleted.
+    /// Metric samples (and roll-up buckets) older than this many days are deleted.
     #[serde(default = "default_metrics_days")]
     pub metrics_days: u32,
 }

@@ -1,14 +1,16 @@
 //! `lookout-aggregator`: the central side of Lookout.
 //!
-//! Agents POST batches of log records; the aggregator stores each record
-//! exactly once in a tantivy index (one per UTC ingest day) and answers only
-//! when the batch is durable, so an agent can advance its checkpoint and never
-//! lose or duplicate a line. Engineers then search, chart and page through the
-//! logs over the read API.
+//! Agents POST batches of log records and host metric samples; the aggregator
+//! stores each record exactly once in a tantivy index (one per UTC ingest
+//! day), each sample once in SQLite, and answers only when the batch is
+//! durable, so an agent can advance its checkpoint and never lose or duplicate
+//! a line. Engineers then search, chart and page through the logs, and chart
+//! hosts' metrics, over the read API.
 //!
 //! Data flows one way:
-//! [`http`] → [`ingest`] (decode, validate, enrich) → [`store`] (writer thread,
-//! day partitions) → [`http`] read API. [`retention`] deletes old partitions,
+//! [`http`] → [`ingest`] (decode, validate, enrich) → [`metricstore`] (SQLite
+//! writer thread, roll-ups), then [`store`] (log writer thread, day partitions)
+//! → [`http`] read API. [`retention`] deletes old partitions and samples,
 //! [`metrics`] counts what happens, [`config`] reads `aggregator.toml`.
 //!
 //! [`Aggregator::start`] runs everything in-process (tests use it with port 0);
@@ -20,12 +22,15 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod metricstore;
 pub mod retention;
 pub mod store;
 
 use anyhow::Context as _;
 use config::Config;
 use metrics::Metrics;
+use metricstore::MetricStore;
+use metricstore::writer::MetricWriter;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,17 +39,18 @@ use store::writer::LogWriter;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A running aggregator: HTTP server, writer thread and retention task.
+/// A running aggregator: HTTP server, writer threads and background tasks.
 pub struct Aggregator {
     addr: SocketAddr,
     stop_server: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
-    retention: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
     writer: LogWriter,
+    metric_writer: MetricWriter,
 }
 
 impl Aggregator {
-    /// Opens the store, starts the writer and serves on `config.listen`.
+    /// Opens the stores, starts the writers and serves on `config.listen`.
     /// Logs `lookout-aggregator listening on http://ADDR` with the bound
     /// address (the real port when `listen` has port 0).
     pub async fn start(config: Config) -> anyhow::Result<Aggregator> {
@@ -52,6 +58,15 @@ impl Aggregator {
         let data_dir = config.data_dir.clone();
         let (store, payloads) = tokio::task::spawn_blocking(move || LogStore::open(&data_dir)).await??;
         let writer = LogWriter::spawn(store.clone(), payloads, metrics.clone())?;
+        let data_dir = config.data_dir.clone();
+        let metrics_days = config.retention.metrics_days;
+        let counters = metrics.clone();
+        let (metric_writer, metric_store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let metric_writer = MetricWriter::spawn(&data_dir, metrics_days, counters)?;
+            let metric_store = MetricStore::open(&data_dir).context("cannot open the metric store for reading")?;
+            Ok((metric_writer, metric_store))
+        })
+        .await??;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -59,6 +74,8 @@ impl Aggregator {
         let state = http::AppState {
             store,
             writer: writer.handle(),
+            metric_store,
+            metric_writer: metric_writer.handle(),
             metrics,
             ingest: config.ingest,
         };
@@ -72,14 +89,24 @@ impl Aggregator {
                 })
                 .await
         });
-        let retention = tokio::spawn(retention::run(writer.handle(), config.retention.logs_days));
+        let days = &config.retention;
+        let background = vec![
+            tokio::spawn(retention::run(writer.handle(), days.logs_days)),
+            tokio::spawn(retention::run_metrics(
+                metric_writer.handle(),
+                days.metrics_days,
+                days.metrics_days.max(days.logs_days),
+            )),
+            tokio::spawn(metricstore::writer::flush_touches(metric_writer.handle())),
+        ];
         tracing::info!("lookout-aggregator listening on http://{addr}");
         Ok(Aggregator {
             addr,
             stop_server,
             server,
-            retention,
+            background,
             writer,
+            metric_writer,
         })
     }
 
@@ -89,14 +116,18 @@ impl Aggregator {
     }
 
     /// Stops accepting connections, lets in-flight requests finish (their
-    /// batches commit), then stops the writer.
+    /// batches commit), then stops the writers.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop_server.send(());
         let served = self.server.await;
-        self.retention.abort();
+        for task in &self.background {
+            task.abort();
+        }
         let stopped = self.writer.shutdown().await;
+        let metrics_stopped = self.metric_writer.shutdown().await;
         served?.context("the HTTP server failed")?;
         stopped?;
+        metrics_stopped?;
         tracing::info!("lookout-aggregator stopped");
         Ok(())
     }

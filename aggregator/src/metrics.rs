@@ -74,6 +74,13 @@ pub struct Metrics {
     commits: AtomicU64,
     commit_failures: AtomicU64,
     commit_micros: AtomicU64,
+    samples_accepted: AtomicU64,
+    samples_duplicate: AtomicU64,
+    samples_expired: AtomicU64,
+    metric_commits: AtomicU64,
+    metric_commit_failures: AtomicU64,
+    metric_commit_micros: AtomicU64,
+    metric_rows_expired: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
 }
 
@@ -101,6 +108,31 @@ impl Metrics {
     /// A commit failed and was rolled back.
     pub fn commit_failed(&self) {
         self.commit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A metric batch was stored: its samples by outcome (new, re-sent,
+    /// older than the retention period).
+    pub fn metric_samples(&self, accepted: u64, duplicates: u64, expired: u64) {
+        self.samples_accepted.fetch_add(accepted, Ordering::Relaxed);
+        self.samples_duplicate.fetch_add(duplicates, Ordering::Relaxed);
+        self.samples_expired.fetch_add(expired, Ordering::Relaxed);
+    }
+
+    /// A metric store transaction committed after `took`.
+    pub fn metric_commit_done(&self, took: Duration) {
+        self.metric_commits.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.metric_commit_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// A metric store transaction failed and was rolled back.
+    pub fn metric_commit_failed(&self) {
+        self.metric_commit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Metric retention deleted `rows` samples and roll-up buckets.
+    pub fn metric_rows_expired(&self, rows: u64) {
+        self.metric_rows_expired.fetch_add(rows, Ordering::Relaxed);
     }
 
     /// A request was refused.
@@ -151,6 +183,30 @@ impl Metrics {
             "Log index commits that failed and were rolled back.",
             &[("", get(&self.commit_failures))],
         );
+        counter(
+            "lookout_metric_samples_total",
+            "Metric samples received in acknowledged batches, by outcome.",
+            &[
+                ("{result=\"accepted\"}", get(&self.samples_accepted)),
+                ("{result=\"duplicate\"}", get(&self.samples_duplicate)),
+                ("{result=\"expired\"}", get(&self.samples_expired)),
+            ],
+        );
+        counter(
+            "lookout_metric_store_commits_total",
+            "Metric store transactions committed for ingest batches.",
+            &[("", get(&self.metric_commits))],
+        );
+        counter(
+            "lookout_metric_store_commit_failures_total",
+            "Metric store transactions that failed and were rolled back.",
+            &[("", get(&self.metric_commit_failures))],
+        );
+        counter(
+            "lookout_metric_retention_deleted_rows_total",
+            "Samples and roll-up buckets deleted by metric retention.",
+            &[("", get(&self.metric_rows_expired))],
+        );
         let labels: Vec<String> = RejectReason::ALL
             .iter()
             .map(|r| format!("{{reason=\"{}\"}}", r.label()))
@@ -174,6 +230,15 @@ impl Metrics {
              lookout_index_commit_duration_seconds_count {}",
             get(&self.commits)
         );
+        let seconds = get(&self.metric_commit_micros) as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "# HELP lookout_metric_store_commit_duration_seconds Time spent in metric store transactions.\n\
+             # TYPE lookout_metric_store_commit_duration_seconds summary\n\
+             lookout_metric_store_commit_duration_seconds_sum {seconds}\n\
+             lookout_metric_store_commit_duration_seconds_count {}",
+            get(&self.metric_commits)
+        );
         out
     }
 }
@@ -188,6 +253,7 @@ mod tests {
         metrics.batch_done(5, 2);
         metrics.rejected(RejectReason::TooLarge);
         metrics.commit_done(Duration::from_millis(1500));
+        metrics.metric_samples(7, 3, 1);
         let text = metrics.render();
         assert!(
             text.contains("lookout_ingest_records_total{result=\"accepted\"} 5\n"),
@@ -206,5 +272,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("lookout_index_commits_total 1\n"), "{text}");
+        assert!(
+            text.contains("lookout_metric_samples_total{result=\"duplicate\"} 3\n"),
+            "{text}"
+        );
     }
 }

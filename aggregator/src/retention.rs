@@ -1,9 +1,14 @@
-//! Log retention: once an hour (and at startup) the writer is asked to delete
-//! the day partitions older than `retention.logs_days`.
+//! Retention: once an hour (and at startup) the log writer is asked to delete
+//! the day partitions older than `retention.logs_days`, and the metric writer
+//! to delete samples older than `retention.metrics_days`.
 //!
-//! The deletion itself runs on the writer thread, which owns the partitions'
-//! dedup state; this module only decides the cutoff and keeps time.
+//! The deletions run on the writer threads, which own the stores; this module
+//! only decides the cutoffs and keeps time. Metric deletion goes in small
+//! steps, each its own command, so ingest batches queue between them rather
+//! than behind a whole pass.
 
+use crate::metricstore::rollup::DAY_MS;
+use crate::metricstore::writer::{ExpireCursor, Expiry, MetricWriteError, MetricWriterHandle, now_ms};
 use crate::store::writer::{WriterHandle, today};
 use jiff::civil::Date;
 use std::time::Duration;
@@ -27,6 +32,31 @@ pub async fn run(writer: WriterHandle, logs_days: u32) {
         ticks.tick().await;
         if writer.apply_retention(cutoff(today(), logs_days)).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Runs metric retention until the metric writer stops. Hosts not seen for
+/// `forget_hosts_days` (the longer of the two retention periods: a host
+/// stays listed while any of its data is kept) are forgotten too.
+pub async fn run_metrics(writer: MetricWriterHandle, metrics_days: u32, forget_hosts_days: u32) {
+    let mut ticks = tokio::time::interval(PERIOD);
+    loop {
+        ticks.tick().await;
+        let now = now_ms();
+        let expiry = Expiry {
+            cutoff_ms: now.saturating_sub(i64::from(metrics_days) * DAY_MS),
+            forget_hosts_before_ms: now.saturating_sub(i64::from(forget_hosts_days) * DAY_MS),
+        };
+        let mut cursor = ExpireCursor::default();
+        loop {
+            match writer.expire(expiry, cursor).await {
+                Ok(Some(next)) => cursor = next,
+                Ok(None) => break,
+                Err(MetricWriteError::ShuttingDown) => return,
+                // Logged by the writer; the next pass starts over.
+                Err(MetricWriteError::Failed(_)) => break,
+            }
         }
     }
 }

@@ -22,6 +22,25 @@ pub struct IngestBatch {
     /// Log records, grouped by the file (stream) they were read from.
     #[serde(default)]
     pub streams: Vec<StreamChunk>,
+    /// Host metric samples (names as in SPEC.md: `cpu.usage_percent`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSample>,
+}
+
+/// One sample of one metric series of the batch's host. A sample is
+/// identified by (host, name, labels, time), so a re-sent sample is stored once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSample {
+    /// Metric name from SPEC.md, e.g. `fs.used_percent`.
+    pub name: String,
+    /// Series labels besides the host, e.g. `{"mount": "/"}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// When it was measured, Unix milliseconds.
+    pub time_ms: i64,
+    /// The value (finite).
+    pub value: f64,
 }
 
 /// A contiguous piece of one file: the records read from bytes `[start, end)`.
@@ -160,6 +179,12 @@ mod tests {
                     message: "hello \u{fffd}".into(),
                     truncated: false,
                 }],
+            }],
+            metrics: vec![MetricSample {
+                name: "fs.used_percent".into(),
+                labels: BTreeMap::from([("mount".into(), "/".into())]),
+                time_ms: 1_700_000_000_000,
+                value: 42.5,
             }],
         };
         let json = serde_json::to_string(&batch).unwrap();

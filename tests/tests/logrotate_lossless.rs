@@ -31,6 +31,20 @@ fn logrotate_config(logs: &Path, pattern: &str, mode: &str) -> String {
     )
 }
 
+/// Opens `path` for appending, waiting (up to 10 s) while it does not exist.
+fn open_existing(path: &Path) -> std::fs::File {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match OpenOptions::new().append(true).open(path) {
+            Ok(file) => return file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(err) => panic!("cannot open {}: {err}", path.display()),
+        }
+    }
+}
+
 #[test]
 fn every_line_arrives_exactly_once_through_logrotate_and_crashes() {
     assert!(
@@ -51,6 +65,9 @@ fn every_line_arrives_exactly_once_through_logrotate_and_crashes() {
     )
     .unwrap();
 
+    for name in FILES {
+        fs::write(logs.join(name), "").unwrap();
+    }
     let mut aggregator = Aggregator::start(&dir);
     let sources = format!(
         "[shipper]\nbatch_max_wait = \"200ms\"\n[[logs]]\npaths = [\"{}/*.log\"]\n",
@@ -67,13 +84,11 @@ fn every_line_arrives_exactly_once_through_logrotate_and_crashes() {
             let mut next = 0;
             while next < TOTAL_LINES {
                 // Open per write, as a logger that reopens its file does, so
-                // `create` rotation sends new lines to the new file.
+                // `create` rotation sends new lines to the new file. It never
+                // creates the file: between logrotate's rename and its create
+                // it waits, as a logger reopening on logrotate's signal would.
                 let name = FILES[(next / LINES_PER_WRITE) as usize % FILES.len()];
-                let mut file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(logs.join(name))
-                    .unwrap();
+                let mut file = open_existing(&logs.join(name));
                 let mut chunk = String::new();
                 for number in next..(next + LINES_PER_WRITE).min(TOTAL_LINES) {
                     chunk.push_str(&format!(

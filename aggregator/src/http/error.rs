@@ -3,6 +3,7 @@
 
 use crate::ingest::IngestError;
 use crate::metrics::{Metrics, RejectReason};
+use crate::metricstore::writer::MetricWriteError;
 use crate::store::search::SearchError;
 use crate::store::writer::WriteError;
 use axum::Json;
@@ -92,6 +93,16 @@ impl From<IngestError> for ApiError {
 
 impl From<WriteError> for ApiError {
     fn from(err: WriteError) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RejectReason::Unavailable,
+            format!("{err}; retry later"),
+        )
+    }
+}
+
+impl From<MetricWriteError> for ApiError {
+    fn from(err: MetricWriteError) -> Self {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             RejectReason::Unavailable,

@@ -1,5 +1,10 @@
-//! `POST /api/v1/ingest`: body → prepared batch (off the runtime) → writer;
-//! the answer waits until the batch is committed.
+//! `POST /api/v1/ingest`: body → prepared batch (off the runtime) → metric
+//! writer → log writer; the answer waits until both have committed.
+//!
+//! Samples are stored first. If the log commit then fails, the agent re-sends
+//! the whole batch, and the samples it already stored count as duplicates:
+//! both stores are idempotent, so the order costs nothing on a retry, and a
+//! 200 always means both are durable.
 
 use super::AppState;
 use super::error::ApiError;
@@ -12,7 +17,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use lookout_shared::wire::IngestResponse;
 
-/// Stores one batch exactly once; answers how many records were new.
+/// Stores one batch exactly once; answers how many records were new. The
+/// answer says nothing about samples (the wire type has no field for them
+/// yet); `/metrics` counts them.
 pub async fn ingest(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -57,6 +64,17 @@ pub async fn ingest(
         .await
         .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
     app.metrics.body_received(sent, prepared.decompressed_bytes);
-    let response = app.writer.write(prepared.batch).await?;
+    let ingest::Prepared { batch, metrics, .. } = prepared;
+    let logs_only_host = if metrics.samples.is_empty() {
+        Some(metrics.host)
+    } else {
+        // Durable before the logs are handed on; marks the host as seen too.
+        app.metric_writer.write(metrics).await?;
+        None
+    };
+    let response = app.writer.write(batch).await?;
+    if let Some(host) = logs_only_host {
+        app.metric_writer.touch(host);
+    }
     Ok(Json(response))
 }

@@ -6,12 +6,14 @@
 //! | `GET /metrics` | API token | [`ops::metrics`] |
 //! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context` | API token | [`logs`] |
+//! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token | [`hosts`] |
 //!
 //! Every refusal is JSON `{"error": "..."}` (see [`error`]); unknown routes
 //! are 404 and wrong methods 405, both without needing a token.
 
 pub mod auth;
 pub mod error;
+pub mod hosts;
 pub mod ingest;
 pub mod logs;
 pub mod ops;
@@ -19,6 +21,8 @@ pub mod params;
 
 use crate::config::{AuthConfig, IngestConfig};
 use crate::metrics::Metrics;
+use crate::metricstore::MetricStore;
+use crate::metricstore::writer::MetricWriterHandle;
 use crate::store::LogStore;
 use crate::store::writer::WriterHandle;
 use auth::{Tokens, require_token};
@@ -36,6 +40,10 @@ pub struct AppState {
     pub store: LogStore,
     /// The write side of the log store.
     pub writer: WriterHandle,
+    /// The read side of the metric store.
+    pub metric_store: MetricStore,
+    /// The write side of the metric store.
+    pub metric_writer: MetricWriterHandle,
     /// Own counters.
     pub metrics: Arc<Metrics>,
     /// Body size limits.
@@ -56,6 +64,8 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
         .route("/api/v1/logs/search", get(logs::search))
         .route("/api/v1/logs/histogram", get(logs::histogram))
         .route("/api/v1/logs/context", get(logs::context))
+        .route("/api/v1/metrics/series", get(hosts::series))
+        .route("/api/v1/hosts", get(hosts::hosts))
         .route("/metrics", get(ops::metrics))
         .route_layer(middleware::from_fn_with_state(
             Tokens::new(&auth.api_tokens, "API"),

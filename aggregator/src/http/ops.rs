@@ -5,12 +5,14 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// 200 `ok` while the index takes batches, 503 once the writer has stopped.
+/// 200 `ok` while both stores take batches, 503 once a writer has stopped.
 pub async fn healthz(State(app): State<AppState>) -> Response {
-    if app.writer.is_running() {
-        (StatusCode::OK, "ok").into_response()
-    } else {
+    if !app.writer.is_running() {
         (StatusCode::SERVICE_UNAVAILABLE, "the log index writer has stopped").into_response()
+    } else if !app.metric_writer.is_running() {
+        (StatusCode::SERVICE_UNAVAILABLE, "the metric store writer has stopped").into_response()
+    } else {
+        (StatusCode::OK, "ok").into_response()
     }
 }
 

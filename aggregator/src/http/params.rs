@@ -103,6 +103,18 @@ impl Params {
         Ok(filter)
     }
 
+    /// Takes every parameter named `<prefix><key>`, as `(key, value)` pairs.
+    pub fn prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        let (taken, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pairs)
+            .into_iter()
+            .partition(|(name, _)| name.starts_with(prefix));
+        self.pairs = rest;
+        taken
+            .into_iter()
+            .map(|(name, value)| (name[prefix.len()..].to_owned(), value))
+            .collect()
+    }
+
     /// Fails on any parameter not taken.
     pub fn finish(self) -> Result<(), ApiError> {
         match self.pairs.first() {
@@ -153,6 +165,16 @@ mod tests {
         assert_eq!(p.text("q").as_deref(), Some("x"));
         let err = p.finish().unwrap_err();
         assert!(format!("{err:?}").contains("unknown parameter `levle`"));
+    }
+
+    #[test]
+    fn prefixed_parameters_are_taken_together() {
+        let mut p = params("label.mount=%2F&label.x=1&name=n");
+        let mut taken = p.prefixed("label.");
+        taken.sort();
+        assert_eq!(taken, vec![("mount".into(), "/".into()), ("x".into(), "1".into())]);
+        assert_eq!(p.text("name").as_deref(), Some("n"));
+        p.finish().unwrap();
     }
 
     #[test]

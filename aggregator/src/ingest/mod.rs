@@ -1,6 +1,7 @@
-//! Turns an ingest request body into documents for the log store: decode
-//! ([`decode`]), check ([`validate`]), then enrich each record with its level,
-//! event time and id.
+//! Turns an ingest request body into documents for the log store and rows for
+//! the metric store: decode ([`decode`]), check ([`validate`]), then enrich
+//! each record with its level, event time and id, and give each sample its
+//! canonical label text.
 //!
 //! Everything here is CPU work on one request and touches no shared state, so
 //! handlers run it in parallel off the async runtime; only the dedup decision
@@ -9,6 +10,8 @@
 pub mod decode;
 pub mod validate;
 
+use crate::metricstore::schema::canonical_labels;
+use crate::metricstore::writer::{MetricBatch, PreparedSample, now_ms};
 use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RecordFields, labels_value};
 use crate::store::writer::{PreparedBatch, PreparedChunk, PreparedRecord};
 use decode::ContentEncoding;
@@ -32,10 +35,12 @@ pub enum IngestError {
     BadBatch(String),
 }
 
-/// A body turned into documents, and its decompressed size.
+/// A body turned into documents and samples, and its decompressed size.
 pub struct Prepared {
-    /// Ready for the writer.
+    /// Ready for the log writer.
     pub batch: PreparedBatch,
+    /// Ready for the metric writer (the host, and no samples for a logs-only batch).
+    pub metrics: MetricBatch,
     /// Bytes after decompression.
     pub decompressed_bytes: u64,
 }
@@ -49,8 +54,9 @@ pub fn prepare(
 ) -> Result<Prepared, IngestError> {
     let json = decode::decompress(body, encoding, max_decompressed)?;
     let batch = decode::parse(&json)?;
-    validate::validate(&batch).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
+    validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
     Ok(Prepared {
+        metrics: samples(&batch)?,
         batch: enrich(&batch, schema),
         decompressed_bytes: json.len() as u64,
     })
@@ -98,6 +104,25 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
         });
     }
     PreparedBatch { chunks }
+}
+
+/// The batch's samples with their label sets in canonical form.
+fn samples(batch: &IngestBatch) -> Result<MetricBatch, IngestError> {
+    let mut samples = Vec::with_capacity(batch.metrics.len());
+    for (i, sample) in batch.metrics.iter().enumerate() {
+        let labels = canonical_labels(&sample.labels)
+            .map_err(|err| IngestError::BadBatch(format!("invalid batch: metrics[{i}].labels: {err}")))?;
+        samples.push(PreparedSample {
+            name: sample.name.clone(),
+            labels,
+            time_ms: sample.time_ms,
+            value: sample.value,
+        });
+    }
+    Ok(MetricBatch {
+        host: batch.host.clone(),
+        samples,
+    })
 }
 
 /// The time the line states, else when it was read (`read_at_ms`, validated

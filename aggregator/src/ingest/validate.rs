@@ -2,7 +2,7 @@
 //! each error names the offending field by its path in the JSON.
 
 use crate::store::schema::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
-use lookout_shared::wire::{IngestBatch, StreamChunk};
+use lookout_shared::wire::{IngestBatch, MetricSample, StreamChunk};
 
 /// Longest host name accepted (DNS names are at most 253 bytes).
 const MAX_HOST_BYTES: usize = 255;
@@ -12,9 +12,23 @@ const MAX_SOURCE_BYTES: usize = 4096;
 const MAX_LABEL_KEY_BYTES: usize = 256;
 /// Longest label value accepted.
 const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// Longest metric name accepted.
+const MAX_METRIC_NAME_CHARS: usize = 128;
+/// Most labels one sample may carry: a series is identified by all of them.
+const MAX_METRIC_LABELS: usize = 32;
+/// Most samples in one batch, so that one batch's transaction stays short
+/// (an agent sends a few dozen per interval).
+const MAX_SAMPLES_PER_BATCH: usize = 100_000;
+/// The earliest sample time accepted, 2000-01-01T00:00:00Z. Anything earlier
+/// is a broken clock or seconds sent as milliseconds.
+const MIN_SAMPLE_TIME_MS: i64 = 946_684_800_000;
+/// How far ahead of the aggregator's clock a sample may be: clock skew is
+/// tolerated, a sample from next week would pose as the latest value for a week.
+const MAX_SAMPLE_AHEAD_MS: i64 = 24 * 3600 * 1000;
 
-/// `Ok` when `batch` may be stored, else what is wrong with it.
-pub fn validate(batch: &IngestBatch) -> Result<(), String> {
+/// `Ok` when `batch` may be stored, else what is wrong with it. `now_ms` is
+/// the aggregator's clock, which bounds sample times.
+pub fn validate(batch: &IngestBatch, now_ms: i64) -> Result<(), String> {
     if batch.host.trim().is_empty() {
         return Err("host: must not be empty".into());
     }
@@ -23,6 +37,62 @@ pub fn validate(batch: &IngestBatch) -> Result<(), String> {
     }
     for (i, chunk) in batch.streams.iter().enumerate() {
         validate_chunk(chunk).map_err(|err| format!("streams[{i}].{err}"))?;
+    }
+    if batch.metrics.len() > MAX_SAMPLES_PER_BATCH {
+        return Err(format!(
+            "metrics: {} samples, more than {MAX_SAMPLES_PER_BATCH}; send smaller batches",
+            batch.metrics.len()
+        ));
+    }
+    for (i, sample) in batch.metrics.iter().enumerate() {
+        validate_sample(sample, now_ms).map_err(|err| format!("metrics[{i}].{err}"))?;
+    }
+    Ok(())
+}
+
+/// `Ok` for a metric name of 1 to 128 characters from `[a-z0-9_.]`, else why not.
+pub fn check_metric_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_METRIC_NAME_CHARS {
+        return Err(format!("{name:?} must have 1 to {MAX_METRIC_NAME_CHARS} characters"));
+    }
+    if !name
+        .bytes()
+        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.'))
+    {
+        return Err(format!(
+            "{name:?} may contain only lowercase letters, digits, `_` and `.` (such as `cpu.usage_percent`)"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_sample(sample: &MetricSample, now_ms: i64) -> Result<(), String> {
+    check_metric_name(&sample.name).map_err(|err| format!("name: {err}"))?;
+    if sample.labels.len() > MAX_METRIC_LABELS {
+        return Err(format!(
+            "labels: {} labels, more than {MAX_METRIC_LABELS}",
+            sample.labels.len()
+        ));
+    }
+    for (key, value) in &sample.labels {
+        if key.is_empty() || key.len() > MAX_LABEL_KEY_BYTES {
+            return Err(format!(
+                "labels: key {key:?} must have 1 to {MAX_LABEL_KEY_BYTES} bytes"
+            ));
+        }
+        if value.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(format!("labels.{key}: longer than {MAX_LABEL_VALUE_BYTES} bytes"));
+        }
+    }
+    let latest = now_ms.saturating_add(MAX_SAMPLE_AHEAD_MS);
+    if !(MIN_SAMPLE_TIME_MS..=latest).contains(&sample.time_ms) {
+        return Err(format!(
+            "time_ms: {} is not a Unix time in milliseconds between 2000-01-01 and a day from now ({latest})",
+            sample.time_ms
+        ));
+    }
+    if !sample.value.is_finite() {
+        return Err(format!("value: {} is not a finite number", sample.value));
     }
     Ok(())
 }
@@ -84,6 +154,8 @@ mod tests {
     use super::*;
     use lookout_shared::wire::WireRecord;
 
+    const NOW: i64 = 1_700_000_000_000;
+
     fn batch() -> IngestBatch {
         IngestBatch {
             host: "web-1".into(),
@@ -103,12 +175,21 @@ mod tests {
                     })
                     .collect(),
             }],
+            metrics: vec![MetricSample {
+                name: "fs.used_percent".into(),
+                labels: [("mount".to_owned(), "/".to_owned())].into(),
+                time_ms: NOW,
+                value: 12.5,
+            }],
         }
     }
 
     #[test]
     fn a_good_batch_passes() {
-        validate(&batch()).unwrap();
+        validate(&batch(), NOW).unwrap();
+        let mut metrics_only = batch();
+        metrics_only.streams.clear();
+        validate(&metrics_only, NOW).unwrap();
     }
 
     /// Spoils one field of a good batch.
@@ -142,11 +223,42 @@ mod tests {
                 },
                 "streams[0].labels: key",
             ),
+            (
+                |b| b.metrics[0].name = "CPU".into(),
+                "metrics[0].name: \"CPU\" may contain only",
+            ),
+            (|b| b.metrics[0].name = "x".repeat(129), "metrics[0].name: "),
+            (|b| b.metrics[0].name.clear(), "metrics[0].name: "),
+            (
+                |b| {
+                    b.metrics[0].labels.insert(String::new(), "v".into());
+                },
+                "metrics[0].labels: key",
+            ),
+            (
+                |b| {
+                    b.metrics[0].labels = (0..33).map(|i| (format!("k{i}"), "v".into())).collect();
+                },
+                "metrics[0].labels: 33 labels",
+            ),
+            (
+                |b| b.metrics[0].time_ms = 1_700_000_000,
+                "metrics[0].time_ms: 1700000000 is not",
+            ),
+            (|b| b.metrics[0].time_ms = NOW + 2 * 86_400_000, "metrics[0].time_ms: "),
+            (
+                |b| b.metrics[0].value = f64::NAN,
+                "metrics[0].value: NaN is not a finite number",
+            ),
+            (
+                |b| b.metrics[0].value = f64::NEG_INFINITY,
+                "metrics[0].value: -inf is not",
+            ),
         ];
         for (break_it, expected) in cases {
             let mut b = batch();
             break_it(&mut b);
-            let err = validate(&b).unwrap_err();
+            let err = validate(&b, NOW).unwrap_err();
             assert!(err.starts_with(expected), "{err:?} should start with {expected:?}");
         }
     }

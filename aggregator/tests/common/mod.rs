@@ -4,7 +4,7 @@
 
 use lookout_aggregator::Aggregator;
 use lookout_aggregator::config::Config;
-use lookout_shared::wire::{IngestBatch, StreamChunk, WireRecord, stream_id};
+use lookout_shared::wire::{IngestBatch, MetricSample, StreamChunk, WireRecord, stream_id};
 use serde_json::Value;
 use std::path::Path;
 
@@ -202,10 +202,38 @@ pub fn batch(host: &str, streams: Vec<StreamChunk>) -> IngestBatch {
     IngestBatch {
         host: host.to_owned(),
         streams,
+        metrics: Vec::new(),
     }
 }
 
 /// A stream id for test file number `n` on `host`.
 pub fn stream(host: &str, n: u64) -> String {
     stream_id(host, n, 0, 0)
+}
+
+/// Now, in Unix ms.
+pub fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    since_epoch.as_millis() as i64
+}
+
+/// One metric sample.
+pub fn sample(name: &str, labels: &[(&str, &str)], time_ms: i64, value: f64) -> MetricSample {
+    MetricSample {
+        name: name.to_owned(),
+        labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        time_ms,
+        value,
+    }
+}
+
+/// A batch with samples only.
+pub fn metrics_batch(host: &str, metrics: Vec<MetricSample>) -> IngestBatch {
+    IngestBatch {
+        host: host.to_owned(),
+        streams: Vec::new(),
+        metrics,
+    }
 }

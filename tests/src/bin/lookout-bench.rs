@@ -10,6 +10,10 @@
 //!   line written to it being searchable (p50 over 10 lines), and search latency
 //!   (p50/p99 over 200 term queries) on what was indexed.
 //!
+//! - `lookout-bench rsyslog FILE`: Debian's rsyslogd (imfile, inotify) ships
+//!   FILE over TCP (omfwd, RFC 5424) to a loopback socket sink, measured the
+//!   same way as the agent, so both figures come from one machine.
+//!
 //! Make FILE with `python3 ../shared/bench/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -26,15 +30,16 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: lookout-bench agent|pipeline FILE");
+        eprintln!("usage: lookout-bench agent|pipeline|rsyslog FILE");
         std::process::exit(2);
     };
     let file = fs::canonicalize(file).unwrap_or_else(|err| panic!("{file}: {err}"));
     match mode.as_str() {
         "agent" => bench_agent(&file),
         "pipeline" => bench_pipeline(&file),
+        "rsyslog" => bench_rsyslog(&file),
         other => {
-            eprintln!("unknown mode {other}: agent or pipeline");
+            eprintln!("unknown mode {other}: agent, pipeline or rsyslog");
             std::process::exit(2);
         }
     }
@@ -332,5 +337,72 @@ fn bench_pipeline(file: &Path) {
     let _ = agent.wait();
     let _ = aggregator.kill();
     let _ = aggregator.wait();
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A TCP sink on loopback that counts the lines it receives.
+fn line_counting_sink(lines: Arc<AtomicU64>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                let mut buffer = vec![0u8; 1 << 20];
+                while let Ok(read) = stream.read(&mut buffer) {
+                    if read == 0 {
+                        return;
+                    }
+                    lines.fetch_add(newline_count(&buffer[..read]), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    port
+}
+
+fn bench_rsyslog(file: &Path) {
+    let size = fs::metadata(file).expect("dataset").len();
+    let lines = count_lines(file);
+    let dir = work_dir("rsyslog");
+    fs::create_dir_all(dir.join("work")).expect("work dir");
+    let received = Arc::new(AtomicU64::new(0));
+    let port = line_counting_sink(Arc::clone(&received));
+    let config = format!(
+        "global(workDirectory=\"{work}\")\n\
+         module(load=\"imfile\" mode=\"inotify\")\n\
+         input(type=\"imfile\" File=\"{file}\" Tag=\"bench\" freshStartTail=\"off\")\n\
+         action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
+        work = dir.join("work").display(),
+        file = file.display()
+    );
+    fs::write(dir.join("rsyslog.conf"), config).expect("config");
+    let started = Instant::now();
+    let mut rsyslog = Command::new("rsyslogd")
+        .arg("-n")
+        .arg("-f")
+        .arg(dir.join("rsyslog.conf"))
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stderr(fs::File::create(dir.join("rsyslog.log")).expect("log"))
+        .spawn()
+        .expect("rsyslogd starts (apt-get install rsyslog)");
+    let pid = rsyslog.id();
+    let mut usage = (0.0, 0);
+    wait_until("rsyslog to ship the whole file", Duration::from_secs(1800), || {
+        usage = process_usage(pid);
+        received.load(Ordering::Relaxed) >= lines
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let _ = rsyslog.kill();
+    let _ = rsyslog.wait();
+    let (cpu, rss_kb) = usage;
+    println!(
+        "| rsyslogd | imfile (inotify) → omfwd tcp (RFC 5424) → socket sink | {wall:.1} s | {:.0} k | {:.0} | {cpu:.1} | {:.0} k | {:.0} MB |",
+        lines as f64 / wall / 1000.0,
+        size as f64 / 1048576.0 / wall,
+        lines as f64 / cpu.max(0.001) / 1000.0,
+        rss_kb as f64 / 1000.0
+    );
     let _ = fs::remove_dir_all(&dir);
 }

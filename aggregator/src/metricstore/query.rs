@@ -1,0 +1,306 @@
+//! The reads behind `GET /api/v1/metrics/series` and `GET /api/v1/hosts`.
+//! Each runs in one read transaction, so it sees a single consistent
+//! snapshot while the writer goes on committing (WAL).
+
+use super::rollup::{HOUR_MS, Tier, bucket_start};
+use super::schema::parse_labels;
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension as _};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Interval assumed for a host whose interval cannot be estimated yet.
+pub const DEFAULT_INTERVAL_MS: i64 = 10_000;
+/// Shortest interval an estimate may give.
+const MIN_INTERVAL_MS: i64 = 1_000;
+/// A host is silent after this many of its intervals without data.
+const SILENT_INTERVALS: i64 = 3;
+/// Recent samples of `cpu.usage_percent` the interval is estimated from.
+const INTERVAL_SAMPLES: i64 = 6;
+
+/// What `/api/v1/metrics/series` asks for.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery {
+    /// Exact host.
+    pub host: String,
+    /// Exact metric name.
+    pub name: String,
+    /// Only series having each of these labels with exactly this value.
+    pub labels: BTreeMap<String, String>,
+    /// Unix ms, inclusive.
+    pub start_ms: i64,
+    /// Unix ms, exclusive; after `start_ms`.
+    pub end_ms: i64,
+    /// Average into buckets this wide (ms, at least 1), if given.
+    pub step_ms: Option<i64>,
+}
+
+/// The answer of `/api/v1/metrics/series`.
+#[derive(Debug, Serialize)]
+pub struct SeriesAnswer {
+    /// Where the points come from: `raw` (samples), `1m` or `1h` (roll-ups).
+    pub resolution: &'static str,
+    /// With buckets, their width: each point is the average of the samples
+    /// in `[t, t + step_ms)`. `null` when the points are the raw samples.
+    pub step_ms: Option<i64>,
+    /// One entry per label set (one per mount, interface, ...), sorted by labels.
+    pub series: Vec<Series>,
+}
+
+/// One series of the answer.
+#[derive(Debug, Serialize)]
+pub struct Series {
+    /// The series' labels besides host and name (`{}` for host-level metrics).
+    pub labels: BTreeMap<String, String>,
+    /// `[unix_ms, value]` pairs, oldest first: plain numbers rather than
+    /// objects or RFC 3339 strings, since a day of 10-second samples is 8640
+    /// points and a chart wants numbers anyway.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// One entry of `/api/v1/hosts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostSummary {
+    /// Host name, as the agent sends it.
+    pub host: String,
+    /// When the aggregator last received a batch (metrics or logs) from it, RFC 3339.
+    pub last_seen: String,
+    /// No batch for 3 of its intervals.
+    pub silent: bool,
+    /// The host's collection interval, estimated from the spacing of its
+    /// recent `cpu.usage_percent` samples (10 s when unknown).
+    pub interval_ms: i64,
+    /// Latest host-level `cpu.usage_percent` (no labels).
+    pub cpu_usage_percent: Option<f64>,
+    /// Latest `memory.used_percent`.
+    pub memory_used_percent: Option<f64>,
+    /// The mount with the highest latest `fs.used_percent`.
+    pub fullest_filesystem: Option<Filesystem>,
+    /// The interface with the highest latest rx + tx bytes per second.
+    pub busiest_interface: Option<Interface>,
+}
+
+/// A filesystem in [`HostSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Filesystem {
+    /// Mount point.
+    pub mount: String,
+    /// Latest `fs.used_percent`.
+    pub used_percent: f64,
+}
+
+/// A network interface in [`HostSummary`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interface {
+    /// Interface name.
+    pub interface: String,
+    /// Latest `net.rx_bytes_per_sec` (0 if it has none).
+    pub rx_bytes_per_sec: f64,
+    /// Latest `net.tx_bytes_per_sec` (0 if it has none).
+    pub tx_bytes_per_sec: f64,
+}
+
+/// The points of every series of `query.host` and `query.name` matching its labels.
+pub fn series(conn: &Connection, query: &SeriesQuery) -> rusqlite::Result<SeriesAnswer> {
+    let tier = Tier::for_query(query.end_ms.saturating_sub(query.start_ms), query.step_ms);
+    // A roll-up cannot be finer than its buckets.
+    let step = match tier.width_ms() {
+        None => query.step_ms,
+        Some(width) => Some(query.step_ms.map_or(width, |step| step.max(width))),
+    };
+    // With buckets, the first one is whole: it starts at or before `start`.
+    let start = match (step, tier.width_ms()) {
+        (Some(step), Some(width)) => bucket_start(query.start_ms, step).min(bucket_start(query.start_ms, width)),
+        (Some(step), None) => bucket_start(query.start_ms, step),
+        (None, _) => query.start_ms,
+    };
+    let table = tier.table();
+    let sql = match (tier, step) {
+        (Tier::Raw, None) => {
+            "SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts".to_owned()
+        }
+        (Tier::Raw, Some(_)) => "SELECT ts - (ts % ?4) AS bucket, avg(value) FROM samples \
+             WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY bucket ORDER BY bucket"
+            .to_owned(),
+        // Bucket averages weighted by their sample counts: exactly the average
+        // of the raw samples when the step is a whole number of buckets.
+        _ => format!(
+            "SELECT ts - (ts % ?4) AS bucket, sum(vsum) / sum(cnt) FROM {table} \
+             WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY bucket ORDER BY bucket"
+        ),
+    };
+    let tx = conn.unchecked_transaction()?;
+    let mut candidates =
+        tx.prepare_cached("SELECT id, labels FROM series WHERE host = ?1 AND name = ?2 ORDER BY labels")?;
+    let mut matching = Vec::new();
+    let rows = candidates.query_map((&query.host, &query.name), |row| {
+        Ok((row.get::<_, i64>(0)?, labels_column(row, 1)?))
+    })?;
+    for row in rows {
+        let (id, labels) = row?;
+        if query.labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            matching.push((id, labels));
+        }
+    }
+    let mut points_of = tx.prepare_cached(&sql)?;
+    let mut series = Vec::with_capacity(matching.len());
+    for (id, labels) in matching {
+        let read = |row: &rusqlite::Row<'_>| Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?));
+        let points = match step {
+            None => points_of.query_map((id, start, query.end_ms), read)?,
+            Some(step) => points_of.query_map((id, start, query.end_ms, step), read)?,
+        }
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+        series.push(Series { labels, points });
+    }
+    Ok(SeriesAnswer {
+        resolution: tier.label(),
+        step_ms: step,
+        series,
+    })
+}
+
+/// Every known host, sorted by name, with its latest headline values as of `now_ms`.
+pub fn hosts(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<HostSummary>> {
+    let tx = conn.unchecked_transaction()?;
+    let known: Vec<(String, i64)> = tx
+        .prepare_cached("SELECT host, last_seen_ms FROM hosts ORDER BY host")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    // Host-level CPU and memory only: a 64-core host has 64 per-CPU series
+    // whose latest values nobody asked for.
+    let mut headline = tx.prepare_cached(
+        "SELECT id, name, labels FROM series WHERE host = ?1 AND \
+         ((name IN ('cpu.usage_percent', 'memory.used_percent') AND labels = '{}') \
+         OR name IN ('fs.used_percent', 'net.rx_bytes_per_sec', 'net.tx_bytes_per_sec'))",
+    )?;
+    let mut latest =
+        tx.prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1")?;
+    let mut recent = tx.prepare_cached("SELECT ts FROM samples WHERE series_id = ?1 ORDER BY ts DESC LIMIT ?2")?;
+    let mut summaries = Vec::with_capacity(known.len());
+    for (host, last_seen_ms) in known {
+        let mut values = Vec::new();
+        let rows = headline.query_map([&host], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, labels_column(row, 2)?))
+        })?;
+        for row in rows {
+            let (id, name, labels) = row?;
+            if let Some((ts, value)) = latest
+                .query_row([id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?)))
+                .optional()?
+            {
+                values.push(Latest {
+                    id,
+                    name,
+                    labels,
+                    ts,
+                    value,
+                });
+            }
+        }
+        let cpu = values
+            .iter()
+            .find(|v| v.name == "cpu.usage_percent" && v.labels.is_empty());
+        let interval_ms = match cpu {
+            Some(cpu) => {
+                let times: Vec<i64> = recent
+                    .query_map((cpu.id, INTERVAL_SAMPLES), |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                estimate_interval(&times)
+            }
+            None => DEFAULT_INTERVAL_MS,
+        };
+        summaries.push(summarise(host, last_seen_ms, interval_ms, &values, now_ms));
+    }
+    Ok(summaries)
+}
+
+/// The latest sample of one series.
+struct Latest {
+    id: i64,
+    name: String,
+    labels: BTreeMap<String, String>,
+    ts: i64,
+    value: f64,
+}
+
+fn summarise(host: String, last_seen_ms: i64, interval_ms: i64, values: &[Latest], now_ms: i64) -> HostSummary {
+    let stale_after = SILENT_INTERVALS.saturating_mul(interval_ms);
+    let host_level = |name: &str| {
+        values
+            .iter()
+            .find(|v| v.name == name && v.labels.is_empty())
+            .map(|v| v.value)
+    };
+    // Per mount (interface): its latest value, among those still reported: a
+    // series whose newest sample is several intervals older than the newest
+    // of its metric belongs to something unmounted (removed) since.
+    let current = |name: &str, label: &str| -> BTreeMap<String, f64> {
+        let of_name: Vec<&Latest> = values.iter().filter(|v| v.name == name).collect();
+        let newest = of_name.iter().map(|v| v.ts).max().unwrap_or(0);
+        of_name
+            .into_iter()
+            .filter(|v| v.ts >= newest.saturating_sub(stale_after))
+            .filter_map(|v| Some((v.labels.get(label)?.clone(), v.value)))
+            .collect()
+    };
+    let fullest_filesystem = current("fs.used_percent", "mount")
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(mount, used_percent)| Filesystem { mount, used_percent });
+    let rx = current("net.rx_bytes_per_sec", "interface");
+    let tx = current("net.tx_bytes_per_sec", "interface");
+    let mut interfaces: Vec<String> = rx.keys().chain(tx.keys()).cloned().collect();
+    interfaces.sort();
+    interfaces.dedup();
+    let busiest_interface = interfaces
+        .into_iter()
+        .map(|interface| Interface {
+            rx_bytes_per_sec: rx.get(&interface).copied().unwrap_or(0.0),
+            tx_bytes_per_sec: tx.get(&interface).copied().unwrap_or(0.0),
+            interface,
+        })
+        .max_by(|a, b| (a.rx_bytes_per_sec + a.tx_bytes_per_sec).total_cmp(&(b.rx_bytes_per_sec + b.tx_bytes_per_sec)));
+    HostSummary {
+        host,
+        last_seen: crate::store::schema::format_timestamp(last_seen_ms),
+        silent: now_ms.saturating_sub(last_seen_ms) > stale_after,
+        interval_ms,
+        cpu_usage_percent: host_level("cpu.usage_percent"),
+        memory_used_percent: host_level("memory.used_percent"),
+        fullest_filesystem,
+        busiest_interface,
+    }
+}
+
+/// The median spacing of sample times (newest first), within 1 s and 1 h;
+/// the default without two samples. The median ignores one missed or
+/// doubled sample.
+fn estimate_interval(times_desc: &[i64]) -> i64 {
+    let mut gaps: Vec<i64> = times_desc.windows(2).map(|w| w[0] - w[1]).filter(|g| *g > 0).collect();
+    if gaps.is_empty() {
+        return DEFAULT_INTERVAL_MS;
+    }
+    gaps.sort_unstable();
+    gaps[gaps.len() / 2].clamp(MIN_INTERVAL_MS, HOUR_MS)
+}
+
+/// Column `index` parsed from canonical label JSON.
+fn labels_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<BTreeMap<String, String>> {
+    let text: String = row.get(index)?;
+    parse_labels(&text).map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(err)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_is_the_median_gap() {
+        assert_eq!(estimate_interval(&[]), DEFAULT_INTERVAL_MS);
+        assert_eq!(estimate_interval(&[5_000]), DEFAULT_INTERVAL_MS);
+        assert_eq!(estimate_interval(&[50_000, 40_000, 30_000, 10_000, 0]), 10_000);
+        assert_eq!(estimate_interval(&[60_000, 0]), 60_000);
+        assert_eq!(estimate_interval(&[300, 200, 100]), MIN_INTERVAL_MS);
+    }
+}

@@ -1,0 +1,664 @@
+//! The single metric writer: a dedicated thread owning the one read-write
+//! SQLite connection, the series-id cache and the hosts' pending last-seen times.
+//!
+//! Each ingest batch with samples is one `IMMEDIATE` transaction: look up (or
+//! create) each sample's series, insert the sample unless the series already
+//! has one at that time, add new samples into their roll-up buckets (see
+//! [`super::rollup`]), record the host as seen, commit. With `synchronous =
+//! FULL` the commit is durable when the handler gets its answer.
+//!
+//! Batches without samples (logs only) only mark their host as seen. That
+//! needs no durability, so it is kept in memory and written with the next
+//! transaction or by [`flush_touches`] every two seconds: a log batch never waits
+//! for an SQLite commit.
+//!
+//! Retention runs here too, as many small steps ([`MetricWriterHandle::expire`]):
+//! each deletes at most [`EXPIRE_CHUNK_ROWS`] rows in its own transaction, and
+//! ingest batches queued meanwhile are served between two steps.
+
+use super::rollup::{HOUR_MS, MINUTE_MS, Tier, UPSERT_1H, UPSERT_1M, bucket_start};
+use super::schema;
+use crate::metrics::Metrics;
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Commands that may wait for the writer; senders wait beyond that (backpressure).
+const QUEUE_DEPTH: usize = 64;
+
+/// Most rows one retention step deletes: small enough that an ingest batch
+/// queued behind it waits only milliseconds.
+pub const EXPIRE_CHUNK_ROWS: usize = 5000;
+
+/// Most series one retention step visits, so that a step stays short even
+/// when almost nothing is due.
+const EXPIRE_CHUNK_SERIES: usize = 1000;
+
+/// How often hosts seen through logs-only batches are written (see [`flush_touches`]).
+const TOUCH_FLUSH_PERIOD: Duration = Duration::from_secs(2);
+
+/// SQL that marks host `?1` as seen at `?2` (never moving it back in time).
+const TOUCH_SQL: &str = "INSERT INTO hosts (host, last_seen_ms) VALUES (?1, ?2) \
+     ON CONFLICT (host) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)";
+
+/// One ingest batch's samples, validated, ready for the writer.
+#[derive(Debug, Clone, Default)]
+pub struct MetricBatch {
+    /// The batch's host: every sample belongs to it.
+    pub host: String,
+    /// The samples, in request order.
+    pub samples: Vec<PreparedSample>,
+}
+
+/// One validated sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedSample {
+    /// Metric name.
+    pub name: String,
+    /// The label set as canonical JSON ([`schema::canonical_labels`]).
+    pub labels: String,
+    /// Unix ms.
+    pub time_ms: i64,
+    /// A finite value.
+    pub value: f64,
+}
+
+/// What became of a batch's samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Stored now.
+    pub accepted: u64,
+    /// Already held (same series and time): a re-send.
+    pub duplicates: u64,
+    /// Older than the retention period: dropped, as retention would delete them anyway.
+    pub expired: u64,
+}
+
+/// Why samples were not stored; the client should retry later.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MetricWriteError {
+    /// The writer has stopped or is stopping.
+    #[error("the metric store is shutting down")]
+    ShuttingDown,
+    /// The transaction failed and was rolled back: nothing of the batch was kept.
+    #[error("the metric store could not store the samples: {0}")]
+    Failed(String),
+}
+
+/// What one retention pass deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// Samples before this time (Unix ms) go, and roll-up buckets that end by it.
+    pub cutoff_ms: i64,
+    /// Hosts last seen before this time are forgotten.
+    pub forget_hosts_before_ms: i64,
+}
+
+/// Where a retention pass stands between two steps; start with `default()`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpireCursor {
+    /// Index into [`Tier::ALL`]; past its end: the final clean-up.
+    tier: usize,
+    /// Series up to this id are done in the current tier.
+    after_series: i64,
+}
+
+enum Command {
+    Write {
+        batch: MetricBatch,
+        reply: oneshot::Sender<Result<WriteOutcome, MetricWriteError>>,
+    },
+    Touch {
+        host: String,
+    },
+    Flush,
+    Expire {
+        expiry: Expiry,
+        cursor: ExpireCursor,
+        reply: oneshot::Sender<Result<Option<ExpireCursor>, MetricWriteError>>,
+    },
+    Shutdown,
+}
+
+/// Sends work to the metric writer thread (cheap to clone).
+#[derive(Clone)]
+pub struct MetricWriterHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl MetricWriterHandle {
+    /// Stores `batch` in one transaction; answers once it is durable.
+    pub async fn write(&self, batch: MetricBatch) -> Result<WriteOutcome, MetricWriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Write { batch, reply })
+            .await
+            .map_err(|_| MetricWriteError::ShuttingDown)?;
+        answer.await.map_err(|_| MetricWriteError::ShuttingDown)?
+    }
+
+    /// Marks `host` as seen now (it sent logs). Never waits: when the queue is
+    /// full the mark is dropped, and the host's next batch sets it again.
+    pub fn touch(&self, host: String) {
+        let _ = self.tx.try_send(Command::Touch { host });
+    }
+
+    /// Writes the pending last-seen marks.
+    pub async fn flush(&self) -> Result<(), MetricWriteError> {
+        self.tx
+            .send(Command::Flush)
+            .await
+            .map_err(|_| MetricWriteError::ShuttingDown)
+    }
+
+    /// Runs one retention step from `cursor`; answers where to go on from, or
+    /// `None` once the pass is complete.
+    pub async fn expire(&self, expiry: Expiry, cursor: ExpireCursor) -> Result<Option<ExpireCursor>, MetricWriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Expire { expiry, cursor, reply })
+            .await
+            .map_err(|_| MetricWriteError::ShuttingDown)?;
+        answer.await.map_err(|_| MetricWriteError::ShuttingDown)?
+    }
+
+    /// Whether the writer thread still takes work.
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+}
+
+/// Owns the writer thread; [`MetricWriter::shutdown`] drains and stops it.
+pub struct MetricWriter {
+    handle: MetricWriterHandle,
+    thread: JoinHandle<()>,
+}
+
+impl MetricWriter {
+    /// Opens (creating if needed) `data_dir/metrics.sqlite` and starts the
+    /// writer thread. Samples older than `metrics_days` are not stored.
+    pub fn spawn(data_dir: &Path, metrics_days: u32, metrics: Arc<Metrics>) -> anyhow::Result<MetricWriter> {
+        let conn = schema::open_writer(data_dir)?;
+        let core = WriterCore::new(conn, metrics_days, metrics);
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("metric-writer".into())
+            .spawn(move || run(core, rx))?;
+        Ok(MetricWriter {
+            handle: MetricWriterHandle { tx },
+            thread,
+        })
+    }
+
+    /// A handle for sending work.
+    pub fn handle(&self) -> MetricWriterHandle {
+        self.handle.clone()
+    }
+
+    /// Stores what is queued before this call, writes the pending last-seen
+    /// marks, then stops the thread and closes the database.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        // An error means the thread has already ended; joining tells how.
+        let _ = self.handle.tx.send(Command::Shutdown).await;
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the metric writer thread panicked"))
+    }
+}
+
+/// Now, in Unix ms.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Writes the hosts' pending last-seen marks every two seconds, until the
+/// writer stops: `/api/v1/hosts` lags that much for hosts that send only logs.
+pub async fn flush_touches(handle: MetricWriterHandle) {
+    let mut ticks = tokio::time::interval(TOUCH_FLUSH_PERIOD);
+    loop {
+        ticks.tick().await;
+        if handle.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
+    while let Some(command) = rx.blocking_recv() {
+        match command {
+            Command::Write { batch, reply } => {
+                // A handler that gave up (client gone) needs no answer: a
+                // re-send finds the samples stored.
+                let _ = reply.send(core.write_batch(&batch, now_ms()));
+            }
+            Command::Touch { host } => core.touch(host, now_ms()),
+            Command::Flush => core.flush(),
+            Command::Expire { expiry, cursor, reply } => {
+                let _ = reply.send(core.expire_step(&expiry, cursor));
+            }
+            Command::Shutdown => break,
+        }
+    }
+    core.flush();
+    // Dropping the connection checkpoints the WAL into the database file.
+}
+
+/// The writer's state and logic, free of threads and channels (tested directly).
+struct WriterCore {
+    conn: Connection,
+    /// Series ids by `host \0 name \0 labels` (neither a name nor canonical
+    /// JSON contains a raw NUL, so the key is unambiguous). Only ids of
+    /// committed series are here.
+    series: HashMap<String, i64>,
+    /// Hosts seen through log batches, not yet written: host → Unix ms.
+    touched: HashMap<String, i64>,
+    retention_ms: i64,
+    metrics: Arc<Metrics>,
+}
+
+impl WriterCore {
+    fn new(conn: Connection, metrics_days: u32, metrics: Arc<Metrics>) -> Self {
+        WriterCore {
+            conn,
+            series: HashMap::new(),
+            touched: HashMap::new(),
+            retention_ms: i64::from(metrics_days) * 24 * HOUR_MS,
+            metrics,
+        }
+    }
+
+    /// Stores `batch` as of `now_ms`, counting the outcome in the metrics.
+    fn write_batch(&mut self, batch: &MetricBatch, now_ms: i64) -> Result<WriteOutcome, MetricWriteError> {
+        let started = Instant::now();
+        match self.write(batch, now_ms) {
+            Ok(outcome) => {
+                self.metrics.metric_commit_done(started.elapsed());
+                self.metrics
+                    .metric_samples(outcome.accepted, outcome.duplicates, outcome.expired);
+                Ok(outcome)
+            }
+            Err(err) => {
+                self.metrics.metric_commit_failed();
+                tracing::error!(error = %err, host = %batch.host, "metric store write failed; rolled back");
+                Err(MetricWriteError::Failed(err.to_string()))
+            }
+        }
+    }
+
+    /// One transaction: the batch's samples and roll-ups, and its host (plus
+    /// any hosts touched meanwhile) marked as seen. All or nothing.
+    fn write(&mut self, batch: &MetricBatch, now_ms: i64) -> rusqlite::Result<WriteOutcome> {
+        let cutoff = now_ms.saturating_sub(self.retention_ms);
+        let mut outcome = WriteOutcome::default();
+        // Series created in this transaction join the cache only once it commits.
+        let mut created: HashMap<String, i64> = HashMap::new();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut find = tx.prepare_cached("SELECT id FROM series WHERE host = ?1 AND name = ?2 AND labels = ?3")?;
+            let mut create = tx.prepare_cached("INSERT INTO series (host, name, labels) VALUES (?1, ?2, ?3)")?;
+            // Only a clash on the primary key is ignored, unlike `INSERT OR IGNORE`,
+            // which would also swallow constraint failures.
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (series_id, ts) DO NOTHING",
+            )?;
+            let mut minute = tx.prepare_cached(UPSERT_1M)?;
+            let mut hour = tx.prepare_cached(UPSERT_1H)?;
+            let mut key = String::new();
+            for sample in &batch.samples {
+                if sample.time_ms < cutoff {
+                    outcome.expired += 1;
+                    continue;
+                }
+                key.clear();
+                key.push_str(&batch.host);
+                key.push('\0');
+                key.push_str(&sample.name);
+                key.push('\0');
+                key.push_str(&sample.labels);
+                let cached = self.series.get(&key).or_else(|| created.get(&key)).copied();
+                let id = match cached {
+                    Some(id) => id,
+                    None => {
+                        let params = (&batch.host, &sample.name, &sample.labels);
+                        let id = match find.query_row(params, |row| row.get(0)).optional()? {
+                            Some(id) => id,
+                            None => {
+                                create.execute(params)?;
+                                tx.last_insert_rowid()
+                            }
+                        };
+                        created.insert(key.clone(), id);
+                        id
+                    }
+                };
+                if insert.execute((id, sample.time_ms, sample.value))? == 0 {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                minute.execute((id, bucket_start(sample.time_ms, MINUTE_MS), sample.value))?;
+                hour.execute((id, bucket_start(sample.time_ms, HOUR_MS), sample.value))?;
+                outcome.accepted += 1;
+            }
+            let mut touch = tx.prepare_cached(TOUCH_SQL)?;
+            touch.execute((&batch.host, now_ms))?;
+            for (host, seen) in &self.touched {
+                touch.execute((host, seen))?;
+            }
+        }
+        tx.commit()?;
+        self.series.extend(created);
+        self.touched.clear();
+        Ok(outcome)
+    }
+
+    /// Remembers that `host` sent something at `now_ms`.
+    fn touch(&mut self, host: String, now_ms: i64) {
+        let seen = self.touched.entry(host).or_insert(now_ms);
+        *seen = (*seen).max(now_ms);
+    }
+
+    /// Writes the pending last-seen marks; on failure they stay pending.
+    fn flush(&mut self) {
+        if self.touched.is_empty() {
+            return;
+        }
+        let written = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut touch = tx.prepare_cached(TOUCH_SQL)?;
+                for (host, seen) in &self.touched {
+                    touch.execute((host, seen))?;
+                }
+            }
+            tx.commit()
+        })();
+        match written {
+            Ok(()) => self.touched.clear(),
+            Err(err) => tracing::warn!(error = %err, "cannot record hosts' last-seen times; will retry"),
+        }
+    }
+
+    /// One retention step, counted in the metrics.
+    fn expire_step(&mut self, expiry: &Expiry, cursor: ExpireCursor) -> Result<Option<ExpireCursor>, MetricWriteError> {
+        match self.expire(expiry, cursor) {
+            Ok((next, deleted)) => {
+                self.metrics.metric_rows_expired(deleted);
+                Ok(next)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "metric retention step failed; rolled back");
+                Err(MetricWriteError::Failed(err.to_string()))
+            }
+        }
+    }
+
+    /// Deletes up to [`EXPIRE_CHUNK_ROWS`] expired rows of the cursor's tier,
+    /// series by series in id order, in one transaction. Once every tier is
+    /// done, a last step deletes series left without data and hosts not seen
+    /// for long. Answers the next cursor (or `None`: done) and the rows deleted.
+    fn expire(&mut self, expiry: &Expiry, cursor: ExpireCursor) -> rusqlite::Result<(Option<ExpireCursor>, u64)> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut deleted = 0;
+        let next = match Tier::ALL.get(cursor.tier) {
+            Some(&tier) => {
+                let table = tier.table();
+                // A roll-up bucket goes only once all of it is before the cutoff.
+                let before = match tier.width_ms() {
+                    None => expiry.cutoff_ms,
+                    Some(width) => expiry.cutoff_ms.saturating_sub(width - 1),
+                };
+                let ids: Vec<i64> = tx
+                    .prepare_cached("SELECT id FROM series WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                    .query_map((cursor.after_series, EXPIRE_CHUNK_SERIES as i64), |row| row.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let full_page = ids.len() == EXPIRE_CHUNK_SERIES;
+                // The time of the first row past the budget: deleting below it
+                // removes exactly the budget's worth of rows.
+                let mut bound = tx.prepare_cached(&format!(
+                    "SELECT ts FROM {table} WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3"
+                ))?;
+                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE series_id = ?1 AND ts < ?2"))?;
+                let mut budget = EXPIRE_CHUNK_ROWS;
+                let mut after = cursor.after_series;
+                let mut series_unfinished = false;
+                for id in ids {
+                    let limit: Option<i64> = bound
+                        .query_row((id, before, budget as i64), |row| row.get(0))
+                        .optional()?;
+                    let n = delete.execute((id, limit.unwrap_or(before)))?;
+                    deleted += n as u64;
+                    budget = budget.saturating_sub(n);
+                    if limit.is_some() {
+                        // More of this series is due: the next step resumes at it.
+                        series_unfinished = true;
+                        break;
+                    }
+                    after = id;
+                }
+                Some(if series_unfinished || full_page {
+                    ExpireCursor {
+                        tier: cursor.tier,
+                        after_series: after,
+                    }
+                } else {
+                    ExpireCursor {
+                        tier: cursor.tier + 1,
+                        after_series: 0,
+                    }
+                })
+            }
+            None => {
+                // Every sample also lies in a 1-hour bucket, and a bucket goes only
+                // after all its samples, so a series without 1-hour rows is empty:
+                // interfaces and mounts that came and went leave nothing behind.
+                let series = tx.execute(
+                    "DELETE FROM series WHERE NOT EXISTS \
+                     (SELECT 1 FROM rollup_1h WHERE rollup_1h.series_id = series.id)",
+                    [],
+                )?;
+                let hosts = tx.execute(
+                    "DELETE FROM hosts WHERE last_seen_ms < ?1",
+                    [expiry.forget_hosts_before_ms],
+                )?;
+                if series + hosts > 0 {
+                    tracing::info!(series, hosts, "forgot series without data and hosts not seen for long");
+                }
+                None
+            }
+        };
+        tx.commit()?;
+        if next.is_none() {
+            // Ids of deleted series must not be reused from the cache.
+            self.series.clear();
+        }
+        Ok((next, deleted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metricstore::rollup::DAY_MS;
+
+    const NOW: i64 = 1_750_000_000_000;
+
+    fn open(dir: &Path) -> WriterCore {
+        WriterCore::new(schema::open_writer(dir).unwrap(), 30, Arc::new(Metrics::default()))
+    }
+
+    fn sample(name: &str, labels: &str, time_ms: i64, value: f64) -> PreparedSample {
+        PreparedSample {
+            name: name.into(),
+            labels: labels.into(),
+            time_ms,
+            value,
+        }
+    }
+
+    fn batch(host: &str, samples: Vec<PreparedSample>) -> MetricBatch {
+        MetricBatch {
+            host: host.into(),
+            samples,
+        }
+    }
+
+    fn count(core: &WriterCore, sql: &str) -> i64 {
+        core.conn.query_row(sql, [], |row| row.get(0)).unwrap()
+    }
+
+    /// Runs a whole retention pass; returns the number of steps.
+    fn expire_all(core: &mut WriterCore, expiry: Expiry) -> usize {
+        let mut cursor = ExpireCursor::default();
+        let mut steps = 1;
+        while let Some(next) = core.expire_step(&expiry, cursor).unwrap() {
+            cursor = next;
+            steps += 1;
+        }
+        steps
+    }
+
+    #[test]
+    fn resent_samples_are_stored_once_and_rollups_stay_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        let t0 = bucket_start(NOW, HOUR_MS);
+        let samples: Vec<_> = (0..6)
+            .map(|i| sample("cpu.usage_percent", "{}", t0 + i * 10_000, i as f64))
+            .collect();
+        let first = core.write(&batch("h", samples.clone()), NOW).unwrap();
+        assert_eq!(
+            first,
+            WriteOutcome {
+                accepted: 6,
+                duplicates: 0,
+                expired: 0
+            }
+        );
+        // A re-send, plus one sample twice within the batch, plus one too old.
+        let mut again = samples.clone();
+        again.push(sample("cpu.usage_percent", "{}", t0 + 60_000, 10.0));
+        again.push(sample("cpu.usage_percent", "{}", t0 + 60_000, 99.0));
+        again.push(sample("cpu.usage_percent", "{}", NOW - 31 * DAY_MS, 1.0));
+        let second = core.write(&batch("h", again), NOW).unwrap();
+        assert_eq!(
+            second,
+            WriteOutcome {
+                accepted: 1,
+                duplicates: 7,
+                expired: 1
+            }
+        );
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 7);
+        assert_eq!(count(&core, "SELECT count(*) FROM series"), 1);
+        let (vmin, vmax, vsum, cnt): (f64, f64, f64, i64) = core
+            .conn
+            .query_row("SELECT vmin, vmax, vsum, cnt FROM rollup_1m WHERE ts = ?1", [t0], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!((vmin, vmax, vsum, cnt), (0.0, 5.0, 15.0, 6));
+        let (vsum, cnt): (f64, i64) = core
+            .conn
+            .query_row("SELECT vsum, cnt FROM rollup_1h WHERE ts = ?1", [t0], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((vsum, cnt), (25.0, 7), "the first of two values at one time wins");
+        assert_eq!(count(&core, "SELECT last_seen_ms FROM hosts WHERE host = 'h'"), NOW);
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_nothing_and_no_cached_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        // A NULL value breaks the NOT NULL constraint after the series row was inserted.
+        let bad = batch("h", vec![sample("m", "{}", NOW, 1.0), sample("n", "{}", NOW, f64::NAN)]);
+        assert!(core.write(&bad, NOW).is_err());
+        assert!(core.series.is_empty());
+        assert_eq!(count(&core, "SELECT count(*) FROM series"), 0);
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 0);
+        let good = batch("h", vec![sample("m", "{}", NOW, 1.0)]);
+        assert_eq!(core.write(&good, NOW).unwrap().accepted, 1);
+    }
+
+    #[test]
+    fn touches_are_kept_until_a_transaction_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        core.touch("logs-only".into(), NOW - 5);
+        core.touch("logs-only".into(), NOW - 9);
+        assert_eq!(count(&core, "SELECT count(*) FROM hosts"), 0);
+        core.flush();
+        assert_eq!(
+            count(&core, "SELECT last_seen_ms FROM hosts WHERE host = 'logs-only'"),
+            NOW - 5
+        );
+        core.touch("other".into(), NOW - 1);
+        core.write(&batch("h", vec![sample("m", "{}", NOW, 1.0)]), NOW).unwrap();
+        assert_eq!(count(&core, "SELECT count(*) FROM hosts"), 3);
+        assert!(core.touched.is_empty());
+    }
+
+    #[test]
+    fn retention_deletes_in_chunks_and_forgets_empty_series_and_old_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        let day0 = bucket_start(NOW - 20 * DAY_MS, DAY_MS);
+        // 12,000 samples 10 s apart (about 33 hours) on one series; one old
+        // sample on another series; one recent sample on a third.
+        let long: Vec<_> = (0..12_000)
+            .map(|i| sample("load.1m", "{}", day0 + i * 10_000, 1.0))
+            .collect();
+        core.write(&batch("h", long), NOW).unwrap();
+        core.write(
+            &batch("gone", vec![sample("m", r#"{"mount":"/old"}"#, day0, 1.0)]),
+            NOW - 15 * DAY_MS,
+        )
+        .unwrap();
+        core.write(&batch("h", vec![sample("m", "{}", NOW, 1.0)]), NOW).unwrap();
+        let cutoff = day0 + DAY_MS + 30 * MINUTE_MS;
+        let steps = expire_all(
+            &mut core,
+            Expiry {
+                cutoff_ms: cutoff,
+                forget_hosts_before_ms: NOW - 10 * DAY_MS,
+            },
+        );
+        // 8,820 raw samples are due: two chunks, plus a step per roll-up tier and the clean-up.
+        assert_eq!(steps, 5);
+        assert_eq!(count(&core, "SELECT min(ts) FROM samples WHERE series_id = 1"), cutoff);
+        assert_eq!(
+            count(&core, "SELECT count(*) FROM samples WHERE series_id = 1"),
+            12_000 - 8_820
+        );
+        assert_eq!(
+            count(&core, "SELECT min(ts) FROM rollup_1m WHERE series_id = 1"),
+            cutoff
+        );
+        // The hour bucket holding the cutoff stays: half of it is younger.
+        assert_eq!(
+            count(&core, "SELECT min(ts) FROM rollup_1h WHERE series_id = 1"),
+            day0 + DAY_MS
+        );
+        assert_eq!(count(&core, "SELECT count(*) FROM series"), 2, "the old series is gone");
+        assert_eq!(count(&core, "SELECT count(*) FROM hosts WHERE host = 'gone'"), 0);
+        assert_eq!(count(&core, "SELECT count(*) FROM hosts WHERE host = 'h'"), 1);
+        // The cache was cleared with the series: a sample for the old series
+        // makes a new one instead of pointing at a deleted id.
+        core.write(&batch("gone", vec![sample("m", r#"{"mount":"/old"}"#, NOW, 1.0)]), NOW)
+            .unwrap();
+        assert_eq!(
+            count(
+                &core,
+                "SELECT count(*) FROM samples JOIN series ON series.id = series_id WHERE host = 'gone'"
+            ),
+            1
+        );
+    }
+}
