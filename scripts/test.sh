@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs Lookout's whole test suite on this machine: installs the real components
-# the tests start (logrotate), builds both binaries (the end-to-end tests run
-# them as separate processes), then runs every test of the workspace, after the
-# formatting and lint checks.
+# the tests start (logrotate, prometheus-node-exporter), builds both binaries
+# (the end-to-end tests run them as separate processes), then runs every test
+# of the workspace, after the formatting and lint checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=()
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || packages+=(logrotate)
+[ -x /usr/bin/prometheus-node-exporter ] || packages+=(prometheus-node-exporter)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2

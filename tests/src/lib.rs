@@ -88,7 +88,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(name: &str, command: &mut Command, log: &Path) -> Process {
+    /// Starts `command` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, command: &mut Command, log: &Path) -> Process {
         let stderr = File::options()
             .create(true)
             .append(true)
