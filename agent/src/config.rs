@@ -29,7 +29,7 @@ pub struct AgentConfig {
     /// Log sources.
     #[serde(default)]
     pub logs: Vec<LogSourceConfig>,
-    /// Host metrics (collected by a later part of the agent; accepted now).
+    /// Host metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
     /// Batching, spooling and sending.
@@ -141,19 +141,52 @@ pub enum RotateMode {
     Copytruncate,
 }
 
-/// `[metrics]`.
+/// `[metrics]`: host metrics, and which filesystems, devices and interfaces
+/// they cover.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
+    /// Collects host metrics at all.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Collection interval.
     #[serde(default = "default_metrics_interval")]
     pub interval: HumanDuration,
+    /// Globs on mount points; when given, only matching filesystems are
+    /// measured (and `fs_types_exclude` still applies to them).
+    #[serde(default)]
+    pub mounts_include: Vec<String>,
+    /// Globs on mount points that are not measured.
+    #[serde(default)]
+    pub mounts_exclude: Vec<String>,
+    /// Filesystem types that are not measured; when given, replaces the
+    /// built-in list of pseudo filesystems ([`DEFAULT_FS_TYPES_EXCLUDE`]).
+    #[serde(default)]
+    pub fs_types_exclude: Option<Vec<String>>,
+    /// Interface names (globs allowed); when given, only these are measured,
+    /// even virtual and loopback ones.
+    #[serde(default)]
+    pub interfaces_include: Vec<String>,
+    /// Interface names (globs allowed) that are not measured.
+    #[serde(default)]
+    pub interfaces_exclude: Vec<String>,
+    /// Block device names (globs allowed) that are not measured, besides the
+    /// loop, ram and zram devices, which never are.
+    #[serde(default)]
+    pub devices_exclude: Vec<String>,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
+            enabled: true,
             interval: default_metrics_interval(),
+            mounts_include: Vec::new(),
+            mounts_exclude: Vec::new(),
+            fs_types_exclude: None,
+            interfaces_include: Vec::new(),
+            interfaces_exclude: Vec::new(),
+            devices_exclude: Vec::new(),
         }
     }
 }
@@ -161,6 +194,47 @@ impl Default for MetricsConfig {
 fn default_metrics_interval() -> HumanDuration {
     HumanDuration(Duration::from_secs(10))
 }
+
+/// Filesystem types not measured unless `fs_types_exclude` says otherwise:
+/// kernel pseudo filesystems (no disk behind them), memory-backed ones, and
+/// read-only images, which are always full and would only trip disk alerts.
+pub const DEFAULT_FS_TYPES_EXCLUDE: &[&str] = &[
+    "aufs",
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "erofs",
+    "fuse.gvfsd-fuse",
+    "fuse.lxcfs",
+    "fuse.portal",
+    "fusectl",
+    "hugetlbfs",
+    "iso9660",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+];
+
+/// Block devices never measured: loop devices count the I/O of files already
+/// counted on their backing disk, and ram/zram devices are memory.
+const BUILTIN_DEVICE_PREFIXES_EXCLUDE: &[&str] = &["loop", "ram", "zram"];
 
 /// `[shipper]`: batching and delivery limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -232,6 +306,58 @@ pub struct CompiledSource {
     pub multiline_start: Option<regex::bytes::Regex>,
 }
 
+/// `[metrics]` with its globs compiled; what the metrics collector filters by.
+#[derive(Debug, Clone)]
+pub struct CompiledMetrics {
+    /// Collection interval.
+    pub interval: Duration,
+    mounts_include: Option<GlobSet>,
+    mounts_exclude: GlobSet,
+    fs_types_exclude: Vec<String>,
+    interfaces_include: Option<GlobSet>,
+    interfaces_exclude: GlobSet,
+    devices_exclude: GlobSet,
+}
+
+impl CompiledMetrics {
+    /// Whether the filesystem of type `fs_type` mounted at `point` is measured.
+    pub fn wants_mount(&self, point: &Path, fs_type: &str) -> bool {
+        !self.fs_types_exclude.iter().any(|excluded| excluded == fs_type)
+            && self
+                .mounts_include
+                .as_ref()
+                .is_none_or(|include| include.is_match(point))
+            && !self.mounts_exclude.is_match(point)
+    }
+
+    /// Whether interface `name` is measured. `is_physical` (a look in /sys) is
+    /// only asked when no include list decides.
+    pub fn wants_interface(&self, name: &str, is_physical: impl FnOnce() -> bool) -> bool {
+        let included = match &self.interfaces_include {
+            Some(include) => include.is_match(name),
+            None => is_physical(),
+        };
+        included && !self.interfaces_exclude.is_match(name)
+    }
+
+    /// Whether block device `name` (as in /proc/diskstats) is measured.
+    pub fn wants_device(&self, name: &str) -> bool {
+        !BUILTIN_DEVICE_PREFIXES_EXCLUDE
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+            && !self.devices_exclude.is_match(name)
+    }
+}
+
+/// What validation compiles from the configuration.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The log sources.
+    pub sources: Vec<CompiledSource>,
+    /// The metric filters; `None` when `metrics.enabled` is false.
+    pub metrics: Option<CompiledMetrics>,
+}
+
 impl CompiledSource {
     /// Whether a path belongs to this source.
     pub fn matches(&self, path: &Path) -> bool {
@@ -241,14 +367,14 @@ impl CompiledSource {
 
 impl AgentConfig {
     /// Reads and validates `file`.
-    pub fn load(file: &Path) -> Result<(AgentConfig, Vec<CompiledSource>), ConfigError> {
+    pub fn load(file: &Path) -> Result<(AgentConfig, Compiled), ConfigError> {
         let config: AgentConfig = load_toml(file)?;
-        let sources = config.validate(file)?;
-        Ok((config, sources))
+        let compiled = config.validate(file)?;
+        Ok((config, compiled))
     }
 
-    /// Checks what serde cannot, and compiles the sources.
-    pub fn validate(&self, file: &Path) -> Result<Vec<CompiledSource>, ConfigError> {
+    /// Checks what serde cannot, and compiles the sources and metric filters.
+    pub fn validate(&self, file: &Path) -> Result<Compiled, ConfigError> {
         match reqwest::Url::parse(&self.aggregator_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
             Ok(url) => {
@@ -282,11 +408,17 @@ impl AgentConfig {
                 "must be at least 1 byte",
             ));
         }
-        self.logs
+        let sources = self
+            .logs
             .iter()
             .enumerate()
             .map(|(index, source)| compile_source(file, index, source))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        let metrics = compile_metrics(file, &self.metrics)?;
+        Ok(Compiled {
+            sources,
+            metrics: self.metrics.enabled.then_some(metrics),
+        })
     }
 
     /// The host name records carry.
@@ -356,6 +488,50 @@ fn compile_source(file: &Path, index: usize, source: &LogSourceConfig) -> Result
     })
 }
 
+fn compile_metrics(file: &Path, metrics: &MetricsConfig) -> Result<CompiledMetrics, ConfigError> {
+    let globs = |key: &str, patterns: &[String]| {
+        glob_set(patterns).map_err(|reason| ConfigError::at_key(file, format!("metrics.{key}"), reason))
+    };
+    // An empty include list would measure nothing; it means "no list", like a missing key.
+    let include = |key: &str, patterns: &[String]| {
+        if patterns.is_empty() {
+            Ok(None)
+        } else {
+            globs(key, patterns).map(Some)
+        }
+    };
+    let interval = metrics.interval.get();
+    // Rates need a measurable time between samples, and a zero interval would spin.
+    if interval < Duration::from_secs(1) {
+        return Err(ConfigError::at_key(file, "metrics.interval", "must be at least 1s"));
+    }
+    let fs_types_exclude = match &metrics.fs_types_exclude {
+        Some(types) => {
+            if let Some(blank) = types
+                .iter()
+                .find(|name| name.trim().is_empty() || name.trim() != name.as_str())
+            {
+                return Err(ConfigError::at_key(
+                    file,
+                    "metrics.fs_types_exclude",
+                    format!("`{blank}` is not a filesystem type"),
+                ));
+            }
+            types.clone()
+        }
+        None => DEFAULT_FS_TYPES_EXCLUDE.iter().map(|name| name.to_string()).collect(),
+    };
+    Ok(CompiledMetrics {
+        interval,
+        mounts_include: include("mounts_include", &metrics.mounts_include)?,
+        mounts_exclude: globs("mounts_exclude", &metrics.mounts_exclude)?,
+        fs_types_exclude,
+        interfaces_include: include("interfaces_include", &metrics.interfaces_include)?,
+        interfaces_exclude: globs("interfaces_exclude", &metrics.interfaces_exclude)?,
+        devices_exclude: globs("devices_exclude", &metrics.devices_exclude)?,
+    })
+}
+
 fn glob_set(patterns: &[String]) -> Result<GlobSet, String> {
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
@@ -370,7 +546,7 @@ mod tests {
     use super::*;
     use lookout_shared::config::parse_toml;
 
-    fn check(text: &str) -> Result<Vec<CompiledSource>, ConfigError> {
+    fn check(text: &str) -> Result<Compiled, ConfigError> {
         let file = Path::new("agent.toml");
         let config: AgentConfig = parse_toml(file, text)?;
         config.validate(file)
@@ -383,7 +559,7 @@ mod tests {
         let text = format!(
             "{MINIMAL}host = \"web-1\"\nstate_dir = \"./agent-state\"\n[[logs]]\npaths = [\"/var/log/app/*.log\"]\nexclude = [\"*.gz\"]\nstart_at = \"beginning\"\n[metrics]\ninterval = \"10s\"\n"
         );
-        let sources = check(&text).unwrap();
+        let sources = check(&text).unwrap().sources;
         assert!(sources[0].matches(Path::new("/var/log/app/web.log")));
         assert!(!sources[0].matches(Path::new("/var/log/app/web.log.gz")));
         assert!(!sources[0].matches(Path::new("/var/log/other/web.log")));
@@ -392,10 +568,14 @@ mod tests {
     #[test]
     fn shipped_example_config_is_valid() {
         let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml"));
-        let (config, sources) = AgentConfig::load(file).unwrap();
-        assert_eq!(sources.len(), 2);
-        assert!(sources[0].multiline_start.is_some());
+        let (config, compiled) = AgentConfig::load(file).unwrap();
+        assert_eq!(compiled.sources.len(), 2);
+        assert!(compiled.sources[0].multiline_start.is_some());
         assert_eq!(config.shipper.max_in_flight, 4);
+        let metrics = compiled.metrics.expect("metrics are on by default");
+        assert_eq!(metrics.interval, Duration::from_secs(10));
+        assert!(!metrics.wants_mount(Path::new("/boot/efi"), "vfat"));
+        assert!(metrics.wants_mount(Path::new("/"), "ext4"));
     }
 
     #[test]
@@ -426,11 +606,77 @@ mod tests {
                 "aggregator_url = \"ftp://x\"\ntoken = \"t\"\n".to_string(),
                 "aggregator_url",
             ),
+            (
+                format!("{MINIMAL}[metrics]\ninterval = \"500ms\"\n"),
+                "metrics.interval",
+            ),
+            (
+                format!("{MINIMAL}[metrics]\nmounts_include = [\"/data/[\"]\n"),
+                "metrics.mounts_include",
+            ),
+            (
+                format!("{MINIMAL}[metrics]\nmounts_exclude = [\"{{\"]\n"),
+                "metrics.mounts_exclude",
+            ),
+            (
+                format!("{MINIMAL}[metrics]\nfs_types_exclude = [\"\"]\n"),
+                "metrics.fs_types_exclude",
+            ),
+            (
+                format!("{MINIMAL}[metrics]\ninterfaces_include = [\"eth[\"]\n"),
+                "metrics.interfaces_include",
+            ),
+            (
+                format!("{MINIMAL}[metrics]\ninterfaces_exclude = [\"[\"]\n"),
+                "metrics.interfaces_exclude",
+            ),
+            (
+                format!("{MINIMAL}[metrics]\ndevices_exclude = [\"sd[\"]\n"),
+                "metrics.devices_exclude",
+            ),
+            (format!("{MINIMAL}[metrics]\nmounts = [\"/\"]\n"), "metrics.mounts"),
         ];
         for (text, key) in cases {
             let err = check(&text).expect_err(&text);
             let shown = err.to_string();
             assert!(shown.contains(key), "expected key {key} in: {shown}");
         }
+    }
+
+    #[test]
+    fn metrics_keys_select_what_is_measured() {
+        let text = format!(
+            "{MINIMAL}[metrics]\nenabled = true\ninterval = \"30s\"\nmounts_include = [\"/\", \"/data/**\"]\n\
+             mounts_exclude = [\"/data/scratch\"]\nfs_types_exclude = [\"nfs4\"]\ninterfaces_include = [\"lo\", \"eth*\"]\n\
+             interfaces_exclude = [\"eth9\"]\ndevices_exclude = [\"dm-*\"]\n"
+        );
+        let metrics = check(&text).unwrap().metrics.unwrap();
+        assert_eq!(metrics.interval, Duration::from_secs(30));
+        assert!(metrics.wants_mount(Path::new("/"), "ext4"));
+        assert!(
+            metrics.wants_mount(Path::new("/data/a"), "tmpfs"),
+            "the type list was replaced"
+        );
+        assert!(!metrics.wants_mount(Path::new("/data/scratch"), "ext4"));
+        assert!(!metrics.wants_mount(Path::new("/data/b"), "nfs4"));
+        assert!(!metrics.wants_mount(Path::new("/home"), "ext4"), "not included");
+        assert!(metrics.wants_interface("lo", || false), "included, although virtual");
+        assert!(!metrics.wants_interface("eth9", || true));
+        assert!(
+            !metrics.wants_interface("wlan0", || true),
+            "not included, although physical"
+        );
+        assert!(metrics.wants_device("sda") && !metrics.wants_device("dm-0") && !metrics.wants_device("loop3"));
+
+        let defaults = check(MINIMAL).unwrap().metrics.unwrap();
+        assert!(defaults.wants_mount(Path::new("/home"), "ext4"));
+        assert!(!defaults.wants_mount(Path::new("/run"), "tmpfs"));
+        assert!(!defaults.wants_mount(Path::new("/"), "overlay"));
+        assert!(!defaults.wants_interface("lo", || false));
+        assert!(defaults.wants_interface("eth0", || true));
+        assert!(defaults.wants_device("dm-0"));
+
+        let off = format!("{MINIMAL}[metrics]\nenabled = false\n");
+        assert!(check(&off).unwrap().metrics.is_none());
     }
 }

@@ -1,20 +1,23 @@
 //! `lookout-agent`: the host agent of Lookout.
 //!
 //! It tails log files through every kind of rotation without losing or
-//! duplicating a line, rotates the files it is told to manage, and ships what
-//! it reads to the aggregator, spooling on disk while the aggregator is away.
+//! duplicating a line, rotates the files it is told to manage, collects host
+//! metrics, and ships both to the aggregator, spooling on disk while the
+//! aggregator is away.
 //!
 //! Data flows one way:
 //!
 //! ```text
-//! sources::file (tailer thread) ──► batch ──► sealer thread ──► spool ──► ship (tokio)
-//!        ▲                                                                   │
-//!        └──────────── checkpoint::AckTracker ◄──── acknowledgements ◄───────┘
+//! sources::file (tailer thread) ──► batch ──┐
+//! sources::metrics (metrics thread) ────────┴─► sealer thread ──► spool ──► ship (tokio)
+//!        ▲                                                                     │
+//!        └──────────── checkpoint::AckTracker ◄──── acknowledgements ◄─────────┘
 //! ```
 //!
 //! The only thing that flows back is acknowledgement: the tracker learns which
 //! byte ranges the aggregator holds, and the checkpoint (what a restart resumes
-//! from) never passes a byte that is not acknowledged.
+//! from) never passes a byte that is not acknowledged. Metrics batches cover
+//! no byte ranges; their acknowledgement only frees the spool.
 
 pub mod batch;
 pub mod checkpoint;
@@ -26,10 +29,11 @@ pub mod spool;
 
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{AckTracker, CheckpointStore};
-use crate::config::{AgentConfig, CompiledSource};
+use crate::config::{AgentConfig, Compiled};
 use crate::ship::{ShipStats, Shipper};
 use crate::sources::file::discover::Root;
 use crate::sources::file::tailer::{TailStats, Tailer, TailerParts};
+use crate::sources::metrics::{self, AgentHealth, MetricsParts};
 use crate::spool::Spool;
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::future::Future;
@@ -70,7 +74,7 @@ pub enum AgentError {
 /// lets in-flight batches finish for a few seconds and saves the checkpoints.
 pub async fn run(
     config: AgentConfig,
-    sources: Vec<CompiledSource>,
+    compiled: Compiled,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let state_error = |what, path: &PathBuf| {
@@ -97,6 +101,7 @@ pub async fn run(
         );
     }
     let host = config.host_name();
+    let Compiled { sources, metrics } = compiled;
     tracing::info!(%host, aggregator = %config.aggregator_url, sources = sources.len(), first_start, "lookout-agent starting");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -108,6 +113,29 @@ pub async fn run(
     let tail_stats = Arc::new(TailStats::default());
     let ship_stats = Arc::new(ShipStats::default());
 
+    // Dropping `metrics_stop` ends the metrics thread's wait between collections.
+    let (metrics_stop, metrics_stopped) = mpsc::channel::<()>();
+    let metrics_thread = match metrics {
+        Some(filters) => {
+            let parts = MetricsParts {
+                host: host.clone(),
+                filters,
+                health: AgentHealth {
+                    tail: Arc::clone(&tail_stats),
+                    ship: Arc::clone(&ship_stats),
+                    spool: Arc::clone(&spool),
+                },
+                batches: batch_tx.clone(),
+                stop: metrics_stopped,
+            };
+            let thread = std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || metrics::run(parts))
+                .map_err(state_error("cannot start the metrics thread", &state_dir))?;
+            Some(thread)
+        }
+        None => None,
+    };
     let tailer = Tailer::new(TailerParts {
         host: host.clone(),
         sources,
@@ -191,9 +219,16 @@ pub async fn run(
     shutdown.await;
     tracing::info!("stopping: flushing what was read");
     stop.store(true, Ordering::Relaxed);
-    let joined = tokio::task::spawn_blocking(move || (tailer_thread.join(), sealer_thread.join())).await;
-    if !matches!(joined, Ok((Ok(_), Ok(())))) {
-        tracing::warn!("the tailer or sealer thread ended abnormally");
+    drop(metrics_stop);
+    // The sealer ends once every sender of its channel is gone: the tailer's
+    // and the metrics thread's, so those two are joined first.
+    let joined = tokio::task::spawn_blocking(move || {
+        let metrics = metrics_thread.map_or(Ok(()), |thread| thread.join());
+        (tailer_thread.join(), metrics, sealer_thread.join())
+    })
+    .await;
+    if !matches!(joined, Ok((Ok(_), Ok(()), Ok(())))) {
+        tracing::warn!("the tailer, metrics or sealer thread ended abnormally");
     }
     if tokio::time::timeout(SHUTDOWN_GRACE, &mut shipping).await.is_err() {
         let _ = stop_tx.send(true);

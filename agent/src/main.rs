@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         eprintln!("lookout-agent: --config FILE is required (see --help)");
         return ExitCode::from(2);
     };
-    let (config, sources) = match AgentConfig::load(&config_path) {
+    let (config, compiled) = match AgentConfig::load(&config_path) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("invalid configuration: {err}");
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         println!("{}: configuration OK", config_path.display());
         return ExitCode::SUCCESS;
     }
-    match serve(config, sources) {
+    match serve(config, compiled) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -51,14 +51,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: AgentConfig, sources: Vec<lookout_agent::config::CompiledSource>) -> anyhow::Result<()> {
+fn serve(config: AgentConfig, compiled: lookout_agent::config::Compiled) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(lookout_agent::run(
         config,
-        sources,
+        compiled,
         lookout_shared::process::shutdown_signal(),
     ))?;
     Ok(())

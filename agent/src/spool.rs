@@ -12,12 +12,13 @@
 
 use crate::batch::{CoveredRange, SealedBatch};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A spooled batch.
 #[derive(Debug, Clone)]
@@ -44,7 +45,9 @@ struct Header {
 struct SpoolState {
     next_seq: u64,
     bytes: u64,
-    files: usize,
+    /// When each spooled batch was written, by sequence number: the first is
+    /// the oldest unacknowledged batch (batches are acknowledged out of order).
+    created: BTreeMap<u64, SystemTime>,
 }
 
 /// The spool folder and its accounting.
@@ -62,19 +65,23 @@ impl Spool {
     pub fn open(dir: &Path, max_bytes: u64) -> io::Result<(Spool, Vec<SpoolEntry>)> {
         fs::create_dir_all(dir.join("rejected"))?;
         let mut leftovers = Vec::new();
+        let mut created = BTreeMap::new();
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
             let Some(seq) = sequence_of(&path) else {
                 continue;
             };
             match read_header(&path) {
-                Ok((header, size)) => leftovers.push(SpoolEntry {
-                    seq,
-                    path,
-                    size,
-                    ranges: header.ranges,
-                    records: header.records,
-                }),
+                Ok((header, size, modified)) => {
+                    created.insert(seq, modified);
+                    leftovers.push(SpoolEntry {
+                        seq,
+                        path,
+                        size,
+                        ranges: header.ranges,
+                        records: header.records,
+                    })
+                }
                 Err(err) => {
                     tracing::warn!(file = %path.display(), error = %err, "damaged spool file set aside");
                     set_aside_file(dir, &path)?;
@@ -85,7 +92,7 @@ impl Spool {
         let state = SpoolState {
             next_seq: leftovers.last().map_or(0, |entry| entry.seq + 1),
             bytes: leftovers.iter().map(|entry| entry.size).sum(),
-            files: leftovers.len(),
+            created,
         };
         let spool = Spool {
             dir: dir.to_path_buf(),
@@ -107,7 +114,7 @@ impl Spool {
         let size = (header.len() + 1 + batch.body.len()) as u64;
         let seq = {
             let mut state = self.lock();
-            while state.files > 0 && state.bytes + size > self.max_bytes {
+            while !state.created.is_empty() && state.bytes + size > self.max_bytes {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(None);
                 }
@@ -119,7 +126,7 @@ impl Spool {
             let seq = state.next_seq;
             state.next_seq += 1;
             state.bytes += size;
-            state.files += 1;
+            state.created.insert(seq, SystemTime::now());
             seq
         };
         let path = self.dir.join(format!("{seq:020}.batch"));
@@ -130,7 +137,7 @@ impl Spool {
             file.write_all(&batch.body)
         })();
         if let Err(err) = written {
-            self.forget(size);
+            self.forget(seq, size);
             let _ = fs::remove_file(&path);
             return Err(err);
         }
@@ -158,7 +165,7 @@ impl Spool {
         if let Err(err) = fs::remove_file(&entry.path) {
             tracing::warn!(file = %entry.path.display(), error = %err, "could not delete an acknowledged spool file");
         }
-        self.forget(entry.size);
+        self.forget(entry.seq, entry.size);
     }
 
     /// Moves a batch the aggregator refused to `rejected/`.
@@ -166,7 +173,7 @@ impl Spool {
         if let Err(err) = set_aside_file(&self.dir, &entry.path) {
             tracing::warn!(file = %entry.path.display(), error = %err, "could not move a rejected batch aside");
         }
-        self.forget(entry.size);
+        self.forget(entry.seq, entry.size);
     }
 
     /// Bytes the spool holds now.
@@ -174,10 +181,19 @@ impl Spool {
         self.lock().bytes
     }
 
-    fn forget(&self, size: u64) {
+    /// How long ago the oldest batch still in the spool was written (for a
+    /// batch left by an earlier run: its file's modification time); `None`
+    /// when the spool is empty.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        let oldest = *self.lock().created.values().next()?;
+        // A clock stepped back makes the batch look new rather than failing.
+        Some(SystemTime::now().duration_since(oldest).unwrap_or_default())
+    }
+
+    fn forget(&self, seq: u64, size: u64) {
         let mut state = self.lock();
         state.bytes = state.bytes.saturating_sub(size);
-        state.files = state.files.saturating_sub(1);
+        state.created.remove(&seq);
         self.space_freed.notify_all();
     }
 
@@ -191,13 +207,13 @@ fn sequence_of(path: &Path) -> Option<u64> {
     name.strip_suffix(".batch")?.parse().ok()
 }
 
-fn read_header(path: &Path) -> io::Result<(Header, u64)> {
-    let size = fs::metadata(path)?.len();
+fn read_header(path: &Path) -> io::Result<(Header, u64, SystemTime)> {
+    let metadata = fs::metadata(path)?;
     let mut reader = BufReader::new(File::open(path)?);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line)?;
     let header = serde_json::from_slice(&line).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
-    Ok((header, size))
+    Ok((header, metadata.len(), metadata.modified()?))
 }
 
 fn set_aside_file(dir: &Path, path: &Path) -> io::Result<()> {
@@ -265,6 +281,33 @@ mod tests {
         });
         stop.store(true, Ordering::Relaxed);
         assert!(spool.append(&sealed("c", &[9; 60]), &stop).unwrap().is_none());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn oldest_age_follows_the_oldest_batch_still_spooled() {
+        let dir = temp_dir("age");
+        let stop = AtomicBool::new(false);
+        let (spool, _) = Spool::open(&dir, 1 << 20).unwrap();
+        assert_eq!(spool.oldest_age(), None, "an empty spool has no oldest batch");
+        let first = spool.append(&sealed("a", b"one"), &stop).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let second = spool.append(&sealed("b", b"two"), &stop).unwrap().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let third = spool.append(&sealed("c", b"three"), &stop).unwrap().unwrap();
+        assert!(spool.oldest_age().unwrap() >= Duration::from_millis(100));
+        // Acknowledged out of order: the first batch is still the oldest.
+        spool.remove(&second);
+        assert!(spool.oldest_age().unwrap() >= Duration::from_millis(100));
+        spool.remove(&first);
+        assert!(spool.oldest_age().unwrap() < Duration::from_millis(50));
+        drop(spool);
+        let (spool, leftovers) = Spool::open(&dir, 1 << 20).unwrap();
+        assert_eq!(leftovers.len(), 1);
+        assert!(spool.oldest_age().is_some(), "a leftover counts from its file's time");
+        spool.set_aside(&leftovers[0]);
+        assert_eq!(spool.oldest_age(), None);
+        let _ = third;
         fs::remove_dir_all(&dir).unwrap();
     }
 }

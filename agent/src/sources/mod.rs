@@ -1,2 +1,4 @@
-//! Sources: where the agent's data comes from. Today, log files ([`file`]).
+//! Sources: where the agent's data comes from: log files ([`file`]) and host
+//! metrics ([`metrics`]).
 pub mod file;
+pub mod metrics;
