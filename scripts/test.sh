@@ -23,4 +23,4 @@ export PATH="$PATH:/usr/sbin"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -122,8 +122,11 @@ fn rename_rotation_loses_nothing_and_bounds_disk_use() {
     assert_eq!(missing, 0, "rename rotation must lose nothing");
     assert_eq!(duplicated, 0, "nor duplicate anything");
     // The live file, the plain .1 and the compressed older ones, plus what
-    // arrives between two looks of the tailer.
-    let bound = (KEEP + 1) * MAX_SIZE + MAX_SIZE / 2;
+    // the writer adds while the agent catches up: it rotates a file only after
+    // reading it to its end, and here it shares 2 cores with the writer, a
+    // debug aggregator and another test. 3 s of writes is that allowance; the
+    // 16 MB written must not all stay on disk.
+    let bound = (KEEP + 1) * MAX_SIZE + 3 * BYTES_PER_SECOND;
     assert!(
         outcome.max_disk <= bound,
         "disk use {} passed the bound {bound}",

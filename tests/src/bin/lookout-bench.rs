@@ -14,6 +14,10 @@
 //!   FILE over TCP (omfwd, RFC 5424) to a loopback socket sink, measured the
 //!   same way as the agent, so both figures come from one machine.
 //!
+//! - `lookout-bench idle SECONDS`: an idle host. The agent (metrics every
+//!   10 s, one quiet log folder) and Debian's prometheus-node-exporter (scraped
+//!   every 10 s) run side by side; prints each one's CPU share and RSS.
+//!
 //! Make FILE with `python3 ../shared/bench/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -30,16 +34,20 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: lookout-bench agent|pipeline|rsyslog FILE");
+        eprintln!("usage: lookout-bench agent|pipeline|rsyslog FILE | idle SECONDS");
         std::process::exit(2);
     };
+    if mode == "idle" {
+        bench_idle(file.parse().unwrap_or_else(|_| panic!("`{file}` is not a number of seconds")));
+        return;
+    }
     let file = fs::canonicalize(file).unwrap_or_else(|err| panic!("{file}: {err}"));
     match mode.as_str() {
         "agent" => bench_agent(&file),
         "pipeline" => bench_pipeline(&file),
         "rsyslog" => bench_rsyslog(&file),
         other => {
-            eprintln!("unknown mode {other}: agent, pipeline or rsyslog");
+            eprintln!("unknown mode {other}: agent, pipeline, rsyslog or idle");
             std::process::exit(2);
         }
     }
@@ -404,5 +412,94 @@ fn bench_rsyslog(file: &Path) {
         lines as f64 / cpu.max(0.001) / 1000.0,
         rss_kb as f64 / 1000.0
     );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Current RSS in kB.
+fn current_rss_kb(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn bench_idle(seconds: u64) {
+    let dir = work_dir("idle");
+    let quiet = dir.join("quiet");
+    fs::create_dir_all(&quiet).expect("quiet folder");
+    fs::write(quiet.join("app.log"), "a quiet log\n").expect("quiet log");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    fs::write(
+        dir.join("aggregator.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("config");
+    let mut aggregator = Command::new(release_binary("lookout-aggregator"))
+        .arg("--config")
+        .arg(dir.join("aggregator.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(fs::File::create(dir.join("aggregator.log")).expect("log"))
+        .spawn()
+        .expect("aggregator starts");
+    wait_until("aggregator ready", Duration::from_secs(60), || {
+        http().get(format!("{url}/healthz")).call().is_ok_and(|r| r.status() == 200)
+    });
+    let config = format!(
+        "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"idle\"\nstate_dir = \"{}\"\n[[logs]]\npaths = [\"{}/*.log\"]\n[metrics]\ninterval = \"10s\"\n",
+        dir.join("agent-state").display(),
+        quiet.display()
+    );
+    fs::write(dir.join("agent.toml"), config).expect("config");
+    let mut agent = Command::new(release_binary("lookout-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(fs::File::create(dir.join("agent.log")).expect("log"))
+        .spawn()
+        .expect("agent starts");
+    let exporter_port = free_port();
+    let mut exporter = Command::new("/usr/bin/prometheus-node-exporter")
+        .arg(format!("--web.listen-address=127.0.0.1:{exporter_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus-node-exporter starts (apt-get install prometheus-node-exporter)");
+    let scrape = || {
+        let _ = http().get(format!("http://127.0.0.1:{exporter_port}/metrics")).call();
+    };
+    // Warm up: both started, the agent's first samples sent, one scrape done.
+    std::thread::sleep(Duration::from_secs(12));
+    scrape();
+    let (agent_cpu0, _) = process_usage(agent.id());
+    let (exporter_cpu0, _) = process_usage(exporter.id());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        std::thread::sleep(Duration::from_secs(10));
+        scrape();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (agent_cpu1, agent_peak) = process_usage(agent.id());
+    let (exporter_cpu1, exporter_peak) = process_usage(exporter.id());
+    for (name, pid, cpu, peak) in [
+        ("lookout-agent (metrics every 10 s, 1 quiet log)", agent.id(), agent_cpu1 - agent_cpu0, agent_peak),
+        ("prometheus-node-exporter (scraped every 10 s)", exporter.id(), exporter_cpu1 - exporter_cpu0, exporter_peak),
+    ] {
+        println!(
+            "| {name} | {elapsed:.0} s | {cpu:.2} CPU-s | {:.3} % of a core | RSS {:.1} MiB (peak {:.1} MiB) |",
+            cpu / elapsed * 100.0,
+            current_rss_kb(pid) as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+    }
+    for child in [&mut agent, &mut exporter, &mut aggregator] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     let _ = fs::remove_dir_all(&dir);
 }
