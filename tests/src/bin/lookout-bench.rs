@@ -38,7 +38,10 @@ fn main() {
         std::process::exit(2);
     };
     if mode == "idle" {
-        bench_idle(file.parse().unwrap_or_else(|_| panic!("`{file}` is not a number of seconds")));
+        bench_idle(
+            file.parse()
+                .unwrap_or_else(|_| panic!("`{file}` is not a number of seconds")),
+        );
         return;
     }
     let file = fs::canonicalize(file).unwrap_or_else(|err| panic!("{file}: {err}"));
@@ -448,7 +451,10 @@ fn bench_idle(seconds: u64) {
         .spawn()
         .expect("aggregator starts");
     wait_until("aggregator ready", Duration::from_secs(60), || {
-        http().get(format!("{url}/healthz")).call().is_ok_and(|r| r.status() == 200)
+        http()
+            .get(format!("{url}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
     });
     let config = format!(
         "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"idle\"\nstate_dir = \"{}\"\n[[logs]]\npaths = [\"{}/*.log\"]\n[metrics]\ninterval = \"10s\"\n",
@@ -487,8 +493,18 @@ fn bench_idle(seconds: u64) {
     let (agent_cpu1, agent_peak) = process_usage(agent.id());
     let (exporter_cpu1, exporter_peak) = process_usage(exporter.id());
     for (name, pid, cpu, peak) in [
-        ("lookout-agent (metrics every 10 s, 1 quiet log)", agent.id(), agent_cpu1 - agent_cpu0, agent_peak),
-        ("prometheus-node-exporter (scraped every 10 s)", exporter.id(), exporter_cpu1 - exporter_cpu0, exporter_peak),
+        (
+            "lookout-agent (metrics every 10 s, 1 quiet log)",
+            agent.id(),
+            agent_cpu1 - agent_cpu0,
+            agent_peak,
+        ),
+        (
+            "prometheus-node-exporter (scraped every 10 s)",
+            exporter.id(),
+            exporter_cpu1 - exporter_cpu0,
+            exporter_peak,
+        ),
     ] {
         println!(
             "| {name} | {elapsed:.0} s | {cpu:.2} CPU-s | {:.3} % of a core | RSS {:.1} MiB (peak {:.1} MiB) |",
