@@ -1,5 +1,6 @@
 //! The aggregator is down for 60 seconds while lines keep coming: the agent
-//! spools them on disk and delivers every one, once, after it returns.
+//! spools them on disk and delivers every one, once, after it returns; the
+//! host metrics measured during the outage arrive too.
 
 use lookout_tests::{Agent, Aggregator, count_sequence_numbers, numbered, test_dir, wait_until};
 use std::fs::{self, OpenOptions};
@@ -7,6 +8,12 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 const OUTAGE: Duration = Duration::from_secs(60);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
 
 fn spooled_batches(dir: &std::path::Path) -> usize {
     fs::read_dir(dir.join("agent-state/spool"))
@@ -25,7 +32,10 @@ fn lines_written_during_an_outage_all_arrive_after_it() {
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).unwrap();
     let mut aggregator = Aggregator::start(&dir);
-    let sources = format!("[[logs]]\npaths = [\"{}/*.log\"]\n", logs.display());
+    let sources = format!(
+        "[metrics]\ninterval = \"2s\"\n[[logs]]\npaths = [\"{}/*.log\"]\n",
+        logs.display()
+    );
     let mut agent = Agent::start(&dir, &aggregator.url, &sources);
 
     let mut number = 0u64;
@@ -51,7 +61,9 @@ fn lines_written_during_an_outage_all_arrive_after_it() {
     });
 
     assert_eq!(aggregator.terminate(), Some(0));
+    let down_from = now_ms();
     write_for(OUTAGE, &mut number);
+    let down_until = now_ms();
     assert!(
         spooled_batches(&dir) > 0,
         "during the outage the agent spools batches on disk"
@@ -75,5 +87,20 @@ fn lines_written_during_an_outage_all_arrive_after_it() {
         number - before_outage
     );
     assert_eq!((missing, duplicated), (0, 0));
+
+    let (from, until) = (down_from.to_string(), down_until.to_string());
+    let memory = aggregator.get_json(
+        "/api/v1/metrics/series",
+        &[
+            ("host", "e2e-host"),
+            ("name", "memory.used_percent"),
+            ("start", &from),
+            ("end", &until),
+        ],
+    );
+    let points = memory["series"][0]["points"].as_array().map_or(0, Vec::len);
+    println!("outage: {points} memory samples measured while the aggregator was down arrived");
+    // One every 2 s over 60 s; a few may fall at the edges.
+    assert!(points >= 25, "only {points} samples from the outage arrived");
     assert_eq!(agent.terminate(), Some(0));
 }
