@@ -205,7 +205,7 @@ impl Tailer {
                 continue;
             }
             match File::open(&path) {
-                Ok(file) => self.open(file, key, path, source, None),
+                Ok(file) => self.open(file, key, path, source, None, None),
                 Err(err) => tracing::warn!(file = %path.display(), error = %err, "cannot open a log file"),
             }
         }
@@ -241,13 +241,24 @@ impl Tailer {
         })
     }
 
-    fn open(&mut self, file: File, key: FileKey, path: PathBuf, source: usize, gone_since: Option<Instant>) {
+    /// Starts following a file, and works out its identity at once: a
+    /// generation left unidentified until the next poll could be truncated
+    /// away (copytruncate) in between without anyone noticing.
+    fn open(
+        &mut self,
+        file: File,
+        key: FileKey,
+        path: PathBuf,
+        source: usize,
+        gone_since: Option<Instant>,
+        preset: Option<(StreamMeta, u64)>,
+    ) {
         let born = file
             .metadata()
             .and_then(|metadata| metadata.created())
             .unwrap_or_else(|_| SystemTime::now());
         tracing::debug!(file = %path.display(), "following");
-        let tailed = TailedFile {
+        let mut tailed = TailedFile {
             file,
             key,
             path,
@@ -260,8 +271,13 @@ impl Tailer {
             born,
             found_at_first_start: self.parts.first_start && !self.first_scan_done,
             truncated: false,
-            preset: None,
+            preset,
         };
+        if let Err(Skip) = self.resolve(&mut tailed) {
+            let size = tailed.file.metadata().map_or(0, |metadata| metadata.len());
+            self.finished.insert(key, size);
+            return;
+        }
         self.files.insert(key, tailed);
         self.parts
             .stats
@@ -324,10 +340,7 @@ impl Tailer {
                 };
                 if let Ok(file) = File::open(&path) {
                     tracing::info!(file = %path.display(), was = %original.display(), "reading the rest of a file rotated while the agent was down");
-                    self.open(file, key, original, source, Some(Instant::now()));
-                    if let Some(tailed) = self.files.get_mut(&key) {
-                        tailed.preset = preset;
-                    }
+                    self.open(file, key, original, source, Some(Instant::now()), preset);
                 }
             }
         }
@@ -379,6 +392,15 @@ impl Tailer {
                 Ok(false) => return Ok(true),
                 Err(Skip) => return Ok(false),
             }
+        }
+        // A new first line means new content, however long the file is now:
+        // truncated and rewritten past the old length between two polls.
+        let rewritten = tailed.identity.as_ref().is_some_and(|identity| {
+            matches!(read_head(&tailed.file), Ok(Head::Fingerprint(fingerprint)) if fingerprint != identity.fingerprint)
+        });
+        if rewritten {
+            self.handle_truncation(tailed)?;
+            return Ok(true);
         }
         let size = match tailed.file.metadata() {
             Ok(metadata) => metadata.len(),
