@@ -49,7 +49,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Files written this long before the last checkpoint save still count as
 /// possibly unread after a restart.
 const RESUME_MARGIN: Duration = Duration::from_secs(5);
-/// How long in-flight batches may still complete after a stop was asked for.
+/// How long the last sending attempts may take after a stop was asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the agent could not run.
@@ -230,8 +230,11 @@ pub async fn run(
     if !matches!(joined, Ok((Ok(_), Ok(()), Ok(())))) {
         tracing::warn!("the tailer, metrics or sealer thread ended abnormally");
     }
+    // Batches still queued get one attempt each; a request still running
+    // after the grace is dropped (its batch stays spooled for the next start).
+    let _ = stop_tx.send(true);
     if tokio::time::timeout(SHUTDOWN_GRACE, &mut shipping).await.is_err() {
-        let _ = stop_tx.send(true);
+        shipping.abort();
         let _ = shipping.await;
     }
     checkpointing.abort();

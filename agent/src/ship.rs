@@ -47,8 +47,8 @@ enum Outcome {
     Rejected(String),
 }
 
-/// Sends batches until `batches` closes and everything is sent, or until
-/// `stop` turns true and `grace` has passed.
+/// Sends batches until `batches` closes and each batch is sent or, once
+/// `stop` is raised, has had its last attempt.
 pub struct Shipper {
     /// The HTTP client.
     pub client: reqwest::Client,
@@ -72,7 +72,7 @@ impl Shipper {
         self: Arc<Self>,
         leftovers: Vec<SpoolEntry>,
         mut batches: mpsc::UnboundedReceiver<SpoolEntry>,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) {
         let slots = Arc::new(Semaphore::new(self.max_in_flight));
         let mut sending = JoinSet::new();
@@ -96,13 +96,9 @@ impl Shipper {
             });
             while sending.try_join_next().is_some() {}
         }
-        // Everything is dispatched; give what is in flight until the stop's grace.
-        while !sending.is_empty() {
-            tokio::select! {
-                _ = sending.join_next() => {}
-                _ = stop.wait_for(|stopping| *stopping) => break,
-            }
-        }
+        // Everything is dispatched. Once stopping, a batch gets one more
+        // attempt and no backoff: what fails stays in the spool for next time.
+        while sending.join_next().await.is_some() {}
     }
 
     async fn deliver(&self, entry: SpoolEntry, mut stop: watch::Receiver<bool>) {
