@@ -92,6 +92,36 @@ fn newline_count(bytes: &[u8]) -> u64 {
     bytes.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
+/// Starts a release aggregator with its data in `dir`; returns it and its URL
+/// once it answers `/healthz`.
+fn start_aggregator(dir: &Path) -> (Child, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    fs::write(
+        dir.join("aggregator.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("config");
+    let aggregator = Command::new(release_binary("lookout-aggregator"))
+        .arg("--config")
+        .arg(dir.join("aggregator.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(fs::File::create(dir.join("aggregator.log")).expect("log"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("aggregator starts");
+    wait_until("aggregator ready", Duration::from_secs(60), || {
+        http()
+            .get(format!("{url}/healthz"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    (aggregator, url)
+}
+
 /// Starts the agent on `file` (read from its beginning) against `url`.
 fn start_agent(dir: &Path, url: &str, file: &Path) -> Child {
     let config = format!(
@@ -223,30 +253,7 @@ fn bench_agent(file: &Path) {
 fn bench_pipeline(file: &Path) {
     let lines = count_lines(file);
     let dir = work_dir("pipeline");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    fs::write(
-        dir.join("aggregator.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
-            dir.join("data").display()
-        ),
-    )
-    .expect("config");
-    let mut aggregator = Command::new(release_binary("lookout-aggregator"))
-        .arg("--config")
-        .arg(dir.join("aggregator.toml"))
-        .env("RUST_LOG", "warn")
-        .stderr(fs::File::create(dir.join("aggregator.log")).expect("log"))
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("aggregator starts");
-    wait_until("aggregator ready", Duration::from_secs(60), || {
-        http()
-            .get(format!("{url}/healthz"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    let (mut aggregator, url) = start_aggregator(&dir);
     let count = |query: &str| -> u64 {
         let mut response = http()
             .get(format!("{url}/api/v1/logs/search"))
@@ -433,29 +440,7 @@ fn bench_idle(seconds: u64) {
     let quiet = dir.join("quiet");
     fs::create_dir_all(&quiet).expect("quiet folder");
     fs::write(quiet.join("app.log"), "a quiet log\n").expect("quiet log");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    fs::write(
-        dir.join("aggregator.toml"),
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
-            dir.join("data").display()
-        ),
-    )
-    .expect("config");
-    let mut aggregator = Command::new(release_binary("lookout-aggregator"))
-        .arg("--config")
-        .arg(dir.join("aggregator.toml"))
-        .env("RUST_LOG", "warn")
-        .stderr(fs::File::create(dir.join("aggregator.log")).expect("log"))
-        .spawn()
-        .expect("aggregator starts");
-    wait_until("aggregator ready", Duration::from_secs(60), || {
-        http()
-            .get(format!("{url}/healthz"))
-            .call()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    let (mut aggregator, url) = start_aggregator(&dir);
     let config = format!(
         "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"idle\"\nstate_dir = \"{}\"\n[[logs]]\npaths = [\"{}/*.log\"]\n[metrics]\ninterval = \"10s\"\n",
         dir.join("agent-state").display(),
