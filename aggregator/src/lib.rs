@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod metricstore;
 pub mod retention;
 pub mod store;
+pub mod writer_thread;
 
 use anyhow::Context as _;
 use config::Config;

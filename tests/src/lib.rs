@@ -145,13 +145,49 @@ impl Drop for Process {
     }
 }
 
+/// One of the two Lookout binaries, run on a config file in its test folder,
+/// with its output in a log file there; restartable after a kill or stop.
+#[derive(Debug)]
+struct Service {
+    binary: &'static str,
+    config: PathBuf,
+    log: PathBuf,
+    process: Option<Process>,
+}
+
+impl Service {
+    fn new(binary: &'static str, dir: &Path, config: &str, log: &str) -> Service {
+        Service {
+            binary,
+            config: dir.join(config),
+            log: dir.join(log),
+            process: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let mut command = Command::new(binary(self.binary));
+        command.arg("--config").arg(&self.config).env("RUST_LOG", "info");
+        self.process = Some(Process::spawn(self.binary, &mut command, &self.log));
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        self.process.take()?.terminate(Duration::from_secs(30))
+    }
+}
+
 /// An aggregator on a fixed loopback port, restartable on the same data.
 #[derive(Debug)]
 pub struct Aggregator {
     /// Its base URL.
     pub url: String,
-    dir: PathBuf,
-    process: Option<Process>,
+    service: Service,
 }
 
 impl Aggregator {
@@ -165,8 +201,7 @@ impl Aggregator {
         fs::write(dir.join("aggregator.toml"), config).expect("can write the aggregator config");
         let mut aggregator = Aggregator {
             url: format!("http://127.0.0.1:{port}"),
-            dir: dir.to_path_buf(),
-            process: None,
+            service: Service::new("lookout-aggregator", dir, "aggregator.toml", "aggregator.log"),
         };
         aggregator.restart();
         aggregator
@@ -174,14 +209,7 @@ impl Aggregator {
 
     /// Starts it again (after a stop or kill) and waits until it is ready.
     pub fn restart(&mut self) {
-        let mut command = Command::new(binary("lookout-aggregator"));
-        command.arg("--config").arg(self.dir.join("aggregator.toml"));
-        command.env("RUST_LOG", "info");
-        self.process = Some(Process::spawn(
-            "lookout-aggregator",
-            &mut command,
-            &self.dir.join("aggregator.log"),
-        ));
+        self.service.start();
         let url = format!("{}/healthz", self.url);
         wait_until("the aggregator to answer /healthz", Duration::from_secs(60), || {
             http().get(&url).call().is_ok_and(|response| response.status() == 200)
@@ -190,14 +218,12 @@ impl Aggregator {
 
     /// SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.service.kill();
     }
 
-    /// SIGTERM and a clean exit.
+    /// SIGTERM and a clean exit; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        self.process.take()?.terminate(Duration::from_secs(30))
+        self.service.terminate()
     }
 
     /// `GET /api/v1/logs/search` with the API token; panics unless 200.
@@ -255,8 +281,7 @@ pub fn http() -> ureq::Agent {
 /// An agent with a config written by the test.
 #[derive(Debug)]
 pub struct Agent {
-    dir: PathBuf,
-    process: Option<Process>,
+    service: Service,
 }
 
 impl Agent {
@@ -269,8 +294,7 @@ impl Agent {
         );
         fs::write(dir.join("agent.toml"), config).expect("can write the agent config");
         let mut agent = Agent {
-            dir: dir.to_path_buf(),
-            process: None,
+            service: Service::new("lookout-agent", dir, "agent.toml", "agent.log"),
         };
         agent.restart();
         agent
@@ -278,26 +302,17 @@ impl Agent {
 
     /// Starts it again after a kill or stop.
     pub fn restart(&mut self) {
-        let mut command = Command::new(binary("lookout-agent"));
-        command.arg("--config").arg(self.dir.join("agent.toml"));
-        command.env("RUST_LOG", "info");
-        self.process = Some(Process::spawn(
-            "lookout-agent",
-            &mut command,
-            &self.dir.join("agent.log"),
-        ));
+        self.service.start();
     }
 
     /// SIGKILL: no flush, no checkpoint.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.service.kill();
     }
 
     /// SIGTERM and a clean exit; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        self.process.take()?.terminate(Duration::from_secs(30))
+        self.service.terminate()
     }
 }
 

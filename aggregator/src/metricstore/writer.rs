@@ -19,16 +19,13 @@
 use super::rollup::{HOUR_MS, MINUTE_MS, Tier, UPSERT_1H, UPSERT_1M, bucket_start};
 use super::schema;
 use crate::metrics::Metrics;
+use crate::writer_thread::WriterThread;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-
-/// Commands that may wait for the writer; senders wait beyond that (backpressure).
-const QUEUE_DEPTH: usize = 64;
 
 /// Most rows one retention step deletes: small enough that an ingest batch
 /// queued behind it waits only milliseconds.
@@ -174,8 +171,7 @@ impl MetricWriterHandle {
 
 /// Owns the writer thread; [`MetricWriter::shutdown`] drains and stops it.
 pub struct MetricWriter {
-    handle: MetricWriterHandle,
-    thread: JoinHandle<()>,
+    thread: WriterThread<Command>,
 }
 
 impl MetricWriter {
@@ -184,30 +180,21 @@ impl MetricWriter {
     pub fn spawn(data_dir: &Path, metrics_days: u32, metrics: Arc<Metrics>) -> anyhow::Result<MetricWriter> {
         let conn = schema::open_writer(data_dir)?;
         let core = WriterCore::new(conn, metrics_days, metrics);
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("metric-writer".into())
-            .spawn(move || run(core, rx))?;
-        Ok(MetricWriter {
-            handle: MetricWriterHandle { tx },
-            thread,
-        })
+        let thread = WriterThread::spawn("metric-writer", move |rx| run(core, rx))?;
+        Ok(MetricWriter { thread })
     }
 
     /// A handle for sending work.
     pub fn handle(&self) -> MetricWriterHandle {
-        self.handle.clone()
+        MetricWriterHandle {
+            tx: self.thread.sender(),
+        }
     }
 
     /// Stores what is queued before this call, writes the pending last-seen
     /// marks, then stops the thread and closes the database.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        // An error means the thread has already ended; joining tells how.
-        let _ = self.handle.tx.send(Command::Shutdown).await;
-        let thread = self.thread;
-        tokio::task::spawn_blocking(move || thread.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("the metric writer thread panicked"))
+        self.thread.shutdown(Command::Shutdown).await
     }
 }
 

@@ -15,11 +15,11 @@ use super::LogStore;
 use super::intervals::{IntervalSet, StreamIntervals};
 use super::partition::{PAYLOAD_VERSION, Partition, Payload};
 use crate::metrics::Metrics;
+use crate::writer_thread::WriterThread;
 use jiff::civil::Date;
 use lookout_shared::wire::IngestResponse;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 use tantivy::{IndexWriter, TantivyDocument};
 use tokio::sync::{mpsc, oneshot};
@@ -27,9 +27,6 @@ use tokio::sync::{mpsc, oneshot};
 /// Indexing memory of the writer. Between 64 and 128 MB tantivy flushes
 /// segments rarely enough for throughput while the process stays small.
 const WRITER_MEMORY_BYTES: usize = 96 * 1024 * 1024;
-
-/// Batches that may wait for the writer; senders wait beyond that (backpressure).
-const QUEUE_DEPTH: usize = 64;
 
 /// A batch ready for the index: decoded, validated, enriched.
 #[derive(Default)]
@@ -116,8 +113,7 @@ impl WriterHandle {
 
 /// Owns the writer thread; [`LogWriter::shutdown`] drains and stops it.
 pub struct LogWriter {
-    handle: WriterHandle,
-    thread: JoinHandle<()>,
+    thread: WriterThread<Command>,
 }
 
 impl LogWriter {
@@ -132,30 +128,21 @@ impl LogWriter {
         // Open today's writer now, so that a second process on the same
         // data_dir fails at startup rather than on its first batch.
         core.ensure_current(today())?;
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || run(core, rx))?;
-        Ok(LogWriter {
-            handle: WriterHandle { tx },
-            thread,
-        })
+        let thread = WriterThread::spawn("log-writer", move |rx| run(core, rx))?;
+        Ok(LogWriter { thread })
     }
 
     /// A handle for sending batches.
     pub fn handle(&self) -> WriterHandle {
-        self.handle.clone()
+        WriterHandle {
+            tx: self.thread.sender(),
+        }
     }
 
     /// Commits what is queued before this call, then stops the thread.
     /// Batches sent afterwards are answered with [`WriteError::ShuttingDown`].
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        // An error means the thread has already ended; joining tells how.
-        let _ = self.handle.tx.send(Command::Shutdown).await;
-        let thread = self.thread;
-        tokio::task::spawn_blocking(move || thread.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("the log writer thread panicked"))
+        self.thread.shutdown(Command::Shutdown).await
     }
 }
 
