@@ -190,6 +190,7 @@ pub async fn run(
             .map_err(state_error("cannot start the sealer thread", &state_dir))?
     };
 
+    lookout_shared::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(config.shipper.request_timeout.get())
         .build()?;

@@ -281,7 +281,10 @@ mod tests {
         let acks = Arc::new(Mutex::new(AckTracker::default()));
         let stats = Arc::new(ShipStats::default());
         let shipper = Arc::new(Shipper {
-            client: reqwest::Client::new(),
+            client: {
+                lookout_shared::tls::install_crypto_provider();
+                reqwest::Client::new()
+            },
             url: ingest_url(url),
             token: "t".into(),
             max_in_flight: 2,

@@ -10,12 +10,13 @@
 //! that a complete configuration validates today, even though alerting is built
 //! later.
 
-use lookout_shared::config::{ByteSize, ConfigError, load_toml, parse_toml};
+use lookout_shared::config::{ByteSize, ConfigError, HumanDuration, load_toml, parse_toml};
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The whole `aggregator.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,72 @@ pub struct Config {
     pub notifiers: Vec<NotifierConfig>,
     /// Alert rules file; built-in default rules apply without it.
     pub rules_file: Option<PathBuf>,
+    /// When rules are evaluated and notifications go out.
+    #[serde(default)]
+    pub alerting: AlertingConfig,
+    /// The alert rules: the built-in defaults merged with `rules_file`,
+    /// read and checked when the configuration is loaded.
+    #[serde(skip)]
+    pub rules: Vec<crate::alert::rules::Rule>,
+}
+
+/// `[alerting]`: evaluation and notification timing (Alertmanager's names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// Rules without their own `interval` are evaluated this often (default 15 s).
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: HumanDuration,
+    /// A new group of alerts waits this long for more alerts before the first message (default 30 s).
+    #[serde(default = "default_group_wait")]
+    pub group_wait: HumanDuration,
+    /// A group whose alerts changed waits this long after its last message (default 5 m).
+    #[serde(default = "default_group_interval")]
+    pub group_interval: HumanDuration,
+    /// A group still firing, unchanged, is notified again after this long (default 4 h).
+    #[serde(default = "default_repeat_interval")]
+    pub repeat_interval: HumanDuration,
+    /// The web UI's address as on-call engineers reach it, for links in
+    /// notifications (default `http://` + `listen`).
+    pub external_url: Option<String>,
+}
+
+fn default_evaluation_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(15))
+}
+
+fn default_group_wait() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+fn default_group_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
+}
+
+fn default_repeat_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(4 * 3600))
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            evaluation_interval: default_evaluation_interval(),
+            group_wait: default_group_wait(),
+            group_interval: default_group_interval(),
+            repeat_interval: default_repeat_interval(),
+            external_url: None,
+        }
+    }
+}
+
+impl Config {
+    /// The base URL for links in notifications.
+    pub fn external_url(&self) -> String {
+        match &self.alerting.external_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
 }
 
 /// `[auth]`: the bearer tokens each side of the API accepts.
@@ -127,6 +194,17 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// Login password, with `username`.
     pub password: Option<Secret>,
+    /// Limit on connecting and on each SMTP command, default 10 s.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_notify_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// How the SMTP connection is secured.
@@ -152,6 +230,9 @@ pub enum NotifierConfig {
         name: String,
         /// Recipients.
         to: Vec<String>,
+        /// Whether to send a message when the alerts of a group resolve (default true).
+        #[serde(default = "default_true")]
+        send_resolved: bool,
         /// Moved to [`Config::rules_file`] on loading (see SPEC.md's example), so always `None` after it.
         #[serde(default)]
         rules_file: Option<PathBuf>,
@@ -160,8 +241,21 @@ pub enum NotifierConfig {
     Webhook {
         /// Name rules refer to in `notify`.
         name: String,
-        /// `http://` or `https://` URL.
+        /// `http://` or `https://` URL. It may hold a token, so it is never logged.
         url: String,
+        /// When set, each request carries `X-Lookout-Signature: sha256=<hex>`,
+        /// the HMAC-SHA256 of the exact request body under this key.
+        #[serde(default)]
+        secret: Option<Secret>,
+        /// Limit on the whole request (connect, send, answer), default 10 s.
+        #[serde(default = "default_notify_timeout")]
+        timeout: HumanDuration,
+        /// Whether to send a message when the alerts of a group resolve (default true).
+        #[serde(default = "default_true")]
+        send_resolved: bool,
+        /// Extra request headers, such as `Authorization`; values are never logged.
+        #[serde(default)]
+        headers: BTreeMap<String, Secret>,
         /// Moved to [`Config::rules_file`] on loading (see SPEC.md's example), so always `None` after it.
         #[serde(default)]
         rules_file: Option<PathBuf>,
@@ -173,6 +267,15 @@ impl NotifierConfig {
     pub fn name(&self) -> &str {
         match self {
             NotifierConfig::Email { name, .. } | NotifierConfig::Webhook { name, .. } => name,
+        }
+    }
+
+    /// Whether the notifier wants a message when a group's alerts resolve.
+    pub fn send_resolved(&self) -> bool {
+        match self {
+            NotifierConfig::Email { send_resolved, .. } | NotifierConfig::Webhook { send_resolved, .. } => {
+                *send_resolved
+            }
         }
     }
 
@@ -236,6 +339,8 @@ impl Config {
             }
         }
         self.validate(file)?;
+        let notifiers: Vec<String> = self.notifiers.iter().map(|n| n.name().to_string()).collect();
+        self.rules = crate::alert::rules::load(self.rules_file.as_deref(), &notifiers)?;
         Ok(self)
     }
 
@@ -265,6 +370,20 @@ impl Config {
         if self.retention.metrics_days == 0 {
             return err("retention.metrics_days".into(), "must be at least 1".into());
         }
+        if self.alerting.evaluation_interval.get() < Duration::from_secs(1) {
+            return err("alerting.evaluation_interval".into(), "must be at least 1s".into());
+        }
+        if self.alerting.repeat_interval.get() < Duration::from_secs(60) {
+            return err("alerting.repeat_interval".into(), "must be at least 1m".into());
+        }
+        if let Some(url) = &self.alerting.external_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return err(
+                "alerting.external_url".into(),
+                format!("`{url}` is not an http:// or https:// URL"),
+            );
+        }
         if self.ingest.max_body_bytes.bytes() == 0 {
             return err("ingest.max_body_bytes".into(), "must be more than 0".into());
         }
@@ -283,6 +402,9 @@ impl Config {
                     "smtp.username".into(),
                     "username and password must be given together".into(),
                 );
+            }
+            if smtp.timeout.get().is_zero() {
+                return err("smtp.timeout".into(), "must be more than 0".into());
             }
         }
         let mut names = HashSet::new();
@@ -315,19 +437,61 @@ impl Config {
                         );
                     }
                 }
-                NotifierConfig::Webhook { url, .. } => {
+                NotifierConfig::Webhook {
+                    url,
+                    secret,
+                    timeout,
+                    headers,
+                    ..
+                } => {
                     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
                     if !scheme_ok || url.contains(char::is_whitespace) {
+                        // Not the URL itself: it may carry a token.
                         return err(
                             format!("notifiers[{i}].url"),
-                            format!("`{url}` is not an http:// or https:// URL"),
+                            "is not an http:// or https:// URL".into(),
                         );
+                    }
+                    if secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
+                        return err(format!("notifiers[{i}].secret"), "must not be empty".into());
+                    }
+                    if timeout.get().is_zero() {
+                        return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
+                    }
+                    for (header, value) in headers {
+                        let key = format!("notifiers[{i}].headers.{header}");
+                        if header.is_empty() || !header.bytes().all(is_header_name_byte) {
+                            return err(key, "is not a valid HTTP header name".into());
+                        }
+                        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(header)) {
+                            return err(key, "is set by Lookout itself".into());
+                        }
+                        // Visible ASCII, spaces and tabs only (no line breaks), and not the value in the message.
+                        let value_ok = value.expose().bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+                        if !value_ok {
+                            return err(key, "the value must be printable ASCII without line breaks".into());
+                        }
                     }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Webhook headers that `headers` may not set: the transport and the signature own them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-length",
+    "content-type",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "x-lookout-signature",
+];
+
+/// An RFC 9110 `tchar`: what a header name is made of.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// A deliberately loose check (`local@domain`): the mail server has the last word.
@@ -391,13 +555,101 @@ mod tests {
     fn rules_file_after_the_notifiers_is_the_top_level_one() {
         let text = format!(
             "{MINIMAL}[[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://x\"\n\
-             rules_file = \"config/rules.toml\"\n"
+             rules_file = \"../config/rules.toml\"\n"
         );
         let config = parse(&text).unwrap();
-        assert_eq!(config.rules_file.as_deref(), Some(Path::new("config/rules.toml")));
+        assert_eq!(config.rules_file.as_deref(), Some(Path::new("../config/rules.toml")));
+        assert!(
+            config.rules.iter().any(|rule| rule.name == "SshBreakIn"),
+            "the example rules load"
+        );
         let twice = format!("rules_file = \"a.toml\"\n{text}");
         let err = parse(&twice).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("notifiers[0].rules_file"), "{err}");
+    }
+
+    #[test]
+    fn notifier_options_have_defaults_and_parse() {
+        let smtp = "[smtp]\nhost = \"127.0.0.1\"\nport = 2525\nfrom = \"l@example.com\"\n";
+        let text = format!(
+            "{MINIMAL}{smtp}[[notifiers]]\nname = \"m\"\nkind = \"email\"\nto = [\"x@y\"]\n\
+             [[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://x\"\n\
+             [[notifiers]]\nname = \"w2\"\nkind = \"webhook\"\nurl = \"https://x/h\"\nsecret = \"k\"\n\
+             timeout = \"3s\"\nsend_resolved = false\nheaders = {{ Authorization = \"Bearer t\" }}\n"
+        );
+        let config = parse(&text).unwrap();
+        let ten = std::time::Duration::from_secs(10);
+        assert_eq!(config.smtp.as_ref().map(|s| s.timeout.get()), Some(ten));
+        assert!(config.notifiers[0].send_resolved() && config.notifiers[1].send_resolved());
+        match &config.notifiers[1] {
+            NotifierConfig::Webhook {
+                secret,
+                timeout,
+                headers,
+                ..
+            } => assert!(secret.is_none() && timeout.get() == ten && headers.is_empty()),
+            other => panic!("not a webhook: {other:?}"),
+        }
+        assert!(!config.notifiers[2].send_resolved());
+        match &config.notifiers[2] {
+            NotifierConfig::Webhook {
+                secret,
+                timeout,
+                headers,
+                ..
+            } => {
+                assert_eq!(secret.as_ref().map(Secret::expose), Some("k"));
+                assert_eq!(timeout.get(), std::time::Duration::from_secs(3));
+                assert_eq!(headers.get("Authorization").map(Secret::expose), Some("Bearer t"));
+            }
+            other => panic!("not a webhook: {other:?}"),
+        }
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("Bearer t"), "{debug}");
+    }
+
+    #[test]
+    fn bad_webhook_options_name_the_key() {
+        let hook = format!("{MINIMAL}[[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"http://x\"\n");
+        let cases = [
+            (format!("{hook}timeout = \"0s\"\n"), "notifiers[0].timeout"),
+            (format!("{hook}secret = \"\"\n"), "notifiers[0].secret"),
+            (
+                format!("{hook}headers = {{ \"Bad Name\" = \"v\" }}\n"),
+                "notifiers[0].headers.Bad Name",
+            ),
+            (
+                format!("{hook}headers = {{ X-Lookout-Signature = \"v\" }}\n"),
+                "notifiers[0].headers.X-Lookout-Signature",
+            ),
+            (
+                format!("{hook}headers = {{ X-A = \"v\\nInjected: 1\" }}\n"),
+                "notifiers[0].headers.X-A",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{err}");
+            assert!(!err.to_string().contains("Injected"), "{err}");
+        }
+        let unknown = parse(&format!("{hook}retries = 3\n")).unwrap_err();
+        assert!(unknown.to_string().contains("retries"), "{unknown}");
+    }
+
+    #[test]
+    fn a_rule_file_error_names_the_file_rule_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.toml");
+        std::fs::write(
+            &rules,
+            "[[rules]]\nname = \"Disk\"\nkind = \"threshold\"\nmetric = \"m\"\n",
+        )
+        .unwrap();
+        let err = parse(&format!("rules_file = {:?}\n{MINIMAL}", rules.display().to_string())).unwrap_err();
+        assert_eq!(err.file, rules);
+        assert_eq!(err.key.as_deref(), Some("rules[0] (Disk).threshold"), "{err}");
+        let missing = parse(&format!("rules_file = \"/nonexistent/rules.toml\"\n{MINIMAL}")).unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/rules.toml"), "{missing}");
     }
 
     #[test]

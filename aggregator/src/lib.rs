@@ -5,19 +5,23 @@
 //! day), each sample once in SQLite, and answers only when the batch is
 //! durable, so an agent can advance its checkpoint and never lose or duplicate
 //! a line. Engineers then search, chart and page through the logs, and chart
-//! hosts' metrics, over the read API.
+//! hosts' metrics, over the read API, and on-call engineers are told by
+//! email and webhook when a host crosses a threshold or its logs fill with errors.
 //!
 //! Data flows one way:
 //! [`http`] → [`ingest`] (decode, validate, enrich) → [`metricstore`] (SQLite
 //! writer thread, roll-ups), then [`store`] (log writer thread, day partitions)
-//! → [`http`] read API. [`retention`] deletes old partitions and samples,
-//! [`metrics`] counts what happens, [`config`] reads `aggregator.toml`.
+//! → [`http`] read API. [`alert`] evaluates rules over both stores and sends
+//! notifications through its own SQLite outbox. [`retention`] deletes old
+//! partitions and samples, [`metrics`] counts what happens, [`config`] reads
+//! `aggregator.toml` (and the rules file).
 //!
 //! [`Aggregator::start`] runs everything in-process (tests use it with port 0);
 //! the binary adds the CLI, logging and signal handling around [`run`].
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod config;
 pub mod http;
 pub mod ingest;
@@ -27,6 +31,8 @@ pub mod retention;
 pub mod store;
 pub mod writer_thread;
 
+use alert::notify::Notifiers;
+use alert::state::{AlertStore, Policy};
 use anyhow::Context as _;
 use config::Config;
 use metrics::Metrics;
@@ -68,10 +74,17 @@ impl Aggregator {
             Ok((metric_writer, metric_store))
         })
         .await??;
+        let data_dir = config.data_dir.clone();
+        let alert_store = Arc::new(tokio::task::spawn_blocking(move || AlertStore::open(&data_dir)).await??);
+        let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
+        let rules = Arc::new(config.rules.clone());
+        let rule_statuses = alert::engine::RuleStatuses::default();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let store_for_alerts = store.clone();
+        let metric_store_for_alerts = metric_store.clone();
         let state = http::AppState {
             store,
             writer: writer.handle(),
@@ -79,6 +92,11 @@ impl Aggregator {
             metric_writer: metric_writer.handle(),
             metrics,
             ingest: config.ingest,
+            alerts: http::alerts::AlertsApi {
+                store: alert_store.clone(),
+                rules: rules.clone(),
+                statuses: rule_statuses.clone(),
+            },
         };
         let app = http::router(state, &config.auth);
         let (stop_server, stopped) = oneshot::channel::<()>();
@@ -91,7 +109,24 @@ impl Aggregator {
                 .await
         });
         let days = &config.retention;
-        let background = vec![
+        let alerting = &config.alerting;
+        let engine = alert::engine::spawn(alert::engine::EngineParts {
+            rules,
+            store: alert_store,
+            logs: store_for_alerts,
+            metrics: metric_store_for_alerts,
+            metric_commits: metric_writer.handle().subscribe_commits(),
+            notifiers,
+            policy: Policy {
+                group_wait: alerting.group_wait.get(),
+                group_interval: alerting.group_interval.get(),
+                repeat_interval: alerting.repeat_interval.get(),
+                external_url: config.external_url(),
+            },
+            evaluation_interval: alerting.evaluation_interval.get(),
+            statuses: rule_statuses,
+        });
+        let mut background = vec![
             tokio::spawn(retention::run(writer.handle(), days.logs_days)),
             tokio::spawn(retention::run_metrics(
                 metric_writer.handle(),
@@ -100,6 +135,7 @@ impl Aggregator {
             )),
             tokio::spawn(metricstore::writer::flush_touches(metric_writer.handle())),
         ];
+        background.extend(engine);
         tracing::info!("lookout-aggregator listening on http://{addr}");
         Ok(Aggregator {
             addr,

@@ -3,12 +3,14 @@
 //!
 //! - `lookout-aggregator --config FILE` serves until SIGTERM or SIGINT.
 //! - `lookout-aggregator check-config --config FILE` prints `config OK`, or the
-//!   error (file, key, reason) and exits with status 2.
+//!   error (file, key, reason) and exits with status 2. It also reads the
+//!   rules file and sets up the notifiers, so their errors show here too.
 //!
 //! Logs go to stderr (`RUST_LOG`, default `info`). Once serving, one line
 //! reads `lookout-aggregator listening on http://ADDR` with the bound address.
 
 use clap::{Parser, Subcommand};
+use lookout_aggregator::alert::notify::Notifiers;
 use lookout_aggregator::config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +43,10 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::CheckConfig) => match Config::load(&config_path) {
+            Ok(config) if let Err(err) = Notifiers::from_config(&config) => {
+                eprintln!("invalid configuration: {}: {err}", config_path.display());
+                ExitCode::from(EXIT_INVALID_CONFIG)
+            }
             Ok(_) => {
                 println!("config OK");
                 ExitCode::SUCCESS

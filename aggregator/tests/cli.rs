@@ -41,6 +41,12 @@ url = "http://127.0.0.1:9099/hook"
 rules_file = "config/rules.toml"      # optional; built-in default rules apply without it
 "#;
 
+/// SPEC.md's paths (`config/rules.toml`) are relative to the repository root,
+/// where an operator runs the binaries from a checkout.
+fn repository_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn check_config(text: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("aggregator.toml");
@@ -48,6 +54,7 @@ fn check_config(text: &str) -> std::process::Output {
     Command::new(BIN)
         .args(["check-config", "--config"])
         .arg(&file)
+        .current_dir(repository_root())
         .output()
         .unwrap()
 }
@@ -65,6 +72,7 @@ fn the_shipped_example_config_is_valid() {
     let output = Command::new(BIN)
         .args(["check-config", "--config"])
         .arg(file)
+        .current_dir(repository_root())
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -113,6 +121,7 @@ fn serves_on_port_zero_and_stops_cleanly_on_sigterm() {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&file)
+        .current_dir(repository_root())
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

@@ -14,4 +14,5 @@
 pub mod config;
 pub mod parse;
 pub mod process;
+pub mod tls;
 pub mod wire;

@@ -1,11 +1,15 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: start the real
 //! `lookout-aggregator` and `lookout-agent` binaries as separate processes on
 //! loopback, stop or kill them by PID, wait on conditions with deadlines, and
-//! query the search API.
+//! query the search API. [`smtp`] and [`webhook`] run real receivers for the
+//! notifier tests.
 //!
 //! The binaries are taken from the same target folder as the test itself, so
 //! `cargo build --workspace` must run before `cargo test` (`scripts/test.sh`
 //! does both).
+
+pub mod smtp;
+pub mod webhook;
 
 use serde_json::Value;
 use std::fs::{self, File};
@@ -193,9 +197,16 @@ pub struct Aggregator {
 impl Aggregator {
     /// Writes a config in `dir` and starts the aggregator; waits for /healthz.
     pub fn start(dir: &Path) -> Aggregator {
+        Aggregator::start_with(dir, "", "")
+    }
+
+    /// Like [`Aggregator::start`], with `top_level` keys (such as
+    /// `rules_file`) and `sections` (`[smtp]`, `[[notifiers]]`, ...) added
+    /// to the config.
+    pub fn start_with(dir: &Path, top_level: &str, sections: &str) -> Aggregator {
         let port = free_port();
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{top_level}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n{sections}\n",
             dir.join("data").display()
         );
         fs::write(dir.join("aggregator.toml"), config).expect("can write the aggregator config");

@@ -7,10 +7,12 @@
 //! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context` | API token | [`logs`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token | [`hosts`] |
+//! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token | [`alerts`] |
 //!
 //! Every refusal is JSON `{"error": "..."}` (see [`error`]); unknown routes
 //! are 404 and wrong methods 405, both without needing a token.
 
+pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod hosts;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Body size limits.
     pub ingest: IngestConfig,
+    /// Alert state, outbox, silences and rules.
+    pub alerts: alerts::AlertsApi,
 }
 
 /// The router with all routes and middleware.
@@ -66,6 +70,12 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
         .route("/api/v1/logs/context", get(logs::context))
         .route("/api/v1/metrics/series", get(hosts::series))
         .route("/api/v1/hosts", get(hosts::hosts))
+        .route("/api/v1/alerts", get(alerts::alerts))
+        .route("/api/v1/alerts/rules", get(alerts::rules))
+        .route("/api/v1/alerts/history", get(alerts::history))
+        .route("/api/v1/alerts/outbox", get(alerts::outbox))
+        .route("/api/v1/silences", get(alerts::silences).post(alerts::create_silence))
+        .route("/api/v1/silences/{id}", axum::routing::delete(alerts::expire_silence))
         .route("/metrics", get(ops::metrics))
         .route_layer(middleware::from_fn_with_state(
             Tokens::new(&auth.api_tokens, "API"),

@@ -94,6 +94,7 @@ impl Params {
             host: self.text("host"),
             source: self.text("source"),
             level: self.text("level"),
+            ingested_since: None,
         };
         if let (Some(start), Some(end)) = (filter.start, filter.end)
             && start >= end

@@ -67,6 +67,7 @@ pub fn prepare(
 /// offset, labels copied from the chunk.
 fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
     let mut chunks = Vec::with_capacity(batch.streams.len());
+    let ingested_ms = jiff::Timestamp::now().as_millisecond();
     for chunk in &batch.streams {
         // Built once per chunk and added by reference to each record.
         let labels = labels_value(&chunk.labels);
@@ -83,6 +84,7 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
                 stream: &chunk.stream,
                 offset: record.offset,
                 timestamp_ms,
+                ingested_ms,
                 host: &batch.host,
                 source: &chunk.source,
                 level: detect_level(&record.message).map_or("", Level::as_str),

@@ -18,7 +18,7 @@ pub mod rollup;
 pub mod schema;
 pub mod writer;
 
-use query::{HostSummary, SeriesAnswer, SeriesQuery};
+use query::{HostSummary, RecentSamples, SeriesAnswer, SeriesQuery};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -60,6 +60,12 @@ impl MetricStore {
     /// Every known host with its headline values, as of `now_ms`.
     pub fn hosts(&self, now_ms: i64) -> rusqlite::Result<Vec<HostSummary>> {
         self.with_reader(|conn| query::hosts(conn, now_ms))
+    }
+
+    /// The newest samples (at most `per_series`, none before `since_ms`) of
+    /// every series of metric `name`, across hosts.
+    pub fn recent_samples(&self, name: &str, since_ms: i64, per_series: usize) -> rusqlite::Result<Vec<RecentSamples>> {
+        self.with_reader(|conn| query::recent_samples(conn, name, since_ms, per_series))
     }
 
     fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {

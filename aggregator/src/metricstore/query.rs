@@ -304,3 +304,42 @@ mod tests {
         assert_eq!(estimate_interval(&[300, 200, 100]), MIN_INTERVAL_MS);
     }
 }
+
+/// The recent samples of one series, for alert rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentSamples {
+    /// Host.
+    pub host: String,
+    /// The series' labels besides host and name.
+    pub labels: BTreeMap<String, String>,
+    /// `(unix_ms, value)`, newest first, at most the number asked for.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// For every series of metric `name` (all hosts) with a sample at or after
+/// `since_ms`: its newest samples, at most `per_series`, none older than `since_ms`.
+pub fn recent_samples(
+    conn: &Connection,
+    name: &str,
+    since_ms: i64,
+    per_series: usize,
+) -> rusqlite::Result<Vec<RecentSamples>> {
+    let tx = conn.unchecked_transaction()?;
+    let series: Vec<(i64, String, BTreeMap<String, String>)> = tx
+        .prepare_cached("SELECT id, host, labels FROM series WHERE name = ?1 ORDER BY host, labels")?
+        .query_map([name], |row| Ok((row.get(0)?, row.get(1)?, labels_column(row, 2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut newest =
+        tx.prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 ORDER BY ts DESC LIMIT ?3")?;
+    let limit = i64::try_from(per_series).unwrap_or(i64::MAX);
+    let mut answer = Vec::new();
+    for (id, host, labels) in series {
+        let points: Vec<(i64, f64)> = newest
+            .query_map((id, since_ms, limit), |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !points.is_empty() {
+            answer.push(RecentSamples { host, labels, points });
+        }
+    }
+    Ok(answer)
+}

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most rows one retention step deletes: small enough that an ingest batch
 /// queued behind it waits only milliseconds.
@@ -125,6 +125,7 @@ enum Command {
 #[derive(Clone)]
 pub struct MetricWriterHandle {
     tx: mpsc::Sender<Command>,
+    committed: Arc<watch::Sender<u64>>,
 }
 
 impl MetricWriterHandle {
@@ -135,7 +136,15 @@ impl MetricWriterHandle {
             .send(Command::Write { batch, reply })
             .await
             .map_err(|_| MetricWriteError::ShuttingDown)?;
-        answer.await.map_err(|_| MetricWriteError::ShuttingDown)?
+        let outcome = answer.await.map_err(|_| MetricWriteError::ShuttingDown)??;
+        self.committed.send_modify(|count| *count = count.wrapping_add(1));
+        Ok(outcome)
+    }
+
+    /// A receiver that changes after every committed batch: readers that
+    /// react to new samples (the alert engine) wait on it instead of polling.
+    pub fn subscribe_commits(&self) -> watch::Receiver<u64> {
+        self.committed.subscribe()
     }
 
     /// Marks `host` as seen now (it sent logs). Never waits: when the queue is
@@ -172,6 +181,7 @@ impl MetricWriterHandle {
 /// Owns the writer thread; [`MetricWriter::shutdown`] drains and stops it.
 pub struct MetricWriter {
     thread: WriterThread<Command>,
+    committed: Arc<watch::Sender<u64>>,
 }
 
 impl MetricWriter {
@@ -181,13 +191,17 @@ impl MetricWriter {
         let conn = schema::open_writer(data_dir)?;
         let core = WriterCore::new(conn, metrics_days, metrics);
         let thread = WriterThread::spawn("metric-writer", move |rx| run(core, rx))?;
-        Ok(MetricWriter { thread })
+        Ok(MetricWriter {
+            thread,
+            committed: Arc::new(watch::channel(0).0),
+        })
     }
 
     /// A handle for sending work.
     pub fn handle(&self) -> MetricWriterHandle {
         MetricWriterHandle {
             tx: self.thread.sender(),
+            committed: self.committed.clone(),
         }
     }
 

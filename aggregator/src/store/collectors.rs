@@ -127,3 +127,88 @@ impl SegmentCollector for HistogramSegment {
         self.counts
     }
 }
+
+/// Matching records counted per group: per distinct value of each of the
+/// `fields` (exact-match fast text fields such as `host` and `source`).
+/// Counting through the fast-field columns' term ordinals keeps it at one
+/// integer lookup per matching record; strings are resolved once per group.
+pub struct GroupCount {
+    /// Field names to group by, in order; none: one group of everything.
+    pub fields: Vec<&'static str>,
+}
+
+/// [`GroupCount`] for one segment.
+pub struct GroupCountSegment {
+    columns: Vec<Option<tantivy::columnar::StrColumn>>,
+    counts: std::collections::HashMap<Vec<u64>, u64>,
+}
+
+impl Collector for GroupCount {
+    type Fruit = std::collections::HashMap<Vec<String>, u64>;
+    type Child = GroupCountSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<GroupCountSegment> {
+        let columns = self
+            .fields
+            .iter()
+            .map(|field| segment.fast_fields().str(field))
+            .collect::<tantivy::Result<_>>()?;
+        Ok(GroupCountSegment {
+            columns,
+            counts: std::collections::HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut merged = std::collections::HashMap::new();
+        for fruit in fruits {
+            for (key, count) in fruit {
+                *merged.entry(key).or_insert(0) += count;
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for GroupCountSegment {
+    type Fruit = std::collections::HashMap<Vec<String>, u64>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        // Each grouped field holds exactly one value per record; u64::MAX
+        // stands for a missing one and resolves to "".
+        let key = self
+            .columns
+            .iter()
+            .map(|column| {
+                column
+                    .as_ref()
+                    .and_then(|c| c.term_ords(doc).next())
+                    .unwrap_or(u64::MAX)
+            })
+            .collect();
+        *self.counts.entry(key).or_insert(0) += 1;
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut fruit = std::collections::HashMap::with_capacity(self.counts.len());
+        for (ords, count) in self.counts {
+            let mut key = Vec::with_capacity(ords.len());
+            for (column, ord) in self.columns.iter().zip(ords) {
+                let mut text = String::new();
+                if let Some(column) = column
+                    && ord != u64::MAX
+                    && column.ord_to_str(ord, &mut text).is_err()
+                {
+                    text.clear();
+                }
+                key.push(text);
+            }
+            *fruit.entry(key).or_insert(0) += count;
+        }
+        fruit
+    }
+}

@@ -20,6 +20,10 @@ pub mod names {
     pub const OFFSET: &str = "offset";
     /// Event time, millisecond precision.
     pub const TIMESTAMP: &str = "timestamp";
+    /// When the aggregator received the record, millisecond precision: what
+    /// alert windows count by, since event times may be old (a replayed
+    /// file) or skewed (a line in local time without a zone).
+    pub const INGESTED: &str = "ingested";
     /// Host the record comes from.
     pub const HOST: &str = "host";
     /// File path the record was read from.
@@ -64,6 +68,8 @@ pub struct LogSchema {
     pub labels: Field,
     /// `truncated`: bool, indexed, stored.
     pub truncated: Field,
+    /// `ingested`: date (ms), indexed, fast (alert windows).
+    pub ingested: Field,
 }
 
 /// One record as it goes into the index.
@@ -76,6 +82,8 @@ pub struct RecordFields<'a> {
     pub offset: u64,
     /// Event time, Unix ms, within [`MIN_TIMESTAMP_MS`, `MAX_TIMESTAMP_MS`].
     pub timestamp_ms: i64,
+    /// Arrival time at the aggregator, Unix ms.
+    pub ingested_ms: i64,
     /// Host.
     pub host: &'a str,
     /// File path.
@@ -166,6 +174,13 @@ impl LogSchema {
             ),
         );
         let truncated = builder.add_bool_field(names::TRUNCATED, INDEXED | STORED);
+        let ingested = builder.add_date_field(
+            names::INGESTED,
+            DateOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_precision(DateTimePrecision::Milliseconds),
+        );
         LogSchema {
             schema: builder.build(),
             id,
@@ -178,6 +193,7 @@ impl LogSchema {
             message,
             labels,
             truncated,
+            ingested,
         }
     }
 
@@ -203,6 +219,7 @@ impl LogSchema {
             doc.add_field_value(self.labels, labels);
         }
         doc.add_bool(self.truncated, record.truncated);
+        doc.add_date(self.ingested, DateTime::from_timestamp_millis(record.ingested_ms));
         doc
     }
 
@@ -280,6 +297,7 @@ mod tests {
             stream: "00000000000000ab",
             offset: 7,
             timestamp_ms: 1_700_000_000_123,
+            ingested_ms: 1_700_000_000_456,
             host: "web-1",
             source: "/var/log/a.log",
             level: "error",

@@ -6,10 +6,11 @@
 //! is blocking CPU and disk work: callers run it off the async runtime.
 
 use super::LogStore;
-use super::collectors::{Histogram, TimeSpan};
+use super::collectors::{GroupCount, Histogram, TimeSpan};
 use super::schema::{Hit, LogSchema, format_timestamp, names};
 use lookout_shared::wire::parse_record_id;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::ops::Bound;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
@@ -36,6 +37,9 @@ pub struct LogFilter {
     pub source: Option<String>,
     /// Exact level.
     pub level: Option<String>,
+    /// Only records that arrived at or after this time (Unix ms): alert
+    /// windows count by arrival, not by the time a line states.
+    pub ingested_since: Option<i64>,
 }
 
 /// Time order of hits.
@@ -145,6 +149,13 @@ impl QueryBuilder {
             let upper = filter.end.map_or(Bound::Unbounded, |ms| Bound::Excluded(term(ms)));
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
         }
+        if let Some(since) = filter.ingested_since {
+            let lower = Term::from_field_date(self.schema.ingested, DateTime::from_timestamp_millis(since));
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(Bound::Included(lower), Bound::Unbounded)),
+            ));
+        }
         for (field, value) in [
             (self.schema.host, &filter.host),
             (self.schema.source, &filter.source),
@@ -198,14 +209,33 @@ fn describe(err: QueryParserError) -> String {
     }
 }
 
-/// One searcher per partition whose time range may meet `[start, end)`.
-fn searchers(store: &LogStore, start: Option<i64>, end: Option<i64>) -> Vec<Searcher> {
+/// One searcher per partition that may hold records `filter` selects: its
+/// event-time range meets `[start, end)`, and (partitions being ingest days)
+/// its day is not before that of `ingested_since`.
+fn searchers(store: &LogStore, filter: &LogFilter) -> Vec<Searcher> {
+    let first_day = filter
+        .ingested_since
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map(|ts| ts.to_zoned(jiff::tz::TimeZone::UTC).date());
     store
         .partitions()
         .iter()
-        .filter(|p| p.may_overlap(start, end))
+        .filter(|p| p.may_overlap(filter.start, filter.end) && first_day.is_none_or(|day| p.day() >= day))
         .map(|p| p.searcher())
         .collect()
+}
+
+/// Checks the syntax of a query string as the search API would, without a
+/// store: for validating saved queries (alert rules) up front.
+pub fn check_query_syntax(q: &str) -> Result<(), String> {
+    let filter = LogFilter {
+        q: q.to_string(),
+        ..LogFilter::default()
+    };
+    QueryBuilder::new(LogSchema::new())
+        .build(&filter)
+        .map(drop)
+        .map_err(|err| err.to_string())
 }
 
 fn fetch(store: &LogStore, searcher: &Searcher, address: DocAddress) -> Result<Hit, SearchError> {
@@ -218,7 +248,7 @@ impl LogStore {
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, SearchError> {
         let filter = &request.filter;
         let query = self.queries().build(filter)?;
-        let searchers = searchers(self, filter.start, filter.end);
+        let searchers = searchers(self, filter);
         let wanted = request.offset.saturating_add(request.limit);
         let order = match request.order {
             SortOrder::Asc => Order::Asc,
@@ -261,7 +291,7 @@ impl LogStore {
     /// that of the matching records.
     pub fn histogram(&self, filter: &LogFilter, spec: HistogramSpec) -> Result<Vec<Bucket>, SearchError> {
         let query = self.queries().build(filter)?;
-        let searchers = searchers(self, filter.start, filter.end);
+        let searchers = searchers(self, filter);
         let (start, end) = match (filter.start, filter.end) {
             (Some(start), Some(end)) => (start, end),
             (start, end) => {
@@ -327,6 +357,26 @@ impl LogStore {
             .collect())
     }
 
+    /// Counts the matches per distinct value of `group_by` (field names such
+    /// as `host`, `source`); each key lists the values in that order.
+    pub fn count_by_group(
+        &self,
+        filter: &LogFilter,
+        group_by: &[&'static str],
+    ) -> Result<HashMap<Vec<String>, u64>, SearchError> {
+        let query = self.queries().build(filter)?;
+        let collector = GroupCount {
+            fields: group_by.to_vec(),
+        };
+        let mut counts: HashMap<Vec<String>, u64> = HashMap::new();
+        for searcher in searchers(self, filter) {
+            for (key, count) in searcher.search(&query, &collector)? {
+                *counts.entry(key).or_insert(0) += count;
+            }
+        }
+        Ok(counts)
+    }
+
     /// The record `id` with up to `before` lines before and `after` lines
     /// after it in the same stream (file order).
     pub fn context(&self, id: &str, before: usize, after: usize) -> Result<Context, SearchError> {
@@ -336,7 +386,7 @@ impl LogStore {
             )));
         };
         let schema = self.schema();
-        let searchers = searchers(self, None, None);
+        let searchers = searchers(self, &LogFilter::default());
         let by_id = exact(schema.id, id);
         let mut hit = None;
         for searcher in &searchers {

@@ -391,6 +391,7 @@ mod tests {
                     stream,
                     offset,
                     timestamp_ms: 1_000 + offset as i64,
+                    ingested_ms: 1_000,
                     host: "h",
                     source: "/s",
                     level: "",

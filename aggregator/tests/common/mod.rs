@@ -46,6 +46,7 @@ impl Answer {
 
 impl Server {
     pub async fn start(config: Config) -> Server {
+        lookout_shared::tls::install_crypto_provider();
         let aggregator = Aggregator::start(config).await.unwrap();
         let base = format!("http://{}", aggregator.local_addr());
         Server {

@@ -32,6 +32,9 @@ pub(super) fn detect(line: &str) -> Option<Level> {
     if let Some(level) = klog(b) {
         return Some(level);
     }
+    if let Some(level) = access_log_status(b) {
+        return Some(level);
+    }
     if b.trim_ascii_start().first() == Some(&b'{') {
         return scan(b, JSON_WINDOW, true);
     }
@@ -97,6 +100,37 @@ fn scan(b: &[u8], window: usize, json_only: bool) -> Option<Level> {
         after_timestamp = timestamp_tokens;
     }
     None
+}
+
+/// How far into a line an access log's `"GET /path HTTP/1.1" 200` may end:
+/// client, ident, user and time come first, then a request line with a URL
+/// of any length, so the window is generous.
+const ACCESS_WINDOW: usize = 4096;
+
+/// An access log line (Common / Combined Log Format, as Apache and nginx
+/// write it) states no level but an HTTP status: 5xx is an error of the
+/// server, 4xx a warning, anything else information, as log platforms map
+/// them (a 5xx burst is what an error-rate alert on an access log is for).
+fn access_log_status(b: &[u8]) -> Option<Level> {
+    let window = &b[..b.len().min(ACCESS_WINDOW)];
+    let at = memchr::memmem::find(window, b" HTTP/")?;
+    // `HTTP/1.1" 503 ` : the protocol, a closing quote, the status.
+    let rest = &window[at + 6..];
+    let quote = rest.iter().take(4).position(|&c| c == b'"')?;
+    let status = rest.get(quote + 1..quote + 5)?;
+    let digits = &status[1..4];
+    if status[0] != b' ' || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if rest.get(quote + 5).is_some_and(|&c| c != b' ') {
+        return None;
+    }
+    Some(match digits[0] {
+        b'5' => Level::Error,
+        b'4' => Level::Warn,
+        b'1'..=b'3' => Level::Info,
+        _ => return None,
+    })
 }
 
 /// The level a word names, case-insensitively, if it names one.

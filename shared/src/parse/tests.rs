@@ -47,6 +47,22 @@ fn level_apache_and_nginx_error_logs() {
 }
 
 #[test]
+fn level_of_access_logs_follows_the_http_status() {
+    let line = |status: &str| {
+        format!(
+            "10.0.0.1 - - [10/Oct/2024:13:55:36 +0000] \"GET /api/v1/orders?id=7 HTTP/1.1\" {status} 512 \"-\" \"curl/8\""
+        )
+    };
+    assert_eq!(detect_level(&line("502")), Some(Level::Error));
+    assert_eq!(detect_level(&line("404")), Some(Level::Warn));
+    assert_eq!(detect_level(&line("200")), Some(Level::Info));
+    assert_eq!(detect_level(&line("304")), Some(Level::Info));
+    // A status-like number elsewhere is not a status.
+    assert_eq!(detect_level("took 503 ms over HTTP/1.1 to reach backend"), None);
+    assert_eq!(detect_level("GET /x HTTP/1.1\" 5000 bytes"), None);
+}
+
+#[test]
 fn level_java_and_python_loggers() {
     let hadoop = "2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created";
     assert_eq!(detect_level(hadoop), Some(Level::Info));

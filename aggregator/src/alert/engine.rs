@@ -1,0 +1,313 @@
+//! The alert engine: two tasks.
+//!
+//! **Evaluation** runs each rule at its interval, and the metric rules also
+//! right after new samples are committed (at most once a second), so an alert
+//! does not wait a whole interval for data that has already arrived. Each
+//! evaluation's transitions are stored ([`AlertStore::apply`]); then, every
+//! tick, [`AlertStore::flush_groups`] decides which notification groups (one
+//! per rule × notifier) are due, Alertmanager-style:
+//!
+//! - a new group waits `group_wait` from its first firing alert, to gather
+//!   the alerts that fire together into one message;
+//! - a group whose set of firing alerts changed (new ones, resolved ones)
+//!   waits `group_interval` after its previous message, which also caps a
+//!   flapping alert at one message per `group_interval`;
+//! - an unchanged firing group is reminded after `repeat_interval`;
+//! - silenced alerts are left out.
+//!
+//! **Delivery** takes each notifier's oldest undelivered message from the
+//! outbox and sends it, retrying with backoff (1 s doubling to 60 s) until
+//! the receiver accepts it or answers with a permanent error; the outbox row
+//! keeps the attempts and the last error for the API.
+
+use super::eval::evaluate;
+use super::notify::Notifiers;
+use super::rules::{Rule, RuleKind};
+use super::state::{AlertStore, Policy, Receiver};
+use crate::metricstore::MetricStore;
+use crate::store::LogStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// The engine wakes at least this often to flush groups whose wait ran out.
+const TICK: Duration = Duration::from_secs(1);
+/// Longest wait between delivery attempts of one notification.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Old outbox rows and history are pruned this often.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How a rule's last evaluation went, for the rules API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleStatus {
+    /// When it was last evaluated, Unix ms.
+    pub last_evaluated_ms: Option<i64>,
+    /// How long that took.
+    pub last_duration_ms: Option<i64>,
+    /// Why it failed, if it did.
+    pub last_error: Option<String>,
+}
+
+/// Every rule's [`RuleStatus`], by rule name; shared with the API.
+#[derive(Debug, Clone, Default)]
+pub struct RuleStatuses(Arc<std::sync::Mutex<std::collections::HashMap<String, RuleStatus>>>);
+
+impl RuleStatuses {
+    /// The status of `rule` (default: never evaluated).
+    pub fn get(&self, rule: &str) -> RuleStatus {
+        self.lock().get(rule).cloned().unwrap_or_default()
+    }
+
+    fn set(&self, rule: &str, status: RuleStatus) {
+        self.lock().insert(rule.to_string(), status);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RuleStatus>> {
+        // The map stays valid whatever a panicking holder was doing.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What the engine needs.
+pub struct EngineParts {
+    /// The rules (defaults merged with the rules file).
+    pub rules: Arc<Vec<Rule>>,
+    /// Alert state and outbox.
+    pub store: Arc<AlertStore>,
+    /// Log index, read side.
+    pub logs: LogStore,
+    /// Metric store, read side.
+    pub metrics: MetricStore,
+    /// Changes after every committed metric batch.
+    pub metric_commits: watch::Receiver<u64>,
+    /// Where notifications go.
+    pub notifiers: Notifiers,
+    /// Timing of notifications.
+    pub policy: Policy,
+    /// Interval of rules that set none.
+    pub evaluation_interval: Duration,
+    /// Where each evaluation's outcome is recorded.
+    pub statuses: RuleStatuses,
+}
+
+/// Starts the evaluation and delivery tasks.
+pub fn spawn(parts: EngineParts) -> Vec<JoinHandle<()>> {
+    let wake_delivery = Arc::new(Notify::new());
+    let delivery = tokio::spawn(deliver(
+        parts.store.clone(),
+        parts.notifiers.clone(),
+        wake_delivery.clone(),
+    ));
+    let evaluation = tokio::spawn(run_evaluations(parts, wake_delivery));
+    vec![evaluation, delivery]
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The receivers of `rule`: its `notify` list, or every notifier.
+fn receivers(rule: &Rule, notifiers: &Notifiers) -> Vec<Receiver> {
+    let names = rule.notify.clone().unwrap_or_else(|| notifiers.names());
+    names
+        .into_iter()
+        .map(|name| Receiver {
+            send_resolved: notifiers.sends_resolved(&name),
+            name,
+        })
+        .collect()
+}
+
+fn reads_metrics(rule: &Rule) -> bool {
+    matches!(rule.kind, RuleKind::Threshold(_) | RuleKind::NoData(_))
+}
+
+async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
+    let rules = parts.rules.clone();
+    let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    let store = parts.store.clone();
+    match tokio::task::spawn_blocking(move || store.retire_rules_except(&names, now_ms())).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(retired)) => tracing::info!(retired, "resolved the alerts of rules no longer configured"),
+        Ok(Err(err)) => tracing::error!(error = %err, "cannot retire the alerts of removed rules"),
+        Err(err) => tracing::error!(error = %err, "alert store task failed"),
+    }
+    let groups: Arc<Vec<(Rule, Vec<Receiver>)>> = Arc::new(
+        rules
+            .iter()
+            .map(|rule| (rule.clone(), receivers(rule, &parts.notifiers)))
+            .collect(),
+    );
+    let start = now_ms();
+    let mut next_due: Vec<i64> = vec![start; rules.len()];
+    let mut last_metric_run = i64::MIN;
+    loop {
+        let now = now_ms();
+        let soonest = next_due.iter().copied().min().unwrap_or(now).min(now + millis(TICK));
+        let wait = Duration::from_millis(u64::try_from(soonest.saturating_sub(now)).unwrap_or(0));
+        let mut metrics_arrived = false;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            changed = parts.metric_commits.changed() => {
+                if changed.is_err() {
+                    // The metric writer is gone: the aggregator is stopping.
+                    return;
+                }
+                metrics_arrived = true;
+            }
+        }
+        let now = now_ms();
+        if metrics_arrived && now.saturating_sub(last_metric_run) >= millis(TICK) {
+            last_metric_run = now;
+            for (due, rule) in next_due.iter_mut().zip(rules.iter()) {
+                if reads_metrics(rule) {
+                    *due = (*due).min(now);
+                }
+            }
+        }
+        for (index, rule) in rules.iter().enumerate() {
+            if next_due[index] > now {
+                continue;
+            }
+            next_due[index] = now + millis(rule.interval.unwrap_or(parts.evaluation_interval));
+            evaluate_rule(&parts, index, now).await;
+        }
+        let store = parts.store.clone();
+        let policy = parts.policy.clone();
+        let groups = groups.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            let refs: Vec<(&Rule, Vec<Receiver>)> = groups.iter().map(|(r, v)| (r, v.clone())).collect();
+            store.flush_groups(&refs, &policy, now_ms())
+        })
+        .await;
+        match flushed {
+            Ok(Ok(0)) => {}
+            Ok(Ok(_)) => wake_delivery.notify_one(),
+            Ok(Err(err)) => tracing::error!(error = %err, "cannot decide on notifications"),
+            Err(err) => tracing::error!(error = %err, "alert store task failed"),
+        }
+    }
+}
+
+async fn evaluate_rule(parts: &EngineParts, index: usize, now: i64) {
+    let rules = parts.rules.clone();
+    let (logs, metrics, store) = (parts.logs.clone(), parts.metrics.clone(), parts.store.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let rule = &rules[index];
+        let evaluation = evaluate(rule, &logs, &metrics, now).map_err(|err| err.to_string())?;
+        store.apply(rule, &evaluation, now).map_err(|err| err.to_string())
+    })
+    .await;
+    let rule = &parts.rules[index].name;
+    let last_error = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => {
+            tracing::warn!(rule, error = %err, "rule evaluation failed; retrying at its next interval");
+            Some(err)
+        }
+        Err(err) => {
+            tracing::error!(rule, error = %err, "rule evaluation task failed");
+            Some(err.to_string())
+        }
+    };
+    let status = RuleStatus {
+        last_evaluated_ms: Some(now),
+        last_duration_ms: Some(now_ms().saturating_sub(now)),
+        last_error,
+    };
+    parts.statuses.set(rule, status);
+}
+
+/// Delay before the next attempt after `attempts` failed ones.
+fn backoff(attempts: i64) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 6)).unwrap_or(6);
+    Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
+}
+
+async fn deliver(store: Arc<AlertStore>, notifiers: Notifiers, wake: Arc<Notify>) {
+    let mut last_prune = i64::MIN;
+    loop {
+        let now = now_ms();
+        if now.saturating_sub(last_prune) >= millis(PRUNE_EVERY) {
+            last_prune = now;
+            let store = store.clone();
+            if let Ok(Err(err)) = tokio::task::spawn_blocking(move || store.prune(now)).await {
+                tracing::warn!(error = %err, "cannot prune old alert records");
+            }
+        }
+        let due = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.due_deliveries(now)).await
+        };
+        let due = match due {
+            Ok(Ok(due)) => due,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "cannot read the outbox");
+                Vec::new()
+            }
+            Err(_) => return,
+        };
+        // One notification per notifier at a time, notifiers in parallel:
+        // a mail server that hangs does not hold up the webhook.
+        let mut sends = tokio::task::JoinSet::new();
+        for delivery in due {
+            let (store, notifiers) = (store.clone(), notifiers.clone());
+            sends.spawn(async move {
+                let result = notifiers.send(&delivery.notification).await;
+                let receiver = delivery.notification.receiver.clone();
+                let done = tokio::task::spawn_blocking(move || match result {
+                    Ok(()) => {
+                        tracing::info!(
+                            receiver,
+                            group = delivery.notification.group_key,
+                            "notification delivered"
+                        );
+                        store.mark_sent(delivery.id, now_ms())
+                    }
+                    Err(err) if err.permanent => {
+                        tracing::error!(receiver, error = %err, "notification refused; giving up on it");
+                        store.mark_failed_attempt(delivery.id, &err.message, None)
+                    }
+                    Err(err) => {
+                        let retry = backoff(delivery.attempts);
+                        tracing::warn!(receiver, error = %err, retry_in = ?retry, "notification not delivered");
+                        store.mark_failed_attempt(delivery.id, &err.message, Some(now_ms() + millis(retry)))
+                    }
+                })
+                .await;
+                if let Ok(Err(err)) = done {
+                    tracing::error!(error = %err, "cannot record a delivery in the outbox");
+                }
+            });
+        }
+        while sends.join_next().await.is_some() {}
+        let next = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.next_attempt_ms()).await
+        };
+        let wait = match next {
+            Ok(Ok(Some(at))) => Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)),
+            _ => PRUNE_EVERY,
+        };
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(wait.min(PRUNE_EVERY)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        let waits: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+}

@@ -1,0 +1,335 @@
+//! Evaluating one rule against the stores: which instances (host × mount,
+//! host × source, ...) breach, with their values. No state here: the engine
+//! turns observations into pending / firing / resolved.
+//!
+//! Everything here blocks (SQLite reads, tantivy searches): the engine runs
+//! it on the blocking pool. Log rules count with tantivy collectors over the
+//! `ingested` field (records that *arrived* in the window), never by scanning
+//! stored documents.
+
+use super::model::SampleLine;
+use super::rules::{ErrorRateRule, GroupField, LogMatchRule, NoDataRule, Op, RateLimit, Rule, RuleKind, ThresholdRule};
+use crate::metricstore::MetricStore;
+use crate::store::LogStore;
+use crate::store::search::{LogFilter, SearchRequest, SortOrder};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A series whose newest sample is older than this has no current value: a
+/// host that stopped reporting is the `no_data` rule's business, and an
+/// unmounted filesystem's last value must not keep an alert alive.
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Longest message kept in a sample line of a notification.
+const MAX_SAMPLE_CHARS: usize = 1000;
+
+/// One instance's current condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The instance's own labels (`host`, `mount`, `source`, ...).
+    pub labels: BTreeMap<String, String>,
+    /// The value compared (percent, count, seconds).
+    pub value: f64,
+    /// The firing condition holds.
+    pub breaching: bool,
+    /// For an instance already firing: it has not yet recovered (with a
+    /// `clear_threshold`, the value is not yet back past it).
+    pub unrecovered: bool,
+    /// For log rules, the first matching lines in the window.
+    pub sample_lines: Vec<SampleLine>,
+}
+
+/// What one evaluation of a rule found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluation {
+    /// Every instance with data.
+    pub observations: Vec<Observation>,
+    /// The threshold the values are compared with, in their unit.
+    pub threshold: Option<f64>,
+    /// The comparison, for notifications.
+    pub op: Option<Op>,
+    /// Whether an instance with no observation has recovered (log rules: no
+    /// matching line in the window), rather than merely lacking data.
+    pub absent_means_recovered: bool,
+}
+
+/// Why a rule could not be evaluated this time.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The log index failed or refused the query.
+    #[error("log search failed: {0}")]
+    Logs(#[from] crate::store::search::SearchError),
+    /// The metric store failed.
+    #[error("metric store failed: {0}")]
+    Metrics(#[from] rusqlite::Error),
+}
+
+/// Evaluates `rule` at `now_ms`.
+pub fn evaluate(rule: &Rule, logs: &LogStore, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+    match &rule.kind {
+        RuleKind::Threshold(threshold) => evaluate_threshold(threshold, metrics, now_ms),
+        RuleKind::ErrorRate(rate) => evaluate_error_rate(rate, logs, now_ms),
+        RuleKind::LogMatch(matching) => evaluate_log_match(matching, logs, now_ms),
+        RuleKind::NoData(no_data) => evaluate_no_data(no_data, metrics, now_ms),
+    }
+}
+
+fn evaluate_threshold(rule: &ThresholdRule, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let since = now_ms.saturating_sub(STALE_AFTER.as_millis() as i64);
+    let per_series = rule.datapoints.map_or(1, |d| d.of as usize);
+    let mut observations = Vec::new();
+    for series in metrics.recent_samples(&rule.metric, since, per_series)? {
+        if !labels_match(&rule.match_labels, &series.labels) {
+            continue;
+        }
+        let Some(&(_, latest)) = series.points.first() else {
+            continue;
+        };
+        let breaching = match rule.datapoints {
+            Some(datapoints) => {
+                let breaches = series
+                    .points
+                    .iter()
+                    .filter(|(_, v)| rule.op.holds(*v, rule.threshold))
+                    .count();
+                breaches >= datapoints.breaching as usize
+            }
+            None => rule.op.holds(latest, rule.threshold),
+        };
+        let unrecovered = match rule.clear_threshold {
+            // Recovered once the value is strictly past the clear threshold
+            // on the healthy side ("fire at 80, clear below 75").
+            Some(clear) if rule.op.upward() => latest >= clear,
+            Some(clear) => latest <= clear,
+            None => breaching,
+        };
+        let mut labels = series.labels;
+        labels.insert("host".into(), series.host);
+        observations.push(Observation {
+            labels,
+            value: latest,
+            breaching,
+            unrecovered,
+            sample_lines: Vec::new(),
+        });
+    }
+    Ok(Evaluation {
+        observations,
+        threshold: Some(rule.threshold),
+        op: Some(rule.op),
+        absent_means_recovered: false,
+    })
+}
+
+/// Whether `labels` satisfy every matcher; an empty matcher value means the
+/// label must be absent (as in Prometheus selectors).
+fn labels_match(matchers: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    matchers.iter().all(|(name, wanted)| match labels.get(name) {
+        Some(value) => value == wanted,
+        None => wanted.is_empty(),
+    })
+}
+
+fn group_fields(group_by: &[GroupField]) -> Vec<&'static str> {
+    group_by.iter().map(|g| g.label()).collect()
+}
+
+fn group_labels(group_by: &[GroupField], key: &[String]) -> BTreeMap<String, String> {
+    group_by
+        .iter()
+        .zip(key)
+        .map(|(field, value)| (field.label().to_string(), value.clone()))
+        .collect()
+}
+
+/// One group (host and/or source) of a log rule in its window.
+struct LogGroup<'a> {
+    query: &'a str,
+    since: i64,
+    labels: BTreeMap<String, String>,
+    sample_lines: usize,
+}
+
+impl LogGroup<'_> {
+    /// The group's observation; a breaching one quotes its first matching lines.
+    fn observe(self, logs: &LogStore, value: f64, breaching: bool) -> Result<Observation, EvalError> {
+        let sample_lines = if breaching {
+            sample_lines(logs, self.query, self.since, &self.labels, self.sample_lines)?
+        } else {
+            Vec::new()
+        };
+        Ok(Observation {
+            labels: self.labels,
+            value,
+            breaching,
+            unrecovered: breaching,
+            sample_lines,
+        })
+    }
+}
+
+/// The first `limit` lines of one group that match `query` in the window.
+fn sample_lines(
+    logs: &LogStore,
+    query: &str,
+    since: i64,
+    group: &BTreeMap<String, String>,
+    limit: usize,
+) -> Result<Vec<SampleLine>, EvalError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let request = SearchRequest {
+        filter: LogFilter {
+            q: query.to_string(),
+            host: group.get("host").cloned(),
+            source: group.get("source").cloned(),
+            ingested_since: Some(since),
+            ..LogFilter::default()
+        },
+        limit,
+        offset: 0,
+        order: SortOrder::Asc,
+    };
+    Ok(logs
+        .search(&request)?
+        .hits
+        .into_iter()
+        .map(|hit| SampleLine {
+            timestamp: hit.timestamp,
+            host: hit.host,
+            source: hit.source,
+            message: truncate(hit.message),
+        })
+        .collect())
+}
+
+fn truncate(mut message: String) -> String {
+    if let Some((cut, _)) = message.char_indices().nth(MAX_SAMPLE_CHARS) {
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+fn evaluate_error_rate(rule: &ErrorRateRule, logs: &LogStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
+    let fields = group_fields(&rule.group_by);
+    let window = LogFilter {
+        ingested_since: Some(since),
+        ..LogFilter::default()
+    };
+    let errors = logs.count_by_group(
+        &LogFilter {
+            q: rule.query.clone(),
+            ..window.clone()
+        },
+        &fields,
+    )?;
+    let totals = logs.count_by_group(&window, &fields)?;
+    let mut observations = Vec::new();
+    for (key, matched) in errors {
+        // Every matching line is also a line of its group.
+        let total = totals.get(&key).copied().unwrap_or(matched).max(matched);
+        let (value, breaching) = match rule.limit {
+            RateLimit::Count(count) => (matched as f64, matched >= count),
+            RateLimit::Ratio(ratio) => {
+                let share = matched as f64 / total as f64;
+                (share * 100.0, share >= ratio)
+            }
+        };
+        let breaching = breaching && total >= rule.min_lines;
+        let group = LogGroup {
+            query: &rule.query,
+            since,
+            labels: group_labels(&rule.group_by, &key),
+            sample_lines: rule.sample_lines,
+        };
+        observations.push(group.observe(logs, value, breaching)?);
+    }
+    observations.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(Evaluation {
+        observations,
+        threshold: Some(match rule.limit {
+            RateLimit::Count(count) => count as f64,
+            RateLimit::Ratio(ratio) => ratio * 100.0,
+        }),
+        op: Some(Op::Ge),
+        absent_means_recovered: true,
+    })
+}
+
+fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
+    let fields = group_fields(&rule.group_by);
+    let filter = LogFilter {
+        q: rule.query.clone(),
+        ingested_since: Some(since),
+        ..LogFilter::default()
+    };
+    let mut observations = Vec::new();
+    for (key, matched) in logs.count_by_group(&filter, &fields)? {
+        let group = LogGroup {
+            query: &rule.query,
+            since,
+            labels: group_labels(&rule.group_by, &key),
+            sample_lines: rule.sample_lines,
+        };
+        observations.push(group.observe(logs, matched as f64, matched > rule.count)?);
+    }
+    observations.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(Evaluation {
+        observations,
+        threshold: Some(rule.count as f64),
+        op: Some(Op::Gt),
+        absent_means_recovered: true,
+    })
+}
+
+fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let mut observations = Vec::new();
+    for host in metrics.hosts(now_ms)? {
+        let Ok(last_seen) = host.last_seen.parse::<jiff::Timestamp>() else {
+            continue;
+        };
+        let silent_ms = now_ms.saturating_sub(last_seen.as_millisecond()).max(0);
+        let limit_ms = host.interval_ms.saturating_mul(i64::from(rule.intervals));
+        let breaching = silent_ms > limit_ms;
+        observations.push(Observation {
+            labels: BTreeMap::from([("host".to_string(), host.host)]),
+            value: (silent_ms / 1000) as f64,
+            breaching,
+            unrecovered: breaching,
+            sample_lines: Vec::new(),
+        });
+    }
+    Ok(Evaluation {
+        observations,
+        threshold: None,
+        op: None,
+        absent_means_recovered: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_matcher_means_label_absent() {
+        let total = BTreeMap::new();
+        let core = BTreeMap::from([("cpu".to_string(), "0".to_string())]);
+        let matcher = BTreeMap::from([("cpu".to_string(), String::new())]);
+        assert!(labels_match(&matcher, &total));
+        assert!(!labels_match(&matcher, &core));
+        let exact = BTreeMap::from([("cpu".to_string(), "0".to_string())]);
+        assert!(labels_match(&exact, &core) && !labels_match(&exact, &total));
+    }
+
+    #[test]
+    fn long_sample_lines_are_cut() {
+        let cut = truncate("é".repeat(5000));
+        assert_eq!(cut.chars().count(), MAX_SAMPLE_CHARS + 1);
+        assert_eq!(truncate("short".into()), "short");
+    }
+}

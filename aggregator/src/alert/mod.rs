@@ -1,0 +1,19 @@
+//! Alerting: rules evaluated over the stores, alert state kept in SQLite,
+//! notifications by email and webhook through a durable outbox.
+//!
+//! Data flows one way: [`eval`] reads the log index and the metric store and
+//! says which instances breach; [`state`] turns that into pending / firing /
+//! resolved and queues notifications in the same transaction; [`engine`]
+//! schedules both and delivers the outbox through [`notify`].
+//!
+//! - [`rules`]: the rules file (TOML) and the built-in default rules.
+//! - [`template`]: annotation templates.
+//! - [`model`]: alerts and notifications, as notifiers see them.
+
+pub mod engine;
+pub mod eval;
+pub mod model;
+pub mod notify;
+pub mod rules;
+pub mod state;
+pub mod template;

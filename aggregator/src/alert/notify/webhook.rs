@@ -1,0 +1,357 @@
+//! Webhook notifiers: the notification POSTed as JSON in Alertmanager's
+//! webhook format, version `"4"`, so that receivers written for Alertmanager
+//! (chat bridges, incident tools) accept Lookout's alerts unchanged:
+//!
+//! ```json
+//! {"version": "4", "groupKey": "{}:{alertname=\"DiskFull\"}", "truncatedAlerts": 0,
+//!  "status": "firing", "receiver": "ops-webhook",
+//!  "groupLabels": {...}, "commonLabels": {...}, "commonAnnotations": {...},
+//!  "externalURL": "http://lookout:7070",
+//!  "alerts": [{"status": "firing", "labels": {...}, "annotations": {...},
+//!              "startsAt": "2024-05-01T12:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+//!              "generatorURL": "http://lookout:7070/alerts?rule=DiskFull",
+//!              "fingerprint": "..."}]}
+//! ```
+//!
+//! A firing alert's `endsAt` is Go's zero time, as Alertmanager sends it.
+//! With `secret` set, `X-Lookout-Signature: sha256=<hex>` carries the
+//! HMAC-SHA256 of the exact body bytes under the secret; a receiver
+//! recomputes it over the raw body before parsing (it covers the body only,
+//! not a timestamp, so it authenticates but does not stop replays).
+//!
+//! Answers: 2xx is delivered; 408, 429, 5xx and network errors are worth a
+//! retry; any other status (redirects are not followed) is permanent.
+
+use super::{NotifierSetupError, SendError, clean, rfc3339, rule_url};
+use crate::alert::model::{AlertState, Notification, NotificationStatus};
+use crate::config::Secret;
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The header carrying the body's signature.
+pub(super) const SIGNATURE_HEADER: &str = "X-Lookout-Signature";
+
+/// What Alertmanager sends as the `endsAt` of an alert still firing.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// How much of an error answer's body goes into the error message.
+const BODY_SNIPPET_BYTES: usize = 200;
+
+/// One `kind = "webhook"` notifier.
+pub(super) struct WebhookNotifier {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    /// `host:port` of the URL, for error messages (the path may hold a token).
+    target: String,
+    secret: Option<Secret>,
+    headers: HeaderMap,
+}
+
+impl WebhookNotifier {
+    /// Checks the URL and headers and builds the HTTP client.
+    pub(super) fn new(
+        name: &str,
+        url: &str,
+        secret: Option<Secret>,
+        timeout: Duration,
+        headers: &BTreeMap<String, Secret>,
+    ) -> Result<WebhookNotifier, NotifierSetupError> {
+        let fail = |reason: String| NotifierSetupError::Webhook {
+            notifier: name.to_string(),
+            reason,
+        };
+        let url = reqwest::Url::parse(url).map_err(|err| fail(format!("the url is not valid: {err}")))?;
+        let host = url.host_str().ok_or_else(|| fail("the url has no host".into()))?;
+        let target = match url.port_or_known_default() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let mut header_map = HeaderMap::new();
+        for (header, value) in headers {
+            let header_name = HeaderName::from_bytes(header.as_bytes())
+                .map_err(|_| fail(format!("`{header}` is not a valid header name")))?;
+            let mut header_value = HeaderValue::from_str(value.expose())
+                .map_err(|_| fail(format!("the value of header `{header}` is not valid")))?;
+            header_value.set_sensitive(true);
+            header_map.insert(header_name, header_value);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("lookout-aggregator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| fail(format!("cannot set up the HTTP client: {}", error_chain(&err))))?;
+        Ok(WebhookNotifier {
+            client,
+            url,
+            target,
+            secret,
+            headers: header_map,
+        })
+    }
+
+    /// POSTs the notification once.
+    pub(super) async fn send(&self, name: &str, notification: &Notification) -> Result<(), SendError> {
+        let body = serde_json::to_vec(&Payload::new(notification))
+            .map_err(|err| SendError::permanent(format!("cannot encode the webhook payload: {err}")))?;
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(secret) = &self.secret {
+            request = request.header(SIGNATURE_HEADER, signature(secret.expose().as_bytes(), &body));
+        }
+        let response = request.body(body).send().await.map_err(|err| {
+            let what = if err.is_timeout() { "timed out" } else { "failed" };
+            SendError::retryable(format!(
+                "webhook {name} ({}): the request {what}: {}",
+                self.target,
+                error_chain(&err.without_url())
+            ))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let code = status.as_u16();
+        let retryable = code == 408 || code == 429 || status.is_server_error();
+        let snippet = body_snippet(response).await;
+        let mut message = format!("webhook {name} ({}) answered {status}", self.target);
+        if status.is_redirection() {
+            message.push_str(" (redirects are not followed: configure the final URL)");
+        }
+        if !snippet.is_empty() {
+            message.push_str(": ");
+            message.push_str(&snippet);
+        }
+        Err(SendError {
+            message,
+            permanent: !retryable,
+        })
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256 of body under key>`.
+pub(super) fn signature(key: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length, so this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    };
+    mac.update(body);
+    let digest = mac.finalize().into_bytes();
+    let mut hex = String::with_capacity(7 + 2 * digest.len());
+    hex.push_str("sha256=");
+    for byte in digest {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
+}
+
+/// The first [`BODY_SNIPPET_BYTES`] of an answer's body, as one clean line
+/// (no more is read, however large the body).
+async fn body_snippet(mut response: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < BODY_SNIPPET_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let cut = bytes.len() > BODY_SNIPPET_BYTES;
+    bytes.truncate(BODY_SNIPPET_BYTES);
+    let text = String::from_utf8_lossy(&bytes);
+    let mut line = clean(text.trim(), BODY_SNIPPET_BYTES)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if cut {
+        line.push('…');
+    }
+    line
+}
+
+/// An error and its causes, `outer: inner: innermost` (reqwest's own
+/// message alone is only "error sending request").
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Alertmanager's webhook body, version 4.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Payload<'a> {
+    version: &'static str,
+    group_key: &'a str,
+    truncated_alerts: u64,
+    status: &'static str,
+    receiver: &'a str,
+    group_labels: &'a BTreeMap<String, String>,
+    common_labels: &'a BTreeMap<String, String>,
+    common_annotations: &'a BTreeMap<String, String>,
+    #[serde(rename = "externalURL")]
+    external_url: &'a str,
+    alerts: Vec<PayloadAlert<'a>>,
+}
+
+/// One alert of [`Payload`].
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PayloadAlert<'a> {
+    status: &'static str,
+    labels: &'a BTreeMap<String, String>,
+    annotations: &'a BTreeMap<String, String>,
+    starts_at: String,
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+    fingerprint: &'a str,
+}
+
+impl<'a> Payload<'a> {
+    /// The body for `notification`. An alert still pending (notifications
+    /// should hold none) is sent as firing: the format knows only firing and
+    /// resolved.
+    pub(super) fn new(notification: &'a Notification) -> Payload<'a> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        Payload {
+            version: "4",
+            group_key: &notification.group_key,
+            truncated_alerts: 0,
+            status: match notification.status {
+                NotificationStatus::Firing => "firing",
+                NotificationStatus::Resolved => "resolved",
+            },
+            receiver: &notification.receiver,
+            group_labels: &notification.group_labels,
+            common_labels: &notification.common_labels,
+            common_annotations: &notification.common_annotations,
+            external_url: &notification.external_url,
+            alerts: notification
+                .alerts
+                .iter()
+                .map(|alert| {
+                    let resolved = alert.state == AlertState::Resolved;
+                    PayloadAlert {
+                        status: if resolved { "resolved" } else { "firing" },
+                        labels: &alert.labels,
+                        annotations: &alert.annotations,
+                        starts_at: rfc3339(alert.starts_at_ms),
+                        ends_at: if resolved {
+                            rfc3339(alert.ends_at_ms.unwrap_or(now))
+                        } else {
+                            ZERO_TIME.to_string()
+                        },
+                        generator_url: rule_url(&notification.external_url, &alert.rule),
+                        fingerprint: &alert.fingerprint,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{disk_alert, log_alert, notification};
+    use super::*;
+    use lookout_tests::webhook::validate_alertmanager_v4;
+
+    #[test]
+    fn signature_matches_rfc_4231_test_case_2() {
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn firing_payload_is_alertmanager_v4() {
+        let n = notification(vec![
+            disk_alert("web-1", AlertState::Firing),
+            disk_alert("db-22", AlertState::Resolved),
+        ]);
+        let json = serde_json::to_value(Payload::new(&n)).unwrap();
+        validate_alertmanager_v4(&json).unwrap();
+        assert_eq!(json["version"], "4");
+        assert_eq!(json["status"], "firing");
+        assert_eq!(json["receiver"], "oncall");
+        assert_eq!(json["groupKey"], "{}:{alertname=\"DiskFull\"}");
+        assert_eq!(json["externalURL"], "http://lookout.example:7070");
+        assert_eq!(json["groupLabels"]["alertname"], "DiskFull");
+        assert_eq!(json["commonLabels"]["mount"], "/var");
+        let alerts = json["alerts"].as_array().unwrap();
+        assert_eq!(alerts[0]["status"], "firing");
+        assert_eq!(alerts[0]["startsAt"], "2024-05-01T12:00:00Z");
+        assert_eq!(alerts[0]["endsAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(alerts[0]["labels"]["host"], "web-1");
+        assert_eq!(
+            alerts[0]["generatorURL"],
+            "http://lookout.example:7070/alerts?rule=DiskFull"
+        );
+        assert_eq!(alerts[1]["status"], "resolved");
+        assert_eq!(alerts[1]["endsAt"], "2024-05-01T12:12:00Z");
+    }
+
+    #[test]
+    fn resolved_and_log_payloads_are_alertmanager_v4() {
+        let resolved = notification(vec![disk_alert("web-1", AlertState::Resolved)]);
+        let json = serde_json::to_value(Payload::new(&resolved)).unwrap();
+        validate_alertmanager_v4(&json).unwrap();
+        assert_eq!(json["status"], "resolved");
+        let log = notification(vec![log_alert()]);
+        let json = serde_json::to_value(Payload::new(&log)).unwrap();
+        validate_alertmanager_v4(&json).unwrap();
+        assert_eq!(json["alerts"][0]["annotations"]["summary"], "errors on web-1");
+    }
+
+    #[test]
+    fn the_validator_rejects_what_alertmanager_would_not_send() {
+        let n = notification(vec![disk_alert("web-1", AlertState::Firing)]);
+        let good = serde_json::to_value(Payload::new(&n)).unwrap();
+        let mut cases = Vec::new();
+        for (pointer, value) in [
+            ("/version", serde_json::json!(4)),
+            ("/status", serde_json::json!("pending")),
+            ("/alerts/0/startsAt", serde_json::json!("2024-05-01 12:00")),
+            ("/alerts/0/fingerprint", serde_json::json!("xyz")),
+            ("/commonLabels/host", serde_json::json!(1)),
+        ] {
+            let mut bad = good.clone();
+            *bad.pointer_mut(pointer).unwrap() = value;
+            cases.push((pointer, bad));
+        }
+        let mut missing = good.clone();
+        missing.as_object_mut().unwrap().remove("truncatedAlerts");
+        cases.push(("truncatedAlerts", missing));
+        for (what, bad) in cases {
+            assert!(validate_alertmanager_v4(&bad).is_err(), "accepted a bad {what}");
+        }
+    }
+
+    #[test]
+    fn invalid_headers_are_setup_errors_without_the_value() {
+        let headers = [("X-Token".to_string(), Secret::new("bad\u{7f}value"))].into();
+        let err = WebhookNotifier::new("hook", "http://127.0.0.1:9/x", None, Duration::from_secs(1), &headers)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("X-Token"), "{err}");
+        assert!(!err.to_string().contains("bad"), "{err}");
+    }
+}

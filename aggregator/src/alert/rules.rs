@@ -1,0 +1,794 @@
+//! Alert rules: the rules file (`rules_file` in aggregator.toml, TOML, see
+//! SPEC.md) and the built-in defaults that apply without it.
+//!
+//! A rule file is a list of `[[rules]]`. Each entry is read into one flat
+//! [`RuleSpec`] (unknown keys are an error) and then checked against its
+//! `kind`, so that a key that does not belong to the kind (`metric` on an
+//! `error_rate` rule) is named in the error rather than silently ignored.
+//!
+//! Built-in defaults (CPU, memory, each filesystem, each interface's rx and
+//! tx utilisation at 80 %, silent hosts) are on unless the file says
+//! `default_rules = false`; a rule in the file with a built-in's name
+//! replaces it, and `enabled = false` switches any rule off.
+
+use lookout_shared::config::{ConfigError, HumanDuration, load_toml};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// Sample lines a log rule puts into a notification unless it says otherwise.
+const DEFAULT_SAMPLE_LINES: usize = 5;
+/// Most sample lines a rule may ask for.
+const MAX_SAMPLE_LINES: usize = 50;
+/// Most samples `datapoints = "M of N"` may look back over.
+const MAX_DATAPOINTS: u32 = 100;
+/// A log rule's window may not exceed a day: longer windows belong in a report.
+const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The rules file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default = "yes")]
+    default_rules: bool,
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One `[[rules]]` entry as written: every key of every kind, all optional
+/// except `name` and `kind`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    name: String,
+    kind: String,
+    enabled: Option<bool>,
+    interval: Option<HumanDuration>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    notify: Option<Vec<String>>,
+    #[serde(rename = "for")]
+    for_: Option<HumanDuration>,
+    // threshold
+    metric: Option<String>,
+    #[serde(rename = "match")]
+    match_labels: Option<BTreeMap<String, String>>,
+    op: Option<String>,
+    threshold: Option<f64>,
+    clear_threshold: Option<f64>,
+    datapoints: Option<String>,
+    // error_rate, log_match
+    query: Option<String>,
+    window: Option<HumanDuration>,
+    ratio: Option<f64>,
+    count: Option<u64>,
+    min_lines: Option<u64>,
+    group_by: Option<Vec<String>>,
+    sample_lines: Option<usize>,
+    // no_data
+    intervals: Option<u32>,
+}
+
+/// How a value is compared with a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+}
+
+impl Op {
+    fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            _ => return None,
+        })
+    }
+
+    /// Whether `value op threshold` holds.
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Gt => value > threshold,
+            Op::Ge => value >= threshold,
+            Op::Lt => value < threshold,
+            Op::Le => value <= threshold,
+        }
+    }
+
+    /// Whether a value beyond `threshold` in this direction is worse
+    /// (`>`/`>=`: higher is worse).
+    pub fn upward(self) -> bool {
+        matches!(self, Op::Gt | Op::Ge)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+        })
+    }
+}
+
+/// `datapoints = "M of N"`: at least M of the last N samples breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datapoints {
+    /// Breaching samples needed.
+    pub breaching: u32,
+    /// Samples looked at.
+    pub of: u32,
+}
+
+impl Datapoints {
+    fn parse(text: &str) -> Result<Datapoints, String> {
+        let bad = || format!("`{text}` is not of the form \"M of N\" (such as \"3 of 5\")");
+        let (m, n) = text.split_once(" of ").ok_or_else(bad)?;
+        let breaching: u32 = m.trim().parse().map_err(|_| bad())?;
+        let of: u32 = n.trim().parse().map_err(|_| bad())?;
+        if breaching == 0 || breaching > of || of > MAX_DATAPOINTS {
+            return Err(format!(
+                "`{text}`: M must be at least 1 and at most N, and N at most {MAX_DATAPOINTS}"
+            ));
+        }
+        Ok(Datapoints { breaching, of })
+    }
+}
+
+/// A threshold on a metric, one alert instance per series (host × labels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdRule {
+    /// Metric name (SPEC.md's list).
+    pub metric: String,
+    /// Only series whose labels have these values; an empty value means
+    /// "without this label" (`cpu = ""` picks the host-wide CPU series).
+    pub match_labels: BTreeMap<String, String>,
+    /// Comparison.
+    pub op: Op,
+    /// Fires when `value op threshold`.
+    pub threshold: f64,
+    /// Once firing, clears only when the value is back past this one
+    /// (below it for `>`/`>=`); without it, when the condition stops holding.
+    pub clear_threshold: Option<f64>,
+    /// M of the last N samples must breach; without it, the latest sample.
+    pub datapoints: Option<Datapoints>,
+}
+
+/// Whether an error-rate rule compares a count or a ratio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateLimit {
+    /// At least this many matching lines in the window.
+    Count(u64),
+    /// Matching lines / all lines of the group at least this (0..=1).
+    Ratio(f64),
+}
+
+/// Matching log lines per group (host and/or source) over a sliding window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorRateRule {
+    /// Which lines are errors (search syntax), default `level:error`.
+    pub query: String,
+    /// Lines that arrived in the last `window` count.
+    pub window: Duration,
+    /// Count or ratio threshold.
+    pub limit: RateLimit,
+    /// A group with fewer lines than this in the window never fires.
+    pub min_lines: u64,
+    /// `host` and/or `source`.
+    pub group_by: Vec<GroupField>,
+    /// Lines quoted in the notification.
+    pub sample_lines: usize,
+}
+
+/// A saved query that fires when it matches more than `count` times in a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogMatchRule {
+    /// The search.
+    pub query: String,
+    /// Lines that arrived in the last `window` count.
+    pub window: Duration,
+    /// Fires when the matches exceed this (default 0: any match).
+    pub count: u64,
+    /// `host` and/or `source` (default: one alert per host).
+    pub group_by: Vec<GroupField>,
+    /// Lines quoted in the notification.
+    pub sample_lines: usize,
+}
+
+/// A host that sent nothing for `intervals` of its metric intervals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoDataRule {
+    /// Missed intervals before the host counts as silent (default 3).
+    pub intervals: u32,
+}
+
+/// What a log rule groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupField {
+    /// The record's host.
+    Host,
+    /// The record's file path.
+    Source,
+}
+
+impl GroupField {
+    /// The label name: `host` or `source`.
+    pub fn label(self) -> &'static str {
+        match self {
+            GroupField::Host => "host",
+            GroupField::Source => "source",
+        }
+    }
+}
+
+/// What a rule watches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    /// `kind = "threshold"`.
+    Threshold(ThresholdRule),
+    /// `kind = "error_rate"`.
+    ErrorRate(ErrorRateRule),
+    /// `kind = "log_match"`.
+    LogMatch(LogMatchRule),
+    /// `kind = "no_data"`.
+    NoData(NoDataRule),
+}
+
+/// One checked rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Unique name, the alert's `alertname`.
+    pub name: String,
+    /// What it watches.
+    pub kind: RuleKind,
+    /// How often it is evaluated; `None`: `[alerting] evaluation_interval`.
+    pub interval: Option<Duration>,
+    /// How long the condition must hold at every evaluation before it fires.
+    pub for_: Duration,
+    /// Labels added to every alert of the rule (`severity`, ...).
+    pub labels: BTreeMap<String, String>,
+    /// Templates (`summary`, `description`, ...), rendered per alert.
+    pub annotations: BTreeMap<String, String>,
+    /// Notifier names; `None`: every notifier.
+    pub notify: Option<Vec<String>>,
+}
+
+impl Rule {
+    /// `threshold`, `error_rate`, `log_match` or `no_data`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            RuleKind::Threshold(_) => "threshold",
+            RuleKind::ErrorRate(_) => "error_rate",
+            RuleKind::LogMatch(_) => "log_match",
+            RuleKind::NoData(_) => "no_data",
+        }
+    }
+}
+
+/// Reads the rules: the built-in defaults merged with `file` if given.
+/// `notifiers` are the configured notifier names, which `notify` must use.
+pub fn load(file: Option<&Path>, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
+    let Some(file) = file else {
+        return Ok(defaults());
+    };
+    let parsed: RuleFile = load_toml(file)?;
+    build(file, parsed, notifiers)
+}
+
+/// Parses rules from `text`; `file` is only named in errors.
+pub fn from_toml(file: &Path, text: &str, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
+    let parsed: RuleFile = lookout_shared::config::parse_toml(file, text)?;
+    build(file, parsed, notifiers)
+}
+
+fn build(file: &Path, parsed: RuleFile, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut rules = Vec::new();
+    let mut disabled = HashSet::new();
+    for (i, spec) in parsed.rules.iter().enumerate() {
+        let at = |key: &str, reason: String| {
+            let rule = if spec.name.is_empty() {
+                format!("rules[{i}]")
+            } else {
+                format!("rules[{i}] ({})", spec.name)
+            };
+            let key = if key.is_empty() { rule } else { format!("{rule}.{key}") };
+            ConfigError::at_key(file, key, reason)
+        };
+        if spec.name.trim().is_empty() {
+            return Err(at("name", "must not be empty".into()));
+        }
+        if !names.insert(spec.name.clone()) {
+            return Err(at(
+                "name",
+                format!("`{}` is used by another rule; names must be unique", spec.name),
+            ));
+        }
+        let rule = check(spec, notifiers).map_err(|(key, reason)| at(key, reason))?;
+        if spec.enabled == Some(false) {
+            disabled.insert(spec.name.clone());
+        } else {
+            rules.push(rule);
+        }
+    }
+    if parsed.default_rules {
+        let defaults = defaults()
+            .into_iter()
+            .filter(|rule| !names.contains(&rule.name) && !disabled.contains(&rule.name));
+        let mut all: Vec<Rule> = defaults.collect();
+        all.extend(rules);
+        rules = all;
+    }
+    Ok(rules)
+}
+
+type CheckError = (&'static str, String);
+
+/// Turns one entry into a rule, or names the key that is wrong.
+fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
+    let kind = match spec.kind.as_str() {
+        "threshold" => RuleKind::Threshold(threshold(spec)?),
+        "error_rate" => RuleKind::ErrorRate(error_rate(spec)?),
+        "log_match" => RuleKind::LogMatch(log_match(spec)?),
+        "no_data" => RuleKind::NoData(no_data(spec)?),
+        other => {
+            return Err((
+                "kind",
+                format!(
+                    "`{other}` is not a rule kind: use \"threshold\", \"error_rate\", \"log_match\" or \"no_data\""
+                ),
+            ));
+        }
+    };
+    let interval = spec.interval.map(HumanDuration::get);
+    if interval.is_some_and(|interval| interval < Duration::from_secs(1)) {
+        return Err(("interval", "must be at least 1s".into()));
+    }
+    if let Some(notify) = &spec.notify
+        && let Some(unknown) = notify.iter().find(|n| !notifiers.contains(n))
+    {
+        return Err((
+            "notify",
+            format!(
+                "`{unknown}` is not a configured notifier (configured: {})",
+                if notifiers.is_empty() {
+                    "none".to_string()
+                } else {
+                    notifiers.join(", ")
+                }
+            ),
+        ));
+    }
+    for (key, value) in &spec.labels {
+        if !is_label_name(key) {
+            return Err(("labels", format!("`{key}` is not a label name (letters, digits, `_`)")));
+        }
+        if key == "alertname" {
+            return Err(("labels", "`alertname` is set from the rule's name".into()));
+        }
+        if value.is_empty() {
+            return Err(("labels", format!("label `{key}` has an empty value")));
+        }
+    }
+    for (key, template) in &spec.annotations {
+        if let Err(err) = super::template::check(template) {
+            return Err(("annotations", format!("`{key}`: {err}")));
+        }
+    }
+    Ok(Rule {
+        name: spec.name.clone(),
+        kind,
+        interval,
+        for_: spec.for_.map_or(Duration::ZERO, HumanDuration::get),
+        labels: spec.labels.clone(),
+        annotations: spec.annotations.clone(),
+        notify: spec.notify.clone(),
+    })
+}
+
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Refuses keys set on a rule whose kind has no use for them.
+fn only(spec: &RuleSpec, kind: &str, allowed: &[&str]) -> Result<(), CheckError> {
+    let present: [(&'static str, bool); 13] = [
+        ("metric", spec.metric.is_some()),
+        ("match", spec.match_labels.is_some()),
+        ("op", spec.op.is_some()),
+        ("threshold", spec.threshold.is_some()),
+        ("clear_threshold", spec.clear_threshold.is_some()),
+        ("datapoints", spec.datapoints.is_some()),
+        ("query", spec.query.is_some()),
+        ("window", spec.window.is_some()),
+        ("ratio", spec.ratio.is_some()),
+        ("count", spec.count.is_some()),
+        ("min_lines", spec.min_lines.is_some()),
+        ("group_by", spec.group_by.is_some()),
+        ("intervals", spec.intervals.is_some()),
+    ];
+    let sample_lines = ("sample_lines", spec.sample_lines.is_some());
+    for (key, set) in present.into_iter().chain([sample_lines]) {
+        if set && !allowed.contains(&key) {
+            return Err((key, format!("is not a key of a {kind} rule")));
+        }
+    }
+    Ok(())
+}
+
+fn threshold(spec: &RuleSpec) -> Result<ThresholdRule, CheckError> {
+    only(
+        spec,
+        "threshold",
+        &["metric", "match", "op", "threshold", "clear_threshold", "datapoints"],
+    )?;
+    let metric = spec.metric.clone().ok_or(("metric", "is required".to_string()))?;
+    if metric.trim().is_empty() {
+        return Err(("metric", "must not be empty".into()));
+    }
+    let op_text = spec.op.as_deref().unwrap_or(">=");
+    let op = Op::parse(op_text).ok_or(("op", format!("`{op_text}` is not one of \">\", \">=\", \"<\", \"<=\"")))?;
+    let threshold = spec.threshold.ok_or(("threshold", "is required".to_string()))?;
+    if !threshold.is_finite() {
+        return Err(("threshold", "must be a finite number".into()));
+    }
+    if let Some(clear) = spec.clear_threshold {
+        let on_the_safe_side = if op.upward() {
+            clear <= threshold
+        } else {
+            clear >= threshold
+        };
+        if !clear.is_finite() || !on_the_safe_side {
+            return Err((
+                "clear_threshold",
+                format!(
+                    "must be on the healthy side of the threshold ({} {threshold} for op \"{op}\")",
+                    if op.upward() { "at most" } else { "at least" }
+                ),
+            ));
+        }
+    }
+    let datapoints = match &spec.datapoints {
+        Some(text) => Some(Datapoints::parse(text).map_err(|reason| ("datapoints", reason))?),
+        None => None,
+    };
+    Ok(ThresholdRule {
+        metric,
+        match_labels: spec.match_labels.clone().unwrap_or_default(),
+        op,
+        threshold,
+        clear_threshold: spec.clear_threshold,
+        datapoints,
+    })
+}
+
+fn window(spec: &RuleSpec) -> Result<Duration, CheckError> {
+    let window = spec.window.map_or(Duration::from_secs(300), HumanDuration::get);
+    if window < Duration::from_secs(1) || window > MAX_WINDOW {
+        return Err(("window", "must be between 1s and 24h".into()));
+    }
+    Ok(window)
+}
+
+fn group_by(spec: &RuleSpec, default: &[GroupField]) -> Result<Vec<GroupField>, CheckError> {
+    let Some(names) = &spec.group_by else {
+        return Ok(default.to_vec());
+    };
+    let mut fields = Vec::new();
+    for name in names {
+        let field = match name.as_str() {
+            "host" => GroupField::Host,
+            "source" => GroupField::Source,
+            other => {
+                return Err((
+                    "group_by",
+                    format!("`{other}` cannot be grouped by: use \"host\" and/or \"source\""),
+                ));
+            }
+        };
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    fields.sort();
+    Ok(fields)
+}
+
+fn sample_lines(spec: &RuleSpec) -> Result<usize, CheckError> {
+    let lines = spec.sample_lines.unwrap_or(DEFAULT_SAMPLE_LINES);
+    if lines > MAX_SAMPLE_LINES {
+        return Err(("sample_lines", format!("must be at most {MAX_SAMPLE_LINES}")));
+    }
+    Ok(lines)
+}
+
+fn query(spec: &RuleSpec, default: Option<&str>) -> Result<String, CheckError> {
+    let query = match (&spec.query, default) {
+        (Some(query), _) => query.clone(),
+        (None, Some(default)) => default.to_string(),
+        (None, None) => return Err(("query", "is required".into())),
+    };
+    if query.trim().is_empty() {
+        return Err(("query", "must not be empty".into()));
+    }
+    crate::store::search::check_query_syntax(&query).map_err(|reason| ("query", reason))?;
+    Ok(query)
+}
+
+fn error_rate(spec: &RuleSpec) -> Result<ErrorRateRule, CheckError> {
+    only(
+        spec,
+        "error_rate",
+        &[
+            "query",
+            "window",
+            "ratio",
+            "count",
+            "min_lines",
+            "group_by",
+            "sample_lines",
+        ],
+    )?;
+    let limit = match (spec.ratio, spec.count) {
+        (Some(_), Some(_)) => return Err(("count", "give either `ratio` or `count`, not both".into())),
+        (None, None) => return Err(("ratio", "one of `ratio` (0..1) or `count` is required".into())),
+        (Some(ratio), None) => {
+            if !(ratio > 0.0 && ratio <= 1.0) {
+                return Err(("ratio", "must be above 0 and at most 1 (0.05 is 5 %)".into()));
+            }
+            RateLimit::Ratio(ratio)
+        }
+        (None, Some(count)) => {
+            if count == 0 {
+                return Err(("count", "must be at least 1".into()));
+            }
+            RateLimit::Count(count)
+        }
+    };
+    Ok(ErrorRateRule {
+        query: query(spec, Some("level:error"))?,
+        window: window(spec)?,
+        limit,
+        // A ratio over a handful of lines is noise: 1 error in 2 lines is 50 %.
+        min_lines: spec.min_lines.unwrap_or(match limit {
+            RateLimit::Ratio(_) => 100,
+            RateLimit::Count(_) => 0,
+        }),
+        group_by: group_by(spec, &[GroupField::Host, GroupField::Source])?,
+        sample_lines: sample_lines(spec)?,
+    })
+}
+
+fn log_match(spec: &RuleSpec) -> Result<LogMatchRule, CheckError> {
+    only(
+        spec,
+        "log_match",
+        &["query", "window", "count", "group_by", "sample_lines"],
+    )?;
+    Ok(LogMatchRule {
+        query: query(spec, None)?,
+        window: window(spec)?,
+        count: spec.count.unwrap_or(0),
+        group_by: group_by(spec, &[GroupField::Host])?,
+        sample_lines: sample_lines(spec)?,
+    })
+}
+
+fn no_data(spec: &RuleSpec) -> Result<NoDataRule, CheckError> {
+    only(spec, "no_data", &["intervals"])?;
+    let intervals = spec.intervals.unwrap_or(3);
+    if intervals == 0 {
+        return Err(("intervals", "must be at least 1".into()));
+    }
+    Ok(NoDataRule { intervals })
+}
+
+/// The built-in rules: what an operator sets first on every server.
+pub fn defaults() -> Vec<Rule> {
+    let threshold = |name: &str, metric: &str, for_secs: u64, severity: &str, summary: &str, cpu_total: bool| {
+        let mut match_labels = BTreeMap::new();
+        if cpu_total {
+            match_labels.insert("cpu".to_string(), String::new());
+        }
+        Rule {
+            name: name.into(),
+            kind: RuleKind::Threshold(ThresholdRule {
+                metric: metric.into(),
+                match_labels,
+                op: Op::Ge,
+                threshold: 80.0,
+                clear_threshold: Some(75.0),
+                datapoints: None,
+            }),
+            interval: None,
+            for_: Duration::from_secs(for_secs),
+            labels: BTreeMap::from([("severity".to_string(), severity.to_string())]),
+            annotations: BTreeMap::from([("summary".to_string(), summary.to_string())]),
+            notify: None,
+        }
+    };
+    vec![
+        threshold(
+            "HighCpu",
+            "cpu.usage_percent",
+            300,
+            "warning",
+            "{{ host }}: CPU at {{ value }}% (threshold {{ threshold }}%)",
+            true,
+        ),
+        threshold(
+            "HighMemory",
+            "memory.used_percent",
+            300,
+            "warning",
+            "{{ host }}: memory {{ value }}% used (threshold {{ threshold }}%)",
+            false,
+        ),
+        threshold(
+            "DiskFull",
+            "fs.used_percent",
+            60,
+            "critical",
+            "{{ host }} {{ mount }} is {{ value }}% full (threshold {{ threshold }}%)",
+            false,
+        ),
+        threshold(
+            "NetworkReceiveSaturated",
+            "net.rx_utilization_percent",
+            300,
+            "warning",
+            "{{ host }} {{ interface }}: receiving at {{ value }}% of link speed",
+            false,
+        ),
+        threshold(
+            "NetworkTransmitSaturated",
+            "net.tx_utilization_percent",
+            300,
+            "warning",
+            "{{ host }} {{ interface }}: sending at {{ value }}% of link speed",
+            false,
+        ),
+        Rule {
+            name: "HostSilent".into(),
+            kind: RuleKind::NoData(NoDataRule { intervals: 3 }),
+            interval: None,
+            for_: Duration::ZERO,
+            labels: BTreeMap::from([("severity".to_string(), "critical".to_string())]),
+            annotations: BTreeMap::from([(
+                "summary".to_string(),
+                "{{ host }} has sent nothing for {{ value }}s".to_string(),
+            )]),
+            notify: None,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<Rule>, ConfigError> {
+        from_toml(Path::new("rules.toml"), text, &["oncall-email".to_string()])
+    }
+
+    #[test]
+    fn spec_example_parses() {
+        let rules = parse(
+            r#"
+[[rules]]
+name = "DiskFull"
+kind = "threshold"
+metric = "fs.used_percent"
+op = ">="
+threshold = 80.0
+clear_threshold = 75.0
+for = "1m"
+datapoints = "3 of 5"
+labels = { severity = "critical" }
+annotations = { summary = "{{ host }} {{ mount }} is {{ value }}% full" }
+notify = ["oncall-email"]
+
+[[rules]]
+name = "ApacheErrors"
+kind = "error_rate"
+query = "level:error"
+window = "5m"
+ratio = 0.05
+min_lines = 100
+group_by = ["host", "source"]
+"#,
+        )
+        .unwrap();
+        let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        // The file's DiskFull replaces the built-in one.
+        assert_eq!(names.iter().filter(|n| **n == "DiskFull").count(), 1);
+        assert!(names.contains(&"HighCpu") && names.contains(&"ApacheErrors"));
+        let disk = rules.iter().find(|r| r.name == "DiskFull").unwrap();
+        let RuleKind::Threshold(t) = &disk.kind else { panic!() };
+        assert_eq!(t.datapoints, Some(Datapoints { breaching: 3, of: 5 }));
+        assert_eq!(disk.for_, Duration::from_secs(60));
+        assert_eq!(disk.notify.as_deref(), Some(&["oncall-email".to_string()][..]));
+    }
+
+    #[test]
+    fn defaults_can_be_disabled_one_by_one_or_all() {
+        let rules = parse(
+            "[[rules]]\nname = \"HighCpu\"\nkind = \"threshold\"\nmetric = \"x\"\nthreshold = 1.0\nenabled = false\n",
+        )
+        .unwrap();
+        assert!(!rules.iter().any(|r| r.name == "HighCpu"));
+        assert_eq!(rules.len(), defaults().len() - 1);
+        assert!(parse("default_rules = false\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_rule_and_key() {
+        let cases = [
+            ("[[rules]]\nname = \"A\"\nkind = \"treshold\"\n", "rules[0] (A).kind"),
+            (
+                "[[rules]]\nname = \"A\"\nkind = \"threshold\"\nthreshold = 1.0\n",
+                "rules[0] (A).metric",
+            ),
+            (
+                "[[rules]]\nname = \"A\"\nkind = \"threshold\"\nmetric = \"m\"\nthreshold = 80.0\nclear_threshold = 85.0\n",
+                "rules[0] (A).clear_threshold",
+            ),
+            (
+                "[[rules]]\nname = \"A\"\nkind = \"threshold\"\nmetric = \"m\"\nthreshold = 1.0\ndatapoints = \"5 of 3\"\n",
+                "rules[0] (A).datapoints",
+            ),
+            (
+                "[[rules]]\nname = \"B\"\nkind = \"error_rate\"\nmetric = \"m\"\ncount = 5\n",
+                "rules[0] (B).metric",
+            ),
+            ("[[rules]]\nname = \"B\"\nkind = \"error_rate\"\n", "rules[0] (B).ratio"),
+            (
+                "[[rules]]\nname = \"B\"\nkind = \"error_rate\"\nratio = 5.0\n",
+                "rules[0] (B).ratio",
+            ),
+            (
+                "[[rules]]\nname = \"B\"\nkind = \"log_match\"\nquery = \"\\\"unbalanced\"\n",
+                "rules[0] (B).query",
+            ),
+            (
+                "[[rules]]\nname = \"C\"\nkind = \"no_data\"\nnotify = [\"pager\"]\n",
+                "rules[0] (C).notify",
+            ),
+            (
+                "[[rules]]\nname = \"C\"\nkind = \"no_data\"\nannotations = { summary = \"{{ host \" }\n",
+                "rules[0] (C).annotations",
+            ),
+            (
+                "[[rules]]\nname = \"C\"\nkind = \"no_data\"\n[[rules]]\nname = \"C\"\nkind = \"no_data\"\n",
+                "rules[1] (C).name",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");
+            assert!(err.to_string().starts_with("rules.toml: "), "{err}");
+        }
+        let unknown = parse("[[rules]]\nname = \"A\"\nkind = \"no_data\"\nthreshhold = 1\n").unwrap_err();
+        assert!(unknown.to_string().contains("threshhold"), "{unknown}");
+    }
+}

@@ -1,0 +1,989 @@
+//! Alert state in SQLite (`data_dir/alerts.sqlite`): alert instances and
+//! their transitions, the notification groups, the outbox and silences.
+//!
+//! ```sql
+//! alerts(fingerprint PK, rule, labels, annotations, state, active_since_ms, fired_at_ms,
+//!        resolved_at_ms, value, threshold, op, last_data_ms, sample_lines)
+//! alert_history(id PK, at_ms, fingerprint, rule, labels, state, value)
+//! notify_groups(rule, receiver, last_sent_ms, notified /* JSON fingerprints */, PK(rule, receiver))
+//! outbox(id PK, receiver, group_key, status, payload /* Notification JSON */, created_ms,
+//!        attempts, next_attempt_ms, last_error, sent_ms, failed)
+//! silences(id PK, matchers /* JSON */, starts_ms, ends_ms, created_by, comment, created_ms)
+//! ```
+//!
+//! The invariant the outbox rests on: a state change and the notification it
+//! causes are written in one transaction ([`AlertStore::apply`],
+//! [`AlertStore::flush_groups`]), so a crash can lose neither one without the
+//! other, and a restart neither re-sends nor forgets a firing alert. Delivery
+//! marks a row sent only after the receiver accepted it: a crash between the
+//! two sends it again (at least once; exactly once unless the process dies
+//! in that window).
+
+use super::eval::{Evaluation, STALE_AFTER};
+use super::model::{Alert, AlertState, Notification, NotificationStatus, SampleLine};
+use super::rules::{ErrorRateRule, LogMatchRule, Rule, RuleKind};
+use super::template;
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The database file under `data_dir`.
+pub const FILE_NAME: &str = "alerts.sqlite";
+
+/// Bumped on every incompatible schema change; stored as `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Resolved alerts, history and delivered notifications are kept this long.
+const KEEP_DONE_MS: i64 = 7 * 24 * 3600 * 1000;
+
+const DDL: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint     TEXT PRIMARY KEY,
+    rule            TEXT NOT NULL,
+    labels          TEXT NOT NULL,
+    annotations     TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    active_since_ms INTEGER NOT NULL,
+    fired_at_ms     INTEGER,
+    resolved_at_ms  INTEGER,
+    value           REAL,
+    threshold       REAL,
+    op              TEXT,
+    last_data_ms    INTEGER NOT NULL,
+    sample_lines    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_rule ON alerts (rule, state);
+CREATE TABLE IF NOT EXISTS alert_history (
+    id          INTEGER PRIMARY KEY,
+    at_ms       INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    value       REAL
+);
+CREATE TABLE IF NOT EXISTS notify_groups (
+    rule         TEXT NOT NULL,
+    receiver     TEXT NOT NULL,
+    last_sent_ms INTEGER,
+    notified     TEXT NOT NULL,
+    PRIMARY KEY (rule, receiver)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY,
+    receiver        TEXT NOT NULL,
+    group_key       TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    sent_ms         INTEGER,
+    failed          INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (receiver, id) WHERE sent_ms IS NULL AND failed = 0;
+CREATE TABLE IF NOT EXISTS silences (
+    id         TEXT PRIMARY KEY,
+    matchers   TEXT NOT NULL,
+    starts_ms  INTEGER NOT NULL,
+    ends_ms    INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    comment    TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+";
+
+/// When notifications go out (aggregator.toml `[alerting]`).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// A new group waits this long (from its first firing alert) to collect more alerts.
+    pub group_wait: Duration,
+    /// A group that changed waits this long after its last notification.
+    pub group_interval: Duration,
+    /// An unchanged firing group is notified again after this long.
+    pub repeat_interval: Duration,
+    /// The web UI's base URL, for links.
+    pub external_url: String,
+}
+
+/// One notifier as a notification group sees it.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    /// Notifier name.
+    pub name: String,
+    /// Whether it is told when a group resolves.
+    pub send_resolved: bool,
+}
+
+/// Why the alert store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite failed.
+    #[error("alert database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column did not parse (a corrupt row).
+    #[error("alert database holds invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A label matcher of a silence, in Alertmanager's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Matcher {
+    /// Label name.
+    pub name: String,
+    /// Value, or a regular expression matching the whole value.
+    pub value: String,
+    /// `value` is a regular expression.
+    #[serde(default)]
+    pub is_regex: bool,
+    /// `true` (default): the label must match; `false`: must not.
+    #[serde(default = "yes")]
+    pub is_equal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Matcher {
+    /// Checks the matcher; the error says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("a matcher needs a label `name`".into());
+        }
+        if self.is_regex {
+            regex::Regex::new(&format!("^(?:{})$", self.value))
+                .map_err(|err| format!("matcher `{}`: invalid regular expression: {err}", self.name))?;
+        }
+        Ok(())
+    }
+
+    /// Whether `labels` satisfy it (a missing label has the value "").
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(&self.name).map_or("", String::as_str);
+        let equal = if self.is_regex {
+            regex::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|re| re.is_match(value))
+        } else {
+            value == self.value
+        };
+        equal == self.is_equal
+    }
+}
+
+/// A silence: alerts whose labels satisfy every matcher are not notified
+/// between `starts_ms` and `ends_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Silence {
+    /// Random id.
+    pub id: String,
+    /// All must match.
+    pub matchers: Vec<Matcher>,
+    /// Unix ms.
+    pub starts_ms: i64,
+    /// Unix ms; expiring a silence sets it to now.
+    pub ends_ms: i64,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// Unix ms.
+    pub created_ms: i64,
+}
+
+impl Silence {
+    /// Whether it is in force at `now_ms`.
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.starts_ms <= now_ms && now_ms < self.ends_ms
+    }
+
+    /// Whether it silences `labels`.
+    pub fn covers(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+}
+
+/// One stored alert instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    /// Stable id.
+    pub fingerprint: String,
+    /// Rule name.
+    pub rule: String,
+    /// All labels, `alertname` included.
+    pub labels: BTreeMap<String, String>,
+    /// Rendered annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Current state.
+    pub state: AlertState,
+    /// When the condition started holding, Unix ms.
+    pub active_since_ms: i64,
+    /// When it started firing, Unix ms.
+    pub fired_at_ms: Option<i64>,
+    /// When it resolved, Unix ms.
+    pub resolved_at_ms: Option<i64>,
+    /// Latest value.
+    pub value: Option<f64>,
+    /// Threshold compared with.
+    pub threshold: Option<f64>,
+    /// Comparison.
+    pub op: Option<String>,
+    /// Last evaluation that had data for it, Unix ms.
+    pub last_data_ms: i64,
+    /// For log rules, the first matching lines.
+    pub sample_lines: Vec<SampleLine>,
+}
+
+impl AlertRow {
+    /// The alert as a notification carries it.
+    pub fn to_alert(&self) -> Alert {
+        Alert {
+            rule: self.rule.clone(),
+            fingerprint: self.fingerprint.clone(),
+            state: self.state,
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            value: self.value,
+            threshold: self.threshold,
+            op: self.op.clone(),
+            starts_at_ms: self.fired_at_ms.unwrap_or(self.active_since_ms),
+            ends_at_ms: self.resolved_at_ms,
+            sample_lines: self.sample_lines.clone(),
+        }
+    }
+}
+
+/// One state change, for the history the UI shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// Unix ms.
+    pub at_ms: i64,
+    /// Alert instance.
+    pub fingerprint: String,
+    /// Rule name.
+    pub rule: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// The state entered.
+    pub state: AlertState,
+    /// The value then.
+    pub value: Option<f64>,
+}
+
+/// One outbox row, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxEntry {
+    /// Row id.
+    pub id: i64,
+    /// Notifier name.
+    pub receiver: String,
+    /// Notification group.
+    pub group_key: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+    /// When the receiver accepted it, Unix ms.
+    pub sent_ms: Option<i64>,
+    /// Given up on (a permanent error).
+    pub failed: bool,
+    /// Next attempt, Unix ms (undelivered rows).
+    pub next_attempt_ms: i64,
+}
+
+/// A notification waiting for delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Outbox row id.
+    pub id: i64,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// The message.
+    pub notification: Notification,
+}
+
+/// The alert database (cheap to share behind an `Arc`). Its methods block:
+/// call them off the async runtime.
+pub struct AlertStore {
+    conn: Mutex<Connection>,
+}
+
+/// The label that carries the rule name.
+const ALERTNAME: &str = "alertname";
+
+/// The stable id of an alert instance: 16 hex digits of a hash of its labels
+/// (which include `alertname`).
+pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
+    let mut bytes = Vec::new();
+    for (name, value) in labels {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(value.as_bytes());
+        bytes.push(0);
+    }
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
+impl AlertStore {
+    /// Opens (creating if needed) `data_dir/alerts.sqlite`.
+    pub fn open(data_dir: &Path) -> anyhow::Result<AlertStore> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let path = data_dir.join(FILE_NAME);
+        let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        anyhow::ensure!(
+            mode.eq_ignore_ascii_case("wal"),
+            "{}: cannot use WAL mode",
+            path.display()
+        );
+        // A queued notification must survive a power cut once its state change is committed.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        match version {
+            0 => conn
+                .execute_batch(&format!("BEGIN; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+                .with_context(|| format!("cannot create the schema in {}", path.display()))?,
+            SCHEMA_VERSION => {}
+            other => anyhow::bail!(
+                "{} has schema version {other}, but this aggregator knows only version {SCHEMA_VERSION}",
+                path.display()
+            ),
+        }
+        Ok(AlertStore { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (an open
+        // transaction is rolled back when dropped), so the poison is ignored.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records one evaluation of `rule`: moves its instances between
+    /// inactive, pending, firing and resolved. Notifications follow from
+    /// [`AlertStore::flush_groups`].
+    pub fn apply(&self, rule: &Rule, evaluation: &Evaluation, now_ms: i64) -> Result<(), StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let existing: HashMap<String, AlertRow> = load_rule(&tx, &rule.name)?
+            .into_iter()
+            .map(|row| (row.fingerprint.clone(), row))
+            .collect();
+        let for_ms = i64::try_from(rule.for_.as_millis()).unwrap_or(i64::MAX);
+        let mut observed = BTreeSet::new();
+        for observation in &evaluation.observations {
+            let mut labels = observation.labels.clone();
+            for (name, value) in &rule.labels {
+                labels.insert(name.clone(), value.clone());
+            }
+            labels.insert(ALERTNAME.to_string(), rule.name.clone());
+            let fingerprint = fingerprint(&labels);
+            observed.insert(fingerprint.clone());
+            let mut annotations: BTreeMap<String, String> = rule
+                .annotations
+                .iter()
+                .map(|(name, text)| {
+                    let rendered = template::render(text, &labels, Some(observation.value), evaluation.threshold);
+                    (name.clone(), rendered)
+                })
+                .collect();
+            // A log rule's query goes along, so a notification can link to its search.
+            if let RuleKind::ErrorRate(ErrorRateRule { query, .. }) | RuleKind::LogMatch(LogMatchRule { query, .. }) =
+                &rule.kind
+            {
+                annotations.entry("query".to_string()).or_insert_with(|| query.clone());
+            }
+            let previous = existing.get(&fingerprint);
+            let mut row = AlertRow {
+                fingerprint,
+                rule: rule.name.clone(),
+                labels,
+                annotations,
+                state: AlertState::Pending,
+                active_since_ms: now_ms,
+                fired_at_ms: None,
+                resolved_at_ms: None,
+                value: Some(observation.value),
+                threshold: evaluation.threshold,
+                op: evaluation.op.map(|op| op.to_string()),
+                last_data_ms: now_ms,
+                sample_lines: observation.sample_lines.clone(),
+            };
+            match previous.map(|p| p.state) {
+                None | Some(AlertState::Resolved) => {
+                    if !observation.breaching {
+                        if previous.is_some() {
+                            // Keep the resolved row (history, UI) with its old
+                            // times; only its value follows the data.
+                            update_value(&tx, previous, &row)?;
+                        }
+                        continue;
+                    }
+                    if for_ms == 0 {
+                        row.state = AlertState::Firing;
+                        row.fired_at_ms = Some(now_ms);
+                    }
+                }
+                Some(AlertState::Pending) => {
+                    let Some(previous) = previous else { continue };
+                    if !observation.breaching {
+                        tx.execute("DELETE FROM alerts WHERE fingerprint = ?1", [&row.fingerprint])?;
+                        continue;
+                    }
+                    row.active_since_ms = previous.active_since_ms;
+                    if now_ms.saturating_sub(previous.active_since_ms) >= for_ms {
+                        row.state = AlertState::Firing;
+                        row.fired_at_ms = Some(now_ms);
+                    }
+                }
+                Some(AlertState::Firing) => {
+                    let Some(previous) = previous else { continue };
+                    row.active_since_ms = previous.active_since_ms;
+                    row.fired_at_ms = previous.fired_at_ms;
+                    row.state = AlertState::Firing;
+                    if !observation.unrecovered {
+                        row.state = AlertState::Resolved;
+                        row.resolved_at_ms = Some(now_ms);
+                    }
+                    if row.sample_lines.is_empty() {
+                        row.sample_lines = previous.sample_lines.clone();
+                    }
+                }
+            }
+            let changed = previous.is_none_or(|p| p.state != row.state);
+            write_row(&tx, &row)?;
+            if changed {
+                record(&tx, &row, now_ms)?;
+            }
+        }
+        let stale_ms = i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+        for row in existing.values().filter(|row| !observed.contains(&row.fingerprint)) {
+            match row.state {
+                AlertState::Pending => {
+                    tx.execute("DELETE FROM alerts WHERE fingerprint = ?1", [&row.fingerprint])?;
+                }
+                AlertState::Firing
+                    if evaluation.absent_means_recovered || now_ms.saturating_sub(row.last_data_ms) > stale_ms =>
+                {
+                    let mut resolved = row.clone();
+                    resolved.state = AlertState::Resolved;
+                    resolved.resolved_at_ms = Some(now_ms);
+                    if evaluation.absent_means_recovered {
+                        resolved.value = Some(0.0);
+                    }
+                    write_row(&tx, &resolved)?;
+                    record(&tx, &resolved, now_ms)?;
+                }
+                _ => {}
+            }
+        }
+        let cutoff = now_ms.saturating_sub(KEEP_DONE_MS);
+        tx.execute(
+            "DELETE FROM alerts WHERE rule = ?1 AND state = 'resolved' AND resolved_at_ms < ?2",
+            params![rule.name, cutoff],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Resolves, without notifying, the alerts of rules no longer configured.
+    pub fn retire_rules_except(&self, rules: &[String], now_ms: i64) -> Result<usize, StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let orphans: Vec<AlertRow> = load_all(&tx)?
+            .into_iter()
+            .filter(|row| row.state != AlertState::Resolved && !rules.contains(&row.rule))
+            .collect();
+        for row in &orphans {
+            let mut resolved = row.clone();
+            resolved.state = AlertState::Resolved;
+            resolved.resolved_at_ms = Some(now_ms);
+            write_row(&tx, &resolved)?;
+            record(&tx, &resolved, now_ms)?;
+        }
+        let placeholders = vec!["?"; rules.len()].join(",");
+        let sql = if rules.is_empty() {
+            "DELETE FROM notify_groups".to_string()
+        } else {
+            format!("DELETE FROM notify_groups WHERE rule NOT IN ({placeholders})")
+        };
+        tx.execute(&sql, rusqlite::params_from_iter(rules))?;
+        tx.commit()?;
+        Ok(orphans.len())
+    }
+
+    /// Decides, for each rule × receiver, whether a notification is due now
+    /// (see the module docs of [`super::engine`]) and queues it in the outbox
+    /// in the same transaction that records it as sent. Answers how many
+    /// notifications were queued.
+    pub fn flush_groups(
+        &self,
+        rules: &[(&Rule, Vec<Receiver>)],
+        policy: &Policy,
+        now_ms: i64,
+    ) -> Result<usize, StateError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let silences: Vec<Silence> = load_silences(&tx)?.into_iter().filter(|s| s.active(now_ms)).collect();
+        let mut queued = 0;
+        for (rule, receivers) in rules {
+            let rows = load_rule(&tx, &rule.name)?;
+            let silenced = |row: &AlertRow| silences.iter().any(|s| s.covers(&row.labels));
+            let firing: Vec<&AlertRow> = rows
+                .iter()
+                .filter(|row| row.state == AlertState::Firing && !silenced(row))
+                .collect();
+            let firing_set: BTreeSet<&str> = firing.iter().map(|row| row.fingerprint.as_str()).collect();
+            for receiver in receivers {
+                let group = load_group(&tx, &rule.name, &receiver.name)?;
+                let notified: BTreeSet<&str> = group.notified.iter().map(String::as_str).collect();
+                // Alerts told as firing that no longer fire: resolved (a
+                // silenced one is dropped without a word).
+                let resolved: Vec<&AlertRow> = rows
+                    .iter()
+                    .filter(|row| {
+                        notified.contains(row.fingerprint.as_str())
+                            && row.state == AlertState::Resolved
+                            && !silenced(row)
+                    })
+                    .collect();
+                let Some(due_at) = due_at(&group, &firing, &firing_set, &notified, policy) else {
+                    if firing.is_empty() && !notified.is_empty() && resolved.is_empty() {
+                        // Everything it was told about was silenced or forgotten.
+                        save_group(&tx, &rule.name, &receiver.name, group.last_sent_ms, &[])?;
+                    }
+                    continue;
+                };
+                if now_ms < due_at {
+                    continue;
+                }
+                let mut alerts: Vec<Alert> = firing.iter().map(|row| row.to_alert()).collect();
+                if receiver.send_resolved {
+                    alerts.extend(resolved.iter().map(|row| row.to_alert()));
+                }
+                if !alerts.is_empty() {
+                    let notification = notification(&rule.name, &receiver.name, alerts, policy);
+                    queue(&tx, &notification, now_ms)?;
+                    queued += 1;
+                }
+                let now_firing: Vec<String> = firing_set.iter().map(|s| s.to_string()).collect();
+                save_group(&tx, &rule.name, &receiver.name, Some(now_ms), &now_firing)?;
+            }
+        }
+        tx.commit()?;
+        Ok(queued)
+    }
+
+    /// Per notifier, its oldest undelivered notification, when its next
+    /// attempt is due by `now_ms`. Oldest first per notifier keeps a group's
+    /// FIRING ahead of its RESOLVED when a notifier was down for both.
+    pub fn due_deliveries(&self, now_ms: i64) -> Result<Vec<Delivery>, StateError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, attempts, payload, next_attempt_ms FROM outbox WHERE id IN \
+             (SELECT min(id) FROM outbox WHERE sent_ms IS NULL AND failed = 0 GROUP BY receiver) ORDER BY id",
+        )?;
+        let rows: Vec<(i64, i64, String, i64)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut due = Vec::new();
+        for (id, attempts, payload, next_attempt_ms) in rows {
+            if next_attempt_ms > now_ms {
+                continue;
+            }
+            due.push(Delivery {
+                id,
+                attempts,
+                notification: serde_json::from_str(&payload)?,
+            });
+        }
+        Ok(due)
+    }
+
+    /// The earliest next attempt of any undelivered notification.
+    pub fn next_attempt_ms(&self) -> Result<Option<i64>, StateError> {
+        let conn = self.conn();
+        Ok(conn.query_row(
+            "SELECT min(next_attempt_ms) FROM outbox WHERE sent_ms IS NULL AND failed = 0",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Marks a notification delivered.
+    pub fn mark_sent(&self, id: i64, now_ms: i64) -> Result<(), StateError> {
+        self.conn().execute(
+            "UPDATE outbox SET sent_ms = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            params![id, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Records a failed attempt; `retry_at_ms` `None` gives up (a permanent error).
+    pub fn mark_failed_attempt(&self, id: i64, error: &str, retry_at_ms: Option<i64>) -> Result<(), StateError> {
+        let conn = self.conn();
+        match retry_at_ms {
+            Some(at) => conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_ms = ?3 WHERE id = ?1",
+                params![id, error, at],
+            )?,
+            None => conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, failed = 1 WHERE id = ?1",
+                params![id, error],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// Deletes delivered or abandoned notifications and history older than a week.
+    pub fn prune(&self, now_ms: i64) -> Result<(), StateError> {
+        let cutoff = now_ms.saturating_sub(KEEP_DONE_MS);
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM outbox WHERE (sent_ms IS NOT NULL OR failed = 1) AND created_ms < ?1",
+            [cutoff],
+        )?;
+        conn.execute("DELETE FROM alert_history WHERE at_ms < ?1", [cutoff])?;
+        conn.execute("DELETE FROM silences WHERE ends_ms < ?1", [cutoff])?;
+        Ok(())
+    }
+
+    /// Every stored alert instance (resolved ones for a week), newest first.
+    pub fn alerts(&self) -> Result<Vec<AlertRow>, StateError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let mut rows = load_all(&tx)?;
+        rows.sort_by_key(|row| std::cmp::Reverse(row.fired_at_ms.unwrap_or(row.active_since_ms)));
+        Ok(rows)
+    }
+
+    /// The latest state changes, newest first.
+    pub fn history(&self, limit: usize) -> Result<Vec<HistoryEntry>, StateError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT at_ms, fingerprint, rule, labels, state, value FROM alert_history ORDER BY id DESC LIMIT ?1",
+        )?;
+        let entries = statement
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                Ok(HistoryEntry {
+                    at_ms: row.get(0)?,
+                    fingerprint: row.get(1)?,
+                    rule: row.get(2)?,
+                    labels: json_column(row, 3)?,
+                    state: parse_state(&row.get::<_, String>(4)?),
+                    value: row.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(entries)
+    }
+
+    /// The latest outbox rows (undelivered ones first).
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StateError> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, receiver, group_key, status, created_ms, attempts, last_error, sent_ms, failed, \
+             next_attempt_ms FROM outbox ORDER BY (sent_ms IS NULL AND failed = 0) DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = statement
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
+                Ok(OutboxEntry {
+                    id: row.get(0)?,
+                    receiver: row.get(1)?,
+                    group_key: row.get(2)?,
+                    status: row.get(3)?,
+                    created_ms: row.get(4)?,
+                    attempts: row.get(5)?,
+                    last_error: row.get(6)?,
+                    sent_ms: row.get(7)?,
+                    failed: row.get::<_, i64>(8)? != 0,
+                    next_attempt_ms: row.get(9)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// Stores a new silence.
+    pub fn add_silence(&self, silence: &Silence) -> Result<(), StateError> {
+        self.conn().execute(
+            "INSERT INTO silences (id, matchers, starts_ms, ends_ms, created_by, comment, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                silence.id,
+                serde_json::to_string(&silence.matchers)?,
+                silence.starts_ms,
+                silence.ends_ms,
+                silence.created_by,
+                silence.comment,
+                silence.created_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Ends silence `id` now; `false` if there is no such silence.
+    pub fn expire_silence(&self, id: &str, now_ms: i64) -> Result<bool, StateError> {
+        let changed = self.conn().execute(
+            "UPDATE silences SET ends_ms = min(ends_ms, ?2) WHERE id = ?1",
+            params![id, now_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Every stored silence (expired ones for a week), newest first.
+    pub fn silences(&self) -> Result<Vec<Silence>, StateError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        load_silences(&tx)
+    }
+}
+
+/// When the group's next notification is due, if one is.
+fn due_at(
+    group: &Group,
+    firing: &[&AlertRow],
+    firing_set: &BTreeSet<&str>,
+    notified: &BTreeSet<&str>,
+    policy: &Policy,
+) -> Option<i64> {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    if firing_set == notified {
+        // Unchanged: only a still-firing group is reminded.
+        return match group.last_sent_ms {
+            Some(last) if !firing.is_empty() => Some(last.saturating_add(ms(policy.repeat_interval))),
+            _ => None,
+        };
+    }
+    let after_last = group
+        .last_sent_ms
+        .map(|last| last.saturating_add(ms(policy.group_interval)));
+    if notified.is_empty() {
+        // A new incident: wait group_wait from its first alert to gather the
+        // others, but never sooner than group_interval after the last message
+        // (a flapping alert re-fires; it does not re-page at once).
+        let first = firing.iter().filter_map(|row| row.fired_at_ms).min()?;
+        let gathered = first.saturating_add(ms(policy.group_wait));
+        return Some(after_last.map_or(gathered, |after| after.max(gathered)));
+    }
+    Some(after_last.unwrap_or(0))
+}
+
+fn notification(rule: &str, receiver: &str, alerts: Vec<Alert>, policy: &Policy) -> Notification {
+    let common = |pick: fn(&Alert) -> &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        let mut iter = alerts.iter();
+        let Some(first) = iter.next() else {
+            return BTreeMap::new();
+        };
+        let mut shared = pick(first).clone();
+        for alert in iter {
+            shared.retain(|k, v| pick(alert).get(k) == Some(v));
+        }
+        shared
+    };
+    let common_labels = common(|a| &a.labels);
+    let common_annotations = common(|a| &a.annotations);
+    let status = if alerts.iter().any(|a| a.state == AlertState::Firing) {
+        NotificationStatus::Firing
+    } else {
+        NotificationStatus::Resolved
+    };
+    let group_labels = BTreeMap::from([(ALERTNAME.to_string(), rule.to_string())]);
+    Notification {
+        receiver: receiver.to_string(),
+        group_key: format!("{{}}:{{alertname={rule:?}}}"),
+        status,
+        group_labels,
+        common_labels,
+        common_annotations,
+        external_url: policy.external_url.trim_end_matches('/').to_string(),
+        alerts,
+    }
+}
+
+fn queue(tx: &Transaction<'_>, notification: &Notification, now_ms: i64) -> Result<(), StateError> {
+    let status = match notification.status {
+        NotificationStatus::Firing => "firing",
+        NotificationStatus::Resolved => "resolved",
+    };
+    tx.execute(
+        "INSERT INTO outbox (receiver, group_key, status, payload, created_ms, next_attempt_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            notification.receiver,
+            notification.group_key,
+            status,
+            serde_json::to_string(notification)?,
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+struct Group {
+    last_sent_ms: Option<i64>,
+    notified: Vec<String>,
+}
+
+fn load_group(tx: &Transaction<'_>, rule: &str, receiver: &str) -> Result<Group, StateError> {
+    let row: Option<(Option<i64>, String)> = tx
+        .prepare_cached("SELECT last_sent_ms, notified FROM notify_groups WHERE rule = ?1 AND receiver = ?2")?
+        .query_row([rule, receiver], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((last_sent_ms, notified)) => Group {
+            last_sent_ms,
+            notified: serde_json::from_str(&notified)?,
+        },
+        None => Group {
+            last_sent_ms: None,
+            notified: Vec::new(),
+        },
+    })
+}
+
+fn save_group(
+    tx: &Transaction<'_>,
+    rule: &str,
+    receiver: &str,
+    last_sent_ms: Option<i64>,
+    notified: &[String],
+) -> Result<(), StateError> {
+    tx.prepare_cached(
+        "INSERT INTO notify_groups (rule, receiver, last_sent_ms, notified) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (rule, receiver) DO UPDATE SET last_sent_ms = ?3, notified = ?4",
+    )?
+    .execute(params![rule, receiver, last_sent_ms, serde_json::to_string(notified)?])?;
+    Ok(())
+}
+
+const ALERT_COLUMNS: &str = "fingerprint, rule, labels, annotations, state, active_since_ms, fired_at_ms, \
+     resolved_at_ms, value, threshold, op, last_data_ms, sample_lines";
+
+fn read_rows(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<AlertRow>, StateError> {
+    let rows = statement
+        .query_map(params, |row| {
+            Ok(AlertRow {
+                fingerprint: row.get(0)?,
+                rule: row.get(1)?,
+                labels: json_column(row, 2)?,
+                annotations: json_column(row, 3)?,
+                state: parse_state(&row.get::<_, String>(4)?),
+                active_since_ms: row.get(5)?,
+                fired_at_ms: row.get(6)?,
+                resolved_at_ms: row.get(7)?,
+                value: row.get(8)?,
+                threshold: row.get(9)?,
+                op: row.get(10)?,
+                last_data_ms: row.get(11)?,
+                sample_lines: json_column(row, 12)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// A JSON column parsed; a corrupt one is a conversion error naming the column.
+fn json_column<T: serde::de::DeserializeOwned>(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    serde_json::from_str(&text)
+        .map_err(|err| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(err)))
+}
+
+fn load_rule(tx: &Transaction<'_>, rule: &str) -> Result<Vec<AlertRow>, StateError> {
+    let mut statement = tx.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE rule = ?1"))?;
+    read_rows(&mut statement, [rule])
+}
+
+fn load_all(tx: &Transaction<'_>) -> Result<Vec<AlertRow>, StateError> {
+    let mut statement = tx.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts"))?;
+    read_rows(&mut statement, [])
+}
+
+fn parse_state(text: &str) -> AlertState {
+    match text {
+        "pending" => AlertState::Pending,
+        "firing" => AlertState::Firing,
+        _ => AlertState::Resolved,
+    }
+}
+
+fn write_row(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ))?
+    .execute(params![
+        row.fingerprint,
+        row.rule,
+        serde_json::to_string(&row.labels)?,
+        serde_json::to_string(&row.annotations)?,
+        row.state.as_str(),
+        row.active_since_ms,
+        row.fired_at_ms,
+        row.resolved_at_ms,
+        row.value,
+        row.threshold,
+        row.op,
+        row.last_data_ms,
+        serde_json::to_string(&row.sample_lines)?,
+    ])?;
+    Ok(())
+}
+
+fn update_value(tx: &Transaction<'_>, previous: Option<&AlertRow>, current: &AlertRow) -> Result<(), StateError> {
+    if let Some(previous) = previous {
+        tx.execute(
+            "UPDATE alerts SET value = ?2, last_data_ms = ?3 WHERE fingerprint = ?1",
+            params![previous.fingerprint, current.value, current.last_data_ms],
+        )?;
+    }
+    Ok(())
+}
+
+fn record(tx: &Transaction<'_>, row: &AlertRow, now_ms: i64) -> Result<(), StateError> {
+    tx.prepare_cached(
+        "INSERT INTO alert_history (at_ms, fingerprint, rule, labels, state, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        now_ms,
+        row.fingerprint,
+        row.rule,
+        serde_json::to_string(&row.labels)?,
+        row.state.as_str(),
+        row.value
+    ])?;
+    Ok(())
+}
+
+fn load_silences(tx: &Transaction<'_>) -> Result<Vec<Silence>, StateError> {
+    let mut statement = tx.prepare_cached(
+        "SELECT id, matchers, starts_ms, ends_ms, created_by, comment, created_ms FROM silences ORDER BY created_ms DESC",
+    )?;
+    let silences = statement
+        .query_map([], |row| {
+            Ok(Silence {
+                id: row.get(0)?,
+                matchers: json_column(row, 1)?,
+                starts_ms: row.get(2)?,
+                ends_ms: row.get(3)?,
+                created_by: row.get(4)?,
+                comment: row.get(5)?,
+                created_ms: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(silences)
+}

@@ -1,0 +1,382 @@
+//! The alert engine in-process: rules from a rules file, metric and log data
+//! through the real ingest endpoint, notifications to a real HTTP webhook
+//! receiver, state across a restart, silences and the outbox through the API.
+
+mod common;
+
+use common::{Server, batch, chunk, metrics_batch, now_ms, sample};
+use lookout_aggregator::config::Config;
+use lookout_tests::webhook::{WebhookReceiver, validate_alertmanager_v4};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A config with one webhook notifier, fast alerting timings and `rules`.
+fn alert_config(dir: &Path, hook: &WebhookReceiver, rules: &str, group_interval: &str) -> Config {
+    let rules_path = dir.join("rules.toml");
+    std::fs::write(&rules_path, format!("default_rules = false\n{rules}")).unwrap();
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nrules_file = {rules:?}\n\
+         [auth]\ningest_tokens = [\"{ingest}\"]\napi_tokens = [\"{api}\"]\n\
+         [alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"{group_interval}\"\n\
+         repeat_interval = \"1h\"\nexternal_url = \"http://lookout.example\"\n\
+         [[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{url}\"\n",
+        data = dir.join("data").display().to_string(),
+        rules = rules_path.display().to_string(),
+        ingest = common::INGEST_TOKEN,
+        api = common::API_TOKEN,
+        url = hook.url("/hook"),
+    );
+    Config::from_toml(Path::new("test.toml"), &text).unwrap()
+}
+
+const DISK_RULE: &str = r#"
+[[rules]]
+name = "DiskFull"
+kind = "threshold"
+metric = "fs.used_percent"
+op = ">="
+threshold = 80.0
+clear_threshold = 75.0
+interval = "1s"
+labels = { severity = "critical" }
+annotations = { summary = "{{ host }} {{ mount }} is {{ value }}% full" }
+"#;
+
+async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + LIMIT;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {LIMIT:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn disk(server: &Server, mount: &str, value: f64) {
+    let samples = vec![sample("fs.used_percent", &[("mount", mount)], now_ms(), value)];
+    server.ingest_ok(&metrics_batch("web-1", samples)).await;
+}
+
+async fn alerts(server: &Server) -> Vec<Value> {
+    server.get_ok("/api/v1/alerts").await["alerts"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn state_of(alerts: &[Value], mount: &str) -> Option<String> {
+    alerts
+        .iter()
+        .find(|a| a["labels"]["mount"] == mount)
+        .map(|a| a["state"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn threshold_fires_once_holds_through_flapping_and_resolves_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let server = Server::start(alert_config(dir.path(), &hook, DISK_RULE, "1s")).await;
+
+    disk(&server, "/var", 85.0).await;
+    wait_for("one firing notification", async || hook.requests().len() == 1).await;
+    let firing = hook.requests()[0].json();
+    validate_alertmanager_v4(&firing).unwrap();
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(firing["receiver"], "hook");
+    assert_eq!(firing["groupLabels"], json!({"alertname": "DiskFull"}));
+    assert_eq!(firing["commonLabels"]["mount"], "/var");
+    assert_eq!(firing["commonLabels"]["severity"], "critical");
+    assert_eq!(firing["alerts"][0]["annotations"]["summary"], "web-1 /var is 85% full");
+    assert_eq!(firing["externalURL"], "http://lookout.example");
+    let listed = alerts(&server).await;
+    assert_eq!(state_of(&listed, "/var").as_deref(), Some("firing"));
+    assert_eq!(listed[0]["value"], 85.0);
+
+    // Around the threshold but above the clear threshold: still firing, and
+    // no new message, though group_interval (1 s) passes several times.
+    for value in [79.0, 81.0, 77.0, 82.0, 76.0] {
+        disk(&server, "/var", value).await;
+        wait_for("the value to be evaluated", async || {
+            alerts(&server).await.iter().any(|a| a["value"] == value)
+        })
+        .await;
+        assert_eq!(state_of(&alerts(&server).await, "/var").as_deref(), Some("firing"));
+    }
+    assert_eq!(hook.requests().len(), 1, "hysteresis: flapping sends nothing more");
+
+    disk(&server, "/var", 70.0).await;
+    wait_for("the resolved notification", async || hook.requests().len() == 2).await;
+    let resolved = hook.requests()[1].json();
+    validate_alertmanager_v4(&resolved).unwrap();
+    assert_eq!(resolved["status"], "resolved");
+    assert_eq!(resolved["alerts"][0]["status"], "resolved");
+    assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    assert_eq!(
+        firing["alerts"][0]["fingerprint"], resolved["alerts"][0]["fingerprint"],
+        "the fingerprint is stable"
+    );
+    let history = server.get_ok("/api/v1/alerts/history").await;
+    let states: Vec<&str> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["resolved", "firing"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_neither_resends_nor_forgets_a_firing_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let config = alert_config(dir.path(), &hook, DISK_RULE, "1s");
+    let server = Server::start(config.clone()).await;
+    disk(&server, "/var", 90.0).await;
+    wait_for("the firing notification", async || hook.requests().len() == 1).await;
+    server.stop().await;
+
+    let server = Server::start(config).await;
+    assert_eq!(state_of(&alerts(&server).await, "/var").as_deref(), Some("firing"));
+    // A second mount fills: the next message holds both alerts, and none
+    // came before it, so the restart re-sent nothing.
+    disk(&server, "/var", 90.0).await;
+    disk(&server, "/data", 95.0).await;
+    wait_for("the group's second notification", async || hook.requests().len() >= 2).await;
+    let second = hook.requests()[1].json();
+    let mounts: Vec<&str> = second["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["mount"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts.len(), 2, "{second}");
+    assert!(mounts.contains(&"/var") && mounts.contains(&"/data"), "{second}");
+    assert_eq!(hook.requests().len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn silenced_alerts_are_not_notified_and_silences_validate_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let server = Server::start(alert_config(dir.path(), &hook, DISK_RULE, "1s")).await;
+    let post = |body: Value| {
+        let request = server
+            .client
+            .post(format!("{}/api/v1/silences", server.base))
+            .header("Authorization", format!("Bearer {}", common::API_TOKEN))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let bad = [
+        (
+            json!({"matchers": [], "comment": "x", "duration": "1h"}),
+            "at least one matcher",
+        ),
+        (
+            json!({"matchers": [{"name": "mount", "value": "/var"}], "duration": "1h"}),
+            "comment",
+        ),
+        (
+            json!({"matchers": [{"name": "mount", "value": "/var"}], "comment": "x"}),
+            "`endsAt` or `duration`",
+        ),
+        (
+            json!({"matchers": [{"name": "mount", "value": "(", "isRegex": true}], "comment": "x", "duration": "1h"}),
+            "regular expression",
+        ),
+        (
+            json!({"matchers": [{"name": "mount", "value": "/var"}], "comment": "x", "duration": "soon"}),
+            "duration",
+        ),
+        (
+            json!({"matchers": [{"name": "mount", "value": "/var"}], "comment": "x", "endsAt": "2001-01-01T00:00:00Z"}),
+            "in the future",
+        ),
+        (json!({"matchers": "all", "comment": "x", "duration": "1h"}), "matchers"),
+    ];
+    for (body, expected) in bad {
+        let (status, answer) = post(body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    let (status, created) = post(json!({
+        "matchers": [{"name": "alertname", "value": "DiskFull"}, {"name": "mount", "value": "/v.r", "isRegex": true}],
+        "comment": "resizing /var",
+        "createdBy": "alice",
+        "duration": "2h",
+    }))
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+
+    disk(&server, "/var", 91.0).await;
+    disk(&server, "/data", 92.0).await;
+    wait_for("a notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    let alerts_sent = sent["alerts"].as_array().unwrap();
+    assert_eq!(alerts_sent.len(), 1, "{sent}");
+    assert_eq!(alerts_sent[0]["labels"]["mount"], "/data");
+    let listed = alerts(&server).await;
+    let var = listed.iter().find(|a| a["labels"]["mount"] == "/var").unwrap();
+    assert_eq!(var["state"], "firing");
+    assert_eq!(var["silencedBy"], json!([id]));
+
+    let silences = server.get_ok("/api/v1/silences").await;
+    assert_eq!(silences["silences"][0]["active"], true);
+    assert_eq!(silences["silences"][0]["createdBy"], "alice");
+    let expire = |id: String| {
+        let request = server
+            .client
+            .delete(format!("{}/api/v1/silences/{id}", server.base))
+            .header("Authorization", format!("Bearer {}", common::API_TOKEN))
+            .send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(expire("nope".into()).await, 404);
+    assert_eq!(expire(id).await, 200);
+    // Unsilenced, /var joins the group: one more message with both.
+    wait_for("a notification with both mounts", async || {
+        hook.requests()
+            .last()
+            .is_some_and(|r| r.json()["alerts"].as_array().unwrap().len() == 2)
+    })
+    .await;
+    assert_eq!(server.get_ok("/api/v1/silences").await["silences"][0]["active"], false);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_outbox_retries_until_the_receiver_is_back_and_shows_the_last_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    hook.respond_with(503, "maintenance");
+    let server = Server::start(alert_config(dir.path(), &hook, DISK_RULE, "1s")).await;
+    disk(&server, "/var", 88.0).await;
+    wait_for("a failed attempt in the outbox", async || {
+        let outbox = server.get_ok("/api/v1/alerts/outbox").await;
+        outbox["outbox"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("503"))
+    })
+    .await;
+    let outbox = server.get_ok("/api/v1/alerts/outbox").await;
+    assert_eq!(outbox["outbox"][0]["delivered"], false);
+    assert!(outbox["outbox"][0]["nextAttempt"].is_string());
+    let failed_attempts = hook.requests().len();
+    assert!(failed_attempts >= 1);
+
+    hook.respond_with(200, "");
+    wait_for("the delivery", async || {
+        server.get_ok("/api/v1/alerts/outbox").await["outbox"][0]["delivered"] == true
+    })
+    .await;
+    let requests = hook.requests();
+    let delivered: Vec<Value> = requests[failed_attempts..].iter().map(|r| r.json()).collect();
+    assert_eq!(delivered.len(), 1, "delivered once: {delivered:?}");
+    assert_eq!(delivered[0]["status"], "firing");
+    assert_eq!(
+        requests[0].body, requests[failed_attempts].body,
+        "the same message, re-sent"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn log_match_fires_with_the_first_matching_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "BreakIn"
+kind = "log_match"
+query = "\"POSSIBLE BREAK-IN ATTEMPT\""
+window = "5m"
+count = 1
+interval = "1s"
+sample_lines = 2
+annotations = { summary = "{{ value }} break-in attempts on {{ host }}" }
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    let now = now_ms();
+    let lines = [
+        "sshd[1]: reverse mapping checking getaddrinfo for x [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
+        "sshd[2]: Accepted password for bob",
+        "sshd[3]: reverse mapping checking getaddrinfo for <script>y</script> failed - POSSIBLE BREAK-IN ATTEMPT!",
+        "sshd[4]: reverse mapping checking getaddrinfo for z failed - POSSIBLE BREAK-IN ATTEMPT!",
+    ];
+    let lines: Vec<common::Line<'_>> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, message)| common::Line {
+            message,
+            read_at_ms: now + i as i64,
+        })
+        .collect();
+    // Three matching lines in the window: more than `count = 1`.
+    server
+        .ingest_ok(&batch(
+            "bastion",
+            vec![chunk(&common::stream("bastion", 1), "/var/log/auth.log", 0, &lines)],
+        ))
+        .await;
+    wait_for("the log_match notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    validate_alertmanager_v4(&sent).unwrap();
+    assert_eq!(sent["alerts"][0]["labels"]["host"], "bastion");
+    assert_eq!(
+        sent["alerts"][0]["annotations"]["summary"],
+        "3 break-in attempts on bastion"
+    );
+    let listed = alerts(&server).await;
+    let samples = listed[0]["sampleLines"].as_array().unwrap();
+    assert_eq!(samples.len(), 2, "sample_lines = 2");
+    assert!(samples[0]["message"].as_str().unwrap().contains("[1.2.3.4]"));
+    assert!(samples[1]["message"].as_str().unwrap().contains("<script>y</script>"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn alert_api_refuses_bad_parameters_and_missing_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let server = Server::start(alert_config(dir.path(), &hook, DISK_RULE, "1s")).await;
+    for path in [
+        "/api/v1/alerts",
+        "/api/v1/alerts/rules",
+        "/api/v1/silences",
+        "/api/v1/alerts/outbox",
+    ] {
+        assert_eq!(server.get_with(path, None).await.status, 401, "{path}");
+    }
+    let answer = server.get("/api/v1/alerts?state=burning").await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("state"), "{}", answer.error());
+    assert_eq!(server.get("/api/v1/alerts/history?limit=0").await.status, 400);
+    let rules = server.get_ok("/api/v1/alerts/rules").await;
+    assert_eq!(rules["rules"][0]["name"], "DiskFull");
+    assert_eq!(rules["rules"][0]["state"], "inactive");
+    let garbage = server
+        .client
+        .post(format!("{}/api/v1/silences", server.base))
+        .header("Authorization", format!("Bearer {}", common::API_TOKEN))
+        .body(vec![0xff, 0x00, 0x7b])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status().as_u16(), 400);
+    server.stop().await;
+}
