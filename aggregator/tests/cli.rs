@@ -93,6 +93,25 @@ fn an_unknown_key_fails_with_exit_2_naming_it() {
 }
 
 #[test]
+fn a_bad_rules_file_fails_with_exit_2_naming_file_rule_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("my-rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"DiskFull\"\nkind = \"threshold\"\nmetric = \"fs.used_percent\"\nthreshold = 80.0\n\
+         notify = [\"pager\"]\n",
+    )
+    .unwrap();
+    let config = SPEC_EXAMPLE.replace("config/rules.toml", &rules.display().to_string());
+    let output = check_config(&config);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("my-rules.toml"), "{stderr}");
+    assert!(stderr.contains("rules[0] (DiskFull).notify"), "{stderr}");
+    assert!(stderr.contains("`pager` is not a configured notifier"), "{stderr}");
+}
+
+#[test]
 fn help_describes_the_commands() {
     let output = Command::new(BIN).arg("--help").output().unwrap();
     assert!(output.status.success());

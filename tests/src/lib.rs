@@ -9,6 +9,7 @@
 //! does both).
 
 pub mod smtp;
+pub mod tmpfs;
 pub mod webhook;
 
 use serde_json::Value;

@@ -3,61 +3,16 @@
 //! real logs (loghub's Apache sample and a synthetic nginx access log).
 
 use lookout_tests::smtp::{Mail, SmtpSink};
+use lookout_tests::tmpfs::Tmpfs;
 use lookout_tests::webhook::{WebhookReceiver, validate_alertmanager_v4};
 use lookout_tests::{Agent, Aggregator, loghub_dir, test_dir, wait_until};
 use serde_json::Value;
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
-const MIB: usize = 1024 * 1024;
-
-/// A tmpfs of a known size, unmounted when dropped.
-struct Tmpfs {
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(path: &Path, size_mib: usize) -> Tmpfs {
-        fs::create_dir_all(path).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "lookout-test"])
-            .arg(path)
-            .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs at {} (the tests run as root)",
-            path.display()
-        );
-        Tmpfs {
-            path: path.to_path_buf(),
-        }
-    }
-
-    /// Writes `mib` MiB into `name`, synced, so statvfs sees it at once.
-    fn fill(&self, name: &str, mib: usize) {
-        let mut file = fs::File::create(self.path.join(name)).unwrap();
-        let chunk = vec![0x5au8; MIB];
-        for _ in 0..mib {
-            file.write_all(&chunk).unwrap();
-        }
-        file.sync_all().unwrap();
-    }
-
-    fn remove(&self, name: &str) {
-        fs::remove_file(self.path.join(name)).unwrap();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
 
 fn fast_alerting() -> &'static str {
     "[alerting]\nevaluation_interval = \"1s\"\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n\

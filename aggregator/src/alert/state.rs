@@ -987,3 +987,118 @@ fn load_silences(tx: &Transaction<'_>) -> Result<Vec<Silence>, StateError> {
         .collect::<rusqlite::Result<_>>()?;
     Ok(silences)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::eval::Observation;
+    use crate::alert::rules::{Op, ThresholdRule};
+
+    fn rule(clear_threshold: Option<f64>) -> Rule {
+        Rule {
+            name: "DiskFull".into(),
+            kind: RuleKind::Threshold(ThresholdRule {
+                metric: "fs.used_percent".into(),
+                match_labels: BTreeMap::new(),
+                op: Op::Ge,
+                threshold: 80.0,
+                clear_threshold,
+                datapoints: None,
+            }),
+            interval: None,
+            for_: Duration::ZERO,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            notify: None,
+        }
+    }
+
+    fn evaluation(value: f64, clear_threshold: Option<f64>) -> Evaluation {
+        let breaching = value >= 80.0;
+        Evaluation {
+            observations: vec![Observation {
+                labels: BTreeMap::from([("host".into(), "web-1".into()), ("mount".into(), "/".into())]),
+                value,
+                breaching,
+                unrecovered: clear_threshold.map_or(breaching, |clear| value >= clear),
+                sample_lines: Vec::new(),
+            }],
+            threshold: Some(80.0),
+            op: Some(Op::Ge),
+            absent_means_recovered: false,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            group_wait: Duration::from_secs(30),
+            group_interval: Duration::from_secs(300),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            external_url: "http://lookout".into(),
+        }
+    }
+
+    /// Feeds `values`, one evaluation and one flush every 15 s; answers the
+    /// times (s) and statuses of the notifications queued.
+    fn run(clear_threshold: Option<f64>, values: &[f64]) -> Vec<(i64, NotificationStatus)> {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AlertStore::open(dir.path()).unwrap();
+        let rule = rule(clear_threshold);
+        let receivers = vec![Receiver {
+            name: "mail".into(),
+            send_resolved: true,
+        }];
+        let mut sent = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let now = i as i64 * 15_000;
+            store.apply(&rule, &evaluation(*value, clear_threshold), now).unwrap();
+            store
+                .flush_groups(&[(&rule, receivers.clone())], &policy(), now)
+                .unwrap();
+            for delivery in store.due_deliveries(i64::MAX).unwrap() {
+                sent.push((now / 1000, delivery.notification.status));
+                store.mark_sent(delivery.id, now).unwrap();
+            }
+        }
+        sent
+    }
+
+    #[test]
+    fn a_new_alert_waits_group_wait_then_resolves_once() {
+        let sent = run(Some(75.0), &[85.0, 85.0, 85.0, 85.0, 70.0, 70.0, 70.0]);
+        // Fired at 0 s, told at 30 s (group_wait). It resolves at 60 s, but a
+        // changed group waits group_interval (300 s) after its last message,
+        // so by 90 s only the firing message has gone out...
+        assert_eq!(sent, [(30, NotificationStatus::Firing)]);
+        // ...and the resolved one follows at 30 + 300 s.
+        let longer: Vec<f64> = [85.0; 4].into_iter().chain([70.0; 30]).collect();
+        let sent = run(Some(75.0), &longer);
+        assert_eq!(
+            sent,
+            [(30, NotificationStatus::Firing), (330, NotificationStatus::Resolved)]
+        );
+    }
+
+    #[test]
+    fn flapping_is_held_by_hysteresis_and_capped_by_group_interval_without_it() {
+        // One hour of values alternating around 80 every 15 s.
+        let flapping: Vec<f64> = (0..240).map(|i| if i % 2 == 0 { 81.0 } else { 79.0 }).collect();
+        // With clear_threshold 75 the alert never clears: one message.
+        assert_eq!(run(Some(75.0), &flapping), [(30, NotificationStatus::Firing)]);
+        // Without it every other evaluation resolves, but messages are at
+        // least group_interval (300 s) apart: at most 12 in the hour.
+        let sent = run(None, &flapping);
+        assert!(sent.len() <= 12, "{sent:?}");
+        for pair in sent.windows(2) {
+            assert!(pair[1].0 - pair[0].0 >= 300, "{sent:?}");
+        }
+    }
+
+    #[test]
+    fn an_unchanged_firing_group_is_reminded_after_repeat_interval() {
+        let values = vec![90.0; 4 * 240 + 10];
+        let sent = run(None, &values);
+        let times: Vec<i64> = sent.iter().map(|(t, _)| *t).collect();
+        assert_eq!(times, [30, 30 + 4 * 3600]);
+    }
+}

@@ -18,6 +18,14 @@
 //!   10 s, one quiet log folder) and Debian's prometheus-node-exporter (scraped
 //!   every 10 s) run side by side; prints each one's CPU share and RSS.
 //!
+//! - `lookout-bench alert-latency ROUNDS`: a 16 MiB tmpfs filled past 80 %
+//!   while the agent samples it every 10 s; prints the time from the moment
+//!   the filesystem crosses 80 % (the ballast synced) to the FIRING email
+//!   accepted by a real SMTP server (aiosmtpd), per round and p50/max. The
+//!   rule has `for = "0s"`; `group_wait` is 0 (a group's first message is not
+//!   held back) and evaluation runs at its default 15 s interval plus on every
+//!   metric batch. Needs root (mount).
+//!
 //! Make FILE with `python3 ../shared/bench/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -34,9 +42,16 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: lookout-bench agent|pipeline|rsyslog FILE | idle SECONDS");
+        eprintln!("usage: lookout-bench agent|pipeline|rsyslog FILE | idle SECONDS | alert-latency ROUNDS");
         std::process::exit(2);
     };
+    if mode == "alert-latency" {
+        bench_alert_latency(
+            file.parse()
+                .unwrap_or_else(|_| panic!("`{file}` is not a number of rounds")),
+        );
+        return;
+    }
     if mode == "idle" {
         bench_idle(
             file.parse()
@@ -95,12 +110,17 @@ fn newline_count(bytes: &[u8]) -> u64 {
 /// Starts a release aggregator with its data in `dir`; returns it and its URL
 /// once it answers `/healthz`.
 fn start_aggregator(dir: &Path) -> (Child, String) {
+    start_aggregator_with(dir, "", "")
+}
+
+/// [`start_aggregator`] with extra top-level keys and sections in its config.
+fn start_aggregator_with(dir: &Path, top_level: &str, sections: &str) -> (Child, String) {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     fs::write(
         dir.join("aggregator.toml"),
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{top_level}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n{sections}\n",
             dir.join("data").display()
         ),
     )
@@ -503,4 +523,95 @@ fn bench_idle(seconds: u64) {
         let _ = child.wait();
     }
     let _ = fs::remove_dir_all(&dir);
+}
+
+fn bench_alert_latency(rounds: usize) {
+    use lookout_tests::smtp::SmtpSink;
+    use lookout_tests::tmpfs::Tmpfs;
+    let dir = work_dir("alert-latency");
+    let disk = Tmpfs::mount(&dir.join("mnt"), 16);
+    let smtp = SmtpSink::start(&dir);
+    let rules = dir.join("rules.toml");
+    fs::write(
+        &rules,
+        "default_rules = false\n[[rules]]\nname = \"DiskFull\"\nkind = \"threshold\"\nmetric = \"fs.used_percent\"\n\
+         op = \">=\"\nthreshold = 80.0\nclear_threshold = 75.0\nfor = \"0s\"\n",
+    )
+    .expect("rules");
+    let (mut aggregator, url) = start_aggregator_with(
+        &dir,
+        &format!("rules_file = {:?}", rules.display().to_string()),
+        &format!(
+            "[alerting]\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\n\
+             from = \"lookout@example.com\"\n[[notifiers]]\nname = \"mail\"\nkind = \"email\"\nto = [\"oncall@example.com\"]\n",
+            smtp.port()
+        ),
+    );
+    fs::write(
+        dir.join("agent.toml"),
+        format!(
+            "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"bench\"\nstate_dir = \"{}\"\n\
+             [metrics]\ninterval = \"10s\"\nmounts_include = [{:?}]\nfs_types_exclude = []\n",
+            dir.join("agent-state").display(),
+            disk.path.display().to_string()
+        ),
+    )
+    .expect("config");
+    let mut agent = Command::new(release_binary("lookout-agent"))
+        .arg("--config")
+        .arg(dir.join("agent.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(fs::File::create(dir.join("agent.log")).expect("log"))
+        .spawn()
+        .expect("agent starts");
+    // Let the first samples (which carry no rates) arrive.
+    wait_until("the mount's first sample", Duration::from_secs(60), || {
+        let answer = http()
+            .get(format!("{url}/api/v1/hosts"))
+            .header("Authorization", format!("Bearer {API_TOKEN}"))
+            .call();
+        answer.is_ok_and(|mut r| {
+            r.body_mut()
+                .read_to_string()
+                .unwrap_or_default()
+                .contains("fullest_filesystem\":{")
+        })
+    });
+    let mut latencies = Vec::new();
+    for round in 0..rounds {
+        let before = smtp.messages().len();
+        // Start at a different phase of the agent's 10 s interval each round.
+        std::thread::sleep(Duration::from_millis(1700 * round as u64 % 10_000));
+        disk.fill("ballast", 14);
+        let crossed = Instant::now();
+        let mail = wait_for_mail(&smtp, before + 1);
+        let latency = crossed.elapsed();
+        assert!(mail.starts_with("[FIRING"), "unexpected mail {mail}");
+        println!("round {round}: {:.2} s ({mail})", latency.as_secs_f64());
+        latencies.push(latency.as_secs_f64());
+        disk.remove("ballast");
+        let resolved = wait_for_mail(&smtp, before + 2);
+        assert!(resolved.starts_with("[RESOLVED"), "unexpected mail {resolved}");
+    }
+    latencies.sort_by(f64::total_cmp);
+    let p50 = latencies[latencies.len() / 2];
+    let max = latencies.last().copied().unwrap_or_default();
+    println!("alert latency, crossing 80 % -> email accepted: p50 {p50:.2} s, max {max:.2} s over {rounds} rounds");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+}
+
+/// Waits until the sink holds `count` messages; the subject of the last.
+fn wait_for_mail(smtp: &lookout_tests::smtp::SmtpSink, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let messages = smtp.messages();
+        if messages.len() >= count {
+            return messages[count - 1].subject.clone();
+        }
+        assert!(Instant::now() < deadline, "no email {count} within 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
