@@ -155,6 +155,9 @@ impl Aggregator {
     /// Stops accepting connections, lets in-flight requests finish (their
     /// batches commit), then stops the writers.
     pub async fn stop(self) -> anyhow::Result<()> {
+        // Live-tail streams end only when their feed closes; close it first,
+        // or graceful shutdown would wait for every open tail.
+        self.writer.end_live_tails();
         let _ = self.stop_server.send(());
         let served = self.server.await;
         for task in &self.background {

@@ -8,6 +8,10 @@
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context` | API token | [`logs`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token | [`alerts`] |
+//! | `GET /api/v1/logs/facets` | API token | [`facets`] |
+//! | `GET /api/v1/logs/tail` (server-sent events) | API token | [`tail`] |
+//! | `GET /api/v1/dashboards/{name}` | API token | [`ui::dashboard`] |
+//! | `GET /`, `/search`, `/hosts`, `/hosts/{name}`, `/alerts`, `/assets/...` | none | [`ui`] |
 //!
 //! Every refusal is JSON `{"error": "..."}` (see [`error`]); unknown routes
 //! are 404 and wrong methods 405, both without needing a token.
@@ -15,11 +19,14 @@
 pub mod alerts;
 pub mod auth;
 pub mod error;
+pub mod facets;
 pub mod hosts;
 pub mod ingest;
 pub mod logs;
 pub mod ops;
 pub mod params;
+pub mod tail;
+pub mod ui;
 
 use crate::config::{AuthConfig, IngestConfig};
 use crate::metrics::Metrics;
@@ -81,10 +88,26 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
             Tokens::new(&auth.api_tokens, "API"),
             require_token,
         ));
+    // --- Web UI (http::ui, http::facets, http::tail) ---
+    // The data routes need the API token like the rest of the read API; the
+    // pages and assets hold no data and are public (the login page needs the CSS).
+    let tail_state = tail::TailState::new(state.writer.clone(), state.store.clone());
+    let ui_data_routes = Router::new()
+        .route("/api/v1/logs/facets", get(facets::facets))
+        .route("/api/v1/logs/tail", get(tail::tail).with_state(tail_state))
+        .route("/api/v1/dashboards/{name}", get(ui::dashboard))
+        .route_layer(middleware::from_fn_with_state(
+            Tokens::new(&auth.api_tokens, "API"),
+            require_token,
+        ));
+    let ui_pages = ui::routes();
+    // --- end of Web UI ---
     Router::new()
         .route("/healthz", get(ops::healthz))
         .merge(ingest_routes)
         .merge(read_routes)
+        .merge(ui_data_routes)
+        .merge(ui_pages)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(

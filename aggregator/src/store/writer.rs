@@ -10,10 +10,17 @@
 //!
 //! One thread, because the dedup decision and the commit must be serialised
 //! anyway, and tantivy allows one writer per index.
+//!
+//! Live tail: after each successful commit the thread publishes the records
+//! it added, as [`Hit`]s, on a bounded broadcast channel
+//! ([`WriterHandle::subscribe_records`]). Only committed records are
+//! published, so a tail never shows a line a search could not find; hits are
+//! built only while someone listens.
 
 use super::LogStore;
 use super::intervals::{IntervalSet, StreamIntervals};
 use super::partition::{PAYLOAD_VERSION, Partition, Payload};
+use super::schema::Hit;
 use crate::metrics::Metrics;
 use crate::writer_thread::WriterThread;
 use jiff::civil::Date;
@@ -22,11 +29,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tantivy::{IndexWriter, TantivyDocument};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Indexing memory of the writer. Between 64 and 128 MB tantivy flushes
 /// segments rarely enough for throughput while the process stays small.
 const WRITER_MEMORY_BYTES: usize = 96 * 1024 * 1024;
+
+/// Commits kept for live-tail subscribers; one that falls further behind
+/// skips ahead and is told how many commits it missed.
+const TAIL_CAPACITY: usize = 1024;
+
+/// The records one commit added, in the order they were added.
+pub type CommittedRecords = Arc<[Hit]>;
 
 /// A batch ready for the index: decoded, validated, enriched.
 #[derive(Default)]
@@ -84,6 +98,43 @@ struct WriteRequest {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
+    records: broadcast::Sender<CommittedRecords>,
+    tails_closing: watch::Receiver<bool>,
+}
+
+/// What a live-tail subscriber receives next.
+#[derive(Debug)]
+pub enum FeedEvent {
+    /// The records of one commit.
+    Records(CommittedRecords),
+    /// This many commits were skipped because the subscriber fell behind.
+    Lagged(u64),
+    /// The store is shutting down: no more records will come.
+    Closed,
+}
+
+/// A subscription to committed records (see [`WriterHandle::subscribe_records`]).
+pub struct RecordFeed {
+    records: broadcast::Receiver<CommittedRecords>,
+    closing: watch::Receiver<bool>,
+}
+
+impl RecordFeed {
+    /// Waits for the next commit (or the end of the feed).
+    pub async fn next(&mut self) -> FeedEvent {
+        if *self.closing.borrow() {
+            return FeedEvent::Closed;
+        }
+        tokio::select! {
+            received = self.records.recv() => match received {
+                Ok(records) => FeedEvent::Records(records),
+                Err(broadcast::error::RecvError::Lagged(missed)) => FeedEvent::Lagged(missed),
+                Err(broadcast::error::RecvError::Closed) => FeedEvent::Closed,
+            },
+            // A change means closing; an error means the writer is gone.
+            _ = self.closing.changed() => FeedEvent::Closed,
+        }
+    }
 }
 
 impl WriterHandle {
@@ -109,11 +160,21 @@ impl WriterHandle {
     pub fn is_running(&self) -> bool {
         !self.tx.is_closed()
     }
+
+    /// Subscribes to the records of every commit from now on (live tail).
+    pub fn subscribe_records(&self) -> RecordFeed {
+        RecordFeed {
+            records: self.records.subscribe(),
+            closing: self.tails_closing.clone(),
+        }
+    }
 }
 
 /// Owns the writer thread; [`LogWriter::shutdown`] drains and stops it.
 pub struct LogWriter {
     thread: WriterThread<Command>,
+    records: broadcast::Sender<CommittedRecords>,
+    tails_closing: watch::Sender<bool>,
 }
 
 impl LogWriter {
@@ -128,20 +189,36 @@ impl LogWriter {
         // Open today's writer now, so that a second process on the same
         // data_dir fails at startup rather than on its first batch.
         core.ensure_current(today())?;
+        let records = core.records.clone();
         let thread = WriterThread::spawn("log-writer", move |rx| run(core, rx))?;
-        Ok(LogWriter { thread })
+        let (tails_closing, _) = watch::channel(false);
+        Ok(LogWriter {
+            thread,
+            records,
+            tails_closing,
+        })
     }
 
     /// A handle for sending batches.
     pub fn handle(&self) -> WriterHandle {
         WriterHandle {
             tx: self.thread.sender(),
+            records: self.records.clone(),
+            tails_closing: self.tails_closing.subscribe(),
         }
+    }
+
+    /// Ends every live-tail subscription ([`FeedEvent::Closed`]), so that
+    /// streaming responses finish and a graceful HTTP shutdown need not wait
+    /// for browsers to hang up. Call it before stopping the HTTP server.
+    pub fn end_live_tails(&self) {
+        self.tails_closing.send_replace(true);
     }
 
     /// Commits what is queued before this call, then stops the thread.
     /// Batches sent afterwards are answered with [`WriteError::ShuttingDown`].
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.end_live_tails();
         self.thread.shutdown(Command::Shutdown).await
     }
 }
@@ -204,6 +281,8 @@ struct Current {
 struct WriterCore {
     store: LogStore,
     metrics: Arc<Metrics>,
+    // Live tail: the records of each commit, for whoever listens.
+    records: broadcast::Sender<CommittedRecords>,
     // Committed held ranges per partition. A record is a duplicate when any
     // partition holds its offset; each partition's own ranges go into its
     // commit payload.
@@ -214,9 +293,11 @@ struct WriterCore {
 impl WriterCore {
     fn new(store: LogStore, payloads: BTreeMap<Date, Payload>, metrics: Arc<Metrics>) -> Self {
         let held = payloads.into_iter().map(|(day, p)| (day, p.streams)).collect();
+        let (records, _) = broadcast::channel(TAIL_CAPACITY);
         WriterCore {
             store,
             metrics,
+            records,
             held,
             current: None,
         }
@@ -250,6 +331,9 @@ impl WriterCore {
         let mut time_range = current.partition.time_range();
         let mut changed = false;
         let mut responses = Vec::with_capacity(batches.len());
+        // Hits for live tail, built only while someone listens.
+        let live = self.records.receiver_count() > 0;
+        let mut added_hits = Vec::new();
         for batch in batches {
             let mut response = IngestResponse {
                 accepted: 0,
@@ -270,6 +354,9 @@ impl WriterCore {
                     if held.iter().any(|set| set.contains(record.offset)) {
                         response.duplicates += 1;
                         continue;
+                    }
+                    if live {
+                        added_hits.push(self.store.schema().hit(&record.doc));
                     }
                     if let Err(err) = current.writer.add_document(record.doc) {
                         return Err(abort(current, &self.metrics, &err));
@@ -311,6 +398,10 @@ impl WriterCore {
                 tracing::warn!(error = %err, "reloading the log index reader failed");
             }
             self.held.insert(day, payload.streams);
+            if !added_hits.is_empty() {
+                // No receiver left is fine: nobody is tailing.
+                let _ = self.records.send(added_hits.into());
+            }
         }
         for response in &responses {
             self.metrics.batch_done(response.accepted, response.duplicates);

@@ -1,0 +1,117 @@
+// Pure helpers of the search page: which words of a query to highlight,
+// splitting a message into highlighted and plain parts, quick ranges, and the
+// page state <-> URL. No DOM, so they can be tested on their own.
+
+/** Quick ranges and their length in ms. */
+export const RANGES = { '15m': 15 * 60000, '1h': 3600000, '24h': 86400000, '7d': 7 * 86400000 };
+/** The range used when the URL names none. */
+export const DEFAULT_RANGE = '1h';
+
+const OPERATORS = new Set(['AND', 'OR', 'NOT']);
+const TOKEN = /[\p{L}\p{N}]+/gu;
+
+/** The index's tokens of `text` (runs of letters and digits, lower-cased). */
+export function tokens(text) {
+  return (String(text).match(TOKEN) ?? []).map((t) => t.toLowerCase());
+}
+
+/**
+ * The lower-cased tokens a query searches the message for: plain words,
+ * words of "phrases" and of message:terms; not field filters (host:web-1),
+ * operators, or negated words (-debug, NOT debug).
+ */
+export function highlightTerms(q) {
+  const terms = new Set();
+  const parts = String(q ?? '').match(/-?(?:[\w.]+:)?"[^"]*"|\S+/g) ?? [];
+  let negate = false;
+  for (let part of parts) {
+    if (OPERATORS.has(part)) {
+      negate = part === 'NOT';
+      continue;
+    }
+    const negated = negate || part.startsWith('-');
+    negate = false;
+    if (negated) continue;
+    part = part.replace(/^[+(]+/, '').replace(/[)]+$/, '');
+    const colon = part.indexOf(':');
+    if (colon > 0 && !part.startsWith('"')) {
+      if (part.slice(0, colon) !== 'message') continue;
+      part = part.slice(colon + 1);
+    }
+    for (const t of tokens(part.replace(/[*?~^]\d*/g, ''))) terms.add(t);
+  }
+  return [...terms];
+}
+
+/** `text` cut into [{ text, match }] parts, match true for tokens in `terms`. */
+export function splitHighlights(text, terms) {
+  const wanted = new Set(terms);
+  const parts = [];
+  let last = 0;
+  if (wanted.size > 0) {
+    for (const m of String(text).matchAll(TOKEN)) {
+      if (!wanted.has(m[0].toLowerCase())) continue;
+      if (m.index > last) parts.push({ text: text.slice(last, m.index), match: false });
+      parts.push({ text: m[0], match: true });
+      last = m.index + m[0].length;
+    }
+  }
+  if (last < text.length || parts.length === 0) parts.push({ text: text.slice(last), match: false });
+  return parts;
+}
+
+const KEYS = ['q', 'range', 'start', 'end', 'host', 'source', 'level'];
+
+/** The page state in a URL query string. An absolute range (start/end in ms) wins over a quick range. */
+export function stateFromSearch(search) {
+  const p = new URLSearchParams(search);
+  const state = {};
+  for (const key of KEYS) state[key] = p.get(key) ?? '';
+  const start = parseTimeParam(state.start);
+  const end = parseTimeParam(state.end);
+  if (Number.isFinite(start) || Number.isFinite(end)) {
+    state.start = Number.isFinite(start) ? start : null;
+    state.end = Number.isFinite(end) ? end : null;
+    state.range = '';
+  } else {
+    state.start = null;
+    state.end = null;
+    if (!(state.range in RANGES)) state.range = DEFAULT_RANGE;
+  }
+  return state;
+}
+
+/** Unix ms or an RFC 3339 time, as the API takes them; NaN otherwise. */
+export function parseTimeParam(text) {
+  if (!text) return Number.NaN;
+  if (/^-?\d+$/.test(text)) return Number(text);
+  return Date.parse(text);
+}
+
+/** The URL query string of a page state (empty values left out). */
+export function stateToSearch(state) {
+  const p = new URLSearchParams();
+  if (state.q) p.set('q', state.q);
+  if (state.range) p.set('range', state.range);
+  else {
+    if (Number.isFinite(state.start)) p.set('start', new Date(state.start).toISOString());
+    if (Number.isFinite(state.end)) p.set('end', new Date(state.end).toISOString());
+  }
+  for (const key of ['host', 'source', 'level']) if (state[key]) p.set(key, state[key]);
+  const text = p.toString();
+  return text ? `?${text}` : '';
+}
+
+/** The [start, end) window, in ms, a state means at `nowMs`. */
+export function timeWindow(state, nowMs) {
+  if (state.range) return { start: nowMs - RANGES[state.range], end: nowMs };
+  const end = Number.isFinite(state.end) ? state.end : nowMs;
+  const start = Number.isFinite(state.start) ? state.start : end - RANGES[DEFAULT_RANGE];
+  return { start, end };
+}
+
+/** The character position of a "query syntax error at position N" message, or -1. */
+export function syntaxErrorPosition(message) {
+  const m = /query syntax error at position (\d+)/.exec(message ?? '');
+  return m ? Number(m[1]) : -1;
+}
