@@ -281,7 +281,11 @@ mod tests {
         let acks = Arc::new(Mutex::new(AckTracker::default()));
         let stats = Arc::new(ShipStats::default());
         let shipper = Arc::new(Shipper {
-            client: reqwest::Client::new(),
+            client: {
+                // As `http_client` does: reqwest needs a rustls provider installed.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
             url: ingest_url(url),
             token: "t".into(),
             max_in_flight: 2,

@@ -48,6 +48,7 @@ async fn ingest_one_line(server: &Server) -> String {
 
 /// A client that shows redirects instead of following them.
 fn browser() -> reqwest::Client {
+    common::install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -193,14 +193,22 @@ pub struct Aggregator {
 impl Aggregator {
     /// Writes a config in `dir` and starts the aggregator; waits for /healthz.
     pub fn start(dir: &Path) -> Aggregator {
+        Aggregator::start_with(dir, "")
+    }
+
+    /// Like [`Aggregator::start`], with `extra` TOML (sections) appended to
+    /// the config. With a `[tls]` section the URL is `https://`, and
+    /// readiness is the `listening on https://...` line in its log.
+    pub fn start_with(dir: &Path, extra: &str) -> Aggregator {
         let port = free_port();
         let config = format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n{extra}",
             dir.join("data").display()
         );
         fs::write(dir.join("aggregator.toml"), config).expect("can write the aggregator config");
+        let scheme = if extra.contains("[tls]") { "https" } else { "http" };
         let mut aggregator = Aggregator {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             service: Service::new("lookout-aggregator", dir, "aggregator.toml", "aggregator.log"),
         };
         aggregator.restart();
@@ -209,11 +217,29 @@ impl Aggregator {
 
     /// Starts it again (after a stop or kill) and waits until it is ready.
     pub fn restart(&mut self) {
+        let log_before = fs::metadata(&self.service.log).map_or(0, |meta| meta.len());
         self.service.start();
+        if self.url.starts_with("https://") {
+            // The plain client cannot speak TLS: the log line says when it listens.
+            let line = format!("lookout-aggregator listening on {}", self.url);
+            let log = self.service.log.clone();
+            wait_until(&format!("`{line}` in {}", log.display()), Duration::from_secs(60), || {
+                fs::read(&log).is_ok_and(|text| {
+                    let new = text.get(usize::try_from(log_before).unwrap_or(0)..).unwrap_or_default();
+                    String::from_utf8_lossy(new).contains(&line)
+                })
+            });
+            return;
+        }
         let url = format!("{}/healthz", self.url);
         wait_until("the aggregator to answer /healthz", Duration::from_secs(60), || {
             http().get(&url).call().is_ok_and(|response| response.status() == 200)
         });
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.service.log
     }
 
     /// SIGKILL.
@@ -303,6 +329,11 @@ impl Agent {
     /// Starts it again after a kill or stop.
     pub fn restart(&mut self) {
         self.service.start();
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.service.log
     }
 
     /// SIGKILL: no flush, no checkpoint.

@@ -44,8 +44,16 @@ impl Answer {
     }
 }
 
+/// Installs rustls's ring provider for reqwest: when the whole workspace is
+/// built, the agent's `rustls-no-provider` feature reaches this crate's
+/// reqwest too, and a client built without a provider panics.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl Server {
     pub async fn start(config: Config) -> Server {
+        install_crypto_provider();
         let aggregator = Aggregator::start(config).await.unwrap();
         let base = format!("http://{}", aggregator.local_addr());
         Server {
