@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Lookout's whole test suite on this machine: installs the real components
-# the tests start (logrotate, prometheus-node-exporter), builds both binaries
+# the tests start (logrotate, prometheus-node-exporter, and openssl, which
+# makes the TLS test's certificates), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || packages+=(logrotate)
 [ -x /usr/bin/prometheus-node-exporter ] || packages+=(prometheus-node-exporter)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2

@@ -443,7 +443,10 @@ impl AgentConfig {
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
     let bytes = std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     if !bytes.windows(27).any(|window| window == b"-----BEGIN CERTIFICATE-----") {
-        return Err(format!("{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)", path.display()));
+        return Err(format!(
+            "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+            path.display()
+        ));
     }
     reqwest::Certificate::from_pem_bundle(&bytes)
         .map_err(|err| format!("{} is not a valid PEM certificate file: {err}", path.display()))

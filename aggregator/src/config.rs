@@ -421,7 +421,10 @@ mod tests {
         assert!(config.notifiers.is_empty() && config.smtp.is_none());
         assert!(config.tls.is_none());
         assert_eq!(config.sessions.idle_timeout.get(), Duration::from_secs(12 * 3600));
-        assert_eq!(config.sessions.absolute_timeout.get(), Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            config.sessions.absolute_timeout.get(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
     }
 
     #[test]

@@ -119,8 +119,16 @@ async fn login_sets_a_strict_http_only_cookie_that_opens_the_api() {
 
     let page = get(&server, "/login?next=%2Fsearch", None).await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("<form method=\"post\" action=\"/login\""), "{}", page.body);
-    assert!(page.body.contains("name=\"password\" type=\"password\""), "{}", page.body);
+    assert!(
+        page.body.contains("<form method=\"post\" action=\"/login\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("name=\"password\" type=\"password\""),
+        "{}",
+        page.body
+    );
     let css = get(&server, "/assets/lookout.css", None).await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.headers["content-type"].to_str().unwrap().starts_with("text/css"));
@@ -133,7 +141,10 @@ async fn login_sets_a_strict_http_only_cookie_that_opens_the_api() {
     for expected in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=604800"] {
         assert!(attributes.contains(&expected), "{expected} missing from {cookie}");
     }
-    assert!(!attributes.contains(&"Secure"), "plain HTTP: no Secure flag in {cookie}");
+    assert!(
+        !attributes.contains(&"Secure"),
+        "plain HTTP: no Secure flag in {cookie}"
+    );
     let token = attributes[0].strip_prefix("lookout_session=").unwrap();
     assert!(token.len() >= 32, "a token of at least 128 bits: {token}");
 
@@ -204,7 +215,11 @@ async fn without_credentials_the_api_is_401_and_pages_redirect_to_the_login() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{route}: {}", answer.body);
         assert!(json(&answer)["error"].as_str().unwrap().contains("log in"), "{route}");
         let forged = get(&server, route, Some("lookout_session=00ff")).await;
-        assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{route} with a made-up session");
+        assert_eq!(
+            forged.status,
+            StatusCode::UNAUTHORIZED,
+            "{route} with a made-up session"
+        );
     }
     for (page, next) in [
         ("/", "%2F"),
@@ -215,7 +230,11 @@ async fn without_credentials_the_api_is_401_and_pages_redirect_to_the_login() {
     ] {
         let answer = get(&server, page, None).await;
         assert_eq!(answer.status, StatusCode::FOUND, "{page}");
-        assert_eq!(answer.headers[LOCATION], format!("/login?next={next}").as_str(), "{page}");
+        assert_eq!(
+            answer.headers[LOCATION],
+            format!("/login?next={next}").as_str(),
+            "{page}"
+        );
     }
     // Logging in from the redirect lands on the page first asked for.
     let back = post_login(&server, "alice", PASSWORD, "/hosts/web-1").await;
@@ -240,11 +259,34 @@ async fn state_changing_requests_with_a_session_need_the_csrf_token() {
     // A JSON API call: the header is required.
     let without = read(post("/api/v1/session").send().await.unwrap()).await;
     assert_eq!(without.status, StatusCode::FORBIDDEN, "{}", without.body);
-    assert!(json(&without)["error"].as_str().unwrap().contains("CSRF"), "{}", without.body);
-    let wrong = read(post("/api/v1/session").header("X-CSRF-Token", "0".repeat(64)).send().await.unwrap()).await;
+    assert!(
+        json(&without)["error"].as_str().unwrap().contains("CSRF"),
+        "{}",
+        without.body
+    );
+    let wrong = read(
+        post("/api/v1/session")
+            .header("X-CSRF-Token", "0".repeat(64))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
-    let with = read(post("/api/v1/session").header("X-CSRF-Token", &csrf).send().await.unwrap()).await;
-    assert_eq!(with.status, StatusCode::METHOD_NOT_ALLOWED, "past the CSRF check: {}", with.body);
+    let with = read(
+        post("/api/v1/session")
+            .header("X-CSRF-Token", &csrf)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        with.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "past the CSRF check: {}",
+        with.body
+    );
     // Bearer-token calls carry no ambient credentials and need no CSRF token.
     let bearer = client
         .post(format!("{}/api/v1/session", server.base))
@@ -271,7 +313,11 @@ async fn state_changing_requests_with_a_session_need_the_csrf_token() {
     )
     .await;
     assert_eq!(foreign.status, StatusCode::FORBIDDEN, "{}", foreign.body);
-    assert_eq!(get(&server, "/api/v1/hosts", Some(&cookie)).await.status, StatusCode::OK, "still logged in");
+    assert_eq!(
+        get(&server, "/api/v1/hosts", Some(&cookie)).await.status,
+        StatusCode::OK,
+        "still logged in"
+    );
 
     let own_origin = server.base.clone();
     let logout = read(
@@ -286,7 +332,10 @@ async fn state_changing_requests_with_a_session_need_the_csrf_token() {
     assert_eq!(logout.headers[LOCATION], "/login");
     assert!(set_cookie(&logout).contains("Max-Age=0"), "the cookie is cleared");
     // The old cookie no longer opens anything.
-    assert_eq!(get(&server, "/api/v1/hosts", Some(&cookie)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&server, "/api/v1/hosts", Some(&cookie)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(get(&server, "/", Some(&cookie)).await.status, StatusCode::FOUND);
     server.stop().await;
 }
@@ -295,7 +344,12 @@ async fn state_changing_requests_with_a_session_need_the_csrf_token() {
 async fn next_never_leads_off_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with_users(dir.path(), "").await;
-    for next in ["//evil.example", "https://evil.example/", "/\\evil.example", "evil.example"] {
+    for next in [
+        "//evil.example",
+        "https://evil.example/",
+        "/\\evil.example",
+        "evil.example",
+    ] {
         let answer = post_login(&server, "alice", PASSWORD, next).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{next}");
         assert_eq!(answer.headers[LOCATION], "/", "{next}");
@@ -324,7 +378,10 @@ async fn an_idle_session_expires() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with_users(dir.path(), "[sessions]\nidle_timeout = \"1s\"\n").await;
     let cookie = log_in(&server, "alice").await;
-    assert_eq!(get(&server, "/api/v1/hosts", Some(&cookie)).await.status, StatusCode::OK);
+    assert_eq!(
+        get(&server, "/api/v1/hosts", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let answer = get(&server, "/api/v1/hosts", Some(&cookie)).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
@@ -372,12 +429,18 @@ async fn every_answer_carries_the_security_headers() {
             .find(|directive| directive.starts_with("script-src"))
             .unwrap_or_else(|| panic!("no script-src in {csp}"));
         assert_eq!(script_src, "script-src 'self'");
-        assert!(!csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(
+            !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
         assert_eq!(header("x-content-type-options"), "nosniff");
         assert_eq!(header("x-frame-options"), "DENY");
         assert_eq!(header("referrer-policy"), "same-origin");
         assert_eq!(header("cache-control"), "no-store", "{path}");
-        assert!(answer.headers.get("strict-transport-security").is_none(), "no HSTS over plain HTTP");
+        assert!(
+            answer.headers.get("strict-transport-security").is_none(),
+            "no HSTS over plain HTTP"
+        );
     }
     server.stop().await;
 }

@@ -313,7 +313,9 @@ fn a_first_start_without_users_prints_a_generated_admin_password_once() {
     let (second, lines) = start_until_listening(&config);
     drop(second);
     assert!(
-        !lines.iter().any(|line| line.contains("admin") || line.contains(&password)),
+        !lines
+            .iter()
+            .any(|line| line.contains("admin") || line.contains(&password)),
         "the second start says nothing about the password: {lines:#?}"
     );
 

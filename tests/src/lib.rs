@@ -223,12 +223,16 @@ impl Aggregator {
             // The plain client cannot speak TLS: the log line says when it listens.
             let line = format!("lookout-aggregator listening on {}", self.url);
             let log = self.service.log.clone();
-            wait_until(&format!("`{line}` in {}", log.display()), Duration::from_secs(60), || {
-                fs::read(&log).is_ok_and(|text| {
-                    let new = text.get(usize::try_from(log_before).unwrap_or(0)..).unwrap_or_default();
-                    String::from_utf8_lossy(new).contains(&line)
-                })
-            });
+            wait_until(
+                &format!("`{line}` in {}", log.display()),
+                Duration::from_secs(60),
+                || {
+                    fs::read(&log).is_ok_and(|text| {
+                        let new = text.get(usize::try_from(log_before).unwrap_or(0)..).unwrap_or_default();
+                        String::from_utf8_lossy(new).contains(&line)
+                    })
+                },
+            );
             return;
         }
         let url = format!("{}/healthz", self.url);

@@ -35,7 +35,15 @@ fn make_certificates(dir: &Path) {
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     openssl(dir, &ca);
-    let mut request = vec!["req", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"];
+    let mut request = vec![
+        "req",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ];
     request.extend(ec);
     openssl(dir, &request);
     fs::write(
@@ -47,8 +55,21 @@ fn make_certificates(dir: &Path) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days",
-            "2", "-out", "server.pem", "-extfile", "server.ext",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
         ],
     );
 }
@@ -85,7 +106,7 @@ fn agents_ship_over_https_to_an_aggregator_with_a_private_ca() {
         dir.join("server.pem").display(),
         dir.join("server.key").display()
     );
-    let aggregator = Aggregator::start_with(&dir, &tls);
+    let mut aggregator = Aggregator::start_with(&dir, &tls);
     assert!(aggregator.url.starts_with("https://127.0.0.1:"), "{}", aggregator.url);
     let client = client(&dir);
 
@@ -143,7 +164,9 @@ fn agents_ship_over_https_to_an_aggregator_with_a_private_ca() {
     // An agent that trusts the CA ships its lines.
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).unwrap();
-    let lines: String = (0..50).map(|i| format!("2026-01-01T00:00:00Z INFO secure line {i}\n")).collect();
+    let lines: String = (0..50)
+        .map(|i| format!("2026-01-01T00:00:00Z INFO secure line {i}\n"))
+        .collect();
     fs::write(logs.join("app.log"), &lines).unwrap();
     let good_dir = dir.join("agent-with-ca");
     fs::create_dir_all(&good_dir).unwrap();
@@ -167,11 +190,18 @@ fn agents_ship_over_https_to_an_aggregator_with_a_private_ca() {
         logs.display()
     );
     let mut untrusting = Agent::start(&bad_dir, &aggregator.url, &sources);
-    wait_until("a certificate error in the agent's log", Duration::from_secs(60), || {
-        fs::read_to_string(untrusting.log()).is_ok_and(|log| {
-            log.contains("sending a batch failed") && log.to_lowercase().contains("certificate")
-        })
-    });
+    wait_until(
+        "a certificate error in the agent's log",
+        Duration::from_secs(60),
+        || {
+            fs::read_to_string(untrusting.log())
+                .is_ok_and(|log| log.contains("sending a batch failed") && log.to_lowercase().contains("certificate"))
+        },
+    );
     assert_eq!(count(&client, &aggregator.url, "untrusted"), 0);
     assert_eq!(untrusting.terminate(), Some(0));
+    // The HTTPS server stops cleanly on SIGTERM.
+    assert_eq!(aggregator.terminate(), Some(0));
+    let log = fs::read_to_string(aggregator.log()).unwrap();
+    assert!(log.contains("lookout-aggregator stopped"), "{log}");
 }

@@ -185,10 +185,8 @@ pub async fn access(State(app): State<AppState>, request: Request, next: Next) -
     let Some(session) = session else {
         return match area {
             Area::Page => redirect_to_login(&request),
-            _ => ApiError::unauthorized(
-                "not signed in: log in at /login, or send `Authorization: Bearer <API token>`",
-            )
-            .into_response(),
+            _ => ApiError::unauthorized("not signed in: log in at /login, or send `Authorization: Bearer <API token>`")
+                .into_response(),
         };
     };
     if changes_state(request.method()) {
@@ -308,7 +306,11 @@ fn redirect_to_login(request: &Request) -> Response {
     let location = format!("/login?next={next}");
     match HeaderValue::from_str(&location) {
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(_) => (StatusCode::FOUND, [(header::LOCATION, HeaderValue::from_static("/login"))]).into_response(),
+        Err(_) => (
+            StatusCode::FOUND,
+            [(header::LOCATION, HeaderValue::from_static("/login"))],
+        )
+            .into_response(),
     }
 }
 
@@ -357,7 +359,10 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; lookout_session=abc; b=2"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; lookout_session=abc; b=2"),
+        );
         assert_eq!(session_token(&headers).as_deref(), Some("abc"));
         headers.insert(header::COOKIE, HeaderValue::from_static("lookout_sessionx=abc"));
         assert_eq!(session_token(&headers), None);

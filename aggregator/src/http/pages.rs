@@ -253,9 +253,12 @@ mod tests {
 
     #[test]
     fn pages_escape_what_they_show() {
-        let page = render("login.html", context! { next => "/x\"><script>", username => "<b>", error => "e" })
-            .unwrap()
-            .0;
+        let page = render(
+            "login.html",
+            context! { next => "/x\"><script>", username => "<b>", error => "e" },
+        )
+        .unwrap()
+        .0;
         assert!(page.contains("x&quot;&gt;&lt;script&gt;\""), "{page}");
         assert!(!page.contains("<script>") && !page.contains("<b>"), "{page}");
         assert!(page.contains("href=\"/assets/lookout.css\""), "{page}");

@@ -438,8 +438,14 @@ mod tests {
             store.add_user("alice", "another password", Role::Viewer),
             Err(UserError::Exists(_))
         ));
-        assert!(matches!(store.add_user("bob", "short", Role::Viewer), Err(UserError::WeakPassword(_))));
-        assert!(matches!(store.add_user("b o b", "a long password", Role::Viewer), Err(UserError::BadName(_))));
+        assert!(matches!(
+            store.add_user("bob", "short", Role::Viewer),
+            Err(UserError::WeakPassword(_))
+        ));
+        assert!(matches!(
+            store.add_user("b o b", "a long password", Role::Viewer),
+            Err(UserError::BadName(_))
+        ));
         let alice = store.check_password("alice", "a long password").unwrap().unwrap();
         assert_eq!(alice.role, Role::Admin);
         assert!(store.check_password("alice", "a wrong password").unwrap().is_none());

@@ -1,9 +1,9 @@
 //! Passwords and random tokens: argon2id hashing, the strength rule, and
 //! random values from the operating system's generator.
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::Argon2;
 use sha2::{Digest as _, Sha256};
 
 /// The shortest password accepted, in characters.
@@ -19,7 +19,9 @@ const PASSWORD_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuv
 /// Why a password is refused.
 pub fn password_problem(password: &str) -> Option<String> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
-        Some(format!("the password is too short: at least {MIN_PASSWORD_CHARS} characters are required"))
+        Some(format!(
+            "the password is too short: at least {MIN_PASSWORD_CHARS} characters are required"
+        ))
     } else if password.len() > MAX_PASSWORD_BYTES {
         Some(format!("the password is too long: at most {MAX_PASSWORD_BYTES} bytes"))
     } else if password.chars().any(char::is_control) {
@@ -61,7 +63,9 @@ pub fn generate_password(length: usize) -> Result<String, getrandom::Error> {
         getrandom::fill(&mut buffer)?;
         for &byte in &buffer {
             if usize::from(byte) < limit && password.len() < length {
-                password.push(char::from(PASSWORD_ALPHABET[usize::from(byte) % PASSWORD_ALPHABET.len()]));
+                password.push(char::from(
+                    PASSWORD_ALPHABET[usize::from(byte) % PASSWORD_ALPHABET.len()],
+                ));
             }
         }
     }
@@ -85,10 +89,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }
 
 #[cfg(test)]
