@@ -346,6 +346,22 @@ mod tests {
     }
 
     #[test]
+    fn only_admins_and_api_tokens_pass_require_admin() {
+        let session = |role| {
+            Caller::User(Session {
+                user: "u".into(),
+                role,
+                csrf_token: "c".into(),
+                expires_ms: 0,
+            })
+        };
+        assert!(Caller::ApiToken.require_admin().is_ok());
+        assert!(session(Role::Admin).require_admin().is_ok());
+        let refused = session(Role::Viewer).require_admin().unwrap_err().into_response();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
     fn next_stays_on_this_server() {
         assert_eq!(safe_next("/search?q=a"), "/search?q=a");
         assert_eq!(safe_next("//evil.example"), "/");
