@@ -65,9 +65,12 @@ pids+=($!)
 ) &
 pids+=($!)
 
+# The first start creates the web UI user `admin` and prints its password once.
+admin_password=$(grep -A4 "the user \`admin\` was created" "$demo/aggregator.log" | sed -n 's/^    //p' | tail -n 1)
 cat <<MSG
 Lookout is running.
   URL:        http://127.0.0.1:$port
+  Web login:  admin / ${admin_password:-(see the first run's $demo/aggregator.log)}
   API token:  $API   (ingest token and both configs in $demo)
   Try:        curl -H "Authorization: Bearer $API" 'http://127.0.0.1:$port/api/v1/logs/search?q=demo&limit=5'
   Logs:       $demo/aggregator.log, $demo/agent.log

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Lookout's whole test suite on this machine: installs the real components
-# the tests start (logrotate, prometheus-node-exporter, aiosmtpd), builds both binaries
+# the tests start (logrotate, prometheus-node-exporter, aiosmtpd, and openssl,
+# which makes the TLS test's certificates), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -11,6 +12,7 @@ command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || packages+=
 [ -x /usr/bin/prometheus-node-exporter ] || packages+=(prometheus-node-exporter)
 # The notifier tests' SMTP server (tests/smtp_sink.py runs it with Debian's python3).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || packages+=(python3-aiosmtpd)
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2

@@ -20,6 +20,10 @@ pub struct AgentConfig {
     pub aggregator_url: String,
     /// Ingest token sent as `Authorization: Bearer`.
     pub token: String,
+    /// A PEM file of CA certificates trusted for an `https://` aggregator,
+    /// besides the system's roots (for a self-signed deployment).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Host name put on every record; defaults to the machine's hostname.
     #[serde(default)]
     pub host: Option<String>,
@@ -395,6 +399,9 @@ impl AgentConfig {
         if self.token.trim().is_empty() {
             return Err(ConfigError::at_key(file, "token", "must not be empty"));
         }
+        if let Some(ca_file) = &self.ca_file {
+            read_ca_file(ca_file).map_err(|reason| ConfigError::at_key(file, "ca_file", reason))?;
+        }
         if matches!(&self.host, Some(host) if host.trim().is_empty()) {
             return Err(ConfigError::at_key(file, "host", "must not be empty when set"));
         }
@@ -421,10 +428,28 @@ impl AgentConfig {
         })
     }
 
+    /// The certificates of `ca_file`, if set.
+    pub fn ca_certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        self.ca_file.as_deref().map_or(Ok(Vec::new()), read_ca_file)
+    }
+
     /// The host name records carry.
     pub fn host_name(&self) -> String {
         self.host.clone().unwrap_or_else(machine_hostname)
     }
+}
+
+/// The CA certificates of a PEM file; an error names the file and what is wrong.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let bytes = std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    if !bytes.windows(27).any(|window| window == b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "{} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
+            path.display()
+        ));
+    }
+    reqwest::Certificate::from_pem_bundle(&bytes)
+        .map_err(|err| format!("{} is not a valid PEM certificate file: {err}", path.display()))
 }
 
 fn machine_hostname() -> String {
@@ -576,6 +601,22 @@ mod tests {
         assert_eq!(metrics.interval, Duration::from_secs(10));
         assert!(!metrics.wants_mount(Path::new("/boot/efi"), "vfat"));
         assert!(metrics.wants_mount(Path::new("/"), "ext4"));
+    }
+
+    #[test]
+    fn an_unusable_ca_file_is_a_config_error() {
+        let garbage = std::env::temp_dir().join(format!("lookout-ca-garbage-{}.pem", std::process::id()));
+        std::fs::write(&garbage, "not a certificate\n").unwrap();
+        for (path, reason) in [
+            (Path::new("/nonexistent/ca.pem"), "cannot read /nonexistent/ca.pem"),
+            (garbage.as_path(), "holds no PEM certificate"),
+        ] {
+            let text = format!("{MINIMAL}ca_file = \"{}\"\n", path.display());
+            let err = check(&text).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some("ca_file"), "{err}");
+            assert!(err.reason.contains(reason), "{err}");
+        }
+        std::fs::remove_file(&garbage).unwrap();
     }
 
     #[test]

@@ -68,6 +68,21 @@ pub enum AgentError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    /// `ca_file` could not be used.
+    #[error("ca_file: {0}")]
+    CaFile(String),
+}
+
+/// The client that ships batches: HTTPS through rustls with the ring
+/// provider, trusting the system's roots plus `ca_file`'s certificates.
+pub fn http_client(config: &AgentConfig) -> Result<reqwest::Client, AgentError> {
+    lookout_shared::tls::install_crypto_provider();
+    let certificates = config.ca_certificates().map_err(AgentError::CaFile)?;
+    let mut builder = reqwest::Client::builder().timeout(config.shipper.request_timeout.get());
+    if !certificates.is_empty() {
+        builder = builder.tls_certs_merge(certificates);
+    }
+    Ok(builder.build()?)
 }
 
 /// Runs the agent until `shutdown` completes, then flushes what was read,
@@ -190,10 +205,7 @@ pub async fn run(
             .map_err(state_error("cannot start the sealer thread", &state_dir))?
     };
 
-    lookout_shared::tls::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .timeout(config.shipper.request_timeout.get())
-        .build()?;
+    let client = http_client(&config)?;
     let shipper = Arc::new(Shipper {
         client,
         url: ship::ingest_url(&config.aggregator_url),

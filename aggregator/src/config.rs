@@ -6,6 +6,10 @@
 //! are rejected everywhere. Relative paths (`data_dir`, `rules_file`) are taken
 //! relative to the working directory, as in SPEC.md's example.
 //!
+//! `[tls]` names a certificate and key; validation reads and parses both, so
+//! `check-config` catches a missing or unreadable file before a start does.
+//! `[sessions]` bounds how long a web UI login lasts.
+//!
 //! `[smtp]`, `[[notifiers]]` and `rules_file` are parsed and validated here so
 //! that a complete configuration validates today, even though alerting is built
 //! later.
@@ -48,6 +52,11 @@ pub struct Config {
     /// read and checked when the configuration is loaded.
     #[serde(skip)]
     pub rules: Vec<crate::alert::rules::Rule>,
+    /// Serve HTTPS with this certificate and key; plain HTTP without it.
+    pub tls: Option<TlsConfig>,
+    /// How long a web UI login lasts.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
 }
 
 /// `[alerting]`: evaluation and notification timing (Alertmanager's names).
@@ -105,6 +114,45 @@ impl Config {
         match &self.alerting.external_url {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// `[tls]`: the server's certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM), the server's own certificate first.
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[sessions]`: how long a web UI login lasts.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// A session unused for this long ends (default 12 h).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// A session ends this long after the login, used or not (default 7 days).
+    #[serde(default = "default_absolute_timeout")]
+    pub absolute_timeout: HumanDuration,
+}
+
+fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(12 * 3600))
+}
+
+fn default_absolute_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(7 * 24 * 3600))
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            idle_timeout: default_idle_timeout(),
+            absolute_timeout: default_absolute_timeout(),
         }
     }
 }
@@ -390,6 +438,19 @@ impl Config {
         if self.ingest.max_decompressed_bytes.bytes() == 0 {
             return err("ingest.max_decompressed_bytes".into(), "must be more than 0".into());
         }
+        let sessions = &self.sessions;
+        if sessions.idle_timeout.get() < Duration::from_secs(1) {
+            return err("sessions.idle_timeout".into(), "must be at least 1s".into());
+        }
+        if sessions.absolute_timeout.get() < sessions.idle_timeout.get() {
+            return err(
+                "sessions.absolute_timeout".into(),
+                "must not be shorter than sessions.idle_timeout".into(),
+            );
+        }
+        if let Some(tls) = &self.tls {
+            crate::tls::server_config(tls).map_err(|e| ConfigError::at_key(file, e.key(), e.to_string()))?;
+        }
         if let Some(smtp) = &self.smtp {
             if smtp.host.trim().is_empty() {
                 return err("smtp.host".into(), "must not be empty".into());
@@ -521,6 +582,23 @@ mod tests {
         assert_eq!(config.ingest.max_body_bytes.bytes(), 16 * 1024 * 1024);
         assert_eq!(config.ingest.max_decompressed_bytes.bytes(), 64 * 1024 * 1024);
         assert!(config.notifiers.is_empty() && config.smtp.is_none());
+        assert!(config.tls.is_none());
+        assert_eq!(config.sessions.idle_timeout.get(), Duration::from_secs(12 * 3600));
+        assert_eq!(
+            config.sessions.absolute_timeout.get(),
+            Duration::from_secs(7 * 24 * 3600)
+        );
+    }
+
+    #[test]
+    fn tls_files_are_checked_when_loading() {
+        let text = format!("{MINIMAL}[tls]\ncert = \"/nonexistent/cert.pem\"\nkey = \"/nonexistent/key.pem\"\n");
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("tls.cert"), "{err}");
+        assert!(err.reason.contains("/nonexistent/cert.pem"), "{err}");
+        let only_cert = format!("{MINIMAL}[tls]\ncert = \"c.pem\"\n");
+        let err = parse(&only_cert).unwrap_err();
+        assert!(err.to_string().contains("key"), "{err}");
     }
 
     #[test]
@@ -529,6 +607,10 @@ mod tests {
             (MINIMAL.replace("[\"a\"]", "[]"), "auth.ingest_tokens"),
             (MINIMAL.replace("[\"b\"]", "[\"has space\"]"), "auth.api_tokens[0]"),
             (format!("{MINIMAL}[retention]\nlogs_days = 0\n"), "retention.logs_days"),
+            (
+                format!("{MINIMAL}[sessions]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\n"),
+                "sessions.absolute_timeout",
+            ),
             (
                 format!("{MINIMAL}[[notifiers]]\nname = \"m\"\nkind = \"email\"\nto = [\"x@y\"]\n"),
                 "notifiers[0]",

@@ -14,7 +14,9 @@
 //! → [`http`] read API. [`alert`] evaluates rules over both stores and sends
 //! notifications through its own SQLite outbox. [`retention`] deletes old
 //! partitions and samples, [`metrics`] counts what happens, [`config`] reads
-//! `aggregator.toml` (and the rules file).
+//! `aggregator.toml` (and the rules file). [`users`] holds the web UI's users
+//! and login sessions, which [`http::access`] checks; [`tls`] serves HTTPS
+//! when `[tls]` is set.
 //!
 //! [`Aggregator::start`] runs everything in-process (tests use it with port 0);
 //! the binary adds the CLI, logging and signal handling around [`run`].
@@ -29,6 +31,8 @@ pub mod metrics;
 pub mod metricstore;
 pub mod retention;
 pub mod store;
+pub mod tls;
+pub mod users;
 pub mod writer_thread;
 
 use alert::notify::Notifiers;
@@ -41,10 +45,17 @@ use metricstore::writer::MetricWriter;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use store::LogStore;
 use store::writer::LogWriter;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use users::{SessionPolicy, UserStore};
+
+/// How often expired sessions are deleted.
+const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long a stop waits for open HTTPS connections before closing them.
+const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// A running aggregator: HTTP server, writer threads and background tasks.
 pub struct Aggregator {
@@ -57,9 +68,14 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// Opens the stores, starts the writers and serves on `config.listen`.
-    /// Logs `lookout-aggregator listening on http://ADDR` with the bound
-    /// address (the real port when `listen` has port 0).
+    /// Opens the stores, starts the writers and serves on `config.listen`
+    /// (HTTPS when `[tls]` is set). Logs `lookout-aggregator listening on
+    /// http://ADDR` (or `https://ADDR`) with the bound address (the real port
+    /// when `listen` has port 0).
+    ///
+    /// On a first start with no user at all, creates the user `admin` with
+    /// a generated password and prints it once to stderr (not to the log,
+    /// which may be shipped elsewhere).
     pub async fn start(config: Config) -> anyhow::Result<Aggregator> {
         let metrics = Arc::new(Metrics::default());
         let data_dir = config.data_dir.clone();
@@ -79,6 +95,20 @@ impl Aggregator {
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
         let rules = Arc::new(config.rules.clone());
         let rule_statuses = alert::engine::RuleStatuses::default();
+        let data_dir = config.data_dir.clone();
+        let users = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let users = UserStore::open(&data_dir).context("cannot open the user database")?;
+            if let Some(password) = users.create_first_admin()? {
+                print_first_admin(&password);
+            }
+            Ok(users)
+        })
+        .await??;
+        let tls = match &config.tls {
+            Some(tls) => Some(tls::server_config(tls)?),
+            None => None,
+        };
+        let policy = SessionPolicy::from(&config.sessions);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -97,17 +127,43 @@ impl Aggregator {
                 rules: rules.clone(),
                 statuses: rule_statuses.clone(),
             },
+            access: Arc::new(http::access::Access {
+                users: users.clone(),
+                policy,
+                api_tokens: http::auth::Tokens::new(&config.auth.api_tokens, "API"),
+                tls: tls.is_some(),
+                limiter: http::ratelimit::LoginLimiter::default(),
+            }),
         };
-        let app = http::router(state, &config.auth);
+        let app = http::router(state, &config.auth).into_make_service_with_connect_info::<SocketAddr>();
         let (stop_server, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    // Either an explicit stop or the handle being dropped.
-                    let _ = stopped.await;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        // Either an explicit stop or the handle being dropped.
+                        let _ = stopped.await;
+                    })
+                    .await
+            }),
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let server = axum_server::from_tcp_rustls(
+                    listener.into_std()?,
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
+                )?
+                .handle(handle.clone());
+                tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = stopped.await;
+                        handle.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
+                    };
+                    let (served, ()) = tokio::join!(server.serve(app), stop);
+                    served
                 })
-                .await
-        });
+            }
+        };
         let days = &config.retention;
         let alerting = &config.alerting;
         let engine = alert::engine::spawn(alert::engine::EngineParts {
@@ -127,6 +183,7 @@ impl Aggregator {
             statuses: rule_statuses,
         });
         let mut background = vec![
+            tokio::spawn(purge_sessions(users, policy)),
             tokio::spawn(retention::run(writer.handle(), days.logs_days)),
             tokio::spawn(retention::run_metrics(
                 metric_writer.handle(),
@@ -136,7 +193,7 @@ impl Aggregator {
             tokio::spawn(metricstore::writer::flush_touches(metric_writer.handle())),
         ];
         background.extend(engine);
-        tracing::info!("lookout-aggregator listening on http://{addr}");
+        tracing::info!("lookout-aggregator listening on {scheme}://{addr}");
         Ok(Aggregator {
             addr,
             stop_server,
@@ -170,6 +227,33 @@ impl Aggregator {
         metrics_stopped?;
         tracing::info!("lookout-aggregator stopped");
         Ok(())
+    }
+}
+
+/// Prints the first admin's generated password: once, to stderr, outside the
+/// log (a structured log field could be shipped to other systems).
+fn print_first_admin(password: &str) {
+    eprintln!(
+        "\n================================================================\n\
+         lookout-aggregator: no user existed, so the user `admin` was created\n\
+         with this password (shown only now; change it with\n\
+         `lookout-aggregator --config FILE user passwd admin`):\n\n    {password}\n\
+         ================================================================\n"
+    );
+}
+
+/// Deletes expired sessions every [`SESSION_PURGE_INTERVAL`].
+async fn purge_sessions(users: UserStore, policy: SessionPolicy) {
+    let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        let users = users.clone();
+        match tokio::task::spawn_blocking(move || users.purge_expired(policy)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(purged)) => tracing::debug!(purged, "expired sessions deleted"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot delete expired sessions"),
+            Err(err) => tracing::warn!(error = %err, "cannot delete expired sessions"),
+        }
     }
 }
 

@@ -5,14 +5,21 @@
 //! - `lookout-aggregator check-config --config FILE` prints `config OK`, or the
 //!   error (file, key, reason) and exits with status 2. It also reads the
 //!   rules file and sets up the notifiers, so their errors show here too.
+//! - `lookout-aggregator --config FILE user add [--admin] NAME` creates a web
+//!   UI user (role viewer, or admin); `user passwd NAME` sets a new password;
+//!   `user list`, `user remove NAME`. A password is read from stdin (one
+//!   line) when stdin is not a terminal, else prompted for twice without echo.
 //!
 //! Logs go to stderr (`RUST_LOG`, default `info`). Once serving, one line
 //! reads `lookout-aggregator listening on http://ADDR` with the bound address.
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use lookout_aggregator::alert::notify::Notifiers;
 use lookout_aggregator::config::Config;
-use std::path::PathBuf;
+use lookout_aggregator::users::{Role, UserStore, secret};
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit status for an invalid configuration (also clap's for bad arguments).
@@ -33,6 +40,36 @@ struct Cli {
 enum Command {
     /// Validate the configuration file: prints `config OK`, or the error and exits with 2.
     CheckConfig,
+    /// Manage the web UI's users (stored in data_dir/users.sqlite).
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (role viewer, or admin with --admin). The password is read
+    /// from stdin when it is not a terminal, else prompted for.
+    Add {
+        /// Give the user the admin role (silences, users, tokens).
+        #[arg(long)]
+        admin: bool,
+        /// The login name (letters, digits, `.`, `_`, `@`, `-`).
+        name: String,
+    },
+    /// Set a new password for a user (ends their sessions).
+    Passwd {
+        /// The login name.
+        name: String,
+    },
+    /// List the users and their roles.
+    List,
+    /// Delete a user (ends their sessions).
+    Remove {
+        /// The login name.
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,8 +93,77 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_INVALID_CONFIG)
             }
         },
+        Some(Command::User { action }) => match Config::load(&config_path) {
+            Ok(config) => match manage_users(&config.data_dir, action) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(err) => {
+                eprintln!("invalid configuration: {err}");
+                ExitCode::from(EXIT_INVALID_CONFIG)
+            }
+        },
         None => serve(&config_path),
     }
+}
+
+fn manage_users(data_dir: &Path, action: UserCommand) -> anyhow::Result<()> {
+    let users = UserStore::open(data_dir)?;
+    match action {
+        UserCommand::Add { admin, name } => {
+            let role = if admin { Role::Admin } else { Role::Viewer };
+            let password = read_new_password()?;
+            users.add_user(&name, &password, role)?;
+            println!("user `{name}` created (role {})", role.as_str());
+        }
+        UserCommand::Passwd { name } => {
+            let password = read_new_password()?;
+            users.set_password(&name, &password)?;
+            println!("password of `{name}` changed; their sessions have ended");
+        }
+        UserCommand::List => {
+            for user in users.list_users()? {
+                let created = jiff::Timestamp::from_millisecond(user.created_ms)
+                    .map(|time| time.to_string())
+                    .unwrap_or_default();
+                println!("{}\t{}\t{created}", user.name, user.role.as_str());
+            }
+        }
+        UserCommand::Remove { name } => {
+            users.remove_user(&name)?;
+            println!("user `{name}` removed");
+        }
+    }
+    Ok(())
+}
+
+/// A new password: one line of stdin when it is not a terminal (scripts,
+/// `echo ... |`), else typed twice at a prompt without echo. Refused when
+/// weak, before anything is stored.
+fn read_new_password() -> anyhow::Result<String> {
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ").context("cannot read the password")?;
+        if let Some(problem) = secret::password_problem(&first) {
+            anyhow::bail!("{problem}");
+        }
+        let second = rpassword::prompt_password("Repeat it: ").context("cannot read the password")?;
+        anyhow::ensure!(first == second, "the two passwords differ");
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if let Some(problem) = secret::password_problem(&password) {
+        anyhow::bail!("{problem}");
+    }
+    Ok(password)
 }
 
 fn serve(config_path: &std::path::Path) -> ExitCode {

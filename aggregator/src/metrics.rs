@@ -10,8 +10,10 @@ use std::time::Duration;
 /// Why a request was refused; one counter each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
-    /// Missing or wrong bearer token (401).
+    /// Missing or wrong bearer token or session (401).
     Unauthorized,
+    /// Not allowed for this caller: CSRF, origin or role (403).
+    Forbidden,
     /// Body over a size limit (413).
     TooLarge,
     /// Unsupported `Content-Encoding` (415).
@@ -31,8 +33,9 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 9] = [
+    const ALL: [RejectReason; 10] = [
         RejectReason::Unauthorized,
+        RejectReason::Forbidden,
         RejectReason::TooLarge,
         RejectReason::UnsupportedEncoding,
         RejectReason::BadEncoding,
@@ -47,6 +50,7 @@ impl RejectReason {
     pub fn label(self) -> &'static str {
         match self {
             RejectReason::Unauthorized => "unauthorized",
+            RejectReason::Forbidden => "forbidden",
             RejectReason::TooLarge => "too_large",
             RejectReason::UnsupportedEncoding => "unsupported_encoding",
             RejectReason::BadEncoding => "bad_encoding",

@@ -137,36 +137,12 @@ fn serves_on_port_zero_and_stops_cleanly_on_sigterm() {
         .replace("127.0.0.1:7070", "127.0.0.1:0")
         .replace("./data", &dir.path().join("data").display().to_string());
     std::fs::write(&file, config).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&file)
-        .current_dir(repository_root())
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
+    let (mut child, seen, lines) = start_until_listening(&file);
+    let addr = seen
+        .last()
+        .and_then(|line| line.split_once("lookout-aggregator listening on http://"))
+        .map(|(_, addr)| addr.trim().to_owned())
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut child = Running(child);
-
-    // Stream stderr lines to the test; the address is in the listening line.
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).expect("no listening line within 30 s");
-        if let Some((_, addr)) = line.split_once("lookout-aggregator listening on http://") {
-            break addr.trim().to_owned();
-        }
-    };
     let port: u16 = addr.rsplit_once(':').unwrap().1.parse().unwrap();
     assert_ne!(port, 0);
 
@@ -212,4 +188,145 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// A config file in `dir` with its data in `dir/data`, serving on port 0.
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let file = dir.join("aggregator.toml");
+    let config = SPEC_EXAMPLE
+        .replace("127.0.0.1:7070", "127.0.0.1:0")
+        .replace("./data", &dir.join("data").display().to_string());
+    std::fs::write(&file, config).unwrap();
+    file
+}
+
+/// Runs `lookout-aggregator --config FILE user ARGS` with `stdin` piped in.
+fn user_command(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .current_dir(repository_root())
+        .arg("user")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_add_takes_the_password_from_stdin_and_the_user_can_log_in() {
+    use lookout_aggregator::users::{Role, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+
+    let output = user_command(&config, &["add", "--admin", "alice"], "a fine long password\n");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "user `alice` created (role admin)"
+    );
+    let output = user_command(&config, &["add", "bob"], "short\n");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at least 12 characters"), "{stderr}");
+    let output = user_command(&config, &["add", "alice"], "another long password\n");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+    let output = user_command(&config, &["add", "carol"], "a viewer's password\n");
+    assert!(output.status.success(), "{output:?}");
+
+    let output = user_command(&config, &["list"], "");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<Vec<&str>> = listing.lines().map(|line| line.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{listing}");
+    assert_eq!(rows[0][..2], ["alice", "admin"]);
+    assert_eq!(rows[1][..2], ["carol", "viewer"]);
+
+    let users = UserStore::open(&dir.path().join("data")).unwrap();
+    let alice = users.check_password("alice", "a fine long password").unwrap().unwrap();
+    assert_eq!(alice.role, Role::Admin);
+    assert!(users.check_password("alice", "a fine long passwore").unwrap().is_none());
+
+    let output = user_command(&config, &["passwd", "alice"], "a new long password\n");
+    assert!(output.status.success(), "{output:?}");
+    assert!(users.check_password("alice", "a new long password").unwrap().is_some());
+    let output = user_command(&config, &["remove", "carol"], "");
+    assert!(output.status.success(), "{output:?}");
+    assert!(users.check_password("carol", "a viewer's password").unwrap().is_none());
+}
+
+/// Starts the binary on `config` and returns it with every stderr line up to
+/// and including the listening line, and the channel of the lines after it.
+fn start_until_listening(config: &Path) -> (Running, Vec<String>, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .current_dir(repository_root())
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let running = Running(child);
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = lines.recv_timeout(left).expect("no listening line within 30 s");
+        let done = line.contains("lookout-aggregator listening on http://");
+        seen.push(line);
+        if done {
+            return (running, seen, lines);
+        }
+    }
+}
+
+#[test]
+fn a_first_start_without_users_prints_a_generated_admin_password_once() {
+    use lookout_aggregator::users::{Role, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+
+    let (first, lines, _) = start_until_listening(&config);
+    drop(first);
+    let announced = lines
+        .iter()
+        .position(|line| line.contains("the user `admin` was created"))
+        .unwrap_or_else(|| panic!("no first-admin banner in {lines:#?}"));
+    let password = lines[announced..]
+        .iter()
+        .find_map(|line| line.strip_prefix("    "))
+        .unwrap_or_else(|| panic!("no password line in {lines:#?}"))
+        .trim()
+        .to_owned();
+    assert!(password.len() >= 16, "{password:?}");
+
+    let (second, lines, _) = start_until_listening(&config);
+    drop(second);
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line.contains("admin") || line.contains(&password)),
+        "the second start says nothing about the password: {lines:#?}"
+    );
+
+    let users = UserStore::open(&dir.path().join("data")).unwrap();
+    let admin = users.check_password("admin", &password).unwrap().unwrap();
+    assert_eq!(admin.role, Role::Admin);
+    assert_eq!(users.list_users().unwrap().len(), 1);
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use lookout_aggregator::users::{Role, UserStore};
 use lookout_shared::parse::{Level, detect_level};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -14,13 +15,49 @@ use tokio::time::{Instant, timeout};
 
 const PAGES: [&str; 5] = ["/", "/search", "/hosts", "/hosts/web-1", "/alerts"];
 
-async fn start() -> (tempfile::TempDir, Server) {
+const PASSWORD: &str = "a long enough password";
+
+/// A server with a viewer `eve`, and the `Cookie` of her session.
+async fn start() -> (tempfile::TempDir, Server, String) {
     let tmp = tempfile::tempdir().unwrap();
+    let users = UserStore::open(tmp.path()).unwrap();
+    users.add_user("eve", PASSWORD, Role::Viewer).unwrap();
     let server = Server::start(config(tmp.path(), "")).await;
-    (tmp, server)
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", server.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("username=eve&password={}&next=%2F", PASSWORD.replace(' ', "+")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303);
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("lookout_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    (tmp, server, cookie)
 }
 
-/// GET without any token: pages and assets are public.
+/// GET with the session cookie (pages need a session; assets need nothing).
+async fn get_page(server: &Server, cookie: &str, path: &str) -> reqwest::Response {
+    server
+        .client
+        .get(format!("{}{path}", server.base))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GET without a token or session: only public paths (assets) answer.
 async fn get_public(server: &Server, path: &str) -> reqwest::Response {
     server
         .client
@@ -110,9 +147,9 @@ fn imports(url: &str, js: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn pages_are_html_with_module_scripts_and_nothing_inline() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, cookie) = start().await;
     for path in PAGES {
-        let response = get_public(&server, path).await;
+        let response = get_page(&server, &cookie, path).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8", "{path}");
         assert_eq!(header(&response, "cache-control"), "no-store", "{path}");
@@ -126,7 +163,7 @@ async fn pages_are_html_with_module_scripts_and_nothing_inline() {
         assert!(html.contains("id=\"user-menu\""), "{path}: no #user-menu");
     }
     // The elements the browser tests rely on are in the pages.
-    let search = get_public(&server, "/search").await.text().await.unwrap();
+    let search = get_page(&server, &cookie, "/search").await.text().await.unwrap();
     for id in [
         "query",
         "search-form",
@@ -143,22 +180,22 @@ async fn pages_are_html_with_module_scripts_and_nothing_inline() {
     ] {
         assert!(search.contains(&format!("id=\"{id}\"")), "search page: no #{id}");
     }
-    let alerts = get_public(&server, "/alerts").await.text().await.unwrap();
+    let alerts = get_page(&server, &cookie, "/alerts").await.text().await.unwrap();
     for id in ["alerts-firing", "silence-form", "silences"] {
         assert!(alerts.contains(&format!("id=\"{id}\"")), "alerts page: no #{id}");
     }
-    let hosts = get_public(&server, "/hosts").await.text().await.unwrap();
+    let hosts = get_page(&server, &cookie, "/hosts").await.text().await.unwrap();
     assert!(hosts.contains("id=\"hosts-table\""));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn assets_are_served_with_their_type_and_cached_for_a_year() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, cookie) = start().await;
     // Every asset the pages reference, and every module those import.
     let mut pending: Vec<String> = Vec::new();
     for path in PAGES {
-        let html = get_public(&server, path).await.text().await.unwrap();
+        let html = get_page(&server, &cookie, path).await.text().await.unwrap();
         pending.extend(check_page(path, &html));
     }
     let mut seen = BTreeSet::new();
@@ -278,7 +315,7 @@ fn facet_counts(answer: &Value) -> Vec<(String, u64)> {
 
 #[tokio::test]
 async fn facets_count_matching_lines_per_value() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, _) = start().await;
     ingest_levels(&server).await;
     let hosts = server.get_ok("/api/v1/logs/facets?field=host").await;
     assert_eq!(hosts["field"], "host");
@@ -316,7 +353,7 @@ async fn facets_count_matching_lines_per_value() {
 
 #[tokio::test]
 async fn dashboards_are_served_as_json() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, _) = start().await;
     let answer = server.get("/api/v1/dashboards/host").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["content-type"], "application/json");
@@ -407,7 +444,7 @@ async fn subscribe(server: &Server, query: &str) -> Events {
 
 #[tokio::test]
 async fn live_tail_streams_new_matching_lines_only() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, _) = start().await;
     ingest_levels(&server).await; // before subscribing: never streamed
     let mut tail = subscribe(&server, &format!("q={}&host=web-1", enc("disk \"is full\""))).await;
     let mut everything = subscribe(&server, "").await;
@@ -486,7 +523,7 @@ async fn live_tail_streams_new_matching_lines_only() {
 
 #[tokio::test]
 async fn live_tail_refuses_queries_it_cannot_match() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, _) = start().await;
     for (q, expected) in [
         ("disk OR full", "live tail cannot match `OR`"),
         ("NOT debug", "live tail cannot match `NOT`"),
@@ -505,7 +542,7 @@ async fn live_tail_refuses_queries_it_cannot_match() {
 
 #[tokio::test]
 async fn live_tails_are_bounded_and_a_closed_one_frees_its_slot() {
-    let (_tmp, server) = start().await;
+    let (_tmp, server, _) = start().await;
     let mut open = Vec::new();
     for _ in 0..lookout_aggregator::http::tail::MAX_TAILS {
         open.push(subscribe(&server, "").await);

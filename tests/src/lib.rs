@@ -202,8 +202,9 @@ impl Aggregator {
     }
 
     /// Like [`Aggregator::start`], with `top_level` keys (such as
-    /// `rules_file`) and `sections` (`[smtp]`, `[[notifiers]]`, ...) added
-    /// to the config.
+    /// `rules_file`) and `sections` (`[smtp]`, `[[notifiers]]`, `[tls]`, ...)
+    /// added to the config. With a `[tls]` section the URL is `https://`, and
+    /// readiness is the `listening on https://...` line in its log.
     pub fn start_with(dir: &Path, top_level: &str, sections: &str) -> Aggregator {
         let port = free_port();
         let config = format!(
@@ -211,8 +212,9 @@ impl Aggregator {
             dir.join("data").display()
         );
         fs::write(dir.join("aggregator.toml"), config).expect("can write the aggregator config");
+        let scheme = if sections.contains("[tls]") { "https" } else { "http" };
         let mut aggregator = Aggregator {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{scheme}://127.0.0.1:{port}"),
             service: Service::new("lookout-aggregator", dir, "aggregator.toml", "aggregator.log"),
         };
         aggregator.restart();
@@ -221,11 +223,33 @@ impl Aggregator {
 
     /// Starts it again (after a stop or kill) and waits until it is ready.
     pub fn restart(&mut self) {
+        let log_before = fs::metadata(&self.service.log).map_or(0, |meta| meta.len());
         self.service.start();
+        if self.url.starts_with("https://") {
+            // The plain client cannot speak TLS: the log line says when it listens.
+            let line = format!("lookout-aggregator listening on {}", self.url);
+            let log = self.service.log.clone();
+            wait_until(
+                &format!("`{line}` in {}", log.display()),
+                Duration::from_secs(60),
+                || {
+                    fs::read(&log).is_ok_and(|text| {
+                        let new = text.get(usize::try_from(log_before).unwrap_or(0)..).unwrap_or_default();
+                        String::from_utf8_lossy(new).contains(&line)
+                    })
+                },
+            );
+            return;
+        }
         let url = format!("{}/healthz", self.url);
         wait_until("the aggregator to answer /healthz", Duration::from_secs(60), || {
             http().get(&url).call().is_ok_and(|response| response.status() == 200)
         });
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.service.log
     }
 
     /// SIGKILL.
@@ -315,6 +339,11 @@ impl Agent {
     /// Starts it again after a kill or stop.
     pub fn restart(&mut self) {
         self.service.start();
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.service.log
     }
 
     /// SIGKILL: no flush, no checkpoint.

@@ -7,12 +7,13 @@
 //! | `GET /api/v1/alerts/history` | `{"history": [...]}`: the latest state changes, newest first (`limit`, default 100) |
 //! | `GET /api/v1/alerts/outbox` | `{"outbox": [...]}`: notifications, undelivered first, with attempts and the last error |
 //! | `GET /api/v1/silences` | `{"silences": [...]}` with `active` |
-//! | `POST /api/v1/silences` | `{"matchers": [{"name","value","isRegex","isEqual"}], "comment", "createdBy"?, "startsAt"?, "endsAt" or "duration"}` → 201 `{"id"}` |
-//! | `DELETE /api/v1/silences/{id}` | expires it now → 200 `{"id", "expired": true}`; 404 if unknown |
+//! | `POST /api/v1/silences` (admin) | `{"matchers": [{"name","value","isRegex","isEqual"}], "comment", "createdBy"?, "startsAt"?, "endsAt" or "duration"}` → 201 `{"id"}` |
+//! | `DELETE /api/v1/silences/{id}` (admin) | expires it now → 200 `{"id", "expired": true}`; 404 if unknown |
 //!
 //! Times are RFC 3339 in answers and RFC 3339 or Unix ms in requests.
 
 use super::AppState;
+use super::access::Caller;
 use super::error::ApiError;
 use super::params::Params;
 use crate::alert::engine::RuleStatuses;
@@ -332,7 +333,12 @@ fn new_id(seed: &str) -> String {
 }
 
 /// Creates a silence.
-pub async fn create_silence(State(app): State<AppState>, body: Bytes) -> Result<(StatusCode, Json<Created>), ApiError> {
+pub async fn create_silence(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Created>), ApiError> {
+    caller.require_admin()?;
     let request: NewSilence = {
         let mut deserializer = serde_json::Deserializer::from_slice(&body);
         serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -389,7 +395,11 @@ pub async fn create_silence(State(app): State<AppState>, body: Bytes) -> Result<
         matchers: request.matchers,
         starts_ms,
         ends_ms,
-        created_by: request.created_by.unwrap_or_else(|| "api".to_string()),
+        // A signed-in user is who they are; a token caller may say who it acts for.
+        created_by: match caller.user_name() {
+            Some(user) => user.to_string(),
+            None => request.created_by.unwrap_or_else(|| "api".to_string()),
+        },
         comment: request.comment,
         created_ms: now,
     };
@@ -408,7 +418,12 @@ fn humantime_duration(text: &str) -> Result<i64, ApiError> {
 }
 
 /// Expires a silence now.
-pub async fn expire_silence(State(app): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn expire_silence(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
     let store = app.alerts.store.clone();
     let lookup = id.clone();
     let found = blocking(move || store.expire_silence(&lookup, now_ms())).await?;

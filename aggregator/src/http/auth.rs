@@ -1,4 +1,5 @@
-//! Bearer-token checks: one token list for ingest, one for the read API.
+//! Bearer-token checks: one token list for ingest, one for the read API
+//! (which [`super::access`] also accepts a login session for).
 //!
 //! Tokens are compared in constant time (for equal lengths) against every
 //! configured token, and never logged: a refusal says only whether the header
@@ -6,6 +7,7 @@
 
 use super::error::ApiError;
 use crate::config::Secret;
+use crate::users::secret::constant_time_eq;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -13,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The tokens one group of routes accepts.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Tokens {
     tokens: Arc<[Secret]>,
     purpose: &'static str,
@@ -29,21 +31,13 @@ impl Tokens {
     }
 
     /// Whether `presented` is one of the tokens.
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub fn accepts(&self, presented: &[u8]) -> bool {
         // Check every token, without stopping early, so timing says nothing
         // about which one came close.
         self.tokens.iter().fold(false, |found, token| {
             found | constant_time_eq(presented, token.expose().as_bytes())
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }
 
 /// Middleware: lets the request through only with an accepted bearer token.
@@ -66,7 +60,7 @@ pub async fn require_token(State(tokens): State<Tokens>, request: Request, next:
 }
 
 /// The token of an `Authorization: Bearer <token>` value.
-fn bearer(value: &[u8]) -> Option<&[u8]> {
+pub fn bearer(value: &[u8]) -> Option<&[u8]> {
     let (scheme, rest) = value.split_at_checked(7)?;
     if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return None;

@@ -1,30 +1,43 @@
-//! The HTTP API (SPEC.md): routes, authentication and error answers.
+//! The HTTP API (SPEC.md) and the web UI's pages: routes, access control,
+//! security headers and error answers.
 //!
-//! | route | auth | handler |
+//! | route | access | handler |
 //! |---|---|---|
 //! | `GET /healthz` | none | [`ops::healthz`] |
-//! | `GET /metrics` | API token | [`ops::metrics`] |
+//! | `GET /login`, `POST /login`, `GET /assets/{name}` | none | [`pages`] |
 //! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
-//! | `GET /api/v1/logs/search`, `/histogram`, `/context` | API token | [`logs`] |
-//! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token | [`hosts`] |
-//! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET/POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token | [`alerts`] |
-//! | `GET /api/v1/logs/facets` | API token | [`facets`] |
-//! | `GET /api/v1/logs/tail` (server-sent events) | API token | [`tail`] |
-//! | `GET /api/v1/dashboards/{name}` | API token | [`ui::dashboard`] |
-//! | `GET /`, `/search`, `/hosts`, `/hosts/{name}`, `/alerts`, `/assets/...` | none | [`ui`] |
+//! | `GET /metrics` | API token or session | [`ops::metrics`] |
+//! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/facets` | API token or session | [`logs`], [`facets`] |
+//! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
+//! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
+//! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
+//! | `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token or admin session (+ CSRF) | [`alerts`] |
+//! | `GET /api/v1/dashboards/{name}` | API token or session | [`ui::dashboard`] |
+//! | `GET /api/v1/session` | API token or session | [`pages::session_info`] |
+//! | `GET /`, `/search`, `/hosts`, `/hosts/{name}`, `/alerts` | session (else 302 to `/login`) | [`ui`] |
+//! | `POST /logout` | session | [`pages`] |
+//! | `GET /login`, `POST /login`, `/assets/...` | none | [`pages`], [`ui`] |
 //!
-//! Every refusal is JSON `{"error": "..."}` (see [`error`]); unknown routes
-//! are 404 and wrong methods 405, both without needing a token.
+//! [`access::access`] decides by path, deny-by-default: a new route is
+//! behind the login (pages) or the 401 (under `/api/`) without further work;
+//! see its module for how to add a page. Every refusal of the API is JSON
+//! `{"error": "..."}` (see [`error`]); unknown routes are 404 and wrong
+//! methods 405 once past the access check. [`headers`] adds the
+//! Content-Security-Policy and friends to every answer.
 
+pub mod access;
 pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod facets;
+pub mod headers;
 pub mod hosts;
 pub mod ingest;
 pub mod logs;
 pub mod ops;
+pub mod pages;
 pub mod params;
+pub mod ratelimit;
 pub mod tail;
 pub mod ui;
 
@@ -34,6 +47,7 @@ use crate::metricstore::MetricStore;
 use crate::metricstore::writer::MetricWriterHandle;
 use crate::store::LogStore;
 use crate::store::writer::WriterHandle;
+use access::Access;
 use auth::{Tokens, require_token};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,6 +73,8 @@ pub struct AppState {
     pub ingest: IngestConfig,
     /// Alert state, outbox, silences and rules.
     pub alerts: alerts::AlertsApi,
+    /// Users, sessions, API tokens and login limits.
+    pub access: Arc<Access>,
 }
 
 /// The router with all routes and middleware.
@@ -71,6 +87,7 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
             Tokens::new(&auth.ingest_tokens, "ingest"),
             require_token,
         ));
+    // Behind `access::access`: an API token or a session.
     let read_routes = Router::new()
         .route("/api/v1/logs/search", get(logs::search))
         .route("/api/v1/logs/histogram", get(logs::histogram))
@@ -83,36 +100,33 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
         .route("/api/v1/alerts/outbox", get(alerts::outbox))
         .route("/api/v1/silences", get(alerts::silences).post(alerts::create_silence))
         .route("/api/v1/silences/{id}", axum::routing::delete(alerts::expire_silence))
-        .route("/metrics", get(ops::metrics))
-        .route_layer(middleware::from_fn_with_state(
-            Tokens::new(&auth.api_tokens, "API"),
-            require_token,
-        ));
-    // --- Web UI (http::ui, http::facets, http::tail) ---
-    // The data routes need the API token like the rest of the read API; the
-    // pages and assets hold no data and are public (the login page needs the CSS).
-    let tail_state = tail::TailState::new(state.writer.clone(), state.store.clone());
-    let ui_data_routes = Router::new()
         .route("/api/v1/logs/facets", get(facets::facets))
-        .route("/api/v1/logs/tail", get(tail::tail).with_state(tail_state))
+        .route(
+            "/api/v1/logs/tail",
+            get(tail::tail).with_state(tail::TailState::new(state.writer.clone(), state.store.clone())),
+        )
         .route("/api/v1/dashboards/{name}", get(ui::dashboard))
-        .route_layer(middleware::from_fn_with_state(
-            Tokens::new(&auth.api_tokens, "API"),
-            require_token,
-        ));
-    let ui_pages = ui::routes();
-    // --- end of Web UI ---
-    Router::new()
+        .route("/api/v1/session", get(pages::session_info))
+        .route("/metrics", get(ops::metrics));
+    // Pages: behind `access::access` too (a session, or a redirect to the login).
+    let page_routes = ui::pages().route("/logout", post(pages::logout));
+    let public_routes = Router::new()
         .route("/healthz", get(ops::healthz))
+        .route("/login", get(pages::show_login).post(pages::login))
+        .merge(ui::assets());
+    let tls = state.access.tls;
+    Router::new()
+        .merge(public_routes)
         .merge(ingest_routes)
         .merge(read_routes)
-        .merge(ui_data_routes)
-        .merge(ui_pages)
+        .merge(page_routes)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), access::access))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             error::count_rejections,
         ))
+        .layer(middleware::from_fn_with_state(tls, headers::security_headers))
         .with_state(state)
 }

@@ -62,6 +62,7 @@ macro_rules! embed {
 /// Every asset (everything under `aggregator/ui/` except the pages and tests).
 pub static ASSETS: &[Asset] = embed![
     "css/app.css",
+    "css/login.css",
     "img/icon.svg",
     "js/alerts.js",
     "js/api.js",
@@ -113,15 +114,19 @@ pub fn asset_version() -> &'static str {
     &BUILT.version
 }
 
-/// The routes of the pages and assets (no token needed).
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// The routes of the pages (behind the login session, see `http::access`).
+pub fn pages<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(search_page))
         .route("/search", get(search_page))
         .route("/hosts", get(hosts_page))
         .route("/hosts/{name}", get(host_page))
         .route("/alerts", get(alerts_page))
-        .route("/assets/{version}/{*path}", get(asset))
+}
+
+/// The route of the assets (public: the login page needs its stylesheet).
+pub fn assets<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new().route("/assets/{version}/{*path}", get(asset))
 }
 
 async fn search_page() -> Response {

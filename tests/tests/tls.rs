@@ -1,0 +1,211 @@
+//! HTTPS end to end: the aggregator serves `[tls]` with a certificate signed
+//! by a private CA (made here with the real `openssl` CLI), answers over
+//! HTTP/2 (negotiated by ALPN) with `Strict-Transport-Security`, and an agent
+//! that trusts that CA through `ca_file` ships lines that become searchable.
+//! An agent without the CA refuses the certificate instead of sending.
+
+use lookout_tests::{API_TOKEN, Agent, Aggregator, test_dir, wait_until};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// Runs `openssl ARGS` in `dir`; panics with its output on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI is installed (scripts/test.sh installs it)");
+    assert!(output.status.success(), "openssl {args:?}: {output:?}");
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost
+/// signed by it (`server.pem`, `server.key`), in `dir`.
+fn make_certificates(dir: &Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem"];
+    ca.extend(ec);
+    ca.extend([
+        "-subj",
+        "/CN=Lookout test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca);
+    let mut request = vec![
+        "req",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ];
+    request.extend(ec);
+    openssl(dir, &request);
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n\
+         keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.pem",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// A blocking client that trusts only the test CA.
+fn client(dir: &Path) -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = reqwest::Certificate::from_pem(&fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// `total` of a search for `query` (one plain word) over HTTPS.
+fn count(client: &reqwest::blocking::Client, url: &str, query: &str) -> u64 {
+    let response = client
+        .get(format!("{url}/api/v1/logs/search?q={query}&limit=1"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&response.text().unwrap()).unwrap();
+    body["total"].as_u64().unwrap()
+}
+
+#[test]
+fn agents_ship_over_https_to_an_aggregator_with_a_private_ca() {
+    let dir = test_dir("tls");
+    make_certificates(&dir);
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.join("server.pem").display(),
+        dir.join("server.key").display()
+    );
+    let mut aggregator = Aggregator::start_with(&dir, "", &tls);
+    assert!(aggregator.url.starts_with("https://127.0.0.1:"), "{}", aggregator.url);
+    let client = client(&dir);
+
+    // HTTP/2 by ALPN, and HSTS on the answer.
+    let response = client.get(format!("{}/healthz", aggregator.url)).send().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
+    // An HTTP/1.1-only client is served too.
+    let http1 = {
+        let ca = reqwest::Certificate::from_pem(&fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+        reqwest::blocking::Client::builder()
+            .tls_certs_only([ca])
+            .http1_only()
+            .build()
+            .unwrap()
+    };
+    let response = http1.get(format!("{}/healthz", aggregator.url)).send().unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_11);
+    assert_eq!(response.text().unwrap(), "ok");
+    // The first admin's password, printed once in the log, logs in; under
+    // TLS the session cookie is `Secure`.
+    let log = fs::read_to_string(aggregator.log()).unwrap();
+    let password = log
+        .lines()
+        .skip_while(|line| !line.contains("the user `admin` was created"))
+        .find_map(|line| line.strip_prefix("    "))
+        .unwrap_or_else(|| panic!("no first-admin password in the log:\n{log}"))
+        .trim()
+        .to_owned();
+    let ca = reqwest::Certificate::from_pem(&fs::read(dir.join("ca.pem")).unwrap()).unwrap();
+    let browser = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = browser
+        .post(format!("{}/login", aggregator.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("username=admin&password={password}&next=%2F"))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.ends_with("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    let session = cookie.split(';').next().unwrap();
+    let me = browser
+        .get(format!("{}/api/v1/session", aggregator.url))
+        .header("Cookie", session)
+        .send()
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: serde_json::Value = serde_json::from_str(&me.text().unwrap()).unwrap();
+    assert_eq!(
+        (me["user"].as_str(), me["role"].as_str()),
+        (Some("admin"), Some("admin"))
+    );
+
+    // An agent that trusts the CA ships its lines.
+    let logs = dir.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    let lines: String = (0..50)
+        .map(|i| format!("2026-01-01T00:00:00Z INFO secure line {i}\n"))
+        .collect();
+    fs::write(logs.join("app.log"), &lines).unwrap();
+    let good_dir = dir.join("agent-with-ca");
+    fs::create_dir_all(&good_dir).unwrap();
+    let sources = format!(
+        "ca_file = \"{}\"\n[[logs]]\npaths = [\"{}/app.log\"]\n[metrics]\nenabled = false\n",
+        dir.join("ca.pem").display(),
+        logs.display()
+    );
+    let mut agent = Agent::start(&good_dir, &aggregator.url, &sources);
+    wait_until("the lines shipped over HTTPS", Duration::from_secs(60), || {
+        count(&client, &aggregator.url, "secure") == 50
+    });
+    assert_eq!(agent.terminate(), Some(0));
+
+    // An agent without the CA refuses the certificate and ships nothing.
+    fs::write(logs.join("other.log"), "2026-01-01T00:00:00Z INFO untrusted line\n").unwrap();
+    let bad_dir = dir.join("agent-without-ca");
+    fs::create_dir_all(&bad_dir).unwrap();
+    let sources = format!(
+        "[[logs]]\npaths = [\"{}/other.log\"]\n[metrics]\nenabled = false\n",
+        logs.display()
+    );
+    let mut untrusting = Agent::start(&bad_dir, &aggregator.url, &sources);
+    wait_until(
+        "a certificate error in the agent's log",
+        Duration::from_secs(60),
+        || {
+            fs::read_to_string(untrusting.log())
+                .is_ok_and(|log| log.contains("sending a batch failed") && log.to_lowercase().contains("certificate"))
+        },
+    );
+    assert_eq!(count(&client, &aggregator.url, "untrusted"), 0);
+    assert_eq!(untrusting.terminate(), Some(0));
+    // The HTTPS server stops cleanly on SIGTERM.
+    assert_eq!(aggregator.terminate(), Some(0));
+    let log = fs::read_to_string(aggregator.log()).unwrap();
+    assert!(log.contains("lookout-aggregator stopped"), "{log}");
+}
