@@ -380,3 +380,80 @@ async fn alert_api_refuses_bad_parameters_and_missing_tokens() {
     assert_eq!(garbage.status().as_u16(), 400);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn datapoints_fire_on_m_of_the_last_n_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "BusyLink"
+kind = "threshold"
+metric = "net.rx_utilization_percent"
+threshold = 80.0
+datapoints = "3 of 5"
+interval = "1s"
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    let now = now_ms();
+    let link = |offset: i64, value: f64| {
+        sample(
+            "net.rx_utilization_percent",
+            &[("interface", "eth0")],
+            now + offset,
+            value,
+        )
+    };
+    // Two breaching samples of five: not yet.
+    let calm: Vec<_> = [10.0, 10.0, 90.0, 10.0, 90.0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| link(i as i64 * 1000 - 10_000, *v))
+        .collect();
+    server.ingest_ok(&metrics_batch("web-1", calm)).await;
+    let evaluated = || async {
+        server.get_ok("/api/v1/alerts/rules").await["rules"][0]["lastEvaluation"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let first = evaluated().await;
+    wait_for("an evaluation after the samples", async || evaluated().await != first).await;
+    let second = evaluated().await;
+    wait_for("one more evaluation", async || evaluated().await != second).await;
+    assert!(alerts(&server).await.is_empty(), "2 of 5 must not fire");
+    // A third breaching sample among the last five fires it.
+    server.ingest_ok(&metrics_batch("web-1", vec![link(0, 95.0)])).await;
+    wait_for("the 3-of-5 alert", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    assert_eq!(sent["alerts"][0]["labels"]["interface"], "eth0");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_host_that_stops_sending_fires_no_data_and_resolves_when_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "HostSilent"
+kind = "no_data"
+intervals = 2
+interval = "1s"
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    // Samples 1 s apart: the host's interval is 1 s, so 2 s without data is silence.
+    let beat = |offset: i64| sample("cpu.usage_percent", &[], now_ms() + offset, 5.0);
+    server
+        .ingest_ok(&metrics_batch("db-1", vec![beat(-2000), beat(-1000), beat(0)]))
+        .await;
+    wait_for("the silent-host alert", async || !hook.requests().is_empty()).await;
+    let fired = hook.requests()[0].json();
+    assert_eq!(fired["status"], "firing");
+    assert_eq!(fired["alerts"][0]["labels"]["host"], "db-1");
+    server.ingest_ok(&metrics_batch("db-1", vec![beat(0)])).await;
+    wait_for("the resolved message", async || {
+        hook.requests().iter().any(|r| r.json()["status"] == "resolved")
+    })
+    .await;
+    server.stop().await;
+}
