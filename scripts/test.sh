@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Lookout's whole test suite on this machine: installs the real components
 # the tests start (logrotate, prometheus-node-exporter, aiosmtpd, and openssl,
-# which makes the TLS test's certificates), builds both binaries
+# which makes the TLS test's certificates, and Chromium with its WebDriver for
+# the browser tests), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -13,6 +14,9 @@ command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || packages+=
 # The notifier tests' SMTP server (tests/smtp_sink.py runs it with Debian's python3).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || packages+=(python3-aiosmtpd)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# The browser tests (tests/tests/browser.rs) drive headless Chromium through chromedriver.
+[ -x /usr/bin/chromium ] || packages+=(chromium)
+[ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2

@@ -2,7 +2,7 @@
 //! `lookout-aggregator` and `lookout-agent` binaries as separate processes on
 //! loopback, stop or kill them by PID, wait on conditions with deadlines, and
 //! query the search API. [`smtp`] and [`webhook`] run real receivers for the
-//! notifier tests.
+//! notifier tests; [`webdriver`] drives a headless Chromium for the UI tests.
 //!
 //! The binaries are taken from the same target folder as the test itself, so
 //! `cargo build --workspace` must run before `cargo test` (`scripts/test.sh`
@@ -10,6 +10,7 @@
 
 pub mod smtp;
 pub mod tmpfs;
+pub mod webdriver;
 pub mod webhook;
 
 use serde_json::Value;

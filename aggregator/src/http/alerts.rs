@@ -26,6 +26,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
+use lookout_shared::config::HumanDuration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -176,18 +177,18 @@ fn describe(rule: &Rule) -> String {
                 crate::alert::rules::RateLimit::Ratio(x) => format!("≥ {}% of lines", x * 100.0),
             };
             format!(
-                "`{}` {limit} in {}s (at least {} lines), per {}",
+                "{} {limit} in {} (at least {} lines), per {}",
                 r.query,
-                r.window.as_secs(),
+                HumanDuration(r.window),
                 r.min_lines,
                 group_names(&r.group_by)
             )
         }
         RuleKind::LogMatch(m) => format!(
-            "`{}` more than {} times in {}s, per {}",
+            "{} more than {} times in {}, per {}",
             m.query,
             m.count,
-            m.window.as_secs(),
+            HumanDuration(m.window),
             group_names(&m.group_by)
         ),
         RuleKind::NoData(n) => format!("no data for {} intervals", n.intervals),

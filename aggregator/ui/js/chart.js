@@ -122,7 +122,7 @@ function renderLines(container, { series, unit, start, end, title = '', height =
   if (empty) {
     root.append(svg('text', { class: 'chart-empty', text: 'No data in this range', attrs: { x: width / 2, y: height / 2, 'text-anchor': 'middle' } }));
   }
-  const cursor = svg('line', { class: 'cursor', attrs: { y1: MARGIN.top, y2: height - MARGIN.bottom, x1: -10, x2: -10 } });
+  const cursor = svg('line', { class: 'cursor', attrs: { y1: MARGIN.top, y2: height - MARGIN.bottom, x1: 0, x2: 0, visibility: 'hidden' } });
   const area = svg('rect', {
     class: 'hover-area',
     attrs: { x: MARGIN.left, y: MARGIN.top, width: width - MARGIN.left - MARGIN.right, height: height - MARGIN.top - MARGIN.bottom },
@@ -149,13 +149,13 @@ function renderLines(container, { series, unit, start, end, title = '', height =
     if (nearest === null) return;
     cursor.setAttribute('x1', x(nearest));
     cursor.setAttribute('x2', x(nearest));
+    cursor.setAttribute('visibility', 'visible');
     tip.replaceChildren(el('div', { class: 'tip-time num', text: formatTimestamp(nearest, localOffset(nearest), false) }), ...rows);
     placeTooltip(container, tip, px, event.offsetY);
   });
   area.addEventListener('pointerleave', () => {
     tip.hidden = true;
-    cursor.setAttribute('x1', -10);
-    cursor.setAttribute('x2', -10);
+    cursor.setAttribute('visibility', 'hidden');
   });
   if (series.length > 1 || (series.length === 1 && series[0].label)) {
     container.append(el('ul', { class: 'legend' }, series.map((s, i) =>

@@ -58,7 +58,7 @@ async function load() {
       body.append(row(host, status, now));
     }
     show(byId('hosts-empty'), hosts.hosts.length === 0);
-    byId('hosts-summary').textContent = `${hosts.hosts.length} hosts · ${counts.alerting} alerting · ${counts.silent} silent`;
+    byId('hosts-summary').textContent = `${hosts.hosts.length} host${hosts.hosts.length === 1 ? '' : 's'} · ${counts.alerting} alerting · ${counts.silent} silent`;
     showError(byId('hosts-error'), '');
   } catch (err) {
     showError(byId('hosts-error'), err.message);

@@ -89,7 +89,9 @@ function renderFacet(field, answer) {
   for (const { value, count } of values) {
     const button = el('button', {
       class: `facet${field === 'level' ? ` level-${levelClass(value)}` : ''}`,
-      attrs: { type: 'button', 'aria-pressed': String(value === selected), title: value || '(no level)' },
+      // Lines without a level are counted but cannot be a filter: an empty
+      // filter value means "any".
+      attrs: { type: 'button', 'aria-pressed': String(value !== '' && value === selected), title: value || '(no level)', disabled: value === '' },
       dataset: { value },
       on: { click: () => setFilter(field, value === selected ? '' : value) },
     },

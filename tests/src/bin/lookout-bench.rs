@@ -26,6 +26,15 @@
 //!   held back) and evaluation runs at its default 15 s interval plus on every
 //!   metric batch. Needs root (mount).
 //!
+//! - `lookout-bench ui-search FILE`: the agent ships FILE to a real
+//!   aggregator; then headless Chromium (Debian's `chromium` and
+//!   `chromium-driver`, see `lookout_tests::webdriver`) logs in to the search
+//!   page over all time and runs 20 term queries by typing each into `#query`
+//!   and pressing Enter. Each is timed in the page with `performance.now()`,
+//!   from the Enter keydown to the mutation of `#result-count` (the search,
+//!   histogram and facet answers received and the results drawn into the
+//!   DOM; layout and paint not included); prints p50 and max.
+//!
 //! Make FILE with `python3 ../shared/bench/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -42,7 +51,7 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: lookout-bench agent|pipeline|rsyslog FILE | idle SECONDS | alert-latency ROUNDS");
+        eprintln!("usage: lookout-bench agent|pipeline|rsyslog|ui-search FILE | idle SECONDS | alert-latency ROUNDS");
         std::process::exit(2);
     };
     if mode == "alert-latency" {
@@ -64,8 +73,9 @@ fn main() {
         "agent" => bench_agent(&file),
         "pipeline" => bench_pipeline(&file),
         "rsyslog" => bench_rsyslog(&file),
+        "ui-search" => bench_ui_search(&file),
         other => {
-            eprintln!("unknown mode {other}: agent, pipeline, rsyslog or idle");
+            eprintln!("unknown mode {other}: agent, pipeline, rsyslog, ui-search, idle or alert-latency");
             std::process::exit(2);
         }
     }
@@ -270,21 +280,24 @@ fn bench_agent(file: &Path) {
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// `total` of a search over everything the aggregator at `url` holds.
+fn search_total(url: &str, query: &str) -> u64 {
+    let mut response = http()
+        .get(format!("{url}/api/v1/logs/search"))
+        .header("Authorization", format!("Bearer {API_TOKEN}"))
+        .query("q", query)
+        .query("limit", "1")
+        .call()
+        .expect("search");
+    let body: Value = response.body_mut().read_json().expect("json");
+    body["total"].as_u64().unwrap_or(0)
+}
+
 fn bench_pipeline(file: &Path) {
     let lines = count_lines(file);
     let dir = work_dir("pipeline");
     let (mut aggregator, url) = start_aggregator(&dir);
-    let count = |query: &str| -> u64 {
-        let mut response = http()
-            .get(format!("{url}/api/v1/logs/search"))
-            .header("Authorization", format!("Bearer {API_TOKEN}"))
-            .query("q", query)
-            .query("limit", "1")
-            .call()
-            .expect("search");
-        let body: Value = response.body_mut().read_json().expect("json");
-        body["total"].as_u64().unwrap_or(0)
-    };
+    let count = |query: &str| search_total(&url, query);
 
     let live = dir.join("live.log");
     fs::write(&live, "bench live file start\n").expect("live file");
@@ -614,4 +627,119 @@ fn wait_for_mail(smtp: &lookout_tests::smtp::SmtpSink, count: usize) -> String {
         assert!(Instant::now() < deadline, "no email {count} within 120 s");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Installed once in the search page: the Enter keydown in `#query` starts a
+/// clock, the next mutation of `#result-count` stops it.
+const UI_TIMER: &str = "\
+window.__bench = { t0: null, t1: null };
+const count = document.getElementById('result-count');
+new MutationObserver(() => {
+  if (window.__bench.t0 !== null && window.__bench.t1 === null) window.__bench.t1 = performance.now();
+}).observe(count, { childList: true, characterData: true, subtree: true, attributes: true });
+document.getElementById('query').addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') window.__bench = { t0: performance.now(), t1: null };
+}, { capture: true });
+return true;";
+
+fn bench_ui_search(file: &Path) {
+    use lookout_tests::webdriver::{Browser, ENTER};
+    let lines = count_lines(file);
+    let dir = work_dir("ui-search");
+    let (mut aggregator, url) = start_aggregator(&dir);
+    let mut agent = start_agent(&dir, &url, file);
+    let count = |query: &str| search_total(&url, query);
+    wait_until("every line searchable", Duration::from_secs(3600), || {
+        std::thread::sleep(Duration::from_millis(400));
+        count("") >= lines
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // The first admin's generated password, printed once to stderr (aggregator.log).
+    let log = fs::read_to_string(dir.join("aggregator.log")).expect("log");
+    let password = log
+        .lines()
+        .skip_while(|line| !line.contains("the user `admin` was created"))
+        .find_map(|line| line.strip_prefix("    "))
+        .expect("the first-admin password in the aggregator's output")
+        .trim()
+        .to_string();
+
+    let browser = Browser::start(&dir).expect("chromium and chromedriver start");
+    browser.goto(&format!("{url}/login")).expect("login page");
+    let find = |css: &str| browser.find(css).unwrap_or_else(|err| panic!("{css}: {err}"));
+    browser.send_keys(&find("#username"), "admin").expect("type");
+    browser.send_keys(&find("#password"), &password).expect("type");
+    browser.click(&find("form button[type=submit]")).expect("click");
+    wait_until("logged in", Duration::from_secs(60), || {
+        browser.url().is_ok_and(|u| !u.contains("/login"))
+    });
+    // All time: the dataset's lines carry their original (old) timestamps.
+    let end = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(24))
+        .expect("time");
+    browser
+        .goto(&format!("{url}/search?start=1970-01-01T00:00:00Z&end={end}"))
+        .expect("search page");
+    wait_until("the search page", Duration::from_secs(60), || {
+        browser.find_all("#query").is_ok_and(|found| !found.is_empty())
+    });
+    browser.execute(UI_TIMER, vec![]).expect("timer installed");
+    let terms = [
+        "error",
+        "session",
+        "block",
+        "terminating",
+        "failed",
+        "connection",
+        "kernel",
+        "info",
+        "user",
+        "received",
+        "password",
+        "invalid",
+        "root",
+        "closed",
+        "request",
+        "packet",
+        "exception",
+        "served",
+        "delete",
+        "interrupt",
+    ];
+    let mut times = Vec::new();
+    for term in terms {
+        let query = find("#query");
+        browser.clear(&query).expect("clear");
+        browser.send_keys(&query, &format!("{term}{ENTER}")).expect("type");
+        let mut took = None;
+        wait_until(&format!("the results of `{term}`"), Duration::from_secs(120), || {
+            took = browser
+                .execute(
+                    "const b = window.__bench; return b.t1 === null ? null : b.t1 - b.t0;",
+                    vec![],
+                )
+                .ok()
+                .and_then(|v| v.as_f64());
+            took.is_some()
+        });
+        let total = browser
+            .execute("return document.getElementById('result-count').dataset.total;", vec![])
+            .ok()
+            .and_then(|v| v.as_str().and_then(|t| t.parse::<u64>().ok()))
+            .unwrap_or(0);
+        let ms = took.unwrap_or(f64::NAN);
+        println!("  {term}: {total} lines, {ms:.1} ms");
+        times.push(ms);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "ui-search ({lines} lines, 20 term queries, Enter to #result-count drawn): p50 {:.1} ms, max {:.1} ms",
+        (times[9] + times[10]) / 2.0,
+        times[19]
+    );
+    drop(browser);
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    let _ = fs::remove_dir_all(&dir);
 }
