@@ -253,6 +253,8 @@ fn the_web_ui_works_in_headless_chromium() {
     live_tail(&ui, &openssh);
     alerts(&ui);
     hosts(&ui);
+    errors_and_empty_results(&ui);
+    sign_out(&ui);
     eprintln!("browser test: all phases passed in {:?}", started.elapsed());
 }
 
@@ -283,7 +285,7 @@ fn log_in(ui: &Ui, password: &str) {
     wait_until("the search page after logging in", LIMIT, || ui.path() == "/");
     ui.wait_for("body[data-page=search] #query");
     wait_until("the user menu to name the user", LIMIT, || {
-        ui.text("#user-menu") == "admin"
+        ui.text("#user-menu .user-name") == "admin"
     });
 }
 
@@ -595,4 +597,28 @@ fn alerts(ui: &Ui) {
     wait_until("the API to show the alert no longer silenced", LIMIT, || {
         silenced_by(ui).as_array().is_some_and(Vec::is_empty)
     });
+}
+
+/// A syntax error says where it is; a search that finds nothing says what to try.
+fn errors_and_empty_results(ui: &Ui) {
+    ui.open("/search");
+    let query = ui.wait_for("#query");
+    ui.browser.send_keys(&query, &format!("\"unbalanced{ENTER}")).unwrap();
+    ui.wait_for("#query-error:not([hidden])");
+    let message = ui.text("#query-error-text");
+    assert!(message.contains("position"), "the error names the position: {message}");
+    assert!(ui.text("#query-caret").contains('^'), "a caret under the position");
+    ui.screenshot("12-syntax-error");
+    ui.open("/search?q=nosuchwordanywhere");
+    ui.wait_for("#empty-state:not([hidden])");
+    assert!(ui.text("#empty-state").contains("Try a wider time range"));
+}
+
+/// Signing out ends the session: the next page is the login, the API says 401.
+fn sign_out(ui: &Ui) {
+    ui.open("/hosts");
+    ui.click("#sign-out");
+    wait_until("the login page after signing out", LIMIT, || ui.path() == "/login");
+    ui.open("/alerts");
+    assert_eq!(ui.path(), "/login", "the session is gone");
 }

@@ -199,11 +199,30 @@ export function tail(params, { onHit, onLagged = () => {}, onStatus = () => {}, 
   };
 }
 
-/** Fills the top bar's user menu from the session, when there is one. */
+/**
+ * Fills the top bar's user menu from the session, when there is one: the
+ * user's name and a sign-out button (POST /logout with the CSRF token).
+ */
 export async function initUserMenu() {
   const menu = document.getElementById('user-menu');
   if (!menu) return;
   const s = await currentSession();
   const name = s && (s.user ?? s.username);
-  menu.textContent = typeof name === 'string' ? name : '';
+  menu.replaceChildren();
+  if (typeof name !== 'string') return;
+  const who = document.createElement('span');
+  who.className = 'user-name';
+  who.textContent = name;
+  const signOut = document.createElement('button');
+  signOut.type = 'button';
+  signOut.id = 'sign-out';
+  signOut.className = 'sign-out';
+  signOut.textContent = 'Sign out';
+  signOut.addEventListener('click', async () => {
+    const h = headers({});
+    if (typeof s.csrf_token === 'string') h.set('X-CSRF-Token', s.csrf_token);
+    await fetch('/logout', { method: 'POST', credentials: 'same-origin', headers: h }).catch(() => null);
+    window.location.assign('/login');
+  });
+  menu.append(who, signOut);
 }
