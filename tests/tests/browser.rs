@@ -254,6 +254,7 @@ fn the_web_ui_works_in_headless_chromium() {
     alerts(&ui);
     hosts(&ui);
     errors_and_empty_results(&ui);
+    chart_arithmetic(&ui);
     sign_out(&ui);
     eprintln!("browser test: all phases passed in {:?}", started.elapsed());
 }
@@ -621,4 +622,45 @@ fn sign_out(ui: &Ui) {
     wait_until("the login page after signing out", LIMIT, || ui.path() == "/login");
     ui.open("/alerts");
     assert_eq!(ui.path(), "/login", "the session is gone");
+}
+
+/// The chart module's arithmetic (`ui/js/chart-math.js`: ticks, units, paths,
+/// zoom), run in the browser that draws with it.
+fn chart_arithmetic(ui: &Ui) {
+    ui.open("/search");
+    ui.wait_for("#query");
+    let failures = ui
+        .browser
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            const src = document.querySelector('script[type=module]').src;
+            import(src.replace(/js\/[^/]+$/, 'js/chart-math.js')).then((m) => {
+              const failures = [];
+              const eq = (name, got, want) => {
+                if (JSON.stringify(got) !== JSON.stringify(want)) {
+                  failures.push(`${name}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+                }
+              };
+              eq('niceStep', [m.niceStep(100), m.niceStep(7), m.niceStep(0.3)], [20, 2, 0.1]);
+              eq('niceDomain', m.niceDomain(3, 87), { min: 0, max: 100, step: 20 });
+              eq('ticks', m.ticks(0, 100, 20), [0, 20, 40, 60, 80, 100]);
+              eq('ticks without float noise', m.ticks(0.1, 0.35, 0.1), [0.1, 0.2, 0.3]);
+              eq('timeStep', m.timeStep(3600000, 6), 600000);
+              eq('formatValue', [
+                m.formatValue(85.234, 'percent'),
+                m.formatValue(1536, 'bytes'),
+                m.formatValue(2 * 1024 * 1024, 'bytes_per_sec'),
+                m.formatValue(12345, 'number'),
+                m.formatValue(NaN, 'percent'),
+              ], ['85.2 %', '1.5 KiB', '2 MiB/s', '12.3k', '–']);
+              eq('linePath breaks at gaps', m.linePath([[0, 0], [1, 1], [10, 1]], (t) => t * 10, (v) => 100 - v * 100, 5),
+                'M0,100L10,0M100,0');
+              eq('nearestIndex', [m.nearestIndex([[0], [10], [20]], 14), m.nearestIndex([], 5)], [1, -1]);
+              eq('dragRange', m.dragRange(30, 10, (px) => px * 100, 0, 2500), { start: 1000, end: 2500 });
+              done(failures);
+            }, (err) => done([String(err)]));"#,
+            vec![],
+        )
+        .unwrap();
+    assert_eq!(failures, Value::Array(Vec::new()), "chart-math.js");
 }

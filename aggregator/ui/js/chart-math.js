@@ -1,7 +1,7 @@
 // The arithmetic of the charts: scales, "nice" ticks, time ticks, value and
 // time formats, SVG path strings. No DOM and no globals (the time zone is a
 // parameter), so every function here can be tested on its own
-// (chart-math.test.js) and chart.js only draws.
+// (tests/tests/browser.rs runs them in Chromium) and chart.js only draws.
 
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
