@@ -68,10 +68,20 @@ pub fn test_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, and that this process has
+/// not handed out before: tests run in parallel threads, and two of them
+/// given the same port would start servers that steal each other's clients.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("can bind a loopback port");
-    listener.local_addr().expect("bound").port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("can bind a loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `condition` every 100 ms until it holds; panics with `what` after `limit`.

@@ -163,7 +163,7 @@ impl SmtpSink {
                      installs it):\n{output}"
                 );
             }
-            TcpStream::connect(&address).is_ok()
+            greets(&address)
         });
     }
 
@@ -205,4 +205,20 @@ impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether an SMTP server at `address` answers with its `220` greeting. A
+/// bare successful connect is not enough: while nothing listens yet, a
+/// connect to a loopback port in the ephemeral range can connect the socket
+/// to itself (TCP simultaneous open) and look like a server.
+fn greets(address: &str) -> bool {
+    use std::io::Read as _;
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(Duration::from_secs(1))).is_err() {
+        return false;
+    }
+    let mut greeting = [0u8; 3];
+    stream.read_exact(&mut greeting).is_ok() && &greeting == b"220"
 }
