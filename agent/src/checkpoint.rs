@@ -9,13 +9,14 @@
 //! acknowledged, so a restart re-reads (and re-sends, with the same record ids)
 //! at most what was in flight.
 
+use lookout_shared::time::now_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// What identifies a file across renames and restarts (see `lookout_shared::wire::stream_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -269,13 +270,6 @@ fn absorb_ahead(progress: &mut StreamProgress) {
         progress.acked_upto = progress.acked_upto.max(end);
         progress.ahead.remove(&start);
     }
-}
-
-/// Now as Unix milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 //! than behind a whole pass.
 
 use crate::metricstore::rollup::DAY_MS;
-use crate::metricstore::writer::{ExpireCursor, Expiry, MetricWriteError, MetricWriterHandle, now_ms};
+use crate::metricstore::writer::{ExpireCursor, Expiry, MetricWriteError, MetricWriterHandle};
 use crate::store::writer::{WriterHandle, today};
 use jiff::civil::Date;
+use lookout_shared::time::now_ms;
 use std::time::Duration;
 
 /// How often retention runs.

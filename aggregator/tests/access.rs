@@ -391,6 +391,7 @@ async fn an_idle_session_expires() {
         get(&server, "/api/v1/hosts", Some(&cookie)).await.status,
         StatusCode::OK
     );
+    // Idle time is the point here, and any request would reset it: wait it out.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let answer = get(&server, "/api/v1/hosts", Some(&cookie)).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);

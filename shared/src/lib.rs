@@ -14,5 +14,6 @@
 pub mod config;
 pub mod parse;
 pub mod process;
+pub mod time;
 pub mod tls;
 pub mod wire;

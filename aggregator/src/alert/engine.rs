@@ -26,6 +26,7 @@ use super::rules::{Rule, RuleKind};
 use super::state::{AlertStore, Policy, Receiver};
 use crate::metricstore::MetricStore;
 use crate::store::LogStore;
+use lookout_shared::time::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -103,10 +104,6 @@ pub fn spawn(parts: EngineParts) -> Vec<JoinHandle<()>> {
     vec![evaluation, delivery]
 }
 
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -180,11 +177,7 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
         let store = parts.store.clone();
         let policy = parts.policy.clone();
         let groups = groups.clone();
-        let flushed = tokio::task::spawn_blocking(move || {
-            let refs: Vec<(&Rule, Vec<Receiver>)> = groups.iter().map(|(r, v)| (r, v.clone())).collect();
-            store.flush_groups(&refs, &policy, now_ms())
-        })
-        .await;
+        let flushed = tokio::task::spawn_blocking(move || store.flush_groups(&groups, &policy, now_ms())).await;
         match flushed {
             Ok(Ok(0)) => {}
             Ok(Ok(_)) => wake_delivery.notify_one(),

@@ -425,7 +425,7 @@ impl AlertStore {
                         if previous.is_some() {
                             // Keep the resolved row (history, UI) with its old
                             // times; only its value follows the data.
-                            update_value(&tx, previous, &row)?;
+                            update_value(&tx, &row)?;
                         }
                         continue;
                     }
@@ -528,7 +528,7 @@ impl AlertStore {
     /// notifications were queued.
     pub fn flush_groups(
         &self,
-        rules: &[(&Rule, Vec<Receiver>)],
+        rules: &[(Rule, Vec<Receiver>)],
         policy: &Policy,
         now_ms: i64,
     ) -> Result<usize, StateError> {
@@ -943,13 +943,11 @@ fn write_row(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
     Ok(())
 }
 
-fn update_value(tx: &Transaction<'_>, previous: Option<&AlertRow>, current: &AlertRow) -> Result<(), StateError> {
-    if let Some(previous) = previous {
-        tx.execute(
-            "UPDATE alerts SET value = ?2, last_data_ms = ?3 WHERE fingerprint = ?1",
-            params![previous.fingerprint, current.value, current.last_data_ms],
-        )?;
-    }
+fn update_value(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
+    tx.execute(
+        "UPDATE alerts SET value = ?2, last_data_ms = ?3 WHERE fingerprint = ?1",
+        params![row.fingerprint, row.value, row.last_data_ms],
+    )?;
     Ok(())
 }
 
@@ -1053,7 +1051,7 @@ mod tests {
             let now = i as i64 * 15_000;
             store.apply(&rule, &evaluation(*value, clear_threshold), now).unwrap();
             store
-                .flush_groups(&[(&rule, receivers.clone())], &policy(), now)
+                .flush_groups(&[(rule.clone(), receivers.clone())], &policy(), now)
                 .unwrap();
             for delivery in store.due_deliveries(i64::MAX).unwrap() {
                 sent.push((now / 1000, delivery.notification.status));

@@ -21,12 +21,13 @@ use crate::alert::model::AlertState;
 use crate::alert::rules::{Rule, RuleKind};
 use crate::alert::state::{AlertStore, Matcher, Silence, StateError};
 use crate::metrics::RejectReason;
-use crate::store::schema::format_timestamp;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use lookout_shared::config::HumanDuration;
+use lookout_shared::time::now_ms;
+use lookout_shared::time::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -48,10 +49,6 @@ pub struct AlertsApi {
     pub statuses: RuleStatuses,
 }
 
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StateError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -63,7 +60,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn time(ms: Option<i64>) -> Value {
-    ms.map_or(Value::Null, |ms| Value::String(format_timestamp(ms)))
+    ms.map_or(Value::Null, |ms| Value::String(rfc3339(ms)))
 }
 
 /// Current alerts.

@@ -28,10 +28,10 @@ use crate::ingest::validate::check_metric_name;
 use crate::metricstore::MetricStore;
 use crate::metricstore::query::{HostSummary, SeriesAnswer, SeriesQuery};
 use crate::metricstore::rollup::HOUR_MS;
-use crate::metricstore::writer::now_ms;
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
+use lookout_shared::time::now_ms;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -75,13 +75,18 @@ pub static ASSETS: &[Asset] = embed![
     "js/search.js",
 ];
 
-/// The pages: name and HTML template (`{{assets}}` stands for the versioned prefix).
-static PAGES: &[(&str, &str)] = &[
-    ("search", include_str!("../../ui/search.html")),
-    ("hosts", include_str!("../../ui/hosts.html")),
-    ("host", include_str!("../../ui/host.html")),
-    ("alerts", include_str!("../../ui/alerts.html")),
+/// The pages: name, the top bar's section it belongs to, and its HTML
+/// (`{{topbar}}` stands for `ui/topbar.html`, `{{assets}}` for the
+/// versioned asset prefix).
+static PAGES: &[(&str, &str, &str)] = &[
+    ("search", "search", include_str!("../../ui/search.html")),
+    ("hosts", "hosts", include_str!("../../ui/hosts.html")),
+    ("host", "hosts", include_str!("../../ui/host.html")),
+    ("alerts", "alerts", include_str!("../../ui/alerts.html")),
 ];
+
+/// The top bar every page shares; its link to the page's section is marked current.
+const TOPBAR: &str = include_str!("../../ui/topbar.html");
 
 /// The dashboard definitions (`dashboards/*.json`).
 static DASHBOARDS: &[(&str, &str)] = &[("host", include_str!("../../../dashboards/host.json"))];
@@ -104,7 +109,14 @@ static BUILT: LazyLock<Built> = LazyLock::new(|| {
     let prefix = format!("{ASSETS_PREFIX}/{version}");
     let pages = PAGES
         .iter()
-        .map(|(name, html)| (*name, html.replace("{{assets}}", &prefix)))
+        .map(|(name, section, html)| {
+            let current = format!("data-section=\"{section}\"");
+            let topbar = TOPBAR.replace(&current, &format!("{current} aria-current=\"page\""));
+            let html = html
+                .replace("{{topbar}}", topbar.trim_end())
+                .replace("{{assets}}", &prefix);
+            (*name, html)
+        })
         .collect();
     Built { version, pages }
 });
@@ -242,7 +254,7 @@ mod tests {
                 }
                 let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
                 let page =
-                    relative.ends_with(".html") && PAGES.iter().any(|(name, _)| relative == format!("{name}.html"));
+                    relative == "topbar.html" || PAGES.iter().any(|(name, _, _)| relative == format!("{name}.html"));
                 if !page && !ASSETS.iter().any(|a| a.path == relative) {
                     missing.push(relative);
                 }

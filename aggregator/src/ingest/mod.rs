@@ -11,11 +11,12 @@ pub mod decode;
 pub mod validate;
 
 use crate::metricstore::schema::canonical_labels;
-use crate::metricstore::writer::{MetricBatch, PreparedSample, now_ms};
+use crate::metricstore::writer::{MetricBatch, PreparedSample};
 use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RecordFields, labels_value};
 use crate::store::writer::{PreparedBatch, PreparedChunk, PreparedRecord};
 use decode::ContentEncoding;
 use lookout_shared::parse::{Level, detect_level, parse_timestamp};
+use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, record_id};
 
 /// Why a body was refused; each maps to one HTTP status.

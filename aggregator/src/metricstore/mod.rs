@@ -112,7 +112,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let writer = MetricWriter::spawn(dir.path(), 30, Arc::new(Metrics::default())).unwrap();
         let store = MetricStore::open(dir.path()).unwrap();
-        let now = writer::now_ms();
+        let now = lookout_shared::time::now_ms();
         let t0 = bucket_start(now - 10 * DAY_MS, HOUR_MS);
         // Two mounts; on `/`, the value is the minute of the hour, every 30 s
         // for 10 days: each minute averages to itself, each hour to 29.5.

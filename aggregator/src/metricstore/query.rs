@@ -4,6 +4,7 @@
 
 use super::rollup::{HOUR_MS, Tier, bucket_start};
 use super::schema::parse_labels;
+use lookout_shared::time::rfc3339;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
@@ -263,7 +264,7 @@ fn summarise(host: String, last_seen_ms: i64, interval_ms: i64, values: &[Latest
         .max_by(|a, b| (a.rx_bytes_per_sec + a.tx_bytes_per_sec).total_cmp(&(b.rx_bytes_per_sec + b.tx_bytes_per_sec)));
     HostSummary {
         host,
-        last_seen: crate::store::schema::format_timestamp(last_seen_ms),
+        last_seen: rfc3339(last_seen_ms),
         silent: now_ms.saturating_sub(last_seen_ms) > stale_after,
         interval_ms,
         cpu_usage_percent: host_level("cpu.usage_percent"),

@@ -20,6 +20,7 @@ use super::rollup::{HOUR_MS, MINUTE_MS, Tier, UPSERT_1H, UPSERT_1M, bucket_start
 use super::schema;
 use crate::metrics::Metrics;
 use crate::writer_thread::WriterThread;
+use lookout_shared::time::now_ms;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
@@ -210,11 +211,6 @@ impl MetricWriter {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.thread.shutdown(Command::Shutdown).await
     }
-}
-
-/// Now, in Unix ms.
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 /// Writes the hosts' pending last-seen marks every two seconds, until the

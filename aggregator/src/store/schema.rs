@@ -2,6 +2,7 @@
 //! to fields, both when a document is built at ingest and when a stored
 //! document is turned back into a [`Hit`].
 
+use lookout_shared::time::rfc3339;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tantivy::schema::{
@@ -245,7 +246,7 @@ impl LogSchema {
         }
         Hit {
             id: text(self.id),
-            timestamp: format_timestamp(timestamp_ms),
+            timestamp: rfc3339(timestamp_ms),
             host: text(self.host),
             source: text(self.source),
             level: text(self.level),
@@ -260,13 +261,6 @@ impl Default for LogSchema {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Unix ms as RFC 3339 (UTC, fractional seconds only when non-zero).
-pub fn format_timestamp(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 /// The chunk labels as the JSON value stored in `labels`, or `None` without labels.

@@ -7,7 +7,8 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
-use super::schema::{Hit, LogSchema, format_timestamp, names};
+use super::schema::{Hit, LogSchema, names};
+use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -351,7 +352,7 @@ impl LogStore {
             .into_iter()
             .enumerate()
             .map(|(i, count)| Bucket {
-                start: format_timestamp(first.saturating_add(width.saturating_mul(i as i64))),
+                start: rfc3339(first.saturating_add(width.saturating_mul(i as i64))),
                 count,
             })
             .collect())

@@ -19,6 +19,7 @@
 
 pub mod secret;
 
+use lookout_shared::time::now_ms;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -164,10 +165,6 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_ms);
 ";
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)

@@ -214,10 +214,7 @@ pub fn stream(host: &str, n: u64) -> String {
 
 /// Now, in Unix ms.
 pub fn now_ms() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    since_epoch.as_millis() as i64
+    lookout_shared::time::now_ms()
 }
 
 /// One metric sample.

@@ -34,11 +34,11 @@ pub mod filesystems;
 pub mod procfs;
 
 use self::procfs::{ByteCounts, CpuStat};
-use crate::checkpoint::now_ms;
 use crate::config::CompiledMetrics;
 use crate::ship::ShipStats;
 use crate::sources::file::tailer::TailStats;
 use crate::spool::Spool;
+use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, MetricSample};
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -14,7 +14,7 @@
 //! connection makes "the mail server was down and is back" need no special
 //! handling.
 
-use super::{NotifierSetupError, SendError, alerts_url, clean, rfc3339, rule_url, url_encode};
+use super::{NotifierSetupError, SendError, alerts_url, clean, rule_url, url_encode};
 use crate::alert::model::{Alert, AlertState, Notification, NotificationStatus};
 use crate::config::{SmtpConfig, SmtpTls};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
@@ -22,6 +22,8 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lookout_shared::time::now_ms;
+use lookout_shared::time::rfc3339;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
@@ -162,10 +164,6 @@ fn message_id(domain: &str) -> String {
     hasher.write_i64(now_ms());
     hasher.write_u32(std::process::id());
     format!("<lookout.{}.{:016x}@{domain}>", now_ms(), hasher.finish())
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 /// Alertmanager's default subject: `[FIRING:2] DiskFull web-1 /var` (status,

@@ -226,15 +226,6 @@ pub enum NotifierSetupError {
     Template(String),
 }
 
-/// RFC 3339 UTC (`2024-05-01T12:00:00Z`, with milliseconds only when there
-/// are some) of a Unix millisecond time.
-fn rfc3339(ms: i64) -> String {
-    match jiff::Timestamp::from_millisecond(ms) {
-        Ok(t) => t.to_string(),
-        Err(_) => "0001-01-01T00:00:00Z".to_string(),
-    }
-}
-
 /// Percent-encodes everything but RFC 3986's unreserved characters, for
 /// one query-string value.
 fn url_encode(value: &str) -> String {
@@ -443,7 +434,5 @@ mod tests {
             "http://x:7070/alerts?rule=Disk%20Full%26x"
         );
         assert_eq!(url_encode("level:error \"é\""), "level%3Aerror%20%22%C3%A9%22");
-        assert_eq!(rfc3339(T0), "2024-05-01T12:00:00Z");
-        assert_eq!(rfc3339(T0 + 250), "2024-05-01T12:00:00.25Z");
     }
 }

@@ -22,10 +22,11 @@
 //! Answers: 2xx is delivered; 408, 429, 5xx and network errors are worth a
 //! retry; any other status (redirects are not followed) is permanent.
 
-use super::{NotifierSetupError, SendError, clean, rfc3339, rule_url};
+use super::{NotifierSetupError, SendError, clean, rule_url};
 use crate::alert::model::{AlertState, Notification, NotificationStatus};
 use crate::config::Secret;
 use hmac::{Hmac, KeyInit, Mac};
+use lookout_shared::time::rfc3339;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use sha2::Sha256;
