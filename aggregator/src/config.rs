@@ -1,10 +1,10 @@
-//! The aggregator's configuration file (`aggregator.toml`, see SPEC.md).
+//! The aggregator's configuration file (`aggregator.toml`, see docs/SPEC.md).
 //!
 //! Loading goes through [`lookout_shared::config::load_toml`], so every error
 //! names the file, the key and the reason; [`Config::load`] then checks what
 //! serde cannot (non-empty token lists, unique notifier names, ...). Unknown keys
 //! are rejected everywhere. Relative paths (`data_dir`, `rules_file`) are taken
-//! relative to the working directory, as in SPEC.md's example.
+//! relative to the working directory, as in docs/SPEC.md's example.
 //!
 //! `[tls]` names a certificate and key; validation reads and parses both, so
 //! `check-config` catches a missing or unreadable file before a start does.
@@ -281,7 +281,7 @@ pub enum NotifierConfig {
         /// Whether to send a message when the alerts of a group resolve (default true).
         #[serde(default = "default_true")]
         send_resolved: bool,
-        /// Moved to [`Config::rules_file`] on loading (see SPEC.md's example), so always `None` after it.
+        /// Moved to [`Config::rules_file`] on loading (see docs/SPEC.md's example), so always `None` after it.
         #[serde(default)]
         rules_file: Option<PathBuf>,
     },
@@ -304,7 +304,7 @@ pub enum NotifierConfig {
         /// Extra request headers, such as `Authorization`; values are never logged.
         #[serde(default)]
         headers: BTreeMap<String, Secret>,
-        /// Moved to [`Config::rules_file`] on loading (see SPEC.md's example), so always `None` after it.
+        /// Moved to [`Config::rules_file`] on loading (see docs/SPEC.md's example), so always `None` after it.
         #[serde(default)]
         rules_file: Option<PathBuf>,
     },
@@ -329,7 +329,7 @@ impl NotifierConfig {
 
     /// Removes a `rules_file` parsed into this notifier. TOML puts a key
     /// written after the last `[[notifiers]]` header into that notifier, and
-    /// SPEC.md's example config does exactly that with `rules_file`; loading
+    /// docs/SPEC.md's example config does exactly that with `rules_file`; loading
     /// moves it to [`Config::rules_file`] so the example means what it says.
     fn take_rules_file(&mut self) -> Option<PathBuf> {
         match self {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lookout-aggregator");
 
-/// SPEC.md's example aggregator configuration, verbatim.
+/// docs/SPEC.md's example aggregator configuration, verbatim.
 const SPEC_EXAMPLE: &str = r#"listen = "127.0.0.1:7070"
 data_dir = "./data"
 
@@ -41,7 +41,7 @@ url = "http://127.0.0.1:9099/hook"
 rules_file = "config/rules.toml"      # optional; built-in default rules apply without it
 "#;
 
-/// SPEC.md's paths (`config/rules.toml`) are relative to the repository root,
+/// docs/SPEC.md's paths (`config/rules.toml`) are relative to the repository root,
 /// where an operator runs the binaries from a checkout.
 fn repository_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -22,7 +22,7 @@ pub struct IngestBatch {
     /// Log records, grouped by the file (stream) they were read from.
     #[serde(default)]
     pub streams: Vec<StreamChunk>,
-    /// Host metric samples (names as in SPEC.md: `cpu.usage_percent`, …).
+    /// Host metric samples (names as in docs/SPEC.md: `cpu.usage_percent`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricSample>,
 }
@@ -32,7 +32,7 @@ pub struct IngestBatch {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSample {
-    /// Metric name from SPEC.md, e.g. `fs.used_percent`.
+    /// Metric name from docs/SPEC.md, e.g. `fs.used_percent`.
     pub name: String,
     /// Series labels besides the host, e.g. `{"mount": "/"}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -122,7 +122,7 @@ pub fn content_hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
-/// The record id of SPEC.md: `<stream>-<offset>`, offset in decimal.
+/// The record id of docs/SPEC.md: `<stream>-<offset>`, offset in decimal.
 pub fn record_id(stream: &str, offset: u64) -> String {
     format!("{stream}-{offset}")
 }

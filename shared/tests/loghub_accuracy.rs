@@ -7,8 +7,8 @@
 //! are built from the CSV columns with jiff's `strptime`, independently of the
 //! byte-level matchers under test.
 //!
-//! The data sits beside the checkout (`<checkout>/../shared/data/loghub`);
-//! the test fails, rather than skips, when it is missing.
+//! The data is the repository's copy (`testdata/loghub`, with Loghub's
+//! licence); the test fails, rather than skips, when it is missing.
 //! Run with `--nocapture` to see the per-file table.
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use lookout_shared::parse::{Level, detect_level, parse_timestamp};
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/loghub");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/loghub");
 
 /// Minimum share of lines that must agree with the CSV, per file and field.
 const REQUIRED: f64 = 0.99;
@@ -222,7 +222,7 @@ fn loghub_samples_are_parsed_as_the_structured_csv_says() {
     let dir = PathBuf::from(DATA);
     assert!(
         dir.is_dir(),
-        "Loghub data folder {} is missing: it must sit beside the checkout as ../shared/data/loghub",
+        "Loghub data folder {} is missing from the checkout (testdata/loghub)",
         dir.display()
     );
 

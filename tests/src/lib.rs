@@ -42,14 +42,10 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// The loghub sample data beside the checkout (`../shared/data/loghub`).
+/// The loghub sample data the repository carries (`testdata/loghub`).
 pub fn loghub_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/loghub");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the loghub data must sit beside the checkout",
-        dir.display()
-    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/loghub");
+    assert!(dir.is_dir(), "{} is missing from the checkout", dir.display());
     dir
 }
 

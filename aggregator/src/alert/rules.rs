@@ -1,5 +1,5 @@
 //! Alert rules: the rules file (`rules_file` in aggregator.toml, TOML, see
-//! SPEC.md) and the built-in defaults that apply without it.
+//! docs/SPEC.md) and the built-in defaults that apply without it.
 //!
 //! A rule file is a list of `[[rules]]`. Each entry is read into one flat
 //! [`RuleSpec`] (unknown keys are an error) and then checked against its
@@ -156,7 +156,7 @@ impl Datapoints {
 /// A threshold on a metric, one alert instance per series (host × labels).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThresholdRule {
-    /// Metric name (SPEC.md's list).
+    /// Metric name (docs/SPEC.md's list).
     pub metric: String,
     /// Only series whose labels have these values; an empty value means
     /// "without this label" (`cpu = ""` picks the host-wide CPU series).

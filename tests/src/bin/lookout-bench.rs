@@ -35,7 +35,7 @@
 //!   histogram and facet answers received and the results drawn into the
 //!   DOM; layout and paint not included); prints p50 and max.
 //!
-//! Make FILE with `python3 ../shared/bench/make-dataset.py FILE N`.
+//! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
 use serde_json::Value;

@@ -1,5 +1,5 @@
 //! Host metrics: every `[metrics] interval`, one [`IngestBatch`] of
-//! [`MetricSample`]s, named as SPEC.md fixes, sent down the same channel as
+//! [`MetricSample`]s, named as docs/SPEC.md fixes, sent down the same channel as
 //! the tailer's batches, so metrics are sealed, spooled and shipped like logs
 //! and outlive an aggregator outage. A metrics batch covers no byte ranges, so
 //! its acknowledgement moves no checkpoint.
