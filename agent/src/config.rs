@@ -1,10 +1,11 @@
-//! The agent's configuration file (`agent.toml`), as fixed by SPEC.md, plus the
+//! The agent's configuration file (`agent.toml`), as fixed by docs/SPEC.md, plus the
 //! keys the issues add (multiline, labels, rotation, shipping limits).
 //!
 //! [`AgentConfig::load`] parses and then validates everything that can be
 //! checked without touching the logs themselves (globs, regexes, the URL), so
 //! `check-config` and a start share one path and one kind of error.
 
+use crate::sources::file::open::Confinement;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use lookout_shared::config::{ByteSize, ConfigError, HumanDuration, load_toml};
 use serde::Deserialize;
@@ -69,13 +70,19 @@ pub struct LogSourceConfig {
     /// The agent rotates the files of this source itself when set.
     #[serde(default)]
     pub rotate: Option<RotatePolicy>,
+    /// Follow symlinks wherever they point. By default a symlink is followed
+    /// only while it stays within the glob's base folder, so that a link
+    /// planted by whoever can write there cannot make the agent (root) ship
+    /// a file they could not read themselves.
+    #[serde(default)]
+    pub follow_symlinks: bool,
 }
 
 fn default_max_record() -> ByteSize {
     ByteSize(256 * 1024)
 }
 
-/// `start_at` of SPEC.md.
+/// `start_at` of docs/SPEC.md.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
@@ -366,6 +373,26 @@ impl CompiledSource {
     /// Whether a path belongs to this source.
     pub fn matches(&self, path: &Path) -> bool {
         self.include.is_match(path) && !self.exclude.is_match(path)
+    }
+
+    /// Where opening `path` may lead: anywhere with `follow_symlinks`, else
+    /// below the deepest base folder of the source's globs that holds it
+    /// (below the path's own folder for a file no glob's base holds, such as
+    /// a rotated copy moved elsewhere).
+    pub fn confinement(&self, path: &Path) -> Confinement {
+        if self.config.follow_symlinks {
+            return Confinement::Anywhere;
+        }
+        let base = self
+            .config
+            .paths
+            .iter()
+            .map(|pattern| crate::sources::file::discover::base_of(pattern))
+            .filter(|base| path.starts_with(base))
+            .max_by_key(|base| base.components().count())
+            .or_else(|| path.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Confinement::Beneath(base)
     }
 }
 

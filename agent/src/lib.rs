@@ -97,7 +97,8 @@ pub async fn run(
         move |source| AgentError::State { what, path, source }
     };
     let state_dir = config.state_dir.clone();
-    std::fs::create_dir_all(&state_dir).map_err(state_error("cannot create the state folder", &state_dir))?;
+    lookout_shared::process::private_dir(&state_dir)
+        .map_err(state_error("cannot create the state folder", &state_dir))?;
     let (store, checkpoints) =
         CheckpointStore::open(&state_dir).map_err(state_error("cannot read the checkpoints", &state_dir))?;
     let store = Arc::new(store);

@@ -26,6 +26,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    lookout_shared::process::private_files();
     lookout_shared::process::init_logging();
     let Some(config_path) = cli.config else {
         eprintln!("lookout-agent: --config FILE is required (see --help)");

@@ -17,7 +17,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -55,9 +55,13 @@ pub fn rotate(path: &Path, policy: &RotatePolicy) -> io::Result<Rotation> {
     let rotated_to = rotated_name(path, 1, false);
     let bytes = match policy.mode {
         RotateMode::Rename => {
-            let permissions = fs::metadata(path)?.permissions();
+            let permissions = open_regular(path, false)?.metadata()?.permissions();
             fs::rename(path, &rotated_to)?;
-            let fresh = OpenOptions::new().write(true).create_new(true).open(path);
+            let fresh = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc_flags::NOFOLLOW)
+                .open(path);
             match fresh {
                 Ok(file) => file.set_permissions(fs::Permissions::from_mode(permissions.mode()))?,
                 // The writer already created the new file: leave it.
@@ -109,18 +113,58 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 }
 
 fn gzip_to(from: &Path, to: &Path) -> io::Result<()> {
-    let mut input = File::open(from)?;
+    let mut input = open_regular(from, false)?;
     let temp = to.with_extension("gz.tmp");
-    let mut encoder = GzEncoder::new(File::create(&temp)?, Compression::default());
+    let output = create_fresh(&temp, &input)?;
+    let mut encoder = GzEncoder::new(output, Compression::default());
     io::copy(&mut input, &mut encoder)?;
     encoder.finish()?.sync_all()?;
     fs::rename(&temp, to)
 }
 
+/// Opens `path` without following a symlink at its end, and only if it is a
+/// regular file: in a folder others can write to, a planted link must not
+/// make the agent (root) read, truncate or overwrite what it points at.
+fn open_regular(path: &Path, write: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc_flags::NOFOLLOW | libc_flags::NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file; not rotating it", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// Creates `path` as a new file (never through an existing name or link: one
+/// planted there is removed first) with the permissions of `like`.
+fn create_fresh(path: &Path, like: &File) -> io::Result<File> {
+    remove_if_present(path)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc_flags::NOFOLLOW)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(
+        like.metadata()?.permissions().mode() & 0o777,
+    ))?;
+    Ok(file)
+}
+
+/// `O_NOFOLLOW` and `O_NONBLOCK` as `OpenOptionsExt::custom_flags` takes them.
+mod libc_flags {
+    pub const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    pub const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+}
+
 /// Copies until the source stops growing, then truncates it; returns the bytes copied.
 fn copy_then_truncate(path: &Path, rotated_to: &Path) -> io::Result<u64> {
-    let mut source = OpenOptions::new().read(true).write(true).open(path)?;
-    let mut copy = File::create(rotated_to)?;
+    let mut source = open_regular(path, true)?;
+    let mut copy = create_fresh(rotated_to, &source)?;
     let mut copied = 0u64;
     let mut buffer = vec![0u8; 256 * 1024];
     loop {

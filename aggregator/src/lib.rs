@@ -29,6 +29,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod metricstore;
+pub mod query;
 pub mod retention;
 pub mod store;
 pub mod tls;
@@ -78,6 +79,8 @@ impl Aggregator {
     /// which may be shipped elsewhere).
     pub async fn start(config: Config) -> anyhow::Result<Aggregator> {
         let metrics = Arc::new(Metrics::default());
+        lookout_shared::process::private_dir(&config.data_dir)
+            .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
         let data_dir = config.data_dir.clone();
         let (store, payloads) = tokio::task::spawn_blocking(move || LogStore::open(&data_dir)).await??;
         let writer = LogWriter::spawn(store.clone(), payloads, metrics.clone())?;
@@ -133,6 +136,7 @@ impl Aggregator {
                 api_tokens: http::auth::Tokens::new(&config.auth.api_tokens, "API"),
                 tls: tls.is_some(),
                 limiter: http::ratelimit::LoginLimiter::default(),
+                password_checks: Arc::new(tokio::sync::Semaphore::new(http::access::MAX_PASSWORD_CHECKS)),
             }),
         };
         let app = http::router(state, &config.auth).into_make_service_with_connect_info::<SocketAddr>();

@@ -74,6 +74,7 @@ enum UserCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    lookout_shared::process::private_files();
     let Some(config_path) = cli.config else {
         eprintln!("error: --config FILE is required (see --help)");
         return ExitCode::from(EXIT_INVALID_CONFIG);

@@ -214,7 +214,10 @@ async fn bad_read_requests_get_clear_errors() {
 
     // The syntax error says where: the closing quote is missing at byte 4.
     let answer = server.get("/api/v1/logs/search?q=%22foo").await;
-    assert_eq!(answer.error(), "query syntax error at position 4: missing delimiter \"");
+    assert_eq!(
+        answer.error(),
+        "query syntax error at position 4: the phrase started at position 0 has no closing `\"`"
+    );
 
     // Read endpoints need the API token; /healthz does not.
     for path in [

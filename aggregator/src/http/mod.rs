@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC.md) and the web UI's pages: routes, access control,
+//! The HTTP API (docs/SPEC.md) and the web UI's pages: routes, access control,
 //! security headers and error answers.
 //!
 //! | route | access | handler |
@@ -103,7 +103,7 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
         .route("/api/v1/logs/facets", get(facets::facets))
         .route(
             "/api/v1/logs/tail",
-            get(tail::tail).with_state(tail::TailState::new(state.writer.clone(), state.store.clone())),
+            get(tail::tail).with_state(tail::TailState::new(state.writer.clone())),
         )
         .route("/api/v1/dashboards/{name}", get(ui::dashboard))
         .route("/api/v1/session", get(pages::session_info))

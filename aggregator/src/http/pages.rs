@@ -14,6 +14,7 @@
 use super::AppState;
 use super::access::{Caller, SESSION_COOKIE, check_origin, safe_next, session_token};
 use super::error::ApiError;
+use crate::metrics::RejectReason;
 use axum::Json;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Form, Query, State};
@@ -106,7 +107,8 @@ pub async fn login(
     let next = safe_next(&form.next).to_owned();
     let address = extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
     let access = app.access.clone();
-    if let Err(wait) = access.limiter.check(&form.username, address, Instant::now()) {
+    let attempted = Instant::now();
+    if let Err(wait) = access.limiter.attempt(&form.username, address, attempted) {
         let seconds = wait.as_secs().max(1);
         let message = format!(
             "Too many failed logins. Try again in {} minute(s).",
@@ -118,6 +120,16 @@ pub async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         return response;
     }
+    // Each check holds an argon2 block (about 19 MiB) for tens of
+    // milliseconds: a few at a time, the rest wait their turn.
+    let Ok(_hashing) = access.password_checks.clone().acquire_owned().await else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RejectReason::Unavailable,
+            "shutting down",
+        )
+        .into_response();
+    };
     let users = access.users.clone();
     let policy = access.policy;
     let (username, password) = (form.username.clone(), form.password);
@@ -128,13 +140,12 @@ pub async fn login(
     .await;
     match outcome {
         Ok(Ok(Some(new))) => {
-            access.limiter.succeeded(&form.username);
+            access.limiter.succeeded(&form.username, address, attempted);
             tracing::info!(user = %new.session.user, "login");
             let cookie = session_cookie(&new.token, policy.absolute, access.tls);
             see_other(&next, Some(cookie))
         }
         Ok(Ok(None)) => {
-            access.limiter.failed(&form.username, address, Instant::now());
             tracing::info!(user = %form.username.escape_debug(), "failed login");
             login_page(StatusCode::UNAUTHORIZED, &next, &form.username, Some(WRONG_CREDENTIALS))
         }

@@ -5,7 +5,6 @@
 //! widen a search.
 
 use super::error::ApiError;
-use crate::store::schema::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use crate::store::search::LogFilter;
 use axum::extract::Query;
 use axum::http::Uri;
@@ -60,7 +59,7 @@ impl Params {
         let Some(text) = self.text(name) else {
             return Ok(None);
         };
-        parse_time(text.trim()).map(Some).ok_or_else(|| {
+        crate::query::parse_time(text.trim()).map(Some).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "parameter `{name}`: `{text}` is neither an RFC 3339 time (such as \
                      2024-05-01T12:00:00Z) nor Unix milliseconds"
@@ -125,19 +124,10 @@ impl Params {
     }
 }
 
-/// RFC 3339 or Unix ms, clamped to the times the index can hold.
-fn parse_time(text: &str) -> Option<i64> {
-    let ms = if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        text.parse::<i64>().ok()?
-    } else {
-        text.parse::<jiff::Timestamp>().ok()?.as_millisecond()
-    };
-    Some(ms.clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::parse_time;
 
     fn params(query: &str) -> Params {
         Params::from_uri(&format!("/x?{query}").parse().unwrap()).unwrap()

@@ -8,6 +8,7 @@
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
 use super::schema::{Hit, LogSchema, names};
+use crate::query::{self, Expr, Keyword, Leaf};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
 use serde::Serialize;
@@ -15,9 +16,8 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, QueryParserError, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 /// Most buckets a histogram may have.
@@ -118,43 +118,33 @@ pub enum SearchError {
     Index(#[from] tantivy::TantivyError),
 }
 
-/// Turns filters and query strings into tantivy queries.
+/// Turns filters and query strings ([`crate::query`]) into tantivy queries.
 pub struct QueryBuilder {
     schema: LogSchema,
-    parser: QueryParser,
 }
 
 impl QueryBuilder {
     /// A builder for `schema`.
     pub fn new(schema: LogSchema) -> Self {
-        let mut parser = QueryParser::new(
-            schema.schema().clone(),
-            vec![schema.message],
-            TokenizerManager::default(),
-        );
-        // `disk full` should find lines with both words, as log search users expect.
-        parser.set_conjunction_by_default();
-        QueryBuilder { schema, parser }
+        QueryBuilder { schema }
     }
 
     /// The query for `filter`.
     pub fn build(&self, filter: &LogFilter) -> Result<Box<dyn Query>, SearchError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let q = filter.q.trim();
-        if !q.is_empty() {
-            clauses.push((Occur::Must, self.parse(q)?));
+        let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
+        if expr != Expr::All {
+            clauses.push((Occur::Must, self.compile(&expr)));
         }
         if filter.start.is_some() || filter.end.is_some() {
-            let term = |ms| Term::from_field_date(self.schema.timestamp, DateTime::from_timestamp_millis(ms));
-            let lower = filter.start.map_or(Bound::Unbounded, |ms| Bound::Included(term(ms)));
-            let upper = filter.end.map_or(Bound::Unbounded, |ms| Bound::Excluded(term(ms)));
-            clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+            let lower = filter.start.map_or(Bound::Unbounded, Bound::Included);
+            let upper = filter.end.map_or(Bound::Unbounded, Bound::Excluded);
+            clauses.push((Occur::Must, self.time_range(self.schema.timestamp, lower, upper)));
         }
         if let Some(since) = filter.ingested_since {
-            let lower = Term::from_field_date(self.schema.ingested, DateTime::from_timestamp_millis(since));
             clauses.push((
                 Occur::Must,
-                Box::new(RangeQuery::new(Bound::Included(lower), Bound::Unbounded)),
+                self.time_range(self.schema.ingested, Bound::Included(since), Bound::Unbounded),
             ));
         }
         for (field, value) in [
@@ -173,23 +163,90 @@ impl QueryBuilder {
         })
     }
 
-    fn parse(&self, q: &str) -> Result<Box<dyn Query>, SearchError> {
-        // The strict parser only says "syntax error"; the lenient grammar says where.
-        let (_, errors) = tantivy::query_grammar::parse_query_lenient(q);
-        if let Some(error) = errors.first() {
-            // The grammar escapes quotes in its messages (`missing delimiter \"`).
-            return Err(SearchError::BadRequest(format!(
-                "query syntax error at position {}: {}",
-                error.pos,
-                error.message.replace("\\\"", "\"")
-            )));
+    /// The index query with `expr`'s meaning. A part that only excludes
+    /// (`NOT b`, alone or under `OR`) is "everything but", never the empty
+    /// clause tantivy makes of a lone must-not.
+    fn compile(&self, expr: &Expr) -> Box<dyn Query> {
+        match expr {
+            Expr::All => Box::new(AllQuery),
+            Expr::Leaf(leaf) => self.leaf(leaf),
+            Expr::Not(inner) => Box::new(BooleanQuery::new(vec![
+                (Occur::Must, Box::new(AllQuery)),
+                (Occur::MustNot, self.compile(inner)),
+            ])),
+            Expr::And(parts) => {
+                let mut clauses: Vec<(Occur, Box<dyn Query>)> = parts
+                    .iter()
+                    .map(|part| match part {
+                        Expr::Not(inner) => (Occur::MustNot, self.compile(inner)),
+                        other => (Occur::Must, self.compile(other)),
+                    })
+                    .collect();
+                if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Box::new(BooleanQuery::new(clauses))
+            }
+            Expr::Or(parts) => Box::new(BooleanQuery::new(
+                parts.iter().map(|part| (Occur::Should, self.compile(part))).collect(),
+            )),
         }
-        match self.parser.parse_query(q) {
-            // `NOT debug` alone means "everything but debug" to a person.
-            Err(QueryParserError::AllButQueryForbidden) => self.parser.parse_query(&format!("* {q}")),
-            other => other,
+    }
+
+    fn leaf(&self, leaf: &Leaf) -> Box<dyn Query> {
+        let schema = &self.schema;
+        match leaf {
+            Leaf::Message(tokens) => match tokens.as_slice() {
+                [(_, token)] => exact(schema.message, token),
+                _ => Box::new(PhraseQuery::new_with_offset(
+                    tokens
+                        .iter()
+                        .map(|(position, token)| (*position, Term::from_field_text(schema.message, token)))
+                        .collect(),
+                )),
+            },
+            Leaf::Keyword(keyword, value) => exact(self.keyword(*keyword), value),
+            Leaf::KeywordRange(keyword, lower, upper) => {
+                let field = self.keyword(*keyword);
+                let term = |value: &String| Term::from_field_text(field, value);
+                Box::new(RangeQuery::new(lower.as_ref().map(term), upper.as_ref().map(term)))
+            }
+            Leaf::Label(name, value) => {
+                let mut term = Term::from_field_json_path(schema.labels, name, false);
+                term.append_type_and_str(value);
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+            }
+            Leaf::Offset(lower, upper) => {
+                let term = |offset: &u64| Term::from_field_u64(schema.offset, *offset);
+                Box::new(RangeQuery::new(lower.as_ref().map(term), upper.as_ref().map(term)))
+            }
+            Leaf::Timestamp(lower, upper) => self.time_range(schema.timestamp, *lower, *upper),
+            Leaf::Truncated(value) => Box::new(TermQuery::new(
+                Term::from_field_bool(schema.truncated, *value),
+                IndexRecordOption::Basic,
+            )),
+            Leaf::HasLevel => Box::new(BooleanQuery::new(
+                ["error", "warn", "info", "debug", "trace"]
+                    .into_iter()
+                    .map(|level| (Occur::Should, exact(schema.level, level)))
+                    .collect(),
+            )),
         }
-        .map_err(|err| SearchError::BadRequest(describe(err)))
+    }
+
+    fn keyword(&self, keyword: Keyword) -> Field {
+        match keyword {
+            Keyword::Host => self.schema.host,
+            Keyword::Source => self.schema.source,
+            Keyword::Level => self.schema.level,
+            Keyword::Id => self.schema.id,
+            Keyword::Stream => self.schema.stream,
+        }
+    }
+
+    fn time_range(&self, field: Field, lower: Bound<i64>, upper: Bound<i64>) -> Box<dyn Query> {
+        let term = |ms: i64| Term::from_field_date(field, DateTime::from_timestamp_millis(ms));
+        Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
     }
 }
 
@@ -198,16 +255,6 @@ fn exact(field: Field, value: &str) -> Box<dyn Query> {
         Term::from_field_text(field, value),
         IndexRecordOption::Basic,
     ))
-}
-
-fn describe(err: QueryParserError) -> String {
-    match err {
-        QueryParserError::FieldDoesNotExist(field) => format!(
-            "unknown field `{field}` in query; fields are message, host, source, level, \
-             timestamp, stream, offset, id, truncated and labels.<name>"
-        ),
-        other => format!("invalid query: {other}"),
-    }
 }
 
 /// One searcher per partition that may hold records `filter` selects: its

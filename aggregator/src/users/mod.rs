@@ -180,7 +180,7 @@ fn valid_name(name: &str) -> bool {
 impl UserStore {
     /// Opens (creating if needed) `data_dir/users.sqlite`.
     pub fn open(data_dir: &Path) -> Result<UserStore, UserError> {
-        std::fs::create_dir_all(data_dir).map_err(|err| {
+        lookout_shared::process::private_dir(data_dir).map_err(|err| {
             UserError::Database(rusqlite::Error::InvalidPath(
                 format!("{}: {err}", data_dir.display()).into(),
             ))
@@ -300,25 +300,31 @@ impl UserStore {
             )
             .optional()
         })?;
-        let Some((hash, role, created_ms)) = found else {
-            let dummy = match self.dummy_hash.get() {
-                Some(hash) => hash.clone(),
-                None => {
-                    let hash = secret::hash_password("not a password of anyone").map_err(UserError::Hash)?;
-                    self.dummy_hash.get_or_init(|| hash).clone()
-                }
-            };
-            secret::verify_password(password, &dummy);
+        // Exactly one argon2 verification whatever is wrong (no such user, an
+        // over-long password), so the answer's time does not tell which.
+        let (hash, known) = match &found {
+            Some((hash, ..)) if password.len() <= secret::MAX_PASSWORD_BYTES => (hash.clone(), true),
+            _ => (self.dummy_hash()?, false),
+        };
+        let verified = secret::verify_password(password, &hash);
+        let Some((_, role, created_ms)) = found.filter(|_| known && verified) else {
             return Ok(None);
         };
-        if password.len() > secret::MAX_PASSWORD_BYTES || !secret::verify_password(password, &hash) {
-            return Ok(None);
-        }
         Ok(Some(User {
             name: name.into(),
             role,
             created_ms,
         }))
+    }
+
+    /// The hash that unknown names and over-long passwords are checked
+    /// against, made once.
+    fn dummy_hash(&self) -> Result<String, UserError> {
+        if let Some(hash) = self.dummy_hash.get() {
+            return Ok(hash.clone());
+        }
+        let hash = secret::hash_password("not a password of anyone").map_err(UserError::Hash)?;
+        Ok(self.dummy_hash.get_or_init(|| hash).clone())
     }
 
     /// Starts a session for `user` (and deletes expired ones).

@@ -5,6 +5,7 @@
 //! keeps the regular files the source matches. The same base folders are what
 //! the inotify watcher watches.
 
+use super::open::is_readable_log;
 use crate::config::CompiledSource;
 use std::collections::BTreeMap;
 use std::fs;
@@ -33,6 +34,11 @@ pub fn roots(sources: &[CompiledSource]) -> Vec<Root> {
         }
     }
     deepest.into_iter().map(|(dir, depth)| Root { dir, depth }).collect()
+}
+
+/// The literal base folder of a glob: the part before its first glob character.
+pub fn base_of(pattern: &str) -> PathBuf {
+    root_of(pattern).dir
 }
 
 fn root_of(pattern: &str) -> Root {
@@ -82,14 +88,19 @@ fn walk(dir: &Path, depth: usize, sources: &[CompiledSource], found: &mut Vec<(P
             }
             continue;
         }
-        // A symlink is followed to what it names; only regular files are logs.
-        let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
-        if !is_file {
+        // Only regular files are logs (no FIFOs, sockets or devices). A
+        // symlink counts where it leads to one within the source's bounds.
+        if !file_type.is_file() && !file_type.is_symlink() {
             continue;
         }
-        if let Some(index) = sources.iter().position(|source| source.matches(&path)) {
-            found.push((path, index));
+        let Some(index) = sources.iter().position(|source| source.matches(&path)) else {
+            continue;
+        };
+        if file_type.is_symlink() && !is_readable_log(&path, &sources[index].confinement(&path)) {
+            tracing::debug!(file = %path.display(), "skipping a symlink that leads outside its source's folder or to no regular file");
+            continue;
         }
+        found.push((path, index));
     }
 }
 

@@ -3,6 +3,7 @@
 //! renamed file keeps its identity while a reused inode or a truncated and
 //! rewritten file is told apart.
 
+use super::open::{Confinement, open_log};
 use lookout_shared::wire::content_hash;
 use std::fs::{File, Metadata};
 use std::io;
@@ -66,9 +67,10 @@ pub fn read_head(file: &File) -> io::Result<Head> {
     Ok(Head::Fingerprint(content_hash(line)))
 }
 
-/// The fingerprint of the file at `path`, if it has a complete first line.
-pub fn fingerprint_of(path: &Path) -> Option<(FileKey, u64, u64)> {
-    let file = File::open(path).ok()?;
+/// The fingerprint of the regular file at `path` (reached within
+/// `confinement`), if it has a complete first line.
+pub fn fingerprint_of(path: &Path, confinement: &Confinement) -> Option<(FileKey, u64, u64)> {
+    let file = open_log(path, confinement).ok()?;
     let metadata = file.metadata().ok()?;
     match read_head(&file).ok()? {
         Head::Fingerprint(fingerprint) => Some((FileKey::of(&metadata), fingerprint, metadata.len())),

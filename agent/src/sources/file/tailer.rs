@@ -6,7 +6,7 @@
 //! rescans the globs at least every second (a poll fallback for network
 //! filesystems, missed events and inotify queue overflows).
 //!
-//! Rotation handling, in the terms of SPEC.md:
+//! Rotation handling, in the terms of docs/SPEC.md:
 //! - rename-then-create: the open descriptor keeps reading the renamed file to
 //!   its end, until it has not grown for `rotate_wait`, even when the new name
 //!   is outside the globs or the file was deleted;
@@ -21,6 +21,7 @@
 
 use super::discover::{self, Root};
 use super::identity::{FileKey, Head, fingerprint_of, read_head};
+use super::open::{Confinement, open_log};
 use super::records::{Multiline, Record, RecordReader};
 use crate::batch::{BatchBuilder, StreamRead};
 use crate::checkpoint::{AckTracker, CheckpointStore, StreamMeta};
@@ -205,7 +206,7 @@ impl Tailer {
             if self.files.contains_key(&key) || self.finished.get(&key) == Some(&metadata.len()) {
                 continue;
             }
-            match File::open(&path) {
+            match open_log(&path, &self.parts.sources[source].confinement(&path)) {
                 Ok(file) => self.open(file, key, path, source, None, None),
                 Err(err) => tracing::warn!(file = %path.display(), error = %err, "cannot open a log file"),
             }
@@ -306,8 +307,10 @@ impl Tailer {
             let Ok(listing) = fs::read_dir(&dir) else {
                 continue;
             };
+            // Rotated files lie beside the ones they were: nothing here may lead elsewhere.
+            let confinement = Confinement::Beneath(dir.clone());
             for path in listing.flatten().map(|entry| entry.path()) {
-                let Some((key, fingerprint, size)) = fingerprint_of(&path) else {
+                let Some((key, fingerprint, size)) = fingerprint_of(&path, &confinement) else {
                     continue;
                 };
                 if self.files.contains_key(&key) {
@@ -339,7 +342,7 @@ impl Tailer {
                 let Some(source) = self.parts.sources.iter().position(|source| source.matches(&original)) else {
                     continue;
                 };
-                if let Ok(file) = File::open(&path) {
+                if let Ok(file) = open_log(&path, &confinement) {
                     tracing::info!(file = %path.display(), was = %original.display(), "reading the rest of a file rotated while the agent was down");
                     self.open(file, key, original, source, Some(Instant::now()), preset);
                 }
@@ -570,7 +573,10 @@ impl Tailer {
             let read_offset = tailed.reader.read_offset();
             let dir = tailed.path.parent().unwrap_or(Path::new("/"));
             if let Some(copy) = find_copy(dir, identity.fingerprint, tailed.key.ino, read_offset) {
-                match File::open(&copy).and_then(|mut file| file.seek(SeekFrom::Start(read_offset)).map(|_| file)) {
+                let confinement = Confinement::Beneath(dir.to_path_buf());
+                match open_log(&copy, &confinement)
+                    .and_then(|mut file| file.seek(SeekFrom::Start(read_offset)).map(|_| file))
+                {
                     Ok(mut file) => {
                         let before = tailed.reader.read_offset();
                         while let Ok(read) =
@@ -697,12 +703,13 @@ fn end_of_last_line(file: &File, size: u64) -> u64 {
 /// The copy copytruncate made of a file: same first line, another inode, at
 /// least as long as what was read of the original.
 fn find_copy(dir: &Path, fingerprint: u64, ino: u64, min_size: u64) -> Option<PathBuf> {
+    let confinement = Confinement::Beneath(dir.to_path_buf());
     fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|entry| entry.path())
         .find(|path| {
-            fingerprint_of(path)
+            fingerprint_of(path, &confinement)
                 .is_some_and(|(key, found, size)| key.ino != ino && found == fingerprint && size >= min_size)
         })
 }

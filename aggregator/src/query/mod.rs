@@ -1,0 +1,675 @@
+//! The log query language: what the `q` of a search, histogram, facet count,
+//! live tail and alert rule means, parsed once into an [`Expr`] that the
+//! store compiles into an index query and [`matcher`] checks on one record.
+//!
+//! Owning the grammar (rather than passing strings to tantivy's query parser)
+//! gives three things the product promises: one meaning everywhere (the index
+//! and live tail cannot disagree), the meaning a person expects (`a AND NOT b`
+//! is `a` without `b`; tantivy's parser yields a clause that matches nothing,
+//! quickwit-oss/tantivy#2317), and bounds that hold against hostile input (a
+//! recursive parser on a tokio worker overflows its stack on `((((…))))`).
+//!
+//! Grammar, loosest first:
+//!
+//! ```text
+//! query   = or
+//! or      = and ("OR" and)*
+//! and     = unary (["AND"] unary)*           juxtaposition is AND
+//! unary   = ("NOT" | "-" | "+")* primary     each NOT/- flips, + does nothing
+//! primary = "(" or ")" | "*" | leaf
+//! leaf    = word | "phrase" | field ":" value
+//! value   = word | "phrase" | "*" | [a TO b] | {a TO b} | >=v | >v | <=v | <v
+//! ```
+//!
+//! Words and phrases without a field search the message by its index tokens
+//! (runs of letters and digits, lower-cased); a word that splits into several
+//! tokens (`user@host`) is a phrase. `host`, `source`, `level`, `id` and
+//! `stream` match exact values, `labels.<name>` a label's exact value,
+//! `offset` and `timestamp` numbers and times (RFC 3339 or Unix ms),
+//! `truncated` `true` or `false`. `field:*` means "has a value".
+//!
+//! Limits ([`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_LEAVES`]) bound the work
+//! one query can ask for; beyond them the query is refused with a clear error.
+
+pub mod matcher;
+
+use std::ops::Bound;
+use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
+
+use crate::store::schema::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+
+/// Longest query string accepted.
+pub const MAX_QUERY_BYTES: usize = 4096;
+/// Deepest nesting of groups accepted.
+pub const MAX_DEPTH: usize = 32;
+/// Most words, phrases and field terms in one query.
+pub const MAX_LEAVES: usize = 256;
+
+/// A parsed query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Every record.
+    All,
+    /// One condition on one field.
+    Leaf(Leaf),
+    /// Records the inner query does not match.
+    Not(Box<Expr>),
+    /// Records every part matches.
+    And(Vec<Expr>),
+    /// Records at least one part matches.
+    Or(Vec<Expr>),
+}
+
+/// A field whose values are matched exactly (the index's `raw` fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyword {
+    /// `host`.
+    Host,
+    /// `source`.
+    Source,
+    /// `level`.
+    Level,
+    /// `id`.
+    Id,
+    /// `stream`.
+    Stream,
+}
+
+impl Keyword {
+    /// The field's name in queries and in the index.
+    pub fn name(self) -> &'static str {
+        match self {
+            Keyword::Host => "host",
+            Keyword::Source => "source",
+            Keyword::Level => "level",
+            Keyword::Id => "id",
+            Keyword::Stream => "stream",
+        }
+    }
+}
+
+/// One condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf {
+    /// The message holds these tokens at these relative positions: one
+    /// token is a word, several a phrase.
+    Message(Vec<(usize, String)>),
+    /// A keyword field equals the value.
+    Keyword(Keyword, String),
+    /// A keyword field lies in the range (byte order).
+    KeywordRange(Keyword, Bound<String>, Bound<String>),
+    /// A label has exactly this value.
+    Label(String, String),
+    /// The byte offset lies in the range.
+    Offset(Bound<u64>, Bound<u64>),
+    /// The event time (Unix ms) lies in the range.
+    Timestamp(Bound<i64>, Bound<i64>),
+    /// The record was (or was not) cut short by the agent.
+    Truncated(bool),
+    /// The record has a level (`level:*`).
+    HasLevel,
+}
+
+/// Why a query string was refused; the text is for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(String);
+
+impl QueryError {
+    fn syntax(source: &str, byte: usize, what: impl std::fmt::Display) -> Self {
+        // Positions count characters, as an editor (and the UI's caret) does.
+        let position = source.get(..byte).map_or(byte, |s| s.chars().count());
+        QueryError(format!("query syntax error at position {position}: {what}"))
+    }
+}
+
+/// The fields a query may name, for error messages.
+const FIELDS: &str = "message, host, source, level, id, stream, offset, timestamp, truncated and labels.<name>";
+
+/// Parses a query string. Empty (or blank) means every record.
+pub fn parse(q: &str) -> Result<Expr, QueryError> {
+    if q.len() > MAX_QUERY_BYTES {
+        return Err(QueryError(format!(
+            "the query is {} bytes long; at most {MAX_QUERY_BYTES} are allowed",
+            q.len()
+        )));
+    }
+    let mut parser = Parser {
+        src: q,
+        pos: 0,
+        depth: 0,
+        leaves: 0,
+        analyzer: message_analyzer(),
+    };
+    parser.skip_space();
+    if parser.at_end() {
+        return Ok(Expr::All);
+    }
+    let expr = parser.or()?;
+    parser.skip_space();
+    match parser.peek() {
+        None => Ok(expr),
+        Some(')') => Err(parser.error("`)` without a matching `(`")),
+        Some(c) => Err(parser.error(format!("unexpected `{c}`"))),
+    }
+}
+
+/// RFC 3339 or Unix ms, clamped to the times the index can hold.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let ms = if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        text.parse::<i64>().ok()?
+    } else {
+        text.parse::<jiff::Timestamp>().ok()?.as_millisecond()
+    };
+    Some(ms.clamp(MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS))
+}
+
+/// The analyzer the index uses for `message` (tantivy's `default`: split on
+/// anything but letters and digits, drop tokens of 40 bytes or more, lower-case).
+pub fn message_analyzer() -> TextAnalyzer {
+    TokenizerManager::default()
+        .get("default")
+        .expect("tantivy's default tokenizer manager has `default`")
+}
+
+/// The index tokens of `text` with their positions.
+pub fn message_tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(usize, String)> {
+    let mut stream = analyzer.token_stream(text);
+    let mut tokens = Vec::new();
+    while stream.advance() {
+        let token = stream.token();
+        tokens.push((token.position, token.text.clone()));
+    }
+    tokens
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    /// Byte position of the next character.
+    pos: usize,
+    depth: usize,
+    leaves: usize,
+    analyzer: TextAnalyzer,
+}
+
+/// Characters that end a bare word.
+fn ends_word(c: char) -> bool {
+    c.is_whitespace() || c == '(' || c == ')'
+}
+
+impl Parser<'_> {
+    fn rest(&self) -> &str {
+        &self.src[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.src.len()
+    }
+
+    fn bump(&mut self) {
+        if let Some(c) = self.peek() {
+            self.pos += c.len_utf8();
+        }
+    }
+
+    fn skip_space(&mut self) {
+        let rest = self.rest();
+        self.pos += rest.len() - rest.trim_start().len();
+    }
+
+    fn error(&self, what: impl std::fmt::Display) -> QueryError {
+        QueryError::syntax(self.src, self.pos, what)
+    }
+
+    /// Whether the operator `word` stands next, as a whole word.
+    fn at_operator(&self, word: &str) -> bool {
+        // `NOT(a)`, `a AND(b)` and `NOT "x"` are operators too; `NOTE`, `ORACLE` are words.
+        self.rest().strip_prefix(word).is_some_and(|after| {
+            after.is_empty() || after.starts_with(|c: char| c.is_whitespace() || c == '(' || c == '"')
+        })
+    }
+
+    /// Consumes the operator `word` if it stands next.
+    fn operator(&mut self, word: &str) -> bool {
+        let found = self.at_operator(word);
+        if found {
+            self.pos += word.len();
+        }
+        found
+    }
+
+    fn or(&mut self) -> Result<Expr, QueryError> {
+        let mut parts = vec![self.and()?];
+        loop {
+            self.skip_space();
+            if !self.operator("OR") {
+                break;
+            }
+            parts.push(self.and()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Or(parts)
+        })
+    }
+
+    fn and(&mut self) -> Result<Expr, QueryError> {
+        let mut parts = vec![self.unary()?];
+        loop {
+            self.skip_space();
+            if self.at_end() || self.peek() == Some(')') || self.at_operator("OR") {
+                break;
+            }
+            self.operator("AND");
+            parts.push(self.unary()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::And(parts)
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, QueryError> {
+        let mut negated = false;
+        loop {
+            self.skip_space();
+            if self.operator("NOT") {
+                negated = !negated;
+                continue;
+            }
+            match self.peek() {
+                Some(sign @ ('-' | '+')) => {
+                    self.bump();
+                    if self.peek().is_none_or(char::is_whitespace) {
+                        return Err(self.error(format!("`{sign}` must stand right before what it applies to")));
+                    }
+                    negated ^= sign == '-';
+                }
+                _ => break,
+            }
+        }
+        let expr = self.primary()?;
+        Ok(if negated { Expr::Not(Box::new(expr)) } else { expr })
+    }
+
+    fn primary(&mut self) -> Result<Expr, QueryError> {
+        match self.peek() {
+            None => Err(self.error("the query ends where a word, a phrase or a group was expected")),
+            Some('(') => {
+                if self.depth == MAX_DEPTH {
+                    return Err(self.error(format!("groups are nested more than {MAX_DEPTH} deep")));
+                }
+                self.bump();
+                self.depth += 1;
+                self.skip_space();
+                if self.peek() == Some(')') {
+                    return Err(self.error("an empty group `()`"));
+                }
+                let inner = self.or()?;
+                self.skip_space();
+                if self.peek() != Some(')') {
+                    return Err(self.error("missing `)`"));
+                }
+                self.bump();
+                self.depth -= 1;
+                Ok(inner)
+            }
+            Some(')') => Err(self.error("`)` where a word, a phrase or a group was expected")),
+            Some('"') => {
+                let start = self.pos;
+                let text = self.quoted()?;
+                self.message(&text, true, start)
+            }
+            Some(_) => {
+                let start = self.pos;
+                let rest = self.rest();
+                let name_end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .unwrap_or(rest.len());
+                if rest[name_end..].starts_with(':') && is_field_name(&rest[..name_end]) {
+                    let field = rest[..name_end].to_owned();
+                    self.pos += name_end + 1;
+                    return self.field_value(&field, start);
+                }
+                let word = self.word()?;
+                if word == "*" {
+                    return Ok(Expr::All);
+                }
+                if matches!(word.as_str(), "AND" | "OR") {
+                    return Err(QueryError::syntax(
+                        self.src,
+                        start,
+                        format!("`{word}` where a word, a phrase or a group was expected"),
+                    ));
+                }
+                if word.len() > 1 && word.ends_with('*') {
+                    return Err(QueryError::syntax(
+                        self.src,
+                        start,
+                        format!("wildcards are not supported (`{word}`): search the whole word"),
+                    ));
+                }
+                self.message(&word, false, start)
+            }
+        }
+    }
+
+    /// A bare word, up to white space or a parenthesis.
+    fn word(&mut self) -> Result<String, QueryError> {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if ends_word(c) {
+                break;
+            }
+            if c == '"' {
+                return Err(self.error("a quote must start a phrase (put a space before it)"));
+            }
+            self.bump();
+        }
+        Ok(self.src[start..self.pos].to_owned())
+    }
+
+    /// A `"quoted"` text; `\"` and `\\` are escapes.
+    fn quoted(&mut self) -> Result<String, QueryError> {
+        let open = self.pos;
+        self.bump();
+        let mut text = String::new();
+        loop {
+            match self.peek() {
+                None => {
+                    let started = self.src[..open].chars().count();
+                    return Err(self.error(format!("the phrase started at position {started} has no closing `\"`")));
+                }
+                Some('"') => {
+                    self.bump();
+                    return Ok(text);
+                }
+                Some('\\') => {
+                    self.bump();
+                    match self.peek() {
+                        Some(c @ ('"' | '\\')) => {
+                            text.push(c);
+                            self.bump();
+                        }
+                        _ => text.push('\\'),
+                    }
+                }
+                Some(c) => {
+                    text.push(c);
+                    self.bump();
+                }
+            }
+        }
+    }
+
+    fn count_leaf(&mut self, start: usize) -> Result<(), QueryError> {
+        self.leaves += 1;
+        if self.leaves > MAX_LEAVES {
+            return Err(QueryError::syntax(
+                self.src,
+                start,
+                format!("the query has more than {MAX_LEAVES} terms"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn message(&mut self, text: &str, quoted: bool, start: usize) -> Result<Expr, QueryError> {
+        self.count_leaf(start)?;
+        let mut tokens = message_tokens(&mut self.analyzer, text);
+        if tokens.is_empty() {
+            let shown = if quoted { format!("\"{text}\"") } else { text.to_owned() };
+            return Err(QueryError(format!(
+                "`{shown}` has nothing to search for: messages are indexed by words of letters and \
+                 digits shorter than 40 bytes"
+            )));
+        }
+        let first = tokens[0].0;
+        for (position, _) in &mut tokens {
+            *position -= first;
+        }
+        Ok(Expr::Leaf(Leaf::Message(tokens)))
+    }
+
+    /// The value after `field:`.
+    fn field_value(&mut self, field: &str, start: usize) -> Result<Expr, QueryError> {
+        self.count_leaf(start)?;
+        let target = Target::of(field).map_err(|what| QueryError::syntax(self.src, start, what))?;
+        match self.peek() {
+            None => Err(self.error(format!("`{field}:` needs a value"))),
+            Some(c) if c.is_whitespace() => Err(self.error(format!("`{field}:` needs a value right after the colon"))),
+            Some('(') => Err(self.error(format!(
+                "`{field}:(…)` is not supported: write `{field}:a OR {field}:b`"
+            ))),
+            Some('[' | '{') => {
+                let lower_inclusive = self.peek() == Some('[');
+                self.bump();
+                self.skip_space();
+                let lower = self.bound_value()?;
+                self.skip_space();
+                if !self.operator("TO") {
+                    return Err(self.error("a range is written `[from TO to]`"));
+                }
+                self.skip_space();
+                let upper = self.bound_value()?;
+                self.skip_space();
+                let upper_inclusive = match self.peek() {
+                    Some(']') => true,
+                    Some('}') => false,
+                    _ => return Err(self.error("a range ends with `]` or `}`")),
+                };
+                self.bump();
+                let bound = |value: Option<String>, inclusive: bool| match value {
+                    None => Bound::Unbounded,
+                    Some(v) if inclusive => Bound::Included(v),
+                    Some(v) => Bound::Excluded(v),
+                };
+                target.range(bound(lower, lower_inclusive), bound(upper, upper_inclusive), |what| {
+                    QueryError::syntax(self.src, start, what)
+                })
+            }
+            Some('>' | '<') => {
+                let op: String = self
+                    .rest()
+                    .chars()
+                    .take_while(|c| matches!(c, '<' | '>' | '='))
+                    .collect();
+                self.pos += op.len();
+                let Some(value) = self.bound_value()? else {
+                    return Err(self.error(format!("`{field}:{op}` needs a value")));
+                };
+                let (lower, upper) = match op.as_str() {
+                    ">" => (Bound::Excluded(value), Bound::Unbounded),
+                    ">=" => (Bound::Included(value), Bound::Unbounded),
+                    "<" => (Bound::Unbounded, Bound::Excluded(value)),
+                    "<=" => (Bound::Unbounded, Bound::Included(value)),
+                    _ => {
+                        return Err(QueryError::syntax(
+                            self.src,
+                            start,
+                            format!("unknown comparison `{op}`"),
+                        ));
+                    }
+                };
+                target.range(lower, upper, |what| QueryError::syntax(self.src, start, what))
+            }
+            Some('"') => {
+                let text = self.quoted()?;
+                target.equals(&text, &mut self.analyzer, |what| {
+                    QueryError::syntax(self.src, start, what)
+                })
+            }
+            Some(_) => {
+                let value = self.word()?;
+                if value == "*" {
+                    return target.exists(|what| QueryError::syntax(self.src, start, what));
+                }
+                target.equals(&value, &mut self.analyzer, |what| {
+                    QueryError::syntax(self.src, start, what)
+                })
+            }
+        }
+    }
+
+    /// One end of a range: a quoted text, a bare value, or `*` (`None`, open).
+    fn bound_value(&mut self) -> Result<Option<String>, QueryError> {
+        if self.peek() == Some('"') {
+            return self.quoted().map(Some);
+        }
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if c.is_whitespace() || matches!(c, ']' | '}' | '(' | ')' | '"') {
+                break;
+            }
+            self.bump();
+        }
+        match &self.src[start..self.pos] {
+            "" => Err(self.error("a value was expected")),
+            "*" => Ok(None),
+            value => Ok(Some(value.to_owned())),
+        }
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_.]*`: what counts as a field name before a colon.
+fn is_field_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// The field a `field:` term names.
+enum Target {
+    Message,
+    Keyword(Keyword),
+    Label(String),
+    Offset,
+    Timestamp,
+    Truncated,
+}
+
+impl Target {
+    fn of(field: &str) -> Result<Target, String> {
+        Ok(match field {
+            "message" => Target::Message,
+            "host" => Target::Keyword(Keyword::Host),
+            "source" => Target::Keyword(Keyword::Source),
+            "level" => Target::Keyword(Keyword::Level),
+            "id" => Target::Keyword(Keyword::Id),
+            "stream" => Target::Keyword(Keyword::Stream),
+            "offset" => Target::Offset,
+            "timestamp" => Target::Timestamp,
+            "truncated" => Target::Truncated,
+            other => match other.strip_prefix("labels.") {
+                Some(name) if !name.is_empty() => Target::Label(name.to_owned()),
+                _ => {
+                    return Err(format!(
+                        "unknown field `{other}`; fields are {FIELDS} (to search the text `{other}:`, quote it)"
+                    ));
+                }
+            },
+        })
+    }
+
+    fn equals(
+        self,
+        value: &str,
+        analyzer: &mut TextAnalyzer,
+        error: impl Fn(String) -> QueryError,
+    ) -> Result<Expr, QueryError> {
+        Ok(Expr::Leaf(match self {
+            Target::Message => {
+                let mut tokens = message_tokens(analyzer, value);
+                let Some(&(first, _)) = tokens.first() else {
+                    return Err(error(format!(
+                        "`message:{value}` has nothing to search for: messages are indexed by words of \
+                         letters and digits shorter than 40 bytes"
+                    )));
+                };
+                for (position, _) in &mut tokens {
+                    *position -= first;
+                }
+                Leaf::Message(tokens)
+            }
+            Target::Keyword(keyword) => Leaf::Keyword(keyword, value.to_owned()),
+            Target::Label(name) => Leaf::Label(name, value.to_owned()),
+            Target::Offset => {
+                let offset = parse_offset(value).map_err(&error)?;
+                Leaf::Offset(Bound::Included(offset), Bound::Included(offset))
+            }
+            Target::Timestamp => {
+                let ms = parse_timestamp(value).map_err(&error)?;
+                Leaf::Timestamp(Bound::Included(ms), Bound::Included(ms))
+            }
+            Target::Truncated => match value {
+                "true" => Leaf::Truncated(true),
+                "false" => Leaf::Truncated(false),
+                other => return Err(error(format!("`truncated:` takes true or false, not `{other}`"))),
+            },
+        }))
+    }
+
+    fn range(
+        self,
+        lower: Bound<String>,
+        upper: Bound<String>,
+        error: impl Fn(String) -> QueryError,
+    ) -> Result<Expr, QueryError> {
+        Ok(Expr::Leaf(match self {
+            Target::Keyword(keyword) => Leaf::KeywordRange(keyword, lower, upper),
+            Target::Offset => Leaf::Offset(
+                map_bound(lower, |v| parse_offset(&v)).map_err(&error)?,
+                map_bound(upper, |v| parse_offset(&v)).map_err(&error)?,
+            ),
+            Target::Timestamp => Leaf::Timestamp(
+                map_bound(lower, |v| parse_timestamp(&v)).map_err(&error)?,
+                map_bound(upper, |v| parse_timestamp(&v)).map_err(&error)?,
+            ),
+            Target::Message | Target::Label(_) | Target::Truncated => {
+                return Err(error(
+                    "ranges work on host, source, level, id, stream, offset and timestamp".to_owned(),
+                ));
+            }
+        }))
+    }
+
+    fn exists(self, error: impl Fn(String) -> QueryError) -> Result<Expr, QueryError> {
+        match self {
+            Target::Keyword(Keyword::Level) => Ok(Expr::Leaf(Leaf::HasLevel)),
+            Target::Label(name) => Err(error(format!(
+                "`labels.{name}:*` is not supported: search for a value of the label"
+            ))),
+            // Every record has a message, host, source, id, stream, offset, time and truncation flag.
+            _ => Ok(Expr::All),
+        }
+    }
+}
+
+fn map_bound<T>(bound: Bound<String>, f: impl Fn(String) -> Result<T, String>) -> Result<Bound<T>, String> {
+    Ok(match bound {
+        Bound::Included(v) => Bound::Included(f(v)?),
+        Bound::Excluded(v) => Bound::Excluded(f(v)?),
+        Bound::Unbounded => Bound::Unbounded,
+    })
+}
+
+fn parse_offset(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("`offset` takes a byte offset (a whole number), not `{value}`"))
+}
+
+fn parse_timestamp(value: &str) -> Result<i64, String> {
+    parse_time(value).ok_or_else(|| {
+        format!("`timestamp` takes an RFC 3339 time (2024-05-01T12:00:00Z) or Unix milliseconds, not `{value}`")
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+use super::matcher::Matcher;
+use super::*;
+use crate::store::schema::Hit;
+
+fn word(text: &str) -> Expr {
+    Expr::Leaf(Leaf::Message(vec![(0, text.to_owned())]))
+}
+
+fn not(expr: Expr) -> Expr {
+    Expr::Not(Box::new(expr))
+}
+
+fn error(q: &str) -> String {
+    parse(q).expect_err(q).to_string()
+}
+
+#[test]
+fn precedence_is_not_then_and_then_or() {
+    assert_eq!(
+        parse("proxy AND NOT error").unwrap(),
+        Expr::And(vec![word("proxy"), not(word("error"))])
+    );
+    assert_eq!(parse("proxy -error").unwrap(), parse("proxy AND NOT error").unwrap());
+    assert_eq!(
+        parse("a b OR c").unwrap(),
+        Expr::Or(vec![Expr::And(vec![word("a"), word("b")]), word("c")])
+    );
+    assert_eq!(
+        parse("a OR b AND c").unwrap(),
+        Expr::Or(vec![word("a"), Expr::And(vec![word("b"), word("c")])])
+    );
+    assert_eq!(parse("NOT NOT a").unwrap(), word("a"));
+    assert_eq!(
+        parse("+a -(b OR c)").unwrap(),
+        Expr::And(vec![word("a"), not(Expr::Or(vec![word("b"), word("c")]))])
+    );
+    assert_eq!(parse("NOT(a)").unwrap(), not(word("a")));
+    assert_eq!(parse("  ").unwrap(), Expr::All);
+    assert_eq!(parse("*").unwrap(), Expr::All);
+    // Operators are whole upper-case words.
+    assert_eq!(
+        parse("NOTE ORACLE and").unwrap(),
+        Expr::And(vec![word("note"), word("oracle"), word("and")])
+    );
+}
+
+#[test]
+fn words_become_index_tokens() {
+    assert_eq!(
+        parse("\"Disk  is FULL\"").unwrap(),
+        Expr::Leaf(Leaf::Message(vec![
+            (0, "disk".into()),
+            (1, "is".into()),
+            (2, "full".into())
+        ]))
+    );
+    assert_eq!(
+        parse("user@host").unwrap(),
+        Expr::Leaf(Leaf::Message(vec![(0, "user".into()), (1, "host".into())]))
+    );
+    assert_eq!(
+        parse(r#""say \"hi\"""#).unwrap(),
+        Expr::Leaf(Leaf::Message(vec![(0, "say".into()), (1, "hi".into())]))
+    );
+    assert!(error("==>").contains("nothing to search for"));
+}
+
+#[test]
+fn fields_values_and_ranges() {
+    assert_eq!(
+        parse("host:web-1").unwrap(),
+        Expr::Leaf(Leaf::Keyword(Keyword::Host, "web-1".into()))
+    );
+    assert_eq!(
+        parse("source:\"/var/log/my app.log\"").unwrap(),
+        Expr::Leaf(Leaf::Keyword(Keyword::Source, "/var/log/my app.log".into()))
+    );
+    assert_eq!(
+        parse("labels.env:prod").unwrap(),
+        Expr::Leaf(Leaf::Label("env".into(), "prod".into()))
+    );
+    assert_eq!(
+        parse("offset:[10 TO 20}").unwrap(),
+        Expr::Leaf(Leaf::Offset(Bound::Included(10), Bound::Excluded(20)))
+    );
+    assert_eq!(
+        parse("offset:>=7").unwrap(),
+        Expr::Leaf(Leaf::Offset(Bound::Included(7), Bound::Unbounded))
+    );
+    assert_eq!(
+        parse("timestamp:[2024-01-01T00:00:00Z TO *]").unwrap(),
+        Expr::Leaf(Leaf::Timestamp(Bound::Included(1_704_067_200_000), Bound::Unbounded))
+    );
+    assert_eq!(
+        parse("host:{a TO m]").unwrap(),
+        Expr::Leaf(Leaf::KeywordRange(
+            Keyword::Host,
+            Bound::Excluded("a".into()),
+            Bound::Included("m".into())
+        ))
+    );
+    assert_eq!(parse("truncated:true").unwrap(), Expr::Leaf(Leaf::Truncated(true)));
+    assert_eq!(parse("level:*").unwrap(), Expr::Leaf(Leaf::HasLevel));
+    // Every record has these: "has a value" is everything, not a 500.
+    for q in ["message:*", "id:*", "truncated:*", "host:*", "timestamp:*"] {
+        assert_eq!(parse(q).unwrap(), Expr::All, "{q}");
+    }
+    assert_eq!(parse("message:Timeout").unwrap(), word("timeout"));
+}
+
+#[test]
+fn errors_say_what_and_where() {
+    assert_eq!(
+        error("\"open"),
+        "query syntax error at position 5: the phrase started at position 0 has no closing `\"`"
+    );
+    assert_eq!(
+        error("a AND"),
+        "query syntax error at position 5: the query ends where a word, a phrase or a group was expected"
+    );
+    assert_eq!(error("(a"), "query syntax error at position 2: missing `)`");
+    assert_eq!(
+        error("a)"),
+        "query syntax error at position 1: `)` without a matching `(`"
+    );
+    assert!(error("nosuchfield:x").contains("unknown field `nosuchfield`"));
+    assert!(error("labels:x").contains("unknown field `labels`"));
+    assert!(error("labels.env:*").contains("not supported"));
+    assert!(error("offset:abc").contains("whole number"));
+    assert!(error("timestamp:yesterday").contains("RFC 3339"));
+    assert!(error("message:[a TO b]").contains("ranges work on"));
+    assert!(error("err*").contains("wildcards"));
+    assert!(error("a - b").contains("must stand right before"));
+    assert!(error("OR a").contains("`OR` where"));
+    assert!(error("a\"b\"").contains("a quote must start a phrase"));
+    assert!(error("host:").contains("needs a value"));
+    // Positions count characters, not bytes.
+    assert_eq!(error("ünïcödé (x"), "query syntax error at position 10: missing `)`");
+}
+
+#[test]
+fn hostile_queries_are_refused_without_recursing_deeply() {
+    let deep = format!("{}a{}", "(".repeat(700), ")".repeat(700));
+    assert!(error(&deep).contains("nested more than 32 deep"));
+    let unclosed = "(".repeat(100_000);
+    assert!(error(&unclosed).contains("at most 4096"));
+    let ok = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+    assert_eq!(parse(&ok).unwrap(), word("a"));
+    let many = "a ".repeat(MAX_LEAVES + 1);
+    assert!(error(&many).contains("more than 256 terms"));
+    let nots = format!("{}a", "NOT ".repeat(1000));
+    assert_eq!(parse(&nots).unwrap(), word("a"));
+    let signs = format!("{}a", "-".repeat(4000));
+    assert_eq!(parse(&signs).unwrap(), word("a"));
+}
+
+fn hit(host: &str, level: &str, message: &str) -> Hit {
+    Hit {
+        id: "00000000000000ab-42".into(),
+        timestamp: "2024-01-01T00:00:00Z".into(),
+        host: host.into(),
+        source: "/var/log/app.log".into(),
+        level: level.into(),
+        message: message.into(),
+        truncated: false,
+        labels: [("env".to_owned(), "prod".to_owned())].into(),
+    }
+}
+
+fn matches(q: &str, hit: &Hit) -> bool {
+    Matcher::new(parse(q).unwrap()).matches(hit)
+}
+
+#[test]
+fn matcher_gives_the_index_meaning() {
+    let full = hit("web-1", "error", "now: DISK /var is full!");
+    assert!(matches("Disk \"is full\" host:web-1 AND level:error +now", &full));
+    assert!(!matches(
+        "disk \"is full\"",
+        &hit("web-1", "error", "disk is almost full")
+    ));
+    // Tokens, not substrings.
+    assert!(!matches("disk", &hit("web-1", "error", "disks")));
+    assert!(matches("proxy AND NOT error", &hit("h", "", "proxy open")));
+    assert!(!matches("proxy AND NOT error", &hit("h", "", "proxy error")));
+    assert!(matches("NOT debug", &hit("h", "", "anything")));
+    assert!(matches("a OR b", &hit("h", "", "b")));
+    assert!(matches(
+        "labels.env:prod stream:00000000000000ab offset:[40 TO 42]",
+        &full
+    ));
+    assert!(!matches("offset:>42", &full));
+    assert!(matches("timestamp:[2024-01-01T00:00:00Z TO 1704067200001}", &full));
+    assert!(matches("level:* truncated:false host:[w TO x]", &full));
+    assert!(!matches("level:*", &hit("h", "", "x")));
+    // A token of 40 bytes or more is not indexed, so a phrase skips its position.
+    let long = "x".repeat(41);
+    assert!(matches("\"alpha beta\"", &hit("h", "", "alpha beta")));
+    assert!(!matches("\"alpha beta\"", &hit("h", "", &format!("alpha {long} beta"))));
+}
