@@ -79,21 +79,34 @@ pub fn rotate(path: &Path, policy: &RotatePolicy) -> io::Result<Rotation> {
 }
 
 /// `.1` → `.2(.gz)`, `.2(.gz)` → `.3(.gz)` …; what would pass `keep` is deleted.
+/// A rotated name that is not a regular file (a planted symlink) is removed,
+/// never shifted, read or written through.
 fn shift_older(path: &Path, policy: &RotatePolicy) -> io::Result<()> {
-    let exists = |index, compressed| rotated_name(path, index, compressed).exists();
+    let exists = |index, compressed| -> io::Result<bool> {
+        let name = rotated_name(path, index, compressed);
+        match fs::symlink_metadata(&name) {
+            Ok(metadata) if metadata.is_file() => Ok(true),
+            Ok(_) => {
+                tracing::warn!(file = %name.display(), "removing a rotated name that is not a regular file");
+                remove_if_present(&name)?;
+                Ok(false)
+            }
+            Err(_) => Ok(false),
+        }
+    };
     // Anything at or beyond `keep` goes: it would be shifted past it.
     let mut index = policy.keep;
-    while exists(index, false) || exists(index, true) {
+    while exists(index, false)? | exists(index, true)? {
         remove_if_present(&rotated_name(path, index, false))?;
         remove_if_present(&rotated_name(path, index, true))?;
         index += 1;
     }
     for index in (1..policy.keep).rev() {
         for compressed in [false, true] {
-            let from = rotated_name(path, index, compressed);
-            if !from.exists() {
+            if !exists(index, compressed)? {
                 continue;
             }
+            let from = rotated_name(path, index, compressed);
             if policy.compress && !compressed {
                 gzip_to(&from, &rotated_name(path, index + 1, true))?;
                 fs::remove_file(&from)?;
@@ -268,6 +281,41 @@ mod tests {
             inode
         );
         assert_eq!(fs::read_to_string(dir.join("app.log.1")).unwrap(), "a\nb\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn planted_symlinks_are_neither_followed_nor_written_through() {
+        let dir = temp_dir("planted");
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let path = dir.join("app.log");
+        // The gzip step's temporary file and the copy's target, planted.
+        std::os::unix::fs::symlink(&victim, dir.join("app.log.2.gz.tmp")).unwrap();
+        for round in 0..2 {
+            fs::write(&path, format!("round {round}\n")).unwrap();
+            rotate(&path, &policy(RotateMode::Rename, 3, true)).unwrap();
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(dir.join("app.log.2.gz").is_file());
+
+        fs::remove_file(dir.join("app.log.1")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("app.log.1")).unwrap();
+        let copy = policy(RotateMode::Copytruncate, 3, false);
+        fs::write(&path, "copied\n").unwrap();
+        rotate(&path, &copy).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(fs::read_to_string(dir.join("app.log.1")).unwrap(), "copied\n");
+        assert!(
+            !dir.join("app.log.2").exists(),
+            "the planted link was removed, not shifted"
+        );
+
+        // A managed file that is itself a link is not rotated (not truncated through).
+        fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        assert!(rotate(&path, &copy).is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

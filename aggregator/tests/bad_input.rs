@@ -236,3 +236,82 @@ async fn bad_read_requests_get_clear_errors() {
     still_serving(&server, 3).await;
     server.stop().await;
 }
+
+/// The attacks of the hostile-input review, each answered with a precise 400
+/// (or 413) and a JSON body, the server serving on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_bodies_and_paths_get_json_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), LIMITS)).await;
+    server.ingest_ok(&good_batch(1)).await;
+
+    // A 700-deep group used to overflow a worker's stack and abort the process.
+    let deep = enc(&format!("{}a{}", "(".repeat(700), ")".repeat(700)));
+    for route in ["search", "histogram", "facets?field=host&", "tail"] {
+        let separator = if route.ends_with('&') { "" } else { "?" };
+        let answer = server.get(&format!("/api/v1/logs/{route}{separator}q={deep}")).await;
+        assert_eq!(answer.status, 400, "{route}: {answer:?}");
+        assert!(
+            answer.error().contains("nested more than 32 deep"),
+            "{}",
+            answer.error()
+        );
+    }
+    // `field:*` on fields that are not fast fields used to answer 500.
+    for q in ["message:*", "id:*", "truncated:*", "level:*", "host:*"] {
+        let answer = server.get(&format!("/api/v1/logs/search?q={}", enc(q))).await;
+        assert_eq!(answer.status, 200, "{q}: {answer:?}");
+    }
+    let answer = server
+        .get(&format!("/api/v1/logs/search?q={}", enc("labels.env:*")))
+        .await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+
+    // A path that is not UTF-8: JSON, not axum's plain text.
+    let answer = server
+        .client
+        .delete(format!("{}/api/v1/silences/%FF%FE", server.base))
+        .header("Authorization", format!("Bearer {API_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).expect("a JSON error body");
+    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+
+    // A 3 MB silence: 413 with a JSON body.
+    let huge = format!("{{\"comment\": \"{}\"}}", "x".repeat(3 << 20));
+    let answer = server
+        .client
+        .post(format!("{}/api/v1/silences", server.base))
+        .header("Authorization", format!("Bearer {API_TOKEN}"))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 413);
+    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).expect("a JSON error body");
+    assert!(body["error"].is_string(), "{body}");
+
+    // A silence from the beginning to the end of time used to wrap around and silence forever.
+    let forever = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": "DiskFull"}],
+        "comment": "forever",
+        "startsAt": i64::MIN,
+        "endsAt": i64::MAX,
+    });
+    let answer = server
+        .client
+        .post(format!("{}/api/v1/silences", server.base))
+        .header("Authorization", format!("Bearer {API_TOKEN}"))
+        .body(forever.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("within a year"), "{body}");
+
+    still_serving(&server, 9).await;
+    server.stop().await;
+}

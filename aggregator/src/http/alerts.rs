@@ -227,8 +227,10 @@ pub async fn history(State(app): State<AppState>, uri: Uri) -> Result<Json<Value
     Ok(Json(json!({ "history": history })))
 }
 
-/// Notifications and their delivery.
-pub async fn outbox(State(app): State<AppState>, uri: Uri) -> Result<Json<Value>, ApiError> {
+/// Notifications and their delivery. A delivery error quotes what the
+/// target answered (a webhook's body, a mail server's reply): admins see it,
+/// viewers only that delivery failed.
+pub async fn outbox(State(app): State<AppState>, caller: Caller, uri: Uri) -> Result<Json<Value>, ApiError> {
     let mut params = Params::from_uri(&uri)?;
     let limit = limit(&mut params)?;
     params.finish()?;
@@ -245,7 +247,11 @@ pub async fn outbox(State(app): State<AppState>, uri: Uri) -> Result<Json<Value>
                 "status": e.status,
                 "created": time(Some(e.created_ms)),
                 "attempts": e.attempts,
-                "lastError": e.last_error,
+                "lastError": if caller.is_admin() {
+                    json!(e.last_error)
+                } else {
+                    json!(e.last_error.map(|_| "delivery failed (details for admins)"))
+                },
                 "delivered": delivered,
                 "sentAt": time(e.sent_ms),
                 "failed": e.failed,
@@ -365,6 +371,10 @@ pub async fn create_silence(
         Some(at) => at.millis("startsAt")?,
         None => now,
     };
+    // Checked here, so that no arithmetic below can overflow or wrap.
+    if starts_ms.abs_diff(now) > MAX_SILENCE_MS as u64 {
+        return Err(ApiError::bad_request("`startsAt` must lie within a year of now"));
+    }
     let ends_ms = match (&request.ends_at, &request.duration) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give either `endsAt` or `duration`, not both")),
         (Some(at), None) => at.millis("endsAt")?,
@@ -383,7 +393,10 @@ pub async fn create_silence(
             "the silence must end after it starts and in the future",
         ));
     }
-    if ends_ms - starts_ms > MAX_SILENCE_MS {
+    if ends_ms
+        .checked_sub(starts_ms)
+        .is_none_or(|length| length > MAX_SILENCE_MS)
+    {
         return Err(ApiError::bad_request(
             "a silence may last at most a year; disable the rule instead",
         ));

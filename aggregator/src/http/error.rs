@@ -139,11 +139,38 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// Middleware: counts each refused request under its reason.
+/// Longest plain-text rejection turned into a JSON body (axum's are one line).
+const MAX_REJECTION_TEXT: usize = 4096;
+
+/// Middleware: counts each refused request under its reason, and gives the
+/// refusals axum's extractors write as plain text (a path that is not
+/// UTF-8, a body over its limit) the JSON error body every other refusal has.
 pub async fn count_rejections(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if let Some(reason) = response.extensions().get::<RejectReason>() {
         metrics.rejected(*reason);
+        return response;
     }
-    response
+    let status = response.status();
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !is_text {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), MAX_REJECTION_TEXT).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("refused").to_owned(),
+    };
+    let reason = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => RejectReason::TooLarge,
+        StatusCode::UNAUTHORIZED => RejectReason::Unauthorized,
+        StatusCode::FORBIDDEN => RejectReason::Forbidden,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => RejectReason::NotFound,
+        status if status.is_server_error() => RejectReason::Internal,
+        _ => RejectReason::BadQuery,
+    };
+    metrics.rejected(reason);
+    ApiError::new(status, reason, text).into_response()
 }
