@@ -281,8 +281,9 @@ async fn hostile_queries_bodies_and_paths_get_json_refusals() {
 
     // A 3 MB silence: 413 with a JSON body.
     let huge = format!("{{\"comment\": \"{}\"}}", "x".repeat(3 << 20));
-    let answer = server
-        .client
+    // A client of its own: the server closes a connection whose body it did
+    // not read, and the shared client's pool must not reuse it.
+    let answer = reqwest::Client::new()
         .post(format!("{}/api/v1/silences", server.base))
         .header("Authorization", format!("Bearer {API_TOKEN}"))
         .body(huge)
