@@ -162,9 +162,60 @@ impl Default for SessionsConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Accepted on `POST /api/v1/ingest`.
-    pub ingest_tokens: Vec<Secret>,
+    pub ingest_tokens: Vec<IngestToken>,
     /// Accepted on the read API and `/metrics`.
     pub api_tokens: Vec<Secret>,
+}
+
+/// Shortest token accepted: a short token can be guessed.
+pub const MIN_TOKEN_CHARS: usize = 12;
+
+/// One `ingest_tokens` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IngestToken {
+    /// `"secret"`: may send as any host.
+    Any(Secret),
+    /// `{ token = "secret", hosts = ["web-1", "db-*"] }`: may send only as
+    /// these hosts (a trailing `*` matches any rest of the name), so a token
+    /// taken from one server cannot write as another.
+    Bound(BoundToken),
+}
+
+/// A token bound to host names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundToken {
+    /// The token.
+    pub token: Secret,
+    /// Host names (or prefixes ending in `*`) it may send as.
+    pub hosts: Vec<String>,
+}
+
+impl IngestToken {
+    /// The token itself.
+    pub fn secret(&self) -> &Secret {
+        match self {
+            IngestToken::Any(secret) => secret,
+            IngestToken::Bound(bound) => &bound.token,
+        }
+    }
+
+    /// The host patterns it is bound to; `None`: any host.
+    pub fn hosts(&self) -> Option<&[String]> {
+        match self {
+            IngestToken::Any(_) => None,
+            IngestToken::Bound(bound) => Some(&bound.hosts),
+        }
+    }
+}
+
+/// Whether `host` matches one of `patterns` (exact names, or prefixes ending in `*`).
+pub fn host_allowed(patterns: &[String], host: &str) -> bool {
+    patterns.iter().any(|pattern| match pattern.strip_suffix('*') {
+        Some(prefix) => host.starts_with(prefix),
+        None => pattern == host,
+    })
 }
 
 /// `[retention]`: days of data kept.
@@ -395,21 +446,46 @@ impl Config {
     /// Checks what the types alone cannot express.
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| Err(ConfigError::at_key(file, key, reason));
-        for (key, tokens) in [
-            ("auth.ingest_tokens", &self.auth.ingest_tokens),
-            ("auth.api_tokens", &self.auth.api_tokens),
-        ] {
+        let ingest: Vec<&Secret> = self.auth.ingest_tokens.iter().map(IngestToken::secret).collect();
+        let api: Vec<&Secret> = self.auth.api_tokens.iter().collect();
+        for (key, tokens) in [("auth.ingest_tokens", &ingest), ("auth.api_tokens", &api)] {
             if tokens.is_empty() {
                 return err(key.into(), "at least one token is required".into());
             }
             for (i, token) in tokens.iter().enumerate() {
                 let token = token.expose();
-                if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
                     return err(
                         format!("{key}[{i}]"),
-                        "a token must be non-empty, without spaces or control characters".into(),
+                        "a token must not contain spaces or control characters".into(),
                     );
                 }
+                if token.chars().count() < MIN_TOKEN_CHARS {
+                    return err(
+                        format!("{key}[{i}]"),
+                        format!(
+                            "a token needs at least {MIN_TOKEN_CHARS} characters (`openssl rand -hex 16` makes one)"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(i) = api.iter().position(|token| ingest.contains(token)) {
+            return err(
+                format!("auth.api_tokens[{i}]"),
+                "the same token is also an ingest token; give readers and agents different tokens".into(),
+            );
+        }
+        for (i, token) in self.auth.ingest_tokens.iter().enumerate() {
+            let Some(hosts) = token.hosts() else {
+                continue;
+            };
+            let bad = |pattern: &String| pattern.is_empty() || pattern.trim_end_matches('*').contains('*');
+            if hosts.is_empty() || hosts.iter().any(bad) {
+                return err(
+                    format!("auth.ingest_tokens[{i}].hosts"),
+                    "list host names, or prefixes ending in `*` (such as \"web-*\")".into(),
+                );
             }
         }
         if self.retention.logs_days == 0 {
@@ -571,8 +647,7 @@ mod tests {
         Config::from_toml(Path::new("aggregator.toml"), text)
     }
 
-    const MINIMAL: &str =
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"a\"]\napi_tokens = [\"b\"]\n";
+    const MINIMAL: &str = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\napi_tokens = [\"reader-token-b\"]\n";
 
     #[test]
     fn defaults_apply() {
@@ -602,10 +677,45 @@ mod tests {
     }
 
     #[test]
+    fn ingest_tokens_may_be_bound_to_hosts() {
+        let text = MINIMAL.replace(
+            "[\"ingest-token-a\"]",
+            "[\"ingest-token-a\", { token = \"ingest-token-c\", hosts = [\"web-1\", \"db-*\"] }]",
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.auth.ingest_tokens[0].hosts(), None);
+        let hosts = config.auth.ingest_tokens[1].hosts().unwrap();
+        assert!(host_allowed(hosts, "web-1") && host_allowed(hosts, "db-7"));
+        assert!(!host_allowed(hosts, "web-10") && !host_allowed(hosts, "xdb-1"));
+    }
+
+    #[test]
     fn semantic_errors_name_the_key() {
         let cases = [
-            (MINIMAL.replace("[\"a\"]", "[]"), "auth.ingest_tokens"),
-            (MINIMAL.replace("[\"b\"]", "[\"has space\"]"), "auth.api_tokens[0]"),
+            (MINIMAL.replace("[\"ingest-token-a\"]", "[]"), "auth.ingest_tokens"),
+            (
+                MINIMAL.replace("[\"reader-token-b\"]", "[\"has a space in it\"]"),
+                "auth.api_tokens[0]",
+            ),
+            (
+                MINIMAL.replace("[\"reader-token-b\"]", "[\"short\"]"),
+                "auth.api_tokens[0]",
+            ),
+            (
+                MINIMAL.replace("[\"reader-token-b\"]", "[\"ingest-token-a\"]"),
+                "auth.api_tokens[0]",
+            ),
+            (
+                MINIMAL.replace("[\"ingest-token-a\"]", "[{ token = \"ingest-token-a\", hosts = [] }]"),
+                "auth.ingest_tokens[0].hosts",
+            ),
+            (
+                MINIMAL.replace(
+                    "[\"ingest-token-a\"]",
+                    "[{ token = \"ingest-token-a\", hosts = [\"a*b\"] }]",
+                ),
+                "auth.ingest_tokens[0].hosts",
+            ),
             (format!("{MINIMAL}[retention]\nlogs_days = 0\n"), "retention.logs_days"),
             (
                 format!("{MINIMAL}[sessions]\nidle_timeout = \"2h\"\nabsolute_timeout = \"1h\"\n"),

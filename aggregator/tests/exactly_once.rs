@@ -140,3 +140,78 @@ async fn dedup_survives_a_restart() {
     assert_eq!(server.total("q=epsilon").await, 30);
     server.stop().await;
 }
+
+/// A batch that claims another host's stream id, or all of a stream's
+/// future bytes, cannot make that host's lines duplicates; a token bound to
+/// hosts cannot write as another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_mark_another_hosts_bytes_as_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let bound = "[{ token = \"bound-web-token\", hosts = [\"web-*\"] }]";
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\", {}]\napi_tokens = [\"{API_TOKEN}\"]\n",
+        dir.path().display().to_string(),
+        &bound[1..bound.len() - 1]
+    );
+    let config = lookout_aggregator::config::Config::from_toml(std::path::Path::new("t.toml"), &text).unwrap();
+    let server = Server::start(config).await;
+    let victim = stream("web-1", 7);
+    let first = batch(
+        "web-1",
+        vec![fixed_lines(&victim, "/var/log/a.log", "gamma", BASE_MS, 0, 5)],
+    );
+    assert_eq!(server.ingest_ok(&first).await, (5, 0));
+
+    // Everything from byte 0 to the end of time, no records: refused outright.
+    let mut grab = fixed_lines(&victim, "/var/log/a.log", "gamma", BASE_MS, 5, 5);
+    grab.start = 0;
+    grab.end = u64::MAX;
+    let refused = server.ingest(&batch("web-1", vec![grab.clone()])).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.error().contains("claims"), "{}", refused.error());
+
+    // The victim's stream id from another host, covering the next 1 MiB: that
+    // host's own business, not web-1's.
+    grab.end = 1 << 20;
+    assert_eq!(server.ingest_ok(&batch("evil-1", vec![grab])).await, (0, 0));
+    let next = batch(
+        "web-1",
+        vec![fixed_lines(&victim, "/var/log/a.log", "gamma", BASE_MS, 5, 10)],
+    );
+    assert_eq!(server.ingest_ok(&next).await, (5, 0), "web-1's next lines are new");
+    assert_eq!(server.total("q=gamma").await, 10);
+
+    // A token bound to web-* hosts.
+    let as_web = batch(
+        "web-2",
+        vec![fixed_lines(
+            &stream("web-2", 1),
+            "/var/log/a.log",
+            "delta",
+            BASE_MS,
+            0,
+            2,
+        )],
+    );
+    let body = serde_json::to_vec(&as_web).unwrap();
+    let answer = server.post_ingest(body, None, Some("bound-web-token")).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let as_db = batch(
+        "db-1",
+        vec![fixed_lines(
+            &stream("db-1", 1),
+            "/var/log/a.log",
+            "delta",
+            BASE_MS,
+            0,
+            2,
+        )],
+    );
+    let answer = server
+        .post_ingest(serde_json::to_vec(&as_db).unwrap(), None, Some("bound-web-token"))
+        .await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(answer.error().contains("may send only as web-*"), "{}", answer.error());
+    assert_eq!(server.total("q=delta").await, 2);
+    server.stop().await;
+}

@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn config(extra: &str) -> Config {
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"unused\"\n[auth]\ningest_tokens = [\"i\"]\napi_tokens = [\"a\"]\n{extra}"
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"unused\"\n[auth]\ningest_tokens = [\"ingest-token-i\"]\napi_tokens = [\"reader-token-a\"]\n{extra}"
     );
     Config::from_toml(Path::new("test.toml"), &text).expect("the test config is valid")
 }

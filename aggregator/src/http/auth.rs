@@ -6,7 +6,7 @@
 //! was missing or the token not accepted.
 
 use super::error::ApiError;
-use crate::config::Secret;
+use crate::config::{IngestToken, Secret};
 use crate::users::secret::constant_time_eq;
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -18,24 +18,50 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Tokens {
     tokens: Arc<[Secret]>,
+    /// Per token, the hosts it may send as (`None`: any).
+    hosts: Arc<[Option<HostGrant>]>,
     purpose: &'static str,
 }
+
+/// The host names (or `*`-ended prefixes) an ingest token may send as: put
+/// into the request's extensions for the ingest handler to check.
+#[derive(Clone, Debug)]
+pub struct HostGrant(pub Arc<[String]>);
 
 impl Tokens {
     /// Accepts `tokens`; `purpose` ("ingest", "API") goes into refusals.
     pub fn new(tokens: &[Secret], purpose: &'static str) -> Self {
         Tokens {
             tokens: tokens.into(),
+            hosts: tokens.iter().map(|_| None).collect(),
             purpose,
+        }
+    }
+
+    /// Accepts the ingest tokens, each with the hosts it is bound to.
+    pub fn ingest(tokens: &[IngestToken]) -> Self {
+        Tokens {
+            tokens: tokens.iter().map(|token| token.secret().clone()).collect(),
+            hosts: tokens
+                .iter()
+                .map(|token| token.hosts().map(|hosts| HostGrant(hosts.into())))
+                .collect(),
+            purpose: "ingest",
         }
     }
 
     /// Whether `presented` is one of the tokens.
     pub fn accepts(&self, presented: &[u8]) -> bool {
+        self.matching(presented).is_some()
+    }
+
+    /// The index of the token `presented` is.
+    fn matching(&self, presented: &[u8]) -> Option<usize> {
         // Check every token, without stopping early, so timing says nothing
         // about which one came close.
-        self.tokens.iter().fold(false, |found, token| {
-            found | constant_time_eq(presented, token.expose().as_bytes())
+        self.tokens.iter().enumerate().fold(None, |found, (i, token)| {
+            let equal = constant_time_eq(presented, token.expose().as_bytes());
+            if equal { Some(i) } else { found }
         })
     }
 }
@@ -52,7 +78,13 @@ pub async fn require_token(State(tokens): State<Tokens>, request: Request, next:
             tokens.purpose
         ))
         .into_response(),
-        Some(token) if tokens.accepts(token) => next.run(request).await,
+        Some(token) if let Some(i) = tokens.matching(token) => {
+            let mut request = request;
+            if let Some(grant) = tokens.hosts.get(i).cloned().flatten() {
+                request.extensions_mut().insert(grant);
+            }
+            next.run(request).await
+        }
         Some(_) => {
             ApiError::unauthorized(format!("the bearer token is not a valid {} token", tokens.purpose)).into_response()
         }

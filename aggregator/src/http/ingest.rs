@@ -7,13 +7,15 @@
 //! 200 always means both are durable.
 
 use super::AppState;
+use super::auth::HostGrant;
 use super::error::ApiError;
+use crate::config::host_allowed;
 use crate::ingest::{self, decode::ContentEncoding};
 use crate::metrics::RejectReason;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use lookout_shared::wire::IngestResponse;
 
@@ -22,6 +24,7 @@ use lookout_shared::wire::IngestResponse;
 /// yet); `/metrics` counts them.
 pub async fn ingest(
     State(app): State<AppState>,
+    grant: Option<Extension<HostGrant>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
@@ -65,6 +68,19 @@ pub async fn ingest(
         .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
     app.metrics.body_received(sent, prepared.decompressed_bytes);
     let ingest::Prepared { batch, metrics, .. } = prepared;
+    if let Some(Extension(HostGrant(hosts))) = grant
+        && !host_allowed(&hosts, &metrics.host)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            RejectReason::Forbidden,
+            format!(
+                "this ingest token may send only as {}, not as `{}`",
+                hosts.join(", "),
+                metrics.host
+            ),
+        ));
+    }
     let logs_only_host = if metrics.samples.is_empty() {
         Some(metrics.host)
     } else {

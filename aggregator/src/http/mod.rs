@@ -84,7 +84,7 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
         .route(INGEST_PATH, post(ingest::ingest))
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(
-            Tokens::new(&auth.ingest_tokens, "ingest"),
+            Tokens::ingest(&auth.ingest_tokens),
             require_token,
         ));
     // Behind `access::access`: an API token or a session.

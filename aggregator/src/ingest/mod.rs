@@ -99,6 +99,7 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
             });
         }
         chunks.push(PreparedChunk {
+            host: batch.host.clone(),
             stream: chunk.stream.clone(),
             start: chunk.start,
             end: chunk.end,

@@ -12,6 +12,10 @@ const MAX_SOURCE_BYTES: usize = 4096;
 const MAX_LABEL_KEY_BYTES: usize = 256;
 /// Longest label value accepted.
 const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// Widest byte range one chunk may claim. An agent's chunk covers what it
+/// read between two hand-overs (a few MiB at most, also inside a giant line
+/// it skips); a wider claim would mark bytes held that nobody sent.
+const MAX_CHUNK_SPAN: u64 = 1 << 30;
 /// Longest metric name accepted.
 const MAX_METRIC_NAME_CHARS: usize = 128;
 /// Most labels one sample may carry: a series is identified by all of them.
@@ -113,6 +117,12 @@ fn validate_chunk(chunk: &StreamChunk) -> Result<(), String> {
     }
     if chunk.start > chunk.end {
         return Err(format!("start: {} is after end {}", chunk.start, chunk.end));
+    }
+    if chunk.end - chunk.start > MAX_CHUNK_SPAN {
+        return Err(format!(
+            "end: the chunk claims {} bytes, more than {MAX_CHUNK_SPAN}; send what was read in smaller chunks",
+            chunk.end - chunk.start
+        ));
     }
     for (key, value) in &chunk.labels {
         if key.is_empty() || key.len() > MAX_LABEL_KEY_BYTES {

@@ -80,7 +80,8 @@ impl<'de> Deserialize<'de> for IntervalSet {
     }
 }
 
-/// Held ranges per stream id.
+/// Held ranges per `host/stream` (payloads written before ranges were kept
+/// per host are keyed by the stream id alone; those keys are still read).
 pub type StreamIntervals = HashMap<String, IntervalSet>;
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub struct PreparedBatch {
 
 /// One stream's chunk with its records' documents.
 pub struct PreparedChunk {
+    /// The host that sent it: held ranges are kept per host and stream, so
+    /// a batch can never mark bytes of another host's stream as held.
+    pub host: String,
     /// Stream id.
     pub stream: String,
     /// First byte covered.
@@ -340,12 +343,16 @@ impl WriterCore {
                 duplicates: 0,
             };
             for chunk in batch.chunks {
+                let key = held_key(&chunk.host, &chunk.stream);
                 let mut held: Vec<&IntervalSet> = Vec::new();
                 for (held_day, streams) in &self.held {
                     if *held_day != day {
+                        held.extend(streams.get(&key));
+                        // Payloads written before ranges were kept per host.
                         held.extend(streams.get(&chunk.stream));
                     }
                 }
+                held.extend(next.get(&key));
                 held.extend(next.get(&chunk.stream));
                 // Only ranges touching the chunk can make its records duplicates.
                 held.retain(|set| set.overlaps(chunk.start, chunk.end));
@@ -367,7 +374,7 @@ impl WriterCore {
                 if added {
                     time_range = union(time_range, chunk.time_range);
                 }
-                changed |= next.entry(chunk.stream).or_default().insert(chunk.start, chunk.end);
+                changed |= next.entry(key).or_default().insert(chunk.start, chunk.end);
             }
             changed |= response.accepted > 0;
             responses.push(response);
@@ -460,6 +467,11 @@ fn union(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
     }
 }
 
+/// The key of a stream's held ranges in a partition's payload: `host/stream`.
+fn held_key(host: &str, stream: &str) -> String {
+    format!("{host}/{stream}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +506,7 @@ mod tests {
             })
             .collect();
         PreparedChunk {
+            host: "h".to_owned(),
             stream: stream.to_owned(),
             start,
             end,

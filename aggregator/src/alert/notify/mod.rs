@@ -365,8 +365,7 @@ mod tests {
     }
 
     fn config(text: &str) -> Config {
-        let base =
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"a\"]\napi_tokens = [\"b\"]\n";
+        let base = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\napi_tokens = [\"reader-token-b\"]\n";
         Config::from_toml(Path::new("aggregator.toml"), &format!("{base}{text}")).unwrap()
     }
 
