@@ -167,7 +167,43 @@ async fn a_ten_megabyte_line_is_accepted_within_the_default_limits() {
     );
     let body = server.get_ok("/api/v1/logs/search?q=needle").await;
     assert_eq!(body["total"], 1);
-    assert_eq!(body["hits"][0]["message"].as_str().map(str::len), Some(message.len()));
+    let hit = &body["hits"][0];
+    assert_eq!(
+        hit["message"].as_str().map(str::len),
+        Some(16 * 1024),
+        "lists show 16 KiB"
+    );
+    assert_eq!(hit["cut"], true);
+    let id = hit["id"].as_str().unwrap();
+    let context = server
+        .get_ok(&format!("/api/v1/logs/context?id={id}&before=0&after=0"))
+        .await;
+    assert_eq!(
+        context["hit"]["message"].as_str().map(str::len),
+        Some(message.len()),
+        "the record is whole"
+    );
+    assert!(context["hit"].get("cut").is_none());
+
+    // A page of such lines is bounded in bytes: 600 lines of 64 KiB would
+    // make 37.5 MiB; the answer stops at 8 MiB of messages and says so.
+    let wide = "w".repeat(64 * 1024);
+    let lines: Vec<Line<'_>> = (0..600)
+        .map(|_| Line {
+            message: &wide,
+            read_at_ms: BASE_MS,
+        })
+        .collect();
+    let s = stream("web-1", 20);
+    server
+        .ingest_ok(&batch("web-1", vec![chunk(&s, "/var/log/wide.log", 0, &lines)]))
+        .await;
+    let body = server
+        .get_ok("/api/v1/logs/search?source=%2Fvar%2Flog%2Fwide.log&limit=10000")
+        .await;
+    assert_eq!(body["total"], 600);
+    assert_eq!(body["limited"], true);
+    assert_eq!(body["hits"].as_array().unwrap().len(), 512, "8 MiB / 16 KiB");
     still_serving(&server, 8).await;
     server.stop().await;
 }

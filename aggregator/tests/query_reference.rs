@@ -189,6 +189,7 @@ async fn generated_queries_agree_with_the_reference_evaluator() {
             level: hit["level"].as_str().unwrap().into(),
             message: hit["message"].as_str().unwrap().into(),
             truncated: false,
+            cut: false,
             labels: Default::default(),
         })
         .collect();

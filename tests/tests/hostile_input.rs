@@ -37,14 +37,25 @@ fn hostile_bytes_are_kept_marked_and_do_not_stop_the_file() {
     }
     let giant = aggregator.search(&[("q", "\"giant line\""), ("limit", "5")]);
     let hit = &giant["hits"][0];
-    let message = hit["message"].as_str().unwrap();
+    let listed = hit["message"].as_str().unwrap();
     assert!(
-        message.starts_with("giant-line ggg"),
+        listed.starts_with("giant-line ggg"),
         "{}",
-        &message[..40.min(message.len())]
+        &listed[..40.min(listed.len())]
     );
-    assert_eq!(message.len(), 256 * 1024, "cut at the default maximum record size");
-    assert_eq!(hit["truncated"], true, "and marked as truncated");
+    assert_eq!(listed.len(), 16 * 1024, "a list shows at most 16 KiB of a message");
+    assert_eq!(hit["cut"], true, "and says so");
+    let context = aggregator.get_json(
+        "/api/v1/logs/context",
+        &[("id", hit["id"].as_str().unwrap()), ("before", "0"), ("after", "0")],
+    );
+    let stored = &context["hit"];
+    assert_eq!(
+        stored["message"].as_str().unwrap().len(),
+        256 * 1024,
+        "cut at the default maximum record size"
+    );
+    assert_eq!(stored["truncated"], true, "and marked as truncated");
     let bad = aggregator.search(&[("q", "charlie")]);
     assert_eq!(
         bad["hits"][0]["message"],

@@ -5,7 +5,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
 use crate::store::LogStore;
-use crate::store::schema::Hit;
+use crate::store::schema::{Hit, MAX_LISTED_MESSAGE_BYTES};
 use crate::store::search::{Bucket, Context, HistogramSpec, MAX_BUCKETS, SearchError, SearchRequest, SortOrder};
 use axum::Json;
 use axum::extract::State;
@@ -25,12 +25,19 @@ const DEFAULT_BUCKETS: u64 = 60;
 const DEFAULT_CONTEXT: u64 = 10;
 /// Most context lines each side.
 const MAX_CONTEXT: u64 = 1_000;
+/// Most message bytes in one search answer: a page stops early (and says
+/// `"limited": true`) rather than grow without bound.
+const MAX_ANSWER_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Answer of `/api/v1/logs/search`.
 #[derive(Serialize)]
 pub struct SearchAnswer {
     total: u64,
     hits: Vec<Hit>,
+    /// Present (true) when fewer hits than `limit` are shown because the
+    /// answer reached its size bound; page on with `offset`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    limited: bool,
     took_ms: u64,
 }
 
@@ -70,9 +77,23 @@ pub async fn search(State(app): State<AppState>, uri: Uri) -> Result<Json<Search
         order,
     };
     let result = blocking(app.store, move |store| store.search(&request)).await?;
+    let mut hits = result.hits;
+    let mut bytes = 0;
+    let mut shown = 0;
+    for hit in &mut hits {
+        hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
+        bytes += hit.message.len();
+        if bytes > MAX_ANSWER_MESSAGE_BYTES {
+            break;
+        }
+        shown += 1;
+    }
+    let limited = shown < hits.len();
+    hits.truncate(shown);
     Ok(Json(SearchAnswer {
         total: result.total,
-        hits: result.hits,
+        hits,
+        limited,
         took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }))
 }
@@ -104,7 +125,10 @@ pub async fn context(State(app): State<AppState>, uri: Uri) -> Result<Json<Conte
     let before = params.number("before", 0, MAX_CONTEXT)?.unwrap_or(DEFAULT_CONTEXT) as usize;
     let after = params.number("after", 0, MAX_CONTEXT)?.unwrap_or(DEFAULT_CONTEXT) as usize;
     params.finish()?;
-    let context = blocking(app.store, move |store| store.context(id.trim(), before, after)).await?;
+    let mut context = blocking(app.store, move |store| store.context(id.trim(), before, after)).await?;
+    for hit in context.before.iter_mut().chain(context.after.iter_mut()) {
+        hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
+    }
     Ok(Json(context))
 }
 

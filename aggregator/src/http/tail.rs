@@ -5,9 +5,11 @@
 //! "source", "level", "message"}` (the search API's hit), in commit order,
 //! oldest first. The stream opens with a comment (`: live tail started`), so a
 //! client knows it is subscribed as soon as the first bytes arrive; a comment
-//! every 15 s keeps proxies from closing an idle stream. A subscriber that
-//! falls more than a thousand commits behind gets `event: lagged` with the
-//! number of commits it missed as data, and continues with the newest.
+//! every 15 s keeps proxies from closing an idle stream. Each subscriber's
+//! matching records wait in a queue of at most [`MAX_QUEUED_BYTES`]; a client
+//! that reads more slowly than lines arrive gets `event: lagged` with the
+//! number of records (or commits) it missed as data, and continues with the
+//! newest. Messages are cut to 16 KiB, as in search lists.
 //!
 //! Records come from the log writer's commit feed
 //! ([`crate::store::writer::WriterHandle::subscribe_records`]), so a tail shows
@@ -25,6 +27,7 @@ use super::params::Params;
 use crate::metrics::RejectReason;
 use crate::query::matcher::Matcher;
 use crate::query::{self, Expr, Keyword, Leaf};
+use crate::store::schema::MAX_LISTED_MESSAGE_BYTES;
 use crate::store::writer::{FeedEvent, RecordFeed, WriterHandle};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -34,7 +37,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Most live-tail streams open at once.
 pub const MAX_TAILS: usize = 64;
@@ -85,10 +88,12 @@ pub async fn tail(State(state): State<TailState>, uri: Uri) -> Result<Response, 
             format!("{MAX_TAILS} live tails are already open; close one or retry later"),
         ));
     };
+    let queue = Arc::new(TailQueue::default());
+    let drain = tokio::spawn(drain(state.writer.subscribe_records(), matcher, queue.clone()));
     let tail = Tail {
-        feed: state.writer.subscribe_records(),
-        matcher,
-        pending: VecDeque::from([Event::default().comment("live tail started")]),
+        queue,
+        started: false,
+        drain: AbortOnDrop(drain),
         _permit: permit,
     };
     let events = futures_util::stream::unfold(tail, |mut tail| async move {
@@ -100,36 +105,141 @@ pub async fn tail(State(state): State<TailState>, uri: Uri) -> Result<Response, 
         .into_response())
 }
 
-/// One subscriber's state; dropping it (client gone) frees its slot.
+/// Most bytes of encoded events one subscriber may have waiting. The commit
+/// feed is drained at once by [`drain`], so a client that does not read holds
+/// at most this much, not a thousand commits.
+pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
+
+/// One subscriber's matched, encoded records, oldest first, bounded in bytes.
+#[derive(Default)]
+struct TailQueue {
+    state: std::sync::Mutex<QueueState>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    events: VecDeque<String>,
+    bytes: usize,
+    /// Records dropped (oldest first) since the client last read.
+    dropped: u64,
+    closed: bool,
+}
+
+impl TailQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, json: String) {
+        let mut state = self.lock();
+        state.bytes += json.len();
+        state.events.push_back(json);
+        while state.bytes > MAX_QUEUED_BYTES {
+            let Some(oldest) = state.events.pop_front() else {
+                break;
+            };
+            state.bytes -= oldest.len();
+            state.dropped += 1;
+        }
+        drop(state);
+        self.changed.notify_one();
+    }
+
+    fn lagged(&self, missed: u64) {
+        self.lock().dropped += missed;
+        self.changed.notify_one();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_one();
+    }
+}
+
+/// Reads the commit feed as it comes, keeping the records `matcher` matches.
+async fn drain(mut feed: RecordFeed, mut matcher: Matcher, queue: Arc<TailQueue>) {
+    loop {
+        match feed.next().await {
+            FeedEvent::Records(records) => {
+                for hit in records.iter().filter(|hit| matcher.matches(hit)) {
+                    let mut hit = hit.clone();
+                    hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
+                    match serde_json::to_string(&hit) {
+                        Ok(json) => queue.push(json),
+                        Err(err) => tracing::warn!(error = %err, "cannot encode a live-tail record"),
+                    }
+                }
+            }
+            // Counted in commits by the feed; the client sees "some missed".
+            FeedEvent::Lagged(missed) => queue.lagged(missed),
+            FeedEvent::Closed => {
+                queue.close();
+                return;
+            }
+        }
+    }
+}
+
+/// Aborts the drain task when the stream (the client) goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One subscriber's stream; dropping it (client gone) frees its slot.
 struct Tail {
-    feed: RecordFeed,
-    matcher: Matcher,
-    pending: VecDeque<Event>,
+    queue: Arc<TailQueue>,
+    started: bool,
+    drain: AbortOnDrop,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Tail {
     /// The next event, or `None` when the feed has ended.
     async fn next(&mut self) -> Option<Event> {
-        loop {
-            if let Some(event) = self.pending.pop_front() {
-                return Some(event);
-            }
-            match self.feed.next().await {
-                FeedEvent::Records(records) => {
-                    for hit in records.iter().filter(|hit| self.matcher.matches(hit)) {
-                        match serde_json::to_string(hit) {
-                            Ok(json) => self.pending.push_back(Event::default().data(json)),
-                            Err(err) => tracing::warn!(error = %err, "cannot encode a live-tail record"),
-                        }
-                    }
-                }
-                FeedEvent::Lagged(missed) => {
-                    self.pending
-                        .push_back(Event::default().event("lagged").data(missed.to_string()));
-                }
-                FeedEvent::Closed => return None,
-            }
+        if !self.started {
+            self.started = true;
+            return Some(Event::default().comment("live tail started"));
         }
+        loop {
+            let notified = self.queue.changed.notified();
+            {
+                let mut state = self.queue.lock();
+                if state.dropped > 0 {
+                    let dropped = std::mem::take(&mut state.dropped);
+                    return Some(Event::default().event("lagged").data(dropped.to_string()));
+                }
+                if let Some(json) = state.events.pop_front() {
+                    state.bytes -= json.len();
+                    return Some(Event::default().data(json));
+                }
+                if state.closed || self.drain.0.is_finished() {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_that_is_not_read_keeps_at_most_its_byte_bound() {
+        let queue = TailQueue::default();
+        let line = "x".repeat(16 * 1024);
+        for _ in 0..1000 {
+            queue.push(line.clone());
+        }
+        let state = queue.lock();
+        assert!(state.bytes <= MAX_QUEUED_BYTES, "{}", state.bytes);
+        assert_eq!(state.events.len(), MAX_QUEUED_BYTES / line.len());
+        assert_eq!(state.dropped, 1000 - state.events.len() as u64);
     }
 }

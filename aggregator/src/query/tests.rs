@@ -163,6 +163,7 @@ fn hit(host: &str, level: &str, message: &str) -> Hit {
         level: level.into(),
         message: message.into(),
         truncated: false,
+        cut: false,
         labels: [("env".to_owned(), "prod".to_owned())].into(),
     }
 }

@@ -39,6 +39,10 @@ pub mod names {
     pub const TRUNCATED: &str = "truncated";
 }
 
+/// Longest message shown in a list of lines (search hits, context
+/// neighbours, live tail); longer ones are cut and marked `cut`.
+pub const MAX_LISTED_MESSAGE_BYTES: usize = 16 * 1024;
+
 /// The earliest event time (Unix ms) a tantivy date holds: it counts
 /// nanoseconds in an i64, so only about 1678..2262 fits.
 pub const MIN_TIMESTAMP_MS: i64 = i64::MIN / 1_000_000 + 1;
@@ -117,9 +121,28 @@ pub struct Hit {
     /// Present (true) only when the agent cut the record short.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Present (true) only when this answer shows the message shortened (a
+    /// list of many lines); the context of the record shows all of it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cut: bool,
     /// Present only when the source has labels.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+impl Hit {
+    /// Shortens the message to at most `max_bytes` (at a character
+    /// boundary) and marks it `cut` if it was longer.
+    pub fn cut_message(&mut self, max_bytes: usize) {
+        if self.message.len() > max_bytes {
+            let mut end = max_bytes;
+            while !self.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.message.truncate(end);
+            self.cut = true;
+        }
+    }
 }
 
 impl LogSchema {
@@ -252,6 +275,7 @@ impl LogSchema {
             level: text(self.level),
             message: text(self.message),
             truncated: doc.get_first(self.truncated).and_then(|v| v.as_bool()).unwrap_or(false),
+            cut: false,
             labels,
         }
     }
