@@ -257,6 +257,14 @@ pub struct IngestConfig {
     /// Largest body after decompression, default 64 MiB.
     #[serde(default = "default_max_decompressed")]
     pub max_decompressed_bytes: ByteSize,
+    /// Most metric series one host may have (an agent makes a few hundred);
+    /// a batch that would create more is refused, default 10,000.
+    #[serde(default = "default_max_series_per_host")]
+    pub max_series_per_host: usize,
+}
+
+fn default_max_series_per_host() -> usize {
+    10_000
 }
 
 fn default_max_body() -> ByteSize {
@@ -272,6 +280,7 @@ impl Default for IngestConfig {
         IngestConfig {
             max_body_bytes: default_max_body(),
             max_decompressed_bytes: default_max_decompressed(),
+            max_series_per_host: default_max_series_per_host(),
         }
     }
 }

@@ -86,9 +86,10 @@ impl Aggregator {
         let writer = LogWriter::spawn(store.clone(), payloads, metrics.clone())?;
         let data_dir = config.data_dir.clone();
         let metrics_days = config.retention.metrics_days;
+        let max_series_per_host = config.ingest.max_series_per_host;
         let counters = metrics.clone();
         let (metric_writer, metric_store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let metric_writer = MetricWriter::spawn(&data_dir, metrics_days, counters)?;
+            let metric_writer = MetricWriter::spawn(&data_dir, metrics_days, max_series_per_host, counters)?;
             let metric_store = MetricStore::open(&data_dir).context("cannot open the metric store for reading")?;
             Ok((metric_writer, metric_store))
         })

@@ -56,7 +56,7 @@ pub async fn run_metrics(writer: MetricWriterHandle, metrics_days: u32, forget_h
                 Ok(None) => break,
                 Err(MetricWriteError::ShuttingDown) => return,
                 // Logged by the writer; the next pass starts over.
-                Err(MetricWriteError::Failed(_)) => break,
+                Err(MetricWriteError::Failed(_) | MetricWriteError::TooManySeries { .. }) => break,
             }
         }
     }

@@ -383,3 +383,51 @@ async fn a_day_of_ten_second_samples_in_one_query() {
     );
     server.stop().await;
 }
+
+/// One ingest token cannot make the metric store (and every rule that reads
+/// it) grow without bound: past its series limit a host's new series are
+/// refused with a clear 400, its existing series keep being stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_beyond_its_series_limit_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "[ingest]\nmax_series_per_host = 50\n")).await;
+    let t = now_ms();
+    let series = |from: usize, to: usize, time: i64| {
+        (from..to)
+            .map(|i| sample("app.requests", &[("path", &format!("/item/{i}"))], time, 1.0))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        server.ingest(&metrics_batch("web-1", series(0, 40, t))).await.status,
+        200
+    );
+    let refused = server.ingest(&metrics_batch("web-1", series(30, 60, t + 1000))).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(refused.error().contains("max_series_per_host"), "{}", refused.error());
+    // Nothing of the refused batch was kept; the existing series still take samples.
+    assert_eq!(
+        server
+            .ingest(&metrics_batch("web-1", series(0, 40, t + 2000)))
+            .await
+            .status,
+        200
+    );
+    // Another host has its own allowance.
+    assert_eq!(
+        server.ingest(&metrics_batch("web-2", series(0, 50, t))).await.status,
+        200
+    );
+    let points = server
+        .get_ok(&format!(
+            "/api/v1/metrics/series?host=web-1&name=app.requests&label.path=/item/35&start={}&end={}",
+            t - 1000,
+            t + 5000
+        ))
+        .await;
+    assert_eq!(
+        points["series"][0]["points"].as_array().map(Vec::len),
+        Some(2),
+        "{points}"
+    );
+    server.stop().await;
+}

@@ -103,11 +103,16 @@ impl From<WriteError> for ApiError {
 
 impl From<MetricWriteError> for ApiError {
     fn from(err: MetricWriteError) -> Self {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            RejectReason::Unavailable,
-            format!("{err}; retry later"),
-        )
+        match err {
+            MetricWriteError::TooManySeries { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, RejectReason::BadBatch, err.to_string())
+            }
+            other => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                RejectReason::Unavailable,
+                format!("{other}; retry later"),
+            ),
+        }
     }
 }
 

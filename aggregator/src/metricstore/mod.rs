@@ -110,7 +110,7 @@ mod tests {
     #[tokio::test]
     async fn each_range_is_answered_from_its_tier_with_exact_averages() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = MetricWriter::spawn(dir.path(), 30, Arc::new(Metrics::default())).unwrap();
+        let writer = MetricWriter::spawn(dir.path(), 30, usize::MAX, Arc::new(Metrics::default())).unwrap();
         let store = MetricStore::open(dir.path()).unwrap();
         let now = lookout_shared::time::now_ms();
         let t0 = bucket_start(now - 10 * DAY_MS, HOUR_MS);

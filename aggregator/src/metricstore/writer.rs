@@ -85,6 +85,32 @@ pub enum MetricWriteError {
     /// The transaction failed and was rolled back: nothing of the batch was kept.
     #[error("the metric store could not store the samples: {0}")]
     Failed(String),
+    /// The batch would give its host more series than allowed; nothing was kept.
+    #[error(
+        "host `{host}` has {existing} metric series and this batch would add more; at most {limit} are \
+         allowed per host (ingest.max_series_per_host): labels with unbounded values make a series each"
+    )]
+    TooManySeries {
+        /// The host.
+        host: String,
+        /// Its series before the batch.
+        existing: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Why a write transaction did not commit.
+#[derive(Debug)]
+enum WriteFailure {
+    Sqlite(rusqlite::Error),
+    TooManySeries { existing: usize },
+}
+
+impl From<rusqlite::Error> for WriteFailure {
+    fn from(err: rusqlite::Error) -> Self {
+        WriteFailure::Sqlite(err)
+    }
 }
 
 /// What one retention pass deletes.
@@ -188,9 +214,15 @@ pub struct MetricWriter {
 impl MetricWriter {
     /// Opens (creating if needed) `data_dir/metrics.sqlite` and starts the
     /// writer thread. Samples older than `metrics_days` are not stored.
-    pub fn spawn(data_dir: &Path, metrics_days: u32, metrics: Arc<Metrics>) -> anyhow::Result<MetricWriter> {
+    pub fn spawn(
+        data_dir: &Path,
+        metrics_days: u32,
+        max_series_per_host: usize,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<MetricWriter> {
         let conn = schema::open_writer(data_dir)?;
-        let core = WriterCore::new(conn, metrics_days, metrics);
+        let mut core = WriterCore::new(conn, metrics_days, metrics);
+        core.max_series_per_host = max_series_per_host;
         let thread = WriterThread::spawn("metric-writer", move |rx| run(core, rx))?;
         Ok(MetricWriter {
             thread,
@@ -254,6 +286,9 @@ struct WriterCore {
     series: HashMap<String, i64>,
     /// Hosts seen through log batches, not yet written: host → Unix ms.
     touched: HashMap<String, i64>,
+    /// Committed series per host, counted once per host and kept up to date.
+    series_per_host: HashMap<String, usize>,
+    max_series_per_host: usize,
     retention_ms: i64,
     metrics: Arc<Metrics>,
 }
@@ -264,6 +299,8 @@ impl WriterCore {
             conn,
             series: HashMap::new(),
             touched: HashMap::new(),
+            series_per_host: HashMap::new(),
+            max_series_per_host: usize::MAX,
             retention_ms: i64::from(metrics_days) * 24 * HOUR_MS,
             metrics,
         }
@@ -279,7 +316,12 @@ impl WriterCore {
                     .metric_samples(outcome.accepted, outcome.duplicates, outcome.expired);
                 Ok(outcome)
             }
-            Err(err) => {
+            Err(WriteFailure::TooManySeries { existing }) => Err(MetricWriteError::TooManySeries {
+                host: batch.host.clone(),
+                existing,
+                limit: self.max_series_per_host,
+            }),
+            Err(WriteFailure::Sqlite(err)) => {
                 self.metrics.metric_commit_failed();
                 tracing::error!(error = %err, host = %batch.host, "metric store write failed; rolled back");
                 Err(MetricWriteError::Failed(err.to_string()))
@@ -289,8 +331,21 @@ impl WriterCore {
 
     /// One transaction: the batch's samples and roll-ups, and its host (plus
     /// any hosts touched meanwhile) marked as seen. All or nothing.
-    fn write(&mut self, batch: &MetricBatch, now_ms: i64) -> rusqlite::Result<WriteOutcome> {
+    fn write(&mut self, batch: &MetricBatch, now_ms: i64) -> Result<WriteOutcome, WriteFailure> {
         let cutoff = now_ms.saturating_sub(self.retention_ms);
+        let existing = match self.series_per_host.get(&batch.host) {
+            Some(&count) => count,
+            None => {
+                let count: i64 =
+                    self.conn
+                        .query_row("SELECT COUNT(*) FROM series WHERE host = ?1", [&batch.host], |row| {
+                            row.get(0)
+                        })?;
+                let count = usize::try_from(count).unwrap_or(usize::MAX);
+                self.series_per_host.insert(batch.host.clone(), count);
+                count
+            }
+        };
         let mut outcome = WriteOutcome::default();
         // Series created in this transaction join the cache only once it commits.
         let mut created: HashMap<String, i64> = HashMap::new();
@@ -326,6 +381,9 @@ impl WriterCore {
                         let id = match find.query_row(params, |row| row.get(0)).optional()? {
                             Some(id) => id,
                             None => {
+                                if existing + created.len() >= self.max_series_per_host {
+                                    return Err(WriteFailure::TooManySeries { existing });
+                                }
                                 create.execute(params)?;
                                 tx.last_insert_rowid()
                             }
@@ -349,6 +407,7 @@ impl WriterCore {
             }
         }
         tx.commit()?;
+        *self.series_per_host.entry(batch.host.clone()).or_default() += created.len();
         self.series.extend(created);
         self.touched.clear();
         Ok(outcome)
@@ -386,6 +445,8 @@ impl WriterCore {
         match self.expire(expiry, cursor) {
             Ok((next, deleted)) => {
                 self.metrics.metric_rows_expired(deleted);
+                // Retention may have deleted series: count them again when next needed.
+                self.series_per_host.clear();
                 Ok(next)
             }
             Err(err) => {
