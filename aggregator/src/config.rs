@@ -57,6 +57,47 @@ pub struct Config {
     /// How long a web UI login lasts.
     #[serde(default)]
     pub sessions: SessionsConfig,
+    /// What one client can hold open.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// `[http]`: bounds on connections and slow clients.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections open at once at most; more are closed when accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Time to send the first request, and each request's head.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
+    /// Time to answer a request, body read included (ingest: twice this;
+    /// live tail streams are exempt).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_header_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            request_timeout: default_request_timeout(),
+        }
+    }
 }
 
 /// `[alerting]`: evaluation and notification timing (Alertmanager's names).

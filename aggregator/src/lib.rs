@@ -55,8 +55,8 @@ use users::{SessionPolicy, UserStore};
 
 /// How often expired sessions are deleted.
 const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
-/// How long a stop waits for open HTTPS connections before closing them.
-const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a stop waits for open connections before closing them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// A running aggregator: HTTP server, writer threads and background tasks.
 pub struct Aggregator {
@@ -140,30 +140,50 @@ impl Aggregator {
                 password_checks: Arc::new(tokio::sync::Semaphore::new(http::access::MAX_PASSWORD_CHECKS)),
             }),
         };
-        let app = http::router(state, &config.auth).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(state, &config.auth, config.http.request_timeout.get())
+            .into_make_service_with_connect_info::<SocketAddr>();
         let (stop_server, stopped) = oneshot::channel::<()>();
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let limits = config.http;
+        let limit = |acceptor| http::limits::LimitAcceptor::new(acceptor, limits.max_connections);
+        let handle = axum_server::Handle::new();
+        let stop = {
+            let handle = handle.clone();
+            async move {
+                // Either an explicit stop or the handle being dropped.
+                let _ = stopped.await;
+                handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
+            }
+        };
         let server = match tls {
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        // Either an explicit stop or the handle being dropped.
-                        let _ = stopped.await;
-                    })
-                    .await
-            }),
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let server = axum_server::from_tcp_rustls(
-                    listener.into_std()?,
-                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
-                )?
-                .handle(handle.clone());
+            None => {
+                let mut server = axum_server::from_tcp(listener.into_std()?)?
+                    .acceptor(limit(axum_server::accept::DefaultAcceptor::new()))
+                    .first_request_timeout(limits.header_timeout.get())
+                    .handle(handle);
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(limits.header_timeout.get());
                 tokio::spawn(async move {
-                    let stop = async move {
-                        let _ = stopped.await;
-                        handle.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
-                    };
+                    let (served, ()) = tokio::join!(server.serve(app), stop);
+                    served
+                })
+            }
+            Some(tls) => {
+                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
+                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
+                )
+                .acceptor(limit(axum_server::accept::DefaultAcceptor::new()));
+                let mut server = axum_server::from_tcp(listener.into_std()?)?
+                    .acceptor(acceptor)
+                    .first_request_timeout(limits.header_timeout.get())
+                    .handle(handle);
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(limits.header_timeout.get());
+                tokio::spawn(async move {
                     let (served, ()) = tokio::join!(server.serve(app), stop);
                     served
                 })

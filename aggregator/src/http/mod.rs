@@ -33,6 +33,7 @@ pub mod facets;
 pub mod headers;
 pub mod hosts;
 pub mod ingest;
+pub mod limits;
 pub mod logs;
 pub mod ops;
 pub mod pages;
@@ -53,7 +54,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
-use lookout_shared::wire::INGEST_PATH;
+pub(crate) use lookout_shared::wire::INGEST_PATH;
 use std::sync::Arc;
 
 /// What the handlers share.
@@ -78,7 +79,7 @@ pub struct AppState {
 }
 
 /// The router with all routes and middleware.
-pub fn router(state: AppState, auth: &AuthConfig) -> Router {
+pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Duration) -> Router {
     let body_limit = usize::try_from(state.ingest.max_body_bytes.bytes()).unwrap_or(usize::MAX);
     let ingest_routes = Router::new()
         .route(INGEST_PATH, post(ingest::ingest))
@@ -123,6 +124,7 @@ pub fn router(state: AppState, auth: &AuthConfig) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), access::access))
+        .layer(middleware::from_fn_with_state(request_timeout, limits::deadline))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             error::count_rejections,
