@@ -397,6 +397,25 @@ impl CompiledSource {
 }
 
 impl AgentConfig {
+    /// What is valid but likely not what the operator wants, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.logs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, source)| {
+                let rotate = source.rotate.as_ref()?;
+                (rotate.mode == RotateMode::Rename && rotate.post_command.is_none()).then(|| {
+                    format!(
+                        "logs[{i}].rotate: mode = \"rename\" without post_command: a writer that keeps its \
+                         file open (most do) goes on writing to the renamed file; the agent notices and \
+                         falls back to copytruncate, but set post_command to make the writer reopen its \
+                         log, or mode = \"copytruncate\""
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Reads and validates `file`.
     pub fn load(file: &Path) -> Result<(AgentConfig, Compiled), ConfigError> {
         let config: AgentConfig = load_toml(file)?;
@@ -615,6 +634,34 @@ mod tests {
         assert!(sources[0].matches(Path::new("/var/log/app/web.log")));
         assert!(!sources[0].matches(Path::new("/var/log/app/web.log.gz")));
         assert!(!sources[0].matches(Path::new("/var/log/other/web.log")));
+    }
+
+    #[test]
+    fn rename_without_post_command_is_warned_about() {
+        let file = Path::new("agent.toml");
+        let with = |rotate: &str| -> AgentConfig {
+            parse_toml(
+                file,
+                &format!("{MINIMAL}[[logs]]\npaths = [\"/l/*.log\"]\nrotate = {rotate}\n"),
+            )
+            .unwrap()
+        };
+        let warnings = with("{ max_size = \"1MB\" }").warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("logs[0].rotate: mode = \"rename\" without post_command"),
+            "{warnings:?}"
+        );
+        assert!(
+            with("{ max_size = \"1MB\", post_command = \"pkill -HUP app\" }")
+                .warnings()
+                .is_empty()
+        );
+        assert!(
+            with("{ max_size = \"1MB\", mode = \"copytruncate\" }")
+                .warnings()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -40,8 +40,14 @@ fn main() -> ExitCode {
         }
     };
     if matches!(cli.command, Some(Command::CheckConfig)) {
+        for warning in config.warnings() {
+            eprintln!("warning: {}: {warning}", config_path.display());
+        }
         println!("{}: configuration OK", config_path.display());
         return ExitCode::SUCCESS;
+    }
+    for warning in config.warnings() {
+        tracing::warn!("{}: {warning}", config_path.display());
     }
     match serve(config, compiled) {
         Ok(()) => ExitCode::SUCCESS,

@@ -118,7 +118,8 @@ fn shift_older(path: &Path, policy: &RotatePolicy) -> io::Result<()> {
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> io::Result<()> {
+/// Deletes `path` (the name itself, never what a link points at) if it exists.
+pub fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
         _ => Ok(()),

@@ -155,3 +155,37 @@ fn copytruncate_rotation_window_is_measured() {
         outcome.lines
     );
 }
+
+/// A writer that keeps its file open and a rename rotation with no
+/// post_command: the rename does not take (the writer goes on writing to the
+/// renamed file). The agent notices, gives the file its name back and
+/// rotates it by copytruncate from then on, so the disk stays bounded and
+/// every line still arrives once (but for copytruncate's window).
+#[test]
+fn a_rename_the_writer_ignores_is_detected_and_disk_stays_bounded() {
+    let outcome = run("agent_rotation_rename_ignored", "rename", false);
+    let seen = count_sequence_numbers(&outcome.found);
+    let missing = (0..outcome.lines).filter(|n| !seen.contains_key(n)).count();
+    let duplicated = seen.values().filter(|count| **count > 1).count();
+    println!(
+        "agent rename rotation ignored by the writer: {} lines ({:.1} MB) written, {missing} missing, {duplicated} duplicated, max {} bytes on disk",
+        outcome.lines,
+        outcome.bytes as f64 / 1e6,
+        outcome.max_disk
+    );
+    assert_eq!(duplicated, 0, "nothing is duplicated");
+    assert!(
+        missing as u64 * 200 <= outcome.lines,
+        "{missing} of {} lines lost: more than copytruncate's window explains",
+        outcome.lines
+    );
+    // Before the fix the renamed file grew without bound (6.5 MB against a
+    // 1 MB max_size after 6 s). The detection takes rotate_wait; allow that
+    // on top of the rename test's bound.
+    let bound = (KEEP + 1) * MAX_SIZE + 6 * BYTES_PER_SECOND;
+    assert!(
+        outcome.max_disk <= bound,
+        "disk use {} passed the bound {bound}",
+        outcome.max_disk
+    );
+}

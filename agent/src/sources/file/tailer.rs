@@ -121,6 +121,8 @@ struct TailedFile {
     /// An identity and offset decided before the file was opened (a copy
     /// that continues a checkpointed stream).
     preset: Option<(StreamMeta, u64)>,
+    /// Set when the agent renamed it away (rename rotation): where to, and when.
+    renamed: Option<(PathBuf, Instant)>,
 }
 
 /// The tailer; [`Tailer::run`] is its thread.
@@ -132,6 +134,9 @@ pub struct Tailer {
     watched: HashSet<PathBuf>,
     records: Vec<Record>,
     first_scan_done: bool,
+    /// Managed files whose writer ignored a rename rotation: rotated by
+    /// copytruncate from then on.
+    copytruncate_instead: HashSet<PathBuf>,
 }
 
 impl Tailer {
@@ -144,6 +149,7 @@ impl Tailer {
             watched: HashSet::new(),
             records: Vec::new(),
             first_scan_done: false,
+            copytruncate_instead: HashSet::new(),
         }
     }
 
@@ -274,6 +280,7 @@ impl Tailer {
             found_at_first_start: self.parts.first_start && !self.first_scan_done,
             truncated: false,
             preset,
+            renamed: None,
         };
         if let Err(Skip) = self.resolve(&mut tailed) {
             let size = tailed.file.metadata().map_or(0, |metadata| metadata.len());
@@ -430,10 +437,46 @@ impl Tailer {
             tailed.reader.finish(&mut self.records);
         }
         self.hand_over(tailed)?;
+        self.check_rename_took(tailed);
         if tailed.gone_since.is_none() && self.rotation_due(tailed, size) {
             *rotated |= self.rotate(tailed, now)?;
         }
         Ok(true)
+    }
+
+    /// A file the agent renamed that still grows `rotate_wait` after the
+    /// rename has a writer that never reopened its log: left alone, the
+    /// renamed file would grow without bound. Its name is given back (in
+    /// place of the empty file the rotation created) and the file is rotated
+    /// by copytruncate from now on, with a warning that says how to fix it.
+    fn check_rename_took(&mut self, tailed: &mut TailedFile) {
+        let Some((renamed_to, at)) = tailed.renamed.clone() else {
+            return;
+        };
+        if tailed.last_growth < at + self.parts.rotate_wait {
+            return;
+        }
+        tailed.renamed = None;
+        // Only an empty regular file (the one the rotation made) gives way.
+        let fresh_is_empty = match fs::symlink_metadata(&tailed.path) {
+            Ok(metadata) => metadata.is_file() && metadata.len() == 0,
+            Err(err) => err.kind() == io::ErrorKind::NotFound,
+        };
+        let moved_back = fresh_is_empty
+            && rotate::remove_if_present(&tailed.path).is_ok()
+            && fs::rename(&renamed_to, &tailed.path).is_ok();
+        tracing::warn!(
+            file = %tailed.path.display(),
+            renamed_to = %renamed_to.display(),
+            moved_back,
+            "the writer kept writing to the renamed file after a rotation (it does not reopen its log): \
+             rotating this file by copytruncate from now on; set the source's rotate.post_command to make \
+             the writer reopen, or rotate.mode = \"copytruncate\""
+        );
+        if moved_back {
+            tailed.gone_since = None;
+        }
+        self.copytruncate_instead.insert(tailed.path.clone());
     }
 
     /// Works out the file's identity and where to start reading it. `Ok(false)`
@@ -627,14 +670,18 @@ impl Tailer {
     fn rotate(&mut self, tailed: &mut TailedFile, now: Instant) -> Result<bool, SendError> {
         while !self.read_available(tailed, u64::MAX)? {}
         self.hand_over(tailed)?;
-        let Some(policy) = self.parts.sources[tailed.source].config.rotate.clone() else {
+        let Some(mut policy) = self.parts.sources[tailed.source].config.rotate.clone() else {
             return Ok(false);
         };
+        if self.copytruncate_instead.contains(&tailed.path) {
+            policy.mode = crate::config::RotateMode::Copytruncate;
+        }
         match rotate::rotate(&tailed.path, &policy) {
             Ok(rotation) => {
                 tracing::info!(file = %tailed.path.display(), to = %rotation.rotated_to.display(), bytes = rotation.bytes, "rotated");
                 if policy.mode == crate::config::RotateMode::Rename {
                     tailed.gone_since = Some(now);
+                    tailed.renamed = Some((rotation.rotated_to, now));
                 }
                 Ok(true)
             }
