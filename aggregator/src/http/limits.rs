@@ -27,6 +27,25 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Ingest requests whose bodies are read, decoded and prepared at once at
+/// most: each may hold `ingest.max_body_bytes` as sent and
+/// `ingest.max_decompressed_bytes` decoded, so their number bounds memory.
+pub const MAX_CONCURRENT_INGESTS: usize = 4;
+
+/// Middleware on the ingest route: waits for one of the
+/// [`MAX_CONCURRENT_INGESTS`] permits before the body is read.
+pub async fn few_ingests_at_once(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match permits.acquire().await {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RejectReason::Unavailable,
+            "shutting down",
+        )
+        .into_response(),
+    }
+}
+
 /// An acceptor that admits at most a number of connections at once.
 #[derive(Clone)]
 pub struct LimitAcceptor<A> {

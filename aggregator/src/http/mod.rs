@@ -84,6 +84,10 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
     let ingest_routes = Router::new()
         .route(INGEST_PATH, post(ingest::ingest))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_INGESTS)),
+            limits::few_ingests_at_once,
+        ))
         .route_layer(middleware::from_fn_with_state(
             Tokens::ingest(&auth.ingest_tokens),
             require_token,
