@@ -95,13 +95,21 @@ impl Aggregator {
         })
         .await??;
         let data_dir = config.data_dir.clone();
-        let alert_store = Arc::new(tokio::task::spawn_blocking(move || AlertStore::open(&data_dir)).await??);
+        let alert_store = Arc::new(
+            tokio::task::spawn_blocking(move || {
+                let file = data_dir.join(alert::state::FILE_NAME);
+                AlertStore::open(&data_dir).with_context(|| format!("cannot open the alert store {}", file.display()))
+            })
+            .await??,
+        );
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
         let rules = Arc::new(config.rules.clone());
         let rule_statuses = alert::engine::RuleStatuses::default();
         let data_dir = config.data_dir.clone();
         let users = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let users = UserStore::open(&data_dir).context("cannot open the user database")?;
+            let file = data_dir.join(users::USERS_FILE);
+            let users = UserStore::open(&data_dir)
+                .with_context(|| format!("cannot open the user database {}", file.display()))?;
             if let Some(password) = users.create_first_admin()? {
                 print_first_admin(&password);
             }

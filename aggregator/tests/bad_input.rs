@@ -352,3 +352,63 @@ async fn hostile_queries_bodies_and_paths_get_json_refusals() {
     still_serving(&server, 9).await;
     server.stop().await;
 }
+
+/// A data file that is not a database, or one another process holds locked,
+/// stops the start with an error that names the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_or_locked_databases_are_named_at_start() {
+    lookout_shared::tls::install_crypto_provider();
+    for name in ["metrics.sqlite", "users.sqlite", "alerts.sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), vec![0x5a; 8192]).unwrap();
+        let err = match lookout_aggregator::Aggregator::start(config(dir.path(), "")).await {
+            Ok(_) => panic!("started on a corrupt {name}"),
+            Err(err) => format!("{err:#}"),
+        };
+        let file = dir.path().join(name).display().to_string();
+        assert!(err.contains(&file), "{name}: {err}");
+        assert!(err.contains("not a database"), "{name}: {err}");
+    }
+
+    // Locked by another process (made by a first start, then held).
+    let dir = tempfile::tempdir().unwrap();
+    Server::start(config(dir.path(), "")).await.stop().await;
+    let lock = lock_exclusively(&dir.path().join("metrics.sqlite"));
+    let err = match lookout_aggregator::Aggregator::start(config(dir.path(), "")).await {
+        Ok(_) => panic!("started on a locked metrics.sqlite"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("metrics.sqlite"), "{err}");
+    assert!(err.contains("locked"), "{err}");
+    drop(lock);
+}
+
+/// Takes an exclusive lock on the SQLite file at `path`, in a Python process
+/// (another process, as a stray tool would be) that holds it until dropped.
+fn lock_exclusively(path: &std::path::Path) -> LockHolder {
+    let script = format!(
+        "import sqlite3,sys,time\nc=sqlite3.connect({:?},isolation_level=None)\nc.execute('PRAGMA locking_mode=EXCLUSIVE')\nc.execute('BEGIN EXCLUSIVE')\nc.execute('CREATE TABLE IF NOT EXISTS lock_probe(x)')\nprint('locked',flush=True)\nsys.stdin.read()\n",
+        path.display().to_string()
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    LockHolder(child)
+}
+
+/// The process holding a lock; dropping it ends the process (and the lock).
+struct LockHolder(std::process::Child);
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
