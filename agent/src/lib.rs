@@ -46,6 +46,8 @@ use tokio::sync::watch;
 
 /// How often delivery progress is saved.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait between attempts to write a batch to a spool that failed.
+const SPOOL_RETRY: Duration = Duration::from_secs(2);
 /// Files written this long before the last checkpoint save still count as
 /// possibly unread after a restart.
 const RESUME_MARGIN: Duration = Duration::from_secs(5);
@@ -190,16 +192,34 @@ pub async fn run(
                             continue;
                         }
                     };
-                    match spool.append(&sealed, &stop) {
-                        Ok(Some(entry)) => {
-                            if entry_tx.send(entry).is_err() {
-                                return;
+                    // A spool that cannot be written (a full or failing disk) holds
+                    // the batch here: the channel fills, the tailer stops reading,
+                    // and the log files keep the lines until the write succeeds.
+                    let mut failures = 0u32;
+                    let entry = loop {
+                        match spool.append(&sealed, &stop) {
+                            Ok(entry) => break entry,
+                            Err(err) => {
+                                if failures == 0 {
+                                    tracing::error!(error = %err, "cannot write to the spool; reading is paused until it can be written");
+                                }
+                                failures += 1;
+                                if stop.load(Ordering::Relaxed) {
+                                    // Not spooled, not acknowledged: read again after a restart.
+                                    return;
+                                }
+                                std::thread::sleep(SPOOL_RETRY.min(Duration::from_millis(100) * failures));
                             }
                         }
-                        Ok(None) => return,
-                        Err(err) => {
-                            tracing::error!(error = %err, "cannot write to the spool; its lines are read again after a restart")
-                        }
+                    };
+                    if failures > 0 {
+                        tracing::info!(attempts = failures + 1, "the spool can be written again; reading goes on");
+                    }
+                    let Some(entry) = entry else {
+                        return;
+                    };
+                    if entry_tx.send(entry).is_err() {
+                        return;
                     }
                 }
             })

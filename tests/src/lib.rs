@@ -149,6 +149,13 @@ impl Process {
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+
+    /// Whether it has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
 }
 
 impl Drop for Process {
@@ -361,6 +368,11 @@ impl Agent {
     /// SIGTERM and a clean exit; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         self.service.terminate()
+    }
+
+    /// Whether it is still running (has not exited on its own).
+    pub fn is_running(&mut self) -> bool {
+        self.service.process.as_mut().is_some_and(Process::is_running)
     }
 }
 
