@@ -145,7 +145,8 @@ impl Aggregator {
                 api_tokens: http::auth::Tokens::new(&config.auth.api_tokens, "API"),
                 tls: tls.is_some(),
                 limiter: http::ratelimit::LoginLimiter::default(),
-                password_checks: Arc::new(tokio::sync::Semaphore::new(http::access::MAX_PASSWORD_CHECKS)),
+                password_thread: users::hasher::PasswordThread::spawn()
+                    .context("cannot start the password-check thread")?,
             }),
         };
         let app = http::router(state, &config.auth, config.http.request_timeout.get())

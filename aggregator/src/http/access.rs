@@ -155,12 +155,9 @@ pub struct Access {
     pub tls: bool,
     /// Failed-login counting.
     pub limiter: super::ratelimit::LoginLimiter,
-    /// Permits for password checks running at once ([`MAX_PASSWORD_CHECKS`]).
-    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// The one thread that checks passwords (argon2, about 19 MiB each).
+    pub password_thread: crate::users::hasher::PasswordThread,
 }
-
-/// Password checks (argon2, about 19 MiB each) running at once at most.
-pub const MAX_PASSWORD_CHECKS: usize = 2;
 
 /// Middleware: authenticates by area, checks CSRF, and puts a [`Caller`]
 /// into the request's extensions.

@@ -120,24 +120,17 @@ pub async fn login(
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         return response;
     }
-    // Each check holds an argon2 block (about 19 MiB) for tens of
-    // milliseconds: a few at a time, the rest wait their turn.
-    let Ok(_hashing) = access.password_checks.clone().acquire_owned().await else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            RejectReason::Unavailable,
-            "shutting down",
-        )
-        .into_response();
-    };
     let users = access.users.clone();
     let policy = access.policy;
     let (username, password) = (form.username.clone(), form.password);
-    let outcome = tokio::task::spawn_blocking(move || match users.check_password(&username, &password)? {
-        Some(user) => users.create_session(&user.name, policy).map(Some),
-        None => Ok(None),
-    })
-    .await;
+    // On the one password thread (see `users::hasher`), one check at a time.
+    let outcome = access
+        .password_thread
+        .run(move || match users.check_password(&username, &password)? {
+            Some(user) => users.create_session(&user.name, policy).map(Some),
+            None => Ok(None),
+        })
+        .await;
     match outcome {
         Ok(Ok(Some(new))) => {
             access.limiter.succeeded(&form.username, address, attempted);
@@ -150,7 +143,12 @@ pub async fn login(
             login_page(StatusCode::UNAUTHORIZED, &next, &form.username, Some(WRONG_CREDENTIALS))
         }
         Ok(Err(err)) => ApiError::internal("cannot check the login", &err).into_response(),
-        Err(err) => ApiError::internal("cannot check the login", &err).into_response(),
+        Err(err) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            RejectReason::Unavailable,
+            err.to_string(),
+        )
+        .into_response(),
     }
 }
 

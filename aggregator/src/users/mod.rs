@@ -17,6 +17,7 @@
 //! All methods block (SQLite, and argon2, which takes tens of milliseconds on
 //! purpose): async callers run them with `spawn_blocking`.
 
+pub mod hasher;
 pub mod secret;
 
 use lookout_shared::time::now_ms;

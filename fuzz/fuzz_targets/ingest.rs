@@ -1,0 +1,22 @@
+//! An ingest body: decompression (the first byte picks none, zstd or gzip),
+//! JSON decoding, validation and enrichment. Errors are fine; panics are not.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lookout_aggregator::ingest::{self, decode::ContentEncoding};
+use lookout_aggregator::store::schema::LogSchema;
+use std::sync::LazyLock;
+
+static SCHEMA: LazyLock<LogSchema> = LazyLock::new(LogSchema::new);
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = match selector % 3 {
+        0 => ContentEncoding::Identity,
+        1 => ContentEncoding::Zstd,
+        _ => ContentEncoding::Gzip,
+    };
+    let _ = ingest::prepare(body, encoding, 1 << 20, &SCHEMA);
+});
