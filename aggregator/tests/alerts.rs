@@ -259,6 +259,43 @@ async fn silenced_alerts_are_not_notified_and_silences_validate_input() {
     server.stop().await;
 }
 
+/// GETs `path` as a signed-in user with the viewer role.
+async fn as_viewer(server: &Server, dir: &Path, path: &str) -> Value {
+    const PASSWORD: &str = "a viewer's long password";
+    let users = lookout_aggregator::users::UserStore::open(&dir.join("data")).unwrap();
+    let _ = users.add_user("viewer", PASSWORD, lookout_aggregator::users::Role::Viewer);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(format!("{}/login", server.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", &server.base)
+        .body(format!("username=viewer&password={}&next=%2F", common::enc(PASSWORD)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 303, "the viewer signs in");
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("lookout_session="))
+        .and_then(|value| value.split(';').next())
+        .unwrap()
+        .to_owned();
+    let answer = client
+        .get(format!("{}{path}", server.base))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn the_outbox_retries_until_the_receiver_is_back_and_shows_the_last_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,6 +313,12 @@ async fn the_outbox_retries_until_the_receiver_is_back_and_shows_the_last_error(
     let outbox = server.get_ok("/api/v1/alerts/outbox").await;
     assert_eq!(outbox["outbox"][0]["delivered"], false);
     assert!(outbox["outbox"][0]["nextAttempt"].is_string());
+    // What the receiver answered is for admins; a viewer sees only that delivery failed.
+    let viewer_outbox = as_viewer(&server, dir.path(), "/api/v1/alerts/outbox").await;
+    assert_eq!(
+        viewer_outbox["outbox"][0]["lastError"], "delivery failed (details for admins)",
+        "{viewer_outbox}"
+    );
     let failed_attempts = hook.requests().len();
     assert!(failed_attempts >= 1);
 

@@ -8,7 +8,7 @@
 //! past that are refused at once (the login limiter has already counted
 //! them).
 
-use std::sync::mpsc::{SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use tokio::sync::oneshot;
 
 /// Password checks that may wait for the thread at once.
@@ -40,17 +40,10 @@ impl PasswordThread {
         std::thread::Builder::new()
             .name("password-check".into())
             .spawn(move || {
-                while let Ok(job) = queue.recv() {
+                for job in queue {
                     job();
-                    let mut next = queue.try_recv();
-                    while let Ok(job) = next {
-                        job();
-                        next = queue.try_recv();
-                    }
-                    if matches!(next, Err(TryRecvError::Disconnected)) {
-                        return;
-                    }
-                    // Between bursts, hand what the checks freed back to the system.
+                    // Hand the check's 19 MiB back at once, rather than keep
+                    // it in the arena for the next one.
                     release_free_memory();
                 }
             })?;

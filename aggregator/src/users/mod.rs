@@ -493,4 +493,30 @@ mod tests {
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].role, Role::Admin);
     }
+
+    #[test]
+    fn every_failed_login_costs_exactly_one_verification() {
+        // Wall-clock times are not asserted; the work is: an unknown name and
+        // an over-long password cost what a wrong password costs, one argon2
+        // verification, so the answer's time says nothing about which it was.
+        let dir = tempfile::tempdir().unwrap();
+        let users = UserStore::open(dir.path()).unwrap();
+        users.add_user("alice", "correct horse battery", Role::Viewer).unwrap();
+        let long = "x".repeat(2000);
+        for (name, password) in [
+            ("alice", "wrong password here"),
+            ("nobody", "wrong password here"),
+            ("alice", long.as_str()),
+            ("nobody", long.as_str()),
+        ] {
+            secret::VERIFICATIONS.with(|count| count.set(0));
+            assert!(users.check_password(name, password).unwrap().is_none());
+            assert_eq!(
+                secret::VERIFICATIONS.with(std::cell::Cell::get),
+                1,
+                "{name}, {} bytes",
+                password.len()
+            );
+        }
+    }
 }
