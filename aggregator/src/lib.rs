@@ -164,38 +164,25 @@ impl Aggregator {
                 handle.graceful_shutdown(Some(SHUTDOWN_GRACE));
             }
         };
+        let header_timeout = limits.header_timeout.get();
+        let mut server = axum_server::from_tcp(listener.into_std()?)?
+            .first_request_timeout(header_timeout)
+            .handle(handle);
+        server.http_builder().http1().header_read_timeout(header_timeout);
+        let accept = limit(axum_server::accept::DefaultAcceptor::new());
         let server = match tls {
             None => {
-                let mut server = axum_server::from_tcp(listener.into_std()?)?
-                    .acceptor(limit(axum_server::accept::DefaultAcceptor::new()))
-                    .first_request_timeout(limits.header_timeout.get())
-                    .handle(handle);
-                server
-                    .http_builder()
-                    .http1()
-                    .header_read_timeout(limits.header_timeout.get());
-                tokio::spawn(async move {
-                    let (served, ()) = tokio::join!(server.serve(app), stop);
-                    served
-                })
+                let server = server.acceptor(accept);
+                tokio::spawn(async move { tokio::join!(server.serve(app), stop).0 })
             }
             Some(tls) => {
-                let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
-                    axum_server::tls_rustls::RustlsConfig::from_config(tls),
-                )
-                .acceptor(limit(axum_server::accept::DefaultAcceptor::new()));
-                let mut server = axum_server::from_tcp(listener.into_std()?)?
-                    .acceptor(acceptor)
-                    .first_request_timeout(limits.header_timeout.get())
-                    .handle(handle);
-                server
-                    .http_builder()
-                    .http1()
-                    .header_read_timeout(limits.header_timeout.get());
-                tokio::spawn(async move {
-                    let (served, ()) = tokio::join!(server.serve(app), stop);
-                    served
-                })
+                let server = server.acceptor(
+                    axum_server::tls_rustls::RustlsAcceptor::new(axum_server::tls_rustls::RustlsConfig::from_config(
+                        tls,
+                    ))
+                    .acceptor(accept),
+                );
+                tokio::spawn(async move { tokio::join!(server.serve(app), stop).0 })
             }
         };
         let days = &config.retention;

@@ -32,6 +32,15 @@ fn write_lines(path: &Path, from: u64, to: u64) {
     }
 }
 
+/// Every numbered line below `lines` was stored exactly once.
+fn assert_every_line_once(aggregator: &Aggregator, lines: u64, what: &str) {
+    let seen = count_sequence_numbers(&aggregator.numbered_messages(lines));
+    let missing = (0..lines).filter(|n| !seen.contains_key(n)).count();
+    let duplicated = seen.values().filter(|count| **count > 1).count();
+    println!("{what}: {lines} lines written, {missing} missing, {duplicated} duplicated");
+    assert_eq!((missing, duplicated), (0, 0));
+}
+
 fn rejected_unavailable(aggregator: &Aggregator) -> u64 {
     let Ok(mut answer) = lookout_tests::http()
         .get(&format!("{}/metrics", aggregator.url))
@@ -86,12 +95,7 @@ fn a_full_data_folder_refuses_ingest_and_loses_nothing() {
     wait_until("every line after space is freed", Duration::from_secs(120), || {
         aggregator.count("test") >= 3000
     });
-    let found = aggregator.numbered_messages(3000);
-    let seen = count_sequence_numbers(&found);
-    let missing = (0..3000).filter(|n| !seen.contains_key(n)).count();
-    let duplicated = seen.values().filter(|count| **count > 1).count();
-    println!("data folder full: 3000 lines written, {missing} missing, {duplicated} duplicated");
-    assert_eq!((missing, duplicated), (0, 0));
+    assert_every_line_once(&aggregator, 3000, "data folder full");
     assert_eq!(agent.terminate(), Some(0));
     drop(aggregator);
     drop(data);
@@ -134,12 +138,7 @@ fn a_full_agent_state_folder_pauses_the_agent_and_loses_nothing() {
     wait_until("every line after space is freed", Duration::from_secs(120), || {
         aggregator.count("test") >= 3000
     });
-    let found = aggregator.numbered_messages(3000);
-    let seen = count_sequence_numbers(&found);
-    let missing = (0..3000).filter(|n| !seen.contains_key(n)).count();
-    let duplicated = seen.values().filter(|count| **count > 1).count();
-    println!("agent state folder full: 3000 lines written, {missing} missing, {duplicated} duplicated");
-    assert_eq!((missing, duplicated), (0, 0));
+    assert_every_line_once(&aggregator, 3000, "agent state folder full");
     assert_eq!(agent.terminate(), Some(0));
     drop(state);
 }
