@@ -36,6 +36,10 @@ pub mod tls;
 pub mod users;
 pub mod writer_thread;
 
+/// The crate both binaries share (wire types, line parsing, config loading),
+/// for tools built on this one, such as the fuzz targets.
+pub use lookout_shared;
+
 use alert::notify::Notifiers;
 use alert::state::{AlertStore, Policy};
 use anyhow::Context as _;

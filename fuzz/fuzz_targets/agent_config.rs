@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lookout_agent::config::AgentConfig;
-use lookout_shared::config::parse_toml;
+use lookout_aggregator::lookout_shared::config::parse_toml;
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

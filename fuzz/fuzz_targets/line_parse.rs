@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lookout_shared::parse::{detect_level, parse_timestamp};
+use lookout_aggregator::lookout_shared::parse::{detect_level, parse_timestamp};
 
 fuzz_target!(|data: &[u8]| {
     let line = String::from_utf8_lossy(data);
