@@ -262,6 +262,11 @@ impl Aggregator {
     }
 
     /// Its log file.
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.service.process.as_ref().and_then(Process::pid)
+    }
+
     pub fn log(&self) -> &Path {
         &self.service.log
     }
