@@ -193,8 +193,12 @@ impl RecordReader {
         let starts_record = multiline.start.is_match(line);
         match &mut self.pending {
             Some(pending) if !starts_record => {
-                if !pending.truncated {
-                    let room = self.max_record.saturating_sub(pending.text.len() + 1);
+                if pending.text.len() >= self.max_record {
+                    // Not even the line break fits (an empty line would add one
+                    // byte each, without bound: found by the `records` fuzz target).
+                    pending.truncated = true;
+                } else if !pending.truncated {
+                    let room = self.max_record - pending.text.len() - 1;
                     let (text, truncated) = cap(line, room);
                     pending.text.push(b'\n');
                     pending.text.extend_from_slice(text);
@@ -248,6 +252,25 @@ mod tests {
 
     fn messages(records: &[Record]) -> Vec<&str> {
         records.iter().map(|record| record.message.as_str()).collect()
+    }
+
+    #[test]
+    fn blank_continuation_lines_cannot_grow_a_full_record() {
+        // The `records` fuzz target's crash: a multiline record at its maximum
+        // size, then blank lines, each of which added a line break.
+        let multiline = Multiline {
+            start: regex::bytes::Regex::new(r"^\d").unwrap(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        let mut reader = RecordReader::new(0, 16, Some(multiline));
+        let mut input = b"0123456789abcdefXYZ\n".to_vec();
+        input.extend(std::iter::repeat_n(b'\n', 1000));
+        input.extend_from_slice(b"1 next\n");
+        let records = read_all(&mut reader, &[&input]);
+        assert_eq!(records[0].message, "0123456789abcdef");
+        assert!(records[0].truncated);
+        let mut reader = RecordReader::new(0, 16, None);
+        assert!(read_all(&mut reader, &[&input]).iter().all(|r| r.message.len() <= 16));
     }
 
     #[test]
