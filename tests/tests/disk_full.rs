@@ -6,7 +6,7 @@
 use lookout_tests::{Agent, Aggregator, count_sequence_numbers, numbered, test_dir, tmpfs::Tmpfs, wait_until};
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Fills the filesystem of `dir` with a ballast file until no byte is left.
@@ -58,24 +58,30 @@ fn rejected_unavailable(aggregator: &Aggregator) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn a_full_data_folder_refuses_ingest_and_loses_nothing() {
-    let dir = test_dir("disk_full");
-    let data = Tmpfs::mount(&dir.join("data"), 64);
+/// Starts both binaries on `dir` (its tmpfs already mounted) with the agent
+/// tailing `logs/app.log`, and waits until the first 1000 lines are stored.
+fn start_with_1000_lines(dir: &Path) -> (PathBuf, Aggregator, Agent) {
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).unwrap();
     let log = logs.join("app.log");
-    let aggregator = Aggregator::start(&dir);
+    let aggregator = Aggregator::start(dir);
     let sources = format!(
         "[metrics]\nenabled = false\n[[logs]]\npaths = [\"{}/*.log\"]\n",
         logs.display()
     );
-    let mut agent = Agent::start(&dir, &aggregator.url, &sources);
-
+    let agent = Agent::start(dir, &aggregator.url, &sources);
     write_lines(&log, 0, 1000);
     wait_until("the first 1000 lines", Duration::from_secs(60), || {
         aggregator.count("test") == 1000
     });
+    (log, aggregator, agent)
+}
+
+#[test]
+fn a_full_data_folder_refuses_ingest_and_loses_nothing() {
+    let dir = test_dir("disk_full");
+    let data = Tmpfs::mount(&dir.join("data"), 64);
+    let (log, aggregator, mut agent) = start_with_1000_lines(&dir);
 
     fill_up(&data.path);
     write_lines(&log, 1000, 3000);
@@ -107,19 +113,7 @@ fn a_full_data_folder_refuses_ingest_and_loses_nothing() {
 fn a_full_agent_state_folder_pauses_the_agent_and_loses_nothing() {
     let dir = test_dir("agent_state_full");
     let state = Tmpfs::mount(&dir.join("agent-state"), 8);
-    let logs = dir.join("logs");
-    fs::create_dir_all(&logs).unwrap();
-    let log = logs.join("app.log");
-    let mut aggregator = Aggregator::start(&dir);
-    let sources = format!(
-        "[metrics]\nenabled = false\n[[logs]]\npaths = [\"{}/*.log\"]\n",
-        logs.display()
-    );
-    let mut agent = Agent::start(&dir, &aggregator.url, &sources);
-    write_lines(&log, 0, 1000);
-    wait_until("the first 1000 lines", Duration::from_secs(60), || {
-        aggregator.count("test") == 1000
-    });
+    let (log, mut aggregator, mut agent) = start_with_1000_lines(&dir);
 
     // With the aggregator away, batches must go to the spool, which has no room.
     assert_eq!(aggregator.terminate(), Some(0));

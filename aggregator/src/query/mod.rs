@@ -183,6 +183,22 @@ pub fn message_tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<(usize, St
     tokens
 }
 
+/// The leaf for message text: its index tokens, positions counted from the
+/// first; an error (naming it as `shown`) when it has none.
+fn message_leaf(analyzer: &mut TextAnalyzer, text: &str, shown: &str) -> Result<Leaf, String> {
+    let mut tokens = message_tokens(analyzer, text);
+    let Some(&(first, _)) = tokens.first() else {
+        return Err(format!(
+            "`{shown}` has nothing to search for: messages are indexed by words of letters and digits \
+             shorter than 40 bytes"
+        ));
+    };
+    for (position, _) in &mut tokens {
+        *position -= first;
+    }
+    Ok(Leaf::Message(tokens))
+}
+
 struct Parser<'a> {
     src: &'a str,
     /// Byte position of the next character.
@@ -422,19 +438,10 @@ impl Parser<'_> {
 
     fn message(&mut self, text: &str, quoted: bool, start: usize) -> Result<Expr, QueryError> {
         self.count_leaf(start)?;
-        let mut tokens = message_tokens(&mut self.analyzer, text);
-        if tokens.is_empty() {
-            let shown = if quoted { format!("\"{text}\"") } else { text.to_owned() };
-            return Err(QueryError(format!(
-                "`{shown}` has nothing to search for: messages are indexed by words of letters and \
-                 digits shorter than 40 bytes"
-            )));
-        }
-        let first = tokens[0].0;
-        for (position, _) in &mut tokens {
-            *position -= first;
-        }
-        Ok(Expr::Leaf(Leaf::Message(tokens)))
+        let shown = if quoted { format!("\"{text}\"") } else { text.to_owned() };
+        message_leaf(&mut self.analyzer, text, &shown)
+            .map(Expr::Leaf)
+            .map_err(QueryError)
     }
 
     /// The value after `field:`.
@@ -584,19 +591,7 @@ impl Target {
         error: impl Fn(String) -> QueryError,
     ) -> Result<Expr, QueryError> {
         Ok(Expr::Leaf(match self {
-            Target::Message => {
-                let mut tokens = message_tokens(analyzer, value);
-                let Some(&(first, _)) = tokens.first() else {
-                    return Err(error(format!(
-                        "`message:{value}` has nothing to search for: messages are indexed by words of \
-                         letters and digits shorter than 40 bytes"
-                    )));
-                };
-                for (position, _) in &mut tokens {
-                    *position -= first;
-                }
-                Leaf::Message(tokens)
-            }
+            Target::Message => message_leaf(analyzer, value, &format!("message:{value}")).map_err(error)?,
             Target::Keyword(keyword) => Leaf::Keyword(keyword, value.to_owned()),
             Target::Label(name) => Leaf::Label(name, value.to_owned()),
             Target::Offset => {
