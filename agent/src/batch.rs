@@ -2,7 +2,7 @@
 //! size or by age, and turns a sealed batch into the compressed request body.
 
 use crate::sources::file::records::Record;
-use lookout_shared::wire::{IngestBatch, StreamChunk, WireRecord};
+use lookout_shared::wire::{IngestBatch, LineFormat, StreamChunk, WireRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::time::{Duration, Instant};
@@ -44,6 +44,8 @@ pub struct StreamRead<'a> {
     pub source: &'a str,
     /// Labels of the file's source.
     pub labels: &'a BTreeMap<String, String>,
+    /// How the source's lines are read.
+    pub format: &'a LineFormat,
     /// First byte covered.
     pub start: u64,
     /// One past the last byte covered.
@@ -85,6 +87,7 @@ impl BatchBuilder {
                     start: read.start,
                     end: read.start,
                     labels: read.labels.clone(),
+                    format: read.format.clone(),
                     records: Vec::new(),
                 });
                 self.streams.last_mut().expect("just pushed")
@@ -169,11 +172,13 @@ mod tests {
     #[test]
     fn consecutive_reads_of_a_stream_share_a_chunk() {
         let labels = BTreeMap::new();
+        let format = LineFormat::default();
         let mut builder = BatchBuilder::new("h".into(), 1 << 20, Duration::from_secs(1));
         let read = |start, end| StreamRead {
             stream: "s",
             source: "/a.log",
             labels: &labels,
+            format: &format,
             start,
             end,
             read_at_ms: 1,
@@ -197,11 +202,13 @@ mod tests {
     #[test]
     fn a_range_without_records_still_counts() {
         let labels = BTreeMap::new();
+        let format = LineFormat::default();
         let mut builder = BatchBuilder::new("h".into(), 1 << 20, Duration::from_secs(1));
         let read = StreamRead {
             stream: "s",
             source: "/a.log",
             labels: &labels,
+            format: &format,
             start: 0,
             end: 3,
             read_at_ms: 1,

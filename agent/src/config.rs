@@ -8,6 +8,7 @@
 use crate::sources::file::open::Confinement;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use lookout_shared::config::{ByteSize, ConfigError, HumanDuration, load_toml};
+use lookout_shared::wire::{Layout, LineFormat};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +77,33 @@ pub struct LogSourceConfig {
     /// a file they could not read themselves.
     #[serde(default)]
     pub follow_symlinks: bool,
+    /// How lines are laid out: `plain` (the default: time and level are
+    /// found where formats put them), `json` or `logfmt`.
+    #[serde(default)]
+    pub format: Layout,
+    /// The zone (IANA name) of times that state none; default the host's.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Where the event time is, for lines detection does not read right.
+    #[serde(default)]
+    pub timestamp: Option<TimestampOverride>,
+    /// The key holding the level in JSON or logfmt lines.
+    #[serde(default)]
+    pub level_field: Option<String>,
+}
+
+/// `timestamp = { field = "when", format = "%d/%m/%Y %H:%M:%S" }`: the key
+/// holding the time (JSON or logfmt), its layout in `strftime` directives,
+/// or both. A format alone is matched at the start of the line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampOverride {
+    /// The key (dotted for nested JSON: `event.created`).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The layout, e.g. `%Y-%m-%d %H:%M:%S%.f` or `%s` for Unix seconds.
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 fn default_max_record() -> ByteSize {
@@ -315,6 +343,9 @@ pub struct CompiledSource {
     pub exclude: GlobSet,
     /// `multiline.start_pattern`, compiled.
     pub multiline_start: Option<regex::bytes::Regex>,
+    /// How the aggregator reads the lines (sent with each chunk); the
+    /// timezone is always set, to the host's zone by default.
+    pub line_format: LineFormat,
 }
 
 /// `[metrics]` with its globs compiled; what the metrics collector filters by.
@@ -551,12 +582,62 @@ fn compile_source(file: &Path, index: usize, source: &LogSourceConfig) -> Result
             return Err(ConfigError::at_key(file, key("rotate.keep"), "must be at least 1"));
         }
     }
+    let line_format = line_format(source).map_err(|(name, reason)| ConfigError::at_key(file, key(name), reason))?;
     Ok(CompiledSource {
         config: source.clone(),
         include,
         exclude,
         multiline_start,
+        line_format,
     })
+}
+
+/// What the aggregator needs to read a source's lines: checked here, so a
+/// zone or time format it would not understand is a configuration error.
+fn line_format(source: &LogSourceConfig) -> Result<LineFormat, (&'static str, String)> {
+    let timezone = match &source.timezone {
+        Some(name) => {
+            lookout_shared::parse::zone(name).map_err(|reason| ("timezone", reason))?;
+            name.clone()
+        }
+        None => lookout_shared::parse::local_zone_name(),
+    };
+    let (mut timestamp_field, mut timestamp_format) = (None, None);
+    if let Some(timestamp) = &source.timestamp {
+        if timestamp.field.is_none() && timestamp.format.is_none() {
+            return Err(("timestamp", "needs field, format or both".into()));
+        }
+        if timestamp.field.as_ref().is_some_and(String::is_empty) {
+            return Err(("timestamp.field", "must not be empty".into()));
+        }
+        if let Some(format) = &timestamp.format {
+            check_time_format(format).map_err(|reason| ("timestamp.format", reason))?;
+        }
+        timestamp_field = timestamp.field.clone();
+        timestamp_format = timestamp.format.clone();
+    }
+    if source.level_field.as_ref().is_some_and(String::is_empty) {
+        return Err(("level_field", "must not be empty".into()));
+    }
+    Ok(LineFormat {
+        timezone: Some(timezone),
+        layout: source.format,
+        timestamp_field,
+        timestamp_format,
+        level_field: source.level_field.clone(),
+    })
+}
+
+/// A `strftime` layout that names at least a time (or `%s`) and that jiff
+/// can use: formatting a known time with it must work.
+fn check_time_format(format: &str) -> Result<(), String> {
+    if !format.contains('%') {
+        return Err(format!("`{format}` has no `%` directive"));
+    }
+    let sample = jiff::Timestamp::UNIX_EPOCH.to_zoned(jiff::tz::TimeZone::UTC);
+    jiff::fmt::strtime::format(format, &sample)
+        .map(drop)
+        .map_err(|err| format!("`{format}` is not a valid time format: {err}"))
 }
 
 fn compile_metrics(file: &Path, metrics: &MetricsConfig) -> Result<CompiledMetrics, ConfigError> {
@@ -694,6 +775,33 @@ mod tests {
     }
 
     #[test]
+    fn line_format_is_sent_with_the_zone_set() {
+        let compiled = check(&format!(
+            "{MINIMAL}[[logs]]\npaths = [\"/a/*.log\"]\n\
+             [[logs]]\npaths = [\"/b/*.log\"]\nformat = \"json\"\ntimezone = \"Europe/Berlin\"\n\
+             timestamp = {{ field = \"when\", format = \"%d/%m/%Y %H:%M:%S\" }}\nlevel_field = \"sev\"\n"
+        ))
+        .expect("valid");
+        let plain = &compiled.sources[0].line_format;
+        assert_eq!(plain.layout, Layout::Plain);
+        assert_eq!(
+            plain.timezone.as_deref(),
+            Some(lookout_shared::parse::local_zone_name().as_str())
+        );
+        let json = &compiled.sources[1].line_format;
+        assert_eq!(
+            json,
+            &LineFormat {
+                timezone: Some("Europe/Berlin".into()),
+                layout: Layout::Json,
+                timestamp_field: Some("when".into()),
+                timestamp_format: Some("%d/%m/%Y %H:%M:%S".into()),
+                level_field: Some("sev".into()),
+            }
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let cases = [
             (format!("{MINIMAL}[[logs]]\npaths = [\"/x/[\"]\n"), "logs[0].paths"),
@@ -716,6 +824,22 @@ mod tests {
             (
                 format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ncolour = 1\n"),
                 "logs[0].colour",
+            ),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ntimezone = \"Mars/Olympus\"\n"),
+                "logs[0].timezone",
+            ),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\nformat = \"yaml\"\n"),
+                "logs[0].format",
+            ),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ntimestamp = {{ format = \"yyyy-MM-dd HH:mm:ss\" }}\n"),
+                "logs[0].timestamp.format",
+            ),
+            (
+                format!("{MINIMAL}[[logs]]\npaths = [\"/x\"]\ntimestamp = {{}}\n"),
+                "logs[0].timestamp",
             ),
             (
                 "aggregator_url = \"ftp://x\"\ntoken = \"t\"\n".to_string(),

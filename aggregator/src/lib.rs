@@ -152,6 +152,7 @@ impl Aggregator {
                 password_thread: users::hasher::PasswordThread::spawn()
                     .context("cannot start the password-check thread")?,
             }),
+            field_names: Arc::default(),
         };
         let app = http::router(state, &config.auth, config.http.request_timeout.get())
             .into_make_service_with_connect_info::<SocketAddr>();

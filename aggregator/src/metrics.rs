@@ -86,6 +86,7 @@ pub struct Metrics {
     metric_commit_micros: AtomicU64,
     metric_rows_expired: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
+    fields_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -139,6 +140,11 @@ impl Metrics {
         self.metric_rows_expired.fetch_add(rows, Ordering::Relaxed);
     }
 
+    /// Extracted fields dropped by the bound on names per source.
+    pub fn fields_dropped(&self, count: u64) {
+        self.fields_dropped.fetch_add(count, Ordering::Relaxed);
+    }
+
     /// A request was refused.
     pub fn rejected(&self, reason: RejectReason) {
         self.rejected[reason.index()].fetch_add(1, Ordering::Relaxed);
@@ -176,6 +182,11 @@ impl Metrics {
             "lookout_ingest_decompressed_bytes_total",
             "Ingest request body bytes after decompression.",
             &[("", get(&self.decompressed_bytes))],
+        );
+        counter(
+            "lookout_fields_dropped_total",
+            "Extracted fields not indexed because their source brought too many distinct names.",
+            &[("", get(&self.fields_dropped))],
         );
         counter(
             "lookout_index_commits_total",

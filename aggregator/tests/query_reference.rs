@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Server, batch, chunk, config, enc, stream};
+use common::{Server, batch, chunk, config, enc, records_of, stream};
 use lookout_aggregator::query::matcher::Matcher;
 use lookout_aggregator::store::schema::Hit;
 use std::collections::HashMap;
@@ -177,22 +177,7 @@ async fn generated_queries_agree_with_the_reference_evaluator() {
 
     // What the aggregator stored, as the reference sees it.
     let all = server.get_ok("/api/v1/logs/search?limit=10000").await;
-    let hits: Vec<Hit> = all["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| Hit {
-            id: hit["id"].as_str().unwrap().into(),
-            timestamp: hit["timestamp"].as_str().unwrap().into(),
-            host: hit["host"].as_str().unwrap().into(),
-            source: hit["source"].as_str().unwrap().into(),
-            level: hit["level"].as_str().unwrap().into(),
-            message: hit["message"].as_str().unwrap().into(),
-            truncated: false,
-            cut: false,
-            labels: Default::default(),
-        })
-        .collect();
+    let hits: Vec<Hit> = records_of(&all);
     assert_eq!(hits.len(), 6000);
     let records: Vec<Record> = hits
         .iter()

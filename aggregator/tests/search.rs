@@ -256,7 +256,7 @@ async fn order_is_by_time_then_file_order_and_pages_tile() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hits_carry_labels_and_truncation_only_when_set() {
+async fn hits_carry_labels_fields_and_truncation_only_when_set() {
     let (server, _sent, _dir) = loaded().await;
     let body = server.get_ok("/api/v1/logs/search?host=db-1&order=asc&limit=5").await;
     let hits = body["hits"].as_array().unwrap();
@@ -267,7 +267,14 @@ async fn hits_carry_labels_and_truncation_only_when_set() {
     let hit = web["hits"][0].as_object().unwrap();
     let mut keys: Vec<&str> = hit.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["host", "id", "level", "message", "source", "timestamp"]);
+    // `GET /page/49 200 user=bob`: its `key=value` pair is a field.
+    assert_eq!(
+        keys,
+        ["fields", "host", "id", "level", "message", "source", "timestamp"]
+    );
+    assert_eq!(hit["fields"], serde_json::json!({"user": "bob"}));
+    let db = server.get_ok("/api/v1/logs/search?host=db-1&limit=1").await;
+    assert!(db["hits"][0].get("fields").is_none(), "a line without fields has none");
     server.stop().await;
 }
 

@@ -59,8 +59,63 @@ pub struct StreamChunk {
     /// Labels from the source's configuration, copied onto every record.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// How the source's lines are read (its zone and per-source overrides);
+    /// the aggregator detects each record's time and level with it.
+    #[serde(default, skip_serializing_if = "LineFormat::is_default")]
+    pub format: LineFormat,
     /// The records, in file order; each `offset` lies in `[start, end)`.
     pub records: Vec<WireRecord>,
+}
+
+/// How one source's lines are read: the source's settings in `agent.toml`,
+/// sent with each chunk because the aggregator is where lines are parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineFormat {
+    /// IANA zone (`Europe/Berlin`) for times that state none; UTC when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// How lines are laid out.
+    #[serde(default, skip_serializing_if = "Layout::is_plain")]
+    pub layout: Layout,
+    /// The key holding the event time, for JSON or logfmt lines (dotted for
+    /// nested JSON keys: `event.created`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_field: Option<String>,
+    /// The time's layout in `strftime` directives (`%d/%m/%Y %H:%M:%S`),
+    /// for the key's value or else the start of the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp_format: Option<String>,
+    /// The key holding the level, for JSON or logfmt lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_field: Option<String>,
+}
+
+impl LineFormat {
+    fn is_default(&self) -> bool {
+        *self == LineFormat::default()
+    }
+}
+
+/// How a source's lines are laid out (`format` in `agent.toml`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Any text: time and level are found where formats put them, and a
+    /// line that is a JSON object is read as one.
+    #[default]
+    Plain,
+    /// Each line is a JSON object.
+    Json,
+    /// Each line is `key=value` pairs.
+    Logfmt,
+}
+
+impl Layout {
+    fn is_plain(&self) -> bool {
+        *self == Layout::Plain
+    }
 }
 
 /// One log record (a line, or several joined by multiline rules).
@@ -173,6 +228,13 @@ mod tests {
                 start: 0,
                 end: 12,
                 labels: BTreeMap::new(),
+                format: LineFormat {
+                    timezone: Some("Europe/Berlin".into()),
+                    layout: Layout::Json,
+                    timestamp_field: Some("ts".into()),
+                    timestamp_format: None,
+                    level_field: Some("sev".into()),
+                },
                 records: vec![WireRecord {
                     offset: 0,
                     read_at_ms: 1_700_000_000_000,

@@ -63,10 +63,13 @@ pub async fn ingest(
     let sent = body.len() as u64;
     let schema = app.store.schema().clone();
     let max_decompressed = limits.max_decompressed_bytes.bytes();
-    let prepared = tokio::task::spawn_blocking(move || ingest::prepare(&body, encoding, max_decompressed, &schema))
-        .await
-        .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
+    let field_names = app.field_names.clone();
+    let prepared =
+        tokio::task::spawn_blocking(move || ingest::prepare(&body, encoding, max_decompressed, &schema, &field_names))
+            .await
+            .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
     app.metrics.body_received(sent, prepared.decompressed_bytes);
+    app.metrics.fields_dropped(prepared.fields_dropped);
     let ingest::Prepared { batch, metrics, .. } = prepared;
     if let Some(Extension(HostGrant(hosts))) = grant
         && !host_allowed(&hosts, &metrics.host)

@@ -76,6 +76,8 @@ pub struct AppState {
     pub alerts: alerts::AlertsApi,
     /// Users, sessions, API tokens and login limits.
     pub access: Arc<Access>,
+    /// The bound on extracted field names per source.
+    pub field_names: Arc<crate::ingest::field_names::FieldNames>,
 }
 
 /// The router with all routes and middleware.

@@ -8,16 +8,21 @@
 //! and the commit are left to the single writer.
 
 pub mod decode;
+pub mod field_names;
 pub mod validate;
 
 use crate::metricstore::schema::canonical_labels;
 use crate::metricstore::writer::{MetricBatch, PreparedSample};
-use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RecordFields, labels_value};
+use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RecordFields, fields_value, labels_value};
 use crate::store::writer::{PreparedBatch, PreparedChunk, PreparedRecord};
 use decode::ContentEncoding;
-use lookout_shared::parse::{Level, detect_level, parse_timestamp};
+use field_names::FieldNames;
+use lookout_shared::parse::fields::extract;
+use lookout_shared::parse::{Level, LineRules};
 use lookout_shared::time::now_ms;
-use lookout_shared::wire::{IngestBatch, record_id};
+use lookout_shared::wire::{IngestBatch, LineFormat, record_id};
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 
 /// Why a body was refused; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,8 @@ pub struct Prepared {
     pub metrics: MetricBatch,
     /// Bytes after decompression.
     pub decompressed_bytes: u64,
+    /// Extracted fields dropped by the bound on names per source.
+    pub fields_dropped: u64,
 }
 
 /// Decodes, validates and enriches one request body.
@@ -52,34 +59,43 @@ pub fn prepare(
     encoding: ContentEncoding,
     max_decompressed: u64,
     schema: &LogSchema,
+    field_names: &FieldNames,
 ) -> Result<Prepared, IngestError> {
     let json = decode::decompress(body, encoding, max_decompressed)?;
     let batch = decode::parse(&json)?;
     validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
+    let (enriched, fields_dropped) = enrich(&batch, schema, field_names);
     Ok(Prepared {
         metrics: samples(&batch)?,
-        batch: enrich(&batch, schema),
+        batch: enriched,
         decompressed_bytes: json.len() as u64,
+        fields_dropped,
     })
 }
 
 /// Builds each record's document: level and event time detected from the
-/// line (the time it was read when the line states none), id from stream and
-/// offset, labels copied from the chunk.
-fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
+/// line (the time it was read when the line states none), fields extracted
+/// (within the bound on names per source), id from stream and offset, labels
+/// copied from the chunk. Also returns how many fields the bound dropped.
+fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames) -> (PreparedBatch, u64) {
+    let mut fields_dropped = 0;
     let mut chunks = Vec::with_capacity(batch.streams.len());
     let ingested_ms = jiff::Timestamp::now().as_millisecond();
     for chunk in &batch.streams {
         // Built once per chunk and added by reference to each record.
         let labels = labels_value(&chunk.labels);
+        let rules = line_rules(&chunk.format);
         let mut time_range: Option<(i64, i64)> = None;
         let mut records = Vec::with_capacity(chunk.records.len());
         for record in &chunk.records {
-            let timestamp_ms = event_time(&record.message, record.read_at_ms);
+            let (timestamp_ms, level) = detect(&rules, &record.message, record.read_at_ms);
             time_range = Some(time_range.map_or((timestamp_ms, timestamp_ms), |(min, max)| {
                 (min.min(timestamp_ms), max.max(timestamp_ms))
             }));
             let id = record_id(&chunk.stream, record.offset);
+            let mut fields = extract(&record.message, chunk.format.layout);
+            fields_dropped += field_names.admit(&batch.host, &chunk.source, &mut fields);
+            let fields = fields_value(&fields);
             let doc = schema.document(&RecordFields {
                 id: &id,
                 stream: &chunk.stream,
@@ -88,10 +104,11 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
                 ingested_ms,
                 host: &batch.host,
                 source: &chunk.source,
-                level: detect_level(&record.message).map_or("", Level::as_str),
+                level: level.map_or("", Level::as_str),
                 message: &record.message,
                 labels: labels.as_ref(),
                 truncated: record.truncated,
+                fields: fields.as_ref(),
             });
             records.push(PreparedRecord {
                 offset: record.offset,
@@ -107,7 +124,7 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema) -> PreparedBatch {
             records,
         });
     }
-    PreparedBatch { chunks }
+    (PreparedBatch { chunks }, fields_dropped)
 }
 
 /// The batch's samples with their label sets in canonical form.
@@ -129,14 +146,38 @@ fn samples(batch: &IngestBatch) -> Result<MetricBatch, IngestError> {
     })
 }
 
-/// The time the line states, else when it was read (`read_at_ms`, validated
-/// to be in range). A stated time outside what the index holds counts as none.
-fn event_time(message: &str, read_at_ms: i64) -> i64 {
+/// The chunk's rules for reading its lines. A zone this machine's database
+/// does not know (the agent checked it against its own) is read as UTC, with
+/// a warning once per name, rather than refusing lines the agent would then
+/// hold back forever.
+fn line_rules(format: &LineFormat) -> LineRules {
+    LineRules::new(format).unwrap_or_else(|err| {
+        static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+        let name = format.timezone.clone().unwrap_or_default();
+        let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+        if warned.len() < 64 && warned.insert(name) {
+            tracing::warn!("{err}; such lines are read as UTC");
+        }
+        LineRules::new(&LineFormat {
+            timezone: None,
+            ..format.clone()
+        })
+        .unwrap_or_default()
+    })
+}
+
+/// The record's event time (the time the line states, else when it was
+/// read: `read_at_ms`, validated to be in range) and level. A stated time
+/// outside what the index holds counts as none.
+fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> (i64, Option<Level>) {
     let Ok(read_at) = jiff::Timestamp::from_millisecond(read_at_ms) else {
-        return read_at_ms;
+        return (read_at_ms, None);
     };
-    parse_timestamp(message, read_at)
+    let found = rules.detect(message, read_at);
+    let timestamp_ms = found
+        .timestamp
         .map(|t| t.as_millisecond())
         .filter(|ms| (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(ms))
-        .unwrap_or(read_at_ms)
+        .unwrap_or(read_at_ms);
+    (timestamp_ms, found.level)
 }

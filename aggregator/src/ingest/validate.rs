@@ -101,6 +101,9 @@ fn validate_sample(sample: &MetricSample, now_ms: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest zone name, field name or time format a chunk may carry.
+const MAX_FORMAT_SETTING_BYTES: usize = 256;
+
 fn validate_chunk(chunk: &StreamChunk) -> Result<(), String> {
     let stream = &chunk.stream;
     let is_stream_id = stream.len() == 16 && stream.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -132,6 +135,21 @@ fn validate_chunk(chunk: &StreamChunk) -> Result<(), String> {
         }
         if value.len() > MAX_LABEL_VALUE_BYTES {
             return Err(format!("labels.{key}: longer than {MAX_LABEL_VALUE_BYTES} bytes"));
+        }
+    }
+    let format = &chunk.format;
+    let settings = [
+        ("timezone", &format.timezone),
+        ("timestamp_field", &format.timestamp_field),
+        ("timestamp_format", &format.timestamp_format),
+        ("level_field", &format.level_field),
+    ];
+    for (key, value) in settings {
+        if value
+            .as_ref()
+            .is_some_and(|v| v.is_empty() || v.len() > MAX_FORMAT_SETTING_BYTES)
+        {
+            return Err(format!("format.{key}: must have 1 to {MAX_FORMAT_SETTING_BYTES} bytes"));
         }
     }
     let mut previous: Option<u64> = None;
@@ -175,6 +193,7 @@ mod tests {
                 start: 10,
                 end: 30,
                 labels: Default::default(),
+                format: Default::default(),
                 records: [10, 20]
                     .into_iter()
                     .map(|offset| WireRecord {

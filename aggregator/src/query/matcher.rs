@@ -3,8 +3,9 @@
 //! compiled query gives it (the same tokens, positions and exact values), so a
 //! live tail shows exactly the lines a search of the same moment would.
 
-use super::{Expr, Keyword, Leaf, message_analyzer, message_tokens, parse_time};
+use super::{Expr, Keyword, Leaf, message_analyzer, message_tokens, parse_number, parse_time};
 use crate::store::schema::Hit;
+use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::wire::parse_record_id;
 use std::ops::{Bound, RangeBounds};
 use tantivy::tokenizer::TextAnalyzer;
@@ -70,6 +71,16 @@ impl Record<'_> {
             }
             Leaf::Truncated(wanted) => hit.truncated == *wanted,
             Leaf::HasLevel => !hit.level.is_empty(),
+            Leaf::Field(name, value) => match hit.fields.get(name) {
+                Some(FieldValue::Text(text)) => text == value,
+                Some(FieldValue::Number(n)) => parse_number(value) == Some(*n),
+                None => false,
+            },
+            Leaf::FieldRange(name, lower, upper) => match hit.fields.get(name) {
+                Some(FieldValue::Number(n)) => (*lower, *upper).contains(n),
+                _ => false,
+            },
+            Leaf::HasField(name) => hit.fields.contains_key(name),
         }
     }
 

@@ -26,7 +26,11 @@
 //! tokens (`user@host`) is a phrase. `host`, `source`, `level`, `id` and
 //! `stream` match exact values, `labels.<name>` a label's exact value,
 //! `offset` and `timestamp` numbers and times (RFC 3339 or Unix ms),
-//! `truncated` `true` or `false`. `field:*` means "has a value".
+//! `truncated` `true` or `false`. `field:*` means "has a value". Any other
+//! name is a field extracted from the line (`status:500`, `user.id:42`,
+//! ranges and comparisons on numbers); `fields.<name>` reaches one whose
+//! name is taken by a built-in field, and `has:<name>` asks that a line
+//! carries it.
 //!
 //! Limits ([`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_LEAVES`]) bound the work
 //! one query can ask for; beyond them the query is refused with a clear error.
@@ -108,6 +112,14 @@ pub enum Leaf {
     Truncated(bool),
     /// The record has a level (`level:*`).
     HasLevel,
+    /// An extracted field equals the value: as text, or as a number when
+    /// the value reads as one (`status:500` matches 500 and "500").
+    Field(String, String),
+    /// An extracted field is a number in the range.
+    FieldRange(String, Bound<f64>, Bound<f64>),
+    /// The record has an extracted field of this name (`has:trace_id`,
+    /// `trace_id:*`).
+    HasField(String),
 }
 
 /// Why a query string was refused; the text is for the user.
@@ -124,7 +136,8 @@ impl QueryError {
 }
 
 /// The fields a query may name, for error messages.
-const FIELDS: &str = "message, host, source, level, id, stream, offset, timestamp, truncated and labels.<name>";
+const FIELDS: &str = "message, host, source, level, id, stream, offset, timestamp, truncated, labels.<name>, \
+                      has:<field> and any extracted field by name (fields.<name> where it collides)";
 
 /// Parses a query string. Empty (or blank) means every record.
 pub fn parse(q: &str) -> Result<Expr, QueryError> {
@@ -346,7 +359,7 @@ impl Parser<'_> {
                 let start = self.pos;
                 let rest = self.rest();
                 let name_end = rest
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
                     .unwrap_or(rest.len());
                 if rest[name_end..].starts_with(':') && is_field_name(&rest[..name_end]) {
                     let field = rest[..name_end].to_owned();
@@ -544,11 +557,12 @@ impl Parser<'_> {
     }
 }
 
-/// `[A-Za-z_][A-Za-z0-9_.]*`: what counts as a field name before a colon.
+/// `[A-Za-z_][A-Za-z0-9_.-]*`: what counts as a field name before a colon
+/// (logfmt keys may hold `-`).
 fn is_field_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 /// The field a `field:` term names.
@@ -559,6 +573,10 @@ enum Target {
     Offset,
     Timestamp,
     Truncated,
+    /// `has:<name>`.
+    Has,
+    /// An extracted field.
+    Field(String),
 }
 
 impl Target {
@@ -573,13 +591,17 @@ impl Target {
             "offset" => Target::Offset,
             "timestamp" => Target::Timestamp,
             "truncated" => Target::Truncated,
-            other => match other.strip_prefix("labels.") {
-                Some(name) if !name.is_empty() => Target::Label(name.to_owned()),
-                _ => {
-                    return Err(format!(
-                        "unknown field `{other}`; fields are {FIELDS} (to search the text `{other}:`, quote it)"
-                    ));
-                }
+            "has" => Target::Has,
+            "labels" | "fields" | "ingested" => {
+                return Err(format!(
+                    "`{field}:` needs a name: `{field}.<name>:value`; fields are {FIELDS} (to search the text \
+                     `{field}:`, quote it)"
+                ));
+            }
+            other => match (other.strip_prefix("labels."), other.strip_prefix("fields.")) {
+                (Some(name), _) if !name.is_empty() => Target::Label(name.to_owned()),
+                (_, Some(name)) if !name.is_empty() => Target::Field(name.to_owned()),
+                _ => Target::Field(other.to_owned()),
             },
         })
     }
@@ -607,6 +629,14 @@ impl Target {
                 "false" => Leaf::Truncated(false),
                 other => return Err(error(format!("`truncated:` takes true or false, not `{other}`"))),
             },
+            Target::Has => {
+                let name = value.strip_prefix("fields.").unwrap_or(value);
+                if !is_field_name(name) {
+                    return Err(error(format!("`has:` takes a field name, not `{value}`")));
+                }
+                Leaf::HasField(name.to_owned())
+            }
+            Target::Field(name) => Leaf::Field(name, value.to_owned()),
         }))
     }
 
@@ -626,9 +656,18 @@ impl Target {
                 map_bound(lower, |v| parse_timestamp(&v)).map_err(&error)?,
                 map_bound(upper, |v| parse_timestamp(&v)).map_err(&error)?,
             ),
-            Target::Message | Target::Label(_) | Target::Truncated => {
+            Target::Field(name) => {
+                let number =
+                    |v: String| parse_number(&v).ok_or_else(|| format!("a range on `{name}` takes numbers, not `{v}`"));
+                Leaf::FieldRange(
+                    name.clone(),
+                    map_bound(lower, number).map_err(&error)?,
+                    map_bound(upper, number).map_err(&error)?,
+                )
+            }
+            Target::Message | Target::Label(_) | Target::Truncated | Target::Has => {
                 return Err(error(
-                    "ranges work on host, source, level, id, stream, offset and timestamp".to_owned(),
+                    "ranges work on host, source, level, id, stream, offset, timestamp and extracted fields".to_owned(),
                 ));
             }
         }))
@@ -640,6 +679,8 @@ impl Target {
             Target::Label(name) => Err(error(format!(
                 "`labels.{name}:*` is not supported: search for a value of the label"
             ))),
+            Target::Field(name) => Ok(Expr::Leaf(Leaf::HasField(name))),
+            Target::Has => Err(error("`has:` takes a field name: `has:trace_id`".to_owned())),
             // Every record has a message, host, source, id, stream, offset, time and truncation flag.
             _ => Ok(Expr::All),
         }
@@ -652,6 +693,11 @@ fn map_bound<T>(bound: Bound<String>, f: impl Fn(String) -> Result<T, String>) -
         Bound::Excluded(v) => Bound::Excluded(f(v)?),
         Bound::Unbounded => Bound::Unbounded,
     })
+}
+
+/// A finite number, as a field's value is compared (`500`, `-1.5`, `2e3`).
+pub fn parse_number(value: &str) -> Option<f64> {
+    value.parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 fn parse_offset(value: &str) -> Result<u64, String> {

@@ -123,8 +123,10 @@ fn errors_say_what_and_where() {
         error("a)"),
         "query syntax error at position 1: `)` without a matching `(`"
     );
-    assert!(error("nosuchfield:x").contains("unknown field `nosuchfield`"));
-    assert!(error("labels:x").contains("unknown field `labels`"));
+    assert!(error("labels:x").contains("`labels:` needs a name"));
+    assert!(error("fields:x").contains("`fields:` needs a name"));
+    assert!(error("has:*").contains("takes a field name"));
+    assert!(error("status:[a TO 5]").contains("takes numbers"));
     assert!(error("labels.env:*").contains("not supported"));
     assert!(error("offset:abc").contains("whole number"));
     assert!(error("timestamp:yesterday").contains("RFC 3339"));
@@ -165,6 +167,7 @@ fn hit(host: &str, level: &str, message: &str) -> Hit {
         truncated: false,
         cut: false,
         labels: [("env".to_owned(), "prod".to_owned())].into(),
+        fields: Default::default(),
     }
 }
 

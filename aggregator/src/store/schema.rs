@@ -2,6 +2,7 @@
 //! to fields, both when a document is built at ingest and when a stored
 //! document is turned back into a [`Hit`].
 
+use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::time::rfc3339;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -37,6 +38,15 @@ pub mod names {
     pub const LABELS: &str = "labels";
     /// Whether the agent cut the record short.
     pub const TRUNCATED: &str = "truncated";
+    /// Fields extracted from the line, as a JSON object (`fields.status`,
+    /// or `status` where the name is not one of the above).
+    pub const FIELDS: &str = "fields";
+
+    /// Every built-in name: an extracted field of one of these names is
+    /// reachable only as `fields.<name>`.
+    pub const BUILT_IN: [&str; 12] = [
+        ID, STREAM, OFFSET, TIMESTAMP, INGESTED, HOST, SOURCE, LEVEL, MESSAGE, LABELS, TRUNCATED, FIELDS,
+    ];
 }
 
 /// Longest message shown in a list of lines (search hits, context
@@ -75,6 +85,9 @@ pub struct LogSchema {
     pub truncated: Field,
     /// `ingested`: date (ms), indexed, fast (alert windows).
     pub ingested: Field,
+    /// `fields`: JSON object of extracted fields; text exact-match, numbers
+    /// typed; stored, fast (numeric ranges, "has").
+    pub fields: Field,
 }
 
 /// One record as it goes into the index.
@@ -101,6 +114,8 @@ pub struct RecordFields<'a> {
     pub labels: Option<&'a OwnedValue>,
     /// Whether the agent cut the record short.
     pub truncated: bool,
+    /// Extracted fields as a JSON object, when the line has any.
+    pub fields: Option<&'a OwnedValue>,
 }
 
 /// A stored record as the API shows it.
@@ -128,6 +143,9 @@ pub struct Hit {
     /// Present only when the source has labels.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Fields extracted from the line; present only when there are some.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, FieldValue>,
 }
 
 impl Hit {
@@ -205,8 +223,23 @@ impl LogSchema {
                 .set_fast()
                 .set_precision(DateTimePrecision::Milliseconds),
         );
+        // Dotted names (`user.id`) are paths, as nested JSON objects are.
+        let fields = builder.add_json_field(
+            names::FIELDS,
+            JsonObjectOptions::default()
+                .set_stored()
+                .set_fast("raw")
+                .set_expand_dots_enabled()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer("raw")
+                        .set_fieldnorms(false)
+                        .set_index_option(IndexRecordOption::Basic),
+                ),
+        );
         LogSchema {
             schema: builder.build(),
+            fields,
             id,
             stream,
             offset,
@@ -244,6 +277,9 @@ impl LogSchema {
         }
         doc.add_bool(self.truncated, record.truncated);
         doc.add_date(self.ingested, DateTime::from_timestamp_millis(record.ingested_ms));
+        if let Some(fields) = record.fields {
+            doc.add_field_value(self.fields, fields);
+        }
         doc
     }
 
@@ -267,6 +303,19 @@ impl LogSchema {
                 }
             }
         }
+        let mut fields = BTreeMap::new();
+        if let Some(object) = doc.get_first(self.fields).and_then(|v| v.as_object()) {
+            for (key, value) in object {
+                let value = if let Some(n) = value.as_f64() {
+                    FieldValue::Number(n)
+                } else if let Some(text) = value.as_str() {
+                    FieldValue::Text(text.to_owned())
+                } else {
+                    continue;
+                };
+                fields.insert(key.to_owned(), value);
+            }
+        }
         Hit {
             id: text(self.id),
             timestamp: rfc3339(timestamp_ms),
@@ -277,6 +326,7 @@ impl LogSchema {
             truncated: doc.get_first(self.truncated).and_then(|v| v.as_bool()).unwrap_or(false),
             cut: false,
             labels,
+            fields,
         }
     }
 }
@@ -285,6 +335,26 @@ impl Default for LogSchema {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Extracted fields as the JSON value stored in `fields`, or `None` without
+/// any.
+pub fn fields_value(fields: &BTreeMap<String, FieldValue>) -> Option<OwnedValue> {
+    if fields.is_empty() {
+        return None;
+    }
+    Some(OwnedValue::Object(
+        fields
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    FieldValue::Number(n) => OwnedValue::F64(*n),
+                    FieldValue::Text(t) => OwnedValue::Str(t.clone()),
+                };
+                (k.clone(), value)
+            })
+            .collect(),
+    ))
 }
 
 /// The chunk labels as the JSON value stored in `labels`, or `None` without labels.
@@ -322,6 +392,11 @@ mod tests {
             message: "boom",
             labels: labels_json.as_ref(),
             truncated: true,
+            fields: fields_value(&BTreeMap::from([
+                ("status".to_owned(), FieldValue::Number(503.0)),
+                ("user.name".to_owned(), FieldValue::Text("ann".to_owned())),
+            ]))
+            .as_ref(),
         });
         let hit = schema.hit(&doc);
         assert_eq!(hit.id, "00000000000000ab-7");
@@ -330,5 +405,7 @@ mod tests {
         assert_eq!((hit.level.as_str(), hit.message.as_str()), ("error", "boom"));
         assert!(hit.truncated);
         assert_eq!(hit.labels, labels);
+        assert_eq!(hit.fields.get("status"), Some(&FieldValue::Number(503.0)));
+        assert_eq!(hit.fields.get("user.name"), Some(&FieldValue::Text("ann".into())));
     }
 }

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
@@ -231,7 +231,38 @@ impl QueryBuilder {
                     .map(|level| (Occur::Should, exact(schema.level, level)))
                     .collect(),
             )),
+            Leaf::Field(name, value) => {
+                let mut text = Term::from_field_json_path(schema.fields, name, true);
+                text.append_type_and_str(value);
+                let text: Box<dyn Query> = Box::new(TermQuery::new(text, IndexRecordOption::Basic));
+                match query::parse_number(value) {
+                    Some(n) => Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, text),
+                        (
+                            Occur::Should,
+                            self.number_range(name, Bound::Included(n), Bound::Included(n)),
+                        ),
+                    ])),
+                    None => text,
+                }
+            }
+            Leaf::FieldRange(name, lower, upper) => self.number_range(name, *lower, *upper),
+            Leaf::HasField(name) => Box::new(ExistsQuery::new(format!("{}.{name}", names::FIELDS), false)),
         }
+    }
+
+    /// Records whose extracted field `name` is a number in the range (on
+    /// the fast column, whatever numeric type it was stored as).
+    fn number_range(&self, name: &str, lower: Bound<f64>, upper: Bound<f64>) -> Box<dyn Query> {
+        if let (Bound::Unbounded, Bound::Unbounded) = (lower, upper) {
+            return Box::new(ExistsQuery::new(format!("{}.{name}", names::FIELDS), false));
+        }
+        let term = |n: f64| {
+            let mut term = Term::from_field_json_path(self.schema.fields, name, true);
+            term.append_type_and_fast_value(n);
+            term
+        };
+        Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
     }
 
     fn keyword(&self, keyword: Keyword) -> Field {

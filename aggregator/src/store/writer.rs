@@ -501,6 +501,7 @@ mod tests {
                     message: &message,
                     labels: None,
                     truncated: false,
+                    fields: None,
                 });
                 PreparedRecord { offset, doc }
             })

@@ -4,6 +4,8 @@
 
 use lookout_aggregator::Aggregator;
 use lookout_aggregator::config::Config;
+use lookout_aggregator::store::schema::Hit;
+use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::wire::{IngestBatch, MetricSample, StreamChunk, WireRecord, stream_id};
 use serde_json::Value;
 use std::path::Path;
@@ -131,6 +133,45 @@ impl Server {
     }
 }
 
+/// The hits of a search answer as records (what live tail's matcher sees).
+pub fn records_of(body: &Value) -> Vec<Hit> {
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| Hit {
+            id: text(&hit["id"]),
+            timestamp: text(&hit["timestamp"]),
+            host: text(&hit["host"]),
+            source: text(&hit["source"]),
+            level: text(&hit["level"]),
+            message: text(&hit["message"]),
+            truncated: hit["truncated"] == true,
+            cut: hit["cut"] == true,
+            labels: hit["labels"]
+                .as_object()
+                .map(|labels| labels.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+                .unwrap_or_default(),
+            fields: hit["fields"]
+                .as_object()
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .map(|(name, value)| {
+                            let value = match value.as_f64() {
+                                Some(n) => FieldValue::Number(n),
+                                None => FieldValue::Text(text(value)),
+                            };
+                            (name.clone(), value)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// The `message` of each hit in a JSON array.
 pub fn messages(hits: &Value) -> Vec<String> {
     hits.as_array()
@@ -179,6 +220,7 @@ pub fn chunk(stream: &str, source: &str, start: u64, lines: &[Line<'_>]) -> Stre
         start,
         end: offset,
         labels: Default::default(),
+        format: Default::default(),
         records,
     }
 }

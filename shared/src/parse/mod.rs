@@ -15,8 +15,20 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::wire::{Layout, LineFormat};
+use fields::FieldValue;
+
+pub mod fields;
 mod level;
 mod timestamp;
+
+#[cfg(test)]
+mod tests;
 
 /// A record's severity, normalised from whatever the format calls it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,17 +78,125 @@ pub fn detect_level(line: &str) -> Option<Level> {
     level::detect(line)
 }
 
-/// The time a log line states, if it starts with (or carries) a known format.
-/// `reference` (the time the line was read) supplies what the line leaves out,
-/// such as the year of a syslog timestamp.
+/// The time a log line states, if it carries one in a known layout.
+/// `reference` (the time the line was read) supplies what the line leaves
+/// out, such as the year of a syslog timestamp; `zone` is the source's zone,
+/// for a time that states none.
 ///
-/// A year-less time (syslog `Jun 14 15:16:01`, klog) gets the year of
-/// `reference`, or the year before if that would put it more than a day after
-/// `reference` (a December line read in January). A time that states no zone
-/// is taken as UTC: the line does not say which zone it means.
-pub fn parse_timestamp(line: &str, reference: jiff::Timestamp) -> Option<jiff::Timestamp> {
-    timestamp::parse(line, reference)
+/// A year-less time (syslog `Jun 14 15:16:01`, klog, logcat) gets the year
+/// of `reference`, or the year before if that would put it more than a day
+/// after `reference` (a December line read in January). Never a time before
+/// 1990: such a value is a misread number.
+pub fn parse_timestamp(line: &str, reference: jiff::Timestamp, zone: &TimeZone) -> Option<jiff::Timestamp> {
+    timestamp::parse(line, &timestamp::Context::new(reference, zone))
 }
 
-#[cfg(test)]
-mod tests;
+/// What detection found in one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detected {
+    /// The time the line states, if any.
+    pub timestamp: Option<Timestamp>,
+    /// The level the line states, if any.
+    pub level: Option<Level>,
+    /// The fields extracted from the line (see [`fields::extract`]).
+    pub fields: BTreeMap<String, FieldValue>,
+}
+
+/// How one source's lines are read, compiled from its [`LineFormat`]: the
+/// zone for times without one, and the per-source overrides. Built once per
+/// chunk; [`LineRules::detect`] runs on every line.
+#[derive(Debug, Clone)]
+pub struct LineRules {
+    zone: TimeZone,
+    layout: Layout,
+    timestamp_field: Option<String>,
+    timestamp_format: Option<String>,
+    level_field: Option<String>,
+}
+
+impl Default for LineRules {
+    fn default() -> Self {
+        LineRules {
+            zone: TimeZone::UTC,
+            layout: Layout::Plain,
+            timestamp_field: None,
+            timestamp_format: None,
+            level_field: None,
+        }
+    }
+}
+
+impl LineRules {
+    /// Compiles `format`; an unknown zone name is an error naming it.
+    pub fn new(format: &LineFormat) -> Result<LineRules, String> {
+        let zone = match &format.timezone {
+            Some(name) => zone(name)?,
+            None => TimeZone::UTC,
+        };
+        Ok(LineRules {
+            zone,
+            layout: format.layout,
+            timestamp_field: format.timestamp_field.clone(),
+            timestamp_format: format.timestamp_format.clone(),
+            level_field: format.level_field.clone(),
+        })
+    }
+
+    /// The time, level and fields of `line`, read at `read_at`.
+    ///
+    /// A line that is a JSON object is parsed once: its fields are its
+    /// scalars, its time and level come from the keys that carry them
+    /// (`@timestamp`, `time`, `level`, `severity`, ...). Other lines give
+    /// their `key=value` pairs and access-log parts, and time and level as
+    /// [`parse_timestamp`] and [`detect_level`] find them. The per-source
+    /// overrides come first; where they find nothing, detection takes over.
+    pub fn detect(&self, line: &str, read_at: Timestamp) -> Detected {
+        let ctx = timestamp::Context::new(read_at, &self.zone);
+        let object = fields::json_object(line, self.layout);
+        let field = |key: &str| match &object {
+            Some(object) => fields::lookup(object, key).and_then(fields::scalar),
+            None => fields::logfmt_value(line, key),
+        };
+        let timestamp = match (&self.timestamp_field, &self.timestamp_format) {
+            (Some(key), format) => field(key).and_then(|value| match format {
+                Some(format) => timestamp::with_format(&value, format, &ctx),
+                None => timestamp::value(&value, &ctx),
+            }),
+            (None, Some(format)) => timestamp::with_format(line, format, &ctx),
+            (None, None) => None,
+        }
+        .or_else(|| object.as_ref().and_then(|o| timestamp::from_json(o, &ctx)))
+        .or_else(|| timestamp::parse(line, &ctx));
+        let level = self
+            .level_field
+            .as_deref()
+            .and_then(field)
+            .and_then(|value| level::from_value(&value))
+            .or_else(|| object.as_ref().and_then(level::from_json))
+            .or_else(|| level::detect(line));
+        let fields = match &object {
+            Some(object) => fields::from_json(object),
+            None => fields::from_text(line, self.layout),
+        };
+        Detected {
+            timestamp,
+            level,
+            fields,
+        }
+    }
+}
+
+/// The zone of an IANA name (`Europe/Berlin`, `UTC`) from the system's zone
+/// database; the error names it.
+pub fn zone(name: &str) -> Result<TimeZone, String> {
+    TimeZone::get(name).map_err(|err| format!("`{name}` is not a time zone this machine knows: {err}"))
+}
+
+/// The IANA name of this machine's zone (`/etc/localtime`, `TZ`), or `UTC`
+/// when it has none: what a source without `timezone` is read in.
+pub fn local_zone_name() -> String {
+    TimeZone::try_system()
+        .ok()
+        .and_then(|tz| tz.iana_name().map(str::to_owned))
+        .unwrap_or_else(|| "UTC".to_owned())
+}

@@ -1,8 +1,10 @@
 //! Unit tests of the public API, one or more per format, plus the edge cases
 //! that must not panic or guess.
 
-use super::{Level, detect_level, parse_timestamp};
+use super::{Level, LineRules, detect_level, parse_timestamp};
+use crate::wire::{Layout, LineFormat};
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("test timestamp literal")
@@ -14,7 +16,7 @@ fn reference() -> Timestamp {
 }
 
 fn time(line: &str) -> Option<Timestamp> {
-    parse_timestamp(line, reference())
+    parse_timestamp(line, reference(), &TimeZone::UTC)
 }
 
 #[test]
@@ -139,7 +141,7 @@ fn level_json_and_logfmt() {
         detect_level(r#"{"severity": "WARNING", "msg": "x"}"#),
         Some(Level::Warn)
     );
-    assert_eq!(detect_level(r#"{"lvl":"dbug","msg":"x"}"#), None);
+    assert_eq!(detect_level(r#"{"lvl":"dbag","msg":"x"}"#), None);
     assert_eq!(detect_level(r#"{"lvl":"debug","msg":"x"}"#), Some(Level::Debug));
     // The message comes first and mentions an error; the level key decides.
     let long = format!(r#"{{"msg":"error: {} failed","level":"info"}}"#, "x".repeat(400));
@@ -267,21 +269,25 @@ fn time_rfc5424_and_syslog_priority() {
 fn time_syslog_uses_the_reference_year() {
     let r = ts("2026-06-15T12:00:00Z");
     assert_eq!(
-        parse_timestamp("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: x", r),
+        parse_timestamp("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: x", r, &TimeZone::UTC),
         Some(ts("2026-06-14T15:16:01Z"))
     );
     assert_eq!(
-        parse_timestamp("Jun  4 05:06:07 combo x", r),
+        parse_timestamp("Jun  4 05:06:07 combo x", r, &TimeZone::UTC),
         Some(ts("2026-06-04T05:06:07Z"))
     );
-    // Up to a day ahead of the reader is this year (clock or zone skew) ...
+    // Up to ten minutes ahead of the reader is this year (clock skew) ...
     assert_eq!(
-        parse_timestamp("Jun 16 11:00:00 host x", r),
-        Some(ts("2026-06-16T11:00:00Z"))
+        parse_timestamp("Jun 15 12:09:00 host x", r, &TimeZone::UTC),
+        Some(ts("2026-06-15T12:09:00Z"))
+    );
+    assert_eq!(
+        parse_timestamp("Jun 15 12:11:00 host x", r, &TimeZone::UTC),
+        Some(ts("2025-06-15T12:11:00Z"))
     );
     // ... more is last year's.
     assert_eq!(
-        parse_timestamp("Jun 17 12:00:00 host x", r),
+        parse_timestamp("Jun 17 12:00:00 host x", r, &TimeZone::UTC),
         Some(ts("2025-06-17T12:00:00Z"))
     );
 }
@@ -289,12 +295,20 @@ fn time_syslog_uses_the_reference_year() {
 #[test]
 fn time_syslog_year_rollover() {
     assert_eq!(
-        parse_timestamp("Dec 31 23:59:59 host app: x", ts("2026-01-01T00:00:10Z")),
+        parse_timestamp(
+            "Dec 31 23:59:59 host app: x",
+            ts("2026-01-01T00:00:10Z"),
+            &TimeZone::UTC
+        ),
         Some(ts("2025-12-31T23:59:59Z"))
     );
     // 29 February read in a common year belongs to the leap year before.
     assert_eq!(
-        parse_timestamp("Feb 29 10:00:00 host app: x", ts("2025-03-10T00:00:00Z")),
+        parse_timestamp(
+            "Feb 29 10:00:00 host app: x",
+            ts("2025-03-10T00:00:00Z"),
+            &TimeZone::UTC
+        ),
         Some(ts("2024-02-29T10:00:00Z"))
     );
 }
@@ -403,10 +417,13 @@ fn time_edge_cases_do_not_panic() {
         "\"ts\":",
     ] {
         let _ = time(line);
-        let _ = parse_timestamp(line, Timestamp::MIN);
-        let _ = parse_timestamp(line, Timestamp::MAX);
+        let _ = parse_timestamp(line, Timestamp::MIN, &TimeZone::UTC);
+        let _ = parse_timestamp(line, Timestamp::MAX, &TimeZone::UTC);
     }
-    assert_eq!(parse_timestamp("Jan 01 00:00:00 x", Timestamp::MIN), None);
+    assert_eq!(
+        parse_timestamp("Jan 01 00:00:00 x", Timestamp::MIN, &TimeZone::UTC),
+        None
+    );
     let huge = "é".repeat(1_000_000);
     assert_eq!(time(&huge), None);
     let line = "<13>1 2024-01-01T00:00:00Z [10/Oct/2000:13:55:36 -0700] {\"ts\":1} Jun  4 12:00:00";
@@ -414,4 +431,243 @@ fn time_edge_cases_do_not_panic() {
         let _ = time(&line[..i]);
         let _ = time(&line[i..]);
     }
+}
+
+#[test]
+fn time_and_level_of_formats_seen_in_the_wild() {
+    // (line, expected time, expected level)
+    let cases: &[(&str, &str, Option<Level>)] = &[
+        (
+            r#"{"t":{"$date":"2020-05-20T19:17:06.188+00:00"},"s":"I",  "c":"CONTROL",  "id":23285, "msg":"x"}"#,
+            "2020-05-20T19:17:06.188Z",
+            Some(Level::Info),
+        ),
+        (
+            r#"{"t":{"$date":"2020-05-20T19:17:06.188+02:00"},"s":"D1", "c":"NETWORK", "msg":"x"}"#,
+            "2020-05-20T17:17:06.188Z",
+            Some(Level::Debug),
+        ),
+        (
+            "2019-01-09T10:58:59.360+0100 I NETWORK  [initandlisten] waiting for connections on port 27017",
+            "2019-01-09T09:58:59.360Z",
+            Some(Level::Info),
+        ),
+        (
+            "2019-01-09 10:58:59.360 +03:00 [INF] Starting web host",
+            "2019-01-09T07:58:59.360Z",
+            Some(Level::Info),
+        ),
+        (
+            "2019-01-09 10:58:59.360 +03:00 [WRN] Slow",
+            "2019-01-09T07:58:59.360Z",
+            Some(Level::Warn),
+        ),
+        (
+            "1:M 14 Jan 2019 20:12:32.116 # WARNING: The TCP backlog setting of 511 cannot be enforced.",
+            "2019-01-14T20:12:32.116Z",
+            Some(Level::Warn),
+        ),
+        (
+            "1:M 14 Jan 2019 20:12:32.117 * Ready to accept connections",
+            "2019-01-14T20:12:32.117Z",
+            Some(Level::Info),
+        ),
+        (
+            "190214 13:08:22 [ERROR] Aborting",
+            "2019-02-14T13:08:22Z",
+            Some(Level::Error),
+        ),
+        (
+            "190214  3:08:22 [Note] InnoDB: Starting shutdown...",
+            "2019-02-14T03:08:22Z",
+            Some(Level::Info),
+        ),
+        (
+            "2019-01-09 10:58:59.360 CET [123] LOG:  database system is ready to accept connections",
+            "2019-01-09T09:58:59.360Z",
+            Some(Level::Info),
+        ),
+        (
+            "2019-07-09 10:58:59 PDT [123-1] FATAL:  password authentication failed",
+            "2019-07-09T17:58:59Z",
+            Some(Level::Error),
+        ),
+        (
+            "type=SYSCALL msg=audit(1364481363.243:24287): arch=c000003e syscall=2 success=no exit=-13",
+            "2013-03-28T14:36:03.243Z",
+            None,
+        ),
+        (
+            "1286536309.634    163 10.0.0.1 TCP_MISS/200 1234 GET http://example.com/ - DIRECT/1.2.3.4 text/html",
+            "2010-10-08T11:11:49.634Z",
+            Some(Level::Info),
+        ),
+        (
+            "1258531221.486539\tCHhAvVGS1DHFjwGM9\t192.168.1.102\t68\t192.168.1.1\t67\tudp",
+            "2009-11-18T08:00:21.486539Z",
+            None,
+        ),
+        (
+            r#"{"level":30,"time":1531171074631,"msg":"hello world","pid":657,"hostname":"x"}"#,
+            "2018-07-09T21:17:54.631Z",
+            Some(Level::Info),
+        ),
+        (
+            r#"{"level":50,"time":1531171082399,"msg":"boom","pid":657}"#,
+            "2018-07-09T21:18:02.399Z",
+            Some(Level::Error),
+        ),
+        (
+            "<11>1 2003-10-11T22:14:15.003Z mymachine app - - - disk gone",
+            "2003-10-11T22:14:15.003Z",
+            Some(Level::Error),
+        ),
+        (
+            "Thu Jan 14 20:12:32 UTC 2021 backup started",
+            "2021-01-14T20:12:32Z",
+            None,
+        ),
+        (
+            "Mon, 14 Jan 2019 20:12:32 GMT ERROR mailer failed",
+            "2019-01-14T20:12:32Z",
+            Some(Level::Error),
+        ),
+        (
+            "Jan 9, 2019 10:58:59 PM org.apache.catalina.startup.Catalina start",
+            "2019-01-09T22:58:59Z",
+            None,
+        ),
+        (
+            "09-Jan-2019 10:58:59.360 SEVERE [main] org.apache.catalina.core.StandardService.startInternal x",
+            "2019-01-09T10:58:59.360Z",
+            Some(Level::Error),
+        ),
+        (
+            "E, [2019-01-09T10:58:59.360000 #1234] ERROR -- : boom",
+            "2019-01-09T10:58:59.360Z",
+            Some(Level::Error),
+        ),
+        (
+            "ERRO[0000] error waiting for container: context canceled time=\"2019-01-09T10:58:59Z\"",
+            "2019-01-09T10:58:59Z",
+            Some(Level::Error),
+        ),
+        (
+            "2019-01-09 10:58:59 Europe/Berlin WARN x",
+            "2019-01-09T09:58:59Z",
+            Some(Level::Warn),
+        ),
+    ];
+    for (line, expected_time, expected_level) in cases {
+        assert_eq!(time(line), Some(ts(expected_time)), "time of {line}");
+        assert_eq!(detect_level(line), *expected_level, "level of {line}");
+    }
+}
+
+#[test]
+fn time_without_a_zone_is_read_in_the_sources_zone() {
+    let berlin = TimeZone::get("Europe/Berlin").expect("the system's zone database has Europe/Berlin");
+    let at = |line: &str| parse_timestamp(line, reference(), &berlin);
+    // Winter (+01:00) and summer (+02:00) time.
+    assert_eq!(at("2024-01-10 12:00:00 x"), Some(ts("2024-01-10T11:00:00Z")));
+    assert_eq!(at("2024-07-10 12:00:00 x"), Some(ts("2024-07-10T10:00:00Z")));
+    assert_eq!(at("Jun 14 15:16:01 host x"), Some(ts("2026-06-14T13:16:01Z")));
+    // A stated offset or zone wins over the source's zone.
+    assert_eq!(at("2024-01-10T12:00:00Z x"), Some(ts("2024-01-10T12:00:00Z")));
+    assert_eq!(at("2024-01-10 12:00:00 PST x"), Some(ts("2024-01-10T20:00:00Z")));
+    // Epochs are instants.
+    assert_eq!(at("1700000000 x"), Some(ts("2023-11-14T22:13:20Z")));
+}
+
+#[test]
+fn misread_numbers_give_no_time() {
+    // Before 1990, after the read time, inside a file name or an id.
+    assert_eq!(time("user 123456789 logged in"), None);
+    assert_eq!(time("1970-01-01 00:00:05 boot"), None);
+    assert_eq!(time("order 9999999999 shipped"), None);
+    assert_eq!(time("nova-api.log.1.2017-05-16_13:53:08 no time of its own"), None);
+    assert_eq!(time("id=a2024-01-01 12:00:00"), None);
+    // A Unix time far into the line is more likely an id than the time.
+    let far = format!("{} 1700000000", "x".repeat(200));
+    assert_eq!(time(&far), None);
+}
+
+#[test]
+fn level_letters_numbers_and_marks() {
+    assert_eq!(
+        detect_level("03-17 16:13:38.811  1702  2395 D WindowManager: x"),
+        Some(Level::Debug)
+    );
+    assert_eq!(
+        detect_level("03-17 16:13:38.811  1702  2395 V Foo: x"),
+        Some(Level::Trace)
+    );
+    assert_eq!(detect_level("W/ActivityManager(  585): Timeout"), Some(Level::Warn));
+    assert_eq!(detect_level(r#"{"msg":"x","level":40}"#), Some(Level::Warn));
+    assert_eq!(detect_level(r#"{"msg":"x","level":6}"#), Some(Level::Info));
+    assert_eq!(detect_level(r#"{"MESSAGE":"x","PRIORITY":"3"}"#), Some(Level::Error));
+    assert_eq!(
+        detect_level(r#"{"@t":"2020-01-01T00:00:00Z","@l":"Warning"}"#),
+        Some(Level::Warn)
+    );
+    assert_eq!(
+        detect_level("1:S 14 Jan 2019 20:12:32.116 . debug mark"),
+        Some(Level::Debug)
+    );
+    assert_eq!(
+        detect_level("1:S 14 Jan 2019 20:12:32.116 - verbose mark"),
+        Some(Level::Trace)
+    );
+    // A letter is a level only right after the time.
+    assert_eq!(detect_level("host D something"), None);
+    assert_eq!(detect_level(r#"{"s":"I"}"#), Some(Level::Info));
+    assert_eq!(detect_level(r#"{"x":"I"}"#), None);
+    assert_eq!(detect_level(r#"{"level":35}"#), None);
+    assert_eq!(detect_level("the LOG: is a word here"), None);
+}
+
+#[test]
+fn per_source_overrides() {
+    let rules = |format: LineFormat| LineRules::new(&format).expect("valid format");
+    let json = rules(LineFormat {
+        layout: Layout::Json,
+        timestamp_field: Some("event.created".into()),
+        level_field: Some("sev".into()),
+        ..LineFormat::default()
+    });
+    let found = json.detect(
+        r#"{"time":"2001-01-01T00:00:00Z","event":{"created":"2024-05-01T10:00:00.250Z"},"sev":"W","level":"info"}"#,
+        reference(),
+    );
+    assert_eq!(found.timestamp, Some(ts("2024-05-01T10:00:00.250Z")));
+    assert_eq!(found.level, Some(Level::Warn));
+    // Where the field is missing, detection takes over.
+    let found = json.detect(r#"{"time":"2001-01-01T00:00:00Z","level":"error"}"#, reference());
+    assert_eq!(found.timestamp, Some(ts("2001-01-01T00:00:00Z")));
+    assert_eq!(found.level, Some(Level::Error));
+
+    let european = rules(LineFormat {
+        timezone: Some("Europe/Berlin".into()),
+        timestamp_format: Some("%d/%m/%Y %H:%M:%S".into()),
+        ..LineFormat::default()
+    });
+    let found = european.detect("03/04/2024 10:00:00 app started", reference());
+    assert_eq!(found.timestamp, Some(ts("2024-04-03T08:00:00Z")));
+
+    let logfmt = rules(LineFormat {
+        layout: Layout::Logfmt,
+        timestamp_field: Some("when".into()),
+        timestamp_format: Some("%s".into()),
+        level_field: Some("severity".into()),
+        ..LineFormat::default()
+    });
+    let found = logfmt.detect("when=1700000000 severity=50 msg=\"x\"", reference());
+    assert_eq!(found.timestamp, Some(ts("2023-11-14T22:13:20Z")));
+    assert_eq!(found.level, Some(Level::Error));
+
+    let unknown = LineRules::new(&LineFormat {
+        timezone: Some("Mars/Olympus".into()),
+        ..LineFormat::default()
+    });
+    assert!(unknown.is_err_and(|err| err.contains("Mars/Olympus")));
 }

@@ -35,6 +35,11 @@
 //!   histogram and facet answers received and the results drawn into the
 //!   DOM; layout and paint not included); prints p50 and max.
 //!
+//! - `lookout-bench detect FILE`: the aggregator's per-line detection (event
+//!   time and level, as ingest runs it) over every line of FILE on one
+//!   thread, the file already in memory; prints lines/s and how many lines
+//!   got a time and a level.
+//!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -51,7 +56,9 @@ use std::time::{Duration, Instant};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: lookout-bench agent|pipeline|rsyslog|ui-search FILE | idle SECONDS | alert-latency ROUNDS");
+        eprintln!(
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect FILE | idle SECONDS | alert-latency ROUNDS"
+        );
         std::process::exit(2);
     };
     if mode == "alert-latency" {
@@ -74,11 +81,32 @@ fn main() {
         "pipeline" => bench_pipeline(&file),
         "rsyslog" => bench_rsyslog(&file),
         "ui-search" => bench_ui_search(&file),
+        "detect" => bench_detect(&file),
         other => {
-            eprintln!("unknown mode {other}: agent, pipeline, rsyslog, ui-search, idle or alert-latency");
+            eprintln!("unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, idle or alert-latency");
             std::process::exit(2);
         }
     }
+}
+
+/// Detection alone: no I/O in the timed loop, one thread, as one ingest
+/// request is enriched.
+fn bench_detect(file: &Path) {
+    let text = fs::read_to_string(file).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    let read_at = jiff::Timestamp::now();
+    let started = Instant::now();
+    let (mut timed, mut leveled) = (0u64, 0u64);
+    for line in &lines {
+        timed += u64::from(lookout_shared::parse::parse_timestamp(line, read_at, &jiff::tz::TimeZone::UTC).is_some());
+        leveled += u64::from(lookout_shared::parse::detect_level(line).is_some());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "detect: {} lines in {elapsed:.2} s = {:.0} lines/s; {timed} with a time, {leveled} with a level",
+        lines.len(),
+        lines.len() as f64 / elapsed
+    );
 }
 
 fn release_binary(name: &str) -> PathBuf {

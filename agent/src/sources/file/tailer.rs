@@ -598,6 +598,7 @@ impl Tailer {
             stream: &identity.stream,
             source: &tailed.path.to_string_lossy(),
             labels: &source.config.labels,
+            format: &source.line_format,
             start: tailed.chunk_start,
             end,
             read_at_ms: now_ms(),

@@ -1,0 +1,96 @@
+//! The bound on distinct extracted field names per source.
+//!
+//! Every distinct name is a new path in the index (a column, terms, a
+//! filter in the UI), so a source that writes ids or timestamps as keys
+//! (`{"user-8812": ...}`) would grow the index without bound. Each
+//! `(host, source)` may bring at most [`MAX_NAMES_PER_SOURCE`] names; fields
+//! of further names are dropped (the line's text keeps them searchable),
+//! counted in `lookout_fields_dropped_total` and warned about once per
+//! source.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+use lookout_shared::parse::fields::FieldValue;
+
+/// Distinct field names one source may bring.
+pub const MAX_NAMES_PER_SOURCE: usize = 1000;
+
+/// Sources tracked at once; past it the memory is started afresh (which
+/// lets each source bring its names again: a bound on memory, not on the
+/// index).
+const MAX_SOURCES: usize = 10_000;
+
+/// The names seen per `(host, source)` since the aggregator started.
+#[derive(Default)]
+pub struct FieldNames {
+    seen: Mutex<HashMap<(String, String), Source>>,
+}
+
+#[derive(Default)]
+struct Source {
+    names: HashSet<String>,
+    warned: bool,
+}
+
+impl FieldNames {
+    /// Keeps the fields whose names this source may have and drops the
+    /// rest; returns how many were dropped.
+    pub fn admit(&self, host: &str, source: &str, fields: &mut BTreeMap<String, FieldValue>) -> u64 {
+        if fields.is_empty() {
+            return 0;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (host.to_owned(), source.to_owned());
+        if !seen.contains_key(&key) && seen.len() >= MAX_SOURCES {
+            seen.clear();
+        }
+        let entry = seen.entry(key).or_default();
+        let before = fields.len();
+        fields.retain(|name, _| {
+            if entry.names.contains(name) {
+                return true;
+            }
+            if entry.names.len() < MAX_NAMES_PER_SOURCE {
+                entry.names.insert(name.clone());
+                return true;
+            }
+            false
+        });
+        let dropped = (before - fields.len()) as u64;
+        if dropped > 0 && !entry.warned {
+            entry.warned = true;
+            tracing::warn!(
+                host,
+                source,
+                "this source has brought {MAX_NAMES_PER_SOURCE} distinct field names; fields of new names are \
+                 not extracted (the lines stay searchable by their text)"
+            );
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_brings_at_most_the_bound_of_names() {
+        let names = FieldNames::default();
+        let mut total_dropped = 0;
+        for i in 0..MAX_NAMES_PER_SOURCE + 10 {
+            let mut fields = BTreeMap::from([
+                (format!("k{i}"), FieldValue::Number(1.0)),
+                ("status".to_owned(), FieldValue::Number(200.0)),
+            ]);
+            total_dropped += names.admit("h", "/a.log", &mut fields);
+            // Names already known are always kept.
+            assert!(fields.contains_key("status"));
+        }
+        assert_eq!(total_dropped, 11);
+        // Another source has its own bound.
+        let mut fields = BTreeMap::from([("k5000".to_owned(), FieldValue::Number(1.0))]);
+        assert_eq!(names.admit("h", "/b.log", &mut fields), 0);
+    }
+}
