@@ -30,6 +30,10 @@ const HOSTILE: [&str; 3] = [
     "hostile <a href=\"javascript:alert(3)\">click</a> in a log line",
 ];
 
+/// A JSON line whose fields the detail shows and offers as filters; the
+/// name's value needs quoting and escaping to be searched.
+const STRUCTURED: &str = r#"{"level":"error","msg":"checkout failed","status":502,"user":{"name":"ann \"the\" lee"}}"#;
+
 struct Ui {
     browser: Browser,
     aggregator: Aggregator,
@@ -180,6 +184,8 @@ fn the_web_ui_works_in_headless_chromium() {
     let hostile = logs.join("hostile.log");
     fs::copy(loghub_dir().join("OpenSSH_2k.log"), &openssh).unwrap();
     fs::write(&hostile, HOSTILE.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let structured = logs.join("app.json");
+    fs::write(&structured, format!("{STRUCTURED}\n")).unwrap();
     let rules = dir.join("rules.toml");
     fs::write(
         &rules,
@@ -210,7 +216,7 @@ fn the_web_ui_works_in_headless_chromium() {
             .unwrap_or(0)
     };
     wait_until("all OpenSSH and hostile lines to be searchable", LIMIT, || {
-        source_total(&openssh) == 2000 && source_total(&hostile) == 3
+        source_total(&openssh) == 2000 && source_total(&hostile) == 3 && source_total(&structured) == 1
     });
     // OpenSSH's times have no year: the window around them, from the newest.
     let newest =
@@ -250,6 +256,7 @@ fn the_web_ui_works_in_headless_chromium() {
     log_in(&ui, &password);
     search(&ui, &start, &end);
     hostile_lines_are_text(&ui);
+    fields_become_filters(&ui);
     live_tail(&ui, &openssh);
     alerts(&ui);
     hosts(&ui);
@@ -454,6 +461,45 @@ fn hostile_lines_are_text(ui: &Ui) {
         "no dialog opened"
     );
     ui.screenshot("05-hostile-lines");
+}
+
+/// A line's extracted fields are shown as text on its detail, and each one's
+/// button narrows the search to lines with that value.
+fn fields_become_filters(ui: &Ui) {
+    ui.open("/search");
+    let query = ui.wait_for("#query");
+    ui.browser.send_keys(&query, &format!("checkout{ENTER}")).unwrap();
+    wait_until("the structured line", LIMIT, || ui.shown_total() == Some(1));
+    let hits = ui.browser.find_all("#results .hit").unwrap();
+    ui.browser.click(&hits[0]).unwrap();
+    ui.wait_for("#context:not([hidden]) .field-name");
+    let shown = ui.js(
+        "return [...document.querySelectorAll('#context-fields .field-name')].map((n) => \
+         [n.textContent, n.nextElementSibling.querySelector('.field-value').textContent]);",
+        vec![],
+    );
+    // `level` is a built-in name: the extracted one is `fields.level`.
+    for (name, value) in [
+        ("status", "502"),
+        ("user.name", "ann \"the\" lee"),
+        ("fields.level", "error"),
+    ] {
+        assert!(
+            shown
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|pair| pair[0] == name && pair[1] == value),
+            "{name} = {value} in {shown}"
+        );
+    }
+    ui.screenshot("06-fields");
+    ui.click("#context-fields button.field-filter[data-term^=\"user.name:\"]");
+    let wanted = r#"checkout user.name:"ann \"the\" lee""#;
+    wait_until("the field's filter in the URL", LIMIT, || {
+        ui.params().contains(&("q".to_string(), wanted.to_string()))
+    });
+    assert_eq!(ui.wait_for_api_count("the field filter"), 1);
 }
 
 /// A line appended to a tailed file shows up in live tail within 3 s.

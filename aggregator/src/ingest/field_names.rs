@@ -35,9 +35,16 @@ struct Source {
 
 impl FieldNames {
     /// Keeps the fields whose names this source may have and drops the
-    /// rest; returns how many were dropped.
-    pub fn admit(&self, host: &str, source: &str, fields: &mut BTreeMap<String, FieldValue>) -> u64 {
-        if fields.is_empty() {
+    /// rest, for each record of one of its chunks; returns how many were
+    /// dropped.
+    pub fn admit<'a>(
+        &self,
+        host: &str,
+        source: &str,
+        records: impl Iterator<Item = &'a mut BTreeMap<String, FieldValue>>,
+    ) -> u64 {
+        let mut records = records.filter(|fields| !fields.is_empty()).peekable();
+        if records.peek().is_none() {
             return 0;
         }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -46,18 +53,21 @@ impl FieldNames {
             seen.clear();
         }
         let entry = seen.entry(key).or_default();
-        let before = fields.len();
-        fields.retain(|name, _| {
-            if entry.names.contains(name) {
-                return true;
-            }
-            if entry.names.len() < MAX_NAMES_PER_SOURCE {
-                entry.names.insert(name.clone());
-                return true;
-            }
-            false
-        });
-        let dropped = (before - fields.len()) as u64;
+        let mut dropped = 0;
+        for fields in records {
+            let before = fields.len();
+            fields.retain(|name, _| {
+                if entry.names.contains(name) {
+                    return true;
+                }
+                if entry.names.len() < MAX_NAMES_PER_SOURCE {
+                    entry.names.insert(name.clone());
+                    return true;
+                }
+                false
+            });
+            dropped += (before - fields.len()) as u64;
+        }
         if dropped > 0 && !entry.warned {
             entry.warned = true;
             tracing::warn!(
@@ -84,13 +94,13 @@ mod tests {
                 (format!("k{i}"), FieldValue::Number(1.0)),
                 ("status".to_owned(), FieldValue::Number(200.0)),
             ]);
-            total_dropped += names.admit("h", "/a.log", &mut fields);
+            total_dropped += names.admit("h", "/a.log", std::iter::once(&mut fields));
             // Names already known are always kept.
             assert!(fields.contains_key("status"));
         }
         assert_eq!(total_dropped, 11);
         // Another source has its own bound.
         let mut fields = BTreeMap::from([("k5000".to_owned(), FieldValue::Number(1.0))]);
-        assert_eq!(names.admit("h", "/b.log", &mut fields), 0);
+        assert_eq!(names.admit("h", "/b.log", std::iter::once(&mut fields)), 0);
     }
 }

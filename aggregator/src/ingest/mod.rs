@@ -17,11 +17,11 @@ use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, Record
 use crate::store::writer::{PreparedBatch, PreparedChunk, PreparedRecord};
 use decode::ContentEncoding;
 use field_names::FieldNames;
-use lookout_shared::parse::fields::extract;
+use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::parse::{Level, LineRules};
 use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, LineFormat, record_id};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
 /// Why a body was refused; each maps to one HTTP status.
@@ -85,17 +85,21 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames) -> 
         // Built once per chunk and added by reference to each record.
         let labels = labels_value(&chunk.labels);
         let rules = line_rules(&chunk.format);
+        let mut found: Vec<Found> = chunk
+            .records
+            .iter()
+            .map(|record| detect(&rules, &record.message, record.read_at_ms))
+            .collect();
+        fields_dropped += field_names.admit(&batch.host, &chunk.source, found.iter_mut().map(|f| &mut f.fields));
         let mut time_range: Option<(i64, i64)> = None;
         let mut records = Vec::with_capacity(chunk.records.len());
-        for record in &chunk.records {
-            let (timestamp_ms, level) = detect(&rules, &record.message, record.read_at_ms);
+        for (record, found) in chunk.records.iter().zip(found) {
+            let timestamp_ms = found.timestamp_ms;
             time_range = Some(time_range.map_or((timestamp_ms, timestamp_ms), |(min, max)| {
                 (min.min(timestamp_ms), max.max(timestamp_ms))
             }));
             let id = record_id(&chunk.stream, record.offset);
-            let mut fields = extract(&record.message, chunk.format.layout);
-            fields_dropped += field_names.admit(&batch.host, &chunk.source, &mut fields);
-            let fields = fields_value(&fields);
+            let fields = fields_value(found.fields);
             let doc = schema.document(&RecordFields {
                 id: &id,
                 stream: &chunk.stream,
@@ -104,7 +108,7 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames) -> 
                 ingested_ms,
                 host: &batch.host,
                 source: &chunk.source,
-                level: level.map_or("", Level::as_str),
+                level: found.level.map_or("", Level::as_str),
                 message: &record.message,
                 labels: labels.as_ref(),
                 truncated: record.truncated,
@@ -166,18 +170,34 @@ fn line_rules(format: &LineFormat) -> LineRules {
     })
 }
 
+/// What ingest keeps of a line's detection.
+struct Found {
+    /// The event time: the time the line states, else when it was read.
+    timestamp_ms: i64,
+    level: Option<Level>,
+    fields: BTreeMap<String, FieldValue>,
+}
+
 /// The record's event time (the time the line states, else when it was
-/// read: `read_at_ms`, validated to be in range) and level. A stated time
-/// outside what the index holds counts as none.
-fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> (i64, Option<Level>) {
+/// read: `read_at_ms`, validated to be in range), level and fields. A stated
+/// time outside what the index holds counts as none.
+fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> Found {
     let Ok(read_at) = jiff::Timestamp::from_millisecond(read_at_ms) else {
-        return (read_at_ms, None);
+        return Found {
+            timestamp_ms: read_at_ms,
+            level: None,
+            fields: BTreeMap::new(),
+        };
     };
-    let found = rules.detect(message, read_at);
-    let timestamp_ms = found
+    let detected = rules.detect(message, read_at);
+    let timestamp_ms = detected
         .timestamp
         .map(|t| t.as_millisecond())
         .filter(|ms| (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(ms))
         .unwrap_or(read_at_ms);
-    (timestamp_ms, found.level)
+    Found {
+        timestamp_ms,
+        level: detected.level,
+        fields: detected.fields,
+    }
 }

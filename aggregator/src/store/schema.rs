@@ -339,19 +339,19 @@ impl Default for LogSchema {
 
 /// Extracted fields as the JSON value stored in `fields`, or `None` without
 /// any.
-pub fn fields_value(fields: &BTreeMap<String, FieldValue>) -> Option<OwnedValue> {
+pub fn fields_value(fields: BTreeMap<String, FieldValue>) -> Option<OwnedValue> {
     if fields.is_empty() {
         return None;
     }
     Some(OwnedValue::Object(
         fields
-            .iter()
+            .into_iter()
             .map(|(k, v)| {
                 let value = match v {
-                    FieldValue::Number(n) => OwnedValue::F64(*n),
-                    FieldValue::Text(t) => OwnedValue::Str(t.clone()),
+                    FieldValue::Number(n) => OwnedValue::F64(n),
+                    FieldValue::Text(t) => OwnedValue::Str(t),
                 };
-                (k.clone(), value)
+                (k, value)
             })
             .collect(),
     ))
@@ -392,7 +392,7 @@ mod tests {
             message: "boom",
             labels: labels_json.as_ref(),
             truncated: true,
-            fields: fields_value(&BTreeMap::from([
+            fields: fields_value(BTreeMap::from([
                 ("status".to_owned(), FieldValue::Number(503.0)),
                 ("user.name".to_owned(), FieldValue::Text("ann".to_owned())),
             ]))

@@ -115,3 +115,32 @@ export function syntaxErrorPosition(message) {
   const m = /query syntax error at position (\d+)/.exec(message ?? '');
   return m ? Number(m[1]) : -1;
 }
+
+/** Names of the built-in fields: an extracted field of one of these names is queried as fields.<name>. */
+const BUILT_IN = new Set(['id', 'stream', 'offset', 'timestamp', 'ingested', 'host', 'source', 'level', 'message',
+  'labels', 'truncated', 'fields', 'has']);
+
+/** How a query names the extracted field `name`: as itself, or `fields.<name>` where it is taken. */
+export function fieldName(name) {
+  return BUILT_IN.has(name) || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name) ? `fields.${name}` : name;
+}
+
+/**
+ * The query term that selects lines whose extracted field `name` has `value`:
+ * `status:500`, `user.name:"ann lee"`, `fields.host:web-2` where the name is a
+ * built-in one. Text values are quoted when they hold anything but letters,
+ * digits and `._/-`, with `"` and `\` escaped.
+ */
+export function fieldTerm(name, value) {
+  const field = fieldName(name);
+  const text = String(value);
+  const bare = typeof value === 'number' || /^[A-Za-z0-9_./-]+$/.test(text);
+  return bare ? `${field}:${text}` : `${field}:"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/** `q` narrowed by `term` (AND); the term alone when `q` is empty. */
+export function addTerm(q, term) {
+  const current = String(q ?? '').trim();
+  if (!current) return term;
+  return /\bOR\b/.test(current) ? `(${current}) ${term}` : `${current} ${term}`;
+}

@@ -9,6 +9,7 @@ import { histogram } from './chart.js';
 import { formatTimestamp } from './chart-math.js';
 import {
   RANGES, highlightTerms, splitHighlights, stateFromSearch, stateToSearch, timeWindow, syntaxErrorPosition,
+  fieldName, fieldTerm, addTerm,
 } from './query.js';
 
 const PAGE_SIZE = 100;
@@ -255,6 +256,24 @@ async function toggleContext(row, hit) {
   for (const [name, value] of Object.entries(hit.labels ?? {})) fields.push([`labels.${name}`, value]);
   if (hit.truncated) fields.push(['truncated', 'yes: the agent cut this record short']);
   for (const [name, value] of fields) ui.contextFields.append(el('dt', { text: name }), el('dd', { text: value }));
+  // Fields extracted from the line, each offered as a filter.
+  for (const [name, value] of Object.entries(hit.fields ?? {})) {
+    const term = fieldTerm(name, value);
+    const filter = el('button', {
+      class: 'link-button field-filter',
+      text: 'filter',
+      attrs: { type: 'button', title: `Add ${term} to the query` },
+      dataset: { term },
+      on: {
+        click: (event) => {
+          event.stopPropagation();
+          state = { ...state, q: addTerm(state.q, term) };
+          run({ push: true });
+        },
+      },
+    });
+    ui.contextFields.append(el('dt', { class: 'field-name', text: fieldName(name) }), el('dd', {}, el('span', { class: 'field-value', text: String(value) }), ' ', filter));
+  }
   const sameFile = `/search${stateToSearch({ ...state, q: '', host: hit.host, source: hit.source, level: '' })}`;
   ui.contextFields.append(el('dt', { text: 'more' }), el('dd', {}, el('a', { text: 'All lines of this file in this range', attrs: { href: sameFile } })));
   clear(ui.contextLines).append(el('li', { class: 'muted', text: 'Loading…' }));

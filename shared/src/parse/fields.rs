@@ -20,6 +20,18 @@ pub const MAX_FIELDS_PER_LINE: usize = 64;
 pub const MAX_NAME_BYTES: usize = 128;
 /// Longest text value kept; a longer one stays searchable in the message.
 pub const MAX_TEXT_BYTES: usize = 512;
+/// How far into a plain-text line `key=value` pairs are looked for.
+const PLAIN_PAIRS_WINDOW: usize = 4096;
+
+/// The first `max` bytes of `text`, cut at a character boundary.
+fn head(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// How deep nested JSON objects are walked.
 const MAX_DEPTH: usize = 8;
 
@@ -31,15 +43,6 @@ pub enum FieldValue {
     Number(f64),
     /// Anything else (booleans as `true` / `false`).
     Text(String),
-}
-
-/// The fields of `line` laid out as `layout`, at most
-/// [`MAX_FIELDS_PER_LINE`], keyed by name (nested JSON keys dotted).
-pub fn extract(line: &str, layout: Layout) -> BTreeMap<String, FieldValue> {
-    match json_object(line, layout) {
-        Some(object) => from_json(&object),
-        None => from_text(line, layout),
-    }
 }
 
 /// The line as a JSON object, when the layout says it is one (or, for
@@ -70,7 +73,17 @@ pub(super) fn from_text(line: &str, layout: Layout) -> BTreeMap<String, FieldVal
     if layout == Layout::Plain {
         access_log(&mut fields, line);
     }
-    for (key, value) in logfmt_pairs(line) {
+    // In plain text, pairs are looked for in the line's head: past it they
+    // are more often data of the message (a query string, a dump) than the
+    // program's own fields.
+    let scanned = match layout {
+        Layout::Plain => head(line, PLAIN_PAIRS_WINDOW),
+        _ => line,
+    };
+    if !scanned.contains('=') {
+        return fields;
+    }
+    for (key, value) in logfmt_pairs(scanned) {
         if fields.len() >= MAX_FIELDS_PER_LINE {
             break;
         }
@@ -315,6 +328,14 @@ pub(super) fn logfmt_pairs(line: &str) -> impl Iterator<Item = (&str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fields of `line` as `LineRules::detect` extracts them.
+    fn extract(line: &str, layout: Layout) -> BTreeMap<String, FieldValue> {
+        match json_object(line, layout) {
+            Some(object) => from_json(&object),
+            None => from_text(line, layout),
+        }
+    }
 
     fn text(s: &str) -> FieldValue {
         FieldValue::Text(s.to_owned())

@@ -11,6 +11,10 @@
 //! counts anywhere in the window: that is how log4j, logback, Python logging,
 //! HDFS, Spark and BGL write the level, and prose rarely shouts those words.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 use super::Level;
 
 /// How far into a line a level token may start. Real formats put the level
@@ -43,6 +47,7 @@ pub(super) fn detect(line: &str) -> Option<Level> {
     // the text.
     scan(b, WINDOW, false)
         .or_else(|| syslog_priority(b))
+        .or_else(|| tabular_http_status(b))
         .or_else(|| loose_http_status(b))
 }
 
@@ -188,7 +193,9 @@ fn scan(b: &[u8], window: usize, json_only: bool) -> Option<Level> {
             if found {
                 return Some(level);
             }
-        } else if let Some((key, quoted)) = after_level_key(b, start, json_only) {
+        } else if follows_separator(b, start)
+            && let Some((key, quoted)) = after_level_key(b, start, json_only)
+        {
             // A value no word names: a number (pino's 30, GELF's 6) or a
             // letter (MongoDB's `"s":"I"`), only as a JSON value: in text,
             // `lvl=2` or `Priority: 1` mean something else.
@@ -212,6 +219,17 @@ fn scan(b: &[u8], window: usize, json_only: bool) -> Option<Level> {
     None
 }
 
+/// Whether a `:` or `=` stands just before the token (a quote and spaces
+/// between allowed): the cheap test before [`after_level_key`] looks for a
+/// key.
+fn follows_separator(b: &[u8], start: usize) -> bool {
+    b[start.saturating_sub(4)..start]
+        .iter()
+        .rev()
+        .find(|&&c| c != b'"' && c != b' ')
+        .is_some_and(|&c| c == b':' || c == b'=')
+}
+
 /// A level joined to another word:
 /// - after the time, a letter or level word before a `/` and a tag or
 ///   component (Android's `I/ActivityManager`, Icinga's `debug/Checker`),
@@ -220,6 +238,9 @@ fn scan(b: &[u8], window: usize, json_only: bool) -> Option<Level> {
 /// - anywhere, an uppercase level after a channel (Monolog's
 ///   `local.ERROR:`), or any level after a syslog facility (`user.error`).
 fn qualified(token: &[u8], after_timestamp: bool) -> Option<Level> {
+    if token.len() > 1 && !token.iter().any(|&c| c == b'/' || c == b'.') {
+        return None;
+    }
     if after_timestamp {
         if token.len() == 1 {
             return letter(token);
@@ -281,8 +302,6 @@ const ACCESS_WINDOW: usize = 4096;
 /// - `"GET /path HTTP/1.1" 503` and `] "<any request>" 408` (Common and
 ///   Combined Log Format, Apache and nginx, even for a garbled request);
 /// - `HTTP/1.1 200` unquoted (Atlassian, uWSGI's `(HTTP/1.1 200)`);
-/// - squid's `TCP_MISS/504`;
-/// - HAProxy's timers then the status: `0/0/7/1457/1487 200`.
 fn access_log_status(b: &[u8]) -> Option<Level> {
     let window = &b[..b.len().min(ACCESS_WINDOW)];
     let status_after = |rest: &[u8]| -> Option<Level> {
@@ -293,7 +312,9 @@ fn access_log_status(b: &[u8]) -> Option<Level> {
         http_status(digits)
     };
     // `HTTP/1.1" 503`, `HTTP/2.0 200`, `(HTTP/1.1 200)`.
-    for at in memchr::memmem::find_iter(window, b"HTTP/") {
+    static HTTP: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"HTTP/"));
+    static REQUEST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"] \""));
+    for at in HTTP.find_iter(window) {
         let rest = &window[at + 5..];
         let version = rest
             .iter()
@@ -310,7 +331,7 @@ fn access_log_status(b: &[u8]) -> Option<Level> {
         }
     }
     // `[time] "request" 408`: the status follows the request's closing quote.
-    if let Some(at) = memchr::memmem::find(window, b"] \"") {
+    if let Some(at) = REQUEST.find(window) {
         let request = &window[at + 3..];
         if let Some(close) = memchr::memchr(b'"', request)
             && let Some(rest) = request[close + 1..].strip_prefix(b" ")
@@ -319,36 +340,39 @@ fn access_log_status(b: &[u8]) -> Option<Level> {
             return Some(level);
         }
     }
-    tokens(window).find_map(squid_status).or_else(|| {
-        let mut tokens = tokens(window);
-        while let Some(token) = tokens.next() {
-            if haproxy_timers(token) {
-                return tokens
-                    .next()
-                    .and_then(|t| (t.len() == 3).then(|| http_status(t)).flatten());
-            }
+    None
+}
+
+/// squid's `TCP_MISS/504` (its fourth field) and HAProxy's timers then
+/// the status (`0/0/7/1457/1487 200`, after its syslog header, addresses,
+/// accept date and frontend/backend names): tried when no level word is
+/// found, as neither format writes one.
+fn tabular_http_status(b: &[u8]) -> Option<Level> {
+    let window = &b[..b.len().min(ACCESS_WINDOW)];
+    // Both formats write a `/` in the status's token or before it.
+    memchr::memchr(b'/', window)?;
+    let mut tokens = tokens(window).take(24).enumerate();
+    while let Some((i, token)) = tokens.next() {
+        if i < 8
+            && let Some(level) = squid_status(token)
+        {
+            return Some(level);
         }
-        None
-    })
+        if haproxy_timers(token) {
+            return tokens.next().and_then(|(_, t)| http_status(t));
+        }
+    }
+    None
 }
 
 /// A status found by position in access logs without quotes or markers,
 /// tried only when the line names no level: the first three-digit token
 /// in the ten after an HTTP method (IIS and W3C extended logs, CloudFront),
-/// or the one after three numbers (AWS load balancers' processing times).
+/// or the one after three numbers (AWS load balancers' processing times),
+/// among the first 32 tokens.
 fn loose_http_status(b: &[u8]) -> Option<Level> {
     let window = &b[..b.len().min(ACCESS_WINDOW)];
-    let all: Vec<&[u8]> = tokens(window).take(64).collect();
     let method = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT"];
-    if let Some(at) = all.iter().position(|t| method.iter().any(|m| *t == m.as_bytes())) {
-        let status = all[at + 1..]
-            .iter()
-            .take(10)
-            .find(|t| t.len() == 3 && t.iter().all(u8::is_ascii_digit) && http_status(t).is_some());
-        if let Some(status) = status {
-            return http_status(status);
-        }
-    }
     // `0.010`, `-1`: a duration, not an address (`10.0.0.1`).
     let number = |t: &[u8]| {
         let digits = t.strip_prefix(b"-").unwrap_or(t);
@@ -357,9 +381,28 @@ fn loose_http_status(b: &[u8]) -> Option<Level> {
             && digits.iter().filter(|&&c| c == b'.').count() <= 1
             && digits.first().is_some_and(u8::is_ascii_digit)
     };
-    all.windows(4)
-        .find(|w| number(w[0]) && number(w[1]) && number(w[2]) && w[3].len() == 3 && http_status(w[3]).is_some())
-        .and_then(|w| http_status(w[3]))
+    // Tokens since the method (`None` before it) and numbers in a row.
+    let mut since_method: Option<usize> = None;
+    let mut numbers = 0;
+    for token in tokens(window).take(32) {
+        if let Some(since) = since_method.as_mut() {
+            *since += 1;
+            if *since <= 10
+                && let Some(level) = http_status(token)
+            {
+                return Some(level);
+            }
+        } else if method.iter().any(|m| token == m.as_bytes()) {
+            since_method = Some(0);
+        }
+        if numbers >= 3
+            && let Some(level) = http_status(token)
+        {
+            return Some(level);
+        }
+        numbers = if number(token) { numbers + 1 } else { 0 };
+    }
+    None
 }
 
 /// The space- or tab-separated tokens of `b`.

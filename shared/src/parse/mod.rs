@@ -98,7 +98,9 @@ pub struct Detected {
     pub timestamp: Option<Timestamp>,
     /// The level the line states, if any.
     pub level: Option<Level>,
-    /// The fields extracted from the line (see [`fields::extract`]).
+    /// The fields extracted from the line: a JSON line's scalars (nested
+    /// keys dotted), or a text line's `key=value` pairs and access-log parts;
+    /// at most [`fields::MAX_FIELDS_PER_LINE`].
     pub fields: BTreeMap<String, FieldValue>,
 }
 

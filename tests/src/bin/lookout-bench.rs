@@ -35,10 +35,10 @@
 //!   histogram and facet answers received and the results drawn into the
 //!   DOM; layout and paint not included); prints p50 and max.
 //!
-//! - `lookout-bench detect FILE`: the aggregator's per-line detection (event
-//!   time and level, as ingest runs it) over every line of FILE on one
-//!   thread, the file already in memory; prints lines/s and how many lines
-//!   got a time and a level.
+//! - `lookout-bench detect FILE`: the aggregator's per-line detection over
+//!   every line of FILE on one thread, the file already in memory: event
+//!   time and level alone, then with field extraction (all that ingest
+//!   derives from a line); prints lines/s of each and what was found.
 //!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
@@ -90,20 +90,34 @@ fn main() {
 }
 
 /// Detection alone: no I/O in the timed loop, one thread, as one ingest
-/// request is enriched.
+/// request is enriched. Twice: event time and level only, then all that
+/// ingest derives from a line (time, level and extracted fields).
 fn bench_detect(file: &Path) {
     let text = fs::read_to_string(file).unwrap_or_else(|err| panic!("{}: {err}", file.display()));
     let lines: Vec<&str> = text.lines().collect();
     let read_at = jiff::Timestamp::now();
+    let zone = jiff::tz::TimeZone::UTC;
     let started = Instant::now();
     let (mut timed, mut leveled) = (0u64, 0u64);
     for line in &lines {
-        timed += u64::from(lookout_shared::parse::parse_timestamp(line, read_at, &jiff::tz::TimeZone::UTC).is_some());
+        timed += u64::from(lookout_shared::parse::parse_timestamp(line, read_at, &zone).is_some());
         leveled += u64::from(lookout_shared::parse::detect_level(line).is_some());
     }
     let elapsed = started.elapsed().as_secs_f64();
     println!(
-        "detect: {} lines in {elapsed:.2} s = {:.0} lines/s; {timed} with a time, {leveled} with a level",
+        "time and level: {} lines in {elapsed:.2} s = {:.0} lines/s; {timed} with a time, {leveled} with a level",
+        lines.len(),
+        lines.len() as f64 / elapsed
+    );
+    let rules = lookout_shared::parse::LineRules::default();
+    let started = Instant::now();
+    let mut fields = 0u64;
+    for line in &lines {
+        fields += rules.detect(line, read_at).fields.len() as u64;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "time, level and fields: {} lines in {elapsed:.2} s = {:.0} lines/s; {fields} fields",
         lines.len(),
         lines.len() as f64 / elapsed
     );
