@@ -749,8 +749,13 @@ mod tests {
     fn shipped_example_config_is_valid() {
         let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml"));
         let (config, compiled) = AgentConfig::load(file).unwrap();
-        assert_eq!(compiled.sources.len(), 2);
+        assert_eq!(compiled.sources.len(), 3);
         assert!(compiled.sources[0].multiline_start.is_some());
+        assert_eq!(
+            compiled.sources[0].line_format.timezone.as_deref(),
+            Some("Europe/Berlin")
+        );
+        assert_eq!(compiled.sources[1].line_format.layout, Layout::Json);
         assert_eq!(config.shipper.max_in_flight, 4);
         let metrics = compiled.metrics.expect("metrics are on by default");
         assert_eq!(metrics.interval, Duration::from_secs(10));

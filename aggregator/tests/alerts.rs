@@ -338,6 +338,22 @@ async fn the_outbox_retries_until_the_receiver_is_back_and_shows_the_last_error(
     server.stop().await;
 }
 
+/// Ingests `messages` as one file of `host`, read one millisecond apart from now.
+async fn ingest_lines(server: &Server, host: &str, source: &str, messages: &[&str]) {
+    let now = now_ms();
+    let lines: Vec<common::Line<'_>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| common::Line {
+            message,
+            read_at_ms: now + i as i64,
+        })
+        .collect();
+    server
+        .ingest_ok(&batch(host, vec![chunk(&common::stream(host, 1), source, 0, &lines)]))
+        .await;
+}
+
 #[tokio::test]
 async fn log_match_fires_with_the_first_matching_lines() {
     let dir = tempfile::tempdir().unwrap();
@@ -354,28 +370,19 @@ sample_lines = 2
 annotations = { summary = "{{ value }} break-in attempts on {{ host }}" }
 "#;
     let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
-    let now = now_ms();
-    let lines = [
-        "sshd[1]: reverse mapping checking getaddrinfo for x [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
-        "sshd[2]: Accepted password for bob",
-        "sshd[3]: reverse mapping checking getaddrinfo for <script>y</script> failed - POSSIBLE BREAK-IN ATTEMPT!",
-        "sshd[4]: reverse mapping checking getaddrinfo for z failed - POSSIBLE BREAK-IN ATTEMPT!",
-    ];
-    let lines: Vec<common::Line<'_>> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, message)| common::Line {
-            message,
-            read_at_ms: now + i as i64,
-        })
-        .collect();
     // Three matching lines in the window: more than `count = 1`.
-    server
-        .ingest_ok(&batch(
-            "bastion",
-            vec![chunk(&common::stream("bastion", 1), "/var/log/auth.log", 0, &lines)],
-        ))
-        .await;
+    ingest_lines(
+        &server,
+        "bastion",
+        "/var/log/auth.log",
+        &[
+            "sshd[1]: reverse mapping checking getaddrinfo for x [1.2.3.4] failed - POSSIBLE BREAK-IN ATTEMPT!",
+            "sshd[2]: Accepted password for bob",
+            "sshd[3]: reverse mapping checking getaddrinfo for <script>y</script> failed - POSSIBLE BREAK-IN ATTEMPT!",
+            "sshd[4]: reverse mapping checking getaddrinfo for z failed - POSSIBLE BREAK-IN ATTEMPT!",
+        ],
+    )
+    .await;
     wait_for("the log_match notification", async || !hook.requests().is_empty()).await;
     let sent = hook.requests()[0].json();
     validate_alertmanager_v4(&sent).unwrap();
@@ -389,6 +396,40 @@ annotations = { summary = "{{ value }} break-in attempts on {{ host }}" }
     assert_eq!(samples.len(), 2, "sample_lines = 2");
     assert!(samples[0]["message"].as_str().unwrap().contains("[1.2.3.4]"));
     assert!(samples[1]["message"].as_str().unwrap().contains("<script>y</script>"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn log_rules_count_lines_by_their_extracted_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "ServerErrors"
+kind = "log_match"
+query = "status:>=500 AND has:trace_id"
+window = "5m"
+count = 1
+interval = "1s"
+annotations = { summary = "{{ value }} traced 5xx on {{ host }}" }
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    ingest_lines(
+        &server,
+        "api-1",
+        "/var/log/api.log",
+        &[
+            r#"{"msg":"pay","status":502,"trace_id":"a1"}"#,
+            r#"{"msg":"pay","status":503}"#,
+            r#"{"msg":"cart","status":200,"trace_id":"a2"}"#,
+            "ts=2024-01-01T00:00:00Z status=500 trace_id=a3 msg=boom",
+            "status 500 in the text only, trace_id none",
+        ],
+    )
+    .await;
+    wait_for("the field rule's notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    assert_eq!(sent["alerts"][0]["annotations"]["summary"], "2 traced 5xx on api-1");
     server.stop().await;
 }
 

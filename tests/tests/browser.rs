@@ -184,7 +184,7 @@ fn the_web_ui_works_in_headless_chromium() {
     let hostile = logs.join("hostile.log");
     fs::copy(loghub_dir().join("OpenSSH_2k.log"), &openssh).unwrap();
     fs::write(&hostile, HOSTILE.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let structured = logs.join("app.json");
+    let structured = logs.join("app.log");
     fs::write(&structured, format!("{STRUCTURED}\n")).unwrap();
     let rules = dir.join("rules.toml");
     fs::write(

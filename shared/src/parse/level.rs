@@ -36,7 +36,7 @@ pub(super) fn detect(line: &str) -> Option<Level> {
     if let Some(level) = klog(b).or_else(|| logcat_brief(b)).or_else(|| redis(b)) {
         return Some(level);
     }
-    if let Some(level) = access_log_status(b) {
+    if let Some(level) = opening_word(b).or_else(|| access_log_status(b)) {
         return Some(level);
     }
     if b.trim_ascii_start().first() == Some(&b'{') {
@@ -49,6 +49,24 @@ pub(super) fn detect(line: &str) -> Option<Level> {
         .or_else(|| syslog_priority(b))
         .or_else(|| tabular_http_status(b))
         .or_else(|| loose_http_status(b))
+}
+
+/// A level word that opens the line and labels it (`INFO: ...`,
+/// `WARNING ...`): uvicorn and Python's default format write the level
+/// first even before an access log's status.
+fn opening_word(b: &[u8]) -> Option<Level> {
+    let len = b
+        .iter()
+        .take(MAX_WORD + 1)
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let word_end = b.get(len);
+    if !matches!(word_end, Some(b':' | b' ')) {
+        return None;
+    }
+    let token = &b[..len];
+    let labelled = word_end == Some(&b':') || token.iter().all(u8::is_ascii_uppercase);
+    word(token).filter(|_| labelled && !token.eq_ignore_ascii_case(b"log"))
 }
 
 /// The level a key's value names: a word, or the number of a numeric
@@ -92,14 +110,19 @@ const JSON_STATUS_KEYS: [&str; 9] = [
 ];
 
 /// The level a JSON object states: a level key (word, letter or number),
-/// a syslog priority, a level word among its `tags` (Kibana), or, for an
-/// access log, its HTTP status.
+/// a syslog priority, a level word among its `tags` (Kibana), for an access
+/// log its HTTP status, or what the line it wraps (`log`, `message`) says.
 pub(super) fn from_json(object: &serde_json::Map<String, serde_json::Value>) -> Option<Level> {
     let text = |key: &str| super::fields::lookup(object, key).and_then(super::fields::scalar);
-    LEVEL_KEYS
-        .iter()
-        .chain(&["s"])
-        .find_map(|key| text(key).and_then(|v| from_value(&v)))
+    let keys = || LEVEL_KEYS.iter().chain(&["s"]);
+    let named = |v: String| {
+        let v = v.trim().as_bytes();
+        word(v).or_else(|| letter(v))
+    };
+    // A word (`levelName: "ERROR"`) is clearer than a number (`level: 4`).
+    keys()
+        .find_map(|key| text(key).and_then(named))
+        .or_else(|| keys().find_map(|key| text(key).and_then(|v| from_value(&v))))
         .or_else(|| {
             JSON_PRIORITY_KEYS
                 .iter()
@@ -116,6 +139,8 @@ pub(super) fn from_json(object: &serde_json::Map<String, serde_json::Value>) -> 
                 .iter()
                 .find_map(|key| http_status(text(key)?.as_bytes()))
         })
+        // A wrapped line (Docker's `log`, journald's `MESSAGE`) states its own.
+        .or_else(|| ["log", "message", "msg"].iter().find_map(|key| detect(&text(key)?)))
 }
 
 /// The level an HTTP status stands for: 5xx error, 4xx warning, else info.
@@ -210,6 +235,8 @@ fn scan(b: &[u8], window: usize, json_only: bool) -> Option<Level> {
             }
         } else if !json_only && let Some(level) = qualified(token, after_timestamp) {
             return Some(level);
+        } else if !json_only && let Some(level) = bracketed_letter(b, start, i) {
+            return Some(level);
         }
         timestamp_tokens &= token
             .iter()
@@ -238,6 +265,10 @@ fn follows_separator(b: &[u8], start: usize) -> bool {
 /// - anywhere, an uppercase level after a channel (Monolog's
 ///   `local.ERROR:`), or any level after a syslog facility (`user.error`).
 fn qualified(token: &[u8], after_timestamp: bool) -> Option<Level> {
+    // Telegraf's `2022-01-26T20:08:15Z W! ...`.
+    if after_timestamp && token.len() == 2 && token[1] == b'!' {
+        return letter(&token[..1]);
+    }
     if token.len() > 1 && !token.iter().any(|&c| c == b'/' || c == b'.') {
         return None;
     }
@@ -263,6 +294,24 @@ fn qualified(token: &[u8], after_timestamp: bool) -> Option<Level> {
     .any(|f| channel.eq_ignore_ascii_case(f.as_bytes()));
     let monolog = !channel.is_empty() && level.iter().all(u8::is_ascii_uppercase);
     (facility || monolog).then_some(found)
+}
+
+/// A level letter in brackets: `[I]`, `(W)` (Gitea, qBittorrent), or
+/// opening the line's bracket before the time (`[I 2020-03-23 ...]`,
+/// Tornado, whose `C` is critical).
+fn bracketed_letter(b: &[u8], start: usize, end: usize) -> Option<Level> {
+    if end != start + 1 {
+        return None;
+    }
+    let token = &b[start..end];
+    match (start.checked_sub(1).map(|p| b[p]), b.get(end), b.get(end + 1)) {
+        (Some(b'['), Some(b']'), _) | (Some(b'('), Some(b')'), _) => letter(token),
+        (Some(b'['), Some(b' '), Some(c)) if start == 1 && c.is_ascii_digit() => match token {
+            [b'C'] => Some(Level::Error),
+            _ => letter(token),
+        },
+        _ => None,
+    }
 }
 
 /// Skips a terminal escape sequence starting at `i` (`ESC [ 31 ; 1 m`).
@@ -664,6 +713,12 @@ fn klog(b: &[u8]) -> Option<Level> {
 /// `PRI = facility * 8 + severity`, severities 0-3 (emerg..err) are errors,
 /// 4 warning, 5-6 notice and info, 7 debug.
 fn syslog_priority(b: &[u8]) -> Option<Level> {
+    // Octet-counting framing (RFC 6587) puts the length first: `215 <86>1 ...`.
+    let counted = b.iter().take(6).take_while(|c| c.is_ascii_digit()).count();
+    let b = match b.get(counted) {
+        Some(b' ') if counted > 0 => &b[counted + 1..],
+        _ => b,
+    };
     let rest = b.strip_prefix(b"<")?;
     let close = rest.iter().take(4).position(|&c| c == b'>')?;
     let digits = &rest[..close];

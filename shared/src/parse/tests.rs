@@ -624,6 +624,33 @@ fn level_letters_numbers_and_marks() {
     assert_eq!(detect_level(r#"{"x":"I"}"#), None);
     assert_eq!(detect_level(r#"{"level":35}"#), None);
     assert_eq!(detect_level("the LOG: is a word here"), None);
+    assert_eq!(
+        detect_level("2022/03/01 12:57:58 auth.go:200:SignInPost() [W] slow"),
+        Some(Level::Warn)
+    );
+    assert_eq!(detect_level("(E) 2024-11-26T13:37:02 - failure"), Some(Level::Error));
+    assert_eq!(
+        detect_level("[C 2020-03-23 15:44:53.296 ServerApp] gone"),
+        Some(Level::Error)
+    );
+    assert_eq!(detect_level("2022-01-26T20:08:15Z W! deprecated"), Some(Level::Warn));
+    assert_eq!(
+        detect_level("215 <86>1 2015-08-05T21:58:59.693Z host app - - - x"),
+        Some(Level::Info)
+    );
+    // JSON lines, parsed: a word beats a number, a wrapped line states its own.
+    let json = |line: &str| LineRules::default().detect(line, reference()).level;
+    assert_eq!(
+        json(r#"{"log":"ERROR: disk full","stream":"stderr"}"#),
+        Some(Level::Error)
+    );
+    assert_eq!(json(r#"{"level":4,"levelName":"ERROR"}"#), Some(Level::Error));
+    assert_eq!(json(r#"{"level":4}"#), Some(Level::Warn));
+    // A level word opening the line beats an access log's status.
+    assert_eq!(
+        detect_level(r#"INFO: 10.0.0.1:5278 - "POST /login HTTP/1.1" 401 Unauthorized"#),
+        Some(Level::Info)
+    );
 }
 
 #[test]

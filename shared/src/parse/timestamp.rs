@@ -155,8 +155,14 @@ pub(super) fn from_json(object: &serde_json::Map<String, serde_json::Value>, ctx
     })
 }
 
-/// Skips an RFC 3164 / 5424 priority `<34>` and the RFC 5424 version `1 `.
+/// Skips an RFC 3164 / 5424 priority `<34>` and the RFC 5424 version `1 `
+/// (after an octet count, `215 <86>1 `, when the framing left one).
 fn skip_syslog_header(b: &[u8]) -> &[u8] {
+    let counted = b.iter().take(6).take_while(|c| c.is_ascii_digit()).count();
+    let b = match b.get(counted) {
+        Some(b' ') if counted > 0 && b.get(counted + 1) == Some(&b'<') => &b[counted + 1..],
+        _ => b,
+    };
     let Some(rest) = b.strip_prefix(b"<") else {
         return b;
     };
@@ -441,7 +447,8 @@ fn dmy(b: &[u8], ctx: &Context) -> Option<Timestamp> {
     if !(EARLIEST_YEAR..=2100).contains(&year) {
         return None;
     }
-    // RabbitMQ writes `8-Mar-2018::14:09:27`.
+    // RabbitMQ writes `8-Mar-2018::14:09:27`, NestJS `08/02/2023, 7:32:47 PM`.
+    c.eat(b',');
     if !(c.eat(b' ') || c.eat(b':') || c.eat(b'T')) {
         return None;
     }
