@@ -6,7 +6,8 @@
 //! `(host, source)` may bring at most [`MAX_NAMES_PER_SOURCE`] names; fields
 //! of further names are dropped (the line's text keeps them searchable),
 //! counted in `lookout_fields_dropped_total` and warned about once per
-//! source.
+//! source. The memory of names is itself bounded over all sources
+//! ([`MAX_NAMES_REMEMBERED`]), so many sources cannot make it grow either.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -16,15 +17,23 @@ use lookout_shared::parse::fields::FieldValue;
 /// Distinct field names one source may bring.
 pub const MAX_NAMES_PER_SOURCE: usize = 1000;
 
-/// Sources tracked at once; past it the memory is started afresh (which
-/// lets each source bring its names again: a bound on memory, not on the
-/// index).
-const MAX_SOURCES: usize = 10_000;
+/// Names remembered over all sources (about 13 MB at the longest names);
+/// past it the memory is started afresh, which lets each source bring its
+/// names again: a bound on this memory, not on the index.
+const MAX_NAMES_REMEMBERED: usize = 100_000;
 
-/// The names seen per `(host, source)` since the aggregator started.
+/// The names seen per `(host, source)` since the aggregator started (or
+/// since the memory was last started afresh).
 #[derive(Default)]
 pub struct FieldNames {
-    seen: Mutex<HashMap<(String, String), Source>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    sources: HashMap<(String, String), Source>,
+    /// Names over all sources.
+    names: usize,
 }
 
 #[derive(Default)]
@@ -48,11 +57,11 @@ impl FieldNames {
             return 0;
         }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (host.to_owned(), source.to_owned());
-        if !seen.contains_key(&key) && seen.len() >= MAX_SOURCES {
-            seen.clear();
+        if seen.names >= MAX_NAMES_REMEMBERED {
+            *seen = Seen::default();
         }
-        let entry = seen.entry(key).or_default();
+        let Seen { sources, names } = &mut *seen;
+        let entry = sources.entry((host.to_owned(), source.to_owned())).or_default();
         let mut dropped = 0;
         for fields in records {
             let before = fields.len();
@@ -62,6 +71,7 @@ impl FieldNames {
                 }
                 if entry.names.len() < MAX_NAMES_PER_SOURCE {
                     entry.names.insert(name.clone());
+                    *names += 1;
                     return true;
                 }
                 false
@@ -102,5 +112,17 @@ mod tests {
         // Another source has its own bound.
         let mut fields = BTreeMap::from([("k5000".to_owned(), FieldValue::Number(1.0))]);
         assert_eq!(names.admit("h", "/b.log", std::iter::once(&mut fields)), 0);
+    }
+
+    #[test]
+    fn the_memory_of_names_is_bounded_over_all_sources() {
+        let names = FieldNames::default();
+        for source in 0..MAX_NAMES_REMEMBERED / MAX_NAMES_PER_SOURCE + 5 {
+            let mut records: Vec<BTreeMap<String, FieldValue>> = (0..MAX_NAMES_PER_SOURCE)
+                .map(|i| BTreeMap::from([(format!("k{i}"), FieldValue::Number(1.0))]))
+                .collect();
+            names.admit("h", &format!("/{source}.log"), records.iter_mut());
+            assert!(names.seen.lock().unwrap().names <= MAX_NAMES_REMEMBERED);
+        }
     }
 }
