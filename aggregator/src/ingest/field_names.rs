@@ -20,7 +20,7 @@ pub const MAX_NAMES_PER_SOURCE: usize = 1000;
 /// Names remembered over all sources (about 13 MB at the longest names);
 /// past it the memory is started afresh, which lets each source bring its
 /// names again: a bound on this memory, not on the index.
-const MAX_NAMES_REMEMBERED: usize = 100_000;
+pub const MAX_NAMES_REMEMBERED: usize = 100_000;
 
 /// The names seen per `(host, source)` since the aggregator started (or
 /// since the memory was last started afresh).
