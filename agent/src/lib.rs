@@ -23,6 +23,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod rotate;
+pub mod seal;
 pub mod ship;
 pub mod sources;
 pub mod spool;
@@ -30,12 +31,11 @@ pub mod spool;
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{AckTracker, CheckpointStore};
 use crate::config::{AgentConfig, Compiled};
+use crate::seal::SealerParts;
 use crate::ship::{ShipStats, Shipper};
-use crate::sources::file::discover::Root;
 use crate::sources::file::tailer::{TailStats, Tailer, TailerParts};
 use crate::sources::metrics::{self, AgentHealth, MetricsParts};
 use crate::spool::Spool;
-use notify::{EventKind, RecursiveMode, Watcher};
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
@@ -46,8 +46,6 @@ use tokio::sync::watch;
 
 /// How often delivery progress is saved.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait between attempts to write a batch to a spool that failed.
-const SPOOL_RETRY: Duration = Duration::from_secs(2);
 /// Files written this long before the last checkpoint save still count as
 /// possibly unread after a restart.
 const RESUME_MARGIN: Duration = Duration::from_secs(5);
@@ -68,23 +66,8 @@ pub enum AgentError {
         source: io::Error,
     },
     /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-    /// `ca_file` could not be used.
-    #[error("ca_file: {0}")]
-    CaFile(String),
-}
-
-/// The client that ships batches: HTTPS through rustls with the ring
-/// provider, trusting the system's roots plus `ca_file`'s certificates.
-pub fn http_client(config: &AgentConfig) -> Result<reqwest::Client, AgentError> {
-    lookout_shared::tls::install_crypto_provider();
-    let certificates = config.ca_certificates().map_err(AgentError::CaFile)?;
-    let mut builder = reqwest::Client::builder().timeout(config.shipper.request_timeout.get());
-    if !certificates.is_empty() {
-        builder = builder.tls_certs_merge(certificates);
-    }
-    Ok(builder.build()?)
+    #[error(transparent)]
+    Client(#[from] ship::ClientError),
 }
 
 /// Runs the agent until `shutdown` completes, then flushes what was read,
@@ -125,7 +108,7 @@ pub async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let (wake_tx, wake_rx) = mpsc::sync_channel::<()>(1);
     let rescan = Arc::new(AtomicBool::new(true));
-    let watch = file_watcher(wake_tx, Arc::clone(&rescan));
+    let watch = sources::file::watch::file_watcher(wake_tx, Arc::clone(&rescan));
     let (batch_tx, batch_rx) = mpsc::sync_channel(2);
     let (entry_tx, entry_rx) = tokio::sync::mpsc::unbounded_channel();
     let tail_stats = Arc::new(TailStats::default());
@@ -179,54 +162,19 @@ pub async fn run(
         .spawn(move || tailer.run())
         .map_err(state_error("cannot start the tailer thread", &state_dir))?;
     let sealer_thread = {
-        let spool = Arc::clone(&spool);
-        let stop = Arc::clone(&stop);
+        let parts = SealerParts {
+            batches: batch_rx,
+            spool: Arc::clone(&spool),
+            stop: Arc::clone(&stop),
+            spooled: entry_tx,
+        };
         std::thread::Builder::new()
             .name("sealer".into())
-            .spawn(move || {
-                for batch in batch_rx {
-                    let sealed = match batch::seal(&batch) {
-                        Ok(sealed) => sealed,
-                        Err(err) => {
-                            tracing::error!(error = %err, "cannot encode a batch; its lines are read again after a restart");
-                            continue;
-                        }
-                    };
-                    // A spool that cannot be written (a full or failing disk) holds
-                    // the batch here: the channel fills, the tailer stops reading,
-                    // and the log files keep the lines until the write succeeds.
-                    let mut failures = 0u32;
-                    let entry = loop {
-                        match spool.append(&sealed, &stop) {
-                            Ok(entry) => break entry,
-                            Err(err) => {
-                                if failures == 0 {
-                                    tracing::error!(error = %err, "cannot write to the spool; reading is paused until it can be written");
-                                }
-                                failures += 1;
-                                if stop.load(Ordering::Relaxed) {
-                                    // Not spooled, not acknowledged: read again after a restart.
-                                    return;
-                                }
-                                std::thread::sleep(SPOOL_RETRY.min(Duration::from_millis(100) * failures));
-                            }
-                        }
-                    };
-                    if failures > 0 {
-                        tracing::info!(attempts = failures + 1, "the spool can be written again; reading goes on");
-                    }
-                    let Some(entry) = entry else {
-                        return;
-                    };
-                    if entry_tx.send(entry).is_err() {
-                        return;
-                    }
-                }
-            })
+            .spawn(move || seal::run(parts))
             .map_err(state_error("cannot start the sealer thread", &state_dir))?
     };
 
-    let client = http_client(&config)?;
+    let client = ship::http_client(&config)?;
     let shipper = Arc::new(Shipper {
         client,
         url: ship::ingest_url(&config.aggregator_url),
@@ -288,44 +236,5 @@ async fn save_checkpoint(acks: &Arc<Mutex<AckTracker>>, store: &Arc<CheckpointSt
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::error!(error = %err, "cannot save the checkpoints"),
         Err(err) => tracing::error!(error = %err, "checkpoint task failed"),
-    }
-}
-
-/// An inotify watcher that wakes the tailer, and a function adding folders to it.
-/// Without a watcher (inotify unavailable or out of watches) polling still works.
-fn file_watcher(wake: mpsc::SyncSender<()>, rescan: Arc<AtomicBool>) -> Box<dyn FnMut(&Root) -> bool + Send> {
-    let handler = move |event: notify::Result<notify::Event>| {
-        let structural = match &event {
-            Ok(event) => matches!(
-                event.kind,
-                EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
-            ),
-            // An error (such as a queue overflow) may hide anything: rescan.
-            Err(_) => true,
-        };
-        if structural {
-            rescan.store(true, Ordering::Relaxed);
-        }
-        let _ = wake.try_send(());
-    };
-    match notify::recommended_watcher(handler) {
-        Ok(mut watcher) => Box::new(move |root: &Root| {
-            let mode = if root.depth > 0 {
-                RecursiveMode::Recursive
-            } else {
-                RecursiveMode::NonRecursive
-            };
-            match watcher.watch(&root.dir, mode) {
-                Ok(()) => true,
-                Err(err) => {
-                    tracing::warn!(dir = %root.dir.display(), error = %err, "cannot watch a folder; polling it instead");
-                    false
-                }
-            }
-        }),
-        Err(err) => {
-            tracing::warn!(error = %err, "no file watcher; polling only");
-            Box::new(|_: &Root| false)
-        }
     }
 }

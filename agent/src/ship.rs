@@ -10,6 +10,7 @@
 //! would stall behind it).
 
 use crate::checkpoint::AckTracker;
+use crate::config::AgentConfig;
 use crate::spool::{Spool, SpoolEntry};
 use lookout_shared::wire::{INGEST_PATH, IngestResponse};
 use reqwest::StatusCode;
@@ -207,6 +208,29 @@ fn error_text(body: &str) -> String {
         .map(|error| error.error)
         .unwrap_or_else(|_| body.to_string());
     text.chars().take(500).collect()
+}
+
+/// Why the shipping client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// reqwest refused the configuration.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[from] reqwest::Error),
+    /// `ca_file` could not be used.
+    #[error("ca_file: {0}")]
+    CaFile(String),
+}
+
+/// The client that ships batches: HTTPS through rustls with the ring
+/// provider, trusting the system's roots plus `ca_file`'s certificates.
+pub fn http_client(config: &AgentConfig) -> Result<reqwest::Client, ClientError> {
+    lookout_shared::tls::install_crypto_provider();
+    let certificates = config.ca_certificates().map_err(ClientError::CaFile)?;
+    let mut builder = reqwest::Client::builder().timeout(config.shipper.request_timeout.get());
+    if !certificates.is_empty() {
+        builder = builder.tls_certs_merge(certificates);
+    }
+    Ok(builder.build()?)
 }
 
 #[cfg(test)]

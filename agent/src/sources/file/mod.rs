@@ -1,8 +1,10 @@
 //! The log file source: discovery ([`discover`]), safe opening ([`open`]),
-//! identity ([`identity`]), splitting into records ([`records`]) and
-//! following files through rotation ([`tailer`]).
+//! identity ([`identity`]), splitting into records ([`records`]),
+//! following files through rotation ([`tailer`]) and being woken when a
+//! watched folder changes ([`watch`]).
 pub mod discover;
 pub mod identity;
 pub mod open;
 pub mod records;
 pub mod tailer;
+pub mod watch;
