@@ -65,8 +65,18 @@ impl Partition {
     pub fn open(dir: PathBuf, day: Date, schema: &LogSchema) -> anyhow::Result<(Partition, Payload)> {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let directory = MmapDirectory::open(&dir).with_context(|| format!("cannot open {}", dir.display()))?;
-        let index = Index::open_or_create(directory, schema.schema().clone())
-            .with_context(|| format!("cannot open the log index in {}", dir.display()))?;
+        let index = match Index::open_or_create(directory, schema.schema().clone()) {
+            Ok(index) => index,
+            Err(tantivy::TantivyError::SchemaError(_)) => anyhow::bail!(
+                "the log index in {} was written by a Lookout build with other index fields (builds before \
+                 extracted fields, for one) and this build cannot read or add to it; move the folder out of \
+                 data_dir to start, and keep it for the build that wrote it",
+                dir.display()
+            ),
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context(format!("cannot open the log index in {}", dir.display())));
+            }
+        };
         let payload = match index.load_metas()?.payload {
             Some(text) => serde_json::from_str::<Payload>(&text)
                 .with_context(|| format!("the commit payload of {} is unreadable", dir.display()))?,
@@ -144,6 +154,23 @@ mod tests {
         for bad in ["2024-3-9", "tmp", "2024-02-30", ""] {
             assert_eq!(Partition::day_of_dir_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_index_with_other_fields_is_refused_with_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day = Date::new(2024, 1, 2).unwrap();
+        let dir = Partition::dir_for(tmp.path(), day);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut older = tantivy::schema::Schema::builder();
+        older.add_text_field("message", tantivy::schema::TEXT);
+        Index::create_in_dir(&dir, older.build()).unwrap();
+        let err = Partition::open(dir.clone(), day, &LogSchema::new())
+            .err()
+            .expect("a partition with other fields is refused");
+        let message = err.to_string();
+        assert!(message.contains(&dir.display().to_string()), "{message}");
+        assert!(message.contains("move the folder out of data_dir"), "{message}");
     }
 
     #[test]
