@@ -1136,7 +1136,23 @@ impl<'a> Cursor<'a> {
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'/' | b'_' | b'-' | b'+'))
             .count();
         let name = rest.get(..len)?;
-        if !name.first().is_some_and(u8::is_ascii_uppercase) || !name.contains(&b'/') {
+        // Only the database's areas are looked up, so a line's `Foo/Bar`
+        // costs no lookup (the database is files on disk).
+        let area = name.split(|&c| c == b'/').next()?;
+        let areas: [&[u8]; 11] = [
+            b"Africa",
+            b"America",
+            b"Antarctica",
+            b"Arctic",
+            b"Asia",
+            b"Atlantic",
+            b"Australia",
+            b"Europe",
+            b"Indian",
+            b"Pacific",
+            b"Etc",
+        ];
+        if area.len() == name.len() || !areas.contains(&area) {
             return None;
         }
         let tz = TimeZone::get(std::str::from_utf8(name).ok()?).ok()?;
