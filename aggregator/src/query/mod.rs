@@ -592,7 +592,7 @@ impl Target {
             "timestamp" => Target::Timestamp,
             "truncated" => Target::Truncated,
             "has" => Target::Has,
-            "labels" | "fields" | "ingested" => {
+            "labels" | "fields" => {
                 return Err(format!(
                     "`{field}:` needs a name: `{field}.<name>:value`; fields are {FIELDS} (to search the text \
                      `{field}:`, quote it)"

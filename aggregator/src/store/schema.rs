@@ -41,12 +41,6 @@ pub mod names {
     /// Fields extracted from the line, as a JSON object (`fields.status`,
     /// or `status` where the name is not one of the above).
     pub const FIELDS: &str = "fields";
-
-    /// Every built-in name: an extracted field of one of these names is
-    /// reachable only as `fields.<name>`.
-    pub const BUILT_IN: [&str; 12] = [
-        ID, STREAM, OFFSET, TIMESTAMP, INGESTED, HOST, SOURCE, LEVEL, MESSAGE, LABELS, TRUNCATED, FIELDS,
-    ];
 }
 
 /// Longest message shown in a list of lines (search hits, context

@@ -116,22 +116,27 @@ export function syntaxErrorPosition(message) {
   return m ? Number(m[1]) : -1;
 }
 
-/** Names of the built-in fields: an extracted field of one of these names is queried as fields.<name>. */
-const BUILT_IN = new Set(['id', 'stream', 'offset', 'timestamp', 'ingested', 'host', 'source', 'level', 'message',
+/** The names a query gives their own meaning (aggregator/src/query/mod.rs): an extracted field of one of these names is queried as fields.<name>. */
+const BUILT_IN = new Set(['id', 'stream', 'offset', 'timestamp', 'host', 'source', 'level', 'message',
   'labels', 'truncated', 'fields', 'has']);
+
+/** What the query language accepts as a field name. */
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 /** How a query names the extracted field `name`: as itself, or `fields.<name>` where it is taken. */
 export function fieldName(name) {
-  return BUILT_IN.has(name) || !/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name) ? `fields.${name}` : name;
+  return BUILT_IN.has(name) ? `fields.${name}` : name;
 }
 
 /**
  * The query term that selects lines whose extracted field `name` has `value`:
  * `status:500`, `user.name:"ann lee"`, `fields.host:web-2` where the name is a
  * built-in one. Text values are quoted when they hold anything but letters,
- * digits and `._/-`, with `"` and `\` escaped.
+ * digits and `._/-`, with `"` and `\` escaped. Null for a name the query
+ * language cannot write (`@timestamp`, `t.$date`).
  */
 export function fieldTerm(name, value) {
+  if (!FIELD_NAME.test(name)) return null;
   const field = fieldName(name);
   const text = String(value);
   const bare = typeof value === 'number' || /^[A-Za-z0-9_./-]+$/.test(text);

@@ -256,10 +256,11 @@ async function toggleContext(row, hit) {
   for (const [name, value] of Object.entries(hit.labels ?? {})) fields.push([`labels.${name}`, value]);
   if (hit.truncated) fields.push(['truncated', 'yes: the agent cut this record short']);
   for (const [name, value] of fields) ui.contextFields.append(el('dt', { text: name }), el('dd', { text: value }));
-  // Fields extracted from the line, each offered as a filter.
+  // Fields extracted from the line, each offered as a filter where the
+  // query language can name it.
   for (const [name, value] of Object.entries(hit.fields ?? {})) {
     const term = fieldTerm(name, value);
-    const filter = el('button', {
+    const filter = term && el('button', {
       class: 'link-button field-filter',
       text: 'filter',
       attrs: { type: 'button', title: `Add ${term} to the query` },
