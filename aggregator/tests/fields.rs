@@ -40,6 +40,7 @@ const CASES: &[(&str, &[usize])] = &[
     ("msg:\"slow upstream\"", &[2]),
     ("NOT has:status", &[5, 6]),
     ("status:>=500 OR level:info", &[0, 1, 2, 4, 6]),
+    ("status:[* TO *]", &[0, 1, 2, 3, 4]),
 ];
 
 async fn loaded() -> (Server, tempfile::TempDir) {

@@ -7,7 +7,8 @@
 //! of further names are dropped (the line's text keeps them searchable),
 //! counted in `lookout_fields_dropped_total` and warned about once per
 //! source. The memory of names is itself bounded over all sources
-//! ([`MAX_NAMES_REMEMBERED`]), so many sources cannot make it grow either.
+//! ([`MAX_BYTES_REMEMBERED`], counting source paths too), so many sources
+//! cannot make it grow either.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -17,10 +18,12 @@ use lookout_shared::parse::fields::FieldValue;
 /// Distinct field names one source may bring.
 pub const MAX_NAMES_PER_SOURCE: usize = 1000;
 
-/// Names remembered over all sources (about 13 MB at the longest names);
-/// past it the memory is started afresh, which lets each source bring its
-/// names again: a bound on this memory, not on the index.
-pub const MAX_NAMES_REMEMBERED: usize = 100_000;
+/// Bytes of source keys and names remembered over all sources. Past it,
+/// the sources that have not reached their bound are forgotten first (they
+/// may bring names again, within their bound); only if that is not enough
+/// is everything forgotten, which lets each source bring its names again: a
+/// bound on this memory, not on the index.
+pub const MAX_BYTES_REMEMBERED: usize = 16 * 1024 * 1024;
 
 /// The names seen per `(host, source)` since the aggregator started (or
 /// since the memory was last started afresh).
@@ -32,8 +35,24 @@ pub struct FieldNames {
 #[derive(Default)]
 struct Seen {
     sources: HashMap<(String, String), Source>,
-    /// Names over all sources.
-    names: usize,
+    /// Bytes of keys and names over all sources.
+    bytes: usize,
+}
+
+impl Seen {
+    /// Forgets sources until the memory is under its bound again.
+    fn shrink(&mut self) {
+        self.sources
+            .retain(|_, source| source.names.len() >= MAX_NAMES_PER_SOURCE);
+        self.bytes = self.sources.iter().map(|(key, source)| source_bytes(key, source)).sum();
+        if self.bytes >= MAX_BYTES_REMEMBERED {
+            *self = Seen::default();
+        }
+    }
+}
+
+fn source_bytes((host, source): &(String, String), names: &Source) -> usize {
+    host.len() + source.len() + names.names.iter().map(String::len).sum::<usize>()
 }
 
 #[derive(Default)]
@@ -57,11 +76,15 @@ impl FieldNames {
             return 0;
         }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.names >= MAX_NAMES_REMEMBERED {
-            *seen = Seen::default();
+        if seen.bytes >= MAX_BYTES_REMEMBERED {
+            seen.shrink();
         }
-        let Seen { sources, names } = &mut *seen;
-        let entry = sources.entry((host.to_owned(), source.to_owned())).or_default();
+        let Seen { sources, bytes } = &mut *seen;
+        let key = (host.to_owned(), source.to_owned());
+        if !sources.contains_key(&key) {
+            *bytes += host.len() + source.len();
+        }
+        let entry = sources.entry(key).or_default();
         let mut dropped = 0;
         for fields in records {
             let before = fields.len();
@@ -71,7 +94,7 @@ impl FieldNames {
                 }
                 if entry.names.len() < MAX_NAMES_PER_SOURCE {
                     entry.names.insert(name.clone());
-                    *names += 1;
+                    *bytes += name.len();
                     return true;
                 }
                 false
@@ -117,12 +140,22 @@ mod tests {
     #[test]
     fn the_memory_of_names_is_bounded_over_all_sources() {
         let names = FieldNames::default();
-        for source in 0..MAX_NAMES_REMEMBERED / MAX_NAMES_PER_SOURCE + 5 {
-            let mut records: Vec<BTreeMap<String, FieldValue>> = (0..MAX_NAMES_PER_SOURCE)
-                .map(|i| BTreeMap::from([(format!("k{i}"), FieldValue::Number(1.0))]))
-                .collect();
-            names.admit("h", &format!("/{source}.log"), records.iter_mut());
-            assert!(names.seen.lock().unwrap().names <= MAX_NAMES_REMEMBERED);
+        // A full source keeps its bound while many others come and go.
+        let mut full: Vec<BTreeMap<String, FieldValue>> = (0..MAX_NAMES_PER_SOURCE)
+            .map(|i| BTreeMap::from([(format!("k{i}"), FieldValue::Number(1.0))]))
+            .collect();
+        names.admit("h", "/full.log", full.iter_mut());
+        let long_path = "/".to_owned() + &"p".repeat(4000);
+        for source in 0..6000 {
+            let mut record = BTreeMap::from([("n".to_owned(), FieldValue::Number(1.0))]);
+            names.admit("h", &format!("{long_path}{source}"), std::iter::once(&mut record));
+            assert!(names.seen.lock().unwrap().bytes <= MAX_BYTES_REMEMBERED + 8192);
         }
+        let mut new_name = BTreeMap::from([("brand-new".to_owned(), FieldValue::Number(1.0))]);
+        assert_eq!(
+            names.admit("h", "/full.log", std::iter::once(&mut new_name)),
+            1,
+            "the full source's bound held"
+        );
     }
 }

@@ -656,6 +656,10 @@ impl Target {
                 map_bound(lower, |v| parse_timestamp(&v)).map_err(&error)?,
                 map_bound(upper, |v| parse_timestamp(&v)).map_err(&error)?,
             ),
+            // `[* TO *]` bounds nothing: any value, as `name:*`.
+            Target::Field(name) if matches!((&lower, &upper), (Bound::Unbounded, Bound::Unbounded)) => {
+                Leaf::HasField(name)
+            }
             Target::Field(name) => {
                 let number =
                     |v: String| parse_number(&v).ok_or_else(|| format!("a range on `{name}` takes numbers, not `{v}`"));

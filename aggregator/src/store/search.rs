@@ -254,9 +254,6 @@ impl QueryBuilder {
     /// Records whose extracted field `name` is a number in the range (on
     /// the fast column, whatever numeric type it was stored as).
     fn number_range(&self, name: &str, lower: Bound<f64>, upper: Bound<f64>) -> Box<dyn Query> {
-        if let (Bound::Unbounded, Bound::Unbounded) = (lower, upper) {
-            return Box::new(ExistsQuery::new(format!("{}.{name}", names::FIELDS), false));
-        }
         let term = |n: f64| {
             let mut term = Term::from_field_json_path(self.schema.fields, name, true);
             term.append_type_and_fast_value(n);

@@ -125,7 +125,8 @@ const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 /** How a query names the extracted field `name`: as itself, or `fields.<name>` where it is taken. */
 export function fieldName(name) {
-  return BUILT_IN.has(name) ? `fields.${name}` : name;
+  const taken = BUILT_IN.has(name) || name.startsWith('labels.') || name.startsWith('fields.');
+  return taken ? `fields.${name}` : name;
 }
 
 /**
@@ -147,5 +148,22 @@ export function fieldTerm(name, value) {
 export function addTerm(q, term) {
   const current = String(q ?? '').trim();
   if (!current) return term;
-  return /\bOR\b/.test(current) ? `(${current}) ${term}` : `${current} ${term}`;
+  return hasTopLevelOr(current) ? `(${current}) ${term}` : `${current} ${term}`;
+}
+
+/** Whether `q` has an OR outside parentheses and quotes (AND binds tighter, so a term added after it needs a group). */
+function hasTopLevelOr(q) {
+  let depth = 0;
+  let quoted = false;
+  for (let i = 0; i < q.length; i += 1) {
+    const c = q[i];
+    if (quoted) {
+      if (c === '\\') i += 1;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === '(') depth += 1;
+    else if (c === ')') depth -= 1;
+    else if (depth === 0 && q.startsWith('OR', i) && /\s/.test(q[i - 1] ?? ' ') && /\s/.test(q[i + 2] ?? ' ')) return true;
+  }
+  return false;
 }

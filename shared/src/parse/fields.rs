@@ -32,6 +32,10 @@ fn head(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// How many keys of a JSON line are looked at, kept or not: a line of a
+/// million keys costs no more than one of this many.
+const MAX_KEYS_VISITED: usize = 1024;
+
 /// How deep nested JSON objects are walked.
 const MAX_DEPTH: usize = 8;
 
@@ -63,7 +67,7 @@ pub(super) fn json_object(line: &str, layout: Layout) -> Option<serde_json::Map<
 /// The scalars of a JSON object, nested keys dotted.
 pub(super) fn from_json(object: &serde_json::Map<String, Value>) -> BTreeMap<String, FieldValue> {
     let mut fields = BTreeMap::new();
-    flatten(&mut fields, "", object, 0);
+    flatten(&mut fields, "", object, 0, &mut 0);
     fields
 }
 
@@ -138,13 +142,26 @@ fn typed(value: &str) -> FieldValue {
             .bytes()
             .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'e' | b'E' | b'+'));
     match value.parse::<f64>() {
-        Ok(n) if numeric && n.is_finite() => FieldValue::Number(n),
+        Ok(n) if numeric && n.is_finite() && !inexact_integer(value, n) => FieldValue::Number(n),
         _ => FieldValue::Text(value.to_owned()),
     }
 }
 
+/// Integers a number cannot hold exactly (past 2^53: trace and span ids)
+/// stay text, so that `dd.trace_id:<id>` finds that id and no neighbour.
+fn inexact_integer(written: &str, n: f64) -> bool {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let integer = written.bytes().all(|c| c.is_ascii_digit() || c == b'-');
+    integer && n.abs() > EXACT
+}
+
 fn insert(fields: &mut BTreeMap<String, FieldValue>, name: &str, value: FieldValue) {
     if fields.len() >= MAX_FIELDS_PER_LINE || name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return;
+    }
+    if let FieldValue::Number(n) = value
+        && !n.is_finite()
+    {
         return;
     }
     if let FieldValue::Text(text) = &value
@@ -160,10 +177,16 @@ fn flatten(
     prefix: &str,
     object: &serde_json::Map<String, Value>,
     depth: usize,
+    visited: &mut usize,
 ) {
     for (key, value) in object {
-        if fields.len() >= MAX_FIELDS_PER_LINE {
+        *visited += 1;
+        if fields.len() >= MAX_FIELDS_PER_LINE || *visited > MAX_KEYS_VISITED {
             return;
+        }
+        // A name too long to keep is not built, nor is anything below it.
+        if prefix.len() + 1 + key.len() > MAX_NAME_BYTES {
+            continue;
         }
         let name = if prefix.is_empty() {
             key.clone()
@@ -171,10 +194,16 @@ fn flatten(
             format!("{prefix}.{key}")
         };
         match value {
-            Value::Object(inner) if depth < MAX_DEPTH => flatten(fields, &name, inner, depth + 1),
+            Value::Object(inner) if depth < MAX_DEPTH => flatten(fields, &name, inner, depth + 1, visited),
             Value::Number(n) => {
-                if let Some(n) = n.as_f64().filter(|n| n.is_finite()) {
-                    insert(fields, &name, FieldValue::Number(n));
+                let written = n.to_string();
+                if let Some(n) = n.as_f64() {
+                    let value = if inexact_integer(&written, n) {
+                        FieldValue::Text(written)
+                    } else {
+                        FieldValue::Number(n)
+                    };
+                    insert(fields, &name, value);
                 }
             }
             Value::String(s) => insert(fields, &name, FieldValue::Text(s.clone())),
@@ -399,6 +428,18 @@ mod tests {
         assert_eq!(extract(&many, Layout::Plain).len(), MAX_FIELDS_PER_LINE);
         let long = format!("a={} b={}", "x".repeat(MAX_TEXT_BYTES + 1), "y");
         assert_eq!(extract(&long, Layout::Plain).len(), 1);
+        let wide_under_long = format!(
+            "{{\"{}\":{{{}}}}}",
+            "k".repeat(200_000),
+            (0..20_000).map(|i| format!("\"a{i}\":0")).collect::<Vec<_>>().join(",")
+        );
+        assert!(extract(&wide_under_long, Layout::Json).is_empty());
+        let ids = extract(r#"{"trace":1234567890123456789,"n":42}"#, Layout::Json);
+        assert_eq!(ids.get("n"), Some(&FieldValue::Number(42.0)));
+        assert_eq!(ids.get("trace"), Some(&text("1234567890123456789")));
+        let pairs = extract("dd.trace_id=1234567890123456789 small=42", Layout::Logfmt);
+        assert_eq!(pairs.get("dd.trace_id"), Some(&text("1234567890123456789")));
+        assert_eq!(pairs.get("small"), Some(&FieldValue::Number(42.0)));
         let deep = format!("{}1{}", "{\"a\":".repeat(100), "}".repeat(100));
         assert!(extract(&deep, Layout::Json).is_empty());
         for line in [
