@@ -110,6 +110,8 @@ pub struct Detected {
 #[derive(Debug, Clone)]
 pub struct LineRules {
     zone: TimeZone,
+    /// `zone`'s offset when it has no transitions, computed once.
+    fixed: Option<i32>,
     layout: Layout,
     timestamp_field: Option<String>,
     timestamp_format: Option<String>,
@@ -120,6 +122,7 @@ impl Default for LineRules {
     fn default() -> Self {
         LineRules {
             zone: TimeZone::UTC,
+            fixed: Some(0),
             layout: Layout::Plain,
             timestamp_field: None,
             timestamp_format: None,
@@ -136,6 +139,7 @@ impl LineRules {
             None => TimeZone::UTC,
         };
         Ok(LineRules {
+            fixed: timestamp::fixed_offset(&zone),
             zone,
             layout: format.layout,
             timestamp_field: format.timestamp_field.clone(),
@@ -153,7 +157,7 @@ impl LineRules {
     /// [`parse_timestamp`] and [`detect_level`] find them. The per-source
     /// overrides come first; where they find nothing, detection takes over.
     pub fn detect(&self, line: &str, read_at: Timestamp) -> Detected {
-        let ctx = timestamp::Context::new(read_at, &self.zone);
+        let ctx = timestamp::Context::with_fixed(read_at, &self.zone, self.fixed);
         let object = fields::json_object(line, self.layout);
         let field = |key: &str| match &object {
             Some(object) => fields::lookup(object, key).and_then(fields::scalar),

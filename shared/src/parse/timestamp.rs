@@ -65,12 +65,19 @@ pub(super) struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub(super) fn new(reference: Timestamp, zone: &'a TimeZone) -> Self {
-        Context {
-            reference,
-            zone,
-            fixed: zone.to_fixed_offset().ok().map(|o| o.seconds()),
-        }
+        Self::with_fixed(reference, zone, fixed_offset(zone))
     }
+
+    /// A context whose zone's [`fixed_offset`] is already known (a source's
+    /// rules compute it once, not per line).
+    pub(super) fn with_fixed(reference: Timestamp, zone: &'a TimeZone, fixed: Option<i32>) -> Self {
+        Context { reference, zone, fixed }
+    }
+}
+
+/// The zone's offset in seconds when it never changes (UTC, fixed offsets).
+pub(super) fn fixed_offset(zone: &TimeZone) -> Option<i32> {
+    zone.to_fixed_offset().ok().map(|o| o.seconds())
 }
 
 /// See [`super::parse_timestamp`].
