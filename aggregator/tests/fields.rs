@@ -61,6 +61,15 @@ async fn loaded() -> (Server, tempfile::TempDir) {
     (server, dir)
 }
 
+/// The sum of the `count`s of a list of histogram buckets or facet values.
+fn counts(list: &serde_json::Value) -> u64 {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["count"].as_u64().unwrap())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extracted_fields_are_typed_and_searchable_everywhere() {
     let (server, _dir) = loaded().await;
@@ -89,24 +98,12 @@ async fn extracted_fields_are_typed_and_searchable_everywhere() {
         let histogram = server
             .get_ok(&format!("/api/v1/logs/histogram?q={}&buckets=5", enc(query)))
             .await;
-        let counted: u64 = histogram["buckets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| b["count"].as_u64().unwrap())
-            .sum();
-        assert_eq!(counted, want.len() as u64, "histogram {query}");
+        assert_eq!(counts(&histogram["buckets"]), want.len() as u64, "histogram {query}");
 
         let facets = server
             .get_ok(&format!("/api/v1/logs/facets?field=host&q={}", enc(query)))
             .await;
-        let faceted: u64 = facets["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v["count"].as_u64().unwrap())
-            .sum();
-        assert_eq!(faceted, want.len() as u64, "facets {query}");
+        assert_eq!(counts(&facets["values"]), want.len() as u64, "facets {query}");
 
         let mut matcher = Matcher::new(lookout_aggregator::query::parse(query).unwrap());
         let tailed: Vec<&str> = records

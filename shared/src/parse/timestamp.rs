@@ -115,7 +115,7 @@ pub(super) fn with_format(text: &str, format: &str, ctx: &Context) -> Option<Tim
 pub(super) fn value(value: &str, ctx: &Context) -> Option<Timestamp> {
     let b = value.trim().as_bytes();
     let found = if b.first().is_some_and(u8::is_ascii_digit) && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-        unix_time(b, ctx)
+        unix_time(b)
     } else {
         date_at(b, ctx).or_else(|| at_start(b, ctx))
     };
@@ -712,14 +712,14 @@ fn bgl(b: &[u8]) -> Option<Timestamp> {
 /// `1258531221.486539` (zeek), `audit(1364481363.243:24287)`, HPC's epoch
 /// field. Only a value from 1990 up to a day past the read time counts.
 fn epoch_token(b: &[u8], ctx: &Context) -> Option<Timestamp> {
-    let t = unix_time(b, ctx)?;
+    let t = unix_time(b)?;
     (t.as_second() <= ctx.reference.as_second() + SECONDS_PER_DAY).then_some(t)
 }
 
 /// A Unix time whose unit follows from its size: 9-10 digits are seconds
 /// (with an optional fraction), 12-13 milliseconds, 15-16 microseconds,
 /// 18-19 nanoseconds. What follows may not continue the token.
-fn unix_time(b: &[u8], _ctx: &Context) -> Option<Timestamp> {
+fn unix_time(b: &[u8]) -> Option<Timestamp> {
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     let mut c = Cursor::new(b);
     let whole = i64::try_from(c.big_number(digits.min(19))?).ok()?;
@@ -768,12 +768,12 @@ fn keyed(b: &[u8], ctx: &Context) -> Option<Timestamp> {
                 let end = memchr::memchr(b'"', quoted).unwrap_or(quoted.len());
                 let inner = &quoted[..end];
                 if inner.first().is_some_and(u8::is_ascii_digit) && inner.iter().all(u8::is_ascii_digit) {
-                    unix_time(inner, ctx)
+                    unix_time(inner)
                 } else {
                     date_at(inner, ctx)
                 }
             }
-            None => date_at(raw, ctx).or_else(|| unix_time(raw, ctx)),
+            None => date_at(raw, ctx).or_else(|| unix_time(raw)),
         }
     })
 }
