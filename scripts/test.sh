@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Lookout's whole test suite on this machine: installs the real components
 # the tests start (logrotate, prometheus-node-exporter, aiosmtpd, and openssl,
-# which makes the TLS test's certificates, and Chromium with its WebDriver for
-# the browser tests), builds both binaries
+# which makes the TLS test's certificates, Chromium with its WebDriver for
+# the browser tests, and systemd's journald for the journal tests), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -17,6 +17,8 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 # The browser tests (tests/tests/browser.rs) drive headless Chromium through chromedriver.
 [ -x /usr/bin/chromium ] || packages+=(chromium)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
+# The journal tests (tests/tests/journald.rs) start their own systemd-journald.
+[ -x /lib/systemd/systemd-journald ] || packages+=(systemd)
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2

@@ -1,7 +1,7 @@
 //! The batcher: gathers what the sources read into [`IngestBatch`]es, sealed by
 //! size or by age, and turns a sealed batch into the compressed request body.
 
-use crate::sources::file::records::Record;
+use crate::sources::Record;
 use lookout_shared::wire::{IngestBatch, LineFormat, StreamChunk, WireRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -46,6 +46,8 @@ pub struct StreamRead<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// How the source's lines are read.
     pub format: &'a LineFormat,
+    /// Fields every record of the stream carries.
+    pub fields: &'a BTreeMap<String, String>,
     /// First byte covered.
     pub start: u64,
     /// One past the last byte covered.
@@ -88,6 +90,7 @@ impl BatchBuilder {
                     end: read.start,
                     labels: read.labels.clone(),
                     format: read.format.clone(),
+                    fields: read.fields.clone(),
                     records: Vec::new(),
                 });
                 self.streams.last_mut().expect("just pushed")
@@ -95,12 +98,21 @@ impl BatchBuilder {
         };
         chunk.end = read.end;
         for record in records.drain(..) {
-            self.message_bytes += record.message.len() + 64;
+            self.message_bytes += record.message.len()
+                + 64
+                + record
+                    .fields
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len() + 6)
+                    .sum::<usize>();
             chunk.records.push(WireRecord {
                 offset: record.offset,
                 read_at_ms: read.read_at_ms,
                 message: record.message,
                 truncated: record.truncated,
+                time_ms: record.time_ms,
+                level: record.level,
+                fields: record.fields,
             });
         }
     }
@@ -165,7 +177,7 @@ mod tests {
         Record {
             offset,
             message: message.into(),
-            truncated: false,
+            ..Record::default()
         }
     }
 
@@ -179,6 +191,7 @@ mod tests {
             source: "/a.log",
             labels: &labels,
             format: &format,
+            fields: &labels,
             start,
             end,
             read_at_ms: 1,
@@ -209,6 +222,7 @@ mod tests {
             source: "/a.log",
             labels: &labels,
             format: &format,
+            fields: &labels,
             start: 0,
             end: 3,
             read_at_ms: 1,

@@ -45,10 +45,38 @@ pub struct StreamCheckpoint {
     pub updated_ms: i64,
 }
 
+/// Where the journal source resumes: the last entry of its stream that the
+/// aggregator acknowledged (and every one before it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalCheckpoint {
+    /// The stream id records carry (one per journal sequence).
+    pub stream: String,
+    /// The journal's sequence id (`s=` of its cursors).
+    pub seqnum_id: String,
+    /// Every entry of the sequence before this sequence number has been
+    /// acknowledged.
+    pub offset: u64,
+    /// The cursor of entry `offset - 1`, for `journalctl --after-cursor`.
+    pub cursor: String,
+    /// When this entry last changed, Unix ms.
+    pub updated_ms: i64,
+}
+
+/// What a checkpoint file holds.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoints {
+    /// One entry per file stream.
+    pub streams: Vec<StreamCheckpoint>,
+    /// One entry per journal sequence read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<JournalCheckpoint>,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CheckpointFile {
     version: u32,
-    streams: Vec<StreamCheckpoint>,
+    #[serde(flatten)]
+    checkpoints: Checkpoints,
 }
 
 /// Entries of files not seen for this long are forgotten.
@@ -65,7 +93,7 @@ pub struct CheckpointStore {
 impl CheckpointStore {
     /// The store in `state_dir`, and what it holds: `None` when there is no
     /// checkpoint file yet, i.e. this is the agent's very first start.
-    pub fn open(state_dir: &Path) -> io::Result<(CheckpointStore, Option<Vec<StreamCheckpoint>>)> {
+    pub fn open(state_dir: &Path) -> io::Result<(CheckpointStore, Option<Checkpoints>)> {
         let path = state_dir.join("checkpoints.json");
         let existing = match fs::read(&path) {
             Ok(bytes) => {
@@ -75,7 +103,7 @@ impl CheckpointStore {
                         format!("{} is damaged ({err}); move it away to start over", path.display()),
                     )
                 })?;
-                Some(file.streams)
+                Some(file.checkpoints)
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
             Err(err) => return Err(err),
@@ -102,14 +130,17 @@ impl CheckpointStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take_snapshot();
         match snapshot {
-            Some(streams) => self.write(streams),
+            Some(checkpoints) => self.write(checkpoints),
             None => Ok(()),
         }
     }
 
-    /// Replaces the checkpoint file with `streams`, atomically and durably.
-    fn write(&self, streams: Vec<StreamCheckpoint>) -> io::Result<()> {
-        let body = serde_json::to_vec(&CheckpointFile { version: 1, streams })?;
+    /// Replaces the checkpoint file with `checkpoints`, atomically and durably.
+    fn write(&self, checkpoints: Checkpoints) -> io::Result<()> {
+        let body = serde_json::to_vec(&CheckpointFile {
+            version: 1,
+            checkpoints,
+        })?;
         let temp = self.path.with_extension("json.tmp");
         let mut file = File::create(&temp)?;
         file.write_all(&body)?;
@@ -123,13 +154,27 @@ impl CheckpointStore {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct StreamProgress {
     meta: Option<StreamMeta>,
+    /// Set for a journal stream.
+    journal: Option<JournalProgress>,
     acked_upto: u64,
     /// Acknowledged ranges past `acked_upto`: start → end, disjoint.
     ahead: BTreeMap<u64, u64>,
     updated_ms: i64,
+}
+
+/// A journal stream's cursors: where to resume is known only as a cursor,
+/// so the source leaves one for the end of each range it hands over.
+#[derive(Debug, Default)]
+struct JournalProgress {
+    seqnum_id: String,
+    /// The cursor of entry `acked_upto - 1`, once one is acknowledged.
+    acked_cursor: Option<String>,
+    /// Cursors of ranges not yet acknowledged: range end → cursor of the
+    /// entry before it.
+    pending: BTreeMap<u64, String>,
 }
 
 /// Acknowledged progress of every stream; shared by the tailer (which
@@ -143,20 +188,81 @@ pub struct AckTracker {
 
 impl AckTracker {
     /// A tracker that resumes from a checkpoint file's entries.
-    pub fn from_checkpoints(entries: Vec<StreamCheckpoint>) -> AckTracker {
-        let streams = entries
-            .into_iter()
-            .map(|entry| {
-                let progress = StreamProgress {
-                    meta: Some(entry.meta.clone()),
-                    acked_upto: entry.offset,
-                    ahead: BTreeMap::new(),
-                    updated_ms: entry.updated_ms,
-                };
-                (entry.meta.stream, progress)
+    pub fn from_checkpoints(checkpoints: Checkpoints) -> AckTracker {
+        let files = checkpoints.streams.into_iter().map(|entry| {
+            let progress = StreamProgress {
+                meta: Some(entry.meta.clone()),
+                acked_upto: entry.offset,
+                updated_ms: entry.updated_ms,
+                ..StreamProgress::default()
+            };
+            (entry.meta.stream, progress)
+        });
+        let journal = checkpoints.journal.into_iter().map(|entry| {
+            let progress = StreamProgress {
+                journal: Some(JournalProgress {
+                    seqnum_id: entry.seqnum_id,
+                    acked_cursor: Some(entry.cursor),
+                    pending: BTreeMap::new(),
+                }),
+                acked_upto: entry.offset,
+                updated_ms: entry.updated_ms,
+                ..StreamProgress::default()
+            };
+            (entry.stream, progress)
+        });
+        AckTracker {
+            streams: files.chain(journal).collect(),
+            dirty: false,
+        }
+    }
+
+    /// Where the journal source resumes: the journal stream acknowledged
+    /// most recently.
+    pub fn journal_resume(&self) -> Option<JournalCheckpoint> {
+        self.journal_checkpoints()
+            .max_by_key(|entry| (entry.updated_ms, entry.offset))
+    }
+
+    /// Starts tracking a journal stream whose reading begins at `start`.
+    pub fn register_journal(&mut self, stream: &str, seqnum_id: &str, start: u64) {
+        let progress = self.streams.entry(stream.to_owned()).or_insert_with(|| StreamProgress {
+            acked_upto: start,
+            ..StreamProgress::default()
+        });
+        progress.journal.get_or_insert_with(|| JournalProgress {
+            seqnum_id: seqnum_id.to_owned(),
+            ..JournalProgress::default()
+        });
+        progress.updated_ms = now_ms();
+        absorb_ahead(progress);
+        self.dirty = true;
+    }
+
+    /// The journal source handed over its stream up to `end`; `cursor` is
+    /// the cursor of entry `end - 1`, which becomes the resume point once
+    /// everything before `end` is acknowledged.
+    pub fn expect_cursor(&mut self, stream: &str, end: u64, cursor: String) {
+        if let Some(progress) = self.streams.get_mut(stream) {
+            if let Some(journal) = progress.journal.as_mut() {
+                journal.pending.insert(end, cursor);
+            }
+            absorb_ahead(progress);
+            self.dirty = true;
+        }
+    }
+
+    fn journal_checkpoints(&self) -> impl Iterator<Item = JournalCheckpoint> + '_ {
+        self.streams.iter().filter_map(|(stream, progress)| {
+            let journal = progress.journal.as_ref()?;
+            Some(JournalCheckpoint {
+                stream: stream.clone(),
+                seqnum_id: journal.seqnum_id.clone(),
+                offset: progress.acked_upto,
+                cursor: journal.acked_cursor.clone()?,
+                updated_ms: progress.updated_ms,
             })
-            .collect();
-        AckTracker { streams, dirty: false }
+        })
     }
 
     /// The newest generation known for a file and the offset to resume it at.
@@ -185,10 +291,9 @@ impl AckTracker {
             .streams
             .entry(meta.stream.clone())
             .or_insert_with(|| StreamProgress {
-                meta: None,
                 acked_upto: start,
-                ahead: BTreeMap::new(),
                 updated_ms: now,
+                ..StreamProgress::default()
             });
         progress.meta = Some(meta);
         progress.updated_ms = now;
@@ -217,10 +322,8 @@ impl AckTracker {
             .streams
             .entry(stream.to_string())
             .or_insert_with(|| StreamProgress {
-                meta: None,
-                acked_upto: 0,
-                ahead: BTreeMap::new(),
                 updated_ms: now_ms(),
+                ..StreamProgress::default()
             });
         if start <= progress.acked_upto {
             progress.acked_upto = progress.acked_upto.max(end);
@@ -240,25 +343,28 @@ impl AckTracker {
 
     /// The entries to save, if anything changed since the last call; drops
     /// entries whose file has not been seen for a week.
-    pub fn take_snapshot(&mut self) -> Option<Vec<StreamCheckpoint>> {
+    pub fn take_snapshot(&mut self) -> Option<Checkpoints> {
         if !self.dirty {
             return None;
         }
         self.dirty = false;
         let horizon = now_ms() - FORGET_AFTER.as_millis() as i64;
         self.streams.retain(|_, progress| progress.updated_ms >= horizon);
-        Some(
-            self.streams
-                .values()
-                .filter_map(|progress| {
-                    progress.meta.clone().map(|meta| StreamCheckpoint {
-                        meta,
-                        offset: progress.acked_upto,
-                        updated_ms: progress.updated_ms,
-                    })
+        let streams = self
+            .streams
+            .values()
+            .filter_map(|progress| {
+                progress.meta.clone().map(|meta| StreamCheckpoint {
+                    meta,
+                    offset: progress.acked_upto,
+                    updated_ms: progress.updated_ms,
                 })
-                .collect(),
-        )
+            })
+            .collect();
+        Some(Checkpoints {
+            streams,
+            journal: self.journal_checkpoints().collect(),
+        })
     }
 }
 
@@ -269,6 +375,15 @@ fn absorb_ahead(progress: &mut StreamProgress) {
         }
         progress.acked_upto = progress.acked_upto.max(end);
         progress.ahead.remove(&start);
+    }
+    if let Some(journal) = progress.journal.as_mut() {
+        // The newest cursor at or before the acknowledged end; older ones are done.
+        while let Some(entry) = journal.pending.first_entry() {
+            if *entry.key() > progress.acked_upto {
+                break;
+            }
+            journal.acked_cursor = Some(entry.remove());
+        }
     }
 }
 
@@ -342,5 +457,33 @@ mod tests {
         let restored = AckTracker::from_checkpoints(existing.unwrap());
         assert_eq!(restored.lookup(7, 9), Some((0, 42)));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_cursor_is_saved_only_once_acknowledged() {
+        let mut acks = AckTracker::default();
+        acks.register_journal("j", "seq", 10);
+        acks.expect_cursor("j", 20, "cursor-19".into());
+        acks.expect_cursor("j", 30, "cursor-29".into());
+        assert_eq!(acks.journal_resume(), None, "nothing acknowledged yet");
+        acks.ack("j", 20, 30);
+        assert_eq!(acks.journal_resume(), None, "10..20 is still in flight");
+        acks.ack("j", 10, 20);
+        let resume = acks.journal_resume().unwrap();
+        assert_eq!((resume.offset, resume.cursor.as_str()), (30, "cursor-29"));
+        let saved = acks.take_snapshot().unwrap();
+        assert_eq!(saved.journal, vec![resume.clone()]);
+        let restored = AckTracker::from_checkpoints(saved);
+        assert_eq!(restored.journal_resume(), Some(resume));
+    }
+
+    #[test]
+    fn checkpoint_files_without_a_journal_section_still_load() {
+        let file: CheckpointFile = serde_json::from_str(
+            r#"{"version":1,"streams":[{"stream":"s","inode":7,"fingerprint":9,"generation":0,"path":"/a","offset":5,"updated_ms":1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(file.checkpoints.streams.len(), 1);
+        assert!(file.checkpoints.journal.is_empty());
     }
 }

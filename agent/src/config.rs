@@ -35,6 +35,9 @@ pub struct AgentConfig {
     /// Log sources.
     #[serde(default)]
     pub logs: Vec<LogSourceConfig>,
+    /// The systemd journal source; off when absent.
+    #[serde(default)]
+    pub journald: Option<JournaldConfig>,
     /// Host metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -90,6 +93,65 @@ pub struct LogSourceConfig {
     /// The key holding the level in JSON or logfmt lines.
     #[serde(default)]
     pub level_field: Option<String>,
+}
+
+/// `[journald]`: the systemd journal, read through `journalctl`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournaldConfig {
+    /// Whether the journal is read (default true once the table is there).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Units whose entries are kept (`_SYSTEMD_UNIT`), as globs; a name
+    /// without a dot means its `.service`. Empty (the default): every entry.
+    #[serde(default)]
+    pub units: Vec<String>,
+    /// A journal folder to read (`journalctl --directory`); default the
+    /// system journal.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// Where to start at the agent's very first start: the oldest entry the
+    /// journal still holds, or only entries written from then on.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Further journal fields kept on each record (`_COMM`,
+    /// `CONTAINER_NAME`), named in lowercase without leading underscores
+    /// (`comm`, `container_name`).
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Labels put on every record of the journal.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Longer messages are cut to this size and marked truncated.
+    #[serde(default = "default_max_record")]
+    pub max_record_bytes: ByteSize,
+    /// The `journalctl` program.
+    #[serde(default = "default_journalctl")]
+    pub journalctl: PathBuf,
+}
+
+fn default_journalctl() -> PathBuf {
+    PathBuf::from("/usr/bin/journalctl")
+}
+
+/// `[journald]` with its unit globs compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledJournald {
+    /// The configuration it was built from.
+    pub config: JournaldConfig,
+    /// `units` as one matcher; `None` keeps every entry.
+    pub units: Option<GlobSet>,
+}
+
+impl CompiledJournald {
+    /// Whether an entry of `unit` (its `_SYSTEMD_UNIT`, if any) is kept.
+    pub fn wants_unit(&self, unit: Option<&str>) -> bool {
+        match (&self.units, unit) {
+            (None, _) => true,
+            (Some(units), Some(unit)) => units.is_match(unit),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// `timestamp = { field = "when", format = "%d/%m/%Y %H:%M:%S" }`: the key
@@ -396,6 +458,8 @@ impl CompiledMetrics {
 pub struct Compiled {
     /// The log sources.
     pub sources: Vec<CompiledSource>,
+    /// The journal source, when enabled.
+    pub journald: Option<CompiledJournald>,
     /// The metric filters; `None` when `metrics.enabled` is false.
     pub metrics: Option<CompiledMetrics>,
 }
@@ -499,8 +563,13 @@ impl AgentConfig {
             .map(|(index, source)| compile_source(file, index, source))
             .collect::<Result<_, _>>()?;
         let metrics = compile_metrics(file, &self.metrics)?;
+        let journald = match &self.journald {
+            Some(journald) if journald.enabled => Some(compile_journald(file, journald)?),
+            _ => None,
+        };
         Ok(Compiled {
             sources,
+            journald,
             metrics: self.metrics.enabled.then_some(metrics),
         })
     }
@@ -638,6 +707,50 @@ fn check_time_format(format: &str) -> Result<(), String> {
     jiff::fmt::strtime::format(format, &sample)
         .map(drop)
         .map_err(|err| format!("`{format}` is not a valid time format: {err}"))
+}
+
+fn compile_journald(file: &Path, journald: &JournaldConfig) -> Result<CompiledJournald, ConfigError> {
+    let units = if journald.units.is_empty() {
+        None
+    } else {
+        let patterns: Vec<String> = journald
+            .units
+            .iter()
+            .map(|unit| {
+                if unit.contains('.') {
+                    unit.clone()
+                } else {
+                    format!("{unit}.service")
+                }
+            })
+            .collect();
+        Some(glob_set(&patterns).map_err(|reason| ConfigError::at_key(file, "journald.units", reason))?)
+    };
+    for name in &journald.fields {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(ConfigError::at_key(
+                file,
+                "journald.fields",
+                format!("{name:?} is not a journal field name (uppercase letters, digits and `_`, such as `_COMM`)"),
+            ));
+        }
+    }
+    if journald.max_record_bytes.bytes() == 0 {
+        return Err(ConfigError::at_key(
+            file,
+            "journald.max_record_bytes",
+            "must be at least 1 byte",
+        ));
+    }
+    Ok(CompiledJournald {
+        config: journald.clone(),
+        units,
+    })
 }
 
 fn compile_metrics(file: &Path, metrics: &MetricsConfig) -> Result<CompiledMetrics, ConfigError> {

@@ -33,7 +33,9 @@ use crate::checkpoint::{AckTracker, CheckpointStore};
 use crate::config::{AgentConfig, Compiled};
 use crate::seal::SealerParts;
 use crate::ship::{ShipStats, Shipper};
-use crate::sources::file::tailer::{TailStats, Tailer, TailerParts};
+use crate::sources::SourceHealth;
+use crate::sources::file::tailer::{Tailer, TailerParts};
+use crate::sources::journald::JournalParts;
 use crate::sources::metrics::{self, AgentHealth, MetricsParts};
 use crate::spool::Spool;
 use std::future::Future;
@@ -102,7 +104,11 @@ pub async fn run(
         );
     }
     let host = config.host_name();
-    let Compiled { sources, metrics } = compiled;
+    let Compiled {
+        sources,
+        metrics,
+        journald,
+    } = compiled;
     tracing::info!(%host, aggregator = %config.aggregator_url, sources = sources.len(), first_start, "lookout-agent starting");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -111,7 +117,8 @@ pub async fn run(
     let watch = sources::file::watch::file_watcher(wake_tx, Arc::clone(&rescan));
     let (batch_tx, batch_rx) = mpsc::sync_channel(2);
     let (entry_tx, entry_rx) = tokio::sync::mpsc::unbounded_channel();
-    let tail_stats = Arc::new(TailStats::default());
+    let file_health = Arc::new(SourceHealth::default());
+    let journal_health = Arc::new(SourceHealth::default());
     let ship_stats = Arc::new(ShipStats::default());
 
     // Dropping `metrics_stop` ends the metrics thread's wait between collections.
@@ -122,7 +129,7 @@ pub async fn run(
                 host: host.clone(),
                 filters,
                 health: AgentHealth {
-                    tail: Arc::clone(&tail_stats),
+                    sources: vec![Arc::clone(&file_health), Arc::clone(&journal_health)],
                     ship: Arc::clone(&ship_stats),
                     spool: Arc::clone(&spool),
                 },
@@ -133,6 +140,30 @@ pub async fn run(
                 .name("metrics".into())
                 .spawn(move || metrics::run(parts))
                 .map_err(state_error("cannot start the metrics thread", &state_dir))?;
+            Some(thread)
+        }
+        None => None,
+    };
+    let journal_thread = match journald {
+        Some(journald) => {
+            let parts = JournalParts {
+                host: host.clone(),
+                journald,
+                acks: Arc::clone(&acks),
+                checkpoints: Arc::clone(&store),
+                batch: BatchBuilder::new(
+                    host.clone(),
+                    config.shipper.batch_max_bytes.bytes() as usize,
+                    config.shipper.batch_max_wait.get(),
+                ),
+                batches: batch_tx.clone(),
+                stop: Arc::clone(&stop),
+                health: Arc::clone(&journal_health),
+            };
+            let thread = std::thread::Builder::new()
+                .name("journald".into())
+                .spawn(move || sources::journald::run(parts))
+                .map_err(state_error("cannot start the journal thread", &state_dir))?;
             Some(thread)
         }
         None => None,
@@ -155,7 +186,7 @@ pub async fn run(
         watch,
         resumed_from: store.saved_at().map(|saved| saved - RESUME_MARGIN),
         stop: Arc::clone(&stop),
-        stats: Arc::clone(&tail_stats),
+        health: Arc::clone(&file_health),
     });
     let tailer_thread = std::thread::Builder::new()
         .name("tailer".into())
@@ -202,15 +233,16 @@ pub async fn run(
     tracing::info!("stopping: flushing what was read");
     stop.store(true, Ordering::Relaxed);
     drop(metrics_stop);
-    // The sealer ends once every sender of its channel is gone: the tailer's
-    // and the metrics thread's, so those two are joined first.
+    // The sealer ends once every sender of its channel is gone: the tailer's,
+    // the journal's and the metrics thread's, so those are joined first.
     let joined = tokio::task::spawn_blocking(move || {
         let metrics = metrics_thread.map_or(Ok(()), |thread| thread.join());
-        (tailer_thread.join(), metrics, sealer_thread.join())
+        let journal = journal_thread.map_or(Ok(()), |thread| thread.join());
+        (tailer_thread.join(), metrics, journal, sealer_thread.join())
     })
     .await;
-    if !matches!(joined, Ok((Ok(_), Ok(()), Ok(())))) {
-        tracing::warn!("the tailer, metrics or sealer thread ended abnormally");
+    if !matches!(joined, Ok((Ok(_), Ok(()), Ok(()), Ok(())))) {
+        tracing::warn!("the tailer, metrics, journal or sealer thread ended abnormally");
     }
     // Batches still queued get one attempt each; a request still running
     // after the grace is dropped (its batch stays spooled for the next start).
@@ -222,7 +254,8 @@ pub async fn run(
     checkpointing.abort();
     save_checkpoint(&acks, &store).await;
     tracing::info!(
-        records_read = tail_stats.records_read.load(Ordering::Relaxed),
+        records_read =
+            file_health.records_read.load(Ordering::Relaxed) + journal_health.records_read.load(Ordering::Relaxed),
         records_acked = ship_stats.records_acked.load(Ordering::Relaxed),
         spooled_bytes = spool.bytes(),
         "lookout-agent stopped"

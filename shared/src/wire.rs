@@ -7,6 +7,7 @@
 //! exactly which bytes it already holds, and the agent's checkpoint can advance
 //! to `end` once the chunk is acknowledged.
 
+use crate::parse::Level;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -44,7 +45,7 @@ pub struct MetricSample {
 }
 
 /// A contiguous piece of one file: the records read from bytes `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamChunk {
     /// Stable identity of the file (see [`stream_id`]): 16 lowercase hex digits.
@@ -63,6 +64,11 @@ pub struct StreamChunk {
     /// the aggregator detects each record's time and level with it.
     #[serde(default, skip_serializing_if = "LineFormat::is_default")]
     pub format: LineFormat,
+    /// Fields every record of the chunk carries, known from where the
+    /// source read it (a container's id, Kubernetes namespace, pod and
+    /// container from the log's path); text, typed like extracted fields.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
     /// The records, in file order; each `offset` lies in `[start, end)`.
     pub records: Vec<WireRecord>,
 }
@@ -119,7 +125,7 @@ impl Layout {
 }
 
 /// One log record (a line, or several joined by multiline rules).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireRecord {
     /// Byte offset of the record's first byte in its file.
@@ -132,6 +138,20 @@ pub struct WireRecord {
     /// `message` holds only its beginning.
     #[serde(default, skip_serializing_if = "is_false")]
     pub truncated: bool,
+    /// The event time the source states outside the text (the journal's
+    /// `__REALTIME_TIMESTAMP`, a container runtime's wrapper time), Unix
+    /// milliseconds; it wins over a time found in `message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
+    /// The level the source states outside the text (the journal's
+    /// `PRIORITY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// Fields the source states outside the text (the journal's unit,
+    /// identifier and PID; a container line's `log.iostream`); text, typed
+    /// like extracted fields, and winning over those of the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -168,6 +188,13 @@ pub fn stream_id(host: &str, inode: u64, fingerprint: u64, generation: u32) -> S
     key.extend_from_slice(&fingerprint.to_le_bytes());
     key.extend_from_slice(&generation.to_le_bytes());
     format!("{:016x}", content_hash(&key))
+}
+
+/// The stable identity of one systemd journal sequence (the `s=` of its
+/// cursors) read on one host; its offsets are the entries' sequence numbers.
+pub fn journal_stream_id(host: &str, seqnum_id: &str) -> String {
+    let key = format!("journald\0{host}\0{seqnum_id}");
+    format!("{:016x}", content_hash(key.as_bytes()))
 }
 
 /// The hash behind stream ids and file fingerprints: XXH3-64, whose value is
@@ -235,11 +262,15 @@ mod tests {
                     timestamp_format: None,
                     level_field: Some("sev".into()),
                 },
+                fields: BTreeMap::from([("container.id".into(), "abc".into())]),
                 records: vec![WireRecord {
                     offset: 0,
                     read_at_ms: 1_700_000_000_000,
                     message: "hello \u{fffd}".into(),
                     truncated: false,
+                    time_ms: Some(1_699_999_999_123),
+                    level: Some(Level::Warn),
+                    fields: BTreeMap::from([("unit".into(), "cron.service".into())]),
                 }],
             }],
             metrics: vec![MetricSample {

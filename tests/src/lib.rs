@@ -2,12 +2,14 @@
 //! `lookout-aggregator` and `lookout-agent` binaries as separate processes on
 //! loopback, stop or kill them by PID, wait on conditions with deadlines, and
 //! query the search API. [`smtp`] and [`webhook`] run real receivers for the
-//! notifier tests; [`webdriver`] drives a headless Chromium for the UI tests.
+//! notifier tests; [`webdriver`] drives a headless Chromium for the UI tests;
+//! [`journald`] runs a real systemd-journald of the test's own.
 //!
 //! The binaries are taken from the same target folder as the test itself, so
 //! `cargo build --workspace` must run before `cargo test` (`scripts/test.sh`
 //! does both).
 
+pub mod journald;
 pub mod smtp;
 pub mod tmpfs;
 pub mod webdriver;

@@ -17,10 +17,10 @@ use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, Record
 use crate::store::writer::{PreparedBatch, PreparedChunk, PreparedRecord};
 use decode::ContentEncoding;
 use field_names::FieldNames;
-use lookout_shared::parse::fields::FieldValue;
+use lookout_shared::parse::fields::{FieldValue, typed};
 use lookout_shared::parse::{Level, LineRules};
 use lookout_shared::time::now_ms;
-use lookout_shared::wire::{IngestBatch, LineFormat, record_id};
+use lookout_shared::wire::{IngestBatch, LineFormat, WireRecord, record_id};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
@@ -88,7 +88,11 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames) -> 
         let mut found: Vec<Found> = chunk
             .records
             .iter()
-            .map(|record| detect(&rules, &record.message, record.read_at_ms))
+            .map(|record| {
+                let mut found = detect(&rules, &record.message, record.read_at_ms);
+                found.apply_stated(record, &chunk.fields);
+                found
+            })
             .collect();
         fields_dropped += field_names.admit(&batch.host, &chunk.source, found.iter_mut().map(|f| &mut f.fields));
         let mut time_range: Option<(i64, i64)> = None;
@@ -176,6 +180,27 @@ struct Found {
     timestamp_ms: i64,
     level: Option<Level>,
     fields: BTreeMap<String, FieldValue>,
+}
+
+impl Found {
+    /// What the source stated outside the text wins over what the text
+    /// says: its time, its fields (the chunk's, then the record's), and its
+    /// level, except that a stated `info` gives way to a level the line
+    /// states, because `info` is what journald gives every line a service
+    /// writes to stdout.
+    fn apply_stated(&mut self, record: &WireRecord, chunk_fields: &BTreeMap<String, String>) {
+        if let Some(time_ms) = record.time_ms {
+            self.timestamp_ms = time_ms;
+        }
+        self.level = match (record.level, self.level) {
+            (Some(Level::Info), Some(line)) => Some(line),
+            (Some(stated), _) => Some(stated),
+            (None, line) => line,
+        };
+        for (name, value) in chunk_fields.iter().chain(&record.fields) {
+            self.fields.insert(name.clone(), typed(value));
+        }
+    }
 }
 
 /// The record's event time (the time the line states, else when it was

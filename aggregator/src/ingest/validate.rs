@@ -2,7 +2,9 @@
 //! each error names the offending field by its path in the JSON.
 
 use crate::store::schema::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
+use lookout_shared::parse::fields::{MAX_FIELDS_PER_LINE, MAX_NAME_BYTES, MAX_TEXT_BYTES};
 use lookout_shared::wire::{IngestBatch, MetricSample, StreamChunk};
+use std::collections::BTreeMap;
 
 /// Longest host name accepted (DNS names are at most 253 bytes).
 const MAX_HOST_BYTES: usize = 255;
@@ -137,6 +139,7 @@ fn validate_chunk(chunk: &StreamChunk) -> Result<(), String> {
             return Err(format!("labels.{key}: longer than {MAX_LABEL_VALUE_BYTES} bytes"));
         }
     }
+    check_fields(&chunk.fields).map_err(|err| format!("fields{err}"))?;
     let format = &chunk.format;
     let settings = [
         ("timezone", &format.timezone),
@@ -173,6 +176,34 @@ fn validate_chunk(chunk: &StreamChunk) -> Result<(), String> {
                 record.read_at_ms
             ));
         }
+        if let Some(time_ms) = record
+            .time_ms
+            .filter(|t| !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(t))
+        {
+            return Err(format!(
+                "records[{j}].time_ms: {time_ms} is not a Unix time in milliseconds between the years 1678 and 2262"
+            ));
+        }
+        check_fields(&record.fields).map_err(|err| format!("records[{j}].fields{err}"))?;
+    }
+    Ok(())
+}
+
+/// Fields a source states (a chunk's or a record's) are bounded as extracted
+/// ones are: at most [`MAX_FIELDS_PER_LINE`] names of 1 to [`MAX_NAME_BYTES`]
+/// bytes, values of at most [`MAX_TEXT_BYTES`]. The error continues the
+/// field's path (`: …` or `.<name>: …`).
+fn check_fields(fields: &BTreeMap<String, String>) -> Result<(), String> {
+    if fields.len() > MAX_FIELDS_PER_LINE {
+        return Err(format!(": {} fields, more than {MAX_FIELDS_PER_LINE}", fields.len()));
+    }
+    for (name, value) in fields {
+        if name.is_empty() || name.len() > MAX_NAME_BYTES {
+            return Err(format!(": name {name:?} must have 1 to {MAX_NAME_BYTES} bytes"));
+        }
+        if value.len() > MAX_TEXT_BYTES {
+            return Err(format!(".{name}: longer than {MAX_TEXT_BYTES} bytes"));
+        }
     }
     Ok(())
 }
@@ -194,13 +225,14 @@ mod tests {
                 end: 30,
                 labels: Default::default(),
                 format: Default::default(),
+                fields: Default::default(),
                 records: [10, 20]
                     .into_iter()
                     .map(|offset| WireRecord {
                         offset,
                         read_at_ms: 1_700_000_000_000,
                         message: "m".into(),
-                        truncated: false,
+                        ..Default::default()
                     })
                     .collect(),
             }],
@@ -233,6 +265,22 @@ mod tests {
                 "streams[0].stream: ",
             ),
             (|b| b.streams[0].source.clear(), "streams[0].source: "),
+            (
+                |b| b.streams[0].records[1].time_ms = Some(i64::MAX),
+                "streams[0].records[1].time_ms: ",
+            ),
+            (
+                |b| {
+                    b.streams[0].records[0].fields.insert("unit".into(), "x".repeat(513));
+                },
+                "streams[0].records[0].fields.unit: longer than 512 bytes",
+            ),
+            (
+                |b| {
+                    b.streams[0].fields.insert(String::new(), "x".into());
+                },
+                "streams[0].fields: name \"\" must have 1 to 128 bytes",
+            ),
             (|b| b.streams[0].start = 31, "streams[0].start: 31 is after end 30"),
             (
                 |b| b.streams[0].records[1].offset = 30,

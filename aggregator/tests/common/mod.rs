@@ -210,7 +210,7 @@ pub fn chunk(stream: &str, source: &str, start: u64, lines: &[Line<'_>]) -> Stre
             offset,
             read_at_ms: line.read_at_ms,
             message: line.message.to_owned(),
-            truncated: false,
+            ..Default::default()
         });
         offset += line.message.len() as u64 + 1;
     }
@@ -220,8 +220,8 @@ pub fn chunk(stream: &str, source: &str, start: u64, lines: &[Line<'_>]) -> Stre
         start,
         end: offset,
         labels: Default::default(),
-        format: Default::default(),
         records,
+        ..Default::default()
     }
 }
 

@@ -136,7 +136,7 @@ fn is_key(key: &str) -> bool {
 }
 
 /// A bare value: a number when it reads as a finite one, else text.
-fn typed(value: &str) -> FieldValue {
+pub fn typed(value: &str) -> FieldValue {
     let numeric = value.bytes().next().is_some_and(|c| c.is_ascii_digit() || c == b'-')
         && value
             .bytes()

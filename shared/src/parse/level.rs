@@ -551,10 +551,7 @@ fn numeric(token: &[u8]) -> Option<Level> {
 /// A syslog severity number 0-7 (journald's `PRIORITY`).
 fn syslog_severity(token: &[u8]) -> Option<Level> {
     match token {
-        [b'0'..=b'3'] => Some(Level::Error),
-        [b'4'] => Some(Level::Warn),
-        [b'5' | b'6'] => Some(Level::Info),
-        [b'7'] => Some(Level::Debug),
+        [digit @ b'0'..=b'7'] => Level::from_syslog_severity(digit - b'0'),
         _ => None,
     }
 }

@@ -31,7 +31,8 @@ mod timestamp;
 mod tests;
 
 /// A record's severity, normalised from whatever the format calls it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     /// error, err, fatal, crit, critical, alert, emerg, severe, failure
     Error,
@@ -54,6 +55,20 @@ impl Level {
             Level::Info => "info",
             Level::Debug => "debug",
             Level::Trace => "trace",
+        }
+    }
+}
+
+impl Level {
+    /// The level of a syslog severity (the journal's `PRIORITY`, a `<PRI>`'s
+    /// low three bits): 0–3 error, 4 warn, 5–6 info, 7 debug.
+    pub fn from_syslog_severity(severity: u8) -> Option<Level> {
+        match severity {
+            0..=3 => Some(Level::Error),
+            4 => Some(Level::Warn),
+            5 | 6 => Some(Level::Info),
+            7 => Some(Level::Debug),
+            _ => None,
         }
     }
 }

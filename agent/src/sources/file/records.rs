@@ -7,21 +7,11 @@
 //! says up to where every byte is accounted for by an emitted record (the most a
 //! checkpoint may ever reach).
 
+use crate::sources::Record;
 use memchr::memchr;
 use regex::bytes::Regex;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
-
-/// One record read from a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// File offset of its first byte.
-    pub offset: u64,
-    /// Its text (invalid UTF-8 replaced), without line terminators.
-    pub message: String,
-    /// Whether it was cut at the maximum record size.
-    pub truncated: bool,
-}
 
 /// Multiline joining: a line matching `start` begins a record.
 #[derive(Debug, Clone)]
@@ -187,6 +177,7 @@ impl RecordReader {
                 offset,
                 message: String::from_utf8_lossy(text).into_owned(),
                 truncated,
+                ..Record::default()
             });
             return;
         };
@@ -225,6 +216,7 @@ impl RecordReader {
                 offset: pending.offset,
                 message: String::from_utf8_lossy(&pending.text).into_owned(),
                 truncated: pending.truncated,
+                ..Record::default()
             });
         }
     }

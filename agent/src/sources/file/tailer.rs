@@ -22,19 +22,20 @@
 use super::discover::{self, Root};
 use super::identity::{FileKey, Head, fingerprint_of, read_head};
 use super::open::{Confinement, open_log};
-use super::records::{Multiline, Record, RecordReader};
+use super::records::{Multiline, RecordReader};
 use crate::batch::{BatchBuilder, StreamRead};
 use crate::checkpoint::{AckTracker, CheckpointStore, StreamMeta};
 use crate::config::{CompiledSource, StartAt};
 use crate::rotate;
+use crate::sources::{Record, SourceHealth};
 use lookout_shared::time::now_ms;
 use lookout_shared::wire::stream_id;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -47,17 +48,6 @@ const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 const READ_CHUNK: usize = 1024 * 1024;
 /// Bytes read from one file before the others get their turn.
 const READ_BUDGET: u64 = 8 * 1024 * 1024;
-
-/// Counters the tailer keeps.
-#[derive(Debug, Default)]
-pub struct TailStats {
-    /// Records handed to the batcher.
-    pub records_read: AtomicU64,
-    /// Bytes read from log files.
-    pub bytes_read: AtomicU64,
-    /// Files open now.
-    pub files_open: AtomicU64,
-}
 
 /// Everything the tailer needs from the rest of the agent.
 pub struct TailerParts {
@@ -89,7 +79,7 @@ pub struct TailerParts {
     /// Raised to stop.
     pub stop: Arc<AtomicBool>,
     /// Counters.
-    pub stats: Arc<TailStats>,
+    pub health: Arc<SourceHealth>,
 }
 
 #[derive(Debug)]
@@ -123,6 +113,8 @@ struct TailedFile {
     preset: Option<(StreamMeta, u64)>,
     /// Set when the agent renamed it away (rename rotation): where to, and when.
     renamed: Option<(PathBuf, Instant)>,
+    /// Fields every record of the file carries (a container's, from the path).
+    fields: BTreeMap<String, String>,
 }
 
 /// The tailer; [`Tailer::run`] is its thread.
@@ -281,6 +273,7 @@ impl Tailer {
             truncated: false,
             preset,
             renamed: None,
+            fields: BTreeMap::new(),
         };
         if let Err(Skip) = self.resolve(&mut tailed) {
             let size = tailed.file.metadata().map_or(0, |metadata| metadata.len());
@@ -288,10 +281,6 @@ impl Tailer {
             return;
         }
         self.files.insert(key, tailed);
-        self.parts
-            .stats
-            .files_open
-            .store(self.files.len() as u64, Ordering::Relaxed);
     }
 
     /// After a restart: files rotated out of the globs while the agent was
@@ -382,10 +371,6 @@ impl Tailer {
                 self.finished.insert(key, size);
             }
         }
-        self.parts
-            .stats
-            .files_open
-            .store(self.files.len() as u64, Ordering::Relaxed);
         Ok((more, rotated))
     }
 
@@ -567,7 +552,7 @@ impl Tailer {
                 Ok(0) => return Ok(true),
                 Ok(read) => {
                     taken += read as u64;
-                    self.parts.stats.bytes_read.fetch_add(read as u64, Ordering::Relaxed);
+                    self.parts.health.count_read(0, read);
                     self.hand_over(tailed)?;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
@@ -589,16 +574,14 @@ impl Tailer {
         if end == tailed.chunk_start && self.records.is_empty() {
             return Ok(());
         }
-        self.parts
-            .stats
-            .records_read
-            .fetch_add(self.records.len() as u64, Ordering::Relaxed);
+        self.parts.health.count_read(self.records.len(), 0);
         let source = &self.parts.sources[tailed.source];
         let read = StreamRead {
             stream: &identity.stream,
             source: &tailed.path.to_string_lossy(),
             labels: &source.config.labels,
             format: &source.line_format,
+            fields: &tailed.fields,
             start: tailed.chunk_start,
             end,
             read_at_ms: now_ms(),

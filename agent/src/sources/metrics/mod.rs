@@ -18,7 +18,8 @@
 //! | `fs.used_bytes`, `fs.total_bytes`, `fs.used_percent` | `mount` | /proc/self/mounts, statvfs |
 //! | `disk.read_bytes_per_sec`, `disk.write_bytes_per_sec` | `device` | /proc/diskstats, /sys/class/block |
 //! | `net.{rx,tx}_bytes_per_sec`, `net.{rx,tx}_utilization_percent` | `interface` | /proc/net/dev, /sys/class/net |
-//! | `agent.lines_read`, `agent.bytes_read`, `agent.bytes_shipped` | | the tailer's and shipper's counters |
+//! | `agent.lines_read`, `agent.bytes_read`, `agent.bytes_shipped` | | the log sources' and shipper's counters |
+//! | `agent.records_missed` | | records a log source knows were gone before it read them (journal entries vacuumed while the agent was down) |
 //! | `agent.spool_bytes`, `agent.oldest_unacked_age_seconds` | | the spool |
 //! | `agent.cpu_percent`, `agent.rss_bytes` | | /proc/self/stat, /proc/self/status |
 //!
@@ -36,7 +37,7 @@ pub mod procfs;
 use self::procfs::{ByteCounts, CpuStat};
 use crate::config::CompiledMetrics;
 use crate::ship::ShipStats;
-use crate::sources::file::tailer::TailStats;
+use crate::sources::SourceHealth;
 use crate::spool::Spool;
 use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, MetricSample};
@@ -45,15 +46,16 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Instant;
 
 /// The parts of the agent whose health is reported as `agent.*` metrics.
 #[derive(Debug, Clone)]
 pub struct AgentHealth {
-    /// The tailer's counters (`agent.lines_read`, `agent.bytes_read`).
-    pub tail: Arc<TailStats>,
+    /// The log sources' counters (`agent.lines_read`, `agent.bytes_read`,
+    /// `agent.records_missed`), summed.
+    pub sources: Vec<Arc<SourceHealth>>,
     /// The shipper's counters (`agent.bytes_shipped`).
     pub ship: Arc<ShipStats>,
     /// The spool (`agent.spool_bytes`, `agent.oldest_unacked_age_seconds`).
@@ -257,9 +259,16 @@ impl Collector {
     }
 
     fn agent(&mut self, out: &mut Samples) {
-        let AgentHealth { tail, ship, spool } = &self.health;
-        out.host("agent.lines_read", tail.records_read.load(Ordering::Relaxed) as f64);
-        out.host("agent.bytes_read", tail.bytes_read.load(Ordering::Relaxed) as f64);
+        let AgentHealth { sources, ship, spool } = &self.health;
+        let sum = |counter: fn(&SourceHealth) -> &AtomicU64| {
+            sources
+                .iter()
+                .map(|source| counter(source).load(Ordering::Relaxed))
+                .sum::<u64>() as f64
+        };
+        out.host("agent.lines_read", sum(|source| &source.records_read));
+        out.host("agent.bytes_read", sum(|source| &source.bytes_read));
+        out.host("agent.records_missed", sum(|source| &source.records_missed));
         out.host("agent.bytes_shipped", ship.bytes_acked.load(Ordering::Relaxed) as f64);
         out.host("agent.spool_bytes", spool.bytes() as f64);
         let oldest = spool.oldest_age().map_or(0.0, |age| age.as_secs_f64());
@@ -411,7 +420,7 @@ pub(crate) mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let (spool, _) = Spool::open(&dir, 1 << 20).unwrap();
         let health = AgentHealth {
-            tail: Arc::new(TailStats::default()),
+            sources: vec![Arc::new(SourceHealth::default())],
             ship: Arc::new(ShipStats::default()),
             spool: Arc::new(spool),
         };
