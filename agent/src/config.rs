@@ -5,6 +5,7 @@
 //! checked without touching the logs themselves (globs, regexes, the URL), so
 //! `check-config` and a start share one path and one kind of error.
 
+use crate::sources::file::container::ContainerFormat;
 use crate::sources::file::open::Confinement;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use lookout_shared::config::{ByteSize, ConfigError, HumanDuration, load_toml};
@@ -81,9 +82,10 @@ pub struct LogSourceConfig {
     #[serde(default)]
     pub follow_symlinks: bool,
     /// How lines are laid out: `plain` (the default: time and level are
-    /// found where formats put them), `json` or `logfmt`.
+    /// found where formats put them), `json`, `logfmt`, or a container
+    /// runtime's files, `docker` (`json-file`) or `cri` (containerd, CRI-O).
     #[serde(default)]
-    pub format: Layout,
+    pub format: LogFormat,
     /// The zone (IANA name) of times that state none; default the host's.
     #[serde(default)]
     pub timezone: Option<String>,
@@ -150,6 +152,45 @@ impl CompiledJournald {
             (None, _) => true,
             (Some(units), Some(unit)) => units.is_match(unit),
             (Some(_), None) => false,
+        }
+    }
+}
+
+/// `format` of a `[[logs]]` source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Any text.
+    #[default]
+    Plain,
+    /// A JSON object per line.
+    Json,
+    /// `key=value` pairs per line.
+    Logfmt,
+    /// Docker's `json-file` lines, unwrapped; the text inside is read as
+    /// plain.
+    Docker,
+    /// CRI lines (`<time> <stream> <P|F> <text>`), unwrapped; the text
+    /// inside is read as plain.
+    Cri,
+}
+
+impl LogFormat {
+    /// How the aggregator reads the (unwrapped) lines.
+    pub fn layout(self) -> Layout {
+        match self {
+            LogFormat::Plain | LogFormat::Docker | LogFormat::Cri => Layout::Plain,
+            LogFormat::Json => Layout::Json,
+            LogFormat::Logfmt => Layout::Logfmt,
+        }
+    }
+
+    /// The container runtime whose lines these are, if any.
+    pub fn container(self) -> Option<ContainerFormat> {
+        match self {
+            LogFormat::Docker => Some(ContainerFormat::Docker),
+            LogFormat::Cri => Some(ContainerFormat::Cri),
+            _ => None,
         }
     }
 }
@@ -690,7 +731,7 @@ fn line_format(source: &LogSourceConfig) -> Result<LineFormat, (&'static str, St
     }
     Ok(LineFormat {
         timezone: Some(timezone),
-        layout: source.format,
+        layout: source.format.layout(),
         timestamp_field,
         timestamp_format,
         level_field: source.level_field.clone(),

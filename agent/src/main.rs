@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate the configuration and exit: 0 if valid, 2 with the reason if not.
+    /// Validate the configuration (and that `journalctl` can read the
+    /// journal, for `[journald]`) and exit: 0 if valid, 2 with the reason if not.
     CheckConfig,
 }
 
@@ -42,6 +43,12 @@ fn main() -> ExitCode {
     if matches!(cli.command, Some(Command::CheckConfig)) {
         for warning in config.warnings() {
             eprintln!("warning: {}: {warning}", config_path.display());
+        }
+        if let Some(journald) = &compiled.journald
+            && let Err(reason) = lookout_agent::sources::journald::check(journald)
+        {
+            eprintln!("{}: {reason}", config_path.display());
+            return ExitCode::from(2);
         }
         println!("{}: configuration OK", config_path.display());
         return ExitCode::SUCCESS;

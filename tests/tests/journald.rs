@@ -210,3 +210,45 @@ fn vacuumed_entries_are_reported_and_start_at_end_skips_the_past() {
         .unwrap_or_else(|| panic!("the gap line says how many: {gap}"));
     assert!(missed >= 300, "at least the 300 lost entries are counted: {gap}");
 }
+
+#[test]
+fn check_config_names_a_missing_journalctl_and_a_missing_folder() {
+    let dir = test_dir("journald_check_config");
+    let journal = dir.join("journal");
+    fs::create_dir_all(&journal).unwrap();
+    let check = |journald: &str| {
+        let config = dir.join("agent.toml");
+        fs::write(
+            &config,
+            format!("aggregator_url = \"http://127.0.0.1:9\"\ntoken = \"t\"\n[journald]\n{journald}\n"),
+        )
+        .unwrap();
+        let output = std::process::Command::new(lookout_tests::binary("lookout-agent"))
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, _) = check(&format!("directory = \"{}\"", journal.display()));
+    assert_eq!(code, Some(0), "an empty journal folder is readable");
+    let (code, stderr) = check(&format!(
+        "directory = \"{}\"\njournalctl = \"/nonexistent/journalctl\"",
+        journal.display()
+    ));
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("journald.journalctl: /nonexistent/journalctl does not exist"),
+        "{stderr}"
+    );
+    let (code, stderr) = check(&format!("directory = \"{}/missing\"", dir.display()));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("journald.directory: cannot read"), "{stderr}");
+    let (code, stderr) = check("fields = [\"lower\"]");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("journald.fields"), "{stderr}");
+}

@@ -1,15 +1,18 @@
 //! Turns the bytes of one file into records: splits lines, cuts records that
-//! exceed the maximum size (marking them), and joins continuation lines when a
-//! multiline start pattern is set.
+//! exceed the maximum size (marking them), unwraps a container runtime's
+//! lines and joins the parts it cut a line into, and joins continuation lines
+//! when a multiline start pattern is set.
 //!
 //! [`RecordReader`] knows the file offset of every byte it holds, so each record
 //! carries the offset of its first byte, and [`RecordReader::settled_offset`]
 //! says up to where every byte is accounted for by an emitted record (the most a
 //! checkpoint may ever reach).
 
+use super::container::{self, ContainerFormat, IoStream};
 use crate::sources::Record;
 use memchr::memchr;
 use regex::bytes::Regex;
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::time::{Duration, Instant};
 
@@ -22,12 +25,24 @@ pub struct Multiline {
     pub timeout: Duration,
 }
 
+/// A container line's part waits this long for the rest of its line (the
+/// runtime writes the parts of one line back to back).
+const PART_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a container runtime's wrapper says about a line.
+#[derive(Debug, Clone, Copy)]
+struct Wrapper {
+    time_ms: i64,
+    stream: IoStream,
+}
+
 #[derive(Debug)]
 struct Pending {
     offset: u64,
     text: Vec<u8>,
     truncated: bool,
     last_line_at: Instant,
+    wrapper: Option<Wrapper>,
 }
 
 /// Splits one file's bytes into records.
@@ -43,6 +58,9 @@ pub struct RecordReader {
     discarding: bool,
     multiline: Option<Multiline>,
     pending: Option<Pending>,
+    container: Option<ContainerFormat>,
+    /// The parts of a container line joined so far.
+    parts: Option<Pending>,
 }
 
 impl RecordReader {
@@ -56,7 +74,16 @@ impl RecordReader {
             discarding: false,
             multiline,
             pending: None,
+            container: None,
+            parts: None,
         }
+    }
+
+    /// Reads the lines as a container runtime's (`format = "docker"` or
+    /// `"cri"`).
+    pub fn with_container(mut self, container: Option<ContainerFormat>) -> RecordReader {
+        self.container = container;
+        self
     }
 
     /// Where the next read from the file must start.
@@ -67,7 +94,11 @@ impl RecordReader {
     /// Every byte before this offset belongs to an emitted record (or to
     /// nothing, like a blank line); bytes after it may still join a record.
     pub fn settled_offset(&self) -> u64 {
-        self.pending.as_ref().map_or(self.buf_offset, |pending| pending.offset)
+        // A multiline record began before any parts still being joined.
+        self.pending
+            .as_ref()
+            .or(self.parts.as_ref())
+            .map_or(self.buf_offset, |pending| pending.offset)
     }
 
     /// Whether bytes without a final newline wait to become a line.
@@ -107,8 +138,16 @@ impl RecordReader {
         self.split(now, out);
     }
 
-    /// Emits a multiline record that has waited longer than its timeout.
+    /// Emits a multiline record that has waited longer than its timeout,
+    /// and container line parts whose rest has not come.
     pub fn flush_stale(&mut self, now: Instant, out: &mut Vec<Record>) {
+        if self
+            .parts
+            .as_ref()
+            .is_some_and(|parts| now.duration_since(parts.last_line_at) >= PART_TIMEOUT)
+        {
+            self.end_parts(now, out);
+        }
         let stale = match (&self.pending, &self.multiline) {
             (Some(pending), Some(multiline)) => now.duration_since(pending.last_line_at) >= multiline.timeout,
             _ => false,
@@ -130,6 +169,7 @@ impl RecordReader {
                 self.take_line(offset, &line, Instant::now(), out);
             }
         }
+        self.end_parts(Instant::now(), out);
         self.emit_pending(out);
     }
 
@@ -171,14 +211,70 @@ impl RecordReader {
     /// Handles one line (without its `\n`) that starts at `offset`.
     fn take_line(&mut self, offset: u64, line: &[u8], now: Instant, out: &mut Vec<Record>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(multiline) = &self.multiline else {
+        let Some(part) = self.container.and_then(|format| container::unwrap(format, line)) else {
+            // Not a container file, or a line not in the runtime's format:
+            // kept as it is.
             let (text, truncated) = cap(line, self.max_record);
-            out.push(Record {
-                offset,
-                message: String::from_utf8_lossy(text).into_owned(),
-                truncated,
-                ..Record::default()
-            });
+            self.take_logical(offset, text, truncated, None, now, out);
+            return;
+        };
+        let wrapper = Wrapper {
+            time_ms: part.time_ms,
+            stream: part.stream,
+        };
+        // The parts of one line on one stream; a part of the other stream
+        // ends them (joined as far as they came: records leave in file order).
+        if self
+            .parts
+            .as_ref()
+            .is_some_and(|parts| parts.wrapper.is_some_and(|joined| joined.stream != part.stream))
+        {
+            self.end_parts(now, out);
+        }
+        match &mut self.parts {
+            Some(parts) => {
+                let room = self.max_record - parts.text.len();
+                let (text, truncated) = cap(&part.text, room);
+                parts.text.extend_from_slice(text);
+                parts.truncated |= truncated;
+                parts.last_line_at = now;
+            }
+            None => {
+                let (text, truncated) = cap(&part.text, self.max_record);
+                self.parts = Some(Pending {
+                    offset,
+                    text: text.to_vec(),
+                    truncated,
+                    last_line_at: now,
+                    wrapper: Some(wrapper),
+                });
+            }
+        }
+        if !part.partial {
+            self.end_parts(now, out);
+        }
+    }
+
+    /// The container line joined so far goes on as one logical line.
+    fn end_parts(&mut self, now: Instant, out: &mut Vec<Record>) {
+        if let Some(parts) = self.parts.take() {
+            self.take_logical(parts.offset, &parts.text, parts.truncated, parts.wrapper, now, out);
+        }
+    }
+
+    /// Handles one logical line (a file's line, or a container's line
+    /// unwrapped and joined): a record, or part of a multiline one.
+    fn take_logical(
+        &mut self,
+        offset: u64,
+        line: &[u8],
+        truncated: bool,
+        wrapper: Option<Wrapper>,
+        now: Instant,
+        out: &mut Vec<Record>,
+    ) {
+        let Some(multiline) = &self.multiline else {
+            out.push(record(offset, line, truncated, wrapper));
             return;
         };
         let starts_record = multiline.start.is_match(line);
@@ -190,21 +286,21 @@ impl RecordReader {
                     pending.truncated = true;
                 } else if !pending.truncated {
                     let room = self.max_record - pending.text.len() - 1;
-                    let (text, truncated) = cap(line, room);
+                    let (text, cut) = cap(line, room);
                     pending.text.push(b'\n');
                     pending.text.extend_from_slice(text);
-                    pending.truncated = truncated;
+                    pending.truncated = cut || truncated;
                 }
                 pending.last_line_at = now;
             }
             _ => {
                 self.emit_pending(out);
-                let (text, truncated) = cap(line, self.max_record);
                 self.pending = Some(Pending {
                     offset,
-                    text: text.to_vec(),
+                    text: line.to_vec(),
                     truncated,
                     last_line_at: now,
+                    wrapper,
                 });
             }
         }
@@ -212,13 +308,28 @@ impl RecordReader {
 
     fn emit_pending(&mut self, out: &mut Vec<Record>) {
         if let Some(pending) = self.pending.take() {
-            out.push(Record {
-                offset: pending.offset,
-                message: String::from_utf8_lossy(&pending.text).into_owned(),
-                truncated: pending.truncated,
-                ..Record::default()
-            });
+            out.push(record(
+                pending.offset,
+                &pending.text,
+                pending.truncated,
+                pending.wrapper,
+            ));
         }
+    }
+}
+
+fn record(offset: u64, text: &[u8], truncated: bool, wrapper: Option<Wrapper>) -> Record {
+    let mut fields = BTreeMap::new();
+    if let Some(wrapper) = wrapper {
+        fields.insert("log.iostream".to_owned(), wrapper.stream.as_str().to_owned());
+    }
+    Record {
+        offset,
+        message: String::from_utf8_lossy(text).into_owned(),
+        truncated,
+        time_ms: wrapper.map(|wrapper| wrapper.time_ms),
+        level: None,
+        fields,
     }
 }
 
@@ -341,5 +452,68 @@ mod tests {
         reader.finish(&mut out);
         assert_eq!(messages(&out), ["S12345\ncon", "S2"]);
         assert!(out[0].truncated);
+    }
+
+    #[test]
+    fn docker_parts_are_joined_into_one_record() {
+        let mut reader = RecordReader::new(0, 1024, None).with_container(Some(ContainerFormat::Docker));
+        let first = br#"{"log":"first half, ","stream":"stdout","time":"2024-05-01T10:11:12.001Z"}"#;
+        let second = br#"{"log":"second half\n","stream":"stdout","time":"2024-05-01T10:11:12.002Z"}"#;
+        let mut input = Vec::new();
+        for line in [&first[..], &second[..]] {
+            input.extend_from_slice(line);
+            input.push(b'\n');
+        }
+        let records = read_all(&mut reader, &[&input[..first.len() + 1]]);
+        assert!(records.is_empty(), "the first part waits for the rest");
+        assert_eq!(reader.settled_offset(), 0, "its bytes are not settled");
+        let records = read_all(&mut reader, &[&input[first.len() + 1..]]);
+        assert_eq!(messages(&records), ["first half, second half"]);
+        assert_eq!(records[0].offset, 0);
+        assert_eq!(records[0].time_ms, Some(1_714_558_272_001), "the first part's time");
+        assert_eq!(records[0].fields["log.iostream"], "stdout");
+        assert_eq!(reader.settled_offset(), input.len() as u64);
+    }
+
+    #[test]
+    fn cri_parts_join_and_other_lines_pass_through() {
+        let mut reader = RecordReader::new(0, 1024, None).with_container(Some(ContainerFormat::Cri));
+        let text = b"2024-05-01T10:11:12Z stdout P aaa\n2024-05-01T10:11:12Z stdout P bbb\n\
+2024-05-01T10:11:12Z stdout F ccc\nnot cri at all\n2024-05-01T10:11:13Z stderr P ddd\n\
+2024-05-01T10:11:13Z stdout F eee\n";
+        let mut records = read_all(&mut reader, &[text]);
+        reader.finish(&mut records);
+        assert_eq!(messages(&records), ["aaabbbccc", "not cri at all", "ddd", "eee"]);
+        assert!(records[1].time_ms.is_none() && records[1].fields.is_empty());
+        assert_eq!(records[2].fields["log.iostream"], "stderr");
+        let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+        assert!(
+            offsets.windows(2).all(|pair| pair[0] < pair[1]),
+            "file order: {offsets:?}"
+        );
+    }
+
+    #[test]
+    fn joined_parts_respect_the_maximum_size_and_multiline_applies_after() {
+        let mut reader = RecordReader::new(0, 8, None).with_container(Some(ContainerFormat::Cri));
+        let records = read_all(
+            &mut reader,
+            &[b"2024-05-01T10:11:12Z stdout P 12345\n2024-05-01T10:11:12Z stdout F 67890\n"],
+        );
+        assert_eq!(messages(&records), ["12345678"]);
+        assert!(records[0].truncated);
+
+        let multiline = Multiline {
+            start: Regex::new(r"^\d{4}-").unwrap(),
+            timeout: Duration::from_secs(1),
+        };
+        let mut reader = RecordReader::new(0, 1024, Some(multiline)).with_container(Some(ContainerFormat::Cri));
+        let mut records = read_all(
+            &mut reader,
+            &[b"2024-05-01T10:11:12Z stderr F 2024-05-01 ERROR boom\n2024-05-01T10:11:12Z stderr F \tat a.b(C.java:1)\n"],
+        );
+        reader.finish(&mut records);
+        assert_eq!(messages(&records), ["2024-05-01 ERROR boom\n\tat a.b(C.java:1)"]);
+        assert_eq!(records[0].fields["log.iostream"], "stderr");
     }
 }

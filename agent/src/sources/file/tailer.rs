@@ -19,6 +19,7 @@
 //! After a restart, a checkpointed file that was rotated away while the agent
 //! was down is found again by its inode in its old folder and read to its end.
 
+use super::container;
 use super::discover::{self, Root};
 use super::identity::{FileKey, Head, fingerprint_of, read_head};
 use super::open::{Confinement, open_log};
@@ -258,6 +259,10 @@ impl Tailer {
             .and_then(|metadata| metadata.created())
             .unwrap_or_else(|_| SystemTime::now());
         tracing::debug!(file = %path.display(), "following");
+        let fields = match self.parts.sources[source].config.format.container() {
+            Some(_) => container::path_fields(&path),
+            None => BTreeMap::new(),
+        };
         let mut tailed = TailedFile {
             file,
             key,
@@ -273,7 +278,7 @@ impl Tailer {
             truncated: false,
             preset,
             renamed: None,
-            fields: BTreeMap::new(),
+            fields,
         };
         if let Err(Skip) = self.resolve(&mut tailed) {
             let size = tailed.file.metadata().map_or(0, |metadata| metadata.len());
@@ -529,7 +534,8 @@ impl Tailer {
             }),
             _ => None,
         };
-        tailed.reader = RecordReader::new(start, source.config.max_record_bytes.bytes() as usize, multiline);
+        tailed.reader = RecordReader::new(start, source.config.max_record_bytes.bytes() as usize, multiline)
+            .with_container(source.config.format.container());
         tailed.chunk_start = start;
         tailed.truncated = false;
         tracing::info!(file = %tailed.path.display(), stream = %meta.stream, offset = start, "reading");

@@ -463,6 +463,43 @@ impl JournalSource {
     }
 }
 
+/// What `check-config` asks of the machine for `[journald]`: the
+/// `journalctl` program runs, and the journal (the folder, if one is
+/// named) can be read. The error says what to fix.
+pub fn check(journald: &CompiledJournald) -> Result<(), String> {
+    let config = &journald.config;
+    let program = config.journalctl.display();
+    if let Some(directory) = &config.directory {
+        std::fs::read_dir(directory)
+            .map_err(|err| format!("journald.directory: cannot read {}: {err}", directory.display()))?;
+    }
+    let mut command = Command::new(&config.journalctl);
+    command.args([
+        "--output=export",
+        "--no-pager",
+        "--quiet",
+        "--lines=1",
+        "--output-fields=PRIORITY",
+    ]);
+    if let Some(directory) = &config.directory {
+        command.arg("--directory").arg(directory);
+    }
+    let output = command.stdin(Stdio::null()).output().map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => format!(
+            "journald.journalctl: {program} does not exist: install systemd's journalctl or set journald.journalctl"
+        ),
+        _ => format!("journald.journalctl: cannot run {program}: {err}"),
+    })?;
+    if !output.status.success() {
+        return Err(format!(
+            "journald: {program} cannot read the journal ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
 /// Logs what `journalctl` says on stderr (its first lines; a flood of
 /// complaints about one damaged file needs no more).
 fn log_stderr(stderr: std::process::ChildStderr) {
