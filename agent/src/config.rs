@@ -903,8 +903,20 @@ mod tests {
     fn shipped_example_config_is_valid() {
         let file = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/agent.toml"));
         let (config, compiled) = AgentConfig::load(file).unwrap();
-        assert_eq!(compiled.sources.len(), 3);
+        assert_eq!(compiled.sources.len(), 5);
         assert!(compiled.sources[0].multiline_start.is_some());
+        assert_eq!(
+            compiled.sources[2].config.format.container(),
+            Some(ContainerFormat::Docker)
+        );
+        assert_eq!(
+            compiled.sources[3].config.format.container(),
+            Some(ContainerFormat::Cri)
+        );
+        assert_eq!(compiled.sources[3].line_format.layout, Layout::Plain);
+        let journald = compiled.journald.expect("[journald] is on");
+        assert_eq!(journald.config.start_at, StartAt::End);
+        assert_eq!(journald.config.fields, ["_COMM"]);
         assert_eq!(
             compiled.sources[0].line_format.timezone.as_deref(),
             Some("Europe/Berlin")
@@ -915,6 +927,33 @@ mod tests {
         assert_eq!(metrics.interval, Duration::from_secs(10));
         assert!(!metrics.wants_mount(Path::new("/boot/efi"), "vfat"));
         assert!(metrics.wants_mount(Path::new("/"), "ext4"));
+    }
+
+    #[test]
+    fn journald_units_are_globs_and_bare_names_mean_services() {
+        let compiled = check(&format!(
+            "{MINIMAL}[journald]\nunits = [\"ssh\", \"nginx*\", \"user@*.slice\"]\n"
+        ))
+        .unwrap();
+        let journald = compiled.journald.unwrap();
+        assert!(journald.wants_unit(Some("ssh.service")));
+        assert!(!journald.wants_unit(Some("sshd.service")));
+        assert!(journald.wants_unit(Some("nginx-proxy.service")));
+        assert!(journald.wants_unit(Some("user@1000.slice")));
+        assert!(
+            !journald.wants_unit(None),
+            "with a unit list, entries of no unit are left out"
+        );
+        let all = check(&format!("{MINIMAL}[journald]\n")).unwrap().journald.unwrap();
+        assert!(all.wants_unit(None) && all.wants_unit(Some("cron.service")));
+        assert!(
+            check(&format!("{MINIMAL}[journald]\nenabled = false\n"))
+                .unwrap()
+                .journald
+                .is_none()
+        );
+        let err = check(&format!("{MINIMAL}[journald]\nfields = [\"comm\"]\n")).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("journald.fields"), "{err}");
     }
 
     #[test]

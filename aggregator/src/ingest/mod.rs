@@ -226,3 +226,60 @@ fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> Found {
         fields: detected.fields,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(message: &str, record: WireRecord, chunk_fields: &[(&str, &str)]) -> Found {
+        let rules = LineRules::default();
+        let mut found = detect(&rules, message, record.read_at_ms);
+        let chunk_fields = chunk_fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        found.apply_stated(&record, &chunk_fields);
+        found
+    }
+
+    #[test]
+    fn what_a_source_states_wins_over_the_text() {
+        let record = WireRecord {
+            read_at_ms: 1_800_000_000_000,
+            time_ms: Some(1_700_000_000_123),
+            level: Some(Level::Warn),
+            fields: BTreeMap::from([
+                ("pid".to_owned(), "42".to_owned()),
+                ("status".to_owned(), "x".to_owned()),
+            ]),
+            ..WireRecord::default()
+        };
+        let message = "2024-01-02T03:04:05Z ERROR status=500 user=ann";
+        let found = found(message, record, &[("container.id", "abc")]);
+        assert_eq!(found.timestamp_ms, 1_700_000_000_123);
+        assert_eq!(found.level, Some(Level::Warn));
+        assert_eq!(found.fields["pid"], FieldValue::Number(42.0));
+        assert_eq!(
+            found.fields["status"],
+            FieldValue::Text("x".into()),
+            "the source's field wins"
+        );
+        assert_eq!(
+            found.fields["user"],
+            FieldValue::Text("ann".into()),
+            "extracted ones stay"
+        );
+        assert_eq!(found.fields["container.id"], FieldValue::Text("abc".into()));
+    }
+
+    #[test]
+    fn a_stated_info_gives_way_to_the_level_in_the_line() {
+        let info = || WireRecord {
+            read_at_ms: 1_800_000_000_000,
+            level: Some(Level::Info),
+            ..WireRecord::default()
+        };
+        assert_eq!(found("ERROR disk failed", info(), &[]).level, Some(Level::Error));
+        assert_eq!(found("disk is fine", info(), &[]).level, Some(Level::Info));
+    }
+}

@@ -40,6 +40,15 @@
 //!   time and level alone, then with field extraction (all that ingest
 //!   derives from a line); prints lines/s of each and what was found.
 //!
+//! - `lookout-bench journald ENTRIES`: a real systemd-journald of the
+//!   bench's own (`lookout_tests::journald`) is given ENTRIES entries of the
+//!   benchmark dataset's kind of text by `systemd-cat` (3 identifiers);
+//!   then `journalctl --output=export > /dev/null` reads them all (the
+//!   ceiling: the journal's own reader), and the agent's journal source
+//!   ships them to the null HTTP sink; prints entries/s, CPU seconds,
+//!   entries per CPU-second and peak RSS of each. Done when the agent's
+//!   journal checkpoint passes the last entry. Needs root (mount namespace).
+//!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -57,7 +66,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect FILE | idle SECONDS | alert-latency ROUNDS"
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES"
         );
         std::process::exit(2);
     };
@@ -65,6 +74,13 @@ fn main() {
         bench_alert_latency(
             file.parse()
                 .unwrap_or_else(|_| panic!("`{file}` is not a number of rounds")),
+        );
+        return;
+    }
+    if mode == "journald" {
+        bench_journald(
+            file.parse()
+                .unwrap_or_else(|_| panic!("`{file}` is not a number of entries")),
         );
         return;
     }
@@ -196,10 +212,14 @@ fn start_aggregator_with(dir: &Path, top_level: &str, sections: &str) -> (Child,
 
 /// Starts the agent on `file` (read from its beginning) against `url`.
 fn start_agent(dir: &Path, url: &str, file: &Path) -> Child {
+    start_agent_with(dir, url, &format!("[[logs]]\npaths = [\"{}\"]\n", file.display()))
+}
+
+/// Starts the agent with `sources` (TOML tables) against `url`.
+fn start_agent_with(dir: &Path, url: &str, sources: &str) -> Child {
     let config = format!(
-        "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"bench\"\nstate_dir = \"{}\"\n[[logs]]\npaths = [\"{}\"]\n",
+        "aggregator_url = \"{url}\"\ntoken = \"{INGEST_TOKEN}\"\nhost = \"bench\"\nstate_dir = \"{}\"\n{sources}",
         dir.join("agent-state").display(),
-        file.display()
     );
     fs::write(dir.join("agent.toml"), config).expect("config");
     Command::new(release_binary("lookout-agent"))
@@ -213,14 +233,35 @@ fn start_agent(dir: &Path, url: &str, file: &Path) -> Child {
 
 /// The offset the agent's checkpoint has reached for its only file.
 fn checkpoint_offset(dir: &Path) -> u64 {
+    highest_checkpoint(dir, "streams")
+}
+
+/// The highest offset among the checkpoint file's entries of `section`
+/// (`streams` for files, `journal` for journal sequences).
+fn highest_checkpoint(dir: &Path, section: &str) -> u64 {
     let Ok(text) = fs::read_to_string(dir.join("agent-state/checkpoints.json")) else {
         return 0;
     };
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    value["streams"]
+    value[section]
         .as_array()
-        .map(|streams| streams.iter().filter_map(|s| s["offset"].as_u64()).max().unwrap_or(0))
+        .map(|entries| entries.iter().filter_map(|s| s["offset"].as_u64()).max().unwrap_or(0))
         .unwrap_or(0)
+}
+
+/// Waits until `done`, then kills the agent; returns the wall seconds since
+/// `started`, and the agent's CPU seconds and peak RSS (kB) up to then.
+fn measure_until(mut agent: Child, started: Instant, what: &str, mut done: impl FnMut() -> bool) -> (f64, f64, u64) {
+    let pid = agent.id();
+    let mut usage = (0.0, 0);
+    wait_until(what, Duration::from_secs(1800), || {
+        usage = process_usage(pid);
+        done()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    (wall, usage.0, usage.1)
 }
 
 /// CPU seconds (user + system) and peak RSS (kB) of a running process.
@@ -296,17 +337,10 @@ fn bench_agent(file: &Path) {
     let requests = Arc::new(AtomicU64::new(0));
     let port = null_sink(Arc::clone(&requests));
     let started = Instant::now();
-    let mut agent = start_agent(&dir, &format!("http://127.0.0.1:{port}"), file);
-    let pid = agent.id();
-    let mut usage = (0.0, 0);
-    wait_until("the agent to ship the whole file", Duration::from_secs(1800), || {
-        usage = process_usage(pid);
+    let agent = start_agent(&dir, &format!("http://127.0.0.1:{port}"), file);
+    let (wall, cpu, rss_kb) = measure_until(agent, started, "the agent to ship the whole file", || {
         checkpoint_offset(&dir) >= size
     });
-    let wall = started.elapsed().as_secs_f64();
-    let _ = agent.kill();
-    let _ = agent.wait();
-    let (cpu, rss_kb) = usage;
     println!(
         "agent → null HTTP sink: {lines} lines, {:.1} MiB, {} requests",
         size as f64 / 1048576.0,
@@ -320,6 +354,120 @@ fn bench_agent(file: &Path) {
         rss_kb as f64 / 1000.0
     );
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// The journal source against the journal's own reader, on the same entries.
+fn bench_journald(entries: u64) {
+    let dir = work_dir("journald");
+    let journald = lookout_tests::journald::Journald::start(&dir);
+    const IDENTIFIERS: [&str; 3] = ["nginx", "postgres", "app"];
+    let per_identifier = entries.div_ceil(3);
+    for (i, identifier) in IDENTIFIERS.iter().enumerate() {
+        let lines: Vec<String> = (0..per_identifier)
+            .map(|n| {
+                let number = n * 3 + i as u64;
+                format!(
+                    "<{}>request {number} GET /api/v1/orders/{} from 10.{}.{}.{} took {} ms user=u{}",
+                    [6, 6, 6, 4, 3][(number % 5) as usize],
+                    number % 9973,
+                    number % 256,
+                    (number / 256) % 256,
+                    number % 200,
+                    number % 997,
+                    number % 5000
+                )
+            })
+            .collect();
+        journald.write(identifier, &lines);
+    }
+    let last = format!("request {} ", (per_identifier - 1) * 3 + 2);
+    let mut last_seqnum = 0;
+    wait_until("journald to write every entry", Duration::from_secs(600), || {
+        let output = Command::new("journalctl")
+            .arg("--directory")
+            .arg(journald.directory())
+            .args(["--output=export", "--lines=1", "--output-fields=MESSAGE"])
+            .output()
+            .expect("journalctl runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        last_seqnum = text
+            .lines()
+            .find_map(|line| line.strip_prefix("__CURSOR="))
+            .and_then(|cursor| cursor.split(';').find_map(|item| item.strip_prefix("i=")))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .unwrap_or(0);
+        text.contains(&last)
+    });
+    let total = entries_in_journal(journald.directory());
+    let journal_bytes: u64 = fs::read_dir(journald.directory())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|machine| fs::read_dir(machine.path()).into_iter().flatten().flatten())
+        .filter_map(|file| file.metadata().ok())
+        .map(|metadata| metadata.len())
+        .sum();
+
+    // The ceiling: journalctl alone, its output thrown away.
+    let started = Instant::now();
+    let mut reader = Command::new("journalctl")
+        .arg("--directory")
+        .arg(journald.directory())
+        .args(["--output=export", "--no-pager"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("journalctl runs");
+    let pid = reader.id();
+    let mut usage = (0.0, 0);
+    while reader.try_wait().expect("journalctl").is_none() {
+        usage = process_usage(pid);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ceiling_wall = started.elapsed().as_secs_f64();
+    let (ceiling_cpu, ceiling_rss) = usage;
+
+    let requests = Arc::new(AtomicU64::new(0));
+    let port = null_sink(Arc::clone(&requests));
+    let sources = format!(
+        "[journald]\ndirectory = \"{}\"\nstart_at = \"beginning\"\n",
+        journald.directory().display()
+    );
+    let started = Instant::now();
+    let agent = start_agent_with(&dir, &format!("http://127.0.0.1:{port}"), &sources);
+    let (wall, cpu, rss_kb) = measure_until(agent, started, "the agent to ship every entry", || {
+        highest_checkpoint(&dir, "journal") > last_seqnum
+    });
+    println!(
+        "{total} journal entries ({:.1} MiB of journal files), {} requests",
+        journal_bytes as f64 / 1048576.0,
+        requests.load(Ordering::Relaxed)
+    );
+    println!("| reader | wall | entries/s | CPU s | entries per CPU-s | peak RSS |");
+    println!(
+        "| `journalctl --output=export > /dev/null` (ceiling) | {ceiling_wall:.2} s | {:.0} k | {ceiling_cpu:.2} | {:.0} k | {:.0} MB |",
+        total as f64 / ceiling_wall / 1000.0,
+        total as f64 / ceiling_cpu.max(0.001) / 1000.0,
+        ceiling_rss as f64 / 1000.0
+    );
+    println!(
+        "| lookout-agent `[journald]` → null HTTP sink (agent process alone; its journalctl child apart) | {wall:.2} s | {:.0} k | {cpu:.2} | {:.0} k | {:.0} MB |",
+        total as f64 / wall / 1000.0,
+        total as f64 / cpu.max(0.001) / 1000.0,
+        rss_kb as f64 / 1000.0
+    );
+    drop(journald);
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// How many entries the journal in `directory` holds.
+fn entries_in_journal(directory: &Path) -> u64 {
+    let output = Command::new("journalctl")
+        .arg("--directory")
+        .arg(directory)
+        .args(["--output=cat", "--output-fields=PRIORITY", "--no-pager"])
+        .output()
+        .expect("journalctl runs");
+    newline_count(&output.stdout)
 }
 
 /// `total` of a search over everything the aggregator at `url` holds.
