@@ -79,6 +79,9 @@ struct CheckpointFile {
     checkpoints: Checkpoints,
 }
 
+/// Most cursors a journal stream keeps for ranges not yet acknowledged.
+const MAX_PENDING_CURSORS: usize = 4096;
+
 /// Entries of files not seen for this long are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -245,8 +248,19 @@ impl AckTracker {
     pub fn expect_cursor(&mut self, stream: &str, end: u64, cursor: String) {
         if let Some(progress) = self.streams.get_mut(stream) {
             if let Some(journal) = progress.journal.as_mut() {
+                if journal.pending.len() >= MAX_PENDING_CURSORS {
+                    // During a long outage: keep every other one. A cursor
+                    // further back is still a safe resume point (what lies
+                    // after it is read again and skipped as delivered).
+                    let mut keep = false;
+                    journal.pending.retain(|_, _| {
+                        keep = !keep;
+                        keep
+                    });
+                }
                 journal.pending.insert(end, cursor);
             }
+            progress.updated_ms = now_ms();
             absorb_ahead(progress);
             self.dirty = true;
         }
@@ -475,6 +489,22 @@ mod tests {
         assert_eq!(saved.journal, vec![resume.clone()]);
         let restored = AckTracker::from_checkpoints(saved);
         assert_eq!(restored.journal_resume(), Some(resume));
+    }
+
+    #[test]
+    fn pending_cursors_are_bounded_and_the_resume_point_never_passes_the_acks() {
+        let mut acks = AckTracker::default();
+        acks.register_journal("j", "seq", 0);
+        for end in 1..=10_000u64 {
+            acks.expect_cursor("j", end, format!("cursor-{}", end - 1));
+        }
+        let pending = acks.streams["j"].journal.as_ref().unwrap().pending.len();
+        assert!(pending <= MAX_PENDING_CURSORS, "{pending} cursors kept");
+        acks.ack("j", 0, 5_000);
+        let resume = acks.journal_resume().unwrap();
+        let (_, entry) = resume.cursor.split_once('-').unwrap();
+        assert!(entry.parse::<u64>().unwrap() < 5_000, "{resume:?}");
+        assert_eq!(resume.offset, 5_000);
     }
 
     #[test]

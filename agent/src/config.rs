@@ -750,6 +750,10 @@ fn check_time_format(format: &str) -> Result<(), String> {
         .map_err(|err| format!("`{format}` is not a valid time format: {err}"))
 }
 
+/// Most further journal fields a record may keep: with the four kept by
+/// default they stay within the aggregator's 64 fields a source may state.
+const MAX_JOURNAL_FIELDS: usize = 32;
+
 fn compile_journald(file: &Path, journald: &JournaldConfig) -> Result<CompiledJournald, ConfigError> {
     let units = if journald.units.is_empty() {
         None
@@ -767,8 +771,15 @@ fn compile_journald(file: &Path, journald: &JournaldConfig) -> Result<CompiledJo
             .collect();
         Some(glob_set(&patterns).map_err(|reason| ConfigError::at_key(file, "journald.units", reason))?)
     };
+    if journald.fields.len() > MAX_JOURNAL_FIELDS {
+        return Err(ConfigError::at_key(
+            file,
+            "journald.fields",
+            format!("{} fields, more than {MAX_JOURNAL_FIELDS}", journald.fields.len()),
+        ));
+    }
     for name in &journald.fields {
-        let valid = !name.is_empty()
+        let valid = !name.trim_start_matches('_').is_empty()
             && name.len() <= 64
             && name
                 .bytes()
@@ -952,8 +963,11 @@ mod tests {
                 .journald
                 .is_none()
         );
-        let err = check(&format!("{MINIMAL}[journald]\nfields = [\"comm\"]\n")).unwrap_err();
-        assert_eq!(err.key.as_deref(), Some("journald.fields"), "{err}");
+        let too_many = format!("[{}]", vec!["\"A\""; 33].join(","));
+        for fields in ["[\"comm\"]", "[\"__\"]", too_many.as_str()] {
+            let err = check(&format!("{MINIMAL}[journald]\nfields = {fields}\n")).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some("journald.fields"), "{err}");
+        }
     }
 
     #[test]

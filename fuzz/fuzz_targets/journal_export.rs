@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&piece, rest)) = data.split_first() else {
         return;
     };
-    let mut reader = ExportReader::new(64);
+    let mut reader = ExportReader::new(64, 64);
     let mut out = Vec::new();
     for chunk in rest.chunks(1 + usize::from(piece)) {
         if reader.feed(chunk, &mut out).is_err() {

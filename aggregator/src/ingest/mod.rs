@@ -184,12 +184,16 @@ struct Found {
 
 impl Found {
     /// What the source stated outside the text wins over what the text
-    /// says: its time, its fields (the chunk's, then the record's), and its
-    /// level, except that a stated `info` gives way to a level the line
-    /// states, because `info` is what journald gives every line a service
-    /// writes to stdout.
+    /// says: its time (one the index can hold; a container line stamped in
+    /// year 1 or 9999 is a broken clock, not a reason to refuse the batch),
+    /// its fields (the chunk's, then the record's), and its level, except
+    /// that a stated `info` gives way to a level the line states, because
+    /// `info` is what journald gives every line a service writes to stdout.
     fn apply_stated(&mut self, record: &WireRecord, chunk_fields: &BTreeMap<String, String>) {
-        if let Some(time_ms) = record.time_ms {
+        if let Some(time_ms) = record
+            .time_ms
+            .filter(|ms| (MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(ms))
+        {
             self.timestamp_ms = time_ms;
         }
         self.level = match (record.level, self.level) {
@@ -281,5 +285,15 @@ mod tests {
         };
         assert_eq!(found("ERROR disk failed", info(), &[]).level, Some(Level::Error));
         assert_eq!(found("disk is fine", info(), &[]).level, Some(Level::Info));
+    }
+
+    #[test]
+    fn a_stated_time_the_index_cannot_hold_counts_as_none() {
+        let record = WireRecord {
+            read_at_ms: 1_800_000_000_000,
+            time_ms: Some(i64::MAX),
+            ..WireRecord::default()
+        };
+        assert_eq!(found("no time here", record, &[]).timestamp_ms, 1_800_000_000_000);
     }
 }

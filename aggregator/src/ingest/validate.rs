@@ -176,14 +176,6 @@ fn validate_chunk(chunk: &StreamChunk) -> Result<(), String> {
                 record.read_at_ms
             ));
         }
-        if let Some(time_ms) = record
-            .time_ms
-            .filter(|t| !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(t))
-        {
-            return Err(format!(
-                "records[{j}].time_ms: {time_ms} is not a Unix time in milliseconds between the years 1678 and 2262"
-            ));
-        }
         check_fields(&record.fields).map_err(|err| format!("records[{j}].fields{err}"))?;
     }
     Ok(())
@@ -265,10 +257,6 @@ mod tests {
                 "streams[0].stream: ",
             ),
             (|b| b.streams[0].source.clear(), "streams[0].source: "),
-            (
-                |b| b.streams[0].records[1].time_ms = Some(i64::MAX),
-                "streams[0].records[1].time_ms: ",
-            ),
             (
                 |b| {
                     b.streams[0].records[0].fields.insert("unit".into(), "x".repeat(513));

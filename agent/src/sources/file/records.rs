@@ -94,11 +94,12 @@ impl RecordReader {
     /// Every byte before this offset belongs to an emitted record (or to
     /// nothing, like a blank line); bytes after it may still join a record.
     pub fn settled_offset(&self) -> u64 {
-        // A multiline record began before any parts still being joined.
-        self.pending
-            .as_ref()
-            .or(self.parts.as_ref())
-            .map_or(self.buf_offset, |pending| pending.offset)
+        [&self.pending, &self.parts]
+            .into_iter()
+            .flatten()
+            .map(|pending| pending.offset)
+            .min()
+            .unwrap_or(self.buf_offset)
     }
 
     /// Whether bytes without a final newline wait to become a line.
@@ -166,7 +167,7 @@ impl RecordReader {
             self.buf_offset += line.len() as u64;
             self.scanned = 0;
             if !std::mem::take(&mut self.discarding) {
-                self.take_line(offset, &line, Instant::now(), out);
+                self.take_line(offset, &line, false, Instant::now(), out);
             }
         }
         self.end_parts(Instant::now(), out);
@@ -182,7 +183,7 @@ impl RecordReader {
             let offset = self.buf_offset + consumed as u64;
             // In the tail of an over-long line, whose head was already emitted.
             if !std::mem::take(&mut self.discarding) {
-                self.take_line(offset, &buf[consumed..line_end], now, out);
+                self.take_line(offset, &buf[consumed..line_end], false, now, out);
             }
             consumed = line_end + 1;
             self.scanned = 0;
@@ -194,7 +195,7 @@ impl RecordReader {
         } else if rest >= self.max_record {
             // No newline within the maximum size: emit the head, skip to the line's end.
             let offset = self.buf_offset + consumed as u64;
-            self.take_line(offset, &buf[consumed..], now, out);
+            self.take_line(offset, &buf[consumed..], true, now, out);
             self.discarding = true;
             consumed = buf.len();
             self.scanned = 0;
@@ -208,14 +209,17 @@ impl RecordReader {
         self.buf = buf;
     }
 
-    /// Handles one line (without its `\n`) that starts at `offset`.
-    fn take_line(&mut self, offset: u64, line: &[u8], now: Instant, out: &mut Vec<Record>) {
+    /// Handles one line (without its `\n`) that starts at `offset`; `cut`
+    /// when it is only the head of a line longer than the maximum size.
+    fn take_line(&mut self, offset: u64, line: &[u8], cut: bool, now: Instant, out: &mut Vec<Record>) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(part) = self.container.and_then(|format| container::unwrap(format, line)) else {
             // Not a container file, or a line not in the runtime's format:
-            // kept as it is.
+            // kept as it is, after the parts of a line joined so far (records
+            // leave in file order).
+            self.end_parts(now, out);
             let (text, truncated) = cap(line, self.max_record);
-            self.take_logical(offset, text, truncated, None, now, out);
+            self.take_logical(offset, text, truncated || cut, None, now, out);
             return;
         };
         let wrapper = Wrapper {
@@ -250,7 +254,13 @@ impl RecordReader {
                 });
             }
         }
-        if !part.partial {
+        if cut {
+            // The rest of this part is skipped: the line ends here, marked.
+            if let Some(parts) = self.parts.as_mut() {
+                parts.truncated = true;
+            }
+        }
+        if !part.partial || cut {
             self.end_parts(now, out);
         }
     }
@@ -515,5 +525,31 @@ mod tests {
         reader.finish(&mut records);
         assert_eq!(messages(&records), ["2024-05-01 ERROR boom\n\tat a.b(C.java:1)"]);
         assert_eq!(records[0].fields["log.iostream"], "stderr");
+    }
+
+    #[test]
+    fn a_foreign_line_ends_the_parts_joined_so_far() {
+        let mut reader = RecordReader::new(0, 1024, None).with_container(Some(ContainerFormat::Cri));
+        let text = b"2024-05-01T10:11:12Z stdout P aaa\ngarbage\n2024-05-01T10:11:12Z stdout F bbb\n";
+        let records = read_all(&mut reader, &[text]);
+        assert_eq!(messages(&records), ["aaa", "garbage", "bbb"]);
+        let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+        assert!(
+            offsets.windows(2).all(|pair| pair[0] < pair[1]),
+            "file order: {offsets:?}"
+        );
+        assert_eq!(reader.settled_offset(), text.len() as u64);
+    }
+
+    #[test]
+    fn the_cut_head_of_an_over_long_container_line_is_marked() {
+        let mut reader = RecordReader::new(0, 40, None).with_container(Some(ContainerFormat::Cri));
+        let mut text = b"2024-05-01T10:11:12Z stdout F ".to_vec();
+        text.extend(std::iter::repeat_n(b'x', 100));
+        text.extend_from_slice(b"\n2024-05-01T10:11:12Z stdout F next\n");
+        let records = read_all(&mut reader, &[&text]);
+        assert_eq!(records.len(), 2);
+        assert!(records[0].truncated, "the rest of the line was skipped");
+        assert_eq!(records[1].message, "next");
     }
 }

@@ -13,7 +13,10 @@ use memchr::memchr2;
 /// Longest field name accepted; journal names are at most 64 bytes.
 const MAX_NAME_BYTES: usize = 256;
 /// Most fields kept per entry; `journalctl --output-fields` asks for a few.
-const MAX_FIELDS: usize = 256;
+const MAX_FIELDS: usize = 64;
+/// The longest value journald stores (`DATA_SIZE_MAX`); a longer length is
+/// not the export format.
+const MAX_DATA_BYTES: u64 = 768 * 1024 * 1024;
 
 /// One field of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,9 @@ pub enum ExportError {
     /// A binary value not followed by its newline.
     #[error("not journal export format: a binary value is not followed by a newline")]
     BadBinaryEnd,
+    /// A binary value longer than journald stores.
+    #[error("not journal export format: a binary value of {0} bytes")]
+    BadBinaryLength(u64),
 }
 
 #[derive(Debug)]
@@ -76,7 +82,10 @@ enum State {
 #[derive(Debug)]
 pub struct ExportReader {
     state: State,
-    max_value: usize,
+    max_message: usize,
+    max_other: usize,
+    /// The bound of the value being read.
+    limit: usize,
     name: Vec<u8>,
     value: Vec<u8>,
     cut: bool,
@@ -84,11 +93,14 @@ pub struct ExportReader {
 }
 
 impl ExportReader {
-    /// A reader that keeps at most `max_value` bytes of each value.
-    pub fn new(max_value: usize) -> ExportReader {
+    /// A reader that keeps at most `max_message` bytes of `MESSAGE` and
+    /// `max_other` bytes of any other value.
+    pub fn new(max_message: usize, max_other: usize) -> ExportReader {
         ExportReader {
             state: State::Name,
-            max_value,
+            max_message,
+            max_other,
+            limit: max_other,
             name: Vec::new(),
             value: Vec::new(),
             cut: false,
@@ -111,6 +123,11 @@ impl ExportReader {
                     self.push_name(&input[..at])?;
                     let separator = input[at];
                     input = &input[at + 1..];
+                    self.limit = if self.name == b"MESSAGE" {
+                        self.max_message
+                    } else {
+                        self.max_other
+                    };
                     if separator == b'=' {
                         if self.name.is_empty() {
                             return Err(ExportError::BadName("is empty"));
@@ -147,6 +164,9 @@ impl ExportReader {
                     input = &input[take..];
                     if *got == 8 {
                         let left = u64::from_le_bytes(*bytes);
+                        if left > MAX_DATA_BYTES {
+                            return Err(ExportError::BadBinaryLength(left));
+                        }
                         self.state = if left == 0 {
                             State::BinaryEnd
                         } else {
@@ -191,7 +211,7 @@ impl ExportReader {
     }
 
     fn push_value(&mut self, bytes: &[u8]) {
-        let room = self.max_value.saturating_sub(self.value.len());
+        let room = self.limit.saturating_sub(self.value.len());
         if bytes.len() > room {
             self.cut = true;
         }
@@ -202,7 +222,8 @@ impl ExportReader {
         let name = String::from_utf8(std::mem::take(&mut self.name)).unwrap_or_default();
         let value = std::mem::take(&mut self.value);
         let cut = std::mem::take(&mut self.cut);
-        if self.entry.fields.len() < MAX_FIELDS {
+        // Only the first of a name is read; repeats and extras cost nothing.
+        if self.entry.fields.len() < MAX_FIELDS && self.entry.get(&name).is_none() {
             self.entry.fields.push(Field { name, value, cut });
         }
         self.state = State::Name;
@@ -214,7 +235,7 @@ mod tests {
     use super::*;
 
     fn read(chunks: &[&[u8]], max_value: usize) -> Result<Vec<Entry>, ExportError> {
-        let mut reader = ExportReader::new(max_value);
+        let mut reader = ExportReader::new(max_value, max_value);
         let mut out = Vec::new();
         for chunk in chunks {
             reader.feed(chunk, &mut out)?;
@@ -254,6 +275,16 @@ mod tests {
     }
 
     #[test]
+    fn message_and_other_fields_have_their_own_bounds_and_repeats_are_ignored() {
+        let stream = format!("MESSAGE={}\nOTHER={}\nOTHER=again\n\n", "m".repeat(50), "o".repeat(50));
+        let mut out = Vec::new();
+        ExportReader::new(40, 8).feed(stream.as_bytes(), &mut out).unwrap();
+        assert_eq!(out[0].get("MESSAGE").unwrap().value.len(), 40);
+        assert_eq!(out[0].get("OTHER").unwrap().value.len(), 8);
+        assert_eq!(out[0].fields.len(), 2, "the repeated OTHER is not kept");
+    }
+
+    #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(read(&[b"lower=case\n\n"], 10).is_err());
         assert!(read(&[b"=x\n\n"], 10).is_err());
@@ -263,9 +294,12 @@ mod tests {
         assert_eq!(read(&[&bad_end], 10), Err(ExportError::BadBinaryEnd));
         let mut huge = b"B\n".to_vec();
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
-        huge.extend_from_slice(b"data");
+        assert_eq!(read(&[&huge], 10), Err(ExportError::BadBinaryLength(u64::MAX)));
+        let mut big = b"B\n".to_vec();
+        big.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        big.extend_from_slice(b"data");
         assert!(
-            read(&[&huge], 10).unwrap().is_empty(),
+            read(&[&big], 10).unwrap().is_empty(),
             "waits for the rest, holding at most 10 bytes"
         );
         assert!(read(&[&[b'A'; 300]], 10).is_err());

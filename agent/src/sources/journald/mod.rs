@@ -133,7 +133,16 @@ struct JournalSource {
 
 impl JournalSource {
     fn new(parts: JournalParts) -> JournalSource {
-        let resume = lock(&parts.acks).journal_resume();
+        let resume = {
+            let mut acks = lock(&parts.acks);
+            let resume = acks.journal_resume();
+            if let Some(checkpoint) = &resume {
+                // Seen now: a checkpoint older than a week (the host was off)
+                // is not forgotten before this run's first acknowledgement.
+                acks.register_journal(&checkpoint.stream, &checkpoint.seqnum_id, checkpoint.offset);
+            }
+            resume
+        };
         let position = resume.map(|checkpoint| Position {
             seqnum_id: checkpoint.seqnum_id,
             stream: checkpoint.stream,
@@ -202,12 +211,7 @@ impl JournalSource {
         if self.parts.journald.config.start_at == StartAt::Beginning {
             return Ok(());
         }
-        let output = self
-            .command()
-            .args(["--lines=1", "--output-fields=PRIORITY"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()?;
+        let output = run_briefly(self.command().args(["--lines=1", "--output-fields=PRIORITY"]))?;
         if !output.status.success() {
             return Err(io::Error::other(format!(
                 "journalctl failed: {}",
@@ -215,7 +219,7 @@ impl JournalSource {
             )));
         }
         let mut entries = Vec::new();
-        ExportReader::new(4096)
+        ExportReader::new(MAX_TEXT_BYTES, MAX_TEXT_BYTES)
             .feed(&output.stdout, &mut entries)
             .map_err(io::Error::other)?;
         let Some((cursor, seqnum_id, seqnum)) = entries.last().and_then(entry_cursor) else {
@@ -273,7 +277,7 @@ impl JournalSource {
             return Ok(());
         };
         let max_value = self.parts.journald.config.max_record_bytes.bytes() as usize;
-        let mut reader = ExportReader::new(max_value.max(MAX_TEXT_BYTES));
+        let mut reader = ExportReader::new(max_value, MAX_TEXT_BYTES);
         let mut buffer = vec![0u8; READ_CHUNK];
         let mut entries = Vec::new();
         while !self.stopping() {
@@ -373,11 +377,15 @@ impl JournalSource {
                     );
                 }
                 let stream = journal_stream_id(&self.parts.host, seqnum_id);
-                lock(&self.parts.acks).register_journal(&stream, seqnum_id, seqnum);
+                let mut acks = lock(&self.parts.acks);
+                // A sequence a checkpoint knows goes on from its acknowledged
+                // offset (what lies between is a gap, or was delivered).
+                let next = acks.acked_upto(&stream).unwrap_or(seqnum);
+                acks.register_journal(&stream, seqnum_id, next);
                 Position {
                     seqnum_id: seqnum_id.to_owned(),
                     stream,
-                    next: seqnum,
+                    next,
                     cursor: String::new(),
                 }
             }
@@ -484,7 +492,7 @@ pub fn check(journald: &CompiledJournald) -> Result<(), String> {
     if let Some(directory) = &config.directory {
         command.arg("--directory").arg(directory);
     }
-    let output = command.stdin(Stdio::null()).output().map_err(|err| match err.kind() {
+    let output = run_briefly(&mut command).map_err(|err| match err.kind() {
         io::ErrorKind::NotFound => format!(
             "journald.journalctl: {program} does not exist: install systemd's journalctl or set journald.journalctl"
         ),
@@ -498,6 +506,34 @@ pub fn check(journald: &CompiledJournald) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Longest a one-off `journalctl` (the journal's last entry) may take: a
+/// journal on a hung file system must not hang the agent's start or stop.
+const ONE_OFF_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a one-off `journalctl` whose output is small (one entry), killing it
+/// after [`ONE_OFF_TIMEOUT`].
+fn run_briefly(command: &mut Command) -> io::Result<std::process::Output> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let deadline = Instant::now() + ONE_OFF_TIMEOUT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            // Ours to end: the child started just above.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("journalctl gave no answer within {}s", ONE_OFF_TIMEOUT.as_secs()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output()
 }
 
 /// Logs what `journalctl` says on stderr (its first lines; a flood of
