@@ -22,6 +22,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod health;
 pub mod rotate;
 pub mod seal;
 pub mod ship;
@@ -36,7 +37,7 @@ use crate::ship::{ShipStats, Shipper};
 use crate::sources::SourceHealth;
 use crate::sources::file::tailer::{Tailer, TailerParts};
 use crate::sources::journald::JournalParts;
-use crate::sources::metrics::{self, AgentHealth, MetricsParts};
+use crate::sources::metrics::{self, MetricsParts};
 use crate::spool::Spool;
 use std::future::Future;
 use std::io;
@@ -128,11 +129,12 @@ pub async fn run(
             let parts = MetricsParts {
                 host: host.clone(),
                 filters,
-                health: AgentHealth {
-                    sources: vec![Arc::clone(&file_health), Arc::clone(&journal_health)],
-                    ship: Arc::clone(&ship_stats),
-                    spool: Arc::clone(&spool),
-                },
+                health: vec![
+                    Arc::clone(&file_health) as _,
+                    Arc::clone(&journal_health) as _,
+                    Arc::clone(&ship_stats) as _,
+                    Arc::clone(&spool) as _,
+                ],
                 batches: batch_tx.clone(),
                 stop: metrics_stopped,
             };

@@ -11,6 +11,7 @@
 
 use crate::checkpoint::AckTracker;
 use crate::config::AgentConfig;
+use crate::health::ReportsHealth;
 use crate::spool::{Spool, SpoolEntry};
 use lookout_shared::wire::{INGEST_PATH, IngestResponse};
 use reqwest::StatusCode;
@@ -65,6 +66,12 @@ pub struct Shipper {
     pub acks: Arc<Mutex<AckTracker>>,
     /// Counters.
     pub stats: Arc<ShipStats>,
+}
+
+impl ReportsHealth for ShipStats {
+    fn report(&self, report: &mut dyn FnMut(&'static str, f64)) {
+        report("agent.bytes_shipped", self.bytes_acked.load(Ordering::Relaxed) as f64);
+    }
 }
 
 impl Shipper {

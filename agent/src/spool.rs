@@ -11,6 +11,7 @@
 //! other than 429) are moved to `rejected/` for an operator to look at.
 
 use crate::batch::{CoveredRange, SealedBatch};
+use crate::health::ReportsHealth;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -57,6 +58,14 @@ pub struct Spool {
     max_bytes: u64,
     state: Mutex<SpoolState>,
     space_freed: Condvar,
+}
+
+impl ReportsHealth for Spool {
+    fn report(&self, report: &mut dyn FnMut(&'static str, f64)) {
+        report("agent.spool_bytes", self.bytes() as f64);
+        let oldest = self.oldest_age().map_or(0.0, |age| age.as_secs_f64());
+        report("agent.oldest_unacked_age_seconds", oldest);
+    }
 }
 
 impl Spool {

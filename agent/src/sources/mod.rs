@@ -9,6 +9,7 @@ pub mod file;
 pub mod journald;
 pub mod metrics;
 
+use crate::health::ReportsHealth;
 use lookout_shared::parse::Level;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +33,8 @@ pub struct Record {
 }
 
 /// What one log source reports about itself; shared between the source's
-/// thread (which counts) and the metrics thread (which reads).
+/// thread (which counts) and the metrics thread (which reads, as
+/// `agent.lines_read`, `agent.bytes_read` and `agent.records_missed`).
 #[derive(Debug, Default)]
 pub struct SourceHealth {
     /// Records handed to the batcher (`agent.lines_read`).
@@ -43,6 +45,17 @@ pub struct SourceHealth {
     /// before it got to them, such as journal entries vacuumed while the
     /// agent was down (`agent.records_missed`).
     pub records_missed: AtomicU64,
+}
+
+impl ReportsHealth for SourceHealth {
+    fn report(&self, report: &mut dyn FnMut(&'static str, f64)) {
+        report("agent.lines_read", self.records_read.load(Ordering::Relaxed) as f64);
+        report("agent.bytes_read", self.bytes_read.load(Ordering::Relaxed) as f64);
+        report(
+            "agent.records_missed",
+            self.records_missed.load(Ordering::Relaxed) as f64,
+        );
+    }
 }
 
 impl SourceHealth {

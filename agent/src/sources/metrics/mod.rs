@@ -36,31 +36,16 @@ pub mod procfs;
 
 use self::procfs::{ByteCounts, CpuStat};
 use crate::config::CompiledMetrics;
-use crate::ship::ShipStats;
-use crate::sources::SourceHealth;
-use crate::spool::Spool;
+use crate::health;
 use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, MetricSample};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::Instant;
-
-/// The parts of the agent whose health is reported as `agent.*` metrics.
-#[derive(Debug, Clone)]
-pub struct AgentHealth {
-    /// The log sources' counters (`agent.lines_read`, `agent.bytes_read`,
-    /// `agent.records_missed`), summed.
-    pub sources: Vec<Arc<SourceHealth>>,
-    /// The shipper's counters (`agent.bytes_shipped`).
-    pub ship: Arc<ShipStats>,
-    /// The spool (`agent.spool_bytes`, `agent.oldest_unacked_age_seconds`).
-    pub spool: Arc<Spool>,
-}
 
 /// Everything the metrics thread needs from the rest of the agent.
 #[derive(Debug)]
@@ -69,8 +54,9 @@ pub struct MetricsParts {
     pub host: String,
     /// The interval and what to measure.
     pub filters: CompiledMetrics,
-    /// What `agent.*` metrics report on.
-    pub health: AgentHealth,
+    /// The parts whose health `agent.*` metrics report (values of one name
+    /// summed).
+    pub health: health::Parts,
     /// The sealer's channel, shared with the tailer.
     pub batches: SyncSender<IngestBatch>,
     /// Disconnected (its sender dropped) when the agent stops: the thread
@@ -122,7 +108,7 @@ pub fn run(parts: MetricsParts) {
 #[derive(Debug)]
 pub struct Collector {
     filters: CompiledMetrics,
-    health: AgentHealth,
+    health: health::Parts,
     /// One buffer for every file read, so a collection allocates little.
     buffer: Vec<u8>,
     /// Unit of /proc/self/stat's CPU times.
@@ -145,7 +131,7 @@ struct Counters {
 
 impl Collector {
     /// A collector that has seen nothing yet.
-    pub fn new(filters: CompiledMetrics, health: AgentHealth) -> Collector {
+    pub fn new(filters: CompiledMetrics, health: health::Parts) -> Collector {
         Collector {
             filters,
             health,
@@ -259,20 +245,13 @@ impl Collector {
     }
 
     fn agent(&mut self, out: &mut Samples) {
-        let AgentHealth { sources, ship, spool } = &self.health;
-        let sum = |counter: fn(&SourceHealth) -> &AtomicU64| {
-            sources
-                .iter()
-                .map(|source| counter(source).load(Ordering::Relaxed))
-                .sum::<u64>() as f64
-        };
-        out.host("agent.lines_read", sum(|source| &source.records_read));
-        out.host("agent.bytes_read", sum(|source| &source.bytes_read));
-        out.host("agent.records_missed", sum(|source| &source.records_missed));
-        out.host("agent.bytes_shipped", ship.bytes_acked.load(Ordering::Relaxed) as f64);
-        out.host("agent.spool_bytes", spool.bytes() as f64);
-        let oldest = spool.oldest_age().map_or(0.0, |age| age.as_secs_f64());
-        out.host("agent.oldest_unacked_age_seconds", oldest);
+        let mut values: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for part in &self.health {
+            part.report(&mut |name, value| *values.entry(name).or_default() += value);
+        }
+        for (name, value) in values {
+            out.host(name, value);
+        }
         if let Some(rss) = read_text(&mut self.buffer, "/proc/self/status").and_then(|text| procfs::parse_vm_rss(&text))
         {
             out.host("agent.rss_bytes", rss as f64);
@@ -402,8 +381,13 @@ fn read_text<'a>(buffer: &'a mut Vec<u8>, path: &str) -> Option<Cow<'a, str>> {
 pub(crate) mod tests {
     use super::*;
     use crate::config::AgentConfig;
+    use crate::ship::ShipStats;
+    use crate::sources::SourceHealth;
+    use crate::spool::Spool;
     use lookout_shared::config::parse_toml;
     use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
     use std::sync::mpsc;
     use std::time::Duration;
 
@@ -415,15 +399,21 @@ pub(crate) mod tests {
         config.validate(file).unwrap().metrics.expect("metrics enabled")
     }
 
-    fn health(name: &str) -> (AgentHealth, PathBuf) {
+    fn health(name: &str) -> (health::Parts, PathBuf) {
         let dir = std::env::temp_dir().join(format!("lookout-metrics-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (spool, _) = Spool::open(&dir, 1 << 20).unwrap();
-        let health = AgentHealth {
-            sources: vec![Arc::new(SourceHealth::default())],
-            ship: Arc::new(ShipStats::default()),
-            spool: Arc::new(spool),
-        };
+        let file = SourceHealth::default();
+        file.count_read(3, 300);
+        let journal = SourceHealth::default();
+        journal.count_read(4, 400);
+        journal.records_missed.store(5, Ordering::Relaxed);
+        let health: health::Parts = vec![
+            Arc::new(file),
+            Arc::new(journal),
+            Arc::new(ShipStats::default()),
+            Arc::new(spool),
+        ];
         (health, dir)
     }
 
@@ -570,6 +560,10 @@ pub(crate) mod tests {
             assert!(value(samples, "load.1m", None) >= 0.0);
             assert!(value(samples, "agent.rss_bytes", None) > 1e6);
             assert_eq!(value(samples, "agent.spool_bytes", None), 0.0);
+            // Summed over the log sources.
+            assert_eq!(value(samples, "agent.lines_read", None), 7.0);
+            assert_eq!(value(samples, "agent.bytes_read", None), 700.0);
+            assert_eq!(value(samples, "agent.records_missed", None), 5.0);
         }
         assert!(find(&second, "agent.cpu_percent", None).is_some());
 
