@@ -34,8 +34,6 @@ pub struct Field {
 pub struct Entry {
     /// The fields.
     pub fields: Vec<Field>,
-    /// Bytes the entry took in the stream.
-    pub bytes: usize,
 }
 
 impl Entry {
@@ -111,7 +109,6 @@ impl ExportReader {
     /// Reads `input`, the next bytes of the stream, and appends the entries
     /// it completes to `out`. After an error the stream cannot be trusted.
     pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<Entry>) -> Result<(), ExportError> {
-        self.entry.bytes += input.len();
         while !input.is_empty() {
             match &mut self.state {
                 State::Name => {
@@ -135,10 +132,7 @@ impl ExportReader {
                         self.state = State::Text;
                     } else if self.name.is_empty() {
                         // The empty line: the entry is complete.
-                        let mut entry = std::mem::take(&mut self.entry);
-                        // Bytes after the entry's end belong to the next one.
-                        entry.bytes -= input.len();
-                        self.entry.bytes = input.len();
+                        let entry = std::mem::take(&mut self.entry);
                         if !entry.fields.is_empty() {
                             out.push(entry);
                         }
@@ -254,7 +248,6 @@ mod tests {
         assert_eq!(whole[0].text("MESSAGE"), Some("hello"));
         assert_eq!(whole[0].text("PRIORITY"), Some("3"));
         assert_eq!(whole[1].get("MESSAGE").unwrap().value, b"a\nb\x00c");
-        assert_eq!(whole.iter().map(|e| e.bytes).sum::<usize>(), stream.len());
         // Byte by byte gives the same entries.
         let bytes: Vec<&[u8]> = stream.chunks(1).collect();
         assert_eq!(read(&bytes, 1024).unwrap(), whole);
