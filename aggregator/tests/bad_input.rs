@@ -39,6 +39,25 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_takes_the_token_as_the_password_of_http_basic() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), LIMITS)).await;
+    // HTTP Basic with the token as password, what most shippers can set.
+    for (password, status) in [(INGEST_TOKEN, 200), ("guess", 401), (API_TOKEN, 401)] {
+        let response = server
+            .client
+            .post(format!("{}/api/v1/ingest", server.base))
+            .basic_auth("vector", Some(password))
+            .body(serde_json::to_vec(&good_batch(7)).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "basic auth with {password:?}");
+    }
+    assert_eq!(server.total("").await, 3, "the one accepted batch is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ingest_requests_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(dir.path(), LIMITS)).await;

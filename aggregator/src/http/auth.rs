@@ -1,5 +1,7 @@
-//! Bearer-token checks: one token list for ingest, one for the read API
-//! (which [`super::access`] also accepts a login session for).
+//! Token checks: one token list for ingest, one for the read API (which
+//! [`super::access`] also accepts a login session for). Ingest takes the
+//! token as `Authorization: Bearer` or as the password of HTTP Basic, which
+//! is what most log shippers can be given.
 //!
 //! Tokens are compared in constant time (for equal lengths) against every
 //! configured token, and never logged: a refusal says only whether the header
@@ -12,6 +14,9 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The tokens one group of routes accepts.
@@ -66,19 +71,20 @@ impl Tokens {
     }
 }
 
-/// Middleware: lets the request through only with an accepted bearer token.
+/// Middleware: lets the request through only with an accepted token, sent
+/// as a bearer token or as the password of HTTP Basic.
 pub async fn require_token(State(tokens): State<Tokens>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|value| bearer(value.as_bytes()));
+        .and_then(|value| presented_token(value.as_bytes()));
     match presented {
         None => ApiError::unauthorized(format!(
-            "missing `Authorization: Bearer <token>` header (an {} token is required)",
+            "missing `Authorization: Bearer <token>` header, or HTTP Basic with the token as password (an {} token is required)",
             tokens.purpose
         ))
         .into_response(),
-        Some(token) if let Some(i) = tokens.matching(token) => {
+        Some(token) if let Some(i) = tokens.matching(&token) => {
             let mut request = request;
             if let Some(grant) = tokens.hosts.get(i).cloned().flatten() {
                 request.extensions_mut().insert(grant);
@@ -89,6 +95,22 @@ pub async fn require_token(State(tokens): State<Tokens>, request: Request, next:
             ApiError::unauthorized(format!("the bearer token is not a valid {} token", tokens.purpose)).into_response()
         }
     }
+}
+
+/// The token an `Authorization` value presents: a bearer token, or the
+/// password of `Basic` credentials (the user name is not looked at).
+pub fn presented_token(value: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if let Some(token) = bearer(value) {
+        return Some(Cow::Borrowed(token));
+    }
+    let (scheme, credentials) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    // Bounded by the server's header size limit.
+    let decoded = STANDARD.decode(credentials.trim_ascii()).ok()?;
+    let (_, password) = decoded.split_at(decoded.iter().position(|b| *b == b':')? + 1);
+    (!password.is_empty()).then(|| Cow::Owned(password.to_vec()))
 }
 
 /// The token of an `Authorization: Bearer <token>` value.
@@ -111,6 +133,24 @@ mod tests {
         assert_eq!(bearer(b"Basic abc"), None);
         assert_eq!(bearer(b"Bearer "), None);
         assert_eq!(bearer(b"Bear"), None);
+    }
+
+    #[test]
+    fn basic_credentials_present_their_password() {
+        let basic = |credentials: &str| format!("Basic {}", STANDARD.encode(credentials));
+        assert_eq!(
+            presented_token(basic("vector:s3cret-token").as_bytes()).as_deref(),
+            Some(&b"s3cret-token"[..])
+        );
+        assert_eq!(
+            presented_token(basic(":pass:with:colons").as_bytes()).as_deref(),
+            Some(&b"pass:with:colons"[..])
+        );
+        assert_eq!(presented_token(basic("user-only").as_bytes()), None, "no colon");
+        assert_eq!(presented_token(basic("user:").as_bytes()), None, "no password");
+        assert_eq!(presented_token(b"Basic !!not base64!!"), None);
+        assert_eq!(presented_token(b"Bearer abc").as_deref(), Some(&b"abc"[..]));
+        assert_eq!(presented_token(b"Digest abc"), None);
     }
 
     #[test]
