@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod metricstore;
 pub mod query;
+pub mod receivers;
 pub mod retention;
 pub mod store;
 pub mod tls;
