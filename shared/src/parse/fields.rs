@@ -24,7 +24,7 @@ pub const MAX_TEXT_BYTES: usize = 512;
 const PLAIN_PAIRS_WINDOW: usize = 4096;
 
 /// The first `max` bytes of `text`, cut at a character boundary.
-fn head(text: &str, max: usize) -> &str {
+pub fn head(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

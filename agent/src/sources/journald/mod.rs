@@ -22,7 +22,7 @@ use crate::config::{CompiledJournald, StartAt};
 use crate::sources::{Record, SourceHealth};
 use export::{Entry, ExportReader};
 use lookout_shared::parse::Level;
-use lookout_shared::parse::fields::MAX_TEXT_BYTES;
+use lookout_shared::parse::fields::{self, MAX_TEXT_BYTES};
 use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, LineFormat, journal_stream_id};
 use std::collections::BTreeMap;
@@ -32,6 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+/// Journal chunks carry no chunk-wide fields: each entry states its own.
+static NO_CHUNK_FIELDS: BTreeMap<String, String> = BTreeMap::new();
 
 /// The `source` of journal records.
 pub const SOURCE: &str = "journald";
@@ -128,7 +131,6 @@ struct JournalSource {
     already_delivered: u64,
     /// First sequence number not yet handed to the batcher.
     chunk_start: u64,
-    no_fields: BTreeMap<String, String>,
 }
 
 impl JournalSource {
@@ -159,7 +161,6 @@ impl JournalSource {
             records: Vec::new(),
             already_delivered: 0,
             chunk_start,
-            no_fields: BTreeMap::new(),
         }
     }
 
@@ -449,7 +450,7 @@ impl JournalSource {
             source: SOURCE,
             labels: &self.parts.journald.config.labels,
             format: &self.format,
-            fields: &self.no_fields,
+            fields: &NO_CHUNK_FIELDS,
             start: self.chunk_start,
             end: position.next,
             read_at_ms: now_ms(),
@@ -574,15 +575,8 @@ fn parse_cursor(cursor: &str) -> Option<(&str, u64)> {
 /// A field's value as record text: invalid UTF-8 replaced, cut to what the
 /// aggregator keeps of a field.
 fn field_text(value: &[u8]) -> String {
-    let mut text = String::from_utf8_lossy(value).into_owned();
-    if text.len() > MAX_TEXT_BYTES {
-        let mut end = MAX_TEXT_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
+    let text = String::from_utf8_lossy(value);
+    fields::head(&text, MAX_TEXT_BYTES).to_owned()
 }
 
 /// The record field a configured journal field becomes: `_COMM` → `comm`.
