@@ -2,7 +2,8 @@
 # Runs Lookout's whole test suite on this machine: installs the real components
 # the tests start (logrotate, prometheus-node-exporter, aiosmtpd, and openssl,
 # which makes the TLS test's certificates, Chromium with its WebDriver for
-# the browser tests, and systemd's journald for the journal tests), builds both binaries
+# the browser tests, systemd's journald for the journal tests, rsyslog for the
+# syslog receiver's), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -19,6 +20,10 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 # The journal tests (tests/tests/journald.rs) start their own systemd-journald.
 [ -x /lib/systemd/systemd-journald ] || packages+=(systemd)
+# The syslog receiver's tests relay through Debian's rsyslogd (TLS by its gnutls driver).
+for package in rsyslog rsyslog-gnutls; do
+  dpkg -s "$package" >/dev/null 2>&1 || packages+=("$package")
+done
 if [ ${#packages[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: please install: ${packages[*]} (or run as root)" >&2

@@ -60,6 +60,60 @@ pub struct Config {
     /// What one client can hold open.
     #[serde(default)]
     pub http: HttpConfig,
+    /// The syslog receiver; off without this section.
+    pub syslog: Option<SyslogConfig>,
+}
+
+/// `[syslog]`: listeners for RFC 5424 and RFC 3164 messages.
+///
+/// Anyone who can reach a listener may send to it: bind it to an address
+/// only senders reach, or require client certificates under TLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// TCP address (LF and octet-counting framing); TLS when `tls` is set.
+    pub tcp: Option<SocketAddr>,
+    /// UDP address: one message per datagram, best effort.
+    pub udp: Option<SocketAddr>,
+    /// Serve `tcp` as TLS (RFC 5425).
+    pub tls: Option<SyslogTlsConfig>,
+    /// Longest message kept; longer ones are cut (default 64 KiB).
+    #[serde(default = "default_syslog_max_message")]
+    pub max_message_bytes: ByteSize,
+    /// TCP connections open at once at most; more are closed when accepted.
+    #[serde(default = "default_syslog_max_connections")]
+    pub max_connections: usize,
+    /// A TCP connection that sends nothing for this long is closed (default 10 min).
+    #[serde(default = "default_syslog_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// The zone of RFC 3164 times, which state none (IANA name; default the
+    /// aggregator's own zone).
+    pub timezone: Option<String>,
+}
+
+/// `[syslog] tls`: the listener's certificate and key, and optionally the
+/// CA whose client certificates alone may connect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTlsConfig {
+    /// The certificate chain (PEM), the server's own certificate first.
+    pub cert: PathBuf,
+    /// The private key (PEM).
+    pub key: PathBuf,
+    /// Require a client certificate signed by this CA (PEM).
+    pub client_ca: Option<PathBuf>,
+}
+
+fn default_syslog_max_message() -> ByteSize {
+    ByteSize(64 * 1024)
+}
+
+fn default_syslog_max_connections() -> usize {
+    256
+}
+
+fn default_syslog_idle_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
 }
 
 /// `[http]`: bounds on connections and slow clients.
@@ -576,6 +630,42 @@ impl Config {
         }
         if let Some(tls) = &self.tls {
             crate::tls::server_config(tls).map_err(|e| ConfigError::at_key(file, e.key(), e.to_string()))?;
+        }
+        if let Some(syslog) = &self.syslog {
+            if syslog.tcp.is_none() && syslog.udp.is_none() {
+                return err(
+                    "syslog".into(),
+                    "set `tcp`, `udp` or both (addresses such as \"127.0.0.1:6514\")".into(),
+                );
+            }
+            if syslog.tls.is_some() && syslog.tcp.is_none() {
+                return err("syslog.tls".into(), "TLS is served on `tcp`; set `tcp` too".into());
+            }
+            let max = syslog.max_message_bytes.bytes();
+            if !(480..=crate::receivers::MAX_MESSAGE_BYTES as u64).contains(&max) {
+                return err(
+                    "syslog.max_message_bytes".into(),
+                    "must be between 480 bytes (RFC 3164's minimum) and 1MB".into(),
+                );
+            }
+            if syslog.max_connections == 0 {
+                return err("syslog.max_connections".into(), "must be at least 1".into());
+            }
+            if syslog.idle_timeout.get() < Duration::from_secs(1) {
+                return err("syslog.idle_timeout".into(), "must be at least 1s".into());
+            }
+            if let Some(zone) = &syslog.timezone
+                && let Err(e) = jiff::tz::TimeZone::get(zone)
+            {
+                return err(
+                    "syslog.timezone".into(),
+                    format!("`{zone}` is not a time zone this machine knows: {e}"),
+                );
+            }
+            if let Some(tls) = &syslog.tls {
+                crate::tls::syslog_server_config(tls)
+                    .map_err(|e| ConfigError::at_key(file, format!("syslog.{}", e.key()), e.to_string()))?;
+            }
         }
         if let Some(smtp) = &self.smtp {
             if smtp.host.trim().is_empty() {

@@ -71,6 +71,7 @@ pub struct Aggregator {
     background: Vec<JoinHandle<()>>,
     writer: LogWriter,
     metric_writer: MetricWriter,
+    syslog: Option<receivers::syslog::listen::SyslogServer>,
 }
 
 impl Aggregator {
@@ -132,6 +133,18 @@ impl Aggregator {
         let addr = listener.local_addr()?;
         let store_for_alerts = store.clone();
         let metric_store_for_alerts = metric_store.clone();
+        let field_names = Arc::new(ingest::field_names::FieldNames::default());
+        let intake = receivers::Intake::new(
+            store.schema().clone(),
+            field_names.clone(),
+            writer.handle(),
+            metric_writer.handle(),
+            metrics.clone(),
+        );
+        let syslog = match &config.syslog {
+            Some(syslog) => Some(receivers::syslog::listen::SyslogServer::start(syslog, intake.clone()).await?),
+            None => None,
+        };
         let state = http::AppState {
             store,
             writer: writer.handle(),
@@ -153,7 +166,7 @@ impl Aggregator {
                 password_thread: users::hasher::PasswordThread::spawn()
                     .context("cannot start the password-check thread")?,
             }),
-            field_names: Arc::default(),
+            field_names,
         };
         let app = http::router(state, &config.auth, config.http.request_timeout.get())
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -228,12 +241,20 @@ impl Aggregator {
             background,
             writer,
             metric_writer,
+            syslog,
         })
     }
 
     /// The address the server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The syslog receiver's TCP (or TLS) and UDP addresses, where `[syslog]` sets them.
+    pub fn syslog_addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        self.syslog
+            .as_ref()
+            .map_or((None, None), |syslog| (syslog.tcp_addr(), syslog.udp_addr()))
     }
 
     /// Stops accepting connections, lets in-flight requests finish (their
@@ -243,6 +264,9 @@ impl Aggregator {
         // or graceful shutdown would wait for every open tail.
         self.writer.end_live_tails();
         let _ = self.stop_server.send(());
+        if let Some(syslog) = self.syslog {
+            syslog.stop().await;
+        }
         let served = self.server.await;
         for task in &self.background {
             task.abort();

@@ -67,6 +67,63 @@ impl RejectReason {
     }
 }
 
+/// A receiver of what other shippers and devices send (`receiver` label);
+/// also the `source` of the records it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiver {
+    /// Syslog over TCP, TLS or UDP.
+    Syslog,
+    /// OTLP/HTTP logs.
+    Otlp,
+    /// The Elasticsearch bulk API.
+    Elasticsearch,
+    /// Loki's push API.
+    Loki,
+}
+
+impl Receiver {
+    const ALL: [Receiver; 4] = [
+        Receiver::Syslog,
+        Receiver::Otlp,
+        Receiver::Elasticsearch,
+        Receiver::Loki,
+    ];
+
+    /// The `receiver` label value, and the `source` of its records.
+    pub fn label(self) -> &'static str {
+        match self {
+            Receiver::Syslog => "syslog",
+            Receiver::Otlp => "otlp",
+            Receiver::Elasticsearch => "elasticsearch",
+            Receiver::Loki => "loki",
+        }
+    }
+}
+
+/// What became of a message a receiver read (`result` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Stored and committed.
+    Accepted,
+    /// Not readable as the protocol's message: counted and dropped.
+    Invalid,
+    /// Readable, but dropped: refused for its host, or lost to a full queue
+    /// (UDP, which has no way to slow a sender down).
+    Dropped,
+}
+
+impl Received {
+    const ALL: [Received; 3] = [Received::Accepted, Received::Invalid, Received::Dropped];
+
+    fn label(self) -> &'static str {
+        match self {
+            Received::Accepted => "accepted",
+            Received::Invalid => "invalid",
+            Received::Dropped => "dropped",
+        }
+    }
+}
+
 /// All counters of the process.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -87,6 +144,8 @@ pub struct Metrics {
     metric_rows_expired: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     fields_dropped: AtomicU64,
+    received: [[AtomicU64; Received::ALL.len()]; Receiver::ALL.len()],
+    connections_refused: [AtomicU64; Receiver::ALL.len()],
 }
 
 impl Metrics {
@@ -143,6 +202,16 @@ impl Metrics {
     /// Extracted fields dropped by the bound on names per source.
     pub fn fields_dropped(&self, count: u64) {
         self.fields_dropped.fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// `count` messages read by `receiver` ended as `result`.
+    pub fn received(&self, receiver: Receiver, result: Received, count: u64) {
+        self.received[receiver as usize][result as usize].fetch_add(count, Ordering::Relaxed);
+    }
+
+    /// A connection to `receiver`'s listener was closed at once: too many open.
+    pub fn connection_refused(&self, receiver: Receiver) {
+        self.connections_refused[receiver as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request was refused.
@@ -235,6 +304,36 @@ impl Metrics {
             "lookout_http_rejected_requests_total",
             "Requests refused, by reason.",
             &samples,
+        );
+        let labels: Vec<(String, u64)> = Receiver::ALL
+            .iter()
+            .flat_map(|r| {
+                Received::ALL.iter().map(move |o| {
+                    (
+                        format!("{{receiver=\"{}\",result=\"{}\"}}", r.label(), o.label()),
+                        get(&self.received[*r as usize][*o as usize]),
+                    )
+                })
+            })
+            .collect();
+        counter(
+            "lookout_receiver_messages_total",
+            "Messages read by the syslog, OTLP, Elasticsearch bulk and Loki receivers, by outcome.",
+            &labels.iter().map(|(l, v)| (l.as_str(), *v)).collect::<Vec<_>>(),
+        );
+        let labels: Vec<(String, u64)> = Receiver::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("{{receiver=\"{}\"}}", r.label()),
+                    get(&self.connections_refused[*r as usize]),
+                )
+            })
+            .collect();
+        counter(
+            "lookout_receiver_connections_refused_total",
+            "Connections to a receiver's listener closed at once because too many were open.",
+            &labels.iter().map(|(l, v)| (l.as_str(), *v)).collect::<Vec<_>>(),
         );
         let seconds = get(&self.commit_micros) as f64 / 1e6;
         let _ = writeln!(

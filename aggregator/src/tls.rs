@@ -6,9 +6,10 @@
 //! ALPN offers `h2` then `http/1.1`, so browsers and clients get HTTP/2 when
 //! they can. [`Config::load`](crate::config::Config::load) calls
 //! [`server_config`] too, so `check-config` reports a missing, unreadable or
-//! mismatched certificate or key with the key that names it.
+//! mismatched certificate or key with the key that names it. The syslog
+//! listener's TLS ([`syslog_server_config`]) is built the same way.
 
-use crate::config::TlsConfig;
+use crate::config::{SyslogTlsConfig, TlsConfig};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -34,6 +35,14 @@ pub enum TlsError {
         /// What is wrong.
         reason: String,
     },
+    /// The client CA file is missing, unreadable or holds no usable CA.
+    #[error("cannot use the client CA file {}: {reason}", path.display())]
+    ClientCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// rustls refused the pair (e.g. the key does not match the certificate).
     #[error("the certificate and key cannot be used together: {0}")]
     Pair(#[source] rustls::Error),
@@ -45,6 +54,7 @@ impl TlsError {
         match self {
             TlsError::Cert { .. } => "tls.cert",
             TlsError::Key { .. } | TlsError::Pair(_) => "tls.key",
+            TlsError::ClientCa { .. } => "tls.client_ca",
         }
     }
 }
@@ -62,6 +72,37 @@ pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
         .with_single_cert(certs, key)
         .map_err(TlsError::Pair)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The syslog listener's TLS (RFC 5425): no ALPN; with `client_ca`, only
+/// clients presenting a certificate that CA signed complete the handshake.
+pub fn syslog_server_config(tls: &SyslogTlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = read_certs(&tls.cert)?;
+    let key = read_key(&tls.key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Pair)?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let ca_error = |reason: String| TlsError::ClientCa {
+                path: path.clone(),
+                reason,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            let cas = read_certs(path).map_err(|err| ca_error(err.to_string()))?;
+            for ca in cas {
+                roots.add(ca).map_err(|err| ca_error(err.to_string()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|err| ca_error(err.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(certs, key).map_err(TlsError::Pair)?;
     Ok(Arc::new(config))
 }
 

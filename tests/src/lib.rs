@@ -9,6 +9,7 @@
 //! `cargo build --workspace` must run before `cargo test` (`scripts/test.sh`
 //! does both).
 
+pub mod certs;
 pub mod journald;
 pub mod smtp;
 pub mod tmpfs;
@@ -301,6 +302,19 @@ impl Aggregator {
         let body = response.body_mut().read_to_string().unwrap_or_default();
         assert_eq!(status, 200, "GET {path} {params:?} answered {status}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|err| panic!("GET {path} answered non-JSON ({err}): {body}"))
+    }
+
+    /// A text answer (such as `/metrics`) with the API token; panics unless 200.
+    pub fn get_text(&self, path: &str) -> String {
+        let mut response = http()
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {API_TOKEN}"))
+            .call()
+            .unwrap_or_else(|err| panic!("GET {path} failed: {err}"));
+        let status = response.status();
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(status, 200, "GET {path} answered {status}: {body}");
+        body
     }
 
     /// The messages of every line written with [`numbered`] for numbers

@@ -4,75 +4,11 @@
 //! that trusts that CA through `ca_file` ships lines that become searchable.
 //! An agent without the CA refuses the certificate instead of sending.
 
+use lookout_tests::certs::make_certificates;
 use lookout_tests::{API_TOKEN, Agent, Aggregator, test_dir, wait_until};
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
-
-/// Runs `openssl ARGS` in `dir`; panics with its output on failure.
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI is installed (scripts/test.sh installs it)");
-    assert!(output.status.success(), "openssl {args:?}: {output:?}");
-}
-
-/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost
-/// signed by it (`server.pem`, `server.key`), in `dir`.
-fn make_certificates(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend([
-        "-subj",
-        "/CN=Lookout test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let mut request = vec![
-        "req",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ];
-    request.extend(ec);
-    openssl(dir, &request);
-    fs::write(
-        dir.join("server.ext"),
-        "subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n\
-         keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "server.pem",
-            "-extfile",
-            "server.ext",
-        ],
-    );
-}
 
 /// A blocking client that trusts only the test CA.
 fn client(dir: &Path) -> reqwest::blocking::Client {

@@ -64,7 +64,7 @@ pub fn prepare(
     let json = decode::decompress(body, encoding, max_decompressed)?;
     let batch = decode::parse(&json)?;
     validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
-    let (enriched, fields_dropped) = enrich(&batch, schema, field_names);
+    let (enriched, fields_dropped) = enrich(&batch, schema, field_names, true);
     Ok(Prepared {
         metrics: samples(&batch)?,
         batch: enriched,
@@ -73,11 +73,24 @@ pub fn prepare(
     })
 }
 
+/// Checks and enriches a batch a receiver built from what it read (syslog,
+/// OTLP, bulk, Loki push) as [`prepare`] does an agent's, but without
+/// exactly-once ranges (see [`PreparedChunk::dedup`]). Also returns how many
+/// fields the bound on names dropped.
+pub fn prepare_received(
+    batch: &IngestBatch,
+    schema: &LogSchema,
+    field_names: &FieldNames,
+) -> Result<(PreparedBatch, u64), IngestError> {
+    validate::validate(batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
+    Ok(enrich(batch, schema, field_names, false))
+}
+
 /// Builds each record's document: level and event time detected from the
 /// line (the time it was read when the line states none), fields extracted
 /// (within the bound on names per source), id from stream and offset, labels
 /// copied from the chunk. Also returns how many fields the bound dropped.
-fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames) -> (PreparedBatch, u64) {
+fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames, dedup: bool) -> (PreparedBatch, u64) {
     let mut fields_dropped = 0;
     let mut chunks = Vec::with_capacity(batch.streams.len());
     let ingested_ms = jiff::Timestamp::now().as_millisecond();
@@ -130,6 +143,7 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames) -> 
             end: chunk.end,
             time_range,
             records,
+            dedup,
         });
     }
     (PreparedBatch { chunks }, fields_dropped)

@@ -1,4 +1,252 @@
-//! Receivers: what other shippers and devices send, read into ingest's
-//! records. [`syslog`] reads RFC 5424 and RFC 3164 messages (the parser;
-//! its TCP, UDP and TLS listeners are the next step of issue 12).
+//! Receivers: what other shippers and devices send, turned into records.
+//!
+//! Each protocol module reads its own format into [`Line`]s, pure and
+//! bounded: [`syslog`] (RFC 5424 and 3164 over TCP, TLS and UDP, with its
+//! listeners). Every receiver then hands its lines to [`Intake::store`], the
+//! one way in for them: lines become an ingest batch per host, go through
+//! the same checks and enrichment as an agent's (so a syslog line's level or
+//! a JSON body's fields are read as a tailed file's would be, with what the
+//! protocol states winning), and are committed by the same log writer. A
+//! receiver answers, or reads on, only once `store` has returned.
+//!
+//! Unlike an agent's records, received ones carry no offsets a sender could
+//! re-send: none of these protocols has them. Each host's lines of one
+//! process run form a stream (so a line's context is its neighbours from the
+//! same host and receiver), numbered by a counter of the process, and the
+//! writer neither checks nor remembers their ranges. A sender that retries a
+//! request it had no answer for may therefore store it twice: these
+//! protocols are at-least-once, as they are against Elasticsearch or Loki.
+
 pub mod syslog;
+
+use crate::ingest::{IngestError, field_names::FieldNames, prepare_received};
+use crate::metrics::{Metrics, Received, Receiver};
+use crate::metricstore::writer::MetricWriterHandle;
+use crate::store::schema::LogSchema;
+use crate::store::writer::{PreparedBatch, WriteError, WriterHandle};
+use lookout_shared::parse::Level;
+use lookout_shared::parse::fields::{MAX_FIELDS_PER_LINE, MAX_NAME_BYTES, MAX_TEXT_BYTES, head};
+use lookout_shared::time::now_ms;
+use lookout_shared::wire::{IngestBatch, StreamChunk, WireRecord, content_hash};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Longest message kept; the rest is cut and the record marked truncated.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// Longest host name kept (DNS names are at most 253 bytes).
+const MAX_HOST_BYTES: usize = 255;
+
+/// One message a receiver read, before it becomes a record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Line {
+    /// The host it came from: what the message states, else the peer's address.
+    pub host: String,
+    /// The text.
+    pub message: String,
+    /// Whether the sender's message was longer than what was kept.
+    pub truncated: bool,
+    /// The time the message states (Unix ms), if any.
+    pub time_ms: Option<i64>,
+    /// The level the message states, if any.
+    pub level: Option<Level>,
+    /// What the protocol states beside the text (syslog's app name, OTLP's
+    /// attributes, a bulk document's other keys, Loki's labels).
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Why lines were not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The lines could not form a valid batch (a bug of the receiver, since
+    /// it bounds what it builds; answered like a bad request).
+    #[error(transparent)]
+    Invalid(#[from] IngestError),
+    /// The log writer could not commit them; the sender should retry.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Where every receiver stores what it read (cheap to clone).
+#[derive(Clone)]
+pub struct Intake {
+    schema: LogSchema,
+    field_names: Arc<FieldNames>,
+    writer: WriterHandle,
+    metric_writer: MetricWriterHandle,
+    metrics: Arc<Metrics>,
+    /// Distinguishes this process run's streams from earlier runs', whose
+    /// offsets started at 0 too.
+    run: u64,
+    next_offset: Arc<AtomicU64>,
+}
+
+impl Intake {
+    /// An intake writing through these stores' writers.
+    pub fn new(
+        schema: LogSchema,
+        field_names: Arc<FieldNames>,
+        writer: WriterHandle,
+        metric_writer: MetricWriterHandle,
+        metrics: Arc<Metrics>,
+    ) -> Intake {
+        let started = jiff::Timestamp::now().as_nanosecond();
+        Intake {
+            schema,
+            field_names,
+            writer,
+            metric_writer,
+            metrics,
+            run: content_hash(&started.to_le_bytes()),
+            next_offset: Arc::default(),
+        }
+    }
+
+    /// The process's counters, for receivers to count what they drop.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stores `lines` read by `receiver`, returning once they are committed
+    /// and searchable, with how many were stored. Marks each host as seen.
+    pub async fn store(&self, receiver: Receiver, lines: Vec<Line>) -> Result<u64, IntakeError> {
+        if lines.is_empty() {
+            return Ok(0);
+        }
+        let batches = self.batches(receiver, lines);
+        let hosts: Vec<String> = batches.iter().map(|b| b.host.clone()).collect();
+        let schema = self.schema.clone();
+        let field_names = self.field_names.clone();
+        let (prepared, fields_dropped) = tokio::task::spawn_blocking(move || {
+            let mut chunks = Vec::new();
+            let mut fields_dropped = 0;
+            for batch in &batches {
+                let (prepared, dropped) = prepare_received(batch, &schema, &field_names)?;
+                chunks.extend(prepared.chunks);
+                fields_dropped += dropped;
+            }
+            Ok::<_, IngestError>((PreparedBatch { chunks }, fields_dropped))
+        })
+        .await
+        .map_err(|err| WriteError::CommitFailed(format!("preparing received lines failed: {err}")))??;
+        self.metrics.fields_dropped(fields_dropped);
+        let response = self.writer.write(prepared).await?;
+        self.metrics.received(receiver, Received::Accepted, response.accepted);
+        for host in hosts {
+            self.metric_writer.touch(host);
+        }
+        Ok(response.accepted)
+    }
+
+    /// One ingest batch per host, its lines a chunk of the host's stream
+    /// for `receiver` in this run.
+    fn batches(&self, receiver: Receiver, lines: Vec<Line>) -> Vec<IngestBatch> {
+        let read_at_ms = now_ms();
+        let mut by_host: BTreeMap<String, Vec<WireRecord>> = BTreeMap::new();
+        for line in lines {
+            let (host, record) = record(line, read_at_ms);
+            by_host.entry(host).or_default().push(record);
+        }
+        by_host
+            .into_iter()
+            .map(|(host, mut records)| {
+                let count = records.len() as u64;
+                let start = self.next_offset.fetch_add(count, Ordering::Relaxed);
+                for (record, offset) in records.iter_mut().zip(start..) {
+                    record.offset = offset;
+                }
+                IngestBatch {
+                    streams: vec![StreamChunk {
+                        stream: stream_id(receiver, &host, self.run),
+                        source: receiver.label().to_owned(),
+                        start,
+                        end: start + count,
+                        records,
+                        ..StreamChunk::default()
+                    }],
+                    host,
+                    metrics: Vec::new(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The stream of `host`'s lines read by `receiver` in process run `run`.
+fn stream_id(receiver: Receiver, host: &str, run: u64) -> String {
+    let key = format!("{}\0{host}\0{run}", receiver.label());
+    format!("{:016x}", content_hash(key.as_bytes()))
+}
+
+/// `line` as a wire record within ingest's bounds, and its host.
+fn record(line: Line, read_at_ms: i64) -> (String, WireRecord) {
+    let host = head(line.host.trim(), MAX_HOST_BYTES);
+    let host = if host.is_empty() { "unknown" } else { host }.to_owned();
+    let mut message = line.message;
+    let mut truncated = line.truncated;
+    if message.len() > MAX_MESSAGE_BYTES {
+        let kept = head(&message, MAX_MESSAGE_BYTES).len();
+        message.truncate(kept);
+        truncated = true;
+    }
+    let fields = line
+        .fields
+        .into_iter()
+        .filter(|(name, _)| !name.is_empty() && name.len() <= MAX_NAME_BYTES)
+        .take(MAX_FIELDS_PER_LINE)
+        .map(|(name, mut value)| {
+            let kept = head(&value, MAX_TEXT_BYTES).len();
+            value.truncate(kept);
+            (name, value)
+        })
+        .collect();
+    let record = WireRecord {
+        offset: 0,
+        read_at_ms,
+        message,
+        truncated,
+        time_ms: line.time_ms,
+        level: line.level,
+        fields,
+    };
+    (host, record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_bounded_as_ingest_requires() {
+        let line = Line {
+            host: "  ".into(),
+            message: "é".repeat(MAX_MESSAGE_BYTES),
+            fields: (0..100)
+                .map(|i| (format!("k{i:03}"), "v".repeat(1000)))
+                .chain([(String::new(), "x".into()), ("n".repeat(200), "x".into())])
+                .collect(),
+            ..Line::default()
+        };
+        let (host, record) = record(line, 1);
+        assert_eq!(host, "unknown");
+        assert!(record.truncated && record.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(record.message.chars().all(|c| c == 'é'), "cut on a character boundary");
+        assert_eq!(record.fields.len(), MAX_FIELDS_PER_LINE);
+        assert!(
+            record
+                .fields
+                .iter()
+                .all(|(k, v)| !k.is_empty() && k.len() <= MAX_NAME_BYTES && v.len() == MAX_TEXT_BYTES)
+        );
+    }
+
+    #[test]
+    fn streams_are_per_receiver_host_and_run() {
+        let id = stream_id(Receiver::Syslog, "r1", 7);
+        assert_eq!(id.len(), 16);
+        assert_ne!(id, stream_id(Receiver::Loki, "r1", 7));
+        assert_ne!(id, stream_id(Receiver::Syslog, "r2", 7));
+        assert_ne!(id, stream_id(Receiver::Syslog, "r1", 8));
+    }
+}

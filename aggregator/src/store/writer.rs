@@ -60,6 +60,13 @@ pub struct PreparedChunk {
     pub start: u64,
     /// One past the last byte covered.
     pub end: u64,
+    /// Whether `[start, end)` is remembered as held and the records checked
+    /// against what is held: true for agent streams, whose offsets name
+    /// bytes of a file or journal that may be re-sent; false for what a
+    /// receiver read (syslog, OTLP, bulk, Loki push), which no sender can
+    /// re-send under the same offsets, so remembering its ranges would only
+    /// grow every commit's payload.
+    pub dedup: bool,
     /// Event-time range (Unix ms) of the records; `None` without records.
     pub time_range: Option<(i64, i64)>,
     /// The records in file order.
@@ -345,15 +352,17 @@ impl WriterCore {
             for chunk in batch.chunks {
                 let key = held_key(&chunk.host, &chunk.stream);
                 let mut held: Vec<&IntervalSet> = Vec::new();
-                for (held_day, streams) in &self.held {
+                for (held_day, streams) in self.held.iter().filter(|_| chunk.dedup) {
                     if *held_day != day {
                         held.extend(streams.get(&key));
                         // Payloads written before ranges were kept per host.
                         held.extend(streams.get(&chunk.stream));
                     }
                 }
-                held.extend(next.get(&key));
-                held.extend(next.get(&chunk.stream));
+                if chunk.dedup {
+                    held.extend(next.get(&key));
+                    held.extend(next.get(&chunk.stream));
+                }
                 // Only ranges touching the chunk can make its records duplicates.
                 held.retain(|set| set.overlaps(chunk.start, chunk.end));
                 let mut added = false;
@@ -374,7 +383,9 @@ impl WriterCore {
                 if added {
                     time_range = union(time_range, chunk.time_range);
                 }
-                changed |= next.entry(key).or_default().insert(chunk.start, chunk.end);
+                if chunk.dedup {
+                    changed |= next.entry(key).or_default().insert(chunk.start, chunk.end);
+                }
             }
             changed |= response.accepted > 0;
             responses.push(response);
@@ -513,6 +524,7 @@ mod tests {
             end,
             time_range: Some((1_000 + start as i64, 1_000 + end as i64)),
             records,
+            dedup: true,
         }
     }
 
@@ -611,5 +623,33 @@ mod tests {
         );
         assert_eq!(count(&store), 2);
         assert_eq!(store.partition(day).unwrap().time_range(), Some((1_000, 1_020)));
+    }
+
+    #[test]
+    fn received_chunks_are_neither_checked_nor_remembered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, mut core) = open(tmp.path());
+        let schema = store.schema().clone();
+        let day = Date::new(2021, 6, 1).unwrap();
+        let received = || PreparedBatch {
+            chunks: vec![PreparedChunk {
+                dedup: false,
+                ..chunk(&schema, S, 0, 20, &[0, 10])
+            }],
+        };
+        let r = core.write_group(day, vec![received(), received()]).unwrap();
+        assert_eq!((r[1].accepted, r[1].duplicates), (2, 0));
+        assert_eq!(count(&store), 4);
+        assert!(!core.held[&day].contains_key(&held_key("h", S)), "no range is kept");
+        // And an agent chunk over the same offsets is not taken for a re-send.
+        let r = core
+            .write_group(
+                day,
+                vec![PreparedBatch {
+                    chunks: vec![chunk(&schema, S, 0, 20, &[0, 10])],
+                }],
+            )
+            .unwrap();
+        assert_eq!((r[0].accepted, r[0].duplicates), (2, 0));
     }
 }

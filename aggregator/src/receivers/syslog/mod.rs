@@ -5,11 +5,20 @@
 //!
 //! Pure policy, no I/O: [`parse`] turns bytes into a [`SyslogMessage`] or an
 //! error that says what is wrong; it never panics and allocates only for
-//! structured data and text that is not valid UTF-8.
+//! structured data and text that is not valid UTF-8. [`SyslogMessage::into_line`]
+//! makes it a record's line. [`framing`] splits a TCP stream into messages;
+//! [`listen`] serves TCP, TLS and UDP.
 
+pub mod framing;
+pub mod listen;
+
+use super::Line;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use lookout_shared::parse::Level;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// One syslog message.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +72,79 @@ pub fn parse<'a>(bytes: &'a [u8], received: Timestamp, zone: &TimeZone) -> Resul
     }
 }
 
+/// Facility names (RFC 5424 table 1, as rsyslog and Vector name them).
+const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+/// Severity names (RFC 5424 table 2, as rsyslog and Vector name them).
+const SEVERITIES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+
+impl SyslogMessage<'_> {
+    /// The message as a line to store: its host (else `peer`'s address),
+    /// time, level from the severity, and as fields `facility`, `severity`,
+    /// `appname`, `procid`, `msgid` and the structured data's
+    /// `<sd-id>.<param>` pairs (Vector's names).
+    pub fn into_line(self, peer: IpAddr, truncated: bool) -> Line {
+        let host = match self.hostname {
+            Some(name) if !name.is_empty() => name.into_owned(),
+            _ => peer.to_string(),
+        };
+        let mut fields = BTreeMap::new();
+        let names = [
+            ("facility", FACILITIES.get(usize::from(self.facility)).copied()),
+            ("severity", SEVERITIES.get(usize::from(self.severity)).copied()),
+        ];
+        for (name, value) in names {
+            if let Some(value) = value {
+                fields.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let stated = [
+            ("appname", self.app_name),
+            ("procid", self.proc_id),
+            ("msgid", self.msg_id),
+        ];
+        for (name, value) in stated {
+            if let Some(value) = value {
+                fields.insert(name.to_owned(), value.into_owned());
+            }
+        }
+        fields.extend(self.structured_data);
+        Line {
+            host,
+            message: self.message.into_owned(),
+            truncated,
+            time_ms: self.timestamp.map(|t| t.as_millisecond()),
+            level: Level::from_syslog_severity(self.severity),
+            fields,
+        }
+    }
+}
+
 /// `<N>` with 1 to 3 digits, N ≤ 191.
 fn pri(bytes: &[u8]) -> Option<(u8, &[u8])> {
     let rest = bytes.strip_prefix(b"<")?;
@@ -111,11 +193,11 @@ fn rfc5424(facility: u8, severity: u8, header: &[u8]) -> Result<SyslogMessage<'_
     })
 }
 
-/// `-`, or one or more `[id param="value" …]` elements; returns the pairs
-/// and what follows.
 /// Structured data as `(sd-id.param-name, value)` pairs.
 pub type SdPairs = Vec<(String, String)>;
 
+/// `-`, or one or more `[id param="value" …]` elements; returns the pairs
+/// and what follows.
 fn structured_data(bytes: &[u8]) -> Result<(SdPairs, &[u8]), SyslogError> {
     if bytes.is_empty() {
         return Ok((Vec::new(), bytes));
@@ -402,6 +484,30 @@ mod tests {
             bare.message,
             "%LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to down"
         );
+    }
+
+    #[test]
+    fn a_message_becomes_a_line_with_its_parts_as_fields() {
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        let line = read(r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 77 ID47 [exampleSDID@32473 iut="3" eventSource="Application"] An application event"#)
+            .into_line(peer, false);
+        assert_eq!(line.host, "mymachine.example.com");
+        assert_eq!(line.time_ms, Some(1_065_910_455_003));
+        assert_eq!(line.level, Some(Level::Info), "notice");
+        assert_eq!(line.message, "An application event");
+        let field = |name: &str| line.fields.get(name).map(String::as_str);
+        assert_eq!(field("facility"), Some("local4"));
+        assert_eq!(field("severity"), Some("notice"));
+        assert_eq!(field("appname"), Some("evntslog"));
+        assert_eq!(field("procid"), Some("77"));
+        assert_eq!(field("msgid"), Some("ID47"));
+        assert_eq!(field("exampleSDID@32473.eventSource"), Some("Application"));
+        let line = read("<11>1 - - app - - - disk failed").into_line(peer, true);
+        assert_eq!(
+            (line.host.as_str(), line.level, line.truncated),
+            ("192.0.2.7", Some(Level::Error), true)
+        );
+        assert_eq!(line.time_ms, None);
     }
 
     #[test]
