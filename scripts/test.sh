@@ -20,8 +20,9 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 # The journal tests (tests/tests/journald.rs) start their own systemd-journald.
 [ -x /lib/systemd/systemd-journald ] || packages+=(systemd)
-# The syslog receiver's tests relay through Debian's rsyslogd (TLS by its gnutls driver).
-for package in rsyslog rsyslog-gnutls; do
+# The receivers' tests relay through Debian's rsyslogd (TLS by its gnutls driver,
+# bulk requests by omelasticsearch).
+for package in rsyslog rsyslog-gnutls rsyslog-elasticsearch; do
   dpkg -s "$package" >/dev/null 2>&1 || packages+=("$package")
 done
 if [ ${#packages[@]} -gt 0 ]; then

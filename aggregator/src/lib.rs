@@ -161,12 +161,14 @@ impl Aggregator {
                 users: users.clone(),
                 policy,
                 api_tokens: http::auth::Tokens::new(&config.auth.api_tokens, "API"),
+                ingest_tokens: http::auth::Tokens::ingest(&config.auth.ingest_tokens),
                 tls: tls.is_some(),
                 limiter: http::ratelimit::LoginLimiter::default(),
                 password_thread: users::hasher::PasswordThread::spawn()
                     .context("cannot start the password-check thread")?,
             }),
             field_names,
+            intake,
         };
         let app = http::router(state, &config.auth, config.http.request_timeout.get())
             .into_make_service_with_connect_info::<SocketAddr>();

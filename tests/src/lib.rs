@@ -11,6 +11,7 @@
 
 pub mod certs;
 pub mod journald;
+pub mod rsyslog;
 pub mod smtp;
 pub mod tmpfs;
 pub mod webdriver;
@@ -315,6 +316,26 @@ impl Aggregator {
         let body = response.body_mut().read_to_string().unwrap_or_default();
         assert_eq!(status, 200, "GET {path} answered {status}: {body}");
         body
+    }
+
+    /// The hits of `word` once `total` numbered lines ([`numbered`]) with it
+    /// are searchable; panics unless each number below `total` is there
+    /// exactly once (at most 10,000 lines).
+    pub fn numbered_once(&self, word: &str, total: u64) -> Vec<Value> {
+        wait_until(&format!("{total} lines of {word}"), Duration::from_secs(60), || {
+            self.count(word) >= total
+        });
+        let page = self.search(&[("q", word), ("limit", "10000")]);
+        let hits = page["hits"].as_array().cloned().unwrap_or_default();
+        let messages: Vec<String> = hits
+            .iter()
+            .map(|hit| hit["message"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let seen = count_sequence_numbers(&messages);
+        assert_eq!(seen.len() as u64, total, "{word}: every line arrived");
+        assert!(seen.keys().all(|n| *n < total), "{word}: only the lines sent");
+        assert!(seen.values().all(|n| *n == 1), "{word}: no line twice");
+        hits
     }
 
     /// The messages of every line written with [`numbered`] for numbers

@@ -7,7 +7,7 @@
 //! its priority; garbage on the same connection is counted, not stored.
 
 use lookout_tests::certs::{make_certificates, make_client_certificate};
-use lookout_tests::{Aggregator, Process, count_sequence_numbers, free_port, numbered, test_dir, wait_until};
+use lookout_tests::{Aggregator, free_port, numbered, rsyslog, test_dir, wait_until};
 use serde_json::Value;
 use std::fs;
 use std::io::Write as _;
@@ -30,23 +30,6 @@ fn hostname() -> String {
 fn write_lines(file: &Path, word: &str) {
     let text: String = (0..LINES).map(|n| format!("{word} {}\n", numbered(n))).collect();
     fs::write(file, text).expect("can write the input file");
-}
-
-/// The hits of `word`, once all `LINES` are there (each exactly once).
-fn all_lines_once(aggregator: &Aggregator, word: &str) -> Vec<Value> {
-    wait_until(&format!("{LINES} lines of {word}"), Duration::from_secs(60), || {
-        aggregator.count(word) >= LINES
-    });
-    let page = aggregator.search(&[("q", word), ("limit", "10000")]);
-    let hits = page["hits"].as_array().cloned().unwrap_or_default();
-    let messages: Vec<String> = hits
-        .iter()
-        .map(|hit| hit["message"].as_str().unwrap_or_default().to_owned())
-        .collect();
-    let seen = count_sequence_numbers(&messages);
-    assert_eq!(seen.len() as u64, LINES, "{word}: every line arrived");
-    assert!(seen.values().all(|n| *n == 1), "{word}: no line twice");
-    hits
 }
 
 /// Checks what every hit must say: host, level, a stated time near now, source.
@@ -112,7 +95,7 @@ fn logger_over_udp_and_tcp_in_both_formats() {
         assert!(status.success(), "logger {options:?} failed");
     }
     for (word, _, _, level) in &cases {
-        let hits = all_lines_once(&aggregator, word);
+        let hits = aggregator.numbered_once(word, LINES);
         check_hits(&hits, &hostname(), level, word);
     }
     let hit = &aggregator.search(&[("q", "lkttcpcounted"), ("limit", "1")])["hits"][0];
@@ -133,22 +116,6 @@ fn logger_over_udp_and_tcp_in_both_formats() {
         metrics.contains("lookout_receiver_messages_total{receiver=\"syslog\",result=\"invalid\"} 2"),
         "{metrics}"
     );
-}
-
-/// Starts `rsyslogd` in the foreground on `config`, with its own pid file.
-fn rsyslogd(dir: &Path, name: &str, config: &str) -> Process {
-    let work = dir.join(format!("{name}-work"));
-    fs::create_dir_all(&work).unwrap();
-    let file = dir.join(format!("{name}.conf"));
-    fs::write(&file, config.replace("WORKDIR", &work.display().to_string())).unwrap();
-    let mut command = Command::new("/usr/sbin/rsyslogd");
-    command
-        .arg("-n")
-        .arg("-f")
-        .arg(&file)
-        .arg("-i")
-        .arg(dir.join(format!("{name}.pid")));
-    Process::spawn("rsyslogd", &mut command, &dir.join(format!("{name}.log")))
 }
 
 #[test]
@@ -176,10 +143,10 @@ ruleset(name="counted") {{
     );
     write_lines(&traditional, "lktrelay");
     write_lines(&counted, "lktcounted");
-    let _rsyslogd = rsyslogd(&dir, "rsyslogd", &config);
-    let hits = all_lines_once(&aggregator, "lktrelay");
+    let _rsyslogd = rsyslog::start(&dir, "rsyslogd", &config);
+    let hits = aggregator.numbered_once("lktrelay", LINES);
     check_hits(&hits, "relay-1", "error", "lktrelay");
-    let hits = all_lines_once(&aggregator, "lktcounted");
+    let hits = aggregator.numbered_once("lktcounted", LINES);
     check_hits(&hits, "relay-1", "warn", "lktcounted");
 }
 
@@ -214,8 +181,8 @@ ruleset(name="tls") {{
         input = input.display(),
     );
     write_lines(&input, "lkttls");
-    let _rsyslogd = rsyslogd(&dir, "rsyslogd", &config);
-    let hits = all_lines_once(&aggregator, "lkttls");
+    let _rsyslogd = rsyslog::start(&dir, "rsyslogd", &config);
+    let hits = aggregator.numbered_once("lkttls", LINES);
     check_hits(&hits, "relay-2", "info", "lkttls");
 
     // Plain text on the TLS port, and TLS without a client certificate, store nothing.

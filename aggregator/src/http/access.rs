@@ -4,8 +4,12 @@
 //! It sorts each request by its path ([`Area`]) and is deny-by-default:
 //!
 //! - **public**: `/healthz`, `/login`, `/assets/...`: passes untouched.
-//! - **ingest**: `POST /api/v1/ingest`: passes here; its own route layer
-//!   accepts only ingest tokens ([`super::auth::require_token`]).
+//! - **ingest**: `POST /api/v1/ingest` and the receivers' paths
+//!   (`/v1/logs`, `/_bulk`, `/{index}/_bulk`, `/loki/api/v1/push`): passes
+//!   here; their own route layer accepts only ingest tokens
+//!   ([`super::auth::require_token`]). `GET /` (and the cluster health
+//!   paths) with an ingest token are an Elasticsearch client's probe,
+//!   answered here.
 //! - **API**: `/api/...` and `/metrics`: an API token (`Authorization:
 //!   Bearer`) or a session cookie; without either, 401 JSON.
 //! - **page**: every other path: a session cookie (or an API token); without
@@ -132,7 +136,7 @@ impl Area {
     pub fn of(path: &str) -> Area {
         if path == "/healthz" || path == "/login" || path.starts_with("/assets/") {
             Area::Public
-        } else if path == INGEST_PATH {
+        } else if path == INGEST_PATH || is_receiver_path(path) {
             Area::Ingest
         } else if path == "/api" || path.starts_with("/api/") || path == "/metrics" {
             Area::Api
@@ -140,6 +144,18 @@ impl Area {
             Area::Page
         }
     }
+}
+
+/// The paths of the HTTP receivers (OTLP, Elasticsearch bulk, Loki push),
+/// which take ingest tokens like `/api/v1/ingest`.
+fn is_receiver_path(path: &str) -> bool {
+    if matches!(path, "/v1/logs" | "/_bulk" | "/loki/api/v1/push") {
+        return true;
+    }
+    // `/{index}/_bulk`: one segment, then `_bulk`.
+    path.strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix("/_bulk"))
+        .is_some_and(|index| !index.is_empty() && !index.contains('/'))
 }
 
 /// The access settings the middleware and the login handlers share.
@@ -151,6 +167,8 @@ pub struct Access {
     pub policy: SessionPolicy,
     /// The read API's bearer tokens.
     pub api_tokens: super::auth::Tokens,
+    /// The ingest tokens: `GET /` with one is an Elasticsearch client's probe.
+    pub ingest_tokens: super::auth::Tokens,
     /// Whether the server speaks HTTPS (cookies get `Secure`, answers HSTS).
     pub tls: bool,
     /// Failed-login counting.
@@ -167,6 +185,9 @@ pub async fn access(State(app): State<AppState>, request: Request, next: Next) -
         return next.run(request).await;
     }
     let access = Arc::clone(&app.access);
+    if is_elastic_probe(&request, &access.ingest_tokens) {
+        return super::receive::elastic_probe(request.method(), request.uri().path());
+    }
     let mut request = request;
     if let Some(value) = request.headers().get(header::AUTHORIZATION) {
         return match super::auth::bearer(value.as_bytes()) {
@@ -202,6 +223,20 @@ pub async fn access(State(app): State<AppState>, request: Request, next: Next) -
     }
     request.extensions_mut().insert(Caller::User(session));
     next.run(request).await
+}
+
+/// Whether `request` is an Elasticsearch client's probe (`GET` or `HEAD`
+/// of `/`, `/_cluster/health` or `/_cat/health`), known by its ingest
+/// credentials: `/` is also the UI's home page, which browsers (with a
+/// session cookie, or none) still get.
+fn is_elastic_probe(request: &Request, ingest_tokens: &super::auth::Tokens) -> bool {
+    super::receive::ELASTIC_PROBES.contains(&request.uri().path())
+        && matches!(*request.method(), Method::GET | Method::HEAD)
+        && request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| super::auth::presented_token(value.as_bytes()))
+            .is_some_and(|token| ingest_tokens.accepts(&token))
 }
 
 /// Looks the session up off the async threads.

@@ -9,7 +9,7 @@
 use super::AppState;
 use super::auth::HostGrant;
 use super::error::ApiError;
-use crate::config::host_allowed;
+use crate::config::{IngestConfig, host_allowed};
 use crate::ingest::{self, decode::ContentEncoding};
 use crate::metrics::RejectReason;
 use axum::Json;
@@ -28,38 +28,9 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    let encoding = match headers.get(header::CONTENT_ENCODING) {
-        None => ContentEncoding::Identity,
-        Some(value) => {
-            let value = value.to_str().map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    RejectReason::UnsupportedEncoding,
-                    "the Content-Encoding header is not readable text",
-                )
-            })?;
-            ContentEncoding::from_header(Some(value))?
-        }
-    };
+    let encoding = content_encoding(&headers)?;
     let limits = app.ingest;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                RejectReason::TooLarge,
-                format!(
-                    "the request body is larger than ingest.max_body_bytes ({} bytes); send smaller batches",
-                    limits.max_body_bytes.bytes()
-                ),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                RejectReason::BadBatch,
-                format!("the request body could not be read: {}", rejection.body_text()),
-            )
-        }
-    })?;
+    let body = read_body(body, &limits)?;
     let sent = body.len() as u64;
     let schema = app.store.schema().clone();
     let max_decompressed = limits.max_decompressed_bytes.bytes();
@@ -96,4 +67,44 @@ pub async fn ingest(
         app.metric_writer.touch(host);
     }
     Ok(Json(response))
+}
+
+/// The request's `Content-Encoding` (zstd, gzip or none), else 415.
+pub(super) fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, ApiError> {
+    match headers.get(header::CONTENT_ENCODING) {
+        None => Ok(ContentEncoding::Identity),
+        Some(value) => {
+            let value = value.to_str().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    RejectReason::UnsupportedEncoding,
+                    "the Content-Encoding header is not readable text",
+                )
+            })?;
+            Ok(ContentEncoding::from_header(Some(value))?)
+        }
+    }
+}
+
+/// The body as read within `ingest.max_body_bytes`, else 413 (or 400 when
+/// it could not be read).
+pub(super) fn read_body(body: Result<Bytes, BytesRejection>, limits: &IngestConfig) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                RejectReason::TooLarge,
+                format!(
+                    "the request body is larger than ingest.max_body_bytes ({} bytes); send smaller batches",
+                    limits.max_body_bytes.bytes()
+                ),
+            )
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                RejectReason::BadBatch,
+                format!("the request body could not be read: {}", rejection.body_text()),
+            )
+        }
+    })
 }

@@ -6,6 +6,7 @@
 //! | `GET /healthz` | none | [`ops::healthz`] |
 //! | `GET /login`, `POST /login`, `GET /assets/{name}` | none | [`pages`] |
 //! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
+//! | `POST /_bulk`, `POST /{index}/_bulk`; `GET /`, `HEAD /` with ingest credentials | ingest token | [`receive`] |
 //! | `GET /metrics` | API token or session | [`ops::metrics`] |
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/facets` | API token or session | [`logs`], [`facets`] |
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
@@ -39,6 +40,7 @@ pub mod ops;
 pub mod pages;
 pub mod params;
 pub mod ratelimit;
+pub mod receive;
 pub mod tail;
 pub mod ui;
 
@@ -78,6 +80,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// The bound on extracted field names per source.
     pub field_names: Arc<crate::ingest::field_names::FieldNames>,
+    /// Where the HTTP receivers store what they read.
+    pub intake: crate::receivers::Intake,
 }
 
 /// The router with all routes and middleware.
@@ -85,6 +89,8 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
     let body_limit = usize::try_from(state.ingest.max_body_bytes.bytes()).unwrap_or(usize::MAX);
     let ingest_routes = Router::new()
         .route(INGEST_PATH, post(ingest::ingest))
+        .route("/_bulk", post(receive::bulk))
+        .route("/{index}/_bulk", post(receive::index_bulk))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_INGESTS)),

@@ -17,6 +17,7 @@
 //! request it had no answer for may therefore store it twice: these
 //! protocols are at-least-once, as they are against Elasticsearch or Loki.
 
+pub mod elasticsearch;
 pub mod syslog;
 
 use crate::ingest::{IngestError, field_names::FieldNames, prepare_received};
@@ -27,7 +28,7 @@ use crate::store::writer::{PreparedBatch, WriteError, WriterHandle};
 use lookout_shared::parse::Level;
 use lookout_shared::parse::fields::{MAX_FIELDS_PER_LINE, MAX_NAME_BYTES, MAX_TEXT_BYTES, head};
 use lookout_shared::time::now_ms;
-use lookout_shared::wire::{IngestBatch, StreamChunk, WireRecord, content_hash};
+use lookout_shared::wire::{IngestBatch, StreamChunk, WireRecord, content_hash, record_id};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -109,12 +110,13 @@ impl Intake {
     }
 
     /// Stores `lines` read by `receiver`, returning once they are committed
-    /// and searchable, with how many were stored. Marks each host as seen.
-    pub async fn store(&self, receiver: Receiver, lines: Vec<Line>) -> Result<u64, IntakeError> {
+    /// and searchable, with their record ids in the order given. Marks each
+    /// host as seen.
+    pub async fn store(&self, receiver: Receiver, lines: Vec<Line>) -> Result<Vec<String>, IntakeError> {
         if lines.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let batches = self.batches(receiver, lines);
+        let (batches, ids) = self.batches(receiver, lines);
         let hosts: Vec<String> = batches.iter().map(|b| b.host.clone()).collect();
         let schema = self.schema.clone();
         let field_names = self.field_names.clone();
@@ -136,29 +138,36 @@ impl Intake {
         for host in hosts {
             self.metric_writer.touch(host);
         }
-        Ok(response.accepted)
+        Ok(ids)
     }
 
     /// One ingest batch per host, its lines a chunk of the host's stream
-    /// for `receiver` in this run.
-    fn batches(&self, receiver: Receiver, lines: Vec<Line>) -> Vec<IngestBatch> {
+    /// for `receiver` in this run; and each line's record id, in input order.
+    fn batches(&self, receiver: Receiver, lines: Vec<Line>) -> (Vec<IngestBatch>, Vec<String>) {
         let read_at_ms = now_ms();
-        let mut by_host: BTreeMap<String, Vec<WireRecord>> = BTreeMap::new();
-        for line in lines {
+        // Per host: its records and their positions in `lines`.
+        let mut by_host: BTreeMap<String, (Vec<WireRecord>, Vec<usize>)> = BTreeMap::new();
+        let total = lines.len();
+        for (position, line) in lines.into_iter().enumerate() {
             let (host, record) = record(line, read_at_ms);
-            by_host.entry(host).or_default().push(record);
+            let (records, positions) = by_host.entry(host).or_default();
+            records.push(record);
+            positions.push(position);
         }
-        by_host
+        let mut ids = vec![String::new(); total];
+        let batches = by_host
             .into_iter()
-            .map(|(host, mut records)| {
+            .map(|(host, (mut records, positions))| {
                 let count = records.len() as u64;
                 let start = self.next_offset.fetch_add(count, Ordering::Relaxed);
-                for (record, offset) in records.iter_mut().zip(start..) {
+                let stream = stream_id(receiver, &host, self.run);
+                for ((record, offset), position) in records.iter_mut().zip(start..).zip(positions) {
                     record.offset = offset;
+                    ids[position] = record_id(&stream, offset);
                 }
                 IngestBatch {
                     streams: vec![StreamChunk {
-                        stream: stream_id(receiver, &host, self.run),
+                        stream,
                         source: receiver.label().to_owned(),
                         start,
                         end: start + count,
@@ -169,7 +178,8 @@ impl Intake {
                     metrics: Vec::new(),
                 }
             })
-            .collect()
+            .collect();
+        (batches, ids)
     }
 }
 

@@ -83,6 +83,15 @@ impl Server {
         Self::answer(request.send().await.unwrap()).await
     }
 
+    /// POSTs `body` to `path` with these headers.
+    pub async fn post_with(&self, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.client.post(format!("{}{path}", self.base)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::answer(request.send().await.unwrap()).await
+    }
+
     /// Sends `batch` as zstd JSON, as the agent does.
     pub async fn ingest(&self, batch: &IngestBatch) -> Answer {
         let json = serde_json::to_vec(batch).unwrap();

@@ -93,6 +93,14 @@ pub fn detect_level(line: &str) -> Option<Level> {
     level::detect(line)
 }
 
+/// The level a field's value names: a level word (`warning`, `ERR`), a
+/// letter (`E`) or the number of a numeric scale (syslog's 0–7, pino's 10–60).
+/// For protocols that state a level as text (a bulk document's `log.level`,
+/// a Loki label).
+pub fn level_from_value(value: &str) -> Option<Level> {
+    level::from_value(value)
+}
+
 /// The time a log line states, if it carries one in a known layout.
 /// `reference` (the time the line was read) supplies what the line leaves
 /// out, such as the year of a syslog timestamp; `zone` is the source's zone,

@@ -1,0 +1,162 @@
+//! The HTTP receivers: the Elasticsearch bulk API (`POST /_bulk`,
+//! `POST /{index}/_bulk`, and the probes of `GET /` and the cluster's
+//! health, answered by [`super::access`] for ingest credentials since `/`
+//! is also the UI's).
+//!
+//! Each handler reads the body within `[ingest]`'s limits, has its
+//! protocol's module ([`crate::receivers`]) read it off the async threads,
+//! refuses lines of hosts the token may not write, stores the rest through
+//! the [`Intake`](crate::receivers::Intake) and answers only after the
+//! commit, in the protocol's own shape. A failed commit is a 503, which
+//! every shipper retries.
+
+use super::AppState;
+use super::auth::HostGrant;
+use super::error::ApiError;
+use super::ingest::{content_encoding, read_body};
+use crate::config::host_allowed;
+use crate::ingest::{IngestError, decode};
+use crate::metrics::{Received, Receiver};
+use crate::receivers::IntakeError;
+use crate::receivers::elasticsearch::{self, ItemError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+/// The header Elasticsearch's own clients check to know they reached it.
+const ELASTIC_PRODUCT: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("x-elastic-product"),
+    HeaderValue::from_static("Elasticsearch"),
+);
+
+/// `POST /_bulk`.
+pub async fn bulk(
+    State(app): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    receive_bulk(app, None, extensions, headers, body).await
+}
+
+/// `POST /{index}/_bulk`.
+pub async fn index_bulk(
+    State(app): State<AppState>,
+    Path(index): Path<String>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    receive_bulk(app, Some(index), extensions, headers, body).await
+}
+
+/// The paths Elasticsearch clients probe before sending: the cluster's
+/// version (`/`), and its health (Vector's `/_cluster/health`, rsyslog's
+/// `/_cat/health`).
+pub const ELASTIC_PROBES: [&str; 3] = ["/", "/_cluster/health", "/_cat/health"];
+
+/// The answer to an Elasticsearch client's probe of `path` (one of
+/// [`ELASTIC_PROBES`]).
+pub fn elastic_probe(method: &Method, path: &str) -> Response {
+    let (body, content_type) = match path {
+        "/_cat/health" => (elasticsearch::cat_health(), "text/plain; charset=UTF-8"),
+        "/_cluster/health" => (elasticsearch::cluster_health().to_string(), "application/json"),
+        _ => (elasticsearch::root().to_string(), "application/json"),
+    };
+    let body = if method == Method::HEAD { String::new() } else { body };
+    (
+        [
+            ELASTIC_PRODUCT,
+            (axum::http::header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn receive_bulk(
+    app: AppState,
+    index: Option<String>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let encoding = content_encoding(&headers)?;
+    let body = read_body(body, &app.ingest)?;
+    let peer = peer(&extensions);
+    let max = app.ingest.max_decompressed_bytes.bytes();
+    let mut items = tokio::task::spawn_blocking(move || {
+        let text = decode::decompress(&body, encoding, max)?;
+        elasticsearch::read_bulk(&text, index.as_deref(), peer).map_err(IngestError::BadBatch)
+    })
+    .await
+    .map_err(|err| ApiError::internal("reading the bulk request failed", &err))??;
+    let grant = extensions.get::<HostGrant>();
+    let mut lines = Vec::with_capacity(items.len());
+    let (mut invalid, mut refused) = (0, 0);
+    for item in &mut items {
+        match &mut item.outcome {
+            Ok(line) if !may_write(grant, &line.host) => {
+                refused += 1;
+                item.outcome = Err(ItemError::new(
+                    403,
+                    "security_exception",
+                    format!("this ingest token may not send as host `{}`", line.host),
+                ));
+            }
+            Ok(line) => lines.push(std::mem::take(line)),
+            Err(_) => invalid += 1,
+        }
+    }
+    count(&app, Receiver::Elasticsearch, invalid, refused);
+    let ids = app.intake.store(Receiver::Elasticsearch, lines).await?;
+    let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Ok(([ELASTIC_PRODUCT], Json(elasticsearch::response(&items, &ids, took))).into_response())
+}
+
+/// The sender's address: the host of lines that name none.
+fn peer(extensions: &Extensions) -> IpAddr {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip())
+}
+
+/// Whether a request with `grant` may store lines of `host`.
+fn may_write(grant: Option<&HostGrant>, host: &str) -> bool {
+    grant.is_none_or(|HostGrant(hosts)| host_allowed(hosts, host))
+}
+
+fn count(app: &AppState, receiver: Receiver, invalid: u64, refused: u64) {
+    app.metrics.received(receiver, Received::Invalid, invalid);
+    app.metrics.received(receiver, Received::Dropped, refused);
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> Self {
+        match err {
+            IntakeError::Invalid(err) => err.into(),
+            IntakeError::Write(err) => err.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_grant_limits_the_hosts() {
+        let grant = HostGrant(Arc::from(vec!["web-*".to_owned()]));
+        assert!(may_write(None, "anything"));
+        assert!(may_write(Some(&grant), "web-1"));
+        assert!(!may_write(Some(&grant), "db-1"));
+    }
+}

@@ -1,0 +1,145 @@
+//! The HTTP receivers' protocols, in process: Elasticsearch bulk answers
+//! per item (stored, refused for its host, not a document), the probes
+//! clients send before they do, and what every receiver refuses whole.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use lookout_aggregator::config::Config;
+use std::path::Path;
+
+/// A config with a second ingest token that may send only as `web-*`.
+fn bound_config(dir: &Path) -> Config {
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\", {{ token = \"web-only-token\", hosts = [\"web-*\"] }}]\napi_tokens = [\"{API_TOKEN}\"]\n",
+        dir.display().to_string()
+    );
+    Config::from_toml(Path::new("test.toml"), &text).unwrap()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_answers_per_item_and_stores_the_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(bound_config(dir.path())).await;
+    let body = concat!(
+        "{\"index\":{\"_index\":\"app\"}}\n",
+        "{\"@timestamp\":\"2026-01-02T03:04:05Z\",\"message\":\"bulkone ok\",\"host\":{\"name\":\"web-1\"},\"log\":{\"level\":\"warn\"}}\n",
+        "{\"create\":{\"_index\":\"app\",\"_id\":\"given\"}}\n",
+        "{\"msg\":\"bulktwo ok\",\"hostname\":\"db-1\",\"level\":\"error\"}\n",
+        "{\"index\":{\"_index\":\"app\"}}\n",
+        "not a document\n",
+        "{\"delete\":{\"_index\":\"app\",\"_id\":\"x\"}}\n",
+    );
+    let token = bearer(INGEST_TOKEN);
+    let answer = server
+        .post_with(
+            "/_bulk",
+            body.into(),
+            &[("Authorization", &token), ("Content-Type", "application/x-ndjson")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.headers["x-elastic-product"], "Elasticsearch");
+    let items = answer.body["items"].as_array().unwrap();
+    let statuses: Vec<u64> = items
+        .iter()
+        .map(|item| {
+            item.as_object().unwrap().values().next().unwrap()["status"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(statuses, [201, 201, 400, 400]);
+    assert_eq!(answer.body["errors"], true);
+    assert_eq!(items[1]["create"]["_id"], "given");
+
+    let hits = server.get_ok("/api/v1/logs/search?q=bulkone").await;
+    let hit = &hits["hits"][0];
+    assert_eq!(hit["host"], "web-1");
+    assert_eq!(hit["level"], "warn");
+    assert_eq!(hit["timestamp"], "2026-01-02T03:04:05Z");
+    assert_eq!(hit["source"], "elasticsearch");
+    let stored_id = items[0]["index"]["_id"].as_str().unwrap();
+    assert_eq!(hit["id"], stored_id, "the answer names the stored record");
+    assert_eq!(server.total("q=bulktwo%20AND%20host:db-1%20AND%20level:error").await, 1);
+
+    // A token bound to web-* gets 403 for db-1's document, and the rest stored.
+    let body = concat!(
+        "{\"index\":{}}\n{\"message\":\"boundweb\",\"host\":\"web-2\"}\n",
+        "{\"index\":{}}\n{\"message\":\"bounddb\",\"host\":\"db-2\"}\n",
+    );
+    let answer = server
+        .post_with(
+            "/logs-2026/_bulk",
+            body.into(),
+            &[("Authorization", &bearer("web-only-token"))],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["items"][0]["index"]["status"], 201);
+    assert_eq!(answer.body["items"][0]["index"]["_index"], "logs-2026");
+    assert_eq!(answer.body["items"][1]["index"]["status"], 403);
+    assert_eq!(server.total("q=boundweb").await, 1);
+    assert_eq!(server.total("q=bounddb").await, 0);
+
+    // The whole request is refused for a line that is not an action, and without a token.
+    let answer = server
+        .post_with(
+            "/_bulk",
+            b"{\"index\":{}}\n{}\n[]\n".to_vec(),
+            &[("Authorization", &token)],
+        )
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("line 3: malformed action"), "{answer:?}");
+    let answer = server.post_with("/_bulk", body.into(), &[]).await;
+    assert_eq!(answer.status, 401);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch_probes_are_answered_for_ingest_credentials_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "")).await;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("filebeat:{INGEST_TOKEN}"))
+    );
+    for path in ["/", "/_cluster/health", "/_cat/health"] {
+        let response = server
+            .client
+            .get(format!("{}{path}", server.base))
+            .header("Authorization", &basic)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["x-elastic-product"], "Elasticsearch");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("8.11.0") || text.contains("green"), "{path}: {text}");
+    }
+    let head = server
+        .client
+        .head(format!("{}/", server.base))
+        .header("Authorization", bearer(INGEST_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    // A browser still gets the UI: without a session, the login page.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(format!("{}/", server.base)).send().await.unwrap();
+    assert_eq!(page.status(), 302);
+    // A wrong token is not an Elasticsearch client.
+    let wrong = server.get_with("/", Some("not-a-token-at-all")).await;
+    assert_eq!(wrong.status, 401);
+    server.stop().await;
+}
