@@ -3,7 +3,7 @@
 # the tests start (logrotate, prometheus-node-exporter, aiosmtpd, and openssl,
 # which makes the TLS test's certificates, Chromium with its WebDriver for
 # the browser tests, systemd's journald for the journal tests, rsyslog for the
-# syslog receiver's), builds both binaries
+# receivers' and, from PyPI, the OpenTelemetry SDK for OTLP's), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -35,6 +35,10 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 export PATH="$PATH:/usr/sbin"
+# The OTLP receiver's test exports with the OpenTelemetry Python SDK (PyPI).
+python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1 ||
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

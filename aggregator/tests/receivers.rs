@@ -143,3 +143,125 @@ async fn elasticsearch_probes_are_answered_for_ingest_credentials_only() {
     assert_eq!(wrong.status, 401);
     server.stop().await;
 }
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// An OTLP JSON request with one record per `(host, message)`.
+fn otlp_json(records: &[(&str, &str)]) -> Vec<u8> {
+    let resource_logs: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(host, message)| {
+            serde_json::json!({
+                "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": host}}]},
+                "scopeLogs": [{"logRecords": [{
+                    "timeUnixNano": "1700000000000000000",
+                    "severityNumber": 13,
+                    "body": {"stringValue": message},
+                }]}],
+            })
+        })
+        .collect();
+    serde_json::json!({ "resourceLogs": resource_logs })
+        .to_string()
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_refuses_other_hosts_through_partial_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(bound_config(dir.path())).await;
+    let body = gzip(&otlp_json(&[
+        ("web-5", "otlpweb"),
+        ("db-5", "otlpdb"),
+        ("web-6", "otlpweb"),
+    ]));
+    let token = bearer("web-only-token");
+    let headers = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "gzip"),
+    ];
+    let answer = server.post_with("/v1/logs", body, &headers).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["partialSuccess"]["rejectedLogRecords"], "1");
+    assert!(
+        answer.body["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("db-5")
+    );
+    assert_eq!(server.total("q=otlpweb%20AND%20level:warn").await, 2);
+    assert_eq!(server.total("q=otlpdb").await, 0);
+
+    // All accepted: an empty answer. Garbage: 400, in either encoding.
+    let all_token = bearer(INGEST_TOKEN);
+    let json = [
+        ("Authorization", all_token.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let answer = server
+        .post_with("/v1/logs", otlp_json(&[("db-5", "otlpall")]), &json)
+        .await;
+    assert_eq!((answer.status, answer.body.clone()), (200, serde_json::json!({})));
+    let answer = server
+        .post_with("/v1/logs", b"{\"resourceLogs\": 7}".to_vec(), &json)
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(
+        answer.error().contains("not an OTLP ExportLogsServiceRequest"),
+        "{answer:?}"
+    );
+    let protobuf = [
+        ("Authorization", all_token.as_str()),
+        ("Content-Type", "application/x-protobuf"),
+    ];
+    let answer = server
+        .post_with("/v1/logs", b"\x0a\xff\xff\xff\xff\x0f".to_vec(), &protobuf)
+        .await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loki_refuses_a_push_with_another_host_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(bound_config(dir.path())).await;
+    let push = |host: &str, word: &str| {
+        serde_json::json!({"streams": [{"stream": {"host": host}, "values": [["1700000000000000000", word]]}]})
+            .to_string()
+            .into_bytes()
+    };
+    let token = bearer("web-only-token");
+    let json = [("Authorization", token.as_str()), ("Content-Type", "application/json")];
+    let answer = server
+        .post_with("/loki/api/v1/push", push("web-8", "lokiweb"), &json)
+        .await;
+    assert_eq!(answer.status, 204, "{answer:?}");
+    let answer = server
+        .post_with("/loki/api/v1/push", push("db-8", "lokidb"), &json)
+        .await;
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert!(answer.error().contains("db-8"));
+    assert_eq!(server.total("q=lokiweb").await, 1);
+    assert_eq!(server.total("q=lokidb").await, 0);
+    // Not snappy, and not a push: 400 with the reason.
+    let protobuf = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/x-protobuf"),
+    ];
+    let answer = server
+        .post_with("/loki/api/v1/push", b"plain text".to_vec(), &protobuf)
+        .await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let answer = server
+        .post_with("/loki/api/v1/push", b"{\"streams\": {}}".to_vec(), &json)
+        .await;
+    assert_eq!(answer.status, 400, "{answer:?}");
+    assert!(answer.error().contains("not a Loki push request"), "{answer:?}");
+    server.stop().await;
+}

@@ -427,6 +427,30 @@ pub fn numbered(number: u64) -> String {
     format!("seq={number} group{}", number / GROUP)
 }
 
+/// The `seq=N` of a search hit's message.
+pub fn hit_number(hit: &Value) -> u64 {
+    hit["message"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("seq=")?.parse().ok())
+        .unwrap_or_else(|| panic!("not a numbered line: {hit}"))
+}
+
+/// Asserts that a hit's time is within ten minutes of now: the time its
+/// sender stated for a line sent during the test.
+pub fn assert_recent(hit: &Value) {
+    let time: jiff::Timestamp = hit["timestamp"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| panic!("no timestamp: {hit}"));
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    assert!(
+        (now_ms - time.as_millisecond()).abs() < 10 * 60 * 1000,
+        "not about now: {hit}"
+    );
+}
+
 /// Numbers `seq=N` found in `messages`: how often each one occurs.
 pub fn count_sequence_numbers(messages: &[String]) -> std::collections::HashMap<u64, u32> {
     let mut seen = std::collections::HashMap::new();

@@ -7,6 +7,8 @@
 //! | `GET /login`, `POST /login`, `GET /assets/{name}` | none | [`pages`] |
 //! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
 //! | `POST /_bulk`, `POST /{index}/_bulk`; `GET /`, `HEAD /` with ingest credentials | ingest token | [`receive`] |
+//! | `POST /loki/api/v1/push` | ingest token | [`receive::loki_push`] |
+//! | `POST /v1/logs` (OTLP/HTTP) | ingest token | [`receive::otlp_logs`] |
 //! | `GET /metrics` | API token or session | [`ops::metrics`] |
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/facets` | API token or session | [`logs`], [`facets`] |
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
@@ -91,6 +93,8 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route(INGEST_PATH, post(ingest::ingest))
         .route("/_bulk", post(receive::bulk))
         .route("/{index}/_bulk", post(receive::index_bulk))
+        .route("/loki/api/v1/push", post(receive::loki_push))
+        .route("/v1/logs", post(receive::otlp_logs))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
             Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_INGESTS)),

@@ -1,7 +1,8 @@
 //! The HTTP receivers: the Elasticsearch bulk API (`POST /_bulk`,
 //! `POST /{index}/_bulk`, and the probes of `GET /` and the cluster's
 //! health, answered by [`super::access`] for ingest credentials since `/`
-//! is also the UI's).
+//! is also the UI's), Loki's push API (`POST /loki/api/v1/push`) and
+//! OTLP/HTTP logs (`POST /v1/logs`).
 //!
 //! Each handler reads the body within `[ingest]`'s limits, has its
 //! protocol's module ([`crate::receivers`]) read it off the async threads,
@@ -15,16 +16,19 @@ use super::auth::HostGrant;
 use super::error::ApiError;
 use super::ingest::{content_encoding, read_body};
 use crate::config::host_allowed;
-use crate::ingest::{IngestError, decode};
+use crate::ingest::IngestError;
+use crate::ingest::decode::{self, ContentEncoding};
+use crate::metrics::RejectReason;
 use crate::metrics::{Received, Receiver};
 use crate::receivers::IntakeError;
 use crate::receivers::elasticsearch::{self, ItemError};
+use crate::receivers::{loki, otlp};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
@@ -88,16 +92,11 @@ async fn receive_bulk(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let encoding = content_encoding(&headers)?;
-    let body = read_body(body, &app.ingest)?;
-    let peer = peer(&extensions);
-    let max = app.ingest.max_decompressed_bytes.bytes();
-    let mut items = tokio::task::spawn_blocking(move || {
+    let mut items = read_request(&app, &extensions, &headers, body, move |body, encoding, max, peer| {
         let text = decode::decompress(&body, encoding, max)?;
         elasticsearch::read_bulk(&text, index.as_deref(), peer).map_err(IngestError::BadBatch)
     })
-    .await
-    .map_err(|err| ApiError::internal("reading the bulk request failed", &err))??;
+    .await?;
     let grant = extensions.get::<HostGrant>();
     let mut lines = Vec::with_capacity(items.len());
     let (mut invalid, mut refused) = (0, 0);
@@ -119,6 +118,121 @@ async fn receive_bulk(
     let ids = app.intake.store(Receiver::Elasticsearch, lines).await?;
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(([ELASTIC_PRODUCT], Json(elasticsearch::response(&items, &ids, took))).into_response())
+}
+
+/// `POST /loki/api/v1/push`: JSON (`Content-Type: application/json`,
+/// optionally gzip) or snappy-compressed protobuf; 204 once stored. A line
+/// of a host the token may not write refuses the whole request (403): the
+/// push API has no per-line answer.
+pub async fn loki_push(
+    State(app): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let json = is_json(&headers);
+    let lines = read_request(&app, &extensions, &headers, body, move |body, encoding, max, peer| {
+        if json {
+            let text = decode::decompress(&body, encoding, max)?;
+            loki::read_json(&text, peer)
+        } else {
+            loki::read_protobuf(&body, max, peer)
+        }
+        .map_err(IngestError::BadBatch)
+    })
+    .await?;
+    let grant = extensions.get::<HostGrant>();
+    if let Some(line) = lines.iter().find(|line| !may_write(grant, &line.host)) {
+        count(&app, Receiver::Loki, 0, lines.len() as u64);
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            RejectReason::Forbidden,
+            format!(
+                "this ingest token may not send as host `{}`; nothing was stored",
+                line.host
+            ),
+        ));
+    }
+    app.intake.store(Receiver::Loki, lines).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1/logs`: OTLP/HTTP, protobuf or JSON by `Content-Type`,
+/// optionally gzip. Answers once stored, in the request's encoding; records
+/// of hosts the token may not write are refused through OTLP's partial
+/// success, and the rest stored.
+pub async fn otlp_logs(
+    State(app): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let json = is_json(&headers);
+    let mut lines = read_request(&app, &extensions, &headers, body, move |body, encoding, max, peer| {
+        let bytes = decode::decompress(&body, encoding, max)?;
+        if json {
+            otlp::read_json(&bytes, peer)
+        } else {
+            otlp::read_protobuf(&bytes, peer)
+        }
+        .map_err(IngestError::BadBatch)
+    })
+    .await?;
+    let grant = extensions.get::<HostGrant>();
+    let mut refused_host = None;
+    let before = lines.len();
+    lines.retain(|line| {
+        let allowed = may_write(grant, &line.host);
+        if !allowed {
+            refused_host.get_or_insert_with(|| line.host.clone());
+        }
+        allowed
+    });
+    let refused = (before - lines.len()) as u64;
+    count(&app, Receiver::Otlp, 0, refused);
+    app.intake.store(Receiver::Otlp, lines).await?;
+    let message = refused_host
+        .map(|host| format!("this ingest token may not send as host `{host}`"))
+        .unwrap_or_default();
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        otlp::response(refused, &message, json),
+    )
+        .into_response())
+}
+
+/// Whether the body is JSON by its `Content-Type` (else protobuf).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"))
+}
+
+/// Reads the body within `[ingest]`'s limits and has `read` turn it into
+/// what the protocol sends, off the async threads. `read` gets the body as
+/// sent, its `Content-Encoding`, the bound on its decompressed size and
+/// the sender's address.
+async fn read_request<T: Send + 'static>(
+    app: &AppState,
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    read: impl FnOnce(Bytes, ContentEncoding, u64, IpAddr) -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let encoding = content_encoding(headers)?;
+    let body = read_body(body, &app.ingest)?;
+    let peer = peer(extensions);
+    let max = app.ingest.max_decompressed_bytes.bytes();
+    tokio::task::spawn_blocking(move || read(body, encoding, max, peer))
+        .await
+        .map_err(|err| ApiError::internal("reading the request failed", &err))?
+        .map_err(ApiError::from)
 }
 
 /// The sender's address: the host of lines that name none.

@@ -18,6 +18,8 @@
 //! protocols are at-least-once, as they are against Elasticsearch or Loki.
 
 pub mod elasticsearch;
+pub mod loki;
+pub mod otlp;
 pub mod syslog;
 
 use crate::ingest::{IngestError, field_names::FieldNames, prepare_received};

@@ -502,7 +502,8 @@ fn word(token: &[u8]) -> Option<Level> {
         b"error" | b"err" | b"erro" | b"eror" | b"fatal" | b"fata" | b"ftl" | b"crit" | b"critical" | b"alert"
         | b"emerg" | b"emergency" | b"severe" | b"failure" | b"panic" | b"pani" => Level::Error,
         b"warn" | b"warning" | b"wrn" => Level::Warn,
-        b"info" | b"inf" | b"notice" | b"informational" | b"note" | b"log" | b"system" => Level::Info,
+        // .NET's Microsoft.Extensions.Logging says `Information`.
+        b"info" | b"inf" | b"notice" | b"information" | b"informational" | b"note" | b"log" | b"system" => Level::Info,
         b"debug" | b"debu" | b"dbug" | b"dbg" | b"fine" | b"debug1" | b"debug2" | b"debug3" | b"debug4" | b"debug5" => {
             Level::Debug
         }

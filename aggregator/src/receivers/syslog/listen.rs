@@ -41,6 +41,10 @@ const READ_CHUNK: usize = 256 * 1024;
 const UDP_BATCH: usize = 4096;
 /// Batches of datagrams waiting for their commit at most.
 const UDP_QUEUE: usize = 16;
+/// The UDP socket's receive buffer asked for: a burst from many devices
+/// arrives faster than one read loop drains it, and the kernel's default
+/// (about 200 KiB) drops the rest. The kernel caps it at `net.core.rmem_max`.
+const UDP_RECEIVE_BUFFER: usize = 8 * 1024 * 1024;
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stop waits for connections to finish their commit.
@@ -103,9 +107,7 @@ impl SyslogServer {
         }
         let mut udp_addr = None;
         if let Some(addr) = config.udp {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for syslog on udp {addr}"))?;
+            let socket = bind_udp(addr).with_context(|| format!("cannot listen for syslog on udp {addr}"))?;
             let bound = socket.local_addr()?;
             tracing::info!("syslog receiver listening on udp://{bound}");
             tasks.push(tokio::spawn(receive_datagrams(socket, shared, stopping)));
@@ -137,6 +139,17 @@ impl SyslogServer {
             let _ = task.await;
         }
     }
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(err) = socket.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        tracing::warn!(error = %err, "cannot enlarge the syslog UDP receive buffer; bursts may be dropped");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 async fn accept(
