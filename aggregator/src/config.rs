@@ -817,6 +817,43 @@ mod tests {
     }
 
     #[test]
+    fn syslog_listeners_are_checked() {
+        let config = Config::from_toml(
+            Path::new("t.toml"),
+            &format!("{MINIMAL}[syslog]\ntcp = \"127.0.0.1:6514\"\nudp = \"127.0.0.1:6514\"\n"),
+        )
+        .unwrap();
+        let syslog = config.syslog.unwrap();
+        assert_eq!(syslog.max_message_bytes.bytes(), 64 * 1024);
+        assert_eq!(
+            (syslog.max_connections, syslog.idle_timeout.get()),
+            (256, Duration::from_secs(600))
+        );
+        for (section, key) in [
+            ("[syslog]\n", "syslog"),
+            (
+                "[syslog]\nudp = \"127.0.0.1:514\"\ntls = { cert = \"c\", key = \"k\" }\n",
+                "syslog.tls",
+            ),
+            (
+                "[syslog]\ntcp = \"127.0.0.1:514\"\nmax_message_bytes = \"100\"\n",
+                "syslog.max_message_bytes",
+            ),
+            (
+                "[syslog]\ntcp = \"127.0.0.1:514\"\ntimezone = \"Mars/Olympus\"\n",
+                "syslog.timezone",
+            ),
+            (
+                "[syslog]\ntcp = \"127.0.0.1:514\"\ntls = { cert = \"/nonexistent.pem\", key = \"k\" }\n",
+                "syslog.tls.cert",
+            ),
+        ] {
+            let err = Config::from_toml(Path::new("t.toml"), &format!("{MINIMAL}{section}")).unwrap_err();
+            assert!(err.to_string().contains(key), "{section}: {err}");
+        }
+    }
+
+    #[test]
     fn ingest_tokens_may_be_bound_to_hosts() {
         let text = MINIMAL.replace(
             "[\"ingest-token-a\"]",

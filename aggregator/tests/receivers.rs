@@ -103,14 +103,14 @@ async fn bulk_answers_per_item_and_stores_the_documents() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn elasticsearch_probes_are_answered_for_ingest_credentials_only() {
+async fn shipper_probes_are_answered_for_ingest_credentials_only() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(config(dir.path(), "")).await;
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("filebeat:{INGEST_TOKEN}"))
     );
-    for path in ["/", "/_cluster/health", "/_cat/health"] {
+    for path in ["/", "/_cluster/health", "/_cat/health", "/ready"] {
         let response = server
             .client
             .get(format!("{}{path}", server.base))
@@ -121,7 +121,10 @@ async fn elasticsearch_probes_are_answered_for_ingest_credentials_only() {
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["x-elastic-product"], "Elasticsearch");
         let text = response.text().await.unwrap();
-        assert!(text.contains("8.11.0") || text.contains("green"), "{path}: {text}");
+        assert!(
+            ["8.11.0", "green", "ready"].iter().any(|word| text.contains(word)),
+            "{path}: {text}"
+        );
     }
     let head = server
         .client
@@ -141,6 +144,9 @@ async fn elasticsearch_probes_are_answered_for_ingest_credentials_only() {
     // A wrong token is not an Elasticsearch client.
     let wrong = server.get_with("/", Some("not-a-token-at-all")).await;
     assert_eq!(wrong.status, 401);
+    // A receiver's path takes only writes: read, it is a page behind the login.
+    let page = client.get(format!("{}/hosts/_bulk", server.base)).send().await.unwrap();
+    assert_eq!(page.status(), 302, "no page without a session");
     server.stop().await;
 }
 
@@ -263,5 +269,44 @@ async fn loki_refuses_a_push_with_another_host_whole() {
         .await;
     assert_eq!(answer.status, 400, "{answer:?}");
     assert!(answer.error().contains("not a Loki push request"), "{answer:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_would_expand_are_refused() {
+    use lookout_aggregator::receivers::otlp::{ExportLogsServiceRequest, LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "")).await;
+    let token = bearer(INGEST_TOKEN);
+    // 600,000 empty records: 2 bytes each on the wire, a few hundred decoded.
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: None,
+            scope_logs: vec![ScopeLogs {
+                scope: None,
+                log_records: vec![LogRecord::default(); 600_000],
+            }],
+        }],
+    };
+    let protobuf = [
+        ("Authorization", token.as_str()),
+        ("Content-Type", "application/x-protobuf"),
+    ];
+    let answer = server.post_with("/v1/logs", request.encode_to_vec(), &protobuf).await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert!(answer.error().contains("protobuf messages"), "{answer:?}");
+    // Bulk through PUT too; a body of many documents within the limits is stored.
+    let body = "{\"index\":{}}\n{\"message\":\"putbulk\"}\n".repeat(1000);
+    let put = server
+        .client
+        .put(format!("{}/many/_bulk", server.base))
+        .header("Authorization", &token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    assert_eq!(server.total("q=putbulk").await, 1000);
     server.stop().await;
 }

@@ -7,9 +7,9 @@
 //! - **ingest**: `POST /api/v1/ingest` and the receivers' paths
 //!   (`/v1/logs`, `/_bulk`, `/{index}/_bulk`, `/loki/api/v1/push`): passes
 //!   here; their own route layer accepts only ingest tokens
-//!   ([`super::auth::require_token`]). `GET /` (and the cluster health
-//!   paths) with an ingest token are an Elasticsearch client's probe,
-//!   answered here.
+//!   ([`super::auth::require_token`]). `GET /` (and Elasticsearch's
+//!   health paths, Loki's `/ready`) with an ingest token are a shipper's
+//!   probe, answered here.
 //! - **API**: `/api/...` and `/metrics`: an API token (`Authorization:
 //!   Bearer`) or a session cookie; without either, 401 JSON.
 //! - **page**: every other path: a session cookie (or an API token); without
@@ -180,13 +180,18 @@ pub struct Access {
 /// Middleware: authenticates by area, checks CSRF, and puts a [`Caller`]
 /// into the request's extensions.
 pub async fn access(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let area = Area::of(request.uri().path());
+    let area = match Area::of(request.uri().path()) {
+        // Ingest paths take only writes; anything else there (`GET
+        // /hosts/_bulk` would reach the page `/hosts/{name}`) is a page.
+        Area::Ingest if !matches!(*request.method(), Method::POST | Method::PUT) => Area::Page,
+        area => area,
+    };
     if matches!(area, Area::Public | Area::Ingest) {
         return next.run(request).await;
     }
     let access = Arc::clone(&app.access);
-    if is_elastic_probe(&request, &access.ingest_tokens) {
-        return super::receive::elastic_probe(request.method(), request.uri().path());
+    if is_shipper_probe(&request, &access.ingest_tokens) {
+        return super::receive::shipper_probe(request.method(), request.uri().path());
     }
     let mut request = request;
     if let Some(value) = request.headers().get(header::AUTHORIZATION) {
@@ -225,12 +230,12 @@ pub async fn access(State(app): State<AppState>, request: Request, next: Next) -
     next.run(request).await
 }
 
-/// Whether `request` is an Elasticsearch client's probe (`GET` or `HEAD`
-/// of `/`, `/_cluster/health` or `/_cat/health`), known by its ingest
+/// Whether `request` is a shipper's probe (`GET` or `HEAD` of `/`,
+/// Elasticsearch's health paths or Loki's `/ready`), known by its ingest
 /// credentials: `/` is also the UI's home page, which browsers (with a
 /// session cookie, or none) still get.
-fn is_elastic_probe(request: &Request, ingest_tokens: &super::auth::Tokens) -> bool {
-    super::receive::ELASTIC_PROBES.contains(&request.uri().path())
+fn is_shipper_probe(request: &Request, ingest_tokens: &super::auth::Tokens) -> bool {
+    super::receive::SHIPPER_PROBES.contains(&request.uri().path())
         && matches!(*request.method(), Method::GET | Method::HEAD)
         && request
             .headers()

@@ -28,8 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Ingest requests whose bodies are read, decoded and prepared at once at
-/// most: each may hold `ingest.max_body_bytes` as sent and
-/// `ingest.max_decompressed_bytes` decoded, so their number bounds memory.
+/// most: each may hold `ingest.max_body_bytes` as sent,
+/// `ingest.max_decompressed_bytes` decoded and, for the receivers, lines of
+/// twice that, so their number bounds memory.
 pub const MAX_CONCURRENT_INGESTS: usize = 4;
 
 /// Middleware on the ingest route: waits for one of the
@@ -135,12 +136,13 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Limited<I> {
 }
 
 /// Middleware: answers 408 when a request (body read included) takes longer
-/// than `request_timeout` (ingest: twice it).
+/// than `request_timeout` (ingest and the receivers: twice it, since their
+/// answer waits for a commit).
 pub async fn deadline(State(request_timeout): State<Duration>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     let limit = if path == "/api/v1/logs/tail" {
         return next.run(request).await;
-    } else if path == super::INGEST_PATH {
+    } else if super::access::Area::of(path) == super::access::Area::Ingest {
         request_timeout.saturating_mul(2)
     } else {
         request_timeout

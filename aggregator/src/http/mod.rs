@@ -6,7 +6,7 @@
 //! | `GET /healthz` | none | [`ops::healthz`] |
 //! | `GET /login`, `POST /login`, `GET /assets/{name}` | none | [`pages`] |
 //! | `POST /api/v1/ingest` | ingest token | [`ingest::ingest`] |
-//! | `POST /_bulk`, `POST /{index}/_bulk`; `GET /`, `HEAD /` with ingest credentials | ingest token | [`receive`] |
+//! | `POST`/`PUT /_bulk`, `/{index}/_bulk`; `GET`/`HEAD` of `/`, `/_cluster/health`, `/_cat/health`, `/ready` with ingest credentials | ingest token | [`receive`] |
 //! | `POST /loki/api/v1/push` | ingest token | [`receive::loki_push`] |
 //! | `POST /v1/logs` (OTLP/HTTP) | ingest token | [`receive::otlp_logs`] |
 //! | `GET /metrics` | API token or session | [`ops::metrics`] |
@@ -91,8 +91,8 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
     let body_limit = usize::try_from(state.ingest.max_body_bytes.bytes()).unwrap_or(usize::MAX);
     let ingest_routes = Router::new()
         .route(INGEST_PATH, post(ingest::ingest))
-        .route("/_bulk", post(receive::bulk))
-        .route("/{index}/_bulk", post(receive::index_bulk))
+        .route("/_bulk", post(receive::bulk).put(receive::bulk))
+        .route("/{index}/_bulk", post(receive::index_bulk).put(receive::index_bulk))
         .route("/loki/api/v1/push", post(receive::loki_push))
         .route("/v1/logs", post(receive::otlp_logs))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -60,15 +60,15 @@ pub async fn index_bulk(
     receive_bulk(app, Some(index), extensions, headers, body).await
 }
 
-/// The paths Elasticsearch clients probe before sending: the cluster's
-/// version (`/`), and its health (Vector's `/_cluster/health`, rsyslog's
-/// `/_cat/health`).
-pub const ELASTIC_PROBES: [&str; 3] = ["/", "/_cluster/health", "/_cat/health"];
+/// The paths shippers probe before sending: Elasticsearch's version (`/`)
+/// and health (Vector's `/_cluster/health`, rsyslog's `/_cat/health`), and
+/// Loki's readiness (`/ready`, Vector's Loki health check).
+pub const SHIPPER_PROBES: [&str; 4] = ["/", "/_cluster/health", "/_cat/health", "/ready"];
 
-/// The answer to an Elasticsearch client's probe of `path` (one of
-/// [`ELASTIC_PROBES`]).
-pub fn elastic_probe(method: &Method, path: &str) -> Response {
+/// The answer to a shipper's probe of `path` (one of [`SHIPPER_PROBES`]).
+pub fn shipper_probe(method: &Method, path: &str) -> Response {
     let (body, content_type) = match path {
+        "/ready" => ("ready\n".to_owned(), "text/plain; charset=UTF-8"),
         "/_cat/health" => (elasticsearch::cat_health(), "text/plain; charset=UTF-8"),
         "/_cluster/health" => (elasticsearch::cluster_health().to_string(), "application/json"),
         _ => (elasticsearch::root().to_string(), "application/json"),
@@ -94,7 +94,7 @@ async fn receive_bulk(
     let started = Instant::now();
     let mut items = read_request(&app, &extensions, &headers, body, move |body, encoding, max, peer| {
         let text = decode::decompress(&body, encoding, max)?;
-        elasticsearch::read_bulk(&text, index.as_deref(), peer).map_err(IngestError::BadBatch)
+        Ok(elasticsearch::read_bulk(&text, index.as_deref(), peer, budget(max))?)
     })
     .await?;
     let grant = extensions.get::<HostGrant>();
@@ -132,13 +132,12 @@ pub async fn loki_push(
 ) -> Result<Response, ApiError> {
     let json = is_json(&headers);
     let lines = read_request(&app, &extensions, &headers, body, move |body, encoding, max, peer| {
-        if json {
+        Ok(if json {
             let text = decode::decompress(&body, encoding, max)?;
-            loki::read_json(&text, peer)
+            loki::read_json(&text, peer, budget(max))?
         } else {
-            loki::read_protobuf(&body, max, peer)
-        }
-        .map_err(IngestError::BadBatch)
+            loki::read_protobuf(&body, max, peer, budget(max))?
+        })
     })
     .await?;
     let grant = extensions.get::<HostGrant>();
@@ -170,12 +169,11 @@ pub async fn otlp_logs(
     let json = is_json(&headers);
     let mut lines = read_request(&app, &extensions, &headers, body, move |body, encoding, max, peer| {
         let bytes = decode::decompress(&body, encoding, max)?;
-        if json {
-            otlp::read_json(&bytes, peer)
+        Ok(if json {
+            otlp::read_json(&bytes, peer, budget(max))?
         } else {
-            otlp::read_protobuf(&bytes, peer)
-        }
-        .map_err(IngestError::BadBatch)
+            otlp::read_protobuf(&bytes, peer, budget(max))?
+        })
     })
     .await?;
     let grant = extensions.get::<HostGrant>();
@@ -233,6 +231,12 @@ async fn read_request<T: Send + 'static>(
         .await
         .map_err(|err| ApiError::internal("reading the request failed", &err))?
         .map_err(ApiError::from)
+}
+
+/// The memory a request's lines may take: twice what its body may
+/// decompress to, as much as an agent's batch of that size takes.
+fn budget(max_decompressed: u64) -> u64 {
+    max_decompressed.saturating_mul(2)
 }
 
 /// The sender's address: the host of lines that name none.

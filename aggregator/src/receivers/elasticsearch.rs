@@ -17,7 +17,8 @@
 //! (or `level`, `severity`) the level; every other value a field, nested
 //! objects flattened with dots (`http.response.status_code`), plus `index`.
 
-use super::Line;
+use super::{Budget, Line, ReadError, add_field};
+use lookout_shared::parse::fields::{MAX_FIELDS_PER_LINE, MAX_NAME_BYTES};
 use lookout_shared::parse::level_from_value;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -69,17 +70,19 @@ impl ItemError {
 }
 
 /// Reads a bulk body. `url_index` is the `{index}` of `POST /{index}/_bulk`;
-/// `peer` is the host of documents that name none. An error (a line that
-/// is not an action, an action without its document) refuses the whole
-/// request.
-pub fn read_bulk(body: &[u8], url_index: Option<&str>, peer: IpAddr) -> Result<Vec<BulkItem>, String> {
+/// `peer` is the host of documents that name none; the lines may take at
+/// most `budget` bytes. An error (a line that is not an action, an action
+/// without its document, the budget spent) refuses the whole request.
+pub fn read_bulk(body: &[u8], url_index: Option<&str>, peer: IpAddr, budget: u64) -> Result<Vec<BulkItem>, ReadError> {
+    let mut budget = Budget::new(budget);
     let mut items = Vec::new();
     let mut lines = body
         .split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, line)| !line.trim_ascii().is_empty());
     while let Some((number, line)) = lines.next() {
-        let malformed = |why: &str| format!("line {}: malformed action/metadata line: {why}", number + 1);
+        let malformed =
+            |why: &str| ReadError::Invalid(format!("line {}: malformed action/metadata line: {why}", number + 1));
         let action: Value = serde_json::from_slice(line).map_err(|err| malformed(&format!("not JSON ({err})")))?;
         let Some((name, metadata)) = action
             .as_object()
@@ -111,7 +114,12 @@ pub fn read_bulk(body: &[u8], url_index: Option<&str>, peer: IpAddr) -> Result<V
             _ => Some(
                 lines
                     .next()
-                    .ok_or_else(|| format!("line {}: the `{action}` action has no document line", number + 1))?
+                    .ok_or_else(|| {
+                        ReadError::Invalid(format!(
+                            "line {}: the `{action}` action has no document line",
+                            number + 1
+                        ))
+                    })?
                     .1,
             ),
         };
@@ -128,6 +136,9 @@ pub fn read_bulk(body: &[u8], url_index: Option<&str>, peer: IpAddr) -> Result<V
                 format!("Lookout stores log lines and does not {action} them; send `index` or `create` actions"),
             )),
         };
+        if let Ok(line) = &outcome {
+            budget.charge(line)?;
+        }
         items.push(BulkItem {
             action,
             index,
@@ -154,76 +165,107 @@ fn document(source: &[u8], index: &str, peer: IpAddr) -> Result<Line, ItemError>
             "the document is not a JSON object",
         ));
     };
-    let mut leaves = BTreeMap::new();
-    flatten("", &document, 0, &mut leaves);
-    let mut take_text = |keys: &[&str]| {
-        keys.iter()
-            .find(|key| matches!(leaves.get(**key), Some(Value::String(_))))
-            .and_then(|key| leaves.remove(*key))
-            .and_then(|value| value.as_str().map(str::to_owned))
-    };
-    let message = take_text(&MESSAGE_KEYS);
-    let host = take_text(&HOST_KEYS).filter(|host| !host.trim().is_empty());
-    let level = take_text(&LEVEL_KEYS);
-    let time_ms = leaves.get("@timestamp").and_then(time_ms);
+    let message = first_text(&document, &MESSAGE_KEYS);
+    let host = first_text(&document, &HOST_KEYS).filter(|(_, host)| !host.trim().is_empty());
+    let level = first_text(&document, &LEVEL_KEYS);
+    let time_ms = lookup(&document, "@timestamp").and_then(time_ms);
+    let mut taken: Vec<&str> = [&message, &host, &level]
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| *key)
+        .collect();
     if time_ms.is_some() {
-        leaves.remove("@timestamp");
+        taken.push("@timestamp");
     }
+    let mut fields = BTreeMap::new();
+    add_field(&mut fields, "index", index);
+    if let Some((_, level)) = level {
+        add_field(&mut fields, "log.level", level);
+    }
+    flatten("", &document, 0, &taken, &mut fields);
     // Fluent Bit's `log` keeps the line end the container runtime wrote.
     let message = match message {
-        Some(message) => message.trim_end_matches(['\n', '\r']).to_owned(),
+        Some((_, message)) => message.trim_end_matches(['\n', '\r']).to_owned(),
         None => Value::Object(document.clone()).to_string(),
     };
-    let mut fields: BTreeMap<String, String> = leaves
-        .into_iter()
-        .filter_map(|(key, value)| field_text(value).map(|text| (key, text)))
-        .collect();
-    fields.entry("index".to_owned()).or_insert_with(|| index.to_owned());
-    if let Some(level) = &level {
-        fields.entry("log.level".to_owned()).or_insert_with(|| level.clone());
-    }
     Ok(Line {
-        host: host.unwrap_or_else(|| peer.to_string()),
+        host: host.map_or_else(|| peer.to_string(), |(_, host)| host.to_owned()),
         message,
         truncated: false,
         time_ms,
-        level: level.as_deref().and_then(level_from_value),
+        level: level.and_then(|(_, level)| level_from_value(level)),
         fields,
     })
 }
 
-/// The non-object values of `object` by dotted path.
-fn flatten<'a>(prefix: &str, object: &'a Map<String, Value>, depth: usize, out: &mut BTreeMap<String, &'a Value>) {
+/// The first of `keys` whose value is text, with it.
+fn first_text<'a>(document: &'a Map<String, Value>, keys: &[&'static str]) -> Option<(&'static str, &'a str)> {
+    keys.iter()
+        .find_map(|key| Some((*key, lookup(document, key)?.as_str()?)))
+}
+
+/// The value at a dotted path, written as one key (`"host.name"`) or nested
+/// (`{"host": {"name": …}}`).
+fn lookup<'a>(object: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = object.get(path) {
+        return Some(value);
+    }
+    let (head, rest) = path.split_once('.')?;
+    lookup(object.get(head)?.as_object()?, rest)
+}
+
+/// Adds the non-object values of `object` as fields by dotted path, but
+/// those `taken` for the line itself, while there is room (ingest's bound on
+/// fields); paths longer than a field name may be are skipped before they
+/// are built.
+fn flatten(
+    prefix: &str,
+    object: &Map<String, Value>,
+    depth: usize,
+    taken: &[&str],
+    fields: &mut BTreeMap<String, String>,
+) {
     for (key, value) in object {
+        if fields.len() >= MAX_FIELDS_PER_LINE {
+            return;
+        }
+        if prefix.len() + 1 + key.len() > MAX_NAME_BYTES {
+            continue;
+        }
         let path = if prefix.is_empty() {
             key.clone()
         } else {
             format!("{prefix}.{key}")
         };
         match value {
-            Value::Object(inner) if depth < MAX_DEPTH => flatten(&path, inner, depth + 1, out),
-            _ => {
-                out.insert(path, value);
-            }
+            Value::Object(inner) if depth < MAX_DEPTH => flatten(&path, inner, depth + 1, taken, fields),
+            Value::Null => {}
+            _ if taken.contains(&path.as_str()) => {}
+            Value::String(text) => add_field(fields, &path, text),
+            other => add_field(fields, &path, &other.to_string()),
         }
     }
 }
 
-/// A field's text: strings as they are, other values as JSON; none for null.
-fn field_text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(text) => Some(text.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 /// `@timestamp` as RFC 3339 text (Elasticsearch's `strict_date_optional_time`
-/// as shippers write it) or epoch milliseconds.
-fn time_ms(value: &&Value) -> Option<i64> {
+/// as shippers write it; without a zone it is UTC, as in Elasticsearch) or
+/// epoch milliseconds.
+fn time_ms(value: &Value) -> Option<i64> {
     match value {
-        Value::String(text) => text.parse::<jiff::Timestamp>().ok().map(|t| t.as_millisecond()),
-        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .or_else(|| {
+                let civil = text.parse::<jiff::civil::DateTime>().ok()?;
+                civil.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+            })
+            .map(|t| t.as_millisecond()),
+        Value::Number(number) => number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|ms| ms.is_finite() && ms.abs() < 1e15)
+                .map(|ms| ms as i64)
+        }),
         _ => None,
     }
 }
@@ -332,7 +374,7 @@ mod tests {
 {"index":{}}
 [1,2]
 "#;
-        let items = read_bulk(body, Some("fallback"), peer()).unwrap();
+        let items = read_bulk(body, Some("fallback"), peer(), 1 << 20).unwrap();
         assert_eq!(items.len(), 5);
         let line = items[0].outcome.as_ref().unwrap();
         assert_eq!(
@@ -381,6 +423,7 @@ mod tests {
             b"{\"index\":{\"_index\":\"i\"}}\n{\"event\":\"login\",\"user\":\"ann\"}\n",
             None,
             peer(),
+            1 << 20,
         )
         .unwrap();
         let line = items[0].outcome.as_ref().unwrap();
@@ -397,10 +440,10 @@ mod tests {
             (b"{\"index\":{},\"create\":{}}\n{}\n", "expected one key"),
             (b"\n\n{}\n", "line 3: malformed action"),
         ] {
-            let err = read_bulk(body, Some("i"), peer()).unwrap_err();
+            let err = read_bulk(body, Some("i"), peer(), 1 << 20).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
-        let items = read_bulk(b"{\"index\":{}}\n{\"message\":\"m\"}\n", None, peer()).unwrap();
+        let items = read_bulk(b"{\"index\":{}}\n{\"message\":\"m\"}\n", None, peer(), 1 << 20).unwrap();
         assert!(
             items[0]
                 .outcome
@@ -409,6 +452,25 @@ mod tests {
                 .reason
                 .contains("index is missing")
         );
-        assert!(read_bulk(b"", None, peer()).unwrap().is_empty());
+        assert!(read_bulk(b"", None, peer(), 1 << 20).unwrap().is_empty());
+        let many = "{\"index\":{}}\n{\"message\":\"m\"}\n".repeat(100);
+        assert!(matches!(
+            read_bulk(many.as_bytes(), Some("i"), peer(), 10_000),
+            Err(ReadError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn documents_cannot_make_fields_grow_past_their_bounds() {
+        let long_key = "k".repeat(1 << 16);
+        let inner: Map<String, Value> = (0..1000).map(|i| (format!("f{i}"), json!(i))).collect();
+        let document =
+            json!({ long_key: inner.clone(), "wide": inner, "message": "m", "@timestamp": "2024-01-01 00:00:00" });
+        let body = format!("{{\"index\":{{}}}}\n{document}\n");
+        let items = read_bulk(body.as_bytes(), Some("i"), peer(), 1 << 24).unwrap();
+        let line = items[0].outcome.as_ref().unwrap();
+        assert_eq!(line.fields.len(), MAX_FIELDS_PER_LINE);
+        assert!(line.fields.keys().all(|k| k.len() <= MAX_NAME_BYTES));
+        assert_eq!(line.time_ms, Some(1_704_067_200_000), "a time without a zone is UTC");
     }
 }

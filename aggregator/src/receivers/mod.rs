@@ -2,12 +2,23 @@
 //!
 //! Each protocol module reads its own format into [`Line`]s, pure and
 //! bounded: [`syslog`] (RFC 5424 and 3164 over TCP, TLS and UDP, with its
-//! listeners). Every receiver then hands its lines to [`Intake::store`], the
-//! one way in for them: lines become an ingest batch per host, go through
-//! the same checks and enrichment as an agent's (so a syslog line's level or
-//! a JSON body's fields are read as a tailed file's would be, with what the
-//! protocol states winning), and are committed by the same log writer. A
-//! receiver answers, or reads on, only once `store` has returned.
+//! listeners), [`elasticsearch`] (the bulk API), [`loki`] (push, JSON and
+//! protobuf) and [`otlp`] (OTLP/HTTP logs, protobuf and JSON); the HTTP
+//! ones are served by `http::receive`. Every receiver then hands its lines
+//! to [`Intake::store`], the one way in for them: lines become an ingest
+//! batch per host, go through the same checks and enrichment as an agent's
+//! (so a syslog line's level or a JSON body's fields are read as a tailed
+//! file's would be, with what the protocol states winning), and are
+//! committed by the same log writer. A receiver answers, or reads on, only
+//! once `store` has returned.
+//!
+//! Bounds, so that a small (or well compressed) request cannot expand into
+//! gigabytes: a line's fields are cut where they are read ([`add_field`]:
+//! ingest's bounds on names, count and values), a request's lines may hold
+//! at most a [`Budget`] of memory, and a protobuf or JSON body may hold at
+//! most [`MAX_ELEMENTS`] messages or values before it is decoded
+//! ([`protobuf::count_messages`], [`json_values`]), since a decoded element
+//! takes up to a hundred times its few encoded bytes.
 //!
 //! Unlike an agent's records, received ones carry no offsets a sender could
 //! re-send: none of these protocols has them. Each host's lines of one
@@ -20,6 +31,7 @@
 pub mod elasticsearch;
 pub mod loki;
 pub mod otlp;
+pub mod protobuf;
 pub mod syslog;
 
 use crate::ingest::{IngestError, field_names::FieldNames, prepare_received};
@@ -57,6 +69,99 @@ pub struct Line {
     /// What the protocol states beside the text (syslog's app name, OTLP's
     /// attributes, a bulk document's other keys, Loki's labels).
     pub fields: BTreeMap<String, String>,
+}
+
+/// Messages or values a protobuf or JSON request may hold at most.
+pub const MAX_ELEMENTS: usize = 500_000;
+
+/// What a line costs beyond its text and fields (the line, its wire record
+/// and its index document), for the [`Budget`].
+const LINE_OVERHEAD: usize = 512;
+
+/// Why a request's body was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// Not the protocol's format (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Over a bound on what one request may hold (413).
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+impl From<ReadError> for IngestError {
+    fn from(err: ReadError) -> Self {
+        match err {
+            ReadError::Invalid(reason) => IngestError::BadBatch(reason),
+            ReadError::TooLarge(reason) => IngestError::TooLarge(reason),
+        }
+    }
+}
+
+/// Adds a field a protocol states within ingest's bounds: names of 1 to
+/// `MAX_NAME_BYTES` bytes, at most `MAX_FIELDS_PER_LINE` names (the first
+/// ones added win), values cut to `MAX_TEXT_BYTES`. Only that much is copied.
+pub fn add_field(fields: &mut BTreeMap<String, String>, name: &str, value: &str) {
+    let fits = !name.is_empty() && name.len() <= MAX_NAME_BYTES;
+    if fits && (fields.len() < MAX_FIELDS_PER_LINE || fields.contains_key(name)) {
+        fields.insert(name.to_owned(), head(value, MAX_TEXT_BYTES).to_owned());
+    }
+}
+
+/// The memory the lines of one request may take, charged as they are read.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `bytes`.
+    pub fn new(bytes: u64) -> Budget {
+        let limit = usize::try_from(bytes).unwrap_or(usize::MAX);
+        Budget { left: limit, limit }
+    }
+
+    /// Charges `line`; an error once the request's lines take more than the budget.
+    pub fn charge(&mut self, line: &Line) -> Result<(), ReadError> {
+        let fields: usize = line.fields.iter().map(|(k, v)| k.len() + v.len() + 64).sum();
+        let cost = LINE_OVERHEAD + line.host.len() + line.message.len() + fields;
+        self.left = self.left.checked_sub(cost).ok_or_else(|| {
+            ReadError::TooLarge(format!(
+                "the request's records would take more than {} MiB; send smaller requests",
+                self.limit >> 20
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+/// Refuses a JSON text with more than [`MAX_ELEMENTS`] values, counted
+/// without parsing (objects, arrays and the values commas separate).
+pub fn json_values(text: &[u8]) -> Result<(), ReadError> {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' | b',' => count += 1,
+            _ => {}
+        }
+    }
+    if count > MAX_ELEMENTS {
+        return Err(ReadError::TooLarge(format!(
+            "the request holds more than {MAX_ELEMENTS} JSON values; send smaller requests"
+        )));
+    }
+    Ok(())
 }
 
 /// Why lines were not stored.
@@ -251,6 +356,39 @@ mod tests {
                 .iter()
                 .all(|(k, v)| !k.is_empty() && k.len() <= MAX_NAME_BYTES && v.len() == MAX_TEXT_BYTES)
         );
+    }
+
+    #[test]
+    fn fields_are_bounded_where_they_are_added() {
+        let mut fields = BTreeMap::new();
+        for i in 0..100 {
+            add_field(&mut fields, &format!("k{i:03}"), &"v".repeat(1000));
+        }
+        add_field(&mut fields, "", "x");
+        add_field(&mut fields, &"n".repeat(200), "x");
+        add_field(&mut fields, "k000", "again");
+        assert_eq!(fields.len(), MAX_FIELDS_PER_LINE);
+        assert_eq!(fields["k000"], "again", "a name already there may change");
+        assert!(!fields.contains_key("k099"), "the first names win");
+        assert!(fields.values().skip(1).all(|v| v.len() == MAX_TEXT_BYTES));
+    }
+
+    #[test]
+    fn budgets_and_element_counts_refuse_what_would_expand() {
+        let mut budget = Budget::new(10_000);
+        let line = Line {
+            message: "x".repeat(1000),
+            ..Line::default()
+        };
+        for _ in 0..6 {
+            budget.charge(&line).unwrap();
+        }
+        assert!(matches!(budget.charge(&line), Err(ReadError::TooLarge(_))));
+        assert!(json_values(br#"{"a":[1,2,"x,[{"]}"#).is_ok());
+        let many = format!("[{}]", "{},".repeat(MAX_ELEMENTS));
+        assert!(matches!(json_values(many.as_bytes()), Err(ReadError::TooLarge(_))));
+        let quoted = format!("[\"{}\"]", "{,".repeat(MAX_ELEMENTS));
+        assert!(json_values(quoted.as_bytes()).is_ok(), "inside strings nothing counts");
     }
 
     #[test]

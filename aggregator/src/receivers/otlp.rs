@@ -12,11 +12,14 @@
 //! the time it was observed), the level from the severity number (else its
 //! text), the host from the resource's `host.name` (else the sender's
 //! address), and as fields the resource's and the record's attributes,
-//! the scope's name, the trace and span ids and the severity text.
+//! the scope's name, the trace and span ids and the severity text (these
+//! first, then attributes up to the bound on fields). A protobuf string
+//! that is not valid UTF-8 is kept with its bad bytes replaced.
 //! [`response`] is the answer, with OTLP's partial success when records
 //! were refused.
 
-use super::Line;
+use super::protobuf::{Schema, count_messages};
+use super::{Budget, Line, ReadError, add_field, json_values};
 use base64::Engine as _;
 use lookout_shared::parse::{Level, level_from_value};
 use prost::Message as _;
@@ -151,10 +154,11 @@ pub struct AnyValue {
 #[derive(Clone, PartialEq, prost::Oneof, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Value {
-    /// Text.
-    #[prost(string, tag = "1")]
-    #[serde(alias = "string_value")]
-    StringValue(String),
+    /// Text (a `string` in OTLP's schema, read as bytes so that invalid
+    /// UTF-8 costs its bad bytes, not the request).
+    #[prost(bytes = "vec", tag = "1")]
+    #[serde(alias = "string_value", deserialize_with = "text_bytes")]
+    StringValue(Vec<u8>),
     /// A boolean.
     #[prost(bool, tag = "2")]
     #[serde(alias = "bool_value")]
@@ -165,7 +169,7 @@ pub enum Value {
     IntValue(i64),
     /// A float.
     #[prost(double, tag = "4")]
-    #[serde(alias = "double_value")]
+    #[serde(alias = "double_value", deserialize_with = "f64_or_text")]
     DoubleValue(f64),
     /// A list.
     #[prost(message, tag = "5")]
@@ -218,18 +222,37 @@ pub struct ExportLogsPartialSuccess {
     pub error_message: String,
 }
 
-/// Reads a protobuf `ExportLogsServiceRequest`.
-pub fn read_protobuf(body: &[u8], peer: IpAddr) -> Result<Vec<Line>, String> {
-    let request =
-        ExportLogsServiceRequest::decode(body).map_err(|err| format!("not an OTLP ExportLogsServiceRequest: {err}"))?;
-    Ok(lines(request, peer))
+/// The message fields of [`ExportLogsServiceRequest`] and below, for
+/// [`count_messages`].
+const REQUEST_SCHEMA: &Schema = &[
+    &[(1, 1)],         // 0 ExportLogsServiceRequest.resource_logs
+    &[(1, 2), (2, 3)], // 1 ResourceLogs.resource, scope_logs
+    &[(1, 5)],         // 2 Resource.attributes
+    &[(1, 4), (2, 6)], // 3 ScopeLogs.scope, log_records
+    &[],               // 4 InstrumentationScope
+    &[(2, 7)],         // 5 KeyValue.value
+    &[(5, 7), (6, 5)], // 6 LogRecord.body, attributes
+    &[(5, 8), (6, 9)], // 7 AnyValue.array_value, kvlist_value
+    &[(1, 7)],         // 8 ArrayValue.values
+    &[(1, 5)],         // 9 KeyValueList.values
+];
+
+/// Reads a protobuf `ExportLogsServiceRequest`; its lines may take at most
+/// `budget` bytes.
+pub fn read_protobuf(body: &[u8], peer: IpAddr, budget: u64) -> Result<Vec<Line>, ReadError> {
+    count_messages(body, REQUEST_SCHEMA)?;
+    let request = ExportLogsServiceRequest::decode(body)
+        .map_err(|err| ReadError::Invalid(format!("not an OTLP ExportLogsServiceRequest: {err}")))?;
+    lines(request, peer, budget)
 }
 
-/// Reads a JSON-encoded `ExportLogsServiceRequest`.
-pub fn read_json(body: &[u8], peer: IpAddr) -> Result<Vec<Line>, String> {
-    let request: ExportLogsServiceRequest =
-        serde_json::from_slice(body).map_err(|err| format!("not an OTLP ExportLogsServiceRequest: {err}"))?;
-    Ok(lines(request, peer))
+/// Reads a JSON-encoded `ExportLogsServiceRequest`; its lines may take at
+/// most `budget` bytes.
+pub fn read_json(body: &[u8], peer: IpAddr, budget: u64) -> Result<Vec<Line>, ReadError> {
+    json_values(body)?;
+    let request: ExportLogsServiceRequest = serde_json::from_slice(body)
+        .map_err(|err| ReadError::Invalid(format!("not an OTLP ExportLogsServiceRequest: {err}")))?;
+    lines(request, peer, budget)
 }
 
 /// The answer: empty when everything was stored, else the partial success.
@@ -253,48 +276,56 @@ pub fn response(rejected: u64, error_message: &str, json: bool) -> Vec<u8> {
     }
 }
 
-fn lines(request: ExportLogsServiceRequest, peer: IpAddr) -> Vec<Line> {
+fn lines(request: ExportLogsServiceRequest, peer: IpAddr, budget: u64) -> Result<Vec<Line>, ReadError> {
+    let mut budget = Budget::new(budget);
     let mut lines = Vec::new();
     for resource_logs in request.resource_logs {
-        let mut resource_fields = BTreeMap::new();
-        for attribute in resource_logs.resource.map(|r| r.attributes).unwrap_or_default() {
-            insert_attribute(&mut resource_fields, attribute);
-        }
+        let attributes = resource_logs.resource.map(|r| r.attributes).unwrap_or_default();
+        let resource = texts(attributes);
         let host = HOST_KEYS
             .iter()
-            .find_map(|key| resource_fields.get(*key).filter(|v| !v.trim().is_empty()))
-            .cloned()
-            .unwrap_or_else(|| peer.to_string());
+            .find_map(|key| resource.iter().find(|(k, v)| k == key && !v.trim().is_empty()))
+            .map_or_else(|| peer.to_string(), |(_, v)| v.clone());
         for scope_logs in resource_logs.scope_logs {
             let scope = scope_logs.scope.map(|s| s.name).filter(|name| !name.is_empty());
             for record in scope_logs.log_records {
-                let mut fields = resource_fields.clone();
-                if let Some(scope) = &scope {
-                    fields.insert("scope.name".to_owned(), scope.clone());
-                }
-                lines.push(line(record, host.clone(), fields));
+                let line = line(record, host.clone(), scope.as_deref(), &resource);
+                budget.charge(&line)?;
+                lines.push(line);
             }
         }
     }
-    lines
+    Ok(lines)
 }
 
-fn line(record: LogRecord, host: String, mut fields: BTreeMap<String, String>) -> Line {
-    for attribute in record.attributes {
-        insert_attribute(&mut fields, attribute);
-    }
+/// Attributes as `(key, text)`, in their order.
+fn texts(attributes: Vec<KeyValue>) -> Vec<(String, String)> {
+    attributes
+        .into_iter()
+        .filter_map(|kv| Some((kv.key, text_of_value(kv.value?.value?))))
+        .collect()
+}
+
+/// One record as a line. Its fields, bounded as ingest bounds them, in the
+/// order of priority: what identifies it (trace and span ids, severity,
+/// event name, scope), then its own attributes, then its resource's.
+fn line(record: LogRecord, host: String, scope: Option<&str>, resource: &[(String, String)]) -> Line {
+    let mut fields = BTreeMap::new();
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let ids = [("trace_id", &record.trace_id), ("span_id", &record.span_id)];
     for (name, bytes) in ids {
-        if !bytes.is_empty() && bytes.iter().any(|b| *b != 0) {
-            fields.insert(name.to_owned(), hex(bytes));
+        if !bytes.is_empty() && bytes.len() <= 32 && bytes.iter().any(|b| *b != 0) {
+            add_field(&mut fields, name, &hex(bytes));
         }
     }
-    if !record.severity_text.is_empty() {
-        fields.insert("severity_text".to_owned(), record.severity_text.clone());
-    }
-    if !record.event_name.is_empty() {
-        fields.insert("event_name".to_owned(), record.event_name.clone());
+    add_field(&mut fields, "severity_text", &record.severity_text);
+    add_field(&mut fields, "event_name", &record.event_name);
+    add_field(&mut fields, "scope.name", scope.unwrap_or_default());
+    fields.retain(|_, value| !value.is_empty());
+    for (key, value) in texts(record.attributes).iter().chain(resource) {
+        if !fields.contains_key(key) {
+            add_field(&mut fields, key, value);
+        }
     }
     let nanos = if record.time_unix_nano != 0 {
         record.time_unix_nano
@@ -325,21 +356,22 @@ fn severity_level(number: i32) -> Option<Level> {
     }
 }
 
-fn insert_attribute(fields: &mut BTreeMap<String, String>, attribute: KeyValue) {
-    if let Some(value) = attribute.value.and_then(|v| v.value) {
-        fields.insert(attribute.key, text_of_value(value));
-    }
-}
-
 /// A value as text: strings as they are, the rest as JSON.
 fn text_of(value: AnyValue) -> String {
     value.value.map(text_of_value).unwrap_or_default()
 }
 
+/// Scalars as their text (bytes as base64), lists and maps as JSON.
 fn text_of_value(value: Value) -> String {
     match value {
-        Value::StringValue(text) => text,
-        other => json_of(&other).to_string(),
+        Value::StringValue(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+        },
+        other => match json_of(&other) {
+            serde_json::Value::String(text) => text,
+            json => json.to_string(),
+        },
     }
 }
 
@@ -348,9 +380,18 @@ fn text_of_value(value: Value) -> String {
 fn json_of(value: &Value) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
-        Value::StringValue(text) => J::String(text.clone()),
+        Value::StringValue(bytes) => J::String(String::from_utf8_lossy(bytes).into_owned()),
         Value::BoolValue(b) => J::Bool(*b),
         Value::IntValue(i) => J::from(*i),
+        // JSON has no NaN or infinities: those as the text OTLP's JSON uses.
+        Value::DoubleValue(f) if !f.is_finite() => J::String(
+            match (f.is_nan(), f.is_sign_positive()) {
+                (true, _) => "NaN",
+                (false, true) => "Infinity",
+                (false, false) => "-Infinity",
+            }
+            .to_owned(),
+        ),
         Value::DoubleValue(f) => J::from(*f),
         Value::BytesValue(bytes) => J::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
         Value::ArrayValue(array) => J::Array(
@@ -403,16 +444,41 @@ fn i64_or_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Err
 fn severity_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i32, D::Error> {
     Ok(match NumberOrText::<i32>::deserialize(deserializer)? {
         NumberOrText::Number(n) => n,
-        NumberOrText::Text(name) => match name.strip_prefix("SEVERITY_NUMBER_") {
-            Some("TRACE") => 1,
-            Some("DEBUG") => 5,
-            Some("INFO") => 9,
-            Some("WARN") => 13,
-            Some("ERROR") => 17,
-            Some("FATAL") => 21,
-            _ => 0,
-        },
+        NumberOrText::Text(name) => {
+            // `SEVERITY_NUMBER_WARN3`: the base number plus the digit, less one.
+            let name = name.strip_prefix("SEVERITY_NUMBER_").unwrap_or_default();
+            let base = name.trim_end_matches(|c: char| c.is_ascii_digit());
+            let step = name[base.len()..].parse::<i32>().map_or(0, |n| n.clamp(1, 4) - 1);
+            match base {
+                "TRACE" => 1 + step,
+                "DEBUG" => 5 + step,
+                "INFO" => 9 + step,
+                "WARN" => 13 + step,
+                "ERROR" => 17 + step,
+                "FATAL" => 21 + step,
+                _ => 0,
+            }
+        }
     })
+}
+
+/// A double as JSON writes it: a number, or a string for `NaN`,
+/// `Infinity`, `-Infinity` (and any number in quotes, which protobuf's
+/// JSON mapping allows).
+fn f64_or_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    match NumberOrText::<f64>::deserialize(deserializer)? {
+        NumberOrText::Number(n) => Ok(n),
+        NumberOrText::Text(text) => match text.as_str() {
+            "Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            other => other.parse().map_err(de::Error::custom),
+        },
+    }
+}
+
+/// A JSON string as the bytes of [`Value::StringValue`].
+fn text_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    String::deserialize(deserializer).map(String::into_bytes)
 }
 
 fn hex_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
@@ -430,10 +496,15 @@ fn hex_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::E
         .collect()
 }
 
+/// Base64 as protobuf's JSON mapping allows it: standard or URL-safe,
+/// padded or not.
 fn base64_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let text = String::deserialize(deserializer)?;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.as_bytes())
+    let text = text.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
         .map_err(de::Error::custom)
 }
 
@@ -449,7 +520,7 @@ mod tests {
         KeyValue {
             key: key.into(),
             value: Some(AnyValue {
-                value: Some(Value::StringValue(value.into())),
+                value: Some(Value::StringValue(value.as_bytes().to_vec())),
             }),
         }
     }
@@ -470,7 +541,7 @@ mod tests {
                         severity_number: 17,
                         severity_text: "ERROR".into(),
                         body: Some(AnyValue {
-                            value: Some(Value::StringValue("card declined".into())),
+                            value: Some(Value::StringValue(b"card declined \xff".to_vec())),
                         }),
                         attributes: vec![KeyValue {
                             key: "attempt".into(),
@@ -485,10 +556,10 @@ mod tests {
                 }],
             }],
         };
-        let lines = read_protobuf(&request.encode_to_vec(), peer()).unwrap();
+        let lines = read_protobuf(&request.encode_to_vec(), peer(), 1 << 20).unwrap();
         let line = &lines[0];
         assert_eq!(line.host, "app-7");
-        assert_eq!(line.message, "card declined");
+        assert_eq!(line.message, "card declined \u{fffd}", "invalid UTF-8 costs its bytes");
         assert_eq!(line.time_ms, Some(1_700_000_000_250));
         assert_eq!(line.level, Some(Level::Error));
         assert_eq!(line.fields["service.name"], "checkout");
@@ -496,7 +567,11 @@ mod tests {
         assert_eq!(line.fields["attempt"], "3");
         assert_eq!(line.fields["trace_id"], "ab".repeat(16));
         assert_eq!(line.fields["span_id"], "cd".repeat(8));
-        assert!(read_protobuf(b"\x0a\xff\xff\xff\xff\x0f", peer()).is_err());
+        assert!(read_protobuf(b"\x0a\xff\xff\xff\xff\x0f", peer(), 1 << 20).is_err());
+        assert!(matches!(
+            read_protobuf(&request.encode_to_vec(), peer(), 100),
+            Err(ReadError::TooLarge(_))
+        ));
     }
 
     /// The example request of the OTLP specification's repository
@@ -504,7 +579,7 @@ mod tests {
     #[test]
     fn the_specification_example_reads() {
         let body = include_bytes!("../../../testdata/otlp/logs.json");
-        let lines = read_json(body, peer()).unwrap();
+        let lines = read_json(body, peer(), 1 << 20).unwrap();
         assert_eq!(lines.len(), 1);
         let line = &lines[0];
         assert_eq!(line.message, "Example log record");
@@ -517,6 +592,26 @@ mod tests {
         assert_eq!(line.fields["int.attribute"], "10");
         assert_eq!(line.fields["array.attribute"], r#"["many","values"]"#);
         assert_eq!(line.fields["map.attribute"], r#"{"some.map.key":"some value"}"#);
+    }
+
+    #[test]
+    fn what_ids_and_severity_say_is_kept_before_many_attributes() {
+        let attributes: Vec<serde_json::Value> = (0..100)
+            .map(|i| serde_json::json!({"key": format!("a{i:03}"), "value": {"doubleValue": "NaN"}}))
+            .collect();
+        let body = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+            "severityNumber": "SEVERITY_NUMBER_WARN3",
+            "traceId": "0102030405060708090a0b0c0d0e0f10",
+            "body": {"bytesValue": "aGk_"},
+            "attributes": attributes,
+        }]}]}]});
+        let lines = read_json(body.to_string().as_bytes(), peer(), 1 << 20).unwrap();
+        let line = &lines[0];
+        assert_eq!(line.level, Some(Level::Warn));
+        assert_eq!(line.fields.len(), lookout_shared::parse::fields::MAX_FIELDS_PER_LINE);
+        assert_eq!(line.fields["trace_id"], "0102030405060708090a0b0c0d0e0f10");
+        assert_eq!(line.fields["a000"], "NaN");
+        assert_eq!(line.message, "aGk/", "URL-safe base64 read, shown as standard");
     }
 
     #[test]

@@ -49,6 +49,16 @@
 //!   entries per CPU-second and peak RSS of each. Done when the agent's
 //!   journal checkpoint passes the last entry. Needs root (mount namespace).
 //!
+//! - `lookout-bench receivers FILE`: every line of FILE into a real
+//!   aggregator through each way in, a fresh aggregator each: the agent's
+//!   protocol (`/api/v1/ingest`, JSON batches of 5,000 lines), the
+//!   Elasticsearch bulk API (NDJSON of 5,000 documents) and syslog over TCP
+//!   (RFC 5424, LF framing, 2 connections), each from a generator in this
+//!   process whose requests are built before the clock starts; then syslog
+//!   from Debian's rsyslogd (imfile → omfwd, octet-counted RFC 5424).
+//!   Prints, until every line is searchable, lines/s and the aggregator's
+//!   CPU per line, and that cost against the agent protocol's.
+//!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -66,7 +76,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES"
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES"
         );
         std::process::exit(2);
     };
@@ -98,6 +108,7 @@ fn main() {
         "rsyslog" => bench_rsyslog(&file),
         "ui-search" => bench_ui_search(&file),
         "detect" => bench_detect(&file),
+        "receivers" => bench_receivers(&file),
         other => {
             eprintln!("unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, idle or alert-latency");
             std::process::exit(2);
@@ -606,37 +617,25 @@ fn bench_rsyslog(file: &Path) {
     let size = fs::metadata(file).expect("dataset").len();
     let lines = count_lines(file);
     let dir = work_dir("rsyslog");
-    fs::create_dir_all(dir.join("work")).expect("work dir");
     let received = Arc::new(AtomicU64::new(0));
     let port = line_counting_sink(Arc::clone(&received));
     let config = format!(
-        "global(workDirectory=\"{work}\")\n\
+        "global(workDirectory=\"WORKDIR\")\n\
          module(load=\"imfile\" mode=\"inotify\")\n\
          input(type=\"imfile\" File=\"{file}\" Tag=\"bench\" freshStartTail=\"off\")\n\
          action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
-        work = dir.join("work").display(),
         file = file.display()
     );
-    fs::write(dir.join("rsyslog.conf"), config).expect("config");
     let started = Instant::now();
-    let mut rsyslog = Command::new("rsyslogd")
-        .arg("-n")
-        .arg("-f")
-        .arg(dir.join("rsyslog.conf"))
-        .arg("-i")
-        .arg(dir.join("rsyslog.pid"))
-        .stderr(fs::File::create(dir.join("rsyslog.log")).expect("log"))
-        .spawn()
-        .expect("rsyslogd starts (apt-get install rsyslog)");
-    let pid = rsyslog.id();
+    let mut rsyslog = lookout_tests::rsyslog::start(&dir, "rsyslog", &config);
+    let pid = rsyslog.pid().expect("rsyslogd runs");
     let mut usage = (0.0, 0);
     wait_until("rsyslog to ship the whole file", Duration::from_secs(1800), || {
         usage = process_usage(pid);
         received.load(Ordering::Relaxed) >= lines
     });
     let wall = started.elapsed().as_secs_f64();
-    let _ = rsyslog.kill();
-    let _ = rsyslog.wait();
+    rsyslog.kill();
     let (cpu, rss_kb) = usage;
     println!(
         "| rsyslogd | imfile (inotify) → omfwd tcp (RFC 5424) → socket sink | {wall:.1} s | {:.0} k | {:.0} | {cpu:.1} | {:.0} k | {:.0} MB |",
@@ -646,6 +645,189 @@ fn bench_rsyslog(file: &Path) {
         rss_kb as f64 / 1000.0
     );
     let _ = fs::remove_dir_all(&dir);
+}
+
+/// How one way in is fed in [`bench_receivers`].
+enum Feed {
+    /// HTTP request bodies to POST to a path, from 2 threads.
+    Http(&'static str, Vec<Vec<u8>>),
+    /// Byte streams to write to the syslog TCP port, one connection each.
+    SyslogTcp(Vec<Vec<u8>>),
+    /// Debian's rsyslogd reading FILE and forwarding it over TCP.
+    Rsyslog,
+}
+
+fn bench_receivers(file: &Path) {
+    let text = String::from_utf8_lossy(&fs::read(file).expect("dataset")).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.len() as u64;
+    const BATCH: usize = 5000;
+    let agent_bodies = lines
+        .chunks(BATCH)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut offset = 0;
+            let records = chunk
+                .iter()
+                .map(|line| {
+                    let record = lookout_shared::wire::WireRecord {
+                        offset,
+                        read_at_ms: 1_790_000_000_000,
+                        message: (*line).to_owned(),
+                        ..Default::default()
+                    };
+                    offset += line.len() as u64 + 1;
+                    record
+                })
+                .collect();
+            let batch = lookout_shared::wire::IngestBatch {
+                host: "bench".into(),
+                streams: vec![lookout_shared::wire::StreamChunk {
+                    stream: lookout_shared::wire::stream_id("bench", i as u64, 0, 0),
+                    source: "/var/log/bench.log".into(),
+                    start: 0,
+                    end: offset,
+                    records,
+                    ..Default::default()
+                }],
+                metrics: Vec::new(),
+            };
+            serde_json::to_vec(&batch).expect("serialises")
+        })
+        .collect();
+    let bulk_bodies = lines
+        .chunks(BATCH)
+        .map(|chunk| {
+            let mut body = Vec::new();
+            for line in chunk {
+                body.extend_from_slice(b"{\"index\":{\"_index\":\"bench\"}}\n");
+                serde_json::to_writer(&mut body, &serde_json::json!({"message": line, "host": "bench"}))
+                    .expect("serialises");
+                body.push(b'\n');
+            }
+            body
+        })
+        .collect();
+    let half = lines.len().div_ceil(2);
+    let syslog_streams = lines
+        .chunks(half.max(1))
+        .map(|part| {
+            part.iter()
+                .flat_map(|line| format!("<14>1 - bench bench - - - {line}\n").into_bytes())
+                .collect()
+        })
+        .collect();
+    println!(
+        "| way in | lines | wall | lines/s | aggregator CPU-s | aggregator µs per line | per line vs agent protocol |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut agent_cost = None;
+    for (name, feed) in [
+        (
+            "agent protocol (`/api/v1/ingest`, JSON) from a generator",
+            Feed::Http("/api/v1/ingest", agent_bodies),
+        ),
+        (
+            "Elasticsearch bulk (`/_bulk`, NDJSON) from a generator",
+            Feed::Http("/_bulk", bulk_bodies),
+        ),
+        (
+            "syslog TCP (RFC 5424, LF) from a generator, 2 connections",
+            Feed::SyslogTcp(syslog_streams),
+        ),
+        (
+            "syslog TCP from rsyslogd (imfile → omfwd, octet-counted)",
+            Feed::Rsyslog,
+        ),
+    ] {
+        let (wall, cpu) = feed_aggregator(file, total, feed);
+        let per_line = cpu / total as f64 * 1e6;
+        let ratio = agent_cost.map_or("1.00×".to_owned(), |agent: f64| format!("{:.2}×", per_line / agent));
+        agent_cost.get_or_insert(per_line);
+        println!(
+            "| {name} | {total} | {wall:.1} s | {:.0} k | {cpu:.1} | {per_line:.1} | {ratio} |",
+            total as f64 / wall / 1000.0
+        );
+    }
+}
+
+/// Feeds a fresh aggregator; returns the wall seconds until all `total`
+/// lines are searchable and the aggregator's CPU seconds by then.
+fn feed_aggregator(file: &Path, total: u64, feed: Feed) -> (f64, f64) {
+    let dir = work_dir("receivers");
+    let syslog_port = free_port();
+    let (mut aggregator, url) =
+        start_aggregator_with(&dir, "", &format!("[syslog]\ntcp = \"127.0.0.1:{syslog_port}\"\n"));
+    let started = Instant::now();
+    let mut rsyslog = None;
+    let senders: Vec<std::thread::JoinHandle<()>> = match feed {
+        Feed::Http(path, bodies) => {
+            let per_thread = bodies.len().div_ceil(2).max(1);
+            let mut bodies = bodies;
+            let mut parts = Vec::new();
+            while !bodies.is_empty() {
+                let rest = bodies.split_off(per_thread.min(bodies.len()));
+                parts.push(std::mem::replace(&mut bodies, rest));
+            }
+            parts
+                .into_iter()
+                .map(|part| {
+                    let url = format!("{url}{path}");
+                    std::thread::spawn(move || {
+                        for body in part {
+                            let status = http()
+                                .post(&url)
+                                .header("Authorization", format!("Bearer {INGEST_TOKEN}"))
+                                .header("Content-Type", "application/json")
+                                .send(&body[..])
+                                .expect("the aggregator answers")
+                                .status();
+                            assert_eq!(status, 200, "POST {url}");
+                        }
+                    })
+                })
+                .collect()
+        }
+        Feed::SyslogTcp(streams) => streams
+            .into_iter()
+            .map(|bytes| {
+                std::thread::spawn(move || {
+                    let mut stream = std::net::TcpStream::connect(("127.0.0.1", syslog_port)).expect("connects");
+                    stream.write_all(&bytes).expect("the aggregator reads");
+                })
+            })
+            .collect(),
+        Feed::Rsyslog => {
+            let config = format!(
+                "global(workDirectory=\"WORKDIR\" localHostName=\"bench\")\n\
+                 module(load=\"imfile\" mode=\"inotify\")\n\
+                 input(type=\"imfile\" File=\"{file}\" Tag=\"bench\" freshStartTail=\"off\")\n\
+                 action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{syslog_port}\" protocol=\"tcp\" \
+                 TCP_Framing=\"octet-counted\" template=\"RSYSLOG_SyslogProtocol23Format\")\n",
+                file = file.display()
+            );
+            rsyslog = Some(lookout_tests::rsyslog::start(&dir, "rsyslog", &config));
+            Vec::new()
+        }
+    };
+    let pid = aggregator.id();
+    let mut cpu = 0.0;
+    wait_until("every line searchable", Duration::from_secs(3600), || {
+        std::thread::sleep(Duration::from_millis(200));
+        cpu = process_usage(pid).0;
+        search_total(&url, "") >= total
+    });
+    let wall = started.elapsed().as_secs_f64();
+    for sender in senders {
+        sender.join().expect("the sender finished");
+    }
+    if let Some(mut rsyslog) = rsyslog {
+        rsyslog.kill();
+    }
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    let _ = fs::remove_dir_all(&dir);
+    (wall, cpu)
 }
 
 /// Current RSS in kB.

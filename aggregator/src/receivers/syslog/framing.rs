@@ -14,6 +14,10 @@
 pub struct Framer {
     max: usize,
     skipping: Skip,
+    /// Bytes of an unfinished line already searched for its newline, so
+    /// that a line arriving in small pieces is searched once, not once per
+    /// piece.
+    scanned: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +47,7 @@ impl Framer {
         Framer {
             max: max.max(1),
             skipping: Skip::Nothing,
+            scanned: 0,
         }
     }
 
@@ -53,7 +58,7 @@ impl Framer {
         let mut used = 0;
         let buf = match self.skipping {
             Skip::Nothing => buf,
-            Skip::ToNewline => match buf.iter().position(|b| *b == b'\n') {
+            Skip::ToNewline => match memchr::memchr(b'\n', buf) {
                 Some(end) => {
                     self.skipping = Skip::Nothing;
                     used = end + 1;
@@ -133,7 +138,10 @@ impl Framer {
 
     fn line<'a>(&mut self, buf: &'a [u8]) -> (usize, Option<Frame<'a>>) {
         let window = &buf[..buf.len().min(self.max + 1)];
-        if let Some(end) = window.iter().position(|b| *b == b'\n') {
+        let from = self.scanned.min(window.len());
+        let newline = memchr::memchr(b'\n', &window[from..]).map(|at| from + at);
+        self.scanned = 0;
+        if let Some(end) = newline {
             let line = &buf[..end];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let frame = Frame {
@@ -143,6 +151,8 @@ impl Framer {
             return (end + 1, Some(frame));
         }
         if buf.len() <= self.max {
+            // The next call starts at this same line, with more bytes.
+            self.scanned = window.len();
             return (0, None);
         }
         self.skipping = Skip::ToNewline;

@@ -23,7 +23,7 @@ use super::framing::Framer;
 use super::parse;
 use crate::config::SyslogConfig;
 use crate::metrics::{Received, Receiver};
-use crate::receivers::{Intake, Line};
+use crate::receivers::{Intake, IntakeError, Line};
 use anyhow::Context as _;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -37,8 +37,12 @@ use tokio::task::{JoinHandle, JoinSet};
 
 /// Bytes asked of the socket per read at least.
 const READ_CHUNK: usize = 256 * 1024;
-/// Datagrams gathered into one batch at most.
-const UDP_BATCH: usize = 4096;
+/// Messages stored in one commit at most: a TCP read of tiny messages, or
+/// a batch of datagrams.
+const MAX_LINES_PER_COMMIT: usize = 4096;
+/// Bytes of datagrams gathered into one batch at most, so that the queue
+/// holds at most `UDP_QUEUE` times this.
+const UDP_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Batches of datagrams waiting for their commit at most.
 const UDP_QUEUE: usize = 16;
 /// The UDP socket's receive buffer asked for: a burst from many devices
@@ -243,35 +247,60 @@ async fn read_messages<S: AsyncRead + Unpin>(
             }
         };
         let received = Timestamp::now();
-        let mut lines = Vec::new();
-        let mut invalid = 0;
-        let mut used = 0;
+        // What one read brought, stored in rounds of at most
+        // MAX_LINES_PER_COMMIT messages (a read of tiny messages is many).
         loop {
-            let (more, frame) = framer.next(&buf[used..]);
-            used += more;
-            let Some(frame) = frame else { break };
-            match parse(frame.bytes, received, &shared.zone) {
-                Ok(message) => lines.push(message.into_line(peer, frame.truncated)),
-                Err(_) => invalid += 1,
+            let mut lines = Vec::new();
+            let mut invalid = 0;
+            let mut used = 0;
+            while lines.len() + invalid < MAX_LINES_PER_COMMIT {
+                let (more, frame) = framer.next(&buf[used..]);
+                used += more;
+                let Some(frame) = frame else { break };
+                match parse(frame.bytes, received, &shared.zone) {
+                    Ok(message) => lines.push(message.into_line(peer, frame.truncated)),
+                    Err(_) => invalid += 1,
+                }
             }
-        }
-        buf.drain(..used);
-        if ended && let Some(frame) = framer.finish(&buf) {
-            match parse(frame.bytes, received, &shared.zone) {
-                Ok(message) => lines.push(message.into_line(peer, frame.truncated)),
-                Err(_) => invalid += 1,
+            let full = lines.len() + invalid >= MAX_LINES_PER_COMMIT;
+            buf.drain(..used);
+            if ended
+                && !full
+                && let Some(frame) = framer.finish(&buf)
+            {
+                match parse(frame.bytes, received, &shared.zone) {
+                    Ok(message) => lines.push(message.into_line(peer, frame.truncated)),
+                    Err(_) => invalid += 1,
+                }
             }
-        }
-        count_invalid(shared, peer, invalid);
-        if let Err(err) = shared.intake.store(Receiver::Syslog, lines).await {
-            // Closing tells the sender; rsyslog re-sends what it could not hand over.
-            tracing::warn!(%peer, error = %err, "cannot store syslog messages; closing the connection");
-            return;
+            count_invalid(shared, peer, invalid as u64);
+            if let Err(err) = store(shared, lines).await {
+                // Closing tells the sender, which reconnects and sends on;
+                // what it had already handed to the kernel is lost.
+                tracing::warn!(%peer, error = %err, "cannot store syslog messages; closing the connection");
+                return;
+            }
+            if !full {
+                break;
+            }
         }
         if ended {
             return;
         }
     }
+}
+
+/// Stores `lines`; counts them as dropped when they cannot be.
+async fn store(shared: &Shared, lines: Vec<Line>) -> Result<(), IntakeError> {
+    let count = lines.len() as u64;
+    let stored = shared.intake.store(Receiver::Syslog, lines).await;
+    if stored.is_err() {
+        shared
+            .intake
+            .metrics()
+            .received(Receiver::Syslog, Received::Dropped, count);
+    }
+    stored.map(drop)
 }
 
 fn count_invalid(shared: &Shared, peer: IpAddr, invalid: u64) {
@@ -290,13 +319,8 @@ async fn receive_datagrams(socket: UdpSocket, shared: Arc<Shared>, mut stopping:
         let shared = shared.clone();
         tokio::spawn(async move {
             while let Some(lines) = batches.recv().await {
-                let count = lines.len() as u64;
-                if let Err(err) = shared.intake.store(Receiver::Syslog, lines).await {
-                    shared
-                        .intake
-                        .metrics()
-                        .received(Receiver::Syslog, Received::Dropped, count);
-                    tracing::warn!(error = %err, count, "cannot store syslog datagrams; they are lost");
+                if let Err(err) = store(&shared, lines).await {
+                    tracing::warn!(error = %err, "cannot store syslog datagrams; they are lost");
                 }
             }
         })
@@ -311,10 +335,12 @@ async fn receive_datagrams(socket: UdpSocket, shared: Arc<Shared>, mut stopping:
         let received = Timestamp::now();
         let mut lines = Vec::new();
         let mut invalid = 0;
+        let mut batch_bytes = 0;
         let mut next = first;
         loop {
             match next {
                 Ok((len, peer)) => {
+                    batch_bytes += len;
                     let truncated = len > shared.max_message;
                     match parse(&buf[..len.min(shared.max_message)], received, &shared.zone) {
                         Ok(message) => lines.push(message.into_line(peer.ip(), truncated)),
@@ -323,7 +349,7 @@ async fn receive_datagrams(socket: UdpSocket, shared: Arc<Shared>, mut stopping:
                 }
                 Err(err) => tracing::debug!(error = %err, "syslog datagram not read"),
             }
-            if lines.len() + invalid as usize >= UDP_BATCH {
+            if lines.len() + invalid as usize >= MAX_LINES_PER_COMMIT || batch_bytes >= UDP_BATCH_BYTES {
                 break;
             }
             next = match socket.try_recv_from(&mut buf) {
@@ -348,5 +374,8 @@ async fn receive_datagrams(socket: UdpSocket, shared: Arc<Shared>, mut stopping:
         }
     }
     drop(queue);
-    let _ = tokio::time::timeout(STOP_GRACE, committer).await;
+    let abort = committer.abort_handle();
+    if tokio::time::timeout(STOP_GRACE, committer).await.is_err() {
+        abort.abort();
+    }
 }

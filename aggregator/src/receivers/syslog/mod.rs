@@ -12,10 +12,11 @@
 pub mod framing;
 pub mod listen;
 
-use super::Line;
+use super::{Line, add_field};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use lookout_shared::parse::Level;
+use lookout_shared::parse::fields::MAX_FIELDS_PER_LINE;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -114,26 +115,23 @@ impl SyslogMessage<'_> {
             _ => peer.to_string(),
         };
         let mut fields = BTreeMap::new();
-        let names = [
-            ("facility", FACILITIES.get(usize::from(self.facility)).copied()),
-            ("severity", SEVERITIES.get(usize::from(self.severity)).copied()),
-        ];
-        for (name, value) in names {
-            if let Some(value) = value {
-                fields.insert(name.to_owned(), value.to_owned());
-            }
-        }
+        let facility = FACILITIES.get(usize::from(self.facility)).copied();
+        let severity = SEVERITIES.get(usize::from(self.severity)).copied();
         let stated = [
+            ("facility", facility.map(Cow::Borrowed)),
+            ("severity", severity.map(Cow::Borrowed)),
             ("appname", self.app_name),
             ("procid", self.proc_id),
             ("msgid", self.msg_id),
         ];
         for (name, value) in stated {
             if let Some(value) = value {
-                fields.insert(name.to_owned(), value.into_owned());
+                add_field(&mut fields, name, &value);
             }
         }
-        fields.extend(self.structured_data);
+        for (name, value) in &self.structured_data {
+            add_field(&mut fields, name, value);
+        }
         Line {
             host,
             message: self.message.into_owned(),
@@ -212,10 +210,9 @@ fn structured_data(bytes: &[u8]) -> Result<(SdPairs, &[u8]), SyslogError> {
             .iter()
             .position(|b| matches!(b, b' ' | b']'))
             .ok_or(SyslogError::StructuredData("an element does not close"))?;
-        let id = String::from_utf8_lossy(&element[..id_end]).into_owned();
-        if id.is_empty() {
-            return Err(SyslogError::StructuredData("an element has no SD-ID"));
-        }
+        let id = sd_name(&element[..id_end]).ok_or(SyslogError::StructuredData(
+            "an SD-ID is not 1 to 32 printable characters",
+        ))?;
         rest = &element[id_end..];
         loop {
             match rest {
@@ -228,12 +225,17 @@ fn structured_data(bytes: &[u8]) -> Result<(SdPairs, &[u8]), SyslogError> {
                         .iter()
                         .position(|b| *b == b'=')
                         .ok_or(SyslogError::StructuredData("a parameter has no `=`"))?;
-                    let name = String::from_utf8_lossy(&after[..eq]).into_owned();
+                    let name = sd_name(&after[..eq]).ok_or(SyslogError::StructuredData(
+                        "a PARAM-NAME is not 1 to 32 printable characters",
+                    ))?;
                     let value = after[eq + 1..]
                         .strip_prefix(b"\"")
                         .ok_or(SyslogError::StructuredData("a parameter value is not quoted"))?;
                     let (value, after_value) = quoted(value)?;
-                    pairs.push((format!("{id}.{name}"), value));
+                    // As many as a line may have fields; the rest are read past.
+                    if pairs.len() < MAX_FIELDS_PER_LINE {
+                        pairs.push((format!("{id}.{name}"), value));
+                    }
                     rest = after_value;
                 }
                 _ => return Err(SyslogError::StructuredData("an element does not close")),
@@ -244,6 +246,16 @@ fn structured_data(bytes: &[u8]) -> Result<(SdPairs, &[u8]), SyslogError> {
         return Err(SyslogError::StructuredData("neither `-` nor `[`"));
     }
     Ok((pairs, rest))
+}
+
+/// An SD-NAME (SD-ID or PARAM-NAME): 1 to 32 printable US-ASCII
+/// characters other than `=`, space, `]` and `"` (RFC 5424 section 6).
+fn sd_name(bytes: &[u8]) -> Option<&str> {
+    let valid = (1..=32).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'=' | b']' | b'"'));
+    valid.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
 
 /// A PARAM-VALUE after its opening quote, `\"`, `\\` and `\]` resolved;
@@ -440,7 +452,14 @@ mod tests {
             [("a@1.q".to_owned(), r#"say "hi" \ ]"#.to_owned())]
         );
         assert_eq!((escaped.timestamp, escaped.hostname.clone()), (None, None));
+        let long_id = format!("<13>1 - - - - - [{} a=\"\"] text", "i".repeat(33));
+        let long_name = format!("<13>1 - - - - - [id {}=\"\"] text", "n".repeat(33));
+        let many: String = (0..200).map(|i| format!(" p{i}=\"v\"")).collect();
+        let many = read(&format!("<13>1 - - - - - [id{many}] text")).into_line("192.0.2.1".parse().unwrap(), false);
+        assert_eq!(many.fields.len(), MAX_FIELDS_PER_LINE, "structured data is bounded");
         for bad in [
+            long_id.as_str(),
+            long_name.as_str(),
             r#"<13>1 - - - - - [a@1 q="open"#,
             r#"<13>1 - - - - - [a@1 q=unquoted]"#,
             "<13>1 - - - - - junk",
