@@ -1,15 +1,17 @@
-//! The HTTP receivers: the Elasticsearch bulk API (`POST /_bulk`,
-//! `POST /{index}/_bulk`, and the probes of `GET /` and the cluster's
-//! health, answered by [`super::access`] for ingest credentials since `/`
-//! is also the UI's), Loki's push API (`POST /loki/api/v1/push`) and
-//! OTLP/HTTP logs (`POST /v1/logs`).
+//! The HTTP receivers: the Elasticsearch bulk API (`POST` or `PUT` of
+//! `/_bulk` and `/{index}/_bulk`), Loki's push API (`POST
+//! /loki/api/v1/push`) and OTLP/HTTP logs (`POST /v1/logs`); and the
+//! probes shippers send first (`GET /`, Elasticsearch's health paths,
+//! Loki's `/ready`), answered by [`super::access`] for ingest credentials
+//! since `/` is also the UI's.
 //!
 //! Each handler reads the body within `[ingest]`'s limits, has its
 //! protocol's module ([`crate::receivers`]) read it off the async threads,
 //! refuses lines of hosts the token may not write, stores the rest through
 //! the [`Intake`](crate::receivers::Intake) and answers only after the
 //! commit, in the protocol's own shape. A failed commit is a 503, which
-//! every shipper retries.
+//! every shipper retries; a body whose lines would take more than twice
+//! `max_decompressed_bytes` is a 413.
 
 use super::AppState;
 use super::auth::HostGrant;
