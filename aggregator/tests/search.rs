@@ -374,6 +374,18 @@ async fn context_returns_neighbours_in_file_order() {
     assert_eq!(messages(&body["before"]).len(), 0);
     assert_eq!(messages(&body["after"]), ["GET /page/1 200 user=bob"]);
 
+    // `id:` finds that one record (by its stream and offset); a range of ids is refused.
+    let by_id = server
+        .get_ok(&format!("/api/v1/logs/search?q={}", enc(&format!("id:{id}"))))
+        .await;
+    assert_eq!(by_id["total"], 1);
+    assert_eq!(by_id["hits"][0]["id"], id.as_str());
+    assert_eq!(server.total(&format!("q={}", enc("id:nonsense"))).await, 0);
+    let range = server
+        .get(&format!("/api/v1/logs/search?q={}", enc(&format!("id:[{id} TO *]"))))
+        .await;
+    assert_eq!(range.status, 400, "{range:?}");
+
     let missing = server.get(&format!("/api/v1/logs/context?id={web}-3")).await;
     assert_eq!(missing.status, 404, "{missing:?}");
     let malformed = server.get("/api/v1/logs/context?id=nonsense").await;

@@ -20,7 +20,7 @@ use field_names::FieldNames;
 use lookout_shared::parse::fields::{FieldValue, typed};
 use lookout_shared::parse::{Level, LineRules};
 use lookout_shared::time::now_ms;
-use lookout_shared::wire::{IngestBatch, LineFormat, WireRecord, record_id};
+use lookout_shared::wire::{IngestBatch, LineFormat, WireRecord};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
@@ -115,10 +115,8 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames, ded
             time_range = Some(time_range.map_or((timestamp_ms, timestamp_ms), |(min, max)| {
                 (min.min(timestamp_ms), max.max(timestamp_ms))
             }));
-            let id = record_id(&chunk.stream, record.offset);
             let fields = fields_value(found.fields);
             let doc = schema.document(&RecordFields {
-                id: &id,
                 stream: &chunk.stream,
                 offset: record.offset,
                 timestamp_ms,

@@ -647,6 +647,12 @@ impl Target {
         error: impl Fn(String) -> QueryError,
     ) -> Result<Expr, QueryError> {
         Ok(Expr::Leaf(match self {
+            // A record id is a stream and an offset, not a string to order.
+            Target::Keyword(Keyword::Id) => {
+                return Err(error(
+                    "`id:` takes one record id, not a range (`stream:` and `offset:` take ranges)".into(),
+                ));
+            }
             Target::Keyword(keyword) => Leaf::KeywordRange(keyword, lower, upper),
             Target::Offset => Leaf::Offset(
                 map_bound(lower, |v| parse_offset(&v)).map_err(&error)?,

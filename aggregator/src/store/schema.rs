@@ -4,6 +4,7 @@
 
 use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::time::rfc3339;
+use lookout_shared::wire::record_id;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tantivy::schema::{
@@ -57,7 +58,10 @@ pub const MAX_TIMESTAMP_MS: i64 = i64::MAX / 1_000_000;
 #[derive(Clone)]
 pub struct LogSchema {
     schema: Schema,
-    /// `id`: exact-match, stored.
+    /// `id`: no longer written. A record's id is its stream and offset
+    /// (`Hit::id` is made from them, and `id:` queries match them), so a
+    /// term per record is not worth its cost; the field stays so that the
+    /// field numbers of partitions written before remain.
     pub id: Field,
     /// `stream`: exact-match, stored, fast.
     pub stream: Field,
@@ -86,8 +90,6 @@ pub struct LogSchema {
 
 /// One record as it goes into the index.
 pub struct RecordFields<'a> {
-    /// Record id.
-    pub id: &'a str,
     /// Stream id.
     pub stream: &'a str,
     /// Byte offset in the stream.
@@ -258,7 +260,6 @@ impl LogSchema {
         // One allocation sized for the whole document instead of several growths.
         let size = record.message.len() + record.source.len() + record.host.len() + 96;
         let mut doc = TantivyDocument::with_capacity(size);
-        doc.add_text(self.id, record.id);
         doc.add_text(self.stream, record.stream);
         doc.add_u64(self.offset, record.offset);
         doc.add_date(self.timestamp, DateTime::from_timestamp_millis(record.timestamp_ms));
@@ -310,8 +311,9 @@ impl LogSchema {
                 fields.insert(key.to_owned(), value);
             }
         }
+        let offset = doc.get_first(self.offset).and_then(|v| v.as_u64()).unwrap_or(0);
         Hit {
-            id: text(self.id),
+            id: record_id(&text(self.stream), offset),
             timestamp: rfc3339(timestamp_ms),
             host: text(self.host),
             source: text(self.source),
@@ -375,7 +377,6 @@ mod tests {
         labels.insert("env".to_owned(), "prod".to_owned());
         let labels_json = labels_value(&labels);
         let doc = schema.document(&RecordFields {
-            id: "00000000000000ab-7",
             stream: "00000000000000ab",
             offset: 7,
             timestamp_ms: 1_700_000_000_123,

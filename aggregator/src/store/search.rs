@@ -16,7 +16,9 @@ use std::collections::HashMap;
 use std::ops::Bound;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
@@ -205,6 +207,7 @@ impl QueryBuilder {
                         .collect(),
                 )),
             },
+            Leaf::Keyword(Keyword::Id, id) => by_record_id(schema, id),
             Leaf::Keyword(keyword, value) => exact(self.keyword(*keyword), value),
             Leaf::KeywordRange(keyword, lower, upper) => {
                 let field = self.keyword(*keyword);
@@ -267,8 +270,9 @@ impl QueryBuilder {
             Keyword::Host => self.schema.host,
             Keyword::Source => self.schema.source,
             Keyword::Level => self.schema.level,
-            Keyword::Id => self.schema.id,
-            Keyword::Stream => self.schema.stream,
+            // Ids are matched by stream and offset (`by_record_id`); as a
+            // string they are not indexed.
+            Keyword::Id | Keyword::Stream => self.schema.stream,
         }
     }
 
@@ -276,6 +280,24 @@ impl QueryBuilder {
         let term = |ms: i64| Term::from_field_date(field, DateTime::from_timestamp_millis(ms));
         Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
     }
+}
+
+/// The record `id` names: its stream and its offset (nothing for a text
+/// that is not a record id).
+fn by_record_id(schema: &LogSchema, id: &str) -> Box<dyn Query> {
+    let Some((stream, offset)) = parse_record_id(id) else {
+        return Box::new(EmptyQuery);
+    };
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Must, exact(schema.stream, stream)),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_u64(schema.offset, offset),
+                IndexRecordOption::Basic,
+            )),
+        ),
+    ]))
 }
 
 fn exact(field: Field, value: &str) -> Box<dyn Query> {
@@ -463,7 +485,7 @@ impl LogStore {
         };
         let schema = self.schema();
         let searchers = searchers(self, &LogFilter::default());
-        let by_id = exact(schema.id, id);
+        let by_id = by_record_id(schema, id);
         let mut hit = None;
         for searcher in &searchers {
             let top = TopDocs::with_limit(1).order_by_u64_field(names::OFFSET, Order::Asc);

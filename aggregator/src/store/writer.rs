@@ -498,10 +498,8 @@ mod tests {
         let records = offsets
             .iter()
             .map(|&offset| {
-                let id = format!("{stream}-{offset}");
                 let message = format!("line at {offset}");
                 let doc = schema.document(&RecordFields {
-                    id: &id,
                     stream,
                     offset,
                     timestamp_ms: 1_000 + offset as i64,
