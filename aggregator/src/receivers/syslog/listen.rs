@@ -13,8 +13,10 @@
 //!
 //! UDP: a datagram is a message. Reading never waits for a commit (a
 //! datagram not read in time is dropped by the kernel): batches of what
-//! arrived go to a committing task over a bounded queue, and a batch that
-//! finds the queue full is dropped and counted. UDP syslog is best effort.
+//! arrived go to a committing task over a bounded queue; while the queue is
+//! full, what arrives gathers in one more batch, and only datagrams that
+//! find that batch full too are dropped and counted. UDP syslog is best
+//! effort.
 //!
 //! Messages that are not syslog (no `<PRI>`, a broken RFC 5424 header) are
 //! counted as invalid and dropped.
@@ -327,51 +329,61 @@ async fn receive_datagrams(socket: UdpSocket, shared: Arc<Shared>, mut stopping:
     };
     // One byte more than the longest message kept tells a longer one apart.
     let mut buf = vec![0u8; shared.max_message.saturating_add(1).min(65_536)];
+    // What was read and not yet queued: while the committer is behind, it
+    // grows (to a bound) instead of being dropped, so a burst that finds the
+    // queue full waits in one batch.
+    let mut pending: Vec<Line> = Vec::new();
+    let mut pending_bytes = 0;
     loop {
         let first = tokio::select! {
             first = socket.recv_from(&mut buf) => first,
+            permit = queue.reserve(), if !pending.is_empty() => {
+                let Ok(permit) = permit else { break };
+                permit.send(std::mem::take(&mut pending));
+                pending_bytes = 0;
+                continue;
+            }
             _ = stopping.wait_for(|stop| *stop) => break,
         };
         let received = Timestamp::now();
-        let mut lines = Vec::new();
-        let mut invalid = 0;
-        let mut batch_bytes = 0;
+        let (mut invalid, mut dropped) = (0, 0);
         let mut next = first;
-        loop {
+        // Whatever is ready, but a bounded number at a time, so that a
+        // flood that is being dropped does not keep the batch from the queue.
+        for _ in 0..MAX_LINES_PER_COMMIT {
             match next {
+                Ok(_) if pending.len() >= MAX_LINES_PER_COMMIT || pending_bytes >= UDP_BATCH_BYTES => dropped += 1,
                 Ok((len, peer)) => {
-                    batch_bytes += len;
+                    pending_bytes += len;
                     let truncated = len > shared.max_message;
                     match parse(&buf[..len.min(shared.max_message)], received, &shared.zone) {
-                        Ok(message) => lines.push(message.into_line(peer.ip(), truncated)),
+                        Ok(message) => pending.push(message.into_line(peer.ip(), truncated)),
                         Err(_) => invalid += 1,
                     }
                 }
                 Err(err) => tracing::debug!(error = %err, "syslog datagram not read"),
-            }
-            if lines.len() + invalid as usize >= MAX_LINES_PER_COMMIT || batch_bytes >= UDP_BATCH_BYTES {
-                break;
             }
             next = match socket.try_recv_from(&mut buf) {
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
                 other => other,
             };
         }
-        if invalid > 0 {
-            shared
-                .intake
-                .metrics()
-                .received(Receiver::Syslog, Received::Invalid, invalid);
+        let metrics = shared.intake.metrics();
+        metrics.received(Receiver::Syslog, Received::Invalid, invalid);
+        metrics.received(Receiver::Syslog, Received::Dropped, dropped);
+        if !pending.is_empty() {
+            match queue.try_reserve() {
+                Ok(permit) => {
+                    permit.send(std::mem::take(&mut pending));
+                    pending_bytes = 0;
+                }
+                Err(mpsc::error::TrySendError::Full(())) => {}
+                Err(mpsc::error::TrySendError::Closed(())) => break,
+            }
         }
-        if lines.is_empty() {
-            continue;
-        }
-        if let Err(mpsc::error::TrySendError::Full(lines)) = queue.try_send(lines) {
-            shared
-                .intake
-                .metrics()
-                .received(Receiver::Syslog, Received::Dropped, lines.len() as u64);
-        }
+    }
+    if !pending.is_empty() {
+        let _ = tokio::time::timeout(STOP_GRACE, queue.send(pending)).await;
     }
     drop(queue);
     let abort = committer.abort_handle();
