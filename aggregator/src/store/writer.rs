@@ -350,21 +350,22 @@ impl WriterCore {
                 duplicates: 0,
             };
             for chunk in batch.chunks {
-                let key = held_key(&chunk.host, &chunk.stream);
+                // Received chunks have no ranges: neither checked nor kept.
+                let key = chunk.dedup.then(|| held_key(&chunk.host, &chunk.stream));
                 let mut held: Vec<&IntervalSet> = Vec::new();
-                for (held_day, streams) in self.held.iter().filter(|_| chunk.dedup) {
-                    if *held_day != day {
-                        held.extend(streams.get(&key));
-                        // Payloads written before ranges were kept per host.
-                        held.extend(streams.get(&chunk.stream));
+                if let Some(key) = &key {
+                    for (held_day, streams) in &self.held {
+                        if *held_day != day {
+                            held.extend(streams.get(key));
+                            // Payloads written before ranges were kept per host.
+                            held.extend(streams.get(&chunk.stream));
+                        }
                     }
-                }
-                if chunk.dedup {
-                    held.extend(next.get(&key));
+                    held.extend(next.get(key));
                     held.extend(next.get(&chunk.stream));
+                    // Only ranges touching the chunk can make its records duplicates.
+                    held.retain(|set| set.overlaps(chunk.start, chunk.end));
                 }
-                // Only ranges touching the chunk can make its records duplicates.
-                held.retain(|set| set.overlaps(chunk.start, chunk.end));
                 let mut added = false;
                 for record in chunk.records {
                     if held.iter().any(|set| set.contains(record.offset)) {
@@ -383,7 +384,7 @@ impl WriterCore {
                 if added {
                     time_range = union(time_range, chunk.time_range);
                 }
-                if chunk.dedup {
+                if let Some(key) = key {
                     changed |= next.entry(key).or_default().insert(chunk.start, chunk.end);
                 }
             }

@@ -762,12 +762,10 @@ fn feed_aggregator(file: &Path, total: u64, feed: Feed) -> (f64, f64) {
     let mut rsyslog = None;
     let senders: Vec<std::thread::JoinHandle<()>> = match feed {
         Feed::Http(path, bodies) => {
-            let per_thread = bodies.len().div_ceil(2).max(1);
-            let mut bodies = bodies;
-            let mut parts = Vec::new();
-            while !bodies.is_empty() {
-                let rest = bodies.split_off(per_thread.min(bodies.len()));
-                parts.push(std::mem::replace(&mut bodies, rest));
+            // Every other body to each of two senders.
+            let mut parts = [Vec::new(), Vec::new()];
+            for (i, body) in bodies.into_iter().enumerate() {
+                parts[i % 2].push(body);
             }
             parts
                 .into_iter()
