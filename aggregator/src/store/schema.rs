@@ -8,10 +8,10 @@ use lookout_shared::wire::record_id;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, Field, INDEXED, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue,
-    STORED, Schema, TextFieldIndexing, TextOptions, Value,
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
+    TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{DateTime, TantivyDocument};
+use tantivy::{DateTime, DocId, SegmentReader, TantivyDocument};
 
 /// Field names, as used in query strings (`host:web-1`) and fast-field lookups.
 pub mod names {
@@ -63,17 +63,17 @@ pub struct LogSchema {
     /// term per record is not worth its cost; the field stays so that the
     /// field numbers of partitions written before remain.
     pub id: Field,
-    /// `stream`: exact-match, stored, fast.
+    /// `stream`: exact-match, fast.
     pub stream: Field,
-    /// `offset`: u64, indexed, stored, fast (file-order tie-break, context).
+    /// `offset`: u64, fast (file-order tie-break, context, `id:`).
     pub offset: Field,
-    /// `timestamp`: date (ms), indexed, stored, fast (sort, ranges, histogram).
+    /// `timestamp`: date (ms), fast (sort, ranges, histogram).
     pub timestamp: Field,
-    /// `host`: exact-match, stored, fast.
+    /// `host`: exact-match, fast.
     pub host: Field,
-    /// `source`: exact-match, stored, fast.
+    /// `source`: exact-match, fast.
     pub source: Field,
-    /// `level`: exact-match, stored, fast.
+    /// `level`: exact-match, fast.
     pub level: Field,
     /// `message`: full text with positions (phrases), stored.
     pub message: Field,
@@ -81,7 +81,7 @@ pub struct LogSchema {
     pub labels: Field,
     /// `truncated`: bool, indexed, stored.
     pub truncated: Field,
-    /// `ingested`: date (ms), indexed, fast (alert windows).
+    /// `ingested`: date (ms), fast (alert windows).
     pub ingested: Field,
     /// `fields`: JSON object of extracted fields; text exact-match, numbers
     /// typed; stored, fast (numeric ranges, "has").
@@ -160,31 +160,32 @@ impl Hit {
 }
 
 impl LogSchema {
-    /// Builds the schema.
+    /// Builds the schema new partitions are created with.
+    ///
+    /// What is only looked up is not indexed: event and arrival times and
+    /// offsets are matched by range on their fast columns (tantivy's
+    /// `RangeQuery` does so for a fast field), so they need no terms, which
+    /// would be nearly one per record. What a fast column holds is not
+    /// stored again: a hit reads host, source, level, stream, time and
+    /// offset from the columns ([`RecordMeta`]), so the doc store keeps
+    /// the message, labels, fields and the truncated mark.
     pub fn new() -> Self {
         let mut builder = Schema::builder();
         // Fieldnorms only serve BM25 scoring; results are ordered by time, so
         // none of the fields keeps them.
-        let exact = TextOptions::default()
-            .set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer("raw")
-                    .set_fieldnorms(false)
-                    .set_index_option(IndexRecordOption::Basic),
-            )
-            .set_stored();
+        let exact = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_fieldnorms(false)
+                .set_index_option(IndexRecordOption::Basic),
+        );
         let exact_fast = exact.clone().set_fast("raw");
         let id = builder.add_text_field(names::ID, exact);
         let stream = builder.add_text_field(names::STREAM, exact_fast.clone());
-        let offset = builder.add_u64_field(
-            names::OFFSET,
-            NumericOptions::default().set_indexed().set_stored().set_fast(),
-        );
+        let offset = builder.add_u64_field(names::OFFSET, NumericOptions::default().set_fast());
         let timestamp = builder.add_date_field(
             names::TIMESTAMP,
             DateOptions::default()
-                .set_indexed()
-                .set_stored()
                 .set_fast()
                 .set_precision(DateTimePrecision::Milliseconds),
         );
@@ -211,11 +212,10 @@ impl LogSchema {
                     .set_index_option(IndexRecordOption::Basic),
             ),
         );
-        let truncated = builder.add_bool_field(names::TRUNCATED, INDEXED | STORED);
+        let truncated = builder.add_bool_field(names::TRUNCATED, NumericOptions::default().set_indexed().set_stored());
         let ingested = builder.add_date_field(
             names::INGESTED,
             DateOptions::default()
-                .set_indexed()
                 .set_fast()
                 .set_precision(DateTimePrecision::Milliseconds),
         );
@@ -250,6 +250,23 @@ impl LogSchema {
         }
     }
 
+    /// Whether an index written with `other` can be read and added to with
+    /// this schema's field handles and documents: the same field names in
+    /// the same order, each of the same type, and the same fast columns.
+    /// Partitions made by earlier builds differ only in what they index
+    /// and store (they indexed times and offsets, and stored everything).
+    pub fn is_compatible_with(&self, other: &Schema) -> bool {
+        let ours: Vec<_> = self.schema.fields().collect();
+        let theirs: Vec<_> = other.fields().collect();
+        ours.len() == theirs.len()
+            && ours.iter().zip(&theirs).all(|((a_field, a), (b_field, b))| {
+                a_field == b_field
+                    && a.name() == b.name()
+                    && a.field_type().value_type() == b.field_type().value_type()
+                    && a.is_fast() == b.is_fast()
+            })
+    }
+
     /// The tantivy schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
@@ -278,7 +295,8 @@ impl LogSchema {
         doc
     }
 
-    /// Turns a stored document back into the API's shape.
+    /// A record as the API shows it, from the document built at ingest
+    /// (which holds every field): for live tail, before it is stored.
     pub fn hit(&self, doc: &TantivyDocument) -> Hit {
         let text = |field: Field| {
             doc.get_first(field)
@@ -286,10 +304,23 @@ impl LogSchema {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let timestamp_ms = doc
-            .get_first(self.timestamp)
-            .and_then(|v| v.as_datetime())
-            .map_or(0, DateTime::into_timestamp_millis);
+        let meta = RecordMeta {
+            stream: text(self.stream),
+            offset: doc.get_first(self.offset).and_then(|v| v.as_u64()).unwrap_or(0),
+            timestamp_ms: doc
+                .get_first(self.timestamp)
+                .and_then(|v| v.as_datetime())
+                .map_or(0, DateTime::into_timestamp_millis),
+            host: text(self.host),
+            source: text(self.source),
+            level: text(self.level),
+        };
+        self.stored_hit(doc, meta)
+    }
+
+    /// A record as the API shows it, from what the doc store keeps of it
+    /// (message, labels, fields, truncated) and what its fast columns hold.
+    pub fn stored_hit(&self, doc: &TantivyDocument, meta: RecordMeta) -> Hit {
         let mut labels = BTreeMap::new();
         if let Some(object) = doc.get_first(self.labels).and_then(|v| v.as_object()) {
             for (key, value) in object {
@@ -311,19 +342,68 @@ impl LogSchema {
                 fields.insert(key.to_owned(), value);
             }
         }
-        let offset = doc.get_first(self.offset).and_then(|v| v.as_u64()).unwrap_or(0);
         Hit {
-            id: record_id(&text(self.stream), offset),
-            timestamp: rfc3339(timestamp_ms),
-            host: text(self.host),
-            source: text(self.source),
-            level: text(self.level),
-            message: text(self.message),
+            id: record_id(&meta.stream, meta.offset),
+            timestamp: rfc3339(meta.timestamp_ms),
+            host: meta.host,
+            source: meta.source,
+            level: meta.level,
+            message: doc
+                .get_first(self.message)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned(),
             truncated: doc.get_first(self.truncated).and_then(|v| v.as_bool()).unwrap_or(false),
             cut: false,
             labels,
             fields,
         }
+    }
+}
+
+/// What a record's fast columns hold: the part of a hit the doc store does
+/// not keep.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordMeta {
+    /// Stream id.
+    pub stream: String,
+    /// Offset in the stream.
+    pub offset: u64,
+    /// Event time, Unix ms.
+    pub timestamp_ms: i64,
+    /// Host.
+    pub host: String,
+    /// Source.
+    pub source: String,
+    /// Level or "".
+    pub level: String,
+}
+
+impl RecordMeta {
+    /// Reads the columns of document `doc` of `segment`.
+    pub fn read(segment: &SegmentReader, doc: DocId) -> tantivy::Result<RecordMeta> {
+        let columns = segment.fast_fields();
+        let text = |name: &str| -> tantivy::Result<String> {
+            let mut value = String::new();
+            if let Some(column) = columns.str(name)?
+                && let Some(ord) = column.term_ords(doc).next()
+            {
+                column.ord_to_str(ord, &mut value)?;
+            }
+            Ok(value)
+        };
+        let timestamp_ms = columns
+            .date(names::TIMESTAMP)?
+            .first(doc)
+            .map_or(0, DateTime::into_timestamp_millis);
+        Ok(RecordMeta {
+            stream: text(names::STREAM)?,
+            offset: columns.u64(names::OFFSET)?.first(doc).unwrap_or(0),
+            timestamp_ms,
+            host: text(names::HOST)?,
+            source: text(names::SOURCE)?,
+            level: text(names::LEVEL)?,
+        })
     }
 }
 

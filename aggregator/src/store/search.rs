@@ -7,7 +7,7 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
-use super::schema::{Hit, LogSchema, names};
+use super::schema::{Hit, LogSchema, RecordMeta, names};
 use crate::query::{self, Expr, Keyword, Leaf};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
@@ -290,13 +290,10 @@ fn by_record_id(schema: &LogSchema, id: &str) -> Box<dyn Query> {
     };
     Box::new(BooleanQuery::new(vec![
         (Occur::Must, exact(schema.stream, stream)),
-        (
-            Occur::Must,
-            Box::new(TermQuery::new(
-                Term::from_field_u64(schema.offset, offset),
-                IndexRecordOption::Basic,
-            )),
-        ),
+        (Occur::Must, {
+            let term = Term::from_field_u64(schema.offset, offset);
+            Box::new(RangeQuery::new(Bound::Included(term.clone()), Bound::Included(term)))
+        }),
     ]))
 }
 
@@ -338,7 +335,8 @@ pub fn check_query_syntax(q: &str) -> Result<(), String> {
 
 fn fetch(store: &LogStore, searcher: &Searcher, address: DocAddress) -> Result<Hit, SearchError> {
     let doc: TantivyDocument = searcher.doc(address)?;
-    Ok(store.schema().hit(&doc))
+    let meta = RecordMeta::read(searcher.segment_reader(address.segment_ord), address.doc_id)?;
+    Ok(store.schema().stored_hit(&doc, meta))
 }
 
 impl LogStore {

@@ -487,7 +487,7 @@ fn held_key(host: &str, stream: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::RecordFields;
+    use crate::store::schema::{LogSchema, RecordFields};
 
     fn chunk(
         schema: &crate::store::schema::LogSchema,
@@ -650,5 +650,114 @@ mod tests {
             )
             .unwrap();
         assert_eq!((r[0].accepted, r[0].duplicates), (2, 0));
+    }
+
+    /// The schema of builds before times and offsets went unindexed and
+    /// column values unstored: the same fields, each indexed and stored.
+    fn schema_of_earlier_builds() -> tantivy::schema::Schema {
+        use tantivy::schema::*;
+        let exact = TextOptions::default()
+            .set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer("raw")
+                    .set_fieldnorms(false)
+                    .set_index_option(IndexRecordOption::Basic),
+            )
+            .set_stored();
+        let date = DateOptions::default()
+            .set_indexed()
+            .set_stored()
+            .set_fast()
+            .set_precision(DateTimePrecision::Milliseconds);
+        let json = JsonObjectOptions::default().set_stored().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer("raw")
+                .set_fieldnorms(false)
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let mut builder = Schema::builder();
+        builder.add_text_field("id", exact.clone());
+        builder.add_text_field("stream", exact.clone().set_fast("raw"));
+        builder.add_u64_field(
+            "offset",
+            NumericOptions::default().set_indexed().set_stored().set_fast(),
+        );
+        builder.add_date_field("timestamp", date.clone());
+        builder.add_text_field("host", exact.clone().set_fast("raw"));
+        builder.add_text_field("source", exact.clone().set_fast("raw"));
+        builder.add_text_field("level", exact.set_fast("raw"));
+        builder.add_text_field("message", TEXT | STORED);
+        builder.add_json_field("labels", json.clone());
+        builder.add_bool_field("truncated", INDEXED | STORED);
+        builder.add_date_field("ingested", date);
+        builder.add_json_field("fields", json.set_fast("raw").set_expand_dots_enabled());
+        builder.build()
+    }
+
+    #[test]
+    fn a_partition_of_an_earlier_build_is_searched_and_added_to() {
+        use crate::store::search::{LogFilter, SearchRequest, SortOrder};
+        let tmp = tempfile::tempdir().unwrap();
+        let day = Date::new(2021, 6, 1).unwrap();
+        let dir = Partition::dir_for(&tmp.path().join("logs"), day);
+        std::fs::create_dir_all(&dir).unwrap();
+        let earlier = tantivy::Index::create_in_dir(&dir, schema_of_earlier_builds()).unwrap();
+        let schema = LogSchema::new();
+        let mut writer: IndexWriter = earlier.writer(15_000_000).unwrap();
+        for record in chunk(&schema, S, 0, 20, &[0, 10]).records {
+            writer.add_document(record.doc).unwrap();
+        }
+        let payload = Payload {
+            version: PAYLOAD_VERSION,
+            min_ts: Some(1_000),
+            max_ts: Some(1_010),
+            streams: StreamIntervals::default(),
+        };
+        let mut commit = writer.prepare_commit().unwrap();
+        commit.set_payload(&serde_json::to_string(&payload).unwrap());
+        commit.commit().unwrap();
+        drop(writer);
+
+        let (store, mut core) = open(tmp.path());
+        let r = core
+            .write_group(
+                day,
+                vec![PreparedBatch {
+                    chunks: vec![chunk(&schema, S, 20, 40, &[20, 30])],
+                }],
+            )
+            .unwrap();
+        assert_eq!(r[0].accepted, 2);
+        let search = |q: &str| {
+            store
+                .search(&SearchRequest {
+                    filter: LogFilter {
+                        q: q.to_owned(),
+                        ..LogFilter::default()
+                    },
+                    limit: 10,
+                    offset: 0,
+                    order: SortOrder::Asc,
+                })
+                .unwrap()
+        };
+        let all = search("");
+        assert_eq!(all.total, 4);
+        let shown: Vec<(String, String, String)> = all
+            .hits
+            .iter()
+            .map(|h| (h.id.clone(), h.host.clone(), h.message.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [0, 10, 20, 30].map(|o| (format!("{S}-{o}"), "h".to_owned(), format!("line at {o}")))
+        );
+        assert_eq!(all.hits[1].timestamp, "1970-01-01T00:00:01.01Z");
+        // Ids, offsets and times are found in both kinds of segment.
+        for o in [10, 30] {
+            assert_eq!(search(&format!("id:{S}-{o}")).hits[0].message, format!("line at {o}"));
+        }
+        let context = store.context(&format!("{S}-10"), 5, 5).unwrap();
+        assert_eq!((context.before.len(), context.after.len()), (1, 2));
     }
 }

@@ -59,7 +59,17 @@
 //!   Prints, until every line is searchable, lines/s and the aggregator's
 //!   CPU per line, and that cost against the agent protocol's.
 //!
+//! - `lookout-bench index FILE`: a plain tantivy indexer (the baseline of
+//!   issue 13, in this process) and then a real agent into a real
+//!   aggregator index FILE, one after the other; prints for each wall time,
+//!   lines/s, CPU seconds, lines per CPU-second, MB/s per core, peak RSS and
+//!   index size against the file's, then the latency (p50, max of 20) of
+//!   the search page's first view on the aggregator: `q=*` newest 100, the
+//!   histogram, the three facets, and a term.
+//!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
+
+mod scale;
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
 use serde_json::Value;
@@ -76,7 +86,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES"
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers|index FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES"
         );
         std::process::exit(2);
     };
@@ -109,8 +119,11 @@ fn main() {
         "ui-search" => bench_ui_search(&file),
         "detect" => bench_detect(&file),
         "receivers" => bench_receivers(&file),
+        "index" => scale::bench_index(&file),
         other => {
-            eprintln!("unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, idle or alert-latency");
+            eprintln!(
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, idle, alert-latency or journald"
+            );
             std::process::exit(2);
         }
     }

@@ -1,0 +1,198 @@
+//! `lookout-bench index FILE`: the aggregator's indexing against a plain
+//! tantivy indexer on the same file in the same run, and the search page's
+//! busiest requests on what was indexed.
+
+use super::{
+    API_TOKEN, count_lines, http, process_usage, search_total, start_agent, start_aggregator, wait_until, work_dir,
+};
+use serde_json::Value;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Both indexers on `file`, then the busiest view's latencies.
+pub fn bench_index(file: &Path) {
+    let lines = count_lines(file);
+    let raw = fs::metadata(file).expect("dataset").len();
+    println!("{lines} lines, {:.0} MB", raw as f64 / 1e6);
+    println!("| indexer | wall | lines/s | CPU-s | lines per CPU-s | MB/s per core | peak RSS | index / raw |");
+    println!("|---|---|---|---|---|---|---|---|");
+    plain_tantivy(file, lines, raw);
+    lookout_pipeline(file, lines, raw);
+}
+
+fn row(name: &str, lines: u64, raw: u64, wall: f64, cpu: f64, rss_kb: u64, index_bytes: u64) {
+    println!(
+        "| {name} | {wall:.1} s | {:.0} k | {cpu:.1} | {:.1} k | {:.1} | {:.0} MB | {:.2} |",
+        lines as f64 / wall / 1e3,
+        lines as f64 / cpu / 1e3,
+        raw as f64 / 1e6 / cpu,
+        rss_kb as f64 / 1e3,
+        index_bytes as f64 / raw as f64
+    );
+}
+
+/// The baseline of issue 13: one document per line (time, host and level as
+/// fast strings, the message with tantivy's default tokenizer and
+/// positions, everything stored, LZ4 doc store), 2 indexing threads with
+/// 96 MB each, one commit at the end. Time and level are found with the
+/// aggregator's own detection, so the difference to Lookout is the index.
+fn plain_tantivy(file: &Path, lines: u64, raw: u64) {
+    use tantivy::schema::{FAST, STORED, STRING, Schema, TEXT};
+    let dir = work_dir("plain-tantivy");
+    let mut builder = Schema::builder();
+    let time = builder.add_text_field("time", STRING | STORED | FAST);
+    let host = builder.add_text_field("host", STRING | STORED | FAST);
+    let level = builder.add_text_field("level", STRING | STORED | FAST);
+    let message = builder.add_text_field("message", TEXT | STORED);
+    let index = tantivy::Index::create_in_dir(&dir, builder.build()).expect("index");
+    let (cpu_before, _) = process_usage(std::process::id());
+    let started = Instant::now();
+    let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(2, 2 * 96_000_000).expect("writer");
+    let rules = lookout_shared::parse::LineRules::default();
+    let read_at = jiff::Timestamp::now();
+    let mut reader = BufReader::with_capacity(1 << 20, fs::File::open(file).expect("dataset"));
+    let mut line = String::new();
+    while reader.read_line(&mut line).expect("read") > 0 {
+        let text = line.trim_end_matches('\n');
+        let detected = rules.detect(text, read_at);
+        let mut doc = tantivy::TantivyDocument::default();
+        doc.add_text(time, detected.timestamp.unwrap_or(read_at).to_string());
+        doc.add_text(host, "bench");
+        doc.add_text(level, detected.level.map_or("", |l| l.as_str()));
+        doc.add_text(message, text);
+        writer.add_document(doc).expect("add");
+        line.clear();
+    }
+    writer.commit().expect("commit");
+    writer.wait_merging_threads().expect("merges");
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu_after, rss) = process_usage(std::process::id());
+    let indexed = dir_bytes(&dir);
+    row(
+        "plain tantivy 0.27 (2 threads × 96 MB, one commit)",
+        lines,
+        raw,
+        wall,
+        cpu_after - cpu_before,
+        rss,
+        indexed,
+    );
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A real agent ships `file` to a real aggregator; measured until a search
+/// counts every line. Then the search page's first view, asked over
+/// everything: the newest 100, the histogram and the three facets.
+fn lookout_pipeline(file: &Path, lines: u64, raw: u64) {
+    let dir = work_dir("index");
+    let (mut aggregator, url) = start_aggregator(&dir);
+    let started = Instant::now();
+    let mut agent = start_agent(&dir, &url, file);
+    let pid = aggregator.id();
+    let mut usage = (0.0, 0);
+    wait_until("every line searchable", Duration::from_secs(3600), || {
+        std::thread::sleep(Duration::from_millis(200));
+        usage = process_usage(pid);
+        search_total(&url, "") >= lines
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // The size once merges are done: the aggregator's CPU stops moving.
+    let mut last = process_usage(pid).0;
+    wait_until("merges finished", Duration::from_secs(600), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = process_usage(pid).0;
+        let idle = now - last < 0.1;
+        last = now;
+        idle
+    });
+    let indexed = dir_bytes(&dir.join("data/logs"));
+    row(
+        "lookout-aggregator (agent → HTTP → index)",
+        lines,
+        raw,
+        wall,
+        usage.0,
+        usage.1,
+        indexed,
+    );
+
+    let search = |params: &[(&str, &str)], path: &str| {
+        let mut request = http()
+            .get(format!("{url}{path}"))
+            .header("Authorization", format!("Bearer {API_TOKEN}"));
+        for (key, value) in params {
+            request = request.query(*key, *value);
+        }
+        let mut response = request.call().expect("answer");
+        let _: Value = response.body_mut().read_json().expect("json");
+    };
+    println!("| request ({lines} lines) | p50 | max |");
+    println!("|---|---|---|");
+    let requests: [(&str, &str, Params); 6] = [
+        (
+            "`q=*` newest 100",
+            "/api/v1/logs/search",
+            vec![("q", "*"), ("limit", "100")],
+        ),
+        (
+            "histogram `q=*`, 100 buckets",
+            "/api/v1/logs/histogram",
+            vec![("q", "*"), ("buckets", "100")],
+        ),
+        (
+            "facets `q=*` host",
+            "/api/v1/logs/facets",
+            vec![("q", "*"), ("field", "host")],
+        ),
+        (
+            "facets `q=*` source",
+            "/api/v1/logs/facets",
+            vec![("q", "*"), ("field", "source")],
+        ),
+        (
+            "facets `q=*` level",
+            "/api/v1/logs/facets",
+            vec![("q", "*"), ("field", "level")],
+        ),
+        (
+            "`interrupt` newest 100",
+            "/api/v1/logs/search",
+            vec![("q", "interrupt"), ("limit", "100")],
+        ),
+    ];
+    for (name, path, params) in &requests {
+        let mut took: Vec<f64> = (0..20)
+            .map(|_| {
+                let asked = Instant::now();
+                search(params, path);
+                asked.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        took.sort_by(f64::total_cmp);
+        println!("| {name} | {:.1} ms | {:.1} ms |", took[10], took[19]);
+    }
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A request's query parameters.
+type Params = Vec<(&'static str, &'static str)>;
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => dir_bytes(&entry.path()),
+            _ => entry.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
