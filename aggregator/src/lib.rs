@@ -89,7 +89,13 @@ impl Aggregator {
             .with_context(|| format!("cannot create the data folder {}", config.data_dir.display()))?;
         let data_dir = config.data_dir.clone();
         let (store, payloads) = tokio::task::spawn_blocking(move || LogStore::open(&data_dir)).await??;
-        let writer = LogWriter::spawn(store.clone(), payloads, metrics.clone())?;
+        let writer = LogWriter::spawn(
+            store.clone(),
+            payloads,
+            metrics.clone(),
+            &config.data_dir,
+            config.ingest.commit_interval.get(),
+        )?;
         let data_dir = config.data_dir.clone();
         let metrics_days = config.retention.metrics_days;
         let max_series_per_host = config.ingest.max_series_per_host;
@@ -135,7 +141,6 @@ impl Aggregator {
         let metric_store_for_alerts = metric_store.clone();
         let field_names = Arc::new(ingest::field_names::FieldNames::default());
         let intake = receivers::Intake::new(
-            store.schema().clone(),
             field_names.clone(),
             writer.handle(),
             metric_writer.handle(),

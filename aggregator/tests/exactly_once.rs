@@ -149,7 +149,7 @@ async fn one_host_cannot_mark_another_hosts_bytes_as_held() {
     let dir = tempfile::tempdir().unwrap();
     let bound = "[{ token = \"bound-web-token\", hosts = [\"web-*\"] }]";
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\", {}]\napi_tokens = [\"{API_TOKEN}\"]\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\", {}]\napi_tokens = [\"{API_TOKEN}\"]\n[ingest]\ncommit_interval = \"0s\"\n",
         dir.path().display().to_string(),
         &bound[1..bound.len() - 1]
     );

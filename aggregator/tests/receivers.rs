@@ -9,10 +9,11 @@ use common::*;
 use lookout_aggregator::config::Config;
 use std::path::Path;
 
-/// A config with a second ingest token that may send only as `web-*`.
+/// A config with a second ingest token that may send only as `web-*`;
+/// batches are searchable when answered (see `common::config`).
 fn bound_config(dir: &Path) -> Config {
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\", {{ token = \"web-only-token\", hosts = [\"web-*\"] }}]\napi_tokens = [\"{API_TOKEN}\"]\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\", {{ token = \"web-only-token\", hosts = [\"web-*\"] }}]\napi_tokens = [\"{API_TOKEN}\"]\n[ingest]\ncommit_interval = \"0s\"\n",
         dir.display().to_string()
     );
     Config::from_toml(Path::new("test.toml"), &text).unwrap()

@@ -4,10 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lookout_aggregator::ingest::{self, decode::ContentEncoding};
-use lookout_aggregator::store::schema::LogSchema;
-use std::sync::LazyLock;
-
-static SCHEMA: LazyLock<LogSchema> = LazyLock::new(LogSchema::new);
+use lookout_aggregator::ingest::field_names::FieldNames;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
@@ -18,5 +15,5 @@ fuzz_target!(|data: &[u8]| {
         1 => ContentEncoding::Zstd,
         _ => ContentEncoding::Gzip,
     };
-    let _ = ingest::prepare(body, encoding, 1 << 20, &SCHEMA);
+    let _ = ingest::prepare(body, encoding, 1 << 20, &FieldNames::default());
 });

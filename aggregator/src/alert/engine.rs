@@ -44,10 +44,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 pub struct RuleStatus {
     /// When it was last evaluated, Unix ms.
     pub last_evaluated_ms: Option<i64>,
-    /// How long that took.
+    /// How long that evaluation of this rule alone took.
     pub last_duration_ms: Option<i64>,
     /// Why it failed, if it did.
     pub last_error: Option<String>,
+    /// Evaluations since the process started.
+    pub evaluations: u64,
+    /// Their time in seconds, summed.
+    pub seconds_total: f64,
 }
 
 /// Every rule's [`RuleStatus`], by rule name; shared with the API.
@@ -60,8 +64,42 @@ impl RuleStatuses {
         self.lock().get(rule).cloned().unwrap_or_default()
     }
 
-    fn set(&self, rule: &str, status: RuleStatus) {
-        self.lock().insert(rule.to_string(), status);
+    /// Records an evaluation of `rule` at `at` (Unix ms) that took `took`.
+    fn record(&self, rule: &str, at: i64, took: Duration, last_error: Option<String>) {
+        let mut statuses = self.lock();
+        let status = statuses.entry(rule.to_string()).or_default();
+        status.last_evaluated_ms = Some(at);
+        status.last_duration_ms = Some(i64::try_from(took.as_millis()).unwrap_or(i64::MAX));
+        status.last_error = last_error;
+        status.evaluations += 1;
+        status.seconds_total += took.as_secs_f64();
+    }
+
+    /// Evaluation time per rule in Prometheus text: a summary (sum and
+    /// count) and the last evaluation's time as a gauge.
+    pub fn render(&self) -> String {
+        let statuses = self.lock();
+        let mut rules: Vec<(&String, &RuleStatus)> = statuses.iter().collect();
+        rules.sort_by_key(|(name, _)| *name);
+        let mut out = String::new();
+        let name = "lookout_alert_rule_evaluation_seconds";
+        out.push_str(&format!(
+            "# HELP {name} Time spent evaluating each alert rule.\n# TYPE {name} summary\n"
+        ));
+        for (rule, status) in &rules {
+            let rule = label_value(rule);
+            out.push_str(&format!("{name}_sum{{rule=\"{rule}\"}} {}\n", status.seconds_total));
+            out.push_str(&format!("{name}_count{{rule=\"{rule}\"}} {}\n", status.evaluations));
+        }
+        let name = "lookout_alert_rule_last_evaluation_seconds";
+        out.push_str(&format!(
+            "# HELP {name} How long each alert rule's last evaluation took.\n# TYPE {name} gauge\n"
+        ));
+        for (rule, status) in &rules {
+            let seconds = status.last_duration_ms.unwrap_or(0) as f64 / 1000.0;
+            out.push_str(&format!("{name}{{rule=\"{}\"}} {seconds}\n", label_value(rule)));
+        }
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RuleStatus>> {
@@ -188,6 +226,8 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
 }
 
 async fn evaluate_rule(parts: &EngineParts, index: usize, now: i64) {
+    // Each rule's own time: `now` is when the whole pass began.
+    let started = std::time::Instant::now();
     let rules = parts.rules.clone();
     let (logs, metrics, store) = (parts.logs.clone(), parts.metrics.clone(), parts.store.clone());
     let outcome = tokio::task::spawn_blocking(move || {
@@ -196,6 +236,7 @@ async fn evaluate_rule(parts: &EngineParts, index: usize, now: i64) {
         store.apply(rule, &evaluation, now).map_err(|err| err.to_string())
     })
     .await;
+    let took = started.elapsed();
     let rule = &parts.rules[index].name;
     let last_error = match outcome {
         Ok(Ok(())) => None,
@@ -208,12 +249,12 @@ async fn evaluate_rule(parts: &EngineParts, index: usize, now: i64) {
             Some(err.to_string())
         }
     };
-    let status = RuleStatus {
-        last_evaluated_ms: Some(now),
-        last_duration_ms: Some(now_ms().saturating_sub(now)),
-        last_error,
-    };
-    parts.statuses.set(rule, status);
+    parts.statuses.record(rule, now, took, last_error);
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Delay before the next attempt after `attempts` failed ones.
@@ -302,5 +343,34 @@ mod tests {
     fn backoff_doubles_up_to_a_minute() {
         let waits: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
+    fn each_rule_keeps_its_own_time_and_metrics_show_it() {
+        let statuses = RuleStatuses::default();
+        statuses.record("disk \"full\"", 1_000, Duration::from_millis(250), None);
+        statuses.record("disk \"full\"", 2_000, Duration::from_millis(50), None);
+        statuses.record("errors", 2_000, Duration::from_millis(7), Some("boom".into()));
+        let disk = statuses.get("disk \"full\"");
+        assert_eq!((disk.last_evaluated_ms, disk.last_duration_ms), (Some(2_000), Some(50)));
+        assert_eq!(disk.evaluations, 2);
+        assert_eq!(
+            statuses.get("errors").last_duration_ms,
+            Some(7),
+            "not the pass's time so far"
+        );
+        let text = statuses.render();
+        assert!(
+            text.contains("lookout_alert_rule_evaluation_seconds_sum{rule=\"disk \\\"full\\\"\"} 0.3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lookout_alert_rule_evaluation_seconds_count{rule=\"errors\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lookout_alert_rule_last_evaluation_seconds{rule=\"errors\"} 0.007\n"),
+            "{text}"
+        );
     }
 }

@@ -32,11 +32,10 @@ pub async fn ingest(
     let limits = app.ingest;
     let body = read_body(body, &limits)?;
     let sent = body.len() as u64;
-    let schema = app.store.schema().clone();
     let max_decompressed = limits.max_decompressed_bytes.bytes();
     let field_names = app.field_names.clone();
     let prepared =
-        tokio::task::spawn_blocking(move || ingest::prepare(&body, encoding, max_decompressed, &schema, &field_names))
+        tokio::task::spawn_blocking(move || ingest::prepare(&body, encoding, max_decompressed, &field_names))
             .await
             .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
     app.metrics.body_received(sent, prepared.decompressed_bytes);

@@ -20,7 +20,7 @@ pub async fn healthz(State(app): State<AppState>) -> Response {
 pub async fn metrics(State(app): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        app.metrics.render(),
+        app.metrics.render() + &app.alerts.statuses.render(),
     )
         .into_response()
 }

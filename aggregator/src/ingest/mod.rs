@@ -13,7 +13,7 @@ pub mod validate;
 
 use crate::metricstore::schema::canonical_labels;
 use crate::metricstore::writer::{MetricBatch, PreparedSample};
-use crate::store::schema::{LogSchema, MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RecordFields, fields_value, labels_value};
+use crate::store::schema::{MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS};
 use crate::store::writer::{PreparedBatch, PreparedChunk, PreparedRecord};
 use decode::ContentEncoding;
 use field_names::FieldNames;
@@ -58,13 +58,12 @@ pub fn prepare(
     body: &[u8],
     encoding: ContentEncoding,
     max_decompressed: u64,
-    schema: &LogSchema,
     field_names: &FieldNames,
 ) -> Result<Prepared, IngestError> {
     let json = decode::decompress(body, encoding, max_decompressed)?;
     let batch = decode::parse(&json)?;
     validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
-    let (enriched, fields_dropped) = enrich(&batch, schema, field_names, true);
+    let (enriched, fields_dropped) = enrich(&batch, field_names, true);
     Ok(Prepared {
         metrics: samples(&batch)?,
         batch: enriched,
@@ -77,26 +76,20 @@ pub fn prepare(
 /// OTLP, bulk, Loki push) as [`prepare`] does an agent's, but without
 /// exactly-once ranges (see [`PreparedChunk::dedup`]). Also returns how many
 /// fields the bound on names dropped.
-pub fn prepare_received(
-    batch: &IngestBatch,
-    schema: &LogSchema,
-    field_names: &FieldNames,
-) -> Result<(PreparedBatch, u64), IngestError> {
+pub fn prepare_received(batch: &IngestBatch, field_names: &FieldNames) -> Result<(PreparedBatch, u64), IngestError> {
     validate::validate(batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
-    Ok(enrich(batch, schema, field_names, false))
+    Ok(enrich(batch, field_names, false))
 }
 
-/// Builds each record's document: level and event time detected from the
-/// line (the time it was read when the line states none), fields extracted
-/// (within the bound on names per source), id from stream and offset, labels
-/// copied from the chunk. Also returns how many fields the bound dropped.
-fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames, dedup: bool) -> (PreparedBatch, u64) {
+/// Decides each record: level and event time detected from the line (the
+/// time it was read when the line states none), fields extracted (within
+/// the bound on names per source); the chunk's labels and source go with
+/// it. Also returns how many fields the bound dropped.
+fn enrich(batch: &IngestBatch, field_names: &FieldNames, dedup: bool) -> (PreparedBatch, u64) {
     let mut fields_dropped = 0;
     let mut chunks = Vec::with_capacity(batch.streams.len());
     let ingested_ms = jiff::Timestamp::now().as_millisecond();
     for chunk in &batch.streams {
-        // Built once per chunk and added by reference to each record.
-        let labels = labels_value(&chunk.labels);
         let rules = line_rules(&chunk.format);
         let mut found: Vec<Found> = chunk
             .records
@@ -115,28 +108,21 @@ fn enrich(batch: &IngestBatch, schema: &LogSchema, field_names: &FieldNames, ded
             time_range = Some(time_range.map_or((timestamp_ms, timestamp_ms), |(min, max)| {
                 (min.min(timestamp_ms), max.max(timestamp_ms))
             }));
-            let fields = fields_value(found.fields);
-            let doc = schema.document(&RecordFields {
-                stream: &chunk.stream,
+            records.push(PreparedRecord {
                 offset: record.offset,
                 timestamp_ms,
                 ingested_ms,
-                host: &batch.host,
-                source: &chunk.source,
-                level: found.level.map_or("", Level::as_str),
-                message: &record.message,
-                labels: labels.as_ref(),
+                level: found.level,
+                message: record.message.clone(),
                 truncated: record.truncated,
-                fields: fields.as_ref(),
-            });
-            records.push(PreparedRecord {
-                offset: record.offset,
-                doc,
+                fields: found.fields,
             });
         }
         chunks.push(PreparedChunk {
             host: batch.host.clone(),
             stream: chunk.stream.clone(),
+            source: chunk.source.clone(),
+            labels: chunk.labels.clone(),
             start: chunk.start,
             end: chunk.end,
             time_range,

@@ -37,7 +37,6 @@ pub mod syslog;
 use crate::ingest::{IngestError, field_names::FieldNames, prepare_received};
 use crate::metrics::{Metrics, Received, Receiver};
 use crate::metricstore::writer::MetricWriterHandle;
-use crate::store::schema::LogSchema;
 use crate::store::writer::{PreparedBatch, WriteError, WriterHandle};
 use lookout_shared::parse::Level;
 use lookout_shared::parse::fields::{MAX_FIELDS_PER_LINE, MAX_NAME_BYTES, MAX_TEXT_BYTES, head};
@@ -179,7 +178,6 @@ pub enum IntakeError {
 /// Where every receiver stores what it read (cheap to clone).
 #[derive(Clone)]
 pub struct Intake {
-    schema: LogSchema,
     field_names: Arc<FieldNames>,
     writer: WriterHandle,
     metric_writer: MetricWriterHandle,
@@ -193,7 +191,6 @@ pub struct Intake {
 impl Intake {
     /// An intake writing through these stores' writers.
     pub fn new(
-        schema: LogSchema,
         field_names: Arc<FieldNames>,
         writer: WriterHandle,
         metric_writer: MetricWriterHandle,
@@ -201,7 +198,6 @@ impl Intake {
     ) -> Intake {
         let started = jiff::Timestamp::now().as_nanosecond();
         Intake {
-            schema,
             field_names,
             writer,
             metric_writer,
@@ -216,8 +212,8 @@ impl Intake {
         &self.metrics
     }
 
-    /// Stores `lines` read by `receiver`, returning once they are committed
-    /// and searchable, with their record ids in the order given. Marks each
+    /// Stores `lines` read by `receiver`, returning once they are durable
+    /// (see [`crate::store::writer`]), with their record ids in the order given. Marks each
     /// host as seen.
     pub async fn store(&self, receiver: Receiver, lines: Vec<Line>) -> Result<Vec<String>, IntakeError> {
         if lines.is_empty() {
@@ -225,13 +221,12 @@ impl Intake {
         }
         let (batches, ids) = self.batches(receiver, lines);
         let hosts: Vec<String> = batches.iter().map(|b| b.host.clone()).collect();
-        let schema = self.schema.clone();
         let field_names = self.field_names.clone();
         let (prepared, fields_dropped) = tokio::task::spawn_blocking(move || {
             let mut chunks = Vec::new();
             let mut fields_dropped = 0;
             for batch in &batches {
-                let (prepared, dropped) = prepare_received(batch, &schema, &field_names)?;
+                let (prepared, dropped) = prepare_received(batch, &field_names)?;
                 chunks.extend(prepared.chunks);
                 fields_dropped += dropped;
             }

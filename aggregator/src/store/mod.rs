@@ -5,7 +5,10 @@
 //! - [`intervals`]: byte ranges held per stream (exactly-once ingest).
 //! - [`partition`]: one index per UTC ingest day, with its commit payload.
 //! - [`writer`]: the writer thread (group commit, dedup, retention).
+//! - [`wal`]: the write-ahead log of what is acknowledged but not yet committed.
 //! - [`search`] and [`collectors`]: search, histogram and context queries.
+//! - [`scan`]: the same answers for what selects by event time alone, read
+//!   straight from the columns.
 //!
 //! Data flows one way: the ingest module hands prepared batches to the
 //! [`writer::WriterHandle`]; the query API reads through [`LogStore`].
@@ -13,8 +16,10 @@
 pub mod collectors;
 pub mod intervals;
 pub mod partition;
+pub mod scan;
 pub mod schema;
 pub mod search;
+pub mod wal;
 pub mod writer;
 
 use anyhow::Context as _;

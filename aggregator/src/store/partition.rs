@@ -20,19 +20,20 @@ use tantivy::directory::MmapDirectory;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy, Searcher};
 
-/// zstd level of new partitions' doc stores. Log lines compress about 10 %
-/// better at 7 than at zstd's default 3; decompression, which searches pay,
-/// costs the same at every level.
-const DOCSTORE_ZSTD_LEVEL: i32 = 7;
+/// zstd level of new partitions' doc stores: zstd's default. Level 7
+/// compressed the benchmark's doc store about 10 % smaller but took 15 %
+/// of the aggregator's CPU under ingest (level 3: about 3 %).
+const DOCSTORE_ZSTD_LEVEL: i32 = 3;
 /// Bytes of documents compressed together: a larger block compresses
-/// better (on the benchmark dataset at level 3: 64 KiB 0.27 × the text,
-/// 256 KiB 0.22 ×, 1 MiB 0.17 ×), and costs that much decompression per
-/// stored document fetched from a block not yet cached (a page of 100 hits,
-/// mostly neighbours in time, touches a few blocks).
-const DOCSTORE_BLOCK_BYTES: usize = 512 * 1024;
+/// better (the benchmark dataset's text at level 3: 64 KiB 0.27 ×, 256 KiB
+/// 0.22 ×, 1 MiB 0.17 ×), and costs that much decompression per hit
+/// fetched from a block not yet cached. A page of 100 hits scattered over
+/// the index touches up to 100 blocks: at 512 KiB that took `q=*` newest
+/// 100 from 16 to 81 ms on a million lines.
+const DOCSTORE_BLOCK_BYTES: usize = 128 * 1024;
 /// Decompressed doc-store blocks a searcher keeps per segment (tantivy's
-/// default is 100, which at this block size could hold 50 MiB per segment).
-const DOCSTORE_CACHED_BLOCKS: usize = 4;
+/// default is 100, which at this block size could hold 12.5 MiB per segment).
+const DOCSTORE_CACHED_BLOCKS: usize = 8;
 
 /// What each commit records besides the documents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,10 +47,14 @@ pub struct Payload {
     pub max_ts: Option<i64>,
     /// Byte ranges of each stream this partition holds.
     pub streams: StreamIntervals,
+    /// The last write-ahead log entry this commit covers (0: none; version
+    /// 1 payloads, written before the log, have none).
+    #[serde(default)]
+    pub wal_seq: u64,
 }
 
 /// The payload format written today.
-pub const PAYLOAD_VERSION: u32 = 1;
+pub const PAYLOAD_VERSION: u32 = 2;
 
 /// One day's index and its reader, shared by the writer and searches.
 pub struct Partition {

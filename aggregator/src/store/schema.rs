@@ -7,6 +7,7 @@ use lookout_shared::time::rfc3339;
 use lookout_shared::wire::record_id;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
     TextFieldIndexing, TextOptions, Value,
@@ -379,30 +380,49 @@ pub struct RecordMeta {
     pub level: String,
 }
 
-impl RecordMeta {
-    /// Reads the columns of document `doc` of `segment`.
-    pub fn read(segment: &SegmentReader, doc: DocId) -> tantivy::Result<RecordMeta> {
+/// A segment's columns that hold [`RecordMeta`], opened once for the hits
+/// of one answer (opening a text column reads its dictionary's index).
+pub struct MetaColumns {
+    stream: Option<StrColumn>,
+    host: Option<StrColumn>,
+    source: Option<StrColumn>,
+    level: Option<StrColumn>,
+    timestamp: Column<DateTime>,
+    offset: Column<u64>,
+}
+
+impl MetaColumns {
+    /// Opens the columns of `segment`.
+    pub fn open(segment: &SegmentReader) -> tantivy::Result<MetaColumns> {
         let columns = segment.fast_fields();
-        let text = |name: &str| -> tantivy::Result<String> {
+        Ok(MetaColumns {
+            stream: columns.str(names::STREAM)?,
+            host: columns.str(names::HOST)?,
+            source: columns.str(names::SOURCE)?,
+            level: columns.str(names::LEVEL)?,
+            timestamp: columns.date(names::TIMESTAMP)?,
+            offset: columns.u64(names::OFFSET)?,
+        })
+    }
+
+    /// The values of document `doc`.
+    pub fn read(&self, doc: DocId) -> tantivy::Result<RecordMeta> {
+        let text = |column: &Option<StrColumn>| -> tantivy::Result<String> {
             let mut value = String::new();
-            if let Some(column) = columns.str(name)?
+            if let Some(column) = column
                 && let Some(ord) = column.term_ords(doc).next()
             {
                 column.ord_to_str(ord, &mut value)?;
             }
             Ok(value)
         };
-        let timestamp_ms = columns
-            .date(names::TIMESTAMP)?
-            .first(doc)
-            .map_or(0, DateTime::into_timestamp_millis);
         Ok(RecordMeta {
-            stream: text(names::STREAM)?,
-            offset: columns.u64(names::OFFSET)?.first(doc).unwrap_or(0),
-            timestamp_ms,
-            host: text(names::HOST)?,
-            source: text(names::SOURCE)?,
-            level: text(names::LEVEL)?,
+            stream: text(&self.stream)?,
+            offset: self.offset.first(doc).unwrap_or(0),
+            timestamp_ms: self.timestamp.first(doc).map_or(0, DateTime::into_timestamp_millis),
+            host: text(&self.host)?,
+            source: text(&self.source)?,
+            level: text(&self.level)?,
         })
     }
 }

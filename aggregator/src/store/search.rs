@@ -7,7 +7,8 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
-use super::schema::{Hit, LogSchema, RecordMeta, names};
+use super::scan::{self, TimeRange};
+use super::schema::{Hit, LogSchema, MetaColumns, names};
 use crate::query::{self, Expr, Keyword, Leaf};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
@@ -87,7 +88,7 @@ pub enum HistogramSpec {
 }
 
 /// One histogram bucket.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bucket {
     /// Start of the bucket, RFC 3339.
     pub start: String,
@@ -333,10 +334,59 @@ pub fn check_query_syntax(q: &str) -> Result<(), String> {
         .map_err(|err| err.to_string())
 }
 
-fn fetch(store: &LogStore, searcher: &Searcher, address: DocAddress) -> Result<Hit, SearchError> {
-    let doc: TantivyDocument = searcher.doc(address)?;
-    let meta = RecordMeta::read(searcher.segment_reader(address.segment_ord), address.doc_id)?;
-    Ok(store.schema().stored_hit(&doc, meta))
+/// Turns doc addresses of one answer into hits, opening each segment's
+/// columns once.
+struct HitFetcher<'a> {
+    store: &'a LogStore,
+    searchers: &'a [Searcher],
+    columns: HashMap<(usize, u32), MetaColumns>,
+}
+
+impl<'a> HitFetcher<'a> {
+    fn new(store: &'a LogStore, searchers: &'a [Searcher]) -> Self {
+        HitFetcher {
+            store,
+            searchers,
+            columns: HashMap::new(),
+        }
+    }
+
+    /// The hit at `address` of partition `partition`'s searcher.
+    fn fetch(&mut self, partition: usize, address: DocAddress) -> Result<Hit, SearchError> {
+        let searcher = &self.searchers[partition];
+        let doc: TantivyDocument = searcher.doc(address)?;
+        let columns = match self.columns.entry((partition, address.segment_ord)) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(MetaColumns::open(searcher.segment_reader(address.segment_ord))?)
+            }
+        };
+        Ok(self.store.schema().stored_hit(&doc, columns.read(address.doc_id)?))
+    }
+}
+
+/// The event-time range `filter` selects by, when it selects by nothing
+/// else (`q` empty or `*`, no host, source, level or arrival bound): what
+/// [`scan`] answers without a query.
+fn time_only(filter: &LogFilter) -> Result<Option<TimeRange>, SearchError> {
+    let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
+    let only_time = expr == Expr::All
+        && filter.host.is_none()
+        && filter.source.is_none()
+        && filter.level.is_none()
+        && filter.ingested_since.is_none();
+    Ok(only_time.then_some(TimeRange {
+        start: filter.start,
+        end: filter.end,
+    }))
+}
+
+/// [`time_only`], when every segment can be scanned too.
+fn scan_range(filter: &LogFilter, searchers: &[Searcher]) -> Result<Option<TimeRange>, SearchError> {
+    match time_only(filter)? {
+        Some(range) if scan::scannable(searchers)? => Ok(Some(range)),
+        _ => Ok(None),
+    }
 }
 
 impl LogStore {
@@ -346,6 +396,17 @@ impl LogStore {
         let query = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
         let wanted = request.offset.saturating_add(request.limit);
+        if let Some(range) = scan_range(filter, &searchers)? {
+            let (total, best) = scan::newest(&searchers, range, wanted, request.order == SortOrder::Desc)?;
+            let mut fetcher = HitFetcher::new(self, &searchers);
+            let hits = best
+                .into_iter()
+                .skip(request.offset)
+                .take(request.limit)
+                .map(|c| fetcher.fetch(c.partition, c.address))
+                .collect::<Result<_, _>>()?;
+            return Ok(SearchResult { total, hits });
+        }
         let order = match request.order {
             SortOrder::Asc => Order::Asc,
             SortOrder::Desc => Order::Desc,
@@ -374,11 +435,12 @@ impl LogStore {
             SortOrder::Asc => candidates.sort_by_key(|&(ts, offset, p, a)| (ts, offset, p, a)),
             SortOrder::Desc => candidates.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)).then((x.2, x.3).cmp(&(y.2, y.3)))),
         }
+        let mut fetcher = HitFetcher::new(self, &searchers);
         let hits = candidates
             .into_iter()
             .skip(request.offset)
             .take(request.limit)
-            .map(|(_, _, partition, address)| fetch(self, &searchers[partition], address))
+            .map(|(_, _, partition, address)| fetcher.fetch(partition, address))
             .collect::<Result<_, _>>()?;
         Ok(SearchResult { total, hits })
     }
@@ -388,13 +450,18 @@ impl LogStore {
     pub fn histogram(&self, filter: &LogFilter, spec: HistogramSpec) -> Result<Vec<Bucket>, SearchError> {
         let query = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
+        let scan_range = scan_range(filter, &searchers)?;
         let (start, end) = match (filter.start, filter.end) {
             (Some(start), Some(end)) => (start, end),
             (start, end) => {
                 let mut span: Option<(i64, i64)> = None;
-                for searcher in &searchers {
-                    if let Some((min, max)) = searcher.search(&query, &TimeSpan)? {
-                        span = Some(span.map_or((min, max), |(a, b)| (a.min(min), b.max(max))));
+                if let Some(range) = scan_range {
+                    span = scan::time_span(&searchers, range)?;
+                } else {
+                    for searcher in &searchers {
+                        if let Some((min, max)) = searcher.search(&query, &TimeSpan)? {
+                            span = Some(span.map_or((min, max), |(a, b)| (a.min(min), b.max(max))));
+                        }
                     }
                 }
                 let Some((min, max)) = span else {
@@ -432,17 +499,23 @@ impl LogStore {
         // All three fit i64: they lie between valid timestamps and their span.
         let (first, width) = (i64::try_from(first).unwrap_or(start), i64::try_from(width).unwrap_or(1));
         let count = usize::try_from(count).unwrap_or(0);
-        let collector = Histogram {
-            start: first,
-            width,
-            buckets: count,
-        };
-        let mut counts = vec![0u64; count];
-        for searcher in &searchers {
-            for (sum, n) in counts.iter_mut().zip(searcher.search(&query, &collector)?) {
-                *sum += n;
+        let counts = match scan_range {
+            Some(range) => scan::histogram(&searchers, range, first, width, count)?,
+            None => {
+                let collector = Histogram {
+                    start: first,
+                    width,
+                    buckets: count,
+                };
+                let mut counts = vec![0u64; count];
+                for searcher in &searchers {
+                    for (sum, n) in counts.iter_mut().zip(searcher.search(&query, &collector)?) {
+                        *sum += n;
+                    }
+                }
+                counts
             }
-        }
+        };
         Ok(counts
             .into_iter()
             .enumerate()
@@ -461,11 +534,18 @@ impl LogStore {
         group_by: &[&'static str],
     ) -> Result<HashMap<Vec<String>, u64>, SearchError> {
         let query = self.queries().build(filter)?;
+        let searchers = searchers(self, filter);
+        if let [field] = group_by
+            && let Some(range) = scan_range(filter, &searchers)?
+            && let Some(counts) = scan::count_by_value(&searchers, range, field)?
+        {
+            return Ok(counts.into_iter().map(|(value, count)| (vec![value], count)).collect());
+        }
         let collector = GroupCount {
             fields: group_by.to_vec(),
         };
         let mut counts: HashMap<Vec<String>, u64> = HashMap::new();
-        for searcher in searchers(self, filter) {
+        for searcher in searchers {
             for (key, count) in searcher.search(&query, &collector)? {
                 *counts.entry(key).or_insert(0) += count;
             }
@@ -484,18 +564,19 @@ impl LogStore {
         let schema = self.schema();
         let searchers = searchers(self, &LogFilter::default());
         let by_id = by_record_id(schema, id);
+        let mut fetcher = HitFetcher::new(self, &searchers);
         let mut hit = None;
-        for searcher in &searchers {
+        for (partition, searcher) in searchers.iter().enumerate() {
             let top = TopDocs::with_limit(1).order_by_u64_field(names::OFFSET, Order::Asc);
             if let Some((_, address)) = searcher.search(&by_id, &top)?.into_iter().next() {
-                hit = Some(fetch(self, searcher, address)?);
+                hit = Some(fetcher.fetch(partition, address)?);
                 break;
             }
         }
         let Some(hit) = hit else {
             return Err(SearchError::NotFound(format!("no record has the id `{id}`")));
         };
-        let neighbours =
+        let mut neighbours =
             |range: (Bound<u64>, Bound<u64>), limit: usize, order: Order| -> Result<Vec<Hit>, SearchError> {
                 if limit == 0 {
                     return Ok(Vec::new());
@@ -526,7 +607,7 @@ impl LogStore {
                 }
                 found
                     .into_iter()
-                    .map(|(_, partition, address)| fetch(self, &searchers[partition], address))
+                    .map(|(_, partition, address)| fetcher.fetch(partition, address))
                     .collect()
             };
         Ok(Context {

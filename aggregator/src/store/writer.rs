@@ -2,33 +2,45 @@
 //! the current day's partition and the held byte ranges of every stream.
 //!
 //! Handlers send prepared batches over a bounded channel, each with a oneshot
-//! for its answer. The thread takes everything queued, drops records it
-//! already holds, adds the rest, and commits once with the updated ranges as
-//! the commit payload (group commit); only then, with the batch durable and
-//! searchable, does each handler get its [`IngestResponse`]. A commit happens
-//! only when something changed, so an all-duplicate re-send costs none.
+//! for its answer. The thread takes everything queued (group commit), drops
+//! records it already holds, and adds the rest. What "durable" means depends
+//! on `[ingest] commit_interval`:
 //!
-//! One thread, because the dedup decision and the commit must be serialised
-//! anyway, and tantivy allows one writer per index.
+//! - Above zero (the default, 1 s): the group is appended to the
+//!   write-ahead log ([`super::wal`]) and synced, its records are added to
+//!   the index writer, and each handler gets its [`IngestResponse`]. The
+//!   index is committed, with the updated ranges as the commit payload, once
+//!   the interval has passed since the last commit; then the group is
+//!   searchable. Fewer, larger segments are what make indexing cheap.
+//! - Zero: the group is committed before anyone is answered, so an answered
+//!   record is searchable at once (a segment per group: slower).
 //!
-//! Live tail: after each successful commit the thread publishes the records
-//! it added, as [`Hit`]s, on a bounded broadcast channel
-//! ([`WriterHandle::subscribe_records`]). Only committed records are
-//! published, so a tail never shows a line a search could not find; hits are
-//! built only while someone listens.
+//! A commit happens only when something changed, so an all-duplicate
+//! re-send costs none. One thread, because the dedup decision and the
+//! commit must be serialised anyway, and tantivy allows one writer per index.
+//!
+//! Live tail: once a group is durable the thread publishes the records it
+//! added, as [`Hit`]s, on a bounded broadcast channel
+//! ([`WriterHandle::subscribe_records`]); hits are built only while someone
+//! listens.
 
 use super::LogStore;
 use super::intervals::{IntervalSet, StreamIntervals};
 use super::partition::{PAYLOAD_VERSION, Partition, Payload};
-use super::schema::Hit;
+use super::schema::{Hit, RecordFields, fields_value, labels_value};
+use super::wal::{Wal, WalEntry};
 use crate::metrics::Metrics;
 use crate::writer_thread::WriterThread;
 use jiff::civil::Date;
-use lookout_shared::wire::IngestResponse;
+use lookout_shared::parse::Level;
+use lookout_shared::parse::fields::FieldValue;
+use lookout_shared::time::rfc3339;
+use lookout_shared::wire::{IngestResponse, record_id};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
-use tantivy::{IndexWriter, TantivyDocument};
+use std::time::{Duration, Instant};
+use tantivy::IndexWriter;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Indexing memory of the writer. Between 64 and 128 MB tantivy flushes
@@ -39,23 +51,31 @@ const WRITER_MEMORY_BYTES: usize = 96 * 1024 * 1024;
 /// skips ahead and is told how many commits it missed.
 const TAIL_CAPACITY: usize = 1024;
 
-/// The records one commit added, in the order they were added.
+/// The write-ahead log's file under `data_dir`.
+pub const WAL_FILE: &str = "logs.wal";
+
+/// The records one group added, in the order they were added.
 pub type CommittedRecords = Arc<[Hit]>;
 
 /// A batch ready for the index: decoded, validated, enriched.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct PreparedBatch {
     /// One entry per chunk of the request, in request order.
     pub chunks: Vec<PreparedChunk>,
 }
 
-/// One stream's chunk with its records' documents.
+/// One stream's chunk with its records.
+#[derive(Debug)]
 pub struct PreparedChunk {
     /// The host that sent it: held ranges are kept per host and stream, so
     /// a batch can never mark bytes of another host's stream as held.
     pub host: String,
     /// Stream id.
     pub stream: String,
+    /// The file path (or what stands for one) the records come from.
+    pub source: String,
+    /// The source's labels.
+    pub labels: BTreeMap<String, String>,
     /// First byte covered.
     pub start: u64,
     /// One past the last byte covered.
@@ -73,12 +93,23 @@ pub struct PreparedChunk {
     pub records: Vec<PreparedRecord>,
 }
 
-/// One record: its offset (for dedup) and its document.
+/// One record as ingest decided it.
+#[derive(Debug)]
 pub struct PreparedRecord {
     /// Byte offset in the stream.
     pub offset: u64,
-    /// The document to add.
-    pub doc: TantivyDocument,
+    /// Event time, Unix ms, within the range the index holds.
+    pub timestamp_ms: i64,
+    /// Arrival time, Unix ms.
+    pub ingested_ms: i64,
+    /// Detected or stated level.
+    pub level: Option<Level>,
+    /// Text.
+    pub message: String,
+    /// Whether the sender cut the record short.
+    pub truncated: bool,
+    /// Extracted and stated fields.
+    pub fields: BTreeMap<String, FieldValue>,
 }
 
 /// Why a batch was not stored; the client should retry later.
@@ -87,15 +118,19 @@ pub enum WriteError {
     /// The writer has stopped or is stopping.
     #[error("the log index is shutting down")]
     ShuttingDown,
-    /// Opening the partition, adding or committing failed; nothing of the
-    /// batch was kept.
+    /// Opening the partition, the write-ahead log, adding or committing
+    /// failed; nothing of the batch was kept.
     #[error("the log index could not store the batch: {0}")]
     CommitFailed(String),
 }
 
 enum Command {
     Write(WriteRequest),
-    Retention { cutoff: Date },
+    Retention {
+        cutoff: Date,
+    },
+    /// Time passed: commit if the interval is up.
+    Tick,
     Shutdown,
 }
 
@@ -115,22 +150,22 @@ pub struct WriterHandle {
 /// What a live-tail subscriber receives next.
 #[derive(Debug)]
 pub enum FeedEvent {
-    /// The records of one commit.
+    /// The records of one group.
     Records(CommittedRecords),
-    /// This many commits were skipped because the subscriber fell behind.
+    /// This many groups were skipped because the subscriber fell behind.
     Lagged(u64),
     /// The store is shutting down: no more records will come.
     Closed,
 }
 
-/// A subscription to committed records (see [`WriterHandle::subscribe_records`]).
+/// A subscription to stored records (see [`WriterHandle::subscribe_records`]).
 pub struct RecordFeed {
     records: broadcast::Receiver<CommittedRecords>,
     closing: watch::Receiver<bool>,
 }
 
 impl RecordFeed {
-    /// Waits for the next commit (or the end of the feed).
+    /// Waits for the next group (or the end of the feed).
     pub async fn next(&mut self) -> FeedEvent {
         if *self.closing.borrow() {
             return FeedEvent::Closed;
@@ -148,7 +183,8 @@ impl RecordFeed {
 }
 
 impl WriterHandle {
-    /// Stores `batch`; answers once it is committed and searchable.
+    /// Stores `batch`; answers once it is durable (see the module docs for
+    /// when it is searchable).
     pub async fn write(&self, batch: PreparedBatch) -> Result<IngestResponse, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -171,7 +207,7 @@ impl WriterHandle {
         !self.tx.is_closed()
     }
 
-    /// Subscribes to the records of every commit from now on (live tail).
+    /// Subscribes to the records of every group stored from now on (live tail).
     pub fn subscribe_records(&self) -> RecordFeed {
         RecordFeed {
             records: self.records.subscribe(),
@@ -189,18 +225,37 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Starts the writer thread over `store`, with the payloads the store's
-    /// partitions were opened with.
+    /// partitions were opened with. With a `commit_interval` above zero the
+    /// write-ahead log in `data_dir` is opened first and what it holds
+    /// beyond the partitions' last commits is added again and committed.
     pub fn spawn(
         store: LogStore,
         payloads: BTreeMap<Date, Payload>,
         metrics: Arc<Metrics>,
+        data_dir: &Path,
+        commit_interval: Duration,
     ) -> anyhow::Result<LogWriter> {
         let mut core = WriterCore::new(store, payloads, metrics);
+        if !commit_interval.is_zero() {
+            core.open_wal(&data_dir.join(WAL_FILE), commit_interval)?;
+        } else {
+            // Switching the interval to zero must not strand what an
+            // earlier run acknowledged.
+            let path = data_dir.join(WAL_FILE);
+            if path.exists() {
+                core.open_wal(&path, Duration::ZERO)?;
+                core.wal = None;
+                std::fs::remove_file(&path)?;
+            }
+        }
         // Open today's writer now, so that a second process on the same
         // data_dir fails at startup rather than on its first batch.
         core.ensure_current(today())?;
         let records = core.records.clone();
         let thread = WriterThread::spawn("log-writer", move |rx| run(core, rx))?;
+        if !commit_interval.is_zero() {
+            spawn_ticker(thread.sender().downgrade(), commit_interval)?;
+        }
         let (tails_closing, _) = watch::channel(false);
         Ok(LogWriter {
             thread,
@@ -225,12 +280,32 @@ impl LogWriter {
         self.tails_closing.send_replace(true);
     }
 
-    /// Commits what is queued before this call, then stops the thread.
-    /// Batches sent afterwards are answered with [`WriteError::ShuttingDown`].
+    /// Stores and commits what is queued before this call, then stops the
+    /// thread. Batches sent afterwards are answered with
+    /// [`WriteError::ShuttingDown`].
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.end_live_tails();
         self.thread.shutdown(Command::Shutdown).await
     }
+}
+
+/// Wakes the writer a few times per interval so that a quiet moment still
+/// commits what came before it; ends with the writer.
+fn spawn_ticker(tx: mpsc::WeakSender<Command>, interval: Duration) -> std::io::Result<()> {
+    let tick = (interval / 4).max(Duration::from_millis(20));
+    std::thread::Builder::new()
+        .name("log-commit-tick".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                let Some(tx) = tx.upgrade() else { return };
+                // Full: the writer has work and checks the time after it.
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Command::Tick) {
+                    return;
+                }
+            }
+        })
+        .map(drop)
 }
 
 /// The current UTC day: the partition new records go to.
@@ -248,6 +323,7 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
             match command {
                 Command::Write(request) => group.push(request),
                 Command::Retention { cutoff } => retention = Some(cutoff),
+                Command::Tick => {}
                 Command::Shutdown => stop = true,
             }
             // Group commit: whatever queued up meanwhile shares one commit.
@@ -272,6 +348,9 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
                 }
             }
         }
+        if core.commit_due() || stop {
+            core.commit_pending();
+        }
         if let Some(cutoff) = retention {
             core.apply_retention(cutoff);
         }
@@ -285,23 +364,39 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
 struct Current {
     partition: Arc<Partition>,
     writer: IndexWriter,
+    /// Ranges held including what was added since the last commit: what
+    /// dedup checks against, and the next commit's payload.
+    next: StreamIntervals,
+    /// Event-time range including what was added since the last commit.
+    time_range: Option<(i64, i64)>,
+    /// Whether anything was added since the last commit.
+    dirty: bool,
+    /// The last write-ahead log entry added since the last commit.
+    wal_seq: u64,
 }
 
 /// The writer's state and logic, free of threads and channels (tested directly).
 struct WriterCore {
     store: LogStore,
     metrics: Arc<Metrics>,
-    // Live tail: the records of each commit, for whoever listens.
+    // Live tail: the records of each group, for whoever listens.
     records: broadcast::Sender<CommittedRecords>,
     // Committed held ranges per partition. A record is a duplicate when any
     // partition holds its offset; each partition's own ranges go into its
     // commit payload.
     held: BTreeMap<Date, StreamIntervals>,
+    // The last write-ahead log entry each partition's commit covers.
+    committed_seq: BTreeMap<Date, u64>,
     current: Option<Current>,
+    // With the write-ahead log: commit at most this often.
+    wal: Option<Wal>,
+    commit_interval: Duration,
+    last_commit: Instant,
 }
 
 impl WriterCore {
     fn new(store: LogStore, payloads: BTreeMap<Date, Payload>, metrics: Arc<Metrics>) -> Self {
+        let committed_seq = payloads.iter().map(|(day, p)| (*day, p.wal_seq)).collect();
         let held = payloads.into_iter().map(|(day, p)| (day, p.streams)).collect();
         let (records, _) = broadcast::channel(TAIL_CAPACITY);
         WriterCore {
@@ -309,37 +404,121 @@ impl WriterCore {
             metrics,
             records,
             held,
+            committed_seq,
             current: None,
+            wal: None,
+            commit_interval: Duration::ZERO,
+            last_commit: Instant::now(),
         }
     }
 
-    /// Makes `day`'s partition the one written to.
+    /// Opens the write-ahead log at `path`, adds again what no commit
+    /// covers, and commits it.
+    fn open_wal(&mut self, path: &Path, commit_interval: Duration) -> anyhow::Result<()> {
+        let committed = self.committed_seq.values().copied().max().unwrap_or(0);
+        let (wal, entries) = Wal::open(path, committed)?;
+        self.wal = Some(wal);
+        self.commit_interval = commit_interval;
+        let replayed = self.replay(entries)?;
+        if replayed > 0 {
+            tracing::info!(
+                entries = replayed,
+                "added the write-ahead log's uncommitted entries again"
+            );
+        }
+        self.commit().map_err(|err| anyhow::anyhow!("{err}"))?;
+        Ok(())
+    }
+
+    /// Adds the entries no partition's commit covers, in order, through the
+    /// same dedup as when they arrived; returns how many.
+    fn replay(&mut self, entries: Vec<WalEntry>) -> anyhow::Result<usize> {
+        let mut replayed = 0;
+        for entry in entries {
+            if entry.seq <= self.committed_seq.get(&entry.day).copied().unwrap_or(0) {
+                continue;
+            }
+            self.ensure_current(entry.day)?;
+            self.add_group(entry.batches).map_err(|err| anyhow::anyhow!("{err}"))?;
+            if let Some(current) = self.current.as_mut() {
+                current.wal_seq = entry.seq;
+                current.dirty = true;
+            }
+            replayed += 1;
+        }
+        Ok(replayed)
+    }
+
+    /// Makes `day`'s partition the one written to, committing the one
+    /// before it.
     fn ensure_current(&mut self, day: Date) -> anyhow::Result<()> {
         if self.current.as_ref().is_some_and(|c| c.partition.day() == day) {
             return Ok(());
         }
+        if let Err(err) = self.commit() {
+            self.recover();
+            return Err(anyhow::anyhow!("{err}"));
+        }
         self.close();
         let partition = self.store.create_partition(day)?;
         let writer = partition.index().writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
-        self.held.entry(day).or_default();
+        let next = self.held.entry(day).or_default().clone();
         tracing::info!(%day, "writing to log partition");
-        self.current = Some(Current { partition, writer });
+        self.current = Some(Current {
+            time_range: partition.time_range(),
+            partition,
+            writer,
+            next,
+            dirty: false,
+            wal_seq: self.committed_seq.get(&day).copied().unwrap_or(0),
+        });
         Ok(())
     }
 
-    /// Adds the new records of `batches` to `day`'s partition and commits.
-    /// All or nothing: on error the partition is as before.
+    /// Stores `batches` in `day`'s partition: durable in the write-ahead
+    /// log, or committed without one. All or nothing: on error nothing of
+    /// them is kept.
     fn write_group(&mut self, day: Date, batches: Vec<PreparedBatch>) -> Result<Vec<IngestResponse>, WriteError> {
         self.ensure_current(day)
             .map_err(|err| WriteError::CommitFailed(format!("{err:#}")))?;
+        let Some(wal) = self.wal.as_mut() else {
+            let stored = self
+                .add_group(batches)
+                .and_then(|responses| self.commit().map(|()| responses));
+            if stored.is_err() {
+                self.recover();
+            }
+            return stored;
+        };
+        let seq = wal.append(day, &batches).map_err(|err| {
+            self.metrics.commit_failed();
+            tracing::error!(error = %err, "cannot append to the write-ahead log; refusing the batches");
+            WriteError::CommitFailed(format!("the write-ahead log cannot be written: {err}"))
+        })?;
+        match self.add_group(batches) {
+            Ok(responses) => {
+                if let Some(current) = self.current.as_mut() {
+                    current.wal_seq = seq;
+                }
+                Ok(responses)
+            }
+            Err(err) => {
+                // The index writer was rolled back to the last commit; what
+                // the log holds before this group goes in again.
+                self.rebuild_from_wal(Some(seq));
+                Err(err)
+            }
+        }
+    }
+
+    /// Drops what each chunk already holds and adds the rest to the current
+    /// partition's writer; updates the ranges and time range to commit.
+    fn add_group(&mut self, batches: Vec<PreparedBatch>) -> Result<Vec<IngestResponse>, WriteError> {
         let Some(current) = self.current.as_mut() else {
             return Err(WriteError::CommitFailed("no partition is open".into()));
         };
-        // Work on a copy of this partition's ranges: it becomes the committed
-        // state only if the commit succeeds.
-        let mut next = self.held.get(&day).cloned().unwrap_or_default();
-        let mut time_range = current.partition.time_range();
-        let mut changed = false;
+        let day = current.partition.day();
+        let schema = self.store.schema();
         let mut responses = Vec::with_capacity(batches.len());
         // Hits for live tail, built only while someone listens.
         let live = self.records.receiver_count() > 0;
@@ -349,7 +528,7 @@ impl WriterCore {
                 accepted: 0,
                 duplicates: 0,
             };
-            for chunk in batch.chunks {
+            for mut chunk in batch.chunks {
                 // Received chunks have no ranges: neither checked nor kept.
                 let key = chunk.dedup.then(|| held_key(&chunk.host, &chunk.stream));
                 let mut held: Vec<&IntervalSet> = Vec::new();
@@ -361,71 +540,178 @@ impl WriterCore {
                             held.extend(streams.get(&chunk.stream));
                         }
                     }
-                    held.extend(next.get(key));
-                    held.extend(next.get(&chunk.stream));
+                    held.extend(current.next.get(key));
+                    held.extend(current.next.get(&chunk.stream));
                     // Only ranges touching the chunk can make its records duplicates.
                     held.retain(|set| set.overlaps(chunk.start, chunk.end));
                 }
+                let labels = labels_value(&chunk.labels);
                 let mut added = false;
-                for record in chunk.records {
+                let records = std::mem::take(&mut chunk.records);
+                for record in records {
                     if held.iter().any(|set| set.contains(record.offset)) {
                         response.duplicates += 1;
                         continue;
                     }
                     if live {
-                        added_hits.push(self.store.schema().hit(&record.doc));
+                        added_hits.push(hit(&chunk, &record));
                     }
-                    if let Err(err) = current.writer.add_document(record.doc) {
+                    let fields = fields_value(record.fields);
+                    let doc = schema.document(&RecordFields {
+                        stream: &chunk.stream,
+                        offset: record.offset,
+                        timestamp_ms: record.timestamp_ms,
+                        ingested_ms: record.ingested_ms,
+                        host: &chunk.host,
+                        source: &chunk.source,
+                        level: record.level.map_or("", Level::as_str),
+                        message: &record.message,
+                        labels: labels.as_ref(),
+                        truncated: record.truncated,
+                        fields: fields.as_ref(),
+                    });
+                    if let Err(err) = current.writer.add_document(doc) {
                         return Err(abort(current, &self.metrics, &err));
                     }
                     response.accepted += 1;
                     added = true;
                 }
                 if added {
-                    time_range = union(time_range, chunk.time_range);
+                    current.time_range = union(current.time_range, chunk.time_range);
                 }
                 if let Some(key) = key {
-                    changed |= next.entry(key).or_default().insert(chunk.start, chunk.end);
+                    current.dirty |= current.next.entry(key).or_default().insert(chunk.start, chunk.end);
                 }
             }
-            changed |= response.accepted > 0;
+            current.dirty |= response.accepted > 0;
             responses.push(response);
-        }
-        if changed {
-            let payload = Payload {
-                version: PAYLOAD_VERSION,
-                min_ts: time_range.map(|r| r.0),
-                max_ts: time_range.map(|r| r.1),
-                streams: next,
-            };
-            let json = match serde_json::to_string(&payload) {
-                Ok(json) => json,
-                Err(err) => return Err(abort(current, &self.metrics, &err)),
-            };
-            let started = Instant::now();
-            let committed = current.writer.prepare_commit().and_then(|mut prepared| {
-                prepared.set_payload(&json);
-                prepared.commit()
-            });
-            if let Err(err) = committed {
-                return Err(abort(current, &self.metrics, &err));
-            }
-            self.metrics.commit_done(started.elapsed());
-            current.partition.set_time_range(time_range);
-            if let Err(err) = current.partition.reload() {
-                // The batch is durable; it becomes searchable on the next reload.
-                tracing::warn!(error = %err, "reloading the log index reader failed");
-            }
-            self.held.insert(day, payload.streams);
-            if !added_hits.is_empty() {
-                // No receiver left is fine: nobody is tailing.
-                let _ = self.records.send(added_hits.into());
-            }
         }
         for response in &responses {
             self.metrics.batch_done(response.accepted, response.duplicates);
         }
+        if !added_hits.is_empty() {
+            // No receiver left is fine: nobody is tailing.
+            let _ = self.records.send(added_hits.into());
+        }
         Ok(responses)
+    }
+
+    /// Whether the write-ahead log holds something and the interval since
+    /// the last commit is up.
+    fn commit_due(&self) -> bool {
+        let pending = self.current.as_ref().is_some_and(|c| c.dirty);
+        self.wal.as_ref().is_some_and(|wal| pending || !wal.is_empty())
+            && self.last_commit.elapsed() >= self.commit_interval
+    }
+
+    /// Commits what the write-ahead log holds; on failure, logs it and puts
+    /// the log's entries back into a fresh index writer for the next try.
+    fn commit_pending(&mut self) {
+        if let Err(err) = self.commit() {
+            tracing::error!(error = %err, "committing the log index failed; retrying at the next interval");
+            self.recover();
+        }
+    }
+
+    /// After the index writer was rolled back to its last commit: what is
+    /// uncommitted goes back to the commit's state, and the write-ahead
+    /// log's entries, if there is a log, are added again.
+    fn recover(&mut self) {
+        self.rebuild_from_wal(None);
+    }
+
+    /// Commits the current partition if anything was added, with the held
+    /// ranges, time range and last log entry as payload; then the log is
+    /// emptied. On error the index writer is rolled back to the last commit.
+    fn commit(&mut self) -> Result<(), WriteError> {
+        let Some(current) = self.current.as_mut() else {
+            return Ok(());
+        };
+        if !current.dirty {
+            // Only re-sent records came since the last commit: nothing to
+            // add again at a start.
+            if let Some(wal) = self.wal.as_mut()
+                && !wal.is_empty()
+                && let Err(err) = wal.clear()
+            {
+                tracing::warn!(error = %err, "cannot empty the write-ahead log");
+            }
+            return Ok(());
+        }
+        let payload = Payload {
+            version: PAYLOAD_VERSION,
+            min_ts: current.time_range.map(|r| r.0),
+            max_ts: current.time_range.map(|r| r.1),
+            streams: current.next.clone(),
+            wal_seq: current.wal_seq,
+        };
+        let json = match serde_json::to_string(&payload) {
+            Ok(json) => json,
+            Err(err) => return Err(abort(current, &self.metrics, &err)),
+        };
+        let started = Instant::now();
+        let committed = current.writer.prepare_commit().and_then(|mut prepared| {
+            prepared.set_payload(&json);
+            prepared.commit()
+        });
+        if let Err(err) = committed {
+            return Err(abort(current, &self.metrics, &err));
+        }
+        self.metrics.commit_done(started.elapsed());
+        self.last_commit = Instant::now();
+        current.dirty = false;
+        current.partition.set_time_range(current.time_range);
+        if let Err(err) = current.partition.reload() {
+            // The records are durable; they become searchable on the next reload.
+            tracing::warn!(error = %err, "reloading the log index reader failed");
+        }
+        let day = current.partition.day();
+        self.held.insert(day, payload.streams);
+        self.committed_seq.insert(day, payload.wal_seq);
+        if let Some(wal) = self.wal.as_mut()
+            && let Err(err) = wal.clear()
+        {
+            // Harmless: a start skips the entries this commit covers.
+            tracing::warn!(error = %err, "cannot empty the write-ahead log after a commit");
+        }
+        Ok(())
+    }
+
+    /// After the index writer was rolled back: the ranges and time range go
+    /// back to the last commit's, and the log's entries (up to, not
+    /// including, `until` when given) are added again.
+    fn rebuild_from_wal(&mut self, until: Option<u64>) {
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let day = current.partition.day();
+        current.next = self.held.get(&day).cloned().unwrap_or_default();
+        current.time_range = current.partition.time_range();
+        current.dirty = false;
+        current.wal_seq = self.committed_seq.get(&day).copied().unwrap_or(0);
+        let Some(wal) = self.wal.as_mut() else {
+            return;
+        };
+        let entries = match wal.entries() {
+            Ok(entries) => entries,
+            Err(err) => {
+                tracing::error!(error = %format!("{err:#}"), "cannot read the write-ahead log back; its records are added at the next start");
+                return;
+            }
+        };
+        let entries = entries
+            .into_iter()
+            .filter(|e| until.is_none_or(|until| e.seq < until))
+            .collect();
+        if let Err(err) = self.replay(entries) {
+            tracing::error!(error = %format!("{err:#}"), "cannot add the write-ahead log's records again; they are added at the next start");
+        }
+        if let (Some(until), Some(wal)) = (until, self.wal.as_mut()) {
+            // The refused group must not come back at the next start.
+            if let Err(err) = wal.remove_last(until) {
+                tracing::error!(error = %err, "cannot remove a refused group from the write-ahead log");
+            }
+        }
     }
 
     /// Deletes the partitions of days before `cutoff` (never the one being written).
@@ -461,10 +747,26 @@ impl WriterCore {
     }
 }
 
-/// Rolls back what the failed group added and returns the error to answer.
+/// A record as live tail shows it.
+fn hit(chunk: &PreparedChunk, record: &PreparedRecord) -> Hit {
+    Hit {
+        id: record_id(&chunk.stream, record.offset),
+        timestamp: rfc3339(record.timestamp_ms),
+        host: chunk.host.clone(),
+        source: chunk.source.clone(),
+        level: record.level.map_or("", Level::as_str).to_owned(),
+        message: record.message.clone(),
+        truncated: record.truncated,
+        cut: false,
+        labels: chunk.labels.clone(),
+        fields: record.fields.clone(),
+    }
+}
+
+/// Rolls back what was added since the last commit and returns the error to answer.
 fn abort(current: &mut Current, metrics: &Metrics, err: &dyn std::fmt::Display) -> WriteError {
     metrics.commit_failed();
-    tracing::error!(error = %err, "log index write failed; rolling back the batches");
+    tracing::error!(error = %err, "log index write failed; rolling back to the last commit");
     if let Err(rollback) = current.writer.rollback() {
         tracing::error!(error = %rollback, "log index rollback failed");
     }
@@ -487,38 +789,26 @@ fn held_key(host: &str, stream: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::{LogSchema, RecordFields};
+    use crate::store::schema::LogSchema;
 
-    fn chunk(
-        schema: &crate::store::schema::LogSchema,
-        stream: &str,
-        start: u64,
-        end: u64,
-        offsets: &[u64],
-    ) -> PreparedChunk {
+    fn chunk(stream: &str, start: u64, end: u64, offsets: &[u64]) -> PreparedChunk {
         let records = offsets
             .iter()
-            .map(|&offset| {
-                let message = format!("line at {offset}");
-                let doc = schema.document(&RecordFields {
-                    stream,
-                    offset,
-                    timestamp_ms: 1_000 + offset as i64,
-                    ingested_ms: 1_000,
-                    host: "h",
-                    source: "/s",
-                    level: "",
-                    message: &message,
-                    labels: None,
-                    truncated: false,
-                    fields: None,
-                });
-                PreparedRecord { offset, doc }
+            .map(|&offset| PreparedRecord {
+                offset,
+                timestamp_ms: 1_000 + offset as i64,
+                ingested_ms: 1_000,
+                level: None,
+                message: format!("line at {offset}"),
+                truncated: false,
+                fields: BTreeMap::new(),
             })
             .collect();
         PreparedChunk {
             host: "h".to_owned(),
             stream: stream.to_owned(),
+            source: "/s".to_owned(),
+            labels: BTreeMap::new(),
             start,
             end,
             time_range: Some((1_000 + start as i64, 1_000 + end as i64)),
@@ -543,19 +833,18 @@ mod tests {
     fn dedup_spans_partitions_and_retention_deletes_old_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, mut core) = open(tmp.path());
-        let schema = store.schema().clone();
         let old_day = Date::new(2020, 1, 1).unwrap();
         let new_day = Date::new(2020, 1, 20).unwrap();
 
         let batch = |chunks| PreparedBatch { chunks };
         let r = core
-            .write_group(old_day, vec![batch(vec![chunk(&schema, S, 0, 30, &[0, 10, 20])])])
+            .write_group(old_day, vec![batch(vec![chunk(S, 0, 30, &[0, 10, 20])])])
             .unwrap();
         assert_eq!((r[0].accepted, r[0].duplicates), (3, 0));
 
         // Next day, an overlapping re-send: only offset 30 is new.
         let r = core
-            .write_group(new_day, vec![batch(vec![chunk(&schema, S, 10, 40, &[10, 20, 30])])])
+            .write_group(new_day, vec![batch(vec![chunk(S, 10, 40, &[10, 20, 30])])])
             .unwrap();
         assert_eq!((r[0].accepted, r[0].duplicates), (1, 2));
         assert_eq!(count(&store), 4);
@@ -572,7 +861,7 @@ mod tests {
         // The surviving partition's ranges come back from its payload.
         let (_store, mut core) = open(tmp.path());
         let r = core
-            .write_group(new_day, vec![batch(vec![chunk(&schema, S, 30, 50, &[30, 40])])])
+            .write_group(new_day, vec![batch(vec![chunk(S, 30, 50, &[30, 40])])])
             .unwrap();
         assert_eq!((r[0].accepted, r[0].duplicates), (1, 1));
     }
@@ -581,18 +870,26 @@ mod tests {
     async fn shutdown_commits_then_refuses_new_batches() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, payloads) = LogStore::open(tmp.path()).unwrap();
-        let schema = store.schema().clone();
-        let writer = LogWriter::spawn(store.clone(), payloads, Arc::new(Metrics::default())).unwrap();
+        // An interval longer than the test: only the shutdown commits.
+        let interval = Duration::from_secs(3600);
+        let writer = LogWriter::spawn(
+            store.clone(),
+            payloads,
+            Arc::new(Metrics::default()),
+            tmp.path(),
+            interval,
+        )
+        .unwrap();
         let handle = writer.handle();
         let batch = PreparedBatch {
-            chunks: vec![chunk(&schema, S, 0, 20, &[0, 10])],
+            chunks: vec![chunk(S, 0, 20, &[0, 10])],
         };
         let response = handle.write(batch).await.unwrap();
         assert_eq!((response.accepted, response.duplicates), (2, 0));
         writer.shutdown().await.unwrap();
         assert!(!handle.is_running());
         let late = PreparedBatch {
-            chunks: vec![chunk(&schema, S, 20, 30, &[20])],
+            chunks: vec![chunk(S, 20, 30, &[20])],
         };
         assert!(matches!(handle.write(late).await, Err(WriteError::ShuttingDown)));
         drop(store);
@@ -605,14 +902,13 @@ mod tests {
     fn duplicates_within_one_group_are_caught() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, mut core) = open(tmp.path());
-        let schema = store.schema().clone();
         let day = Date::new(2021, 6, 1).unwrap();
         let batches = vec![
             PreparedBatch {
-                chunks: vec![chunk(&schema, S, 0, 20, &[0, 10])],
+                chunks: vec![chunk(S, 0, 20, &[0, 10])],
             },
             PreparedBatch {
-                chunks: vec![chunk(&schema, S, 0, 20, &[0, 10])],
+                chunks: vec![chunk(S, 0, 20, &[0, 10])],
             },
         ];
         let r = core.write_group(day, batches).unwrap();
@@ -628,12 +924,11 @@ mod tests {
     fn received_chunks_are_neither_checked_nor_remembered() {
         let tmp = tempfile::tempdir().unwrap();
         let (store, mut core) = open(tmp.path());
-        let schema = store.schema().clone();
         let day = Date::new(2021, 6, 1).unwrap();
         let received = || PreparedBatch {
             chunks: vec![PreparedChunk {
                 dedup: false,
-                ..chunk(&schema, S, 0, 20, &[0, 10])
+                ..chunk(S, 0, 20, &[0, 10])
             }],
         };
         let r = core.write_group(day, vec![received(), received()]).unwrap();
@@ -645,7 +940,7 @@ mod tests {
             .write_group(
                 day,
                 vec![PreparedBatch {
-                    chunks: vec![chunk(&schema, S, 0, 20, &[0, 10])],
+                    chunks: vec![chunk(S, 0, 20, &[0, 10])],
                 }],
             )
             .unwrap();
@@ -704,14 +999,28 @@ mod tests {
         let earlier = tantivy::Index::create_in_dir(&dir, schema_of_earlier_builds()).unwrap();
         let schema = LogSchema::new();
         let mut writer: IndexWriter = earlier.writer(15_000_000).unwrap();
-        for record in chunk(&schema, S, 0, 20, &[0, 10]).records {
-            writer.add_document(record.doc).unwrap();
+        for record in chunk(S, 0, 20, &[0, 10]).records {
+            let doc = schema.document(&RecordFields {
+                stream: S,
+                offset: record.offset,
+                timestamp_ms: record.timestamp_ms,
+                ingested_ms: record.ingested_ms,
+                host: "h",
+                source: "/s",
+                level: "",
+                message: &record.message,
+                labels: None,
+                truncated: false,
+                fields: None,
+            });
+            writer.add_document(doc).unwrap();
         }
         let payload = Payload {
             version: PAYLOAD_VERSION,
             min_ts: Some(1_000),
             max_ts: Some(1_010),
             streams: StreamIntervals::default(),
+            wal_seq: 0,
         };
         let mut commit = writer.prepare_commit().unwrap();
         commit.set_payload(&serde_json::to_string(&payload).unwrap());
@@ -723,7 +1032,7 @@ mod tests {
             .write_group(
                 day,
                 vec![PreparedBatch {
-                    chunks: vec![chunk(&schema, S, 20, 40, &[20, 30])],
+                    chunks: vec![chunk(S, 20, 40, &[20, 30])],
                 }],
             )
             .unwrap();
@@ -759,5 +1068,71 @@ mod tests {
         }
         let context = store.context(&format!("{S}-10"), 5, 5).unwrap();
         assert_eq!((context.before.len(), context.after.len()), (1, 2));
+    }
+
+    /// A core over `dir` with the write-ahead log and an interval longer
+    /// than any test, so that only explicit commits happen.
+    fn open_with_wal(dir: &std::path::Path) -> (LogStore, WriterCore) {
+        let (store, mut core) = open(dir);
+        core.open_wal(&dir.join(WAL_FILE), Duration::from_secs(3600)).unwrap();
+        (store, core)
+    }
+
+    #[test]
+    fn acknowledged_records_outlive_a_crash_in_the_write_ahead_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (day1, day2) = (Date::new(2021, 6, 1).unwrap(), Date::new(2021, 6, 2).unwrap());
+        let (store, mut core) = open_with_wal(tmp.path());
+        let batch = |chunk| vec![PreparedBatch { chunks: vec![chunk] }];
+        let r = core.write_group(day1, batch(chunk(S, 0, 20, &[0, 10]))).unwrap();
+        assert_eq!(r[0].accepted, 2);
+        assert_eq!(count(&store), 0, "answered, not yet committed");
+        assert!(!core.commit_due(), "the interval is not up");
+        // A new day commits the day before it.
+        core.write_group(day2, batch(chunk(S, 20, 30, &[20]))).unwrap();
+        assert_eq!(count(&store), 2);
+        core.write_group(day2, batch(chunk(S, 30, 40, &[30]))).unwrap();
+        // The process dies: the index writer goes without committing.
+        drop(core);
+        drop(store);
+
+        let (store, mut core) = open_with_wal(tmp.path());
+        assert_eq!(count(&store), 4, "the log's entries were added again and committed");
+        assert_eq!(store.partition(day2).unwrap().searcher().num_docs(), 2);
+        assert!(core.wal.as_ref().unwrap().is_empty());
+        // The agent re-sends what it was not sure of: all duplicates.
+        let r = core
+            .write_group(day2, batch(chunk(S, 0, 40, &[0, 10, 20, 30])))
+            .unwrap();
+        assert_eq!((r[0].accepted, r[0].duplicates), (0, 4));
+    }
+
+    #[test]
+    fn entries_a_commit_covers_are_not_added_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let day = Date::new(2021, 6, 1).unwrap();
+        let (store, mut core) = open_with_wal(tmp.path());
+        // Received lines: no dedup would hide a second copy.
+        let received = PreparedChunk {
+            dedup: false,
+            ..chunk(S, 0, 20, &[0, 10])
+        };
+        core.write_group(day, vec![PreparedBatch { chunks: vec![received] }])
+            .unwrap();
+        let wal_path = tmp.path().join(WAL_FILE);
+        let logged = std::fs::read(&wal_path).unwrap();
+        core.commit().unwrap();
+        assert_eq!(count(&store), 2);
+        assert_eq!(
+            std::fs::metadata(&wal_path).unwrap().len(),
+            0,
+            "a commit empties the log"
+        );
+        // As if the process died between the commit and emptying the log.
+        drop(core);
+        drop(store);
+        std::fs::write(&wal_path, logged).unwrap();
+        let (store, _core) = open_with_wal(tmp.path());
+        assert_eq!(count(&store), 2);
     }
 }

@@ -19,7 +19,14 @@ pub fn config(data_dir: &Path, extra: &str) -> Config {
         "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[auth]\ningest_tokens = [\"{INGEST_TOKEN}\"]\napi_tokens = [\"{API_TOKEN}\"]\n{extra}",
         data_dir.display().to_string()
     );
-    Config::from_toml(Path::new("test.toml"), &text).unwrap()
+    let mut config = Config::from_toml(Path::new("test.toml"), &text).unwrap();
+    if !extra.contains("commit_interval") {
+        // These tests check what a search finds right after an answer: every
+        // batch is committed before it is answered. The write-ahead log and
+        // the interval are tested in the store's own tests and end to end.
+        config.ingest.commit_interval = lookout_shared::config::HumanDuration(std::time::Duration::ZERO);
+    }
+    config
 }
 
 /// A running aggregator and a client for it.
