@@ -6,20 +6,37 @@
 //! call per record. Here the `timestamp` (and `offset`, or a facet's
 //! ordinal) columns are read a block at a time and counted in a tight loop,
 //! and a segment whose value bounds lie inside the range is counted whole,
-//! one outside it skipped. The answers are those of the general path
-//! exactly (`aggregator/tests/query_reference.rs`-style checks in this
-//! module's tests); a segment with deleted records or a column that is not
-//! one value per record is not scanned, and the caller takes the general
-//! path.
+//! one outside it skipped. Times are compared as the column stores them
+//! (an order-preserving `u64` of the nanoseconds, see [`key`]), so a block
+//! is read straight from the codec. The answers are those of the general
+//! path exactly (this module's tests compare them); a segment with deleted
+//! records or a column that is not one value per record is not scanned,
+//! and the caller takes the general path.
 
 use super::schema::names;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use tantivy::columnar::{Cardinality, ColumnValues, StrColumn};
-use tantivy::{DateTime, DocAddress, Searcher, SegmentReader};
+use tantivy::columnar::{Cardinality, ColumnType, ColumnValues, StrColumn};
+use tantivy::{DocAddress, Searcher, SegmentReader};
 
 /// Values read per block.
 const BLOCK: usize = 4096;
+
+/// Nanoseconds per millisecond.
+const NANOS: i64 = 1_000_000;
+
+/// The column's `u64` for a time in Unix ms: tantivy stores a date as its
+/// nanoseconds, an `i64`, with the sign bit flipped so that unsigned order
+/// is time order. Times beyond what a date holds saturate, which keeps
+/// their order against every stored time.
+fn key(ms: i64) -> u64 {
+    (ms.saturating_mul(NANOS) as u64) ^ (1 << 63)
+}
+
+/// The time in Unix ms of a stored key (stored times are whole ms).
+fn ms_of(key: u64) -> i64 {
+    ((key ^ (1 << 63)) as i64) / NANOS
+}
 
 /// An event-time range, Unix ms: `[start, end)`, either side open.
 #[derive(Debug, Clone, Copy)]
@@ -30,30 +47,46 @@ pub struct TimeRange {
     pub end: Option<i64>,
 }
 
-impl TimeRange {
-    fn contains(&self, ms: i64) -> bool {
-        self.start.is_none_or(|s| ms >= s) && self.end.is_none_or(|e| ms < e)
+/// A [`TimeRange`] in keys: `[low, high)`.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    low: u64,
+    high: Option<u64>,
+}
+
+impl Keys {
+    fn of(range: TimeRange) -> Keys {
+        Keys {
+            low: range.start.map_or(0, key),
+            high: range.end.map(key),
+        }
+    }
+
+    fn contains(&self, k: u64) -> bool {
+        k >= self.low && self.high.is_none_or(|h| k < h)
     }
 
     /// Whether every value within the bounds `[min, max]` is in range.
-    fn covers(&self, min: i64, max: i64) -> bool {
+    fn covers(&self, min: u64, max: u64) -> bool {
         self.contains(min) && self.contains(max)
     }
 
     /// Whether no value within the bounds `[min, max]` is in range.
-    fn misses(&self, min: i64, max: i64) -> bool {
-        self.start.is_some_and(|s| max < s) || self.end.is_some_and(|e| min >= e)
+    fn misses(&self, min: u64, max: u64) -> bool {
+        max < self.low || self.high.is_some_and(|h| min >= h)
     }
 }
 
-/// A segment's event times, one per record, or `None` if the segment has
-/// deleted records or the column is not one value per record.
-fn timestamps(segment: &SegmentReader) -> tantivy::Result<Option<Arc<dyn ColumnValues<DateTime>>>> {
+/// A segment's event times as keys, one per record, or `None` if the
+/// segment has deleted records or the column is not one value per record.
+fn timestamps(segment: &SegmentReader) -> tantivy::Result<Option<Arc<dyn ColumnValues<u64>>>> {
     if segment.num_deleted_docs() > 0 {
         return Ok(None);
     }
-    let column = segment.fast_fields().date(names::TIMESTAMP)?;
-    Ok((column.get_cardinality() == Cardinality::Full).then_some(column.values))
+    let column = segment
+        .fast_fields()
+        .u64_lenient_for_type(Some(&[ColumnType::DateTime]), names::TIMESTAMP)?;
+    Ok(column.and_then(|(column, _)| (column.get_cardinality() == Cardinality::Full).then_some(column.values)))
 }
 
 /// Whether every segment of `searchers` can be scanned.
@@ -68,33 +101,25 @@ pub fn scannable(searchers: &[Searcher]) -> tantivy::Result<bool> {
     Ok(true)
 }
 
-fn bounds_ms(values: &dyn ColumnValues<DateTime>) -> (i64, i64) {
-    (
-        values.min_value().into_timestamp_millis(),
-        values.max_value().into_timestamp_millis(),
-    )
-}
-
-/// A segment that may hold records of a range: its event times and their
-/// bounds (ms).
+/// A segment that may hold records of a range: its times and their bounds.
 struct InRange<'a> {
     partition: usize,
     ord: u32,
     segment: &'a SegmentReader,
-    values: Arc<dyn ColumnValues<DateTime>>,
-    min: i64,
-    max: i64,
+    values: Arc<dyn ColumnValues<u64>>,
+    min: u64,
+    max: u64,
 }
 
-/// The segments of `searchers` whose bounds meet `range` (callers have
+/// The segments of `searchers` whose bounds meet `keys` (callers have
 /// checked [`scannable`]).
-fn in_range(searchers: &[Searcher], range: TimeRange) -> tantivy::Result<Vec<InRange<'_>>> {
+fn in_range(searchers: &[Searcher], keys: Keys) -> tantivy::Result<Vec<InRange<'_>>> {
     let mut found = Vec::new();
     for (partition, searcher) in searchers.iter().enumerate() {
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
             let Some(values) = timestamps(segment)? else { continue };
-            let (min, max) = bounds_ms(values.as_ref());
-            if values.num_vals() > 0 && !range.misses(min, max) {
+            let (min, max) = (values.min_value(), values.max_value());
+            if values.num_vals() > 0 && !keys.misses(min, max) {
                 found.push(InRange {
                     partition,
                     ord: ord as u32,
@@ -109,10 +134,9 @@ fn in_range(searchers: &[Searcher], range: TimeRange) -> tantivy::Result<Vec<InR
     Ok(found)
 }
 
-/// Calls `each` with every block of a column's values in `range`, skipping
-/// the scan where the column's bounds settle it.
-fn for_each_block(values: &dyn ColumnValues<DateTime>, mut each: impl FnMut(u32, &[DateTime])) {
-    let mut buffer = vec![DateTime::MIN; BLOCK];
+/// Calls `each` with every block of a column's values and its first row.
+fn for_each_block(values: &dyn ColumnValues<u64>, mut each: impl FnMut(u32, &[u64])) {
+    let mut buffer = vec![0u64; BLOCK];
     let total = values.num_vals();
     let mut at = 0u32;
     while at < total {
@@ -123,70 +147,93 @@ fn for_each_block(values: &dyn ColumnValues<DateTime>, mut each: impl FnMut(u32,
     }
 }
 
-/// Earliest and latest event time in `range`, or `None` without records;
-/// `None` from the outer option means the segments cannot be scanned.
+/// Earliest and latest event time (Unix ms) in `range`, or `None` without
+/// records.
 pub fn time_span(searchers: &[Searcher], range: TimeRange) -> tantivy::Result<Option<(i64, i64)>> {
-    let mut span: Option<(i64, i64)> = None;
-    let mut widen = |ms: i64| {
-        span = Some(span.map_or((ms, ms), |(a, b)| (a.min(ms), b.max(ms))));
-    };
-    for found in in_range(searchers, range)? {
+    let keys = Keys::of(range);
+    let mut span: Option<(u64, u64)> = None;
+    for found in in_range(searchers, keys)? {
+        let (mut low, mut high) = span.unwrap_or((u64::MAX, u64::MIN));
         for_each_block(found.values.as_ref(), |_, block| {
-            for ts in block {
-                let ms = ts.into_timestamp_millis();
-                if range.contains(ms) {
-                    widen(ms);
+            for &k in block {
+                if keys.contains(k) {
+                    low = low.min(k);
+                    high = high.max(k);
                 }
             }
         });
+        if low <= high {
+            span = Some((low, high));
+        }
     }
-    Ok(span)
+    Ok(span.map(|(low, high)| (ms_of(low), ms_of(high))))
 }
 
-/// Counts per bucket `[first + i*width, first + (i+1)*width)` of the records
-/// in `range`, as `collectors::Histogram` counts them.
+/// Counts per bucket `[first + i*width, first + (i+1)*width)` (Unix ms) of
+/// the records in `range`, as `collectors::Histogram` counts them; `None`
+/// when the buckets' nanoseconds do not fit the keys (the caller takes the
+/// general path).
 pub fn histogram(
     searchers: &[Searcher],
     range: TimeRange,
     first: i64,
     width: i64,
     buckets: usize,
-) -> tantivy::Result<Vec<u64>> {
-    let width = width.max(1);
+) -> tantivy::Result<Option<Vec<u64>>> {
+    let Some(width_nanos) = u64::try_from(width.max(1))
+        .ok()
+        .and_then(|w| w.checked_mul(NANOS as u64))
+    else {
+        return Ok(None);
+    };
+    let Some(first_nanos) = first.checked_mul(NANOS) else {
+        return Ok(None);
+    };
+    let first_key = (first_nanos as u64) ^ (1 << 63);
+    // Only what is in range and in a bucket is counted.
+    let mut keys = Keys::of(range);
+    keys.low = keys.low.max(first_key);
+    let buckets_end = (buckets as u64)
+        .checked_mul(width_nanos)
+        .and_then(|span| first_key.checked_add(span));
+    keys.high = match (keys.high, buckets_end) {
+        (Some(h), Some(e)) => Some(h.min(e)),
+        (h, e) => h.or(e),
+    };
     let mut counts = vec![0u64; buckets];
     // A multiplication instead of a division per record, corrected to the
     // exact bucket below (the estimate is off by at most one).
-    let inverse = 1.0 / width as f64;
-    let span = i128::from(width) * buckets as i128;
-    for InRange { values, min, max, .. } in in_range(searchers, range)? {
+    let inverse = 1.0 / width_nanos as f64;
+    let bucket_of = |k: u64| {
+        let delta = k - first_key;
+        let mut bucket = (delta as f64 * inverse) as u64;
+        while bucket > 0 && bucket.saturating_mul(width_nanos) > delta {
+            bucket -= 1;
+        }
+        while (bucket + 1).saturating_mul(width_nanos) <= delta {
+            bucket += 1;
+        }
+        bucket as usize
+    };
+    for found in in_range(searchers, keys)? {
         // All records of the segment in one bucket: counted whole.
-        let (low, high) = (i128::from(min) - i128::from(first), i128::from(max) - i128::from(first));
-        if range.covers(min, max) && low >= 0 && high < span && low / i128::from(width) == high / i128::from(width) {
-            counts[(low / i128::from(width)) as usize] += u64::from(values.num_vals());
+        if keys.covers(found.min, found.max) && bucket_of(found.min) == bucket_of(found.max) {
+            if let Some(count) = counts.get_mut(bucket_of(found.min)) {
+                *count += u64::from(found.values.num_vals());
+            }
             continue;
         }
-        for_each_block(values.as_ref(), |_, block| {
-            for ts in block {
-                let ms = ts.into_timestamp_millis();
-                if !range.contains(ms) || ms < first {
-                    continue;
-                }
-                // Non-negative and below 2^63: both are valid timestamps.
-                let delta = ms.wrapping_sub(first);
-                let mut bucket = (delta as f64 * inverse) as i64;
-                while bucket > 0 && bucket.saturating_mul(width) > delta {
-                    bucket -= 1;
-                }
-                while (bucket + 1).saturating_mul(width) <= delta {
-                    bucket += 1;
-                }
-                if let Some(count) = usize::try_from(bucket).ok().and_then(|b| counts.get_mut(b)) {
+        for_each_block(found.values.as_ref(), |_, block| {
+            for &k in block {
+                if keys.contains(k)
+                    && let Some(count) = counts.get_mut(bucket_of(k))
+                {
                     *count += 1;
                 }
             }
         });
     }
-    Ok(counts)
+    Ok(Some(counts))
 }
 
 /// Records in `range` per value of the text fast field `field` (`host`,
@@ -197,8 +244,9 @@ pub fn count_by_value(
     range: TimeRange,
     field: &str,
 ) -> tantivy::Result<Option<HashMap<String, u64>>> {
+    let keys = Keys::of(range);
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for found in in_range(searchers, range)? {
+    for found in in_range(searchers, keys)? {
         let Some(column) = found.segment.fast_fields().str(field)? else {
             return Ok(None);
         };
@@ -208,26 +256,21 @@ pub fn count_by_value(
         }
         let mut per_ord = vec![0u64; column.num_terms()];
         let mut ord_block = vec![0u64; BLOCK];
-        if range.covers(found.min, found.max) {
+        if keys.covers(found.min, found.max) {
             // Every record counts: no time needs reading.
-            let total = ords.values.num_vals();
-            let mut at = 0u32;
-            while at < total {
-                let len = (total - at).min(BLOCK as u32) as usize;
-                ords.values.get_range(u64::from(at), &mut ord_block[..len]);
-                for &ord in &ord_block[..len] {
+            for_each_block(ords.values.as_ref(), |_, block| {
+                for &ord in block {
                     if let Some(count) = per_ord.get_mut(ord as usize) {
                         *count += 1;
                     }
                 }
-                at += len as u32;
-            }
+            });
         } else {
             for_each_block(found.values.as_ref(), |at, block| {
                 let ord_block = &mut ord_block[..block.len()];
                 ords.values.get_range(u64::from(at), ord_block);
-                for (ts, &ord) in block.iter().zip(ord_block.iter()) {
-                    if range.contains(ts.into_timestamp_millis())
+                for (&k, &ord) in block.iter().zip(ord_block.iter()) {
+                    if keys.contains(k)
                         && let Some(count) = per_ord.get_mut(ord as usize)
                     {
                         *count += 1;
@@ -311,11 +354,12 @@ pub fn newest(
     wanted: usize,
     newest_first: bool,
 ) -> tantivy::Result<(u64, Vec<Candidate>)> {
+    let keys = Keys::of(range);
     let mut total = 0u64;
     let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(wanted + 1);
     // Segments most likely to hold the best first, so that the rest are
     // counted from their bounds without reading a value.
-    let mut segments = in_range(searchers, range)?;
+    let mut segments = in_range(searchers, keys)?;
     if newest_first {
         segments.sort_by_key(|s| std::cmp::Reverse(s.max));
     } else {
@@ -330,54 +374,45 @@ pub fn newest(
         max,
     } in segments
     {
-        let whole = range.covers(min, max);
-        // The worst time the heap still holds, once it is full: a segment
-        // that cannot beat or tie it only adds to the count.
-        let bar = (heap.len() >= wanted)
-            .then(|| heap.peek().map(|r| r.candidate.ts))
-            .flatten();
-        let hopeless = wanted == 0 || bar.is_some_and(|bar| if newest_first { max < bar } else { min > bar });
+        let whole = keys.covers(min, max);
+        // The worst time the heap holds, once it is full: a record that
+        // cannot tie it is not a candidate.
+        let bar = |heap: &BinaryHeap<Ranked>| {
+            (heap.len() >= wanted)
+                .then(|| heap.peek().map(|r| key(r.candidate.ts)))
+                .flatten()
+        };
+        let beaten = |k: u64, bar: u64| if newest_first { k < bar } else { k > bar };
+        let hopeless = wanted == 0 || bar(&heap).is_some_and(|bar| beaten(if newest_first { max } else { min }, bar));
         if whole && hopeless {
             total += u64::from(values.num_vals());
             continue;
         }
         let offsets = segment.fast_fields().u64(names::OFFSET)?;
+        let mut worst = bar(&heap);
         for_each_block(values.as_ref(), |at, block| {
-            for (i, ts) in block.iter().enumerate() {
-                let ms = ts.into_timestamp_millis();
-                if !whole && !range.contains(ms) {
+            for (i, &k) in block.iter().enumerate() {
+                if !whole && !keys.contains(k) {
                     continue;
                 }
                 total += 1;
-                if wanted == 0 {
+                if wanted == 0 || worst.is_some_and(|bar| beaten(k, bar)) {
                     continue;
                 }
-                if heap.len() >= wanted
-                    && let Some(worst) = heap.peek()
-                {
-                    let worse = if newest_first {
-                        ms < worst.candidate.ts
-                    } else {
-                        ms > worst.candidate.ts
-                    };
-                    if worse {
-                        continue;
-                    }
-                }
                 let doc_id = at + i as u32;
-                let candidate = Ranked {
+                heap.push(Ranked {
                     candidate: Candidate {
-                        ts: ms,
+                        ts: ms_of(k),
                         offset: offsets.first(doc_id).unwrap_or(0),
                         partition,
                         address: DocAddress::new(segment_ord, doc_id),
                     },
                     newest_first,
-                };
-                heap.push(candidate);
+                });
                 if heap.len() > wanted {
                     heap.pop();
                 }
+                worst = bar(&heap);
             }
         });
     }

@@ -499,8 +499,12 @@ impl LogStore {
         // All three fit i64: they lie between valid timestamps and their span.
         let (first, width) = (i64::try_from(first).unwrap_or(start), i64::try_from(width).unwrap_or(1));
         let count = usize::try_from(count).unwrap_or(0);
-        let counts = match scan_range {
+        let scanned = match scan_range {
             Some(range) => scan::histogram(&searchers, range, first, width, count)?,
+            None => None,
+        };
+        let counts = match scanned {
+            Some(counts) => counts,
             None => {
                 let collector = Histogram {
                     start: first,

@@ -69,6 +69,14 @@ impl Wal {
             .truncate(false)
             .open(path)
             .with_context(|| format!("cannot open the write-ahead log {}", path.display()))?;
+        // One process per log: another one truncating a tail it takes for
+        // torn, or removing the file, would lose what this one answered.
+        file.try_lock().map_err(|err| {
+            anyhow::anyhow!(
+                "the write-ahead log {} is in use by another lookout-aggregator on the same data_dir ({err})",
+                path.display()
+            )
+        })?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .with_context(|| format!("cannot read the write-ahead log {}", path.display()))?;
@@ -141,6 +149,11 @@ impl Wal {
     /// Whether the log holds no entry.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes of entries in the log.
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     /// The entries now in the log (to add again after a failed commit).
@@ -473,5 +486,17 @@ mod tests {
         let (_, entries) = Wal::open(&path, 0).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), first);
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("logs.wal");
+        let (_held, _) = Wal::open(&path, 0).unwrap();
+        let err = Wal::open(&path, 0).err().expect("the log is locked");
+        assert!(
+            err.to_string().contains("in use by another lookout-aggregator"),
+            "{err}"
+        );
     }
 }

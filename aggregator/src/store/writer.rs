@@ -385,18 +385,29 @@ struct WriterCore {
     // partition holds its offset; each partition's own ranges go into its
     // commit payload.
     held: BTreeMap<Date, StreamIntervals>,
-    // The last write-ahead log entry each partition's commit covers.
-    committed_seq: BTreeMap<Date, u64>,
+    // The last write-ahead log entry some commit covers. Entries are
+    // numbered in the order they are added and every commit covers all
+    // added before it (a day switch commits the day before), so every
+    // entry up to this one is in the index.
+    committed_seq: u64,
     current: Option<Current>,
     // With the write-ahead log: commit at most this often.
     wal: Option<Wal>,
     commit_interval: Duration,
     last_commit: Instant,
+    // The index writer holds less than the log says is pending (adding the
+    // log's entries again failed): nothing may be committed, and no log
+    // cleared, until they are added again.
+    unsynced: bool,
 }
+
+/// The log's size past which a batch waits for a commit first: what a
+/// start must add again stays bounded while commits keep failing.
+const MAX_WAL_BYTES: u64 = 512 * 1024 * 1024;
 
 impl WriterCore {
     fn new(store: LogStore, payloads: BTreeMap<Date, Payload>, metrics: Arc<Metrics>) -> Self {
-        let committed_seq = payloads.iter().map(|(day, p)| (*day, p.wal_seq)).collect();
+        let committed_seq = payloads.values().map(|p| p.wal_seq).max().unwrap_or(0);
         let held = payloads.into_iter().map(|(day, p)| (day, p.streams)).collect();
         let (records, _) = broadcast::channel(TAIL_CAPACITY);
         WriterCore {
@@ -409,14 +420,14 @@ impl WriterCore {
             wal: None,
             commit_interval: Duration::ZERO,
             last_commit: Instant::now(),
+            unsynced: false,
         }
     }
 
-    /// Opens the write-ahead log at `path`, adds again what no commit
-    /// covers, and commits it.
+    /// Opens the write-ahead log at `path` (locking it: one process per
+    /// data_dir), adds again what no commit covers, and commits it.
     fn open_wal(&mut self, path: &Path, commit_interval: Duration) -> anyhow::Result<()> {
-        let committed = self.committed_seq.values().copied().max().unwrap_or(0);
-        let (wal, entries) = Wal::open(path, committed)?;
+        let (wal, entries) = Wal::open(path, self.committed_seq)?;
         self.wal = Some(wal);
         self.commit_interval = commit_interval;
         let replayed = self.replay(entries)?;
@@ -430,12 +441,13 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Adds the entries no partition's commit covers, in order, through the
-    /// same dedup as when they arrived; returns how many.
+    /// Adds the entries no commit covers, in order, through the same dedup
+    /// as when they arrived; returns how many. Neither answered nor shown
+    /// in live tail again.
     fn replay(&mut self, entries: Vec<WalEntry>) -> anyhow::Result<usize> {
         let mut replayed = 0;
         for entry in entries {
-            if entry.seq <= self.committed_seq.get(&entry.day).copied().unwrap_or(0) {
+            if entry.seq <= self.committed_seq {
                 continue;
             }
             self.ensure_current(entry.day)?;
@@ -470,7 +482,7 @@ impl WriterCore {
             writer,
             next,
             dirty: false,
-            wal_seq: self.committed_seq.get(&day).copied().unwrap_or(0),
+            wal_seq: self.committed_seq,
         });
         Ok(())
     }
@@ -479,16 +491,34 @@ impl WriterCore {
     /// log, or committed without one. All or nothing: on error nothing of
     /// them is kept.
     fn write_group(&mut self, day: Date, batches: Vec<PreparedBatch>) -> Result<Vec<IngestResponse>, WriteError> {
+        if self.unsynced {
+            self.recover();
+            if self.unsynced {
+                return Err(WriteError::CommitFailed(
+                    "the log index cannot take the write-ahead log's records back; see the error log".into(),
+                ));
+            }
+        }
         self.ensure_current(day)
             .map_err(|err| WriteError::CommitFailed(format!("{err:#}")))?;
-        let Some(wal) = self.wal.as_mut() else {
+        if self.wal.is_none() {
             let stored = self
                 .add_group(batches)
-                .and_then(|responses| self.commit().map(|()| responses));
-            if stored.is_err() {
-                self.recover();
-            }
-            return stored;
+                .and_then(|(responses, hits)| self.commit().map(|()| (responses, hits)));
+            return match stored {
+                Ok((responses, hits)) => Ok(self.answered(responses, hits)),
+                Err(err) => {
+                    self.recover();
+                    Err(err)
+                }
+            };
+        }
+        if self.wal.as_ref().is_some_and(|wal| wal.len() > MAX_WAL_BYTES) {
+            // Commits have been failing: wait for one rather than let the log grow.
+            self.commit().inspect_err(|_| self.recover())?;
+        }
+        let Some(wal) = self.wal.as_mut() else {
+            return Err(WriteError::CommitFailed("the write-ahead log is closed".into()));
         };
         let seq = wal.append(day, &batches).map_err(|err| {
             self.metrics.commit_failed();
@@ -496,24 +526,42 @@ impl WriterCore {
             WriteError::CommitFailed(format!("the write-ahead log cannot be written: {err}"))
         })?;
         match self.add_group(batches) {
-            Ok(responses) => {
+            Ok((responses, hits)) => {
                 if let Some(current) = self.current.as_mut() {
                     current.wal_seq = seq;
                 }
-                Ok(responses)
+                Ok(self.answered(responses, hits))
             }
             Err(err) => {
-                // The index writer was rolled back to the last commit; what
-                // the log holds before this group goes in again.
-                self.rebuild_from_wal(Some(seq));
+                // The index writer was rolled back to the last commit: the
+                // refused group leaves the log, what came before goes in again.
+                if let Some(wal) = self.wal.as_mut()
+                    && let Err(remove) = wal.remove_last(seq)
+                {
+                    tracing::error!(error = %remove, "cannot take a refused group back out of the write-ahead log; a start will add it");
+                }
+                self.recover();
                 Err(err)
             }
         }
     }
 
+    /// Counts the stored batches and shows their records in live tail.
+    fn answered(&self, responses: Vec<IngestResponse>, hits: Vec<Hit>) -> Vec<IngestResponse> {
+        for response in &responses {
+            self.metrics.batch_done(response.accepted, response.duplicates);
+        }
+        if !hits.is_empty() {
+            // No receiver left is fine: nobody is tailing.
+            let _ = self.records.send(hits.into());
+        }
+        responses
+    }
+
     /// Drops what each chunk already holds and adds the rest to the current
     /// partition's writer; updates the ranges and time range to commit.
-    fn add_group(&mut self, batches: Vec<PreparedBatch>) -> Result<Vec<IngestResponse>, WriteError> {
+    /// Returns each batch's outcome and, while someone tails, the hits added.
+    fn add_group(&mut self, batches: Vec<PreparedBatch>) -> Result<(Vec<IngestResponse>, Vec<Hit>), WriteError> {
         let Some(current) = self.current.as_mut() else {
             return Err(WriteError::CommitFailed("no partition is open".into()));
         };
@@ -586,44 +634,82 @@ impl WriterCore {
             current.dirty |= response.accepted > 0;
             responses.push(response);
         }
-        for response in &responses {
-            self.metrics.batch_done(response.accepted, response.duplicates);
-        }
-        if !added_hits.is_empty() {
-            // No receiver left is fine: nobody is tailing.
-            let _ = self.records.send(added_hits.into());
-        }
-        Ok(responses)
+        Ok((responses, added_hits))
     }
 
     /// Whether the write-ahead log holds something and the interval since
-    /// the last commit is up.
+    /// the last commit (or failed try) is up.
     fn commit_due(&self) -> bool {
         let pending = self.current.as_ref().is_some_and(|c| c.dirty);
         self.wal.as_ref().is_some_and(|wal| pending || !wal.is_empty())
             && self.last_commit.elapsed() >= self.commit_interval
     }
 
-    /// Commits what the write-ahead log holds; on failure, logs it and puts
-    /// the log's entries back into a fresh index writer for the next try.
+    /// Commits what the write-ahead log holds; on failure, logs it, puts
+    /// the log's entries back into a fresh index writer, and waits an
+    /// interval before the next try.
     fn commit_pending(&mut self) {
+        if self.unsynced {
+            self.recover();
+        }
         if let Err(err) = self.commit() {
             tracing::error!(error = %err, "committing the log index failed; retrying at the next interval");
+            self.last_commit = Instant::now();
             self.recover();
         }
     }
 
     /// After the index writer was rolled back to its last commit: what is
     /// uncommitted goes back to the commit's state, and the write-ahead
-    /// log's entries, if there is a log, are added again.
+    /// log's entries, if there is a log, are added again. If that fails,
+    /// the writer is rolled back once more and marked unsynced, so that
+    /// nothing is committed and no log cleared until a later try succeeds.
     fn recover(&mut self) {
-        self.rebuild_from_wal(None);
+        self.reset_to_committed();
+        let Some(wal) = self.wal.as_mut() else {
+            self.unsynced = false;
+            return;
+        };
+        let replayed = wal.entries().and_then(|entries| self.replay(entries));
+        match replayed {
+            Ok(_) => self.unsynced = false,
+            Err(err) => {
+                tracing::error!(
+                    error = %format!("{err:#}"),
+                    "cannot add the write-ahead log's records to the index again; refusing batches and \
+                     committing nothing until it can (the log keeps them)"
+                );
+                if let Some(current) = self.current.as_mut()
+                    && let Err(rollback) = current.writer.rollback()
+                {
+                    tracing::error!(error = %rollback, "log index rollback failed");
+                }
+                self.reset_to_committed();
+                self.unsynced = true;
+            }
+        }
+    }
+
+    /// Ranges, time range and log position back to the last commit's.
+    fn reset_to_committed(&mut self) {
+        if let Some(current) = self.current.as_mut() {
+            let day = current.partition.day();
+            current.next = self.held.get(&day).cloned().unwrap_or_default();
+            current.time_range = current.partition.time_range();
+            current.dirty = false;
+            current.wal_seq = self.committed_seq;
+        }
     }
 
     /// Commits the current partition if anything was added, with the held
     /// ranges, time range and last log entry as payload; then the log is
     /// emptied. On error the index writer is rolled back to the last commit.
     fn commit(&mut self) -> Result<(), WriteError> {
+        if self.unsynced {
+            return Err(WriteError::CommitFailed(
+                "the index writer does not hold the write-ahead log's records".into(),
+            ));
+        }
         let Some(current) = self.current.as_mut() else {
             return Ok(());
         };
@@ -667,7 +753,7 @@ impl WriterCore {
         }
         let day = current.partition.day();
         self.held.insert(day, payload.streams);
-        self.committed_seq.insert(day, payload.wal_seq);
+        self.committed_seq = self.committed_seq.max(payload.wal_seq);
         if let Some(wal) = self.wal.as_mut()
             && let Err(err) = wal.clear()
         {
@@ -675,43 +761,6 @@ impl WriterCore {
             tracing::warn!(error = %err, "cannot empty the write-ahead log after a commit");
         }
         Ok(())
-    }
-
-    /// After the index writer was rolled back: the ranges and time range go
-    /// back to the last commit's, and the log's entries (up to, not
-    /// including, `until` when given) are added again.
-    fn rebuild_from_wal(&mut self, until: Option<u64>) {
-        let Some(current) = self.current.as_mut() else {
-            return;
-        };
-        let day = current.partition.day();
-        current.next = self.held.get(&day).cloned().unwrap_or_default();
-        current.time_range = current.partition.time_range();
-        current.dirty = false;
-        current.wal_seq = self.committed_seq.get(&day).copied().unwrap_or(0);
-        let Some(wal) = self.wal.as_mut() else {
-            return;
-        };
-        let entries = match wal.entries() {
-            Ok(entries) => entries,
-            Err(err) => {
-                tracing::error!(error = %format!("{err:#}"), "cannot read the write-ahead log back; its records are added at the next start");
-                return;
-            }
-        };
-        let entries = entries
-            .into_iter()
-            .filter(|e| until.is_none_or(|until| e.seq < until))
-            .collect();
-        if let Err(err) = self.replay(entries) {
-            tracing::error!(error = %format!("{err:#}"), "cannot add the write-ahead log's records again; they are added at the next start");
-        }
-        if let (Some(until), Some(wal)) = (until, self.wal.as_mut()) {
-            // The refused group must not come back at the next start.
-            if let Err(err) = wal.remove_last(until) {
-                tracing::error!(error = %err, "cannot remove a refused group from the write-ahead log");
-            }
-        }
     }
 
     /// Deletes the partitions of days before `cutoff` (never the one being written).
