@@ -47,23 +47,25 @@ pub struct TimeRange {
     pub end: Option<i64>,
 }
 
-/// A [`TimeRange`] in keys: `[low, high)`.
+/// A [`TimeRange`] in keys: `[low, high)`. No stored time has the key
+/// `u64::MAX` (a date's nanoseconds stop short of `i64::MAX`), so it
+/// stands for an open end.
 #[derive(Debug, Clone, Copy)]
 struct Keys {
     low: u64,
-    high: Option<u64>,
+    high: u64,
 }
 
 impl Keys {
     fn of(range: TimeRange) -> Keys {
         Keys {
             low: range.start.map_or(0, key),
-            high: range.end.map(key),
+            high: range.end.map_or(u64::MAX, key),
         }
     }
 
     fn contains(&self, k: u64) -> bool {
-        k >= self.low && self.high.is_none_or(|h| k < h)
+        k >= self.low && k < self.high
     }
 
     /// Whether every value within the bounds `[min, max]` is in range.
@@ -73,7 +75,7 @@ impl Keys {
 
     /// Whether no value within the bounds `[min, max]` is in range.
     fn misses(&self, min: u64, max: u64) -> bool {
-        max < self.low || self.high.is_some_and(|h| min >= h)
+        max < self.low || min >= self.high
     }
 }
 
@@ -193,24 +195,26 @@ pub fn histogram(
     // Only what is in range and in a bucket is counted.
     let mut keys = Keys::of(range);
     keys.low = keys.low.max(first_key);
-    let buckets_end = (buckets as u64)
+    if let Some(buckets_end) = (buckets as u64)
         .checked_mul(width_nanos)
-        .and_then(|span| first_key.checked_add(span));
-    keys.high = match (keys.high, buckets_end) {
-        (Some(h), Some(e)) => Some(h.min(e)),
-        (h, e) => h.or(e),
-    };
+        .and_then(|span| first_key.checked_add(span))
+    {
+        keys.high = keys.high.min(buckets_end);
+    }
     let mut counts = vec![0u64; buckets];
     // A multiplication instead of a division per record, corrected to the
     // exact bucket below (the estimate is off by at most one).
     let inverse = 1.0 / width_nanos as f64;
+    // Called only for keys in range: `first_key <= k`, and the difference
+    // of two keys of valid times is below 2^63 (exact as i64, and the f64
+    // estimate is within one bucket of the truth).
     let bucket_of = |k: u64| {
         let delta = k - first_key;
-        let mut bucket = (delta as f64 * inverse) as u64;
-        while bucket > 0 && bucket.saturating_mul(width_nanos) > delta {
+        let mut bucket = ((delta as i64) as f64 * inverse) as u64;
+        let low = bucket.wrapping_mul(width_nanos);
+        if low > delta {
             bucket -= 1;
-        }
-        while (bucket + 1).saturating_mul(width_nanos) <= delta {
+        } else if delta - low >= width_nanos {
             bucket += 1;
         }
         bucket as usize
