@@ -195,3 +195,31 @@ fn loki_push_in_json_and_snappy_protobuf() {
         }
     }
 }
+
+/// What a receiver answered is durable before the index commits it: pushes
+/// answered under an interval longer than the test, then SIGKILL, and the
+/// restarted aggregator has every line once, from its write-ahead log.
+#[test]
+fn answered_pushes_outlive_a_kill_before_the_commit() {
+    let dir = test_dir("wal_kill");
+    let mut aggregator = Aggregator::start_with(&dir, "", "[ingest]\ncommit_interval = \"1h\"\n");
+    for first in (0..LINES).step_by(100) {
+        let values: Vec<serde_json::Value> = (first..first + 100)
+            .map(|n| {
+                let nanos = (loki_time_ms(n) * 1_000_000).to_string();
+                serde_json::json!([nanos, format!("lktwalkill {}", numbered(n))])
+            })
+            .collect();
+        let body = serde_json::json!({"streams": [{"stream": {"host": "wal-kill"}, "values": values}]});
+        post_push(&aggregator, "application/json", body.to_string().into_bytes());
+    }
+    assert_eq!(aggregator.count("lktwalkill"), 0, "answered, not yet committed");
+    assert!(fs::metadata(dir.join("data/logs.wal")).is_ok_and(|m| m.len() > 0));
+    aggregator.kill();
+    aggregator.restart();
+    assert_eq!(aggregator.count("lktwalkill"), LINES, "every answered line, once");
+    let hits = aggregator.search(&[("q", "lktwalkill"), ("limit", "1000")]);
+    let mut numbers: Vec<u64> = hits["hits"].as_array().unwrap().iter().map(hit_number).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..LINES).collect::<Vec<_>>());
+}
