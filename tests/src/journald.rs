@@ -37,6 +37,9 @@ pub struct JournalEntry {
     /// `_COMM`, which journald adds only while it can still read the
     /// sender's /proc entry.
     pub comm: Option<String>,
+    /// `_PID`, which journald leaves out of a stream's lines it reads only
+    /// after the sender is gone (as it does `_COMM`).
+    pub pid: Option<u32>,
 }
 
 /// A running journald, stopped (by its PID) when dropped.
@@ -138,7 +141,7 @@ impl Journald {
             .arg(&self.files)
             .args([
                 "--output=json",
-                "--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_COMM",
+                "--output-fields=MESSAGE,PRIORITY,SYSLOG_IDENTIFIER,_COMM,_PID",
                 "--no-pager",
             ])
             .output()
@@ -153,6 +156,7 @@ impl Journald {
                     identifier: entry["SYSLOG_IDENTIFIER"].as_str()?.to_owned(),
                     realtime_us: entry["__REALTIME_TIMESTAMP"].as_str()?.parse().ok()?,
                     comm: entry["_COMM"].as_str().map(str::to_owned),
+                    pid: entry["_PID"].as_str().and_then(|pid| pid.parse().ok()),
                 })
             })
             .collect()

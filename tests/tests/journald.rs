@@ -136,7 +136,11 @@ fn journal_entries_arrive_exactly_once_through_kills_and_an_outage() {
         aggregator.count(&format!("({ours}) AND priority:3")),
         with_priority(&[3])
     );
-    assert_eq!(aggregator.count(&format!("({ours}) AND has:pid")), journal.len() as u64);
+    // A fragment journald reads after systemd-cat exited has no `_PID`
+    // (593 of 50,001 in one run): the journal, not the line count, is the truth.
+    let with_pid = journal.iter().filter(|entry| entry.pid.is_some()).count() as u64;
+    assert!(with_pid > 0);
+    assert_eq!(aggregator.count(&format!("({ours}) AND has:pid")), with_pid);
     let with_comm = journal.iter().filter(|entry| entry.comm.is_some()).count() as u64;
     assert!(with_comm > 0);
     assert_eq!(

@@ -513,9 +513,19 @@ impl WriterCore {
                 }
             };
         }
-        if self.wal.as_ref().is_some_and(|wal| wal.len() > MAX_WAL_BYTES) {
-            // Commits have been failing: wait for one rather than let the log grow.
-            self.commit().inspect_err(|_| self.recover())?;
+        let over = |core: &Self| core.wal.as_ref().is_some_and(|wal| wal.len() > MAX_WAL_BYTES);
+        if over(self) {
+            // Commits have been failing: try one (at most once per interval,
+            // each try re-adds the whole log), and refuse rather than let
+            // the log grow.
+            if self.last_commit.elapsed() >= self.commit_interval {
+                self.commit_pending();
+            }
+            if over(self) {
+                return Err(WriteError::CommitFailed(
+                    "the log index has not committed for a while and its write-ahead log is full; retry later".into(),
+                ));
+            }
         }
         let Some(wal) = self.wal.as_mut() else {
             return Err(WriteError::CommitFailed("the write-ahead log is closed".into()));
