@@ -296,29 +296,6 @@ impl LogSchema {
         doc
     }
 
-    /// A record as the API shows it, from the document built at ingest
-    /// (which holds every field): for live tail, before it is stored.
-    pub fn hit(&self, doc: &TantivyDocument) -> Hit {
-        let text = |field: Field| {
-            doc.get_first(field)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let meta = RecordMeta {
-            stream: text(self.stream),
-            offset: doc.get_first(self.offset).and_then(|v| v.as_u64()).unwrap_or(0),
-            timestamp_ms: doc
-                .get_first(self.timestamp)
-                .and_then(|v| v.as_datetime())
-                .map_or(0, DateTime::into_timestamp_millis),
-            host: text(self.host),
-            source: text(self.source),
-            level: text(self.level),
-        };
-        self.stored_hit(doc, meta)
-    }
-
     /// A record as the API shows it, from what the doc store keeps of it
     /// (message, labels, fields, truncated) and what its fast columns hold.
     pub fn stored_hit(&self, doc: &TantivyDocument, meta: RecordMeta) -> Hit {
@@ -471,7 +448,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn document_round_trips_to_hit() {
+    fn a_stored_document_and_its_columns_make_the_hit() {
         let schema = LogSchema::new();
         let mut labels = BTreeMap::new();
         labels.insert("env".to_owned(), "prod".to_owned());
@@ -493,7 +470,16 @@ mod tests {
             ]))
             .as_ref(),
         });
-        let hit = schema.hit(&doc);
+        // Through a real index: what the doc store keeps and the columns hold.
+        let index = tantivy::Index::create_in_ram(schema.schema().clone());
+        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+        writer.add_document(doc).unwrap();
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let address = tantivy::DocAddress::new(0, 0);
+        let stored: TantivyDocument = searcher.doc(address).unwrap();
+        let columns = MetaColumns::open(searcher.segment_reader(0)).unwrap();
+        let hit = schema.stored_hit(&stored, columns.read(0).unwrap());
         assert_eq!(hit.id, "00000000000000ab-7");
         assert_eq!(hit.timestamp, "2023-11-14T22:13:20.123Z");
         assert_eq!((hit.host.as_str(), hit.source.as_str()), ("web-1", "/var/log/a.log"));
