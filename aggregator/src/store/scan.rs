@@ -91,18 +91,6 @@ fn timestamps(segment: &SegmentReader) -> tantivy::Result<Option<Arc<dyn ColumnV
     Ok(column.and_then(|(column, _)| (column.get_cardinality() == Cardinality::Full).then_some(column.values)))
 }
 
-/// Whether every segment of `searchers` can be scanned.
-pub fn scannable(searchers: &[Searcher]) -> tantivy::Result<bool> {
-    for searcher in searchers {
-        for segment in searcher.segment_readers() {
-            if timestamps(segment)?.is_none() {
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
-}
-
 /// A segment that may hold records of a range: its times and their bounds.
 struct InRange<'a> {
     partition: usize,
@@ -113,27 +101,39 @@ struct InRange<'a> {
     max: u64,
 }
 
-/// The segments of `searchers` whose bounds meet `keys` (callers have
-/// checked [`scannable`]).
-fn in_range(searchers: &[Searcher], keys: Keys) -> tantivy::Result<Vec<InRange<'_>>> {
-    let mut found = Vec::new();
-    for (partition, searcher) in searchers.iter().enumerate() {
-        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-            let Some(values) = timestamps(segment)? else { continue };
-            let (min, max) = (values.min_value(), values.max_value());
-            if values.num_vals() > 0 && !keys.misses(min, max) {
-                found.push(InRange {
-                    partition,
-                    ord: ord as u32,
-                    segment,
-                    values,
-                    min,
-                    max,
-                });
+/// The segments of some searchers that may hold records of a range, with
+/// their time columns opened once for every answer about it.
+pub struct Scan<'a> {
+    keys: Keys,
+    segments: Vec<InRange<'a>>,
+}
+
+impl<'a> Scan<'a> {
+    /// The segments of `searchers` whose bounds meet `range`; `None` if any
+    /// segment cannot be scanned (the caller takes the general path).
+    pub fn open(searchers: &'a [Searcher], range: TimeRange) -> tantivy::Result<Option<Scan<'a>>> {
+        let keys = Keys::of(range);
+        let mut segments = Vec::new();
+        for (partition, searcher) in searchers.iter().enumerate() {
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                let Some(values) = timestamps(segment)? else {
+                    return Ok(None);
+                };
+                let (min, max) = (values.min_value(), values.max_value());
+                if values.num_vals() > 0 && !keys.misses(min, max) {
+                    segments.push(InRange {
+                        partition,
+                        ord: ord as u32,
+                        segment,
+                        values,
+                        min,
+                        max,
+                    });
+                }
             }
         }
+        Ok(Some(Scan { keys, segments }))
     }
-    Ok(found)
 }
 
 /// Calls `each` with every block of a column's values and its first row.
@@ -151,10 +151,10 @@ fn for_each_block(values: &dyn ColumnValues<u64>, mut each: impl FnMut(u32, &[u6
 
 /// Earliest and latest event time (Unix ms) in `range`, or `None` without
 /// records.
-pub fn time_span(searchers: &[Searcher], range: TimeRange) -> tantivy::Result<Option<(i64, i64)>> {
-    let keys = Keys::of(range);
+pub fn time_span(scan: &Scan<'_>) -> Option<(i64, i64)> {
+    let keys = scan.keys;
     let mut span: Option<(u64, u64)> = None;
-    for found in in_range(searchers, keys)? {
+    for found in &scan.segments {
         let (mut low, mut high) = span.unwrap_or((u64::MAX, u64::MIN));
         for_each_block(found.values.as_ref(), |_, block| {
             for &k in block {
@@ -168,32 +168,19 @@ pub fn time_span(searchers: &[Searcher], range: TimeRange) -> tantivy::Result<Op
             span = Some((low, high));
         }
     }
-    Ok(span.map(|(low, high)| (ms_of(low), ms_of(high))))
+    span.map(|(low, high)| (ms_of(low), ms_of(high)))
 }
 
 /// Counts per bucket `[first + i*width, first + (i+1)*width)` (Unix ms) of
 /// the records in `range`, as `collectors::Histogram` counts them; `None`
 /// when the buckets' nanoseconds do not fit the keys (the caller takes the
 /// general path).
-pub fn histogram(
-    searchers: &[Searcher],
-    range: TimeRange,
-    first: i64,
-    width: i64,
-    buckets: usize,
-) -> tantivy::Result<Option<Vec<u64>>> {
-    let Some(width_nanos) = u64::try_from(width.max(1))
-        .ok()
-        .and_then(|w| w.checked_mul(NANOS as u64))
-    else {
-        return Ok(None);
-    };
-    let Some(first_nanos) = first.checked_mul(NANOS) else {
-        return Ok(None);
-    };
+pub fn histogram(scan: &Scan<'_>, first: i64, width: i64, buckets: usize) -> Option<Vec<u64>> {
+    let width_nanos = u64::try_from(width.max(1)).ok()?.checked_mul(NANOS as u64)?;
+    let first_nanos = first.checked_mul(NANOS)?;
     let first_key = (first_nanos as u64) ^ (1 << 63);
     // Only what is in range and in a bucket is counted.
-    let mut keys = Keys::of(range);
+    let mut keys = scan.keys;
     keys.low = keys.low.max(first_key);
     if let Some(buckets_end) = (buckets as u64)
         .checked_mul(width_nanos)
@@ -219,7 +206,10 @@ pub fn histogram(
         }
         bucket as usize
     };
-    for found in in_range(searchers, keys)? {
+    for found in &scan.segments {
+        if keys.misses(found.min, found.max) {
+            continue;
+        }
         // All records of the segment in one bucket: counted whole.
         if keys.covers(found.min, found.max) && bucket_of(found.min) == bucket_of(found.max) {
             if let Some(count) = counts.get_mut(bucket_of(found.min)) {
@@ -237,20 +227,16 @@ pub fn histogram(
             }
         });
     }
-    Ok(Some(counts))
+    Some(counts)
 }
 
 /// Records in `range` per value of the text fast field `field` (`host`,
 /// `source`, `level`); `None` if a segment's column is not one value per
 /// record.
-pub fn count_by_value(
-    searchers: &[Searcher],
-    range: TimeRange,
-    field: &str,
-) -> tantivy::Result<Option<HashMap<String, u64>>> {
-    let keys = Keys::of(range);
+pub fn count_by_value(scan: &Scan<'_>, field: &str) -> tantivy::Result<Option<HashMap<String, u64>>> {
+    let keys = scan.keys;
     let mut counts: HashMap<String, u64> = HashMap::new();
-    for found in in_range(searchers, keys)? {
+    for found in &scan.segments {
         let Some(column) = found.segment.fast_fields().str(field)? else {
             return Ok(None);
         };
@@ -352,28 +338,23 @@ impl PartialOrd for Ranked {
 
 /// How many records are in `range`, and the first `wanted` of them by event
 /// time and offset (newest first when `newest_first`), best first.
-pub fn newest(
-    searchers: &[Searcher],
-    range: TimeRange,
-    wanted: usize,
-    newest_first: bool,
-) -> tantivy::Result<(u64, Vec<Candidate>)> {
-    let keys = Keys::of(range);
+pub fn newest(scan: &Scan<'_>, wanted: usize, newest_first: bool) -> tantivy::Result<(u64, Vec<Candidate>)> {
+    let keys = scan.keys;
     let mut total = 0u64;
     let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(wanted + 1);
     // Segments most likely to hold the best first, so that the rest are
     // counted from their bounds without reading a value.
-    let mut segments = in_range(searchers, keys)?;
+    let mut segments: Vec<&InRange<'_>> = scan.segments.iter().collect();
     if newest_first {
         segments.sort_by_key(|s| std::cmp::Reverse(s.max));
     } else {
         segments.sort_by_key(|s| s.min);
     }
-    for InRange {
+    for &InRange {
         partition,
         ord: segment_ord,
         segment,
-        values,
+        ref values,
         min,
         max,
     } in segments
@@ -487,7 +468,9 @@ mod tests {
         let store = store(tmp.path());
         let searchers: Vec<_> = store.partitions().iter().map(|p| p.searcher()).collect();
         assert!(
-            super::scannable(&searchers).unwrap(),
+            super::Scan::open(&searchers, super::TimeRange { start: None, end: None })
+                .unwrap()
+                .is_some(),
             "the fast path is what is compared"
         );
         let ranges = [

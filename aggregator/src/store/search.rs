@@ -7,7 +7,7 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
-use super::scan::{self, TimeRange};
+use super::scan::{self, Scan, TimeRange};
 use super::schema::{Hit, LogSchema, MetaColumns, names};
 use crate::query::{self, Expr, Keyword, Leaf};
 use lookout_shared::time::rfc3339;
@@ -381,11 +381,12 @@ fn time_only(filter: &LogFilter) -> Result<Option<TimeRange>, SearchError> {
     }))
 }
 
-/// [`time_only`], when every segment can be scanned too.
-fn scan_range(filter: &LogFilter, searchers: &[Searcher]) -> Result<Option<TimeRange>, SearchError> {
+/// A [`Scan`] of `searchers` for [`time_only`]'s range, when every segment
+/// can be scanned.
+fn scan<'a>(filter: &LogFilter, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
     match time_only(filter)? {
-        Some(range) if scan::scannable(searchers)? => Ok(Some(range)),
-        _ => Ok(None),
+        Some(range) => Ok(Scan::open(searchers, range)?),
+        None => Ok(None),
     }
 }
 
@@ -396,8 +397,8 @@ impl LogStore {
         let query = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
         let wanted = request.offset.saturating_add(request.limit);
-        if let Some(range) = scan_range(filter, &searchers)? {
-            let (total, best) = scan::newest(&searchers, range, wanted, request.order == SortOrder::Desc)?;
+        if let Some(scan) = scan(filter, &searchers)? {
+            let (total, best) = scan::newest(&scan, wanted, request.order == SortOrder::Desc)?;
             let mut fetcher = HitFetcher::new(self, &searchers);
             let hits = best
                 .into_iter()
@@ -450,13 +451,13 @@ impl LogStore {
     pub fn histogram(&self, filter: &LogFilter, spec: HistogramSpec) -> Result<Vec<Bucket>, SearchError> {
         let query = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
-        let scan_range = scan_range(filter, &searchers)?;
+        let scan = scan(filter, &searchers)?;
         let (start, end) = match (filter.start, filter.end) {
             (Some(start), Some(end)) => (start, end),
             (start, end) => {
                 let mut span: Option<(i64, i64)> = None;
-                if let Some(range) = scan_range {
-                    span = scan::time_span(&searchers, range)?;
+                if let Some(scan) = &scan {
+                    span = scan::time_span(scan);
                 } else {
                     for searcher in &searchers {
                         if let Some((min, max)) = searcher.search(&query, &TimeSpan)? {
@@ -499,10 +500,9 @@ impl LogStore {
         // All three fit i64: they lie between valid timestamps and their span.
         let (first, width) = (i64::try_from(first).unwrap_or(start), i64::try_from(width).unwrap_or(1));
         let count = usize::try_from(count).unwrap_or(0);
-        let scanned = match scan_range {
-            Some(range) => scan::histogram(&searchers, range, first, width, count)?,
-            None => None,
-        };
+        let scanned = scan
+            .as_ref()
+            .and_then(|scan| scan::histogram(scan, first, width, count));
         let counts = match scanned {
             Some(counts) => counts,
             None => {
@@ -540,8 +540,8 @@ impl LogStore {
         let query = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
         if let [field] = group_by
-            && let Some(range) = scan_range(filter, &searchers)?
-            && let Some(counts) = scan::count_by_value(&searchers, range, field)?
+            && let Some(scan) = scan(filter, &searchers)?
+            && let Some(counts) = scan::count_by_value(&scan, field)?
         {
             return Ok(counts.into_iter().map(|(value, count)| (vec![value], count)).collect());
         }
