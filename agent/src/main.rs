@@ -70,10 +70,10 @@ fn serve(config: AgentConfig, compiled: lookout_agent::config::Compiled) -> anyh
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(lookout_agent::run(
-        config,
-        compiled,
-        lookout_shared::process::shutdown_signal(),
-    ))?;
+    let shutdown = {
+        let _context = runtime.enter();
+        lookout_shared::process::shutdown_signal()
+    };
+    runtime.block_on(lookout_agent::run(config, compiled, shutdown))?;
     Ok(())
 }

@@ -183,10 +183,11 @@ fn serve(config_path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(lookout_aggregator::run(
-        config,
-        lookout_shared::process::shutdown_signal(),
-    )) {
+    let shutdown = {
+        let _context = runtime.enter();
+        lookout_shared::process::shutdown_signal()
+    };
+    match runtime.block_on(lookout_aggregator::run(config, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");

@@ -32,18 +32,32 @@ pub fn init_logging() {
 }
 
 /// Completes on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = interrupt => {}
-                _ = terminate.recv() => {}
+///
+/// Both handlers are installed when this is called, not when the future is
+/// first polled: a SIGTERM that arrives during start-up (before the serving
+/// loop awaits the future) would otherwise kill the process with the default
+/// action instead of stopping it cleanly. Call it inside the runtime (after
+/// `Runtime::enter`), before start-up begins.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        }
-        Err(err) => {
-            tracing::warn!("cannot watch for SIGTERM ({err}); stopping on SIGINT only");
-            let _ = interrupt.await;
+            (Ok(mut only), Err(err)) | (Err(err), Ok(mut only)) => {
+                tracing::warn!("cannot watch for one of SIGINT and SIGTERM ({err}); stopping on the other");
+                only.recv().await;
+            }
+            (Err(err), Err(_)) => {
+                tracing::warn!("cannot watch for SIGINT or SIGTERM ({err}); stop the process with SIGKILL");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
