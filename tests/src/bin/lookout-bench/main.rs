@@ -67,8 +67,14 @@
 //!   the search page's first view on the aggregator: `q=*` newest 100, the
 //!   histogram, the three facets, and a term.
 //!
+//! - `lookout-bench fleet HOSTS [SECONDS [LINES]]`: HOSTS simulated agents
+//!   (LINES lines a second each, default 10, and a real agent's metric set
+//!   every 10 s) against one aggregator with its alert rules on, for SECONDS
+//!   (default 60); see `fleet.rs`.
+//!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
+mod fleet;
 mod scale;
 
 use lookout_tests::{API_TOKEN, INGEST_TOKEN, free_port, http, wait_until};
@@ -86,7 +92,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers|index FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES"
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers|index FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]]"
         );
         std::process::exit(2);
     };
@@ -102,6 +108,15 @@ fn main() {
             file.parse()
                 .unwrap_or_else(|_| panic!("`{file}` is not a number of entries")),
         );
+        return;
+    }
+    if mode == "fleet" {
+        let number = |at: usize, default: u64| {
+            args.get(at).map_or(default, |text| {
+                text.parse().unwrap_or_else(|_| panic!("`{text}` is not a number"))
+            })
+        };
+        fleet::bench_fleet(number(2, 0) as usize, number(3, 60), number(4, 10));
         return;
     }
     if mode == "idle" {
@@ -122,7 +137,7 @@ fn main() {
         "index" => scale::bench_index(&file),
         other => {
             eprintln!(
-                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, idle, alert-latency or journald"
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, idle, alert-latency, journald or fleet"
             );
             std::process::exit(2);
         }
@@ -297,13 +312,18 @@ fn process_usage(pid: u32) -> (f64, u64) {
         .unwrap_or_default();
     let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
         + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak = status
+    (ticks / 100.0, status_kb(pid, "VmHWM"))
+}
+
+/// A kB figure of `/proc/PID/status` (`VmRSS`, `VmHWM`, `RssAnon`, …); 0
+/// when the process or the field is gone.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    (ticks / 100.0, peak)
+        .unwrap_or(0)
 }
 
 /// A minimal HTTP/1.1 sink on loopback that reads each request body and
@@ -843,12 +863,7 @@ fn feed_aggregator(file: &Path, total: u64, feed: Feed) -> (f64, f64) {
 
 /// Current RSS in kB.
 fn current_rss_kb(pid: u32) -> u64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    status_kb(pid, "VmRSS")
 }
 
 fn bench_idle(seconds: u64) {
