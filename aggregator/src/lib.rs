@@ -102,7 +102,8 @@ impl Aggregator {
         let counters = metrics.clone();
         let (metric_writer, metric_store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let metric_writer = MetricWriter::spawn(&data_dir, metrics_days, max_series_per_host, counters)?;
-            let metric_store = MetricStore::open(&data_dir).context("cannot open the metric store for reading")?;
+            let metric_store = MetricStore::open(&data_dir, metric_writer.recent())
+                .context("cannot open the metric store for reading")?;
             Ok((metric_writer, metric_store))
         })
         .await??;

@@ -288,7 +288,7 @@ fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Resu
 
 fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {
     let mut observations = Vec::new();
-    for host in metrics.hosts(now_ms)? {
+    for host in metrics.hosts(now_ms) {
         let Ok(last_seen) = host.last_seen.parse::<jiff::Timestamp>() else {
             continue;
         };

@@ -5,20 +5,25 @@
 //! - [`rollup`]: the three resolutions and which one answers a query.
 //! - [`writer`]: the writer thread (one transaction per batch, roll-ups at
 //!   ingest, chunked retention, hosts' last-seen times).
-//! - [`query`]: series and hosts queries.
+//! - [`query`]: series queries, and the hosts list's summaries.
+//! - [`recent`]: every series' newest samples and every host's last-seen
+//!   time in memory, which the alert rules and the hosts list read.
 //!
 //! Connections: one read-write connection, owned by the writer thread; the
 //! read API borrows read-only connections from a small pool in [`MetricStore`]
 //! and runs on the blocking pool. In WAL mode readers and the writer never
 //! wait for each other. Data flows one way: ingest hands batches to the
-//! [`writer::MetricWriterHandle`]; the query API reads through [`MetricStore`].
+//! [`writer::MetricWriterHandle`]; the query API reads through [`MetricStore`],
+//! from memory where [`recent::Recent`] holds the answer.
 
 pub mod query;
+pub mod recent;
 pub mod rollup;
 pub mod schema;
 pub mod writer;
 
 use query::{HostSummary, RecentSamples, SeriesAnswer, SeriesQuery};
+use recent::Recent;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +37,7 @@ const MAX_IDLE_READERS: usize = 4;
 #[derive(Clone)]
 pub struct MetricStore {
     pool: Arc<ReadPool>,
+    recent: Arc<Recent>,
 }
 
 struct ReadPool {
@@ -41,14 +47,16 @@ struct ReadPool {
 
 impl MetricStore {
     /// Opens the read side over `data_dir/metrics.sqlite`, which the
-    /// [`writer::MetricWriter`] must have created.
-    pub fn open(data_dir: &Path) -> rusqlite::Result<MetricStore> {
+    /// [`writer::MetricWriter`] must have created, and over the writer's
+    /// [`Recent`] samples.
+    pub fn open(data_dir: &Path, recent: Arc<Recent>) -> rusqlite::Result<MetricStore> {
         let first = schema::open_reader(data_dir)?;
         Ok(MetricStore {
             pool: Arc::new(ReadPool {
                 data_dir: data_dir.to_path_buf(),
                 idle: Mutex::new(vec![first]),
             }),
+            recent,
         })
     }
 
@@ -57,15 +65,19 @@ impl MetricStore {
         self.with_reader(|conn| query::series(conn, query))
     }
 
-    /// Every known host with its headline values, as of `now_ms`.
-    pub fn hosts(&self, now_ms: i64) -> rusqlite::Result<Vec<HostSummary>> {
-        self.with_reader(|conn| query::hosts(conn, now_ms))
+    /// Every known host with its headline values, as of `now_ms` (from memory).
+    pub fn hosts(&self, now_ms: i64) -> Vec<HostSummary> {
+        self.recent.hosts(now_ms)
     }
 
     /// The newest samples (at most `per_series`, none before `since_ms`) of
-    /// every series of metric `name`, across hosts.
+    /// every series of metric `name`, across hosts: from memory unless more
+    /// samples per series are asked for than it keeps.
     pub fn recent_samples(&self, name: &str, since_ms: i64, per_series: usize) -> rusqlite::Result<Vec<RecentSamples>> {
-        self.with_reader(|conn| query::recent_samples(conn, name, since_ms, per_series))
+        match self.recent.recent_samples(name, since_ms, per_series) {
+            Some(answer) => Ok(answer),
+            None => self.with_reader(|conn| query::recent_samples(conn, name, since_ms, per_series)),
+        }
     }
 
     fn with_reader<T>(&self, work: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
@@ -111,7 +123,7 @@ mod tests {
     async fn each_range_is_answered_from_its_tier_with_exact_averages() {
         let dir = tempfile::tempdir().unwrap();
         let writer = MetricWriter::spawn(dir.path(), 30, usize::MAX, Arc::new(Metrics::default())).unwrap();
-        let store = MetricStore::open(dir.path()).unwrap();
+        let store = MetricStore::open(dir.path(), writer.recent()).unwrap();
         let now = lookout_shared::time::now_ms();
         let t0 = bucket_start(now - 10 * DAY_MS, HOUR_MS);
         // Two mounts; on `/`, the value is the minute of the hour, every 30 s

@@ -1,12 +1,13 @@
-//! The reads behind `GET /api/v1/metrics/series` and `GET /api/v1/hosts`.
-//! Each runs in one read transaction, so it sees a single consistent
-//! snapshot while the writer goes on committing (WAL).
+//! The reads behind `GET /api/v1/metrics/series` and the alert rules' recent
+//! samples, and the summary `GET /api/v1/hosts` builds from
+//! [`super::recent::Recent`]. Each read runs in one read transaction, so it
+//! sees a single consistent snapshot while the writer goes on committing (WAL).
 
 use super::rollup::{HOUR_MS, Tier, bucket_start};
 use super::schema::parse_labels;
 use lookout_shared::time::rfc3339;
+use rusqlite::Connection;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ const MIN_INTERVAL_MS: i64 = 1_000;
 /// A host is silent after this many of its intervals without data.
 const SILENT_INTERVALS: i64 = 3;
 /// Recent samples of `cpu.usage_percent` the interval is estimated from.
-const INTERVAL_SAMPLES: i64 = 6;
+pub(super) const INTERVAL_SAMPLES: usize = 6;
 
 /// What `/api/v1/metrics/series` asks for.
 #[derive(Debug, Clone)]
@@ -161,71 +162,23 @@ pub fn series(conn: &Connection, query: &SeriesQuery) -> rusqlite::Result<Series
     })
 }
 
-/// Every known host, sorted by name, with its latest headline values as of `now_ms`.
-pub fn hosts(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<HostSummary>> {
-    let tx = conn.unchecked_transaction()?;
-    let known: Vec<(String, i64)> = tx
-        .prepare_cached("SELECT host, last_seen_ms FROM hosts ORDER BY host")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    // Host-level CPU and memory only: a 64-core host has 64 per-CPU series
-    // whose latest values nobody asked for.
-    let mut headline = tx.prepare_cached(
-        "SELECT id, name, labels FROM series WHERE host = ?1 AND \
-         ((name IN ('cpu.usage_percent', 'memory.used_percent') AND labels = '{}') \
-         OR name IN ('fs.used_percent', 'net.rx_bytes_per_sec', 'net.tx_bytes_per_sec'))",
-    )?;
-    let mut latest =
-        tx.prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 ORDER BY ts DESC LIMIT 1")?;
-    let mut recent = tx.prepare_cached("SELECT ts FROM samples WHERE series_id = ?1 ORDER BY ts DESC LIMIT ?2")?;
-    let mut summaries = Vec::with_capacity(known.len());
-    for (host, last_seen_ms) in known {
-        let mut values = Vec::new();
-        let rows = headline.query_map([&host], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, labels_column(row, 2)?))
-        })?;
-        for row in rows {
-            let (id, name, labels) = row?;
-            if let Some((ts, value)) = latest
-                .query_row([id], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?)))
-                .optional()?
-            {
-                values.push(Latest {
-                    id,
-                    name,
-                    labels,
-                    ts,
-                    value,
-                });
-            }
-        }
-        let cpu = values
-            .iter()
-            .find(|v| v.name == "cpu.usage_percent" && v.labels.is_empty());
-        let interval_ms = match cpu {
-            Some(cpu) => {
-                let times: Vec<i64> = recent
-                    .query_map((cpu.id, INTERVAL_SAMPLES), |row| row.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                estimate_interval(&times)
-            }
-            None => DEFAULT_INTERVAL_MS,
-        };
-        summaries.push(summarise(host, last_seen_ms, interval_ms, &values, now_ms));
-    }
-    Ok(summaries)
+/// The latest sample of one series, for [`summarise`].
+pub(super) struct Latest<'a> {
+    pub name: &'a str,
+    pub labels: &'a BTreeMap<String, String>,
+    pub ts: i64,
+    pub value: f64,
 }
 
-/// The latest sample of one series.
-struct Latest {
-    id: i64,
-    name: String,
-    labels: BTreeMap<String, String>,
-    ts: i64,
-    value: f64,
-}
-
-fn summarise(host: String, last_seen_ms: i64, interval_ms: i64, values: &[Latest], now_ms: i64) -> HostSummary {
+/// One host's entry of `/api/v1/hosts` from its headline series' latest
+/// samples (host-level CPU and memory, every mount's and interface's).
+pub(super) fn summarise(
+    host: String,
+    last_seen_ms: i64,
+    interval_ms: i64,
+    values: &[Latest<'_>],
+    now_ms: i64,
+) -> HostSummary {
     let stale_after = SILENT_INTERVALS.saturating_mul(interval_ms);
     let host_level = |name: &str| {
         values
@@ -237,7 +190,7 @@ fn summarise(host: String, last_seen_ms: i64, interval_ms: i64, values: &[Latest
     // series whose newest sample is several intervals older than the newest
     // of its metric belongs to something unmounted (removed) since.
     let current = |name: &str, label: &str| -> BTreeMap<String, f64> {
-        let of_name: Vec<&Latest> = values.iter().filter(|v| v.name == name).collect();
+        let of_name: Vec<&Latest<'_>> = values.iter().filter(|v| v.name == name).collect();
         let newest = of_name.iter().map(|v| v.ts).max().unwrap_or(0);
         of_name
             .into_iter()
@@ -277,7 +230,7 @@ fn summarise(host: String, last_seen_ms: i64, interval_ms: i64, values: &[Latest
 /// The median spacing of sample times (newest first), within 1 s and 1 h;
 /// the default without two samples. The median ignores one missed or
 /// doubled sample.
-fn estimate_interval(times_desc: &[i64]) -> i64 {
+pub(super) fn estimate_interval(times_desc: &[i64]) -> i64 {
     let mut gaps: Vec<i64> = times_desc.windows(2).map(|w| w[0] - w[1]).filter(|g| *g > 0).collect();
     if gaps.is_empty() {
         return DEFAULT_INTERVAL_MS;

@@ -12,10 +12,14 @@
 //! transaction or by [`flush_touches`] every two seconds: a log batch never waits
 //! for an SQLite commit.
 //!
+//! After each commit the writer adds the samples it stored to [`Recent`],
+//! the in-memory newest samples the alert rules and the hosts list read.
+//!
 //! Retention runs here too, as many small steps ([`MetricWriterHandle::expire`]):
 //! each deletes at most [`EXPIRE_CHUNK_ROWS`] rows in its own transaction, and
 //! ingest batches queued meanwhile are served between two steps.
 
+use super::recent::Recent;
 use super::rollup::{HOUR_MS, MINUTE_MS, Tier, UPSERT_1H, UPSERT_1M, bucket_start};
 use super::schema;
 use crate::metrics::Metrics;
@@ -153,6 +157,7 @@ enum Command {
 pub struct MetricWriterHandle {
     tx: mpsc::Sender<Command>,
     committed: Arc<watch::Sender<u64>>,
+    recent: Arc<Recent>,
 }
 
 impl MetricWriterHandle {
@@ -174,9 +179,12 @@ impl MetricWriterHandle {
         self.committed.subscribe()
     }
 
-    /// Marks `host` as seen now (it sent logs). Never waits: when the queue is
-    /// full the mark is dropped, and the host's next batch sets it again.
+    /// Marks `host` as seen now (it sent logs): in memory at once, in the
+    /// database with the writer's next transaction or flush. Never waits:
+    /// when the queue is full the database's mark is dropped, and the host's
+    /// next batch sets it again.
     pub fn touch(&self, host: String) {
+        self.recent.touch(&host, now_ms());
         let _ = self.tx.try_send(Command::Touch { host });
     }
 
@@ -209,11 +217,13 @@ impl MetricWriterHandle {
 pub struct MetricWriter {
     thread: WriterThread<Command>,
     committed: Arc<watch::Sender<u64>>,
+    recent: Arc<Recent>,
 }
 
 impl MetricWriter {
     /// Opens (creating if needed) `data_dir/metrics.sqlite` and starts the
-    /// writer thread. Samples older than `metrics_days` are not stored.
+    /// writer thread, after loading [`Recent`] from it. Samples older than
+    /// `metrics_days` are not stored.
     pub fn spawn(
         data_dir: &Path,
         metrics_days: u32,
@@ -221,13 +231,20 @@ impl MetricWriter {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<MetricWriter> {
         let conn = schema::open_writer(data_dir)?;
-        let mut core = WriterCore::new(conn, metrics_days, metrics);
+        let recent = Arc::new(Recent::load(&conn)?);
+        let mut core = WriterCore::new(conn, metrics_days, metrics, recent.clone());
         core.max_series_per_host = max_series_per_host;
         let thread = WriterThread::spawn("metric-writer", move |rx| run(core, rx))?;
         Ok(MetricWriter {
             thread,
             committed: Arc::new(watch::channel(0).0),
+            recent,
         })
+    }
+
+    /// The newest samples in memory, for [`super::MetricStore::open`].
+    pub fn recent(&self) -> Arc<Recent> {
+        self.recent.clone()
     }
 
     /// A handle for sending work.
@@ -235,6 +252,7 @@ impl MetricWriter {
         MetricWriterHandle {
             tx: self.thread.sender(),
             committed: self.committed.clone(),
+            recent: self.recent.clone(),
         }
     }
 
@@ -291,10 +309,11 @@ struct WriterCore {
     max_series_per_host: usize,
     retention_ms: i64,
     metrics: Arc<Metrics>,
+    recent: Arc<Recent>,
 }
 
 impl WriterCore {
-    fn new(conn: Connection, metrics_days: u32, metrics: Arc<Metrics>) -> Self {
+    fn new(conn: Connection, metrics_days: u32, metrics: Arc<Metrics>, recent: Arc<Recent>) -> Self {
         WriterCore {
             conn,
             series: HashMap::new(),
@@ -303,6 +322,7 @@ impl WriterCore {
             max_series_per_host: usize::MAX,
             retention_ms: i64::from(metrics_days) * 24 * HOUR_MS,
             metrics,
+            recent,
         }
     }
 
@@ -347,8 +367,11 @@ impl WriterCore {
             }
         };
         let mut outcome = WriteOutcome::default();
-        // Series created in this transaction join the cache only once it commits.
+        // Series created or found in this transaction join the cache (and
+        // memory) only once it commits; `new_series` counts the created ones.
         let mut created: HashMap<String, i64> = HashMap::new();
+        let mut new_series = 0;
+        let mut stored: Vec<(i64, i64, f64)> = Vec::with_capacity(batch.samples.len());
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut find = tx.prepare_cached("SELECT id FROM series WHERE host = ?1 AND name = ?2 AND labels = ?3")?;
@@ -381,10 +404,11 @@ impl WriterCore {
                         let id = match find.query_row(params, |row| row.get(0)).optional()? {
                             Some(id) => id,
                             None => {
-                                if existing + created.len() >= self.max_series_per_host {
+                                if existing + new_series >= self.max_series_per_host {
                                     return Err(WriteFailure::TooManySeries { existing });
                                 }
                                 create.execute(params)?;
+                                new_series += 1;
                                 tx.last_insert_rowid()
                             }
                         };
@@ -398,6 +422,7 @@ impl WriterCore {
                 }
                 minute.execute((id, bucket_start(sample.time_ms, MINUTE_MS), sample.value))?;
                 hour.execute((id, bucket_start(sample.time_ms, HOUR_MS), sample.value))?;
+                stored.push((id, sample.time_ms, sample.value));
                 outcome.accepted += 1;
             }
             let mut touch = tx.prepare_cached(TOUCH_SQL)?;
@@ -407,7 +432,15 @@ impl WriterCore {
             }
         }
         tx.commit()?;
-        *self.series_per_host.entry(batch.host.clone()).or_default() += created.len();
+        *self.series_per_host.entry(batch.host.clone()).or_default() += new_series;
+        for (key, id) in &created {
+            let mut parts = key.splitn(3, '\0');
+            if let (Some(host), Some(name), Some(labels)) = (parts.next(), parts.next(), parts.next()) {
+                self.recent.ensure_series(*id, host, name, labels);
+            }
+        }
+        self.recent.add(&stored);
+        self.recent.touch(&batch.host, now_ms);
         self.series.extend(created);
         self.touched.clear();
         Ok(outcome)
@@ -531,6 +564,11 @@ impl WriterCore {
             }
         };
         tx.commit()?;
+        match Tier::ALL.get(cursor.tier) {
+            Some(Tier::Raw) => self.recent.trim(expiry.cutoff_ms),
+            Some(_) => {}
+            None => self.recent.forget(expiry.forget_hosts_before_ms),
+        }
         if next.is_none() {
             // Ids of deleted series must not be reused from the cache.
             self.series.clear();
@@ -542,12 +580,15 @@ impl WriterCore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metricstore::recent;
     use crate::metricstore::rollup::DAY_MS;
 
     const NOW: i64 = 1_750_000_000_000;
 
     fn open(dir: &Path) -> WriterCore {
-        WriterCore::new(schema::open_writer(dir).unwrap(), 30, Arc::new(Metrics::default()))
+        let conn = schema::open_writer(dir).unwrap();
+        let recent = Arc::new(Recent::load(&conn).unwrap());
+        WriterCore::new(conn, 30, Arc::new(Metrics::default()), recent)
     }
 
     fn sample(name: &str, labels: &str, time_ms: i64, value: f64) -> PreparedSample {
@@ -718,5 +759,115 @@ mod tests {
             ),
             1
         );
+    }
+
+    /// What memory answers against what the database answers (through SQL,
+    /// and through a `Recent` loaded afresh from it): recent samples at
+    /// several depths and windows, and the hosts list.
+    fn assert_memory_matches_database(core: &WriterCore, now_ms: i64) {
+        let loaded = Recent::load(&core.conn).unwrap();
+        for name in ["cpu.usage_percent", "fs.used_percent", "memory.used_percent", "absent"] {
+            for since in [0, now_ms - 600_000, now_ms - 60_000, now_ms + 1] {
+                for per_series in [1, 3, 6, recent::DEPTH] {
+                    let memory = core.recent.recent_samples(name, since, per_series).unwrap();
+                    let sql = crate::metricstore::query::recent_samples(&core.conn, name, since, per_series).unwrap();
+                    assert_eq!(memory, sql, "{name} since {since}, {per_series} per series");
+                    assert_eq!(loaded.recent_samples(name, since, per_series).unwrap(), sql);
+                }
+            }
+        }
+        assert!(
+            core.recent
+                .recent_samples("cpu.usage_percent", 0, recent::DEPTH + 1)
+                .is_none()
+        );
+        assert_eq!(core.recent.hosts(now_ms), loaded.hosts(now_ms));
+        assert_eq!(core.recent.last_seen(), loaded.last_seen());
+    }
+
+    #[test]
+    fn memory_answers_as_the_database_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        // A deterministic shuffle: samples 10 s apart arrive out of order,
+        // some twice, in batches of mixed hosts' series.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let series = [
+            ("cpu.usage_percent", "{}"),
+            ("cpu.usage_percent", r#"{"cpu":"0"}"#),
+            ("memory.used_percent", "{}"),
+            ("fs.used_percent", r#"{"mount":"/"}"#),
+            ("fs.used_percent", r#"{"mount":"/var"}"#),
+            ("net.rx_bytes_per_sec", r#"{"interface":"eth0"}"#),
+        ];
+        let mut now = NOW;
+        for round in 0..60 {
+            now = NOW + round * 10_000;
+            for host in ["a", "b", "c"] {
+                let samples = (0..8)
+                    .map(|_| {
+                        let (name, labels) = series[next(series.len() as u64) as usize];
+                        // Mostly the present, sometimes a late or re-sent one.
+                        let back = if next(4) == 0 { next(30) as i64 } else { 0 };
+                        let time = now - back * 10_000;
+                        sample(name, labels, time, (time / 10_000 % 97) as f64 + next(10) as f64)
+                    })
+                    .collect();
+                core.write(&batch(host, samples), now).unwrap();
+            }
+            if round % 7 == 0 {
+                // A host seen through logs only, as the handle records it.
+                core.recent.touch("logs-only", now);
+                core.touch("logs-only".into(), now);
+            }
+        }
+        core.flush();
+        assert_memory_matches_database(&core, now);
+
+        // A restart: memory loaded from the database answers the same.
+        drop(core);
+        let mut core = open(dir.path());
+        assert_memory_matches_database(&core, now);
+        core.write(
+            &batch("a", vec![sample("cpu.usage_percent", "{}", now + 10_000, 5.0)]),
+            now + 10_000,
+        )
+        .unwrap();
+        assert_memory_matches_database(&core, now + 10_000);
+
+        // Retention: samples before the cutoff, and host `b` (last seen
+        // before the forget time), go from both.
+        let cutoff = now - 200_000;
+        core.write(
+            &batch("b", vec![sample("memory.used_percent", "{}", now - 300_000, 1.0)]),
+            now - 300_000,
+        )
+        .unwrap();
+        core.conn
+            .execute("UPDATE hosts SET last_seen_ms = ?1 WHERE host = 'b'", [now - 300_000])
+            .unwrap();
+        core.recent = Arc::new(Recent::load(&core.conn).unwrap());
+        expire_all(
+            &mut core,
+            Expiry {
+                cutoff_ms: cutoff,
+                forget_hosts_before_ms: now - 250_000,
+            },
+        );
+        assert!(!core.recent.last_seen().contains_key("b"));
+        assert!(
+            core.recent
+                .recent_samples("memory.used_percent", 0, recent::DEPTH)
+                .unwrap()
+                .iter()
+                .all(|series| series.points.iter().all(|(time, _)| *time >= cutoff))
+        );
+        assert_memory_matches_database(&core, now + 10_000);
     }
 }
