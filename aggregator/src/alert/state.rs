@@ -389,26 +389,14 @@ impl AlertStore {
             labels.insert(ALERTNAME.to_string(), rule.name.clone());
             let fingerprint = fingerprint(&labels);
             observed.insert(fingerprint.clone());
-            let mut annotations: BTreeMap<String, String> = rule
-                .annotations
-                .iter()
-                .map(|(name, text)| {
-                    let rendered = template::render(text, &labels, Some(observation.value), evaluation.threshold);
-                    (name.clone(), rendered)
-                })
-                .collect();
-            // A log rule's query goes along, so a notification can link to its search.
-            if let RuleKind::ErrorRate(ErrorRateRule { query, .. }) | RuleKind::LogMatch(LogMatchRule { query, .. }) =
-                &rule.kind
-            {
-                annotations.entry("query".to_string()).or_insert_with(|| query.clone());
-            }
             let previous = existing.get(&fingerprint);
             let mut row = AlertRow {
                 fingerprint,
                 rule: rule.name.clone(),
                 labels,
-                annotations,
+                // Rendered below, only for a row that is written: most
+                // observations of a pass are healthy and write nothing.
+                annotations: BTreeMap::new(),
                 state: AlertState::Pending,
                 active_since_ms: now_ms,
                 fired_at_ms: None,
@@ -461,6 +449,7 @@ impl AlertStore {
                 }
             }
             let changed = previous.is_none_or(|p| p.state != row.state);
+            row.annotations = annotations(rule, &row.labels, observation.value, evaluation.threshold);
             write_row(&tx, &row)?;
             if changed {
                 record(&tx, &row, now_ms)?;
@@ -941,6 +930,27 @@ fn write_row(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
         serde_json::to_string(&row.sample_lines)?,
     ])?;
     Ok(())
+}
+
+/// A rule's annotations rendered for one instance; a log rule's query goes
+/// along, so a notification can link to its search.
+fn annotations(
+    rule: &Rule,
+    labels: &BTreeMap<String, String>,
+    value: f64,
+    threshold: Option<f64>,
+) -> BTreeMap<String, String> {
+    let mut annotations: BTreeMap<String, String> = rule
+        .annotations
+        .iter()
+        .map(|(name, text)| (name.clone(), template::render(text, labels, Some(value), threshold)))
+        .collect();
+    if let RuleKind::ErrorRate(ErrorRateRule { query, .. }) | RuleKind::LogMatch(LogMatchRule { query, .. }) =
+        &rule.kind
+    {
+        annotations.entry("query".to_string()).or_insert_with(|| query.clone());
+    }
+    annotations
 }
 
 fn update_value(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
