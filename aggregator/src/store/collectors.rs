@@ -1,5 +1,7 @@
 //! Tantivy collectors over the `timestamp` fast field: the time span of the
-//! matching records, and their counts per time bucket (the histogram).
+//! matching records, and their counts per time bucket (the histogram); and
+//! matching records counted per group of text values ([`GroupCount`]), whose
+//! ordinals are named by [`OrdNames`].
 
 use super::schema::names;
 use std::sync::Arc;
@@ -194,21 +196,68 @@ impl SegmentCollector for GroupCountSegment {
     }
 
     fn harvest(self) -> Self::Fruit {
+        // Each column's ordinals named in one pass over its dictionary; a
+        // dictionary that cannot be read names its values "" (as a missing
+        // value), since a harvest cannot fail.
+        let names: Vec<Option<OrdNames>> = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let column = column.as_ref()?;
+                let ords = self
+                    .counts
+                    .keys()
+                    .map(|key| key[i])
+                    .filter(|&ord| ord != u64::MAX)
+                    .collect();
+                OrdNames::read(column, ords).ok()
+            })
+            .collect();
         let mut fruit = std::collections::HashMap::with_capacity(self.counts.len());
         for (ords, count) in self.counts {
-            let mut key = Vec::with_capacity(ords.len());
-            for (column, ord) in self.columns.iter().zip(ords) {
-                let mut text = String::new();
-                if let Some(column) = column
-                    && ord != u64::MAX
-                    && column.ord_to_str(ord, &mut text).is_err()
-                {
-                    text.clear();
-                }
-                key.push(text);
-            }
+            let key = names
+                .iter()
+                .zip(ords)
+                .map(|(names, ord)| names.as_ref().map_or("", |names| names.name(ord)).to_owned())
+                .collect();
             *fruit.entry(key).or_insert(0) += count;
         }
         fruit
+    }
+}
+
+/// The values of some ordinals of a text column, read in one pass over its
+/// dictionary: looking each up alone decodes a dictionary block per
+/// ordinal, which cost more than the counting that found them.
+pub struct OrdNames {
+    /// Sorted, distinct.
+    ords: Vec<u64>,
+    /// The value of each of `ords`.
+    names: Vec<String>,
+}
+
+impl OrdNames {
+    /// Reads the values of `ords` (any order, repeats allowed) from
+    /// `column`'s dictionary; an error if one is not in it.
+    pub fn read(column: &tantivy::columnar::StrColumn, mut ords: Vec<u64>) -> tantivy::Result<OrdNames> {
+        ords.sort_unstable();
+        ords.dedup();
+        let mut names = Vec::with_capacity(ords.len());
+        let all_found = column
+            .dictionary()
+            .sorted_ords_to_term_cb(&ords, |bytes| names.push(String::from_utf8_lossy(bytes).into_owned()))?;
+        if !all_found || names.len() != ords.len() {
+            return Err(tantivy::TantivyError::InternalError(
+                "a term ordinal of a text column is not in its dictionary".to_owned(),
+            ));
+        }
+        Ok(OrdNames { ords, names })
+    }
+
+    /// The value of `ord`; "" if it was not asked for (or is `u64::MAX`,
+    /// a missing value).
+    pub fn name(&self, ord: u64) -> &str {
+        self.ords.binary_search(&ord).map_or("", |at| self.names[at].as_str())
     }
 }

@@ -1,6 +1,7 @@
-//! Whole-column scans for what selects records by event time alone: the
-//! search page's first view (`q=*` over a time range: the newest hits, the
-//! histogram, the facets).
+//! Whole-column scans for what selects records by one time column alone:
+//! the search page's first view (`q=*` over an event-time range: the newest
+//! hits, the histogram, the facets), and the lines per group that arrived in
+//! an alert rule's window (the `ingested` column).
 //!
 //! A query that matches every record in a range costs tantivy a collector
 //! call per record. Here the `timestamp` (and `offset`, or a facet's
@@ -13,14 +14,37 @@
 //! records or a column that is not one value per record is not scanned,
 //! and the caller takes the general path.
 
+use super::collectors::OrdNames;
 use super::schema::names;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use tantivy::columnar::{Cardinality, ColumnType, ColumnValues, StrColumn};
+use tantivy::columnar::{Cardinality, ColumnType, ColumnValues};
 use tantivy::{DocAddress, Searcher, SegmentReader};
 
 /// Values read per block.
 const BLOCK: usize = 4096;
+
+/// Most counters [`count_by_values`] keeps per segment for two or more
+/// fields (one per combination of their values): 8 MiB.
+const MAX_SLOTS: usize = 1 << 20;
+
+/// The time column a [`Scan`] selects records by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeColumn {
+    /// `timestamp`: when the event happened.
+    Event,
+    /// `ingested`: when the record arrived (alert rules' windows).
+    Arrival,
+}
+
+impl TimeColumn {
+    fn field(self) -> &'static str {
+        match self {
+            TimeColumn::Event => names::TIMESTAMP,
+            TimeColumn::Arrival => names::INGESTED,
+        }
+    }
+}
 
 /// Nanoseconds per millisecond.
 const NANOS: i64 = 1_000_000;
@@ -79,15 +103,15 @@ impl Keys {
     }
 }
 
-/// A segment's event times as keys, one per record, or `None` if the
+/// A segment's times of `column` as keys, one per record, or `None` if the
 /// segment has deleted records or the column is not one value per record.
-fn timestamps(segment: &SegmentReader) -> tantivy::Result<Option<Arc<dyn ColumnValues<u64>>>> {
+fn times(segment: &SegmentReader, column: TimeColumn) -> tantivy::Result<Option<Arc<dyn ColumnValues<u64>>>> {
     if segment.num_deleted_docs() > 0 {
         return Ok(None);
     }
     let column = segment
         .fast_fields()
-        .u64_lenient_for_type(Some(&[ColumnType::DateTime]), names::TIMESTAMP)?;
+        .u64_lenient_for_type(Some(&[ColumnType::DateTime]), column.field())?;
     Ok(column.and_then(|(column, _)| (column.get_cardinality() == Cardinality::Full).then_some(column.values)))
 }
 
@@ -109,14 +133,15 @@ pub struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
-    /// The segments of `searchers` whose bounds meet `range`; `None` if any
-    /// segment cannot be scanned (the caller takes the general path).
-    pub fn open(searchers: &'a [Searcher], range: TimeRange) -> tantivy::Result<Option<Scan<'a>>> {
+    /// The segments of `searchers` whose bounds of `column` meet `range`;
+    /// `None` if any segment cannot be scanned (the caller takes the general
+    /// path). Only [`TimeColumn::Event`] scans order hits ([`newest`]).
+    pub fn open(searchers: &'a [Searcher], range: TimeRange, column: TimeColumn) -> tantivy::Result<Option<Scan<'a>>> {
         let keys = Keys::of(range);
         let mut segments = Vec::new();
         for (partition, searcher) in searchers.iter().enumerate() {
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                let Some(values) = timestamps(segment)? else {
+                let Some(values) = times(segment, column)? else {
                     return Ok(None);
                 };
                 let (min, max) = (values.min_value(), values.max_value());
@@ -230,60 +255,85 @@ pub fn histogram(scan: &Scan<'_>, first: i64, width: i64, buckets: usize) -> Opt
     Some(counts)
 }
 
-/// Records in `range` per value of the text fast field `field` (`host`,
-/// `source`, `level`); `None` if a segment's column is not one value per
-/// record.
-pub fn count_by_value(scan: &Scan<'_>, field: &str) -> tantivy::Result<Option<HashMap<String, u64>>> {
+/// Records in range per combination of values of the text fast fields
+/// `fields` (`host`, `source`, `level`), each key listing the values in
+/// that order, as `collectors::GroupCount` counts them; `None` if a
+/// segment's column is not one value per record, or with two or more fields
+/// when a segment has more than [`MAX_SLOTS`] combinations.
+pub fn count_by_values(scan: &Scan<'_>, fields: &[&str]) -> tantivy::Result<Option<HashMap<Vec<String>, u64>>> {
     let keys = scan.keys;
-    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut counts: HashMap<Vec<String>, u64> = HashMap::new();
     for found in &scan.segments {
-        let Some(column) = found.segment.fast_fields().str(field)? else {
-            return Ok(None);
-        };
-        let ords = column.ords();
-        if ords.get_cardinality() != Cardinality::Full {
+        let mut columns = Vec::with_capacity(fields.len());
+        for field in fields {
+            match found.segment.fast_fields().str(field)? {
+                Some(column) if column.ords().get_cardinality() == Cardinality::Full => columns.push(column),
+                _ => return Ok(None),
+            }
+        }
+        // A record's slot numbers its combination: the ordinals of its
+        // values in mixed radix, one digit per field.
+        let mut strides = Vec::with_capacity(columns.len());
+        let mut slots = 1usize;
+        for column in &columns {
+            strides.push(slots);
+            slots = slots.saturating_mul(column.num_terms().max(1));
+        }
+        if columns.len() > 1 && slots > MAX_SLOTS {
             return Ok(None);
         }
-        let mut per_ord = vec![0u64; column.num_terms()];
+        let mut per_slot = vec![0u64; slots];
+        let mut slot_block = vec![0usize; BLOCK];
         let mut ord_block = vec![0u64; BLOCK];
-        if keys.covers(found.min, found.max) {
-            // Every record counts: no time needs reading.
-            for_each_block(ords.values.as_ref(), |_, block| {
-                for &ord in block {
-                    if let Some(count) = per_ord.get_mut(ord as usize) {
-                        *count += 1;
-                    }
+        let whole = keys.covers(found.min, found.max);
+        for_each_block(found.values.as_ref(), |at, block| {
+            let slot_block = &mut slot_block[..block.len()];
+            let ord_block = &mut ord_block[..block.len()];
+            slot_block.fill(0);
+            for (column, &stride) in columns.iter().zip(&strides) {
+                column.ords().values.get_range(u64::from(at), ord_block);
+                for (slot, &ord) in slot_block.iter_mut().zip(ord_block.iter()) {
+                    *slot = slot.wrapping_add((ord as usize).wrapping_mul(stride));
                 }
-            });
-        } else {
-            for_each_block(found.values.as_ref(), |at, block| {
-                let ord_block = &mut ord_block[..block.len()];
-                ords.values.get_range(u64::from(at), ord_block);
-                for (&k, &ord) in block.iter().zip(ord_block.iter()) {
-                    if keys.contains(k)
-                        && let Some(count) = per_ord.get_mut(ord as usize)
-                    {
-                        *count += 1;
-                    }
+            }
+            for (&k, &slot) in block.iter().zip(slot_block.iter()) {
+                if (whole || keys.contains(k))
+                    && let Some(count) = per_slot.get_mut(slot)
+                {
+                    *count += 1;
                 }
-            });
+            }
+        });
+        let used: Vec<(usize, u64)> = per_slot
+            .into_iter()
+            .enumerate()
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        let names = columns
+            .iter()
+            .zip(&strides)
+            .map(|(column, &stride)| {
+                let ords = used
+                    .iter()
+                    .map(|&(slot, _)| ((slot / stride) % column.num_terms().max(1)) as u64)
+                    .collect();
+                OrdNames::read(column, ords)
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        for (slot, count) in used {
+            let key = names
+                .iter()
+                .zip(columns.iter().zip(&strides))
+                .map(|(names, (column, &stride))| {
+                    names
+                        .name(((slot / stride) % column.num_terms().max(1)) as u64)
+                        .to_owned()
+                })
+                .collect();
+            *counts.entry(key).or_insert(0) += count;
         }
-        add_named(&column, &per_ord, &mut counts)?;
     }
     Ok(Some(counts))
-}
-
-fn add_named(column: &StrColumn, per_ord: &[u64], counts: &mut HashMap<String, u64>) -> tantivy::Result<()> {
-    let mut name = String::new();
-    for (ord, &count) in per_ord.iter().enumerate() {
-        if count == 0 {
-            continue;
-        }
-        name.clear();
-        column.ord_to_str(ord as u64, &mut name)?;
-        *counts.entry(name.clone()).or_insert(0) += count;
-    }
-    Ok(())
 }
 
 /// One candidate of [`newest`]: what a page is ordered by, and where it is.
@@ -432,6 +482,8 @@ mod tests {
             for segment in 0..4u64 {
                 for i in 0..300u64 {
                     let ts = base + (next() % 1_000_000) as i64;
+                    // Arrival trails the event by up to a minute.
+                    let ingested = ts + (next() % 60_000) as i64;
                     range = Some(range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
                     let message = format!("line {segment} {i}");
                     let host = format!("host-{}", next() % 5);
@@ -439,7 +491,7 @@ mod tests {
                         stream: "00000000000000aa",
                         offset: segment * 1_000 + i,
                         timestamp_ms: ts,
-                        ingested_ms: ts,
+                        ingested_ms: ingested,
                         host: &host,
                         source: "/s",
                         level: ["", "error", "info"][(i % 3) as usize],
@@ -468,9 +520,13 @@ mod tests {
         let store = store(tmp.path());
         let searchers: Vec<_> = store.partitions().iter().map(|p| p.searcher()).collect();
         assert!(
-            super::Scan::open(&searchers, super::TimeRange { start: None, end: None })
-                .unwrap()
-                .is_some(),
+            super::Scan::open(
+                &searchers,
+                super::TimeRange { start: None, end: None },
+                super::TimeColumn::Event
+            )
+            .unwrap()
+            .is_some(),
             "the fast path is what is compared"
         );
         let ranges = [
@@ -518,11 +574,44 @@ mod tests {
                     (scanned, general) => assert_eq!(scanned.is_ok(), general.is_ok()),
                 }
             }
-            for field in ["host", "level", "source"] {
-                let scanned = store.count_by_group(&filter("*"), &[field]).unwrap();
-                let general = store.count_by_group(&filter(GENERAL), &[field]).unwrap();
-                assert_eq!(scanned, general, "{field} {start:?}..{end:?}");
+            for fields in GROUPINGS {
+                let scanned = store.count_by_group(&filter("*"), fields).unwrap();
+                let general = store.count_by_group(&filter(GENERAL), fields).unwrap();
+                assert_eq!(scanned, general, "{fields:?} {start:?}..{end:?}");
+            }
+        }
+        // Alert windows: lines that arrived since a time, per group.
+        for since in [-5_000, 0, 1_200_000, 1_500_000, 1_999_999, 2_100_000, 9_000_000] {
+            let window = |q: &str| LogFilter {
+                q: q.to_owned(),
+                ingested_since: Some(since),
+                ..LogFilter::default()
+            };
+            let range = super::TimeRange {
+                start: Some(since),
+                end: None,
+            };
+            let scan = super::Scan::open(&searchers, range, super::TimeColumn::Arrival)
+                .unwrap()
+                .expect("every segment scans");
+            for fields in GROUPINGS {
+                let scanned = super::count_by_values(&scan, fields)
+                    .unwrap()
+                    .expect("few combinations");
+                let general = store.count_by_group(&window(GENERAL), fields).unwrap();
+                assert_eq!(scanned, general, "{fields:?} since {since}");
+                assert_eq!(store.count_by_group(&window("*"), fields).unwrap(), general);
             }
         }
     }
+
+    /// Groupings compared: none, each field, two and three fields.
+    const GROUPINGS: [&[&str]; 6] = [
+        &[],
+        &["host"],
+        &["level"],
+        &["source"],
+        &["host", "source"],
+        &["level", "host", "source"],
+    ];
 }

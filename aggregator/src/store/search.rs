@@ -7,7 +7,7 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
-use super::scan::{self, Scan, TimeRange};
+use super::scan::{self, Scan, TimeColumn, TimeRange};
 use super::schema::{Hit, LogSchema, MetaColumns, names};
 use crate::query::{self, Expr, Keyword, Leaf};
 use lookout_shared::time::rfc3339;
@@ -385,8 +385,31 @@ fn time_only(filter: &LogFilter) -> Result<Option<TimeRange>, SearchError> {
 /// can be scanned.
 fn scan<'a>(filter: &LogFilter, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
     match time_only(filter)? {
-        Some(range) => Ok(Scan::open(searchers, range)?),
+        Some(range) => Ok(Scan::open(searchers, range, TimeColumn::Event)?),
         None => Ok(None),
+    }
+}
+
+/// A [`Scan`] of `searchers` by arrival time, when `filter` selects by
+/// `ingested_since` and nothing else (an alert rule's window of all lines)
+/// and every segment can be scanned.
+fn arrival_scan<'a>(filter: &LogFilter, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
+    let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
+    let only_arrival = expr == Expr::All
+        && filter.host.is_none()
+        && filter.source.is_none()
+        && filter.level.is_none()
+        && filter.start.is_none()
+        && filter.end.is_none();
+    match filter.ingested_since {
+        Some(since) if only_arrival => {
+            let range = TimeRange {
+                start: Some(since),
+                end: None,
+            };
+            Ok(Scan::open(searchers, range, TimeColumn::Arrival)?)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -539,11 +562,14 @@ impl LogStore {
     ) -> Result<HashMap<Vec<String>, u64>, SearchError> {
         let query = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
-        if let [field] = group_by
-            && let Some(scan) = scan(filter, &searchers)?
-            && let Some(counts) = scan::count_by_value(&scan, field)?
+        let scanned = match scan(filter, &searchers)? {
+            Some(scan) => Some(scan),
+            None => arrival_scan(filter, &searchers)?,
+        };
+        if let Some(scan) = scanned
+            && let Some(counts) = scan::count_by_values(&scan, group_by)?
         {
-            return Ok(counts.into_iter().map(|(value, count)| (vec![value], count)).collect());
+            return Ok(counts);
         }
         let collector = GroupCount {
             fields: group_by.to_vec(),
