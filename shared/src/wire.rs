@@ -44,6 +44,18 @@ pub struct MetricSample {
     pub value: f64,
 }
 
+/// A sample's value as the agent sends it: to two decimals. A hundredth of
+/// a percent, of a load average or of a byte per second is below what any
+/// of them measures, and a value with few decimals is what the aggregator
+/// stores in a byte or two (its `metricstore::chunk` keeps decimals as
+/// integers). Values too large to have decimals in an `f64` are unchanged.
+pub fn round_value(value: f64) -> f64 {
+    if value.abs() >= 1e13 {
+        return value;
+    }
+    (value * 100.0).round() / 100.0
+}
+
 /// A contiguous piece of one file: the records read from bytes `[start, end)`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +234,19 @@ pub fn parse_record_id(id: &str) -> Option<(&str, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_go_out_with_two_decimals() {
+        assert_eq!(round_value(100.0 * 90.0 / 140.0), 64.29);
+        assert_eq!(round_value(-0.004), -0.0);
+        assert_eq!(round_value(1_250_000.123), 1_250_000.12);
+        assert_eq!(round_value(3.5e15 + 1.0), 3.5e15 + 1.0);
+        // What comes out is exactly a two-decimal number.
+        for value in [0.1 + 0.2, 37.125, 99.999, 12_345.678] {
+            let rounded = round_value(value);
+            assert_eq!(((rounded * 100.0).round() / 100.0).to_bits(), rounded.to_bits());
+        }
+    }
 
     #[test]
     fn stream_id_is_stable_and_distinguishes_its_inputs() {

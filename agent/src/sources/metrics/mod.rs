@@ -353,7 +353,7 @@ impl Samples {
                 name: name.to_string(),
                 labels,
                 time_ms: self.time_ms,
-                value,
+                value: lookout_shared::wire::round_value(value),
             });
         }
     }
@@ -470,7 +470,8 @@ pub(crate) mod tests {
         };
         rate_samples(&mut out, &before, &after, 100, speed);
         let samples = out.list;
-        assert!((value(&samples, "cpu.usage_percent", None) - 100.0 * 90.0 / 140.0).abs() < 1e-9);
+        // 90 of 140 ticks busy, sent to two decimals.
+        assert_eq!(value(&samples, "cpu.usage_percent", None), 64.29);
         assert!((value(&samples, "cpu.usage_percent", Some(("cpu", "0"))) - 40.0).abs() < 1e-9);
         assert!(
             find(&samples, "cpu.usage_percent", Some(("cpu", "1"))).is_none(),
