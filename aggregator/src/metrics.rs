@@ -142,6 +142,7 @@ pub struct Metrics {
     metric_commit_failures: AtomicU64,
     metric_commit_micros: AtomicU64,
     metric_rows_expired: AtomicU64,
+    metric_samples_compacted: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
     fields_dropped: AtomicU64,
     received: [[AtomicU64; Received::ALL.len()]; Receiver::ALL.len()],
@@ -197,6 +198,11 @@ impl Metrics {
     /// Metric retention deleted `rows` samples and roll-up buckets.
     pub fn metric_rows_expired(&self, rows: u64) {
         self.metric_rows_expired.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Compaction moved `samples` from the head into hourly blocks.
+    pub fn metric_samples_compacted(&self, samples: u64) {
+        self.metric_samples_compacted.fetch_add(samples, Ordering::Relaxed);
     }
 
     /// Extracted fields dropped by the bound on names per source.
@@ -288,8 +294,13 @@ impl Metrics {
         );
         counter(
             "lookout_metric_retention_deleted_rows_total",
-            "Samples and roll-up buckets deleted by metric retention.",
+            "Head samples, hourly blocks and roll-up buckets deleted by metric retention.",
             &[("", get(&self.metric_rows_expired))],
+        );
+        counter(
+            "lookout_metric_samples_compacted_total",
+            "Metric samples moved from the head into compressed hourly blocks.",
+            &[("", get(&self.metric_samples_compacted))],
         );
         let labels: Vec<String> = RejectReason::ALL
             .iter()

@@ -14,9 +14,9 @@
 //! The answer is `{"resolution": "raw"|"1m"|"1h", "step_ms": N|null, "series":
 //! [{"labels": {...}, "points": [[unix_ms, value], ...]}]}`: one series per
 //! label set, points as `[unix_ms, value]` number pairs. Ranges up to 24 h
-//! come from raw samples, up to 7 days from 1-minute roll-ups, longer ones
+//! come from raw samples, up to 7 days as 1-minute averages, longer ones
 //! from 1-hour roll-ups (see [`crate::metricstore::rollup::Tier::for_query`]);
-//! a roll-up point is the bucket's average, stamped with the bucket's start.
+//! an averaged point is the bucket's average, stamped with the bucket's start.
 //!
 //! `/api/v1/hosts` takes no parameters and answers `{"hosts": [...]}`, one
 //! [`HostSummary`] per host, sorted by host.

@@ -1,10 +1,14 @@
 //! The metric store: host metric samples in SQLite (`data_dir/metrics.sqlite`),
-//! kept raw and as 1-minute and 1-hour roll-ups, plus the hosts' last-seen times.
+//! every sample kept (the last hour's as rows, older ones in compressed
+//! hourly blocks per series) plus a 1-hour roll-up, and the hosts'
+//! last-seen times.
 //!
 //! - [`schema`]: tables, pragmas, opening connections, canonical label text.
+//! - [`chunk`]: one series' hour of samples as a compressed block.
 //! - [`rollup`]: the three resolutions and which one answers a query.
-//! - [`writer`]: the writer thread (one transaction per batch, roll-ups at
-//!   ingest, chunked retention, hosts' last-seen times).
+//! - [`writer`]: the writer thread (one transaction per batch, the roll-up at
+//!   ingest, compaction into blocks, chunked retention, hosts' last-seen
+//!   times).
 //! - [`query`]: series queries, and the hosts list's summaries.
 //! - [`recent`]: every series' newest samples and every host's last-seen
 //!   time in memory, which the alert rules and the hosts list read.
@@ -16,6 +20,7 @@
 //! [`writer::MetricWriterHandle`]; the query API reads through [`MetricStore`],
 //! from memory where [`recent::Recent`] holds the answer.
 
+pub mod chunk;
 pub mod query;
 pub mod recent;
 pub mod rollup;
@@ -178,7 +183,7 @@ mod tests {
         assert_eq!(points.len(), 10 * 24);
         assert!(points.iter().all(|(_, v)| *v == 29.5), "{:?}", &points[..3]);
 
-        // A step of whole minutes reads the minute roll-up, with the same averages as raw.
+        // A step of whole minutes answers at the minute tier, with the same averages as raw.
         let five = store.series(&query(t0, t0 + HOUR_MS, Some(5 * MINUTE_MS))).unwrap();
         assert_eq!(five.resolution, "1m");
         let values: Vec<f64> = five.series[0].points.iter().map(|p| p.1).collect();
@@ -191,6 +196,29 @@ mod tests {
         let filtered = store.series(&filtered).unwrap();
         assert_eq!(filtered.series.len(), 1);
         assert_eq!(filtered.series[0].labels["mount"], "/data");
+
+        // A flush runs a compaction step: the 10 days but the last hour or
+        // two move into hourly blocks, and every answer stays the same.
+        let queries = [
+            query(t0, t0 + HOUR_MS, None),
+            query(t0 + 1, t0 + HOUR_MS, Some(90_000)),
+            query(t0, t0 + 7 * DAY_MS, None),
+            query(t0 - 20 * DAY_MS, now, None),
+            query(t0, t0 + HOUR_MS, Some(5 * MINUTE_MS)),
+            query(now - 3 * HOUR_MS, now, None),
+        ];
+        let answers = |store: &MetricStore| -> Vec<String> {
+            queries
+                .iter()
+                .map(|q| format!("{:?}", store.series(q).unwrap()))
+                .collect()
+        };
+        let before = answers(&store);
+        writer.handle().flush().await.unwrap();
         writer.shutdown().await.unwrap();
+        let conn = schema::open_reader(dir.path()).unwrap();
+        let blocks: i64 = conn.query_row("SELECT count(*) FROM chunks", [], |r| r.get(0)).unwrap();
+        assert!(blocks >= 10 * 24, "{blocks} blocks");
+        assert_eq!(answers(&store), before);
     }
 }

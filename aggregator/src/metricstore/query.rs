@@ -3,6 +3,7 @@
 //! [`super::recent::Recent`]. Each read runs in one read transaction, so it
 //! sees a single consistent snapshot while the writer goes on committing (WAL).
 
+use super::chunk;
 use super::rollup::{HOUR_MS, Tier, bucket_start};
 use super::schema::parse_labels;
 use lookout_shared::time::rfc3339;
@@ -116,21 +117,6 @@ pub fn series(conn: &Connection, query: &SeriesQuery) -> rusqlite::Result<Series
         (Some(step), None) => bucket_start(query.start_ms, step),
         (None, _) => query.start_ms,
     };
-    let table = tier.table();
-    let sql = match (tier, step) {
-        (Tier::Raw, None) => {
-            "SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts".to_owned()
-        }
-        (Tier::Raw, Some(_)) => "SELECT ts - (ts % ?4) AS bucket, avg(value) FROM samples \
-             WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY bucket ORDER BY bucket"
-            .to_owned(),
-        // Bucket averages weighted by their sample counts: exactly the average
-        // of the raw samples when the step is a whole number of buckets.
-        _ => format!(
-            "SELECT ts - (ts % ?4) AS bucket, sum(vsum) / sum(cnt) FROM {table} \
-             WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY bucket ORDER BY bucket"
-        ),
-    };
     let tx = conn.unchecked_transaction()?;
     let mut candidates =
         tx.prepare_cached("SELECT id, labels FROM series WHERE host = ?1 AND name = ?2 ORDER BY labels")?;
@@ -144,15 +130,13 @@ pub fn series(conn: &Connection, query: &SeriesQuery) -> rusqlite::Result<Series
             matching.push((id, labels));
         }
     }
-    let mut points_of = tx.prepare_cached(&sql)?;
     let mut series = Vec::with_capacity(matching.len());
     for (id, labels) in matching {
-        let read = |row: &rusqlite::Row<'_>| Ok((row.get::<_, i64>(0)?, row.get::<_, f64>(1)?));
-        let points = match step {
-            None => points_of.query_map((id, start, query.end_ms), read)?,
-            Some(step) => points_of.query_map((id, start, query.end_ms, step), read)?,
-        }
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        let points = match (tier, step) {
+            (Tier::Hour, Some(step)) => hourly_averages(&tx, id, start, query.end_ms, step)?,
+            (_, None) => raw_points(&tx, id, start, query.end_ms)?,
+            (_, Some(step)) => averages(&raw_points(&tx, id, start, query.end_ms)?, step),
+        };
         series.push(Series { labels, points });
     }
     Ok(SeriesAnswer {
@@ -160,6 +144,97 @@ pub fn series(conn: &Connection, query: &SeriesQuery) -> rusqlite::Result<Series
         step_ms: step,
         series,
     })
+}
+
+/// Series `id`'s samples in `[start, end)`, oldest first: those of the head
+/// and those of the compressed blocks of the hours the range touches.
+pub(super) fn raw_points(conn: &Connection, id: i64, start: i64, end: i64) -> rusqlite::Result<Vec<(i64, f64)>> {
+    let mut points: Vec<(i64, f64)> = conn
+        .prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts")?
+        .query_map((id, start, end), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let head = points.len();
+    let mut blocks =
+        conn.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour")?;
+    let mut rows = blocks.query((id, bucket_start(start, HOUR_MS), end))?;
+    while let Some(row) = rows.next()? {
+        let block = row.get_ref(0)?.as_blob()?;
+        points.extend(
+            chunk::decode(block)?
+                .into_iter()
+                .filter(|&(ts, _)| ts >= start && ts < end),
+        );
+    }
+    // A sample is in the head or in a block, never both (the writer checks
+    // the block before storing a late one), so times stay distinct.
+    if points.len() > head {
+        points.sort_unstable_by_key(|&(ts, _)| ts);
+    }
+    Ok(points)
+}
+
+/// The newest samples of series `id` (at most `limit`, none before
+/// `since`), newest first, from the head and the blocks.
+pub(super) fn newest_points(conn: &Connection, id: i64, since: i64, limit: usize) -> rusqlite::Result<Vec<(i64, f64)>> {
+    let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut points: Vec<(i64, f64)> = conn
+        .prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 ORDER BY ts DESC LIMIT ?3")?
+        .query_map((id, since, limit_sql), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    // Blocks hold disjoint hours: the newest ones hold the newest samples.
+    let mut blocks =
+        conn.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour >= ?2 ORDER BY hour DESC")?;
+    let mut rows = blocks.query((id, bucket_start(since, HOUR_MS)))?;
+    let mut from_blocks = 0;
+    while from_blocks < limit
+        && let Some(row) = rows.next()?
+    {
+        let decoded = chunk::decode(row.get_ref(0)?.as_blob()?)?;
+        let before = points.len();
+        points.extend(decoded.into_iter().rev().filter(|&(ts, _)| ts >= since));
+        from_blocks += points.len() - before;
+    }
+    points.sort_unstable_by_key(|&(ts, _)| std::cmp::Reverse(ts));
+    points.truncate(limit);
+    Ok(points)
+}
+
+/// The average of `points` (oldest first) per `step`-wide bucket, each at
+/// its bucket's start: summed in time order, as SQL's `avg` over the
+/// samples would.
+fn averages(points: &[(i64, f64)], step: i64) -> Vec<(i64, f64)> {
+    let mut out: Vec<(i64, f64)> = Vec::new();
+    let mut current: Option<(i64, f64, u64)> = None;
+    for &(ts, value) in points {
+        let bucket = bucket_start(ts, step.max(1));
+        match &mut current {
+            Some((start, sum, count)) if *start == bucket => {
+                *sum += value;
+                *count += 1;
+            }
+            _ => {
+                if let Some((start, sum, count)) = current {
+                    out.push((start, sum / count as f64));
+                }
+                current = Some((bucket, value, 1));
+            }
+        }
+    }
+    if let Some((start, sum, count)) = current {
+        out.push((start, sum / count as f64));
+    }
+    out
+}
+
+/// Averages per `step` (a whole number of hours) from the hourly roll-up:
+/// bucket sums over bucket counts, exactly the samples' average.
+fn hourly_averages(conn: &Connection, id: i64, start: i64, end: i64, step: i64) -> rusqlite::Result<Vec<(i64, f64)>> {
+    conn.prepare_cached(
+        "SELECT ts - (ts % ?4) AS bucket, sum(vsum) / sum(cnt) FROM rollup_1h \
+         WHERE series_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY bucket ORDER BY bucket",
+    )?
+    .query_map((id, start, end, step), |row| Ok((row.get(0)?, row.get(1)?)))?
+    .collect()
 }
 
 /// The latest sample of one series, for [`summarise`].
@@ -283,14 +358,9 @@ pub fn recent_samples(
         .prepare_cached("SELECT id, host, labels FROM series WHERE name = ?1 ORDER BY host, labels")?
         .query_map([name], |row| Ok((row.get(0)?, row.get(1)?, labels_column(row, 2)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut newest =
-        tx.prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts >= ?2 ORDER BY ts DESC LIMIT ?3")?;
-    let limit = i64::try_from(per_series).unwrap_or(i64::MAX);
     let mut answer = Vec::new();
     for (id, host, labels) in series {
-        let points: Vec<(i64, f64)> = newest
-            .query_map((id, since_ms, limit), |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let points = newest_points(&tx, id, since_ms, per_series)?;
         if !points.is_empty() {
             answer.push(RecentSamples { host, labels, points });
         }

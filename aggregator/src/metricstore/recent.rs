@@ -12,7 +12,7 @@
 //! knows first is a host seen through logs: [`Recent::touch`] records it at
 //! once, and the database has it within the writer's next flush.
 
-use super::query::{HostSummary, Latest, RecentSamples, estimate_interval, summarise};
+use super::query::{HostSummary, Latest, RecentSamples, estimate_interval, newest_points, summarise};
 use super::schema::parse_labels;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -73,15 +73,11 @@ impl Recent {
             .prepare("SELECT id, host, name, labels FROM series")?
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        let mut newest =
-            conn.prepare("SELECT ts, value FROM samples WHERE series_id = ?1 ORDER BY ts DESC LIMIT ?2")?;
         {
             let mut inner = recent.write();
             for (id, host, name, labels) in series {
                 inner.ensure_series(id, &host, &name, &labels);
-                let points: Vec<(i64, f64)> = newest
-                    .query_map((id, DEPTH as i64), |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let points = newest_points(conn, id, i64::MIN, DEPTH)?;
                 if let Some(kept) = inner.series.get_mut(&id) {
                     kept.points = points.into();
                 }

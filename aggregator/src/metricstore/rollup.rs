@@ -1,12 +1,14 @@
-//! The three resolutions a series is kept at, and which one answers a query.
+//! The three resolutions a query is answered at, and which one answers it.
 //!
-//! Roll-ups are maintained incrementally at ingest, in the transaction that
-//! stores the raw sample: each new sample is added into its 1-minute and its
-//! 1-hour bucket (min, max, sum, count). Only samples that were actually new
-//! are added, so a re-sent sample changes no bucket, and a bucket's average
-//! (`vsum / cnt`) is always exactly the average of its raw samples. Doing it at
-//! ingest costs two small upserts per sample but needs no background job, no
-//! "rolled up until" bookkeeping, and a roll-up is never behind the raw data.
+//! Raw samples and 1-minute averages are read from the samples themselves
+//! (the head and the compressed hourly blocks); the 1-hour roll-up is a
+//! table, maintained incrementally at ingest, in the transaction that stores
+//! the raw sample: each new sample is added into its 1-hour bucket (min, max,
+//! sum, count). Only samples that were actually new are added, so a re-sent
+//! sample changes no bucket, and a bucket's average (`vsum / cnt`) is always
+//! exactly the average of its raw samples. Doing it at ingest costs a small
+//! upsert per sample but needs no background job, no "rolled up until"
+//! bookkeeping, and the roll-up is never behind the raw data.
 
 /// Milliseconds in a minute.
 pub const MINUTE_MS: i64 = 60_000;
@@ -17,33 +19,21 @@ pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Longest range answered from raw samples.
 const RAW_MAX_RANGE_MS: i64 = DAY_MS;
-/// Longest range answered from 1-minute roll-ups; longer ones use 1-hour roll-ups.
+/// Longest range answered as 1-minute averages; longer ones use 1-hour roll-ups.
 const MINUTE_MAX_RANGE_MS: i64 = 7 * DAY_MS;
 
-/// A resolution: raw samples or one of the roll-up tables. Ordered from finest to coarsest.
+/// A resolution. Ordered from finest to coarsest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
-    /// `samples`: every sample as sent.
+    /// Every sample as sent.
     Raw,
-    /// `rollup_1m`: one row per series and minute.
+    /// Averages per minute (or coarser step) of the samples.
     Minute,
-    /// `rollup_1h`: one row per series and hour.
+    /// Averages per hour (or coarser step) from `rollup_1h`.
     Hour,
 }
 
 impl Tier {
-    /// Every tier, finest first.
-    pub const ALL: [Tier; 3] = [Tier::Raw, Tier::Minute, Tier::Hour];
-
-    /// The table holding this tier.
-    pub fn table(self) -> &'static str {
-        match self {
-            Tier::Raw => "samples",
-            Tier::Minute => "rollup_1m",
-            Tier::Hour => "rollup_1h",
-        }
-    }
-
     /// Bucket width in ms; `None` for raw samples.
     pub fn width_ms(self) -> Option<i64> {
         match self {
@@ -63,11 +53,11 @@ impl Tier {
     }
 
     /// The tier that answers a query over `range_ms` with an optional `step_ms`:
-    /// raw samples up to 24 hours, 1-minute roll-ups up to 7 days, 1-hour
+    /// raw samples up to 24 hours, 1-minute averages up to 7 days, 1-hour
     /// roll-ups beyond. A step that is a whole number of minutes (hours) is
-    /// served from the 1-minute (1-hour) roll-up even for a shorter range: the
-    /// averages come out the same, since a roll-up bucket keeps the exact sum
-    /// and count, and far fewer rows are read.
+    /// answered per minute (from the roll-up per hour) even for a shorter
+    /// range: the averages come out the same, since a roll-up bucket keeps
+    /// the exact sum and count, and far fewer rows are read.
     pub fn for_query(range_ms: i64, step_ms: Option<i64>) -> Tier {
         let by_range = if range_ms <= RAW_MAX_RANGE_MS {
             Tier::Raw
@@ -85,20 +75,16 @@ impl Tier {
     }
 }
 
-/// SQL that adds sample `(?1 series, ?2 bucket start, ?3 value)` into its 1-minute bucket.
-pub const UPSERT_1M: &str = "INSERT INTO rollup_1m (series_id, ts, vmin, vmax, vsum, cnt) VALUES (?1, ?2, ?3, ?3, ?3, 1) \
-     ON CONFLICT (series_id, ts) DO UPDATE SET vmin = min(vmin, excluded.vmin), \
-     vmax = max(vmax, excluded.vmax), vsum = vsum + excluded.vsum, cnt = cnt + 1";
-
 /// SQL that adds sample `(?1 series, ?2 bucket start, ?3 value)` into its 1-hour bucket.
 pub const UPSERT_1H: &str = "INSERT INTO rollup_1h (series_id, ts, vmin, vmax, vsum, cnt) VALUES (?1, ?2, ?3, ?3, ?3, 1) \
      ON CONFLICT (series_id, ts) DO UPDATE SET vmin = min(vmin, excluded.vmin), \
      vmax = max(vmax, excluded.vmax), vsum = vsum + excluded.vsum, cnt = cnt + 1";
 
 /// The start of the `width_ms` bucket holding `ts` (buckets are aligned to
-/// the Unix epoch, so they stay put as a query window slides).
+/// the Unix epoch, so they stay put as a query window slides). The first
+/// bucket of time, which has no representable start, starts at `i64::MIN`.
 pub fn bucket_start(ts: i64, width_ms: i64) -> i64 {
-    ts - ts.rem_euclid(width_ms)
+    ts.saturating_sub(ts.rem_euclid(width_ms))
 }
 
 #[cfg(test)]
@@ -124,5 +110,6 @@ mod tests {
         assert_eq!(bucket_start(1_700_000_100_000, MINUTE_MS), 1_700_000_100_000);
         assert_eq!(bucket_start(1_700_000_123_456, HOUR_MS), 1_699_999_200_000);
         assert_eq!(bucket_start(-1, MINUTE_MS), -MINUTE_MS);
+        assert_eq!(bucket_start(i64::MIN, HOUR_MS), i64::MIN);
     }
 }

@@ -3,15 +3,20 @@
 //! ```sql
 //! series(id INTEGER PRIMARY KEY, host, name, labels /* canonical JSON */, UNIQUE(host, name, labels))
 //! samples(series_id, ts /* unix ms */, value, PRIMARY KEY(series_id, ts)) WITHOUT ROWID
-//! rollup_1m(series_id, ts /* bucket start */, vmin, vmax, vsum, cnt, PRIMARY KEY(series_id, ts)) WITHOUT ROWID
-//! rollup_1h(same as rollup_1m) WITHOUT ROWID
+//! chunks(series_id, hour /* start, unix ms */, data /* chunk.rs */, PRIMARY KEY(series_id, hour))
+//! rollup_1h(series_id, ts /* bucket start */, vmin, vmax, vsum, cnt, PRIMARY KEY(series_id, ts)) WITHOUT ROWID
 //! hosts(host PRIMARY KEY, last_seen_ms) WITHOUT ROWID
+//! compaction(id = 0, before_ms)
 //! ```
 //!
-//! `WITHOUT ROWID` tables are clustered on their primary key: one series'
-//! samples lie together in time order, so a range query is a single index
-//! range scan, and no separate rowid B-tree doubles the size. Series ids are
-//! small integers, so each sample row costs about 20 bytes of payload.
+//! A sample is first a row of `samples` (the head: about 20 bytes of
+//! payload each); once its hour has passed, the writer's compaction moves it
+//! into that hour's compressed block in `chunks` (a few bytes a sample).
+//! `compaction.before_ms` bounds the hours compaction has reached: only a
+//! sample older than it can already be in a block. `WITHOUT ROWID` tables
+//! are clustered on their primary key, so one series' rows lie together in
+//! time order; `chunks` keeps a rowid, as SQLite advises for rows of a
+//! kilobyte.
 
 use rusqlite::Connection;
 use std::collections::BTreeMap;
@@ -22,7 +27,7 @@ use std::time::Duration;
 pub const FILE_NAME: &str = "metrics.sqlite";
 
 /// Bumped on every incompatible schema change; stored as `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock before failing. Readers in WAL mode
 /// wait only while a checkpoint or recovery holds the database.
@@ -46,15 +51,6 @@ CREATE TABLE IF NOT EXISTS samples (
     value     REAL NOT NULL,
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_1m (
-    series_id INTEGER NOT NULL,
-    ts        INTEGER NOT NULL,
-    vmin      REAL NOT NULL,
-    vmax      REAL NOT NULL,
-    vsum      REAL NOT NULL,
-    cnt       INTEGER NOT NULL,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rollup_1h (
     series_id INTEGER NOT NULL,
     ts        INTEGER NOT NULL,
@@ -68,6 +64,23 @@ CREATE TABLE IF NOT EXISTS hosts (
     host         TEXT PRIMARY KEY,
     last_seen_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// What version 2 adds: the compressed blocks. Their 1-minute averages are
+/// computed from the samples, so version 1's `rollup_1m` goes.
+const DDL_2: &str = "
+CREATE TABLE IF NOT EXISTS chunks (
+    series_id INTEGER NOT NULL,
+    hour      INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    PRIMARY KEY (series_id, hour)
+);
+CREATE TABLE IF NOT EXISTS compaction (
+    id        INTEGER PRIMARY KEY CHECK (id = 0),
+    before_ms INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO compaction (id, before_ms) VALUES (0, -9223372036854775808);
+DROP TABLE IF EXISTS rollup_1m;
 ";
 
 /// Opens (creating if needed) the database for the one writer: WAL, so that
@@ -101,8 +114,18 @@ pub fn open_writer(data_dir: &Path) -> anyhow::Result<Connection> {
         .with_context(|| format!("cannot read the schema version of {}", path.display()))?;
     match version {
         0 => {
-            conn.execute_batch(&format!("BEGIN; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
-                .with_context(|| format!("cannot create the schema in {}", path.display()))?;
+            conn.execute_batch(&format!(
+                "BEGIN; {DDL} {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .with_context(|| format!("cannot create the schema in {}", path.display()))?;
+        }
+        // An earlier build's database: its samples stay in the head and are
+        // compacted as any others.
+        1 => {
+            conn.execute_batch(&format!(
+                "BEGIN; {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .with_context(|| format!("cannot upgrade the schema of {}", path.display()))?;
         }
         SCHEMA_VERSION => {}
         other => anyhow::bail!(
@@ -170,6 +193,36 @@ mod tests {
         drop(conn);
         let err = open_writer(dir.path()).unwrap_err();
         assert!(err.to_string().contains("schema version 99"), "{err}");
+    }
+
+    #[test]
+    fn an_earlier_version_is_upgraded_keeping_its_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        v1.execute_batch(&format!(
+            "{DDL} CREATE TABLE rollup_1m (series_id INTEGER, ts INTEGER, vmin REAL, vmax REAL, vsum REAL, \
+             cnt INTEGER, PRIMARY KEY (series_id, ts)) WITHOUT ROWID; \
+             INSERT INTO series VALUES (1, 'h', 'm', '{{}}'); INSERT INTO samples VALUES (1, 5, 2.5); \
+             PRAGMA user_version = 1;"
+        ))
+        .unwrap();
+        drop(v1);
+        let conn = open_writer(dir.path()).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let value: f64 = conn.query_row("SELECT value FROM samples", [], |r| r.get(0)).unwrap();
+        assert_eq!(value, 2.5);
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            tables,
+            ["chunks", "compaction", "hosts", "rollup_1h", "samples", "series"]
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! SQLite connection, the series-id cache and the hosts' pending last-seen times.
 //!
 //! Each ingest batch with samples is one `IMMEDIATE` transaction: look up (or
-//! create) each sample's series, insert the sample unless the series already
-//! has one at that time, add new samples into their roll-up buckets (see
-//! [`super::rollup`]), record the host as seen, commit. With `synchronous =
+//! create) each sample's series, insert the sample into the head (`samples`)
+//! unless the series already has one at that time (in the head, or, for a
+//! sample older than what compaction has reached, in its hour's block), add
+//! new samples into their 1-hour roll-up bucket (see [`super::rollup`]),
+//! record the host as seen, commit. With `synchronous =
 //! FULL` the commit is durable when the handler gets its answer.
 //!
 //! Batches without samples (logs only) only mark their host as seen. That
@@ -15,17 +17,25 @@
 //! After each commit the writer adds the samples it stored to [`Recent`],
 //! the in-memory newest samples the alert rules and the hosts list read.
 //!
+//! Compaction moves every series' samples of hours that ended more than
+//! [`COMPACT_GRACE_MS`] ago from the head into one compressed block per series
+//! and hour ([`super::chunk`]), a page of series per step, one step with each
+//! two-second flush. A late sample for a compacted hour (an agent's backlog
+//! after an outage) goes to the head and is merged into its hour's block by
+//! another pass, which follows as soon as the current one ends.
+//!
 //! Retention runs here too, as many small steps ([`MetricWriterHandle::expire`]):
 //! each deletes at most [`EXPIRE_CHUNK_ROWS`] rows in its own transaction, and
 //! ingest batches queued meanwhile are served between two steps.
 
+use super::chunk;
 use super::recent::Recent;
-use super::rollup::{HOUR_MS, MINUTE_MS, Tier, UPSERT_1H, UPSERT_1M, bucket_start};
+use super::rollup::{HOUR_MS, UPSERT_1H, bucket_start};
 use super::schema;
 use crate::metrics::Metrics;
 use crate::writer_thread::WriterThread;
 use lookout_shared::time::now_ms;
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -40,8 +50,17 @@ pub const EXPIRE_CHUNK_ROWS: usize = 5000;
 /// when almost nothing is due.
 const EXPIRE_CHUNK_SERIES: usize = 1000;
 
-/// How often hosts seen through logs-only batches are written (see [`flush_touches`]).
+/// How often hosts seen through logs-only batches are written (see
+/// [`flush_touches`]); a compaction step runs at the same beat.
 const TOUCH_FLUSH_PERIOD: Duration = Duration::from_secs(2);
+
+/// How long after an hour ends its samples are compacted: late enough that
+/// samples of the hour still on their way are rare (they are merged anyway).
+pub const COMPACT_GRACE_MS: i64 = 10 * 60_000;
+
+/// Series one compaction step visits: at 80,000 series (2,000 hosts) a
+/// pass takes 160 steps, about five minutes of two-second beats.
+const COMPACT_CHUNK_SERIES: usize = 500;
 
 /// SQL that marks host `?1` as seen at `?2` (never moving it back in time).
 const TOUCH_SQL: &str = "INSERT INTO hosts (host, last_seen_ms) VALUES (?1, ?2) \
@@ -117,6 +136,12 @@ impl From<rusqlite::Error> for WriteFailure {
     }
 }
 
+impl From<chunk::ChunkError> for WriteFailure {
+    fn from(err: chunk::ChunkError) -> Self {
+        WriteFailure::Sqlite(err.into())
+    }
+}
+
 /// What one retention pass deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
@@ -126,10 +151,23 @@ pub struct Expiry {
     pub forget_hosts_before_ms: i64,
 }
 
+/// What retention deletes from, in this order; then comes the final clean-up.
+const EXPIRING: [Expiring; 3] = [Expiring::Head, Expiring::Blocks, Expiring::Hours];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiring {
+    /// `samples`.
+    Head,
+    /// `chunks`: whole blocks before the cutoff, and the one it cuts.
+    Blocks,
+    /// `rollup_1h`: buckets that end by the cutoff.
+    Hours,
+}
+
 /// Where a retention pass stands between two steps; start with `default()`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpireCursor {
-    /// Index into [`Tier::ALL`]; past its end: the final clean-up.
+    /// Index into [`EXPIRING`]; past its end: the final clean-up.
     tier: usize,
     /// Series up to this id are done in the current tier.
     after_series: i64,
@@ -232,7 +270,7 @@ impl MetricWriter {
     ) -> anyhow::Result<MetricWriter> {
         let conn = schema::open_writer(data_dir)?;
         let recent = Arc::new(Recent::load(&conn)?);
-        let mut core = WriterCore::new(conn, metrics_days, metrics, recent.clone());
+        let mut core = WriterCore::new(conn, metrics_days, metrics, recent.clone())?;
         core.max_series_per_host = max_series_per_host;
         let thread = WriterThread::spawn("metric-writer", move |rx| run(core, rx))?;
         Ok(MetricWriter {
@@ -284,7 +322,10 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
                 let _ = reply.send(core.write_batch(&batch, now_ms()));
             }
             Command::Touch { host } => core.touch(host, now_ms()),
-            Command::Flush => core.flush(),
+            Command::Flush => {
+                core.flush();
+                core.compact_step(now_ms());
+            }
             Command::Expire { expiry, cursor, reply } => {
                 let _ = reply.send(core.expire_step(&expiry, cursor));
             }
@@ -310,11 +351,19 @@ struct WriterCore {
     retention_ms: i64,
     metrics: Arc<Metrics>,
     recent: Arc<Recent>,
+    /// `compaction.before_ms`: no block holds a sample at or after it.
+    compacted_before: i64,
+    /// The compaction pass under way: series after this id are still due.
+    compacting_after: Option<i64>,
+    /// Samples stored in the head for hours compaction had passed (an
+    /// agent's backlog) since the last pass began: another pass follows.
+    late_samples: u64,
 }
 
 impl WriterCore {
-    fn new(conn: Connection, metrics_days: u32, metrics: Arc<Metrics>, recent: Arc<Recent>) -> Self {
-        WriterCore {
+    fn new(conn: Connection, metrics_days: u32, metrics: Arc<Metrics>, recent: Arc<Recent>) -> rusqlite::Result<Self> {
+        let compacted_before = conn.query_row("SELECT before_ms FROM compaction WHERE id = 0", [], |row| row.get(0))?;
+        Ok(WriterCore {
             conn,
             series: HashMap::new(),
             touched: HashMap::new(),
@@ -323,7 +372,11 @@ impl WriterCore {
             retention_ms: i64::from(metrics_days) * 24 * HOUR_MS,
             metrics,
             recent,
-        }
+            compacted_before,
+            // A pass cut short by a stop starts again from the first series.
+            compacting_after: (compacted_before > i64::MIN).then_some(0),
+            late_samples: 0,
+        })
     }
 
     /// Stores `batch` as of `now_ms`, counting the outcome in the metrics.
@@ -382,7 +435,7 @@ impl WriterCore {
                 "INSERT INTO samples (series_id, ts, value) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (series_id, ts) DO NOTHING",
             )?;
-            let mut minute = tx.prepare_cached(UPSERT_1M)?;
+            let mut block = tx.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour = ?2")?;
             let mut hour = tx.prepare_cached(UPSERT_1H)?;
             let mut key = String::new();
             for sample in &batch.samples {
@@ -416,12 +469,27 @@ impl WriterCore {
                         id
                     }
                 };
-                if insert.execute((id, sample.time_ms, sample.value))? == 0 {
+                // Only a sample older than what compaction reached can be in a block.
+                let in_block = sample.time_ms < self.compacted_before
+                    && match block
+                        .query_row((id, bucket_start(sample.time_ms, HOUR_MS)), |row| {
+                            row.get::<_, Vec<u8>>(0)
+                        })
+                        .optional()?
+                    {
+                        Some(data) => chunk::decode(&data)?
+                            .binary_search_by_key(&sample.time_ms, |&(ts, _)| ts)
+                            .is_ok(),
+                        None => false,
+                    };
+                if in_block || insert.execute((id, sample.time_ms, sample.value))? == 0 {
                     outcome.duplicates += 1;
                     continue;
                 }
-                minute.execute((id, bucket_start(sample.time_ms, MINUTE_MS), sample.value))?;
                 hour.execute((id, bucket_start(sample.time_ms, HOUR_MS), sample.value))?;
+                if sample.time_ms < self.compacted_before {
+                    self.late_samples += 1;
+                }
                 stored.push((id, sample.time_ms, sample.value));
                 outcome.accepted += 1;
             }
@@ -473,6 +541,54 @@ impl WriterCore {
         }
     }
 
+    /// One compaction step, if one is due at `now_ms`; a failure is logged
+    /// and the step tried again at the next beat.
+    fn compact_step(&mut self, now_ms: i64) {
+        let horizon = bucket_start(now_ms.saturating_sub(COMPACT_GRACE_MS), HOUR_MS);
+        if let Err(err) = self.compact(horizon) {
+            tracing::warn!(error = %err, "metric compaction step failed; will retry");
+        }
+    }
+
+    /// Starts a pass once hours before `horizon` are not all compacted (or
+    /// late samples came for hours that were), and moves the head's samples
+    /// before the pass's horizon of the next page of series into their
+    /// blocks, in one transaction.
+    fn compact(&mut self, horizon: i64) -> rusqlite::Result<()> {
+        let starting = self.compacting_after.is_none() && (horizon > self.compacted_before || self.late_samples > 0);
+        let Some(after) = self.compacting_after.or(starting.then_some(0)) else {
+            return Ok(());
+        };
+        let before = if starting {
+            self.late_samples = 0;
+            horizon.max(self.compacted_before)
+        } else {
+            self.compacted_before
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if starting {
+            // Recorded before any block of the pass exists: a sample past the
+            // old mark may now be in a block.
+            tx.execute("UPDATE compaction SET before_ms = ?1 WHERE id = 0", [before])?;
+        }
+        let ids: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM series WHERE id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map((after, COMPACT_CHUNK_SERIES as i64), |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut moved = 0;
+        for &id in &ids {
+            moved += compact_series(&tx, id, before)?;
+        }
+        tx.commit()?;
+        self.metrics.metric_samples_compacted(moved);
+        self.compacted_before = before;
+        self.compacting_after = match ids.last() {
+            Some(&last) if ids.len() == COMPACT_CHUNK_SERIES => Some(last),
+            _ => None,
+        };
+        Ok(())
+    }
+
     /// One retention step, counted in the metrics.
     fn expire_step(&mut self, expiry: &Expiry, cursor: ExpireCursor) -> Result<Option<ExpireCursor>, MetricWriteError> {
         match self.expire(expiry, cursor) {
@@ -489,43 +605,39 @@ impl WriterCore {
         }
     }
 
-    /// Deletes up to [`EXPIRE_CHUNK_ROWS`] expired rows of the cursor's tier,
-    /// series by series in id order, in one transaction. Once every tier is
+    /// Deletes up to [`EXPIRE_CHUNK_ROWS`] expired rows of the cursor's table,
+    /// series by series in id order, in one transaction. Once every table is
     /// done, a last step deletes series left without data and hosts not seen
     /// for long. Answers the next cursor (or `None`: done) and the rows deleted.
     fn expire(&mut self, expiry: &Expiry, cursor: ExpireCursor) -> rusqlite::Result<(Option<ExpireCursor>, u64)> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut deleted = 0;
-        let next = match Tier::ALL.get(cursor.tier) {
-            Some(&tier) => {
-                let table = tier.table();
-                // A roll-up bucket goes only once all of it is before the cutoff.
-                let before = match tier.width_ms() {
-                    None => expiry.cutoff_ms,
-                    Some(width) => expiry.cutoff_ms.saturating_sub(width - 1),
-                };
+        let next = match EXPIRING.get(cursor.tier) {
+            Some(&expiring) => {
                 let ids: Vec<i64> = tx
                     .prepare_cached("SELECT id FROM series WHERE id > ?1 ORDER BY id LIMIT ?2")?
                     .query_map((cursor.after_series, EXPIRE_CHUNK_SERIES as i64), |row| row.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 let full_page = ids.len() == EXPIRE_CHUNK_SERIES;
-                // The time of the first row past the budget: deleting below it
-                // removes exactly the budget's worth of rows.
-                let mut bound = tx.prepare_cached(&format!(
-                    "SELECT ts FROM {table} WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3"
-                ))?;
-                let mut delete = tx.prepare_cached(&format!("DELETE FROM {table} WHERE series_id = ?1 AND ts < ?2"))?;
                 let mut budget = EXPIRE_CHUNK_ROWS;
                 let mut after = cursor.after_series;
                 let mut series_unfinished = false;
                 for id in ids {
-                    let limit: Option<i64> = bound
-                        .query_row((id, before, budget as i64), |row| row.get(0))
-                        .optional()?;
-                    let n = delete.execute((id, limit.unwrap_or(before)))?;
-                    deleted += n as u64;
-                    budget = budget.saturating_sub(n);
-                    if limit.is_some() {
+                    let done = match expiring {
+                        Expiring::Head => expire_rows(&tx, "samples", id, expiry.cutoff_ms, budget)?,
+                        Expiring::Blocks => expire_blocks(&tx, id, expiry.cutoff_ms, budget)?,
+                        // A roll-up bucket goes only once all of it is before the cutoff.
+                        Expiring::Hours => expire_rows(
+                            &tx,
+                            "rollup_1h",
+                            id,
+                            expiry.cutoff_ms.saturating_sub(HOUR_MS - 1),
+                            budget,
+                        )?,
+                    };
+                    deleted += done.deleted;
+                    budget = budget.saturating_sub(done.used);
+                    if done.unfinished {
                         // More of this series is due: the next step resumes at it.
                         series_unfinished = true;
                         break;
@@ -564,8 +676,8 @@ impl WriterCore {
             }
         };
         tx.commit()?;
-        match Tier::ALL.get(cursor.tier) {
-            Some(Tier::Raw) => self.recent.trim(expiry.cutoff_ms),
+        match EXPIRING.get(cursor.tier) {
+            Some(Expiring::Head) => self.recent.trim(expiry.cutoff_ms),
             Some(_) => {}
             None => self.recent.forget(expiry.forget_hosts_before_ms),
         }
@@ -577,18 +689,120 @@ impl WriterCore {
     }
 }
 
+/// Moves series `id`'s head samples before `before` into their hours'
+/// blocks, merged with what a block already holds; answers how many moved.
+fn compact_series(tx: &Transaction<'_>, id: i64, before: i64) -> rusqlite::Result<u64> {
+    let head: Vec<(i64, f64)> = tx
+        .prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts < ?2 ORDER BY ts")?
+        .query_map((id, before), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut existing = tx.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour = ?2")?;
+    let mut store = tx.prepare_cached(
+        "INSERT INTO chunks (series_id, hour, data) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (series_id, hour) DO UPDATE SET data = excluded.data",
+    )?;
+    for hour_samples in head.chunk_by(|a, b| bucket_start(a.0, HOUR_MS) == bucket_start(b.0, HOUR_MS)) {
+        let hour = bucket_start(hour_samples[0].0, HOUR_MS);
+        let mut points = match existing
+            .query_row((id, hour), |row| row.get::<_, Vec<u8>>(0))
+            .optional()?
+        {
+            Some(data) => chunk::decode(&data)?,
+            None => Vec::new(),
+        };
+        points.extend_from_slice(hour_samples);
+        points.sort_unstable_by_key(|&(ts, _)| ts);
+        // The writer never stores a time twice; should it be, the block keeps one.
+        points.dedup_by_key(|&mut (ts, _)| ts);
+        store.execute((id, hour, chunk::encode(&points)))?;
+    }
+    if !head.is_empty() {
+        tx.prepare_cached("DELETE FROM samples WHERE series_id = ?1 AND ts < ?2")?
+            .execute((id, before))?;
+    }
+    Ok(head.len() as u64)
+}
+
+/// What one series' retention in one table did.
+struct Expired {
+    /// Rows deleted.
+    deleted: u64,
+    /// Rows of the step's budget used.
+    used: usize,
+    /// More rows of the series are due than the budget allowed.
+    unfinished: bool,
+}
+
+/// Deletes series `id`'s rows of `table` before `before`, at most `budget`.
+fn expire_rows(tx: &Transaction<'_>, table: &str, id: i64, before: i64, budget: usize) -> rusqlite::Result<Expired> {
+    // The time of the first row past the budget: deleting below it removes
+    // exactly the budget's worth of rows.
+    let limit: Option<i64> = tx
+        .prepare_cached(&format!(
+            "SELECT ts FROM {table} WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT 1 OFFSET ?3"
+        ))?
+        .query_row((id, before, budget as i64), |row| row.get(0))
+        .optional()?;
+    let deleted = tx
+        .prepare_cached(&format!("DELETE FROM {table} WHERE series_id = ?1 AND ts < ?2"))?
+        .execute((id, limit.unwrap_or(before)))?;
+    Ok(Expired {
+        deleted: deleted as u64,
+        used: deleted,
+        unfinished: limit.is_some(),
+    })
+}
+
+/// Deletes series `id`'s blocks that end by `cutoff`, and the samples
+/// before it from the block it cuts through; at most `budget` blocks.
+fn expire_blocks(tx: &Transaction<'_>, id: i64, cutoff: i64, budget: usize) -> rusqlite::Result<Expired> {
+    let due: Vec<(i64, Vec<u8>)> = tx
+        .prepare_cached("SELECT hour, data FROM chunks WHERE series_id = ?1 AND hour < ?2 ORDER BY hour LIMIT ?3")?
+        .query_map((id, cutoff, budget as i64 + 1), |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let unfinished = due.len() > budget;
+    let mut done = Expired {
+        deleted: 0,
+        used: 0,
+        unfinished,
+    };
+    for (hour, data) in due.into_iter().take(budget) {
+        done.used += 1;
+        let kept: Vec<(i64, f64)> = if hour.saturating_add(HOUR_MS) <= cutoff {
+            Vec::new()
+        } else {
+            let points = chunk::decode(&data)?;
+            let kept: Vec<(i64, f64)> = points.iter().copied().filter(|&(ts, _)| ts >= cutoff).collect();
+            if kept.len() == points.len() {
+                continue;
+            }
+            kept
+        };
+        if kept.is_empty() {
+            tx.prepare_cached("DELETE FROM chunks WHERE series_id = ?1 AND hour = ?2")?
+                .execute((id, hour))?;
+            done.deleted += 1;
+        } else {
+            tx.prepare_cached("UPDATE chunks SET data = ?3 WHERE series_id = ?1 AND hour = ?2")?
+                .execute((id, hour, chunk::encode(&kept)))?;
+        }
+    }
+    Ok(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metricstore::recent;
-    use crate::metricstore::rollup::DAY_MS;
+    use crate::metricstore::rollup::{DAY_MS, MINUTE_MS};
+    use std::collections::BTreeMap;
 
     const NOW: i64 = 1_750_000_000_000;
 
     fn open(dir: &Path) -> WriterCore {
         let conn = schema::open_writer(dir).unwrap();
         let recent = Arc::new(Recent::load(&conn).unwrap());
-        WriterCore::new(conn, 30, Arc::new(Metrics::default()), recent)
+        WriterCore::new(conn, 30, Arc::new(Metrics::default()), recent).unwrap()
     }
 
     fn sample(name: &str, labels: &str, time_ms: i64, value: f64) -> PreparedSample {
@@ -655,21 +869,122 @@ mod tests {
         );
         assert_eq!(count(&core, "SELECT count(*) FROM samples"), 7);
         assert_eq!(count(&core, "SELECT count(*) FROM series"), 1);
-        let (vmin, vmax, vsum, cnt): (f64, f64, f64, i64) = core
-            .conn
-            .query_row("SELECT vmin, vmax, vsum, cnt FROM rollup_1m WHERE ts = ?1", [t0], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .unwrap();
-        assert_eq!((vmin, vmax, vsum, cnt), (0.0, 5.0, 15.0, 6));
-        let (vsum, cnt): (f64, i64) = core
-            .conn
-            .query_row("SELECT vsum, cnt FROM rollup_1h WHERE ts = ?1", [t0], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .unwrap();
-        assert_eq!((vsum, cnt), (25.0, 7), "the first of two values at one time wins");
+        let hour_rollup = |core: &WriterCore| -> (f64, i64) {
+            core.conn
+                .query_row("SELECT vsum, cnt FROM rollup_1h WHERE ts = ?1", [t0], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            hour_rollup(&core),
+            (25.0, 7),
+            "the first of two values at one time wins"
+        );
         assert_eq!(count(&core, "SELECT last_seen_ms FROM hosts WHERE host = 'h'"), NOW);
+
+        // Compacted into the hour's block, a re-send is still a duplicate; a
+        // late sample of the hour is stored, and the next pass merges it.
+        core.compact(t0 + 2 * HOUR_MS).unwrap();
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 0);
+        assert_eq!(count(&core, "SELECT count(*) FROM chunks"), 1);
+        let mut resent = samples.clone();
+        resent.push(sample("cpu.usage_percent", "{}", t0 + 70_000, 3.0));
+        let third = core.write(&batch("h", resent), NOW).unwrap();
+        assert_eq!(
+            third,
+            WriteOutcome {
+                accepted: 1,
+                duplicates: 6,
+                expired: 0
+            }
+        );
+        assert_eq!(hour_rollup(&core), (28.0, 8));
+        // Another pass follows at once for the late sample, before the next hour.
+        core.compact(t0 + 2 * HOUR_MS).unwrap();
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 0);
+        let mut expected: Vec<(i64, f64)> = (0..6).map(|i| (t0 + i * 10_000, i as f64)).collect();
+        expected.extend([(t0 + 60_000, 10.0), (t0 + 70_000, 3.0)]);
+        assert_eq!(
+            crate::metricstore::query::raw_points(&core.conn, 1, t0, t0 + HOUR_MS).unwrap(),
+            expected
+        );
+    }
+
+    /// Every answer of the series query, over the head and the blocks.
+    fn answers(core: &WriterCore, t0: i64) -> Vec<String> {
+        let mut all = Vec::new();
+        for (start, end, step) in [
+            (t0, t0 + 4 * HOUR_MS, None),
+            (t0 + 1_234, t0 + 2 * HOUR_MS + 5_678, None),
+            (t0, t0 + 4 * HOUR_MS, Some(90_000)),
+            (t0 - 2 * crate::metricstore::rollup::DAY_MS, t0 + 4 * HOUR_MS, None),
+            (t0, t0 + 4 * HOUR_MS, Some(HOUR_MS)),
+        ] {
+            let query = crate::metricstore::query::SeriesQuery {
+                host: "h".into(),
+                name: "m".into(),
+                labels: BTreeMap::new(),
+                start_ms: start,
+                end_ms: end,
+                step_ms: step,
+            };
+            all.push(format!(
+                "{:?}",
+                crate::metricstore::query::series(&core.conn, &query).unwrap()
+            ));
+        }
+        for id in [1, 2] {
+            for limit in [1, 5, 100] {
+                let newest = crate::metricstore::query::newest_points(&core.conn, id, t0 + HOUR_MS, limit).unwrap();
+                all.push(format!("{newest:?}"));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn compaction_changes_no_answer_and_retention_cuts_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        let t0 = bucket_start(NOW, HOUR_MS) - 3 * HOUR_MS;
+        // Four hours of two series: two-decimal percentages and awkward floats.
+        let samples: Vec<PreparedSample> = (0..4 * 360)
+            .flat_map(|i| {
+                let ts = t0 + i * 10_000;
+                [
+                    sample("m", r#"{"k":"a"}"#, ts, ((i * 37) % 10_000) as f64 / 100.0),
+                    sample("m", r#"{"k":"b"}"#, ts, (i as f64 * 0.7).sin() * 1e3),
+                ]
+            })
+            .collect();
+        core.write(&batch("h", samples), NOW).unwrap();
+        let before = answers(&core, t0);
+        // Passes up to the hour before NOW: three hours become blocks.
+        core.compact(bucket_start(NOW, HOUR_MS)).unwrap();
+        assert_eq!(count(&core, "SELECT count(*) FROM chunks"), 6);
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 2 * 360);
+        assert_eq!(answers(&core, t0), before);
+        let block_bytes = count(&core, "SELECT sum(length(data)) FROM chunks WHERE series_id = 1");
+        assert!(
+            block_bytes < 3 * 360 * 3,
+            "{block_bytes} bytes for 1,080 two-decimal samples"
+        );
+
+        // Retention cuts through the second hour: the first block goes, the
+        // second keeps what is at or after the cutoff.
+        let cutoff = t0 + HOUR_MS + 1_234_567;
+        expire_all(
+            &mut core,
+            Expiry {
+                cutoff_ms: cutoff,
+                forget_hosts_before_ms: 0,
+            },
+        );
+        assert_eq!(count(&core, "SELECT count(*) FROM chunks"), 4);
+        let kept = crate::metricstore::query::raw_points(&core.conn, 1, t0, t0 + 4 * HOUR_MS).unwrap();
+        assert_eq!(kept.first().map(|p| p.0), Some(bucket_start(cutoff, 10_000) + 10_000));
+        assert_eq!(kept.len(), 4 * 360 - (cutoff - t0) as usize / 10_000 - 1);
     }
 
     #[test]
@@ -737,7 +1052,7 @@ mod tests {
             12_000 - 8_820
         );
         assert_eq!(
-            count(&core, "SELECT min(ts) FROM rollup_1m WHERE series_id = 1"),
+            crate::metricstore::query::raw_points(&core.conn, 1, 0, NOW).unwrap()[0].0,
             cutoff
         );
         // The hour bucket holding the cutoff stays: half of it is younger.
@@ -828,6 +1143,10 @@ mod tests {
             }
         }
         core.flush();
+        assert_memory_matches_database(&core, now);
+        // Compaction moves samples into blocks; nothing answers differently.
+        core.compact(now - 60_000).unwrap();
+        assert!(count(&core, "SELECT count(*) FROM chunks") > 0);
         assert_memory_matches_database(&core, now);
 
         // A restart: memory loaded from the database answers the same.

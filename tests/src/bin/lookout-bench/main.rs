@@ -71,6 +71,8 @@
 //!   (LINES lines a second each, default 10, and a real agent's metric set
 //!   every 10 s) against one aggregator with its alert rules on, for SECONDS
 //!   (default 60); see `fleet.rs`.
+//! - `lookout-bench metric-storage HOSTS HOURS`: HOURS of past metric sets
+//!   of HOSTS hosts sent as a backlog; bytes per sample once compacted.
 //!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
@@ -92,7 +94,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers|index FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]]"
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers|index FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]] | metric-storage HOSTS HOURS"
         );
         std::process::exit(2);
     };
@@ -119,6 +121,15 @@ fn main() {
         fleet::bench_fleet(number(2, 0) as usize, number(3, 60), number(4, 10));
         return;
     }
+    if mode == "metric-storage" {
+        let number = |at: usize| {
+            args.get(at)
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("usage: lookout-bench metric-storage HOSTS HOURS"))
+        };
+        fleet::bench_metric_storage(number(2) as usize, number(3) as i64);
+        return;
+    }
     if mode == "idle" {
         bench_idle(
             file.parse()
@@ -137,7 +148,7 @@ fn main() {
         "index" => scale::bench_index(&file),
         other => {
             eprintln!(
-                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, idle, alert-latency, journald or fleet"
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, idle, alert-latency, journald, fleet or metric-storage"
             );
             std::process::exit(2);
         }
