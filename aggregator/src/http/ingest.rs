@@ -1,5 +1,8 @@
 //! `POST /api/v1/ingest`: body → prepared batch (off the runtime) → metric
-//! writer → log writer; the answer waits until both have committed.
+//! writer → log writer; the answer waits until both have committed. Once
+//! prepared, the request hands its preparing place over for a share of the
+//! queued budget ([`super::limits::IngestPermit`]), so many batches can wait
+//! for one group commit.
 //!
 //! Samples are stored first. If the log commit then fails, the agent re-sends
 //! the whole batch, and the samples it already stored count as duplicates:
@@ -9,6 +12,7 @@
 use super::AppState;
 use super::auth::HostGrant;
 use super::error::ApiError;
+use super::limits::IngestPermit;
 use crate::config::{IngestConfig, host_allowed};
 use crate::ingest::{self, decode::ContentEncoding};
 use crate::metrics::RejectReason;
@@ -25,6 +29,7 @@ use lookout_shared::wire::IngestResponse;
 pub async fn ingest(
     State(app): State<AppState>,
     grant: Option<Extension<HostGrant>>,
+    permit: Option<Extension<IngestPermit>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
@@ -40,6 +45,10 @@ pub async fn ingest(
             .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
     app.metrics.body_received(sent, prepared.decompressed_bytes);
     app.metrics.fields_dropped(prepared.fields_dropped);
+    let _queued = match permit {
+        Some(Extension(permit)) => Some(permit.hand_over(prepared.decompressed_bytes).await?),
+        None => None,
+    };
     let ingest::Prepared { batch, metrics, .. } = prepared;
     if let Some(Extension(HostGrant(hosts))) = grant
         && !host_allowed(&hosts, &metrics.host)

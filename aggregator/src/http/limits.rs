@@ -33,17 +33,95 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// twice that, so their number bounds memory.
 pub const MAX_CONCURRENT_INGESTS: usize = 4;
 
-/// Middleware on the ingest route: waits for one of the
-/// [`MAX_CONCURRENT_INGESTS`] permits before the body is read.
-pub async fn few_ingests_at_once(State(permits): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    match permits.acquire().await {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            RejectReason::Unavailable,
-            "shutting down",
-        )
-        .into_response(),
+/// What bounds ingest's memory: [`MAX_CONCURRENT_INGESTS`] requests being
+/// read and prepared, and prepared batches waiting for their commits (the
+/// agent's ingest hands its permit over for a share of a budget of as many
+/// `max_decompressed_bytes` batches, see [`IngestPermit::hand_over`]). So
+/// thousands of small batches can wait for one group commit together, while
+/// what they hold stays bounded.
+#[derive(Clone)]
+pub struct IngestGate {
+    preparing: Arc<Semaphore>,
+    /// The budget of queued batches, in KiB.
+    queued: Arc<Semaphore>,
+    queued_kib: u32,
+}
+
+impl IngestGate {
+    /// A gate for batches of at most `max_decompressed_bytes` each.
+    pub fn new(max_decompressed_bytes: u64) -> IngestGate {
+        let queued_kib =
+            u32::try_from((MAX_CONCURRENT_INGESTS as u64).saturating_mul(max_decompressed_bytes.div_ceil(1024)))
+                .unwrap_or(u32::MAX)
+                .min(Semaphore::MAX_PERMITS as u32);
+        IngestGate {
+            preparing: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)),
+            queued: Arc::new(Semaphore::new(queued_kib as usize)),
+            queued_kib,
+        }
+    }
+}
+
+/// A request's place among the [`MAX_CONCURRENT_INGESTS`] preparing ones;
+/// released when the request ends, or earlier by [`IngestPermit::hand_over`].
+#[derive(Clone)]
+pub struct IngestPermit {
+    gate: IngestGate,
+    preparing: Arc<std::sync::Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
+/// A prepared batch's share of the queued budget, held until its commit
+/// answers (dropped with the request).
+pub struct QueuedShare {
+    _share: OwnedSemaphorePermit,
+}
+
+impl IngestPermit {
+    /// Trades the preparing place for a share of the queued budget the size
+    /// of a prepared batch of `bytes` (waiting while queued batches fill it),
+    /// so that the next request can be prepared while this one waits for
+    /// its commit.
+    pub async fn hand_over(&self, bytes: u64) -> Result<QueuedShare, ApiError> {
+        let kib = u32::try_from(bytes.div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.gate.queued_kib.max(1));
+        let share = self
+            .gate
+            .queued
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| shutting_down())?;
+        self.preparing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        Ok(QueuedShare { _share: share })
+    }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        RejectReason::Unavailable,
+        "shutting down",
+    )
+}
+
+/// Middleware on the ingest routes: waits for one of the
+/// [`MAX_CONCURRENT_INGESTS`] preparing places before the body is read, and
+/// hands the request its [`IngestPermit`].
+pub async fn few_ingests_at_once(State(gate): State<IngestGate>, mut request: Request, next: Next) -> Response {
+    match gate.preparing.clone().acquire_owned().await {
+        Ok(place) => {
+            let permit = IngestPermit {
+                gate,
+                preparing: Arc::new(std::sync::Mutex::new(Some(place))),
+            };
+            request.extensions_mut().insert(permit);
+            next.run(request).await
+        }
+        Err(_) => shutting_down().into_response(),
     }
 }
 
@@ -158,5 +236,50 @@ pub async fn deadline(State(request_timeout): State<Duration>, request: Request,
             ),
         )
         .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permit(gate: &IngestGate) -> Option<IngestPermit> {
+        let place = gate.preparing.clone().try_acquire_owned().ok()?;
+        Some(IngestPermit {
+            gate: gate.clone(),
+            preparing: Arc::new(std::sync::Mutex::new(Some(place))),
+        })
+    }
+
+    #[tokio::test]
+    async fn queued_batches_stay_within_their_budget() {
+        // Batches of at most 8 KiB: a budget of 32 KiB queued.
+        let gate = IngestGate::new(8 * 1024);
+        let preparing: Vec<IngestPermit> = (0..MAX_CONCURRENT_INGESTS).filter_map(|_| permit(&gate)).collect();
+        assert_eq!(preparing.len(), MAX_CONCURRENT_INGESTS);
+        assert!(permit(&gate).is_none(), "a fifth request waits to be prepared");
+
+        // Handing over frees the preparing place at once.
+        let first = preparing[0].hand_over(8 * 1024).await.unwrap();
+        let fifth = permit(&gate).expect("a place is free again");
+        let mut queued = vec![first];
+        for permit in &preparing[1..] {
+            queued.push(permit.hand_over(8 * 1024).await.unwrap());
+        }
+        // The budget is full: the next hand-over waits until a share goes.
+        let waiting = tokio::spawn(async move { fifth.hand_over(1).await.map(drop).is_ok() });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "a batch beyond the budget waits");
+        drop(queued.pop());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(10), waiting)
+                .await
+                .unwrap()
+                .unwrap(),
+            "once a queued batch is committed, the next one goes on"
+        );
+        // Every place is free once the requests are done.
+        drop(preparing);
+        assert_eq!(gate.preparing.available_permits(), MAX_CONCURRENT_INGESTS);
     }
 }

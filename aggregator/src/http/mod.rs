@@ -97,7 +97,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/v1/logs", post(receive::otlp_logs))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(
-            Arc::new(tokio::sync::Semaphore::new(limits::MAX_CONCURRENT_INGESTS)),
+            limits::IngestGate::new(state.ingest.max_decompressed_bytes.bytes()),
             limits::few_ingests_at_once,
         ))
         .route_layer(middleware::from_fn_with_state(
