@@ -53,7 +53,8 @@ pub fn round_value(value: f64) -> f64 {
     if value.abs() >= 1e13 {
         return value;
     }
-    (value * 100.0).round() / 100.0
+    // `+ 0.0` turns a negative zero into zero, which a decimal keeps.
+    (value * 100.0).round() / 100.0 + 0.0
 }
 
 /// A contiguous piece of one file: the records read from bytes `[start, end)`.
@@ -238,7 +239,7 @@ mod tests {
     #[test]
     fn values_go_out_with_two_decimals() {
         assert_eq!(round_value(100.0 * 90.0 / 140.0), 64.29);
-        assert_eq!(round_value(-0.004), -0.0);
+        assert_eq!(round_value(-0.004).to_bits(), 0.0f64.to_bits());
         assert_eq!(round_value(1_250_000.123), 1_250_000.12);
         assert_eq!(round_value(3.5e15 + 1.0), 3.5e15 + 1.0);
         // What comes out is exactly a two-decimal number.

@@ -34,10 +34,15 @@ const ZSTD_LEVEL: i32 = 3;
 #[error("a compressed metric block is unreadable: {0}")]
 pub struct ChunkError(String);
 
-impl From<ChunkError> for rusqlite::Error {
-    fn from(err: ChunkError) -> Self {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, Box::new(err))
-    }
+/// The samples of a stored block; an unreadable one (a damaged file) is
+/// logged and read as empty, so that one bad block stops neither start-up,
+/// compaction, retention nor ingest. Its hour's samples are lost; the next
+/// sample of that hour replaces it.
+pub fn read_stored(series_id: i64, hour: i64, block: &[u8]) -> Vec<(i64, f64)> {
+    decode(block).unwrap_or_else(|err| {
+        tracing::warn!(series_id, hour, error = %err, "skipping an unreadable metric block");
+        Vec::new()
+    })
 }
 
 /// Encodes `points` (sorted by time, distinct times, all in one hour).
@@ -100,8 +105,9 @@ pub fn decode(block: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
     };
     let mut reader = Reader { bytes: &raw, at: 0 };
     let count = usize::try_from(reader.varint()?).unwrap_or(usize::MAX);
-    if count > MAX_SAMPLES {
-        return Err(ChunkError(format!("{count} samples in one block")));
+    // Each sample takes at least two bytes: checked before anything is reserved.
+    if count > MAX_SAMPLES || count > raw.len() / 2 {
+        return Err(ChunkError(format!("{count} samples in a block of {} bytes", raw.len())));
     }
     let mut times = Vec::with_capacity(count);
     let mut previous_delta = 0i64;
@@ -114,6 +120,9 @@ pub fn decode(block: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
                 i64::wrapping_add(previous, previous_delta)
             }
         };
+        if times.last().is_some_and(|&last| time <= last) {
+            return Err(ChunkError("times out of order".into()));
+        }
         times.push(time);
     }
     let mut points = Vec::with_capacity(count);
@@ -271,6 +280,10 @@ mod tests {
     fn damaged_blocks_are_errors() {
         let block = encode(&[(0, 1.0), (10, 2.0), (20, 3.0)]);
         assert!(decode(&[]).is_err());
+        assert!(read_stored(1, 0, &[]).is_empty());
+        // A count the bytes cannot hold, and times going back.
+        assert!(decode(&[FORMAT_PLAIN, 0xff, 0xff, 0x7f]).is_err());
+        assert!(decode(&[FORMAT_PLAIN, 2, 4, 1, DECIMAL, 0, 2, 2]).is_err());
         assert!(decode(&[9]).is_err());
         assert!(decode(&[FORMAT_PLAIN, 1]).is_err());
         assert!(decode(&block[..block.len() - 1]).is_err());

@@ -154,16 +154,13 @@ pub(super) fn raw_points(conn: &Connection, id: i64, start: i64, end: i64) -> ru
         .query_map((id, start, end), |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let head = points.len();
-    let mut blocks =
-        conn.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour")?;
+    let mut blocks = conn.prepare_cached(
+        "SELECT hour, data FROM chunks WHERE series_id = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour",
+    )?;
     let mut rows = blocks.query((id, bucket_start(start, HOUR_MS), end))?;
     while let Some(row) = rows.next()? {
-        let block = row.get_ref(0)?.as_blob()?;
-        points.extend(
-            chunk::decode(block)?
-                .into_iter()
-                .filter(|&(ts, _)| ts >= start && ts < end),
-        );
+        let block = chunk::read_stored(id, row.get(0)?, row.get_ref(1)?.as_blob()?);
+        points.extend(block.into_iter().filter(|&(ts, _)| ts >= start && ts < end));
     }
     // A sample is in the head or in a block, never both (the writer checks
     // the block before storing a late one), so times stay distinct.
@@ -183,13 +180,13 @@ pub(super) fn newest_points(conn: &Connection, id: i64, since: i64, limit: usize
         .collect::<rusqlite::Result<_>>()?;
     // Blocks hold disjoint hours: the newest ones hold the newest samples.
     let mut blocks =
-        conn.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour >= ?2 ORDER BY hour DESC")?;
+        conn.prepare_cached("SELECT hour, data FROM chunks WHERE series_id = ?1 AND hour >= ?2 ORDER BY hour DESC")?;
     let mut rows = blocks.query((id, bucket_start(since, HOUR_MS)))?;
     let mut from_blocks = 0;
     while from_blocks < limit
         && let Some(row) = rows.next()?
     {
-        let decoded = chunk::decode(row.get_ref(0)?.as_blob()?)?;
+        let decoded = chunk::read_stored(id, row.get(0)?, row.get_ref(1)?.as_blob()?);
         let before = points.len();
         points.extend(decoded.into_iter().rev().filter(|&(ts, _)| ts >= since));
         from_blocks += points.len() - before;
@@ -200,8 +197,8 @@ pub(super) fn newest_points(conn: &Connection, id: i64, since: i64, limit: usize
 }
 
 /// The average of `points` (oldest first) per `step`-wide bucket, each at
-/// its bucket's start: summed in time order, as SQL's `avg` over the
-/// samples would.
+/// its bucket's start, summed in time order (SQLite's `avg`, which answered
+/// before, sums with compensation: the last bits may differ).
 fn averages(points: &[(i64, f64)], step: i64) -> Vec<(i64, f64)> {
     let mut out: Vec<(i64, f64)> = Vec::new();
     let mut current: Option<(i64, f64, u64)> = None;

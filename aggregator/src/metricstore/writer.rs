@@ -1,7 +1,9 @@
 //! The single metric writer: a dedicated thread owning the one read-write
 //! SQLite connection, the series-id cache and the hosts' pending last-seen times.
 //!
-//! Each ingest batch with samples is one `IMMEDIATE` transaction: look up (or
+//! Each ingest batch with samples is stored in one `IMMEDIATE` transaction
+//! (batches queued together share one, and its sync; if the group fails,
+//! each is tried alone, so a bad batch fails alone): look up (or
 //! create) each sample's series, insert the sample into the head (`samples`)
 //! unless the series already has one at that time (in the head, or, for a
 //! sample older than what compaction has reached, in its hour's block), add
@@ -50,6 +52,9 @@ pub const EXPIRE_CHUNK_ROWS: usize = 5000;
 /// when almost nothing is due.
 const EXPIRE_CHUNK_SERIES: usize = 1000;
 
+/// Most batches one transaction stores (see [`WriterCore::write_batches`]).
+const MAX_GROUP: usize = 64;
+
 /// How often hosts seen through logs-only batches are written (see
 /// [`flush_touches`]); a compaction step runs at the same beat.
 const TOUCH_FLUSH_PERIOD: Duration = Duration::from_secs(2);
@@ -61,6 +66,11 @@ pub const COMPACT_GRACE_MS: i64 = 10 * 60_000;
 /// Series one compaction step visits: at 80,000 series (2,000 hosts) a
 /// pass takes 160 steps, about five minutes of two-second beats.
 const COMPACT_CHUNK_SERIES: usize = 500;
+
+/// Head samples one compaction step moves at most, so that a step stays
+/// short also when a pass meets days of samples (a database of an earlier
+/// version, or a backlog).
+const COMPACT_ROWS: usize = 100_000;
 
 /// SQL that marks host `?1` as seen at `?2` (never moving it back in time).
 const TOUCH_SQL: &str = "INSERT INTO hosts (host, last_seen_ms) VALUES (?1, ?2) \
@@ -136,12 +146,6 @@ impl From<rusqlite::Error> for WriteFailure {
     }
 }
 
-impl From<chunk::ChunkError> for WriteFailure {
-    fn from(err: chunk::ChunkError) -> Self {
-        WriteFailure::Sqlite(err.into())
-    }
-}
-
 /// What one retention pass deletes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
@@ -173,10 +177,13 @@ pub struct ExpireCursor {
     after_series: i64,
 }
 
+/// Where a batch's outcome goes.
+type WriteReply = oneshot::Sender<Result<WriteOutcome, MetricWriteError>>;
+
 enum Command {
     Write {
         batch: MetricBatch,
-        reply: oneshot::Sender<Result<WriteOutcome, MetricWriteError>>,
+        reply: WriteReply,
     },
     Touch {
         host: String,
@@ -314,12 +321,25 @@ pub async fn flush_touches(handle: MetricWriterHandle) {
 }
 
 fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
-    while let Some(command) = rx.blocking_recv() {
+    let mut next = None;
+    while let Some(command) = next.take().or_else(|| rx.blocking_recv()) {
         match command {
             Command::Write { batch, reply } => {
+                // Batches queued meanwhile share the transaction and its sync.
+                let mut group = vec![(batch, reply)];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(Command::Write { batch, reply }) => group.push((batch, reply)),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 // A handler that gave up (client gone) needs no answer: a
                 // re-send finds the samples stored.
-                let _ = reply.send(core.write_batch(&batch, now_ms()));
+                core.write_batches(group, now_ms());
             }
             Command::Touch { host } => core.touch(host, now_ms()),
             Command::Flush => {
@@ -358,6 +378,8 @@ struct WriterCore {
     /// Samples stored in the head for hours compaction had passed (an
     /// agent's backlog) since the last pass began: another pass follows.
     late_samples: u64,
+    /// Head samples one compaction step moves at most ([`COMPACT_ROWS`]).
+    compact_rows: usize,
 }
 
 impl WriterCore {
@@ -376,6 +398,7 @@ impl WriterCore {
             // A pass cut short by a stop starts again from the first series.
             compacting_after: (compacted_before > i64::MIN).then_some(0),
             late_samples: 0,
+            compact_rows: COMPACT_ROWS,
         })
     }
 
@@ -405,10 +428,46 @@ impl WriterCore {
     /// One transaction: the batch's samples and roll-ups, and its host (plus
     /// any hosts touched meanwhile) marked as seen. All or nothing.
     fn write(&mut self, batch: &MetricBatch, now_ms: i64) -> Result<WriteOutcome, WriteFailure> {
+        let mut outcomes = self.write_group(&[batch], now_ms)?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
+    /// Stores a group of batches queued together in one transaction and one
+    /// sync; answers each batch's outcome, or nothing if any failed (the
+    /// caller then writes them one by one, so a bad batch fails alone).
+    fn write_batches(&mut self, group: Vec<(MetricBatch, WriteReply)>, now_ms: i64) {
+        if let [(batch, _)] = group.as_slice() {
+            let answer = self.write_batch(batch, now_ms);
+            if let Some((_, reply)) = group.into_iter().next() {
+                let _ = reply.send(answer);
+            }
+            return;
+        }
+        let started = Instant::now();
+        let batches: Vec<&MetricBatch> = group.iter().map(|(batch, _)| batch).collect();
+        match self.write_group(&batches, now_ms) {
+            Ok(outcomes) => {
+                self.metrics.metric_commit_done(started.elapsed());
+                for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+                    self.metrics
+                        .metric_samples(outcome.accepted, outcome.duplicates, outcome.expired);
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(_) => {
+                for (batch, reply) in group {
+                    let _ = reply.send(self.write_batch(&batch, now_ms));
+                }
+            }
+        }
+    }
+
+    /// One transaction for `batches`: their samples and roll-ups, and their
+    /// hosts (plus any hosts touched meanwhile) marked as seen. All or nothing.
+    fn write_group(&mut self, batches: &[&MetricBatch], now_ms: i64) -> Result<Vec<WriteOutcome>, WriteFailure> {
         let cutoff = now_ms.saturating_sub(self.retention_ms);
-        let existing = match self.series_per_host.get(&batch.host) {
-            Some(&count) => count,
-            None => {
+        for batch in batches {
+            if !self.series_per_host.contains_key(&batch.host) {
                 let count: i64 =
                     self.conn
                         .query_row("SELECT COUNT(*) FROM series WHERE host = ?1", [&batch.host], |row| {
@@ -416,15 +475,18 @@ impl WriterCore {
                         })?;
                 let count = usize::try_from(count).unwrap_or(usize::MAX);
                 self.series_per_host.insert(batch.host.clone(), count);
-                count
             }
-        };
-        let mut outcome = WriteOutcome::default();
+        }
+        let mut outcomes = Vec::with_capacity(batches.len());
         // Series created or found in this transaction join the cache (and
-        // memory) only once it commits; `new_series` counts the created ones.
+        // memory) only once it commits; `new_series` counts the created ones
+        // per host.
         let mut created: HashMap<String, i64> = HashMap::new();
-        let mut new_series = 0;
-        let mut stored: Vec<(i64, i64, f64)> = Vec::with_capacity(batch.samples.len());
+        let mut new_series: HashMap<&str, usize> = HashMap::new();
+        let mut stored: Vec<(i64, i64, f64)> = Vec::new();
+        let mut late = 0;
+        // The times of each block a late sample was looked up in, decoded once.
+        let mut block_times: HashMap<(i64, i64), Vec<i64>> = HashMap::new();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut find = tx.prepare_cached("SELECT id FROM series WHERE host = ?1 AND name = ?2 AND labels = ?3")?;
@@ -437,70 +499,82 @@ impl WriterCore {
             )?;
             let mut block = tx.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour = ?2")?;
             let mut hour = tx.prepare_cached(UPSERT_1H)?;
+            let mut touch = tx.prepare_cached(TOUCH_SQL)?;
             let mut key = String::new();
-            for sample in &batch.samples {
-                if sample.time_ms < cutoff {
-                    outcome.expired += 1;
-                    continue;
-                }
-                key.clear();
-                key.push_str(&batch.host);
-                key.push('\0');
-                key.push_str(&sample.name);
-                key.push('\0');
-                key.push_str(&sample.labels);
-                let cached = self.series.get(&key).or_else(|| created.get(&key)).copied();
-                let id = match cached {
-                    Some(id) => id,
-                    None => {
-                        let params = (&batch.host, &sample.name, &sample.labels);
-                        let id = match find.query_row(params, |row| row.get(0)).optional()? {
-                            Some(id) => id,
-                            None => {
-                                if existing + new_series >= self.max_series_per_host {
-                                    return Err(WriteFailure::TooManySeries { existing });
+            for batch in batches {
+                let existing = self.series_per_host.get(&batch.host).copied().unwrap_or(0);
+                let mut outcome = WriteOutcome::default();
+                for sample in &batch.samples {
+                    if sample.time_ms < cutoff {
+                        outcome.expired += 1;
+                        continue;
+                    }
+                    key.clear();
+                    key.push_str(&batch.host);
+                    key.push('\0');
+                    key.push_str(&sample.name);
+                    key.push('\0');
+                    key.push_str(&sample.labels);
+                    let cached = self.series.get(&key).or_else(|| created.get(&key)).copied();
+                    let id = match cached {
+                        Some(id) => id,
+                        None => {
+                            let params = (&batch.host, &sample.name, &sample.labels);
+                            let id = match find.query_row(params, |row| row.get(0)).optional()? {
+                                Some(id) => id,
+                                None => {
+                                    let added = new_series.entry(batch.host.as_str()).or_default();
+                                    if existing + *added >= self.max_series_per_host {
+                                        return Err(WriteFailure::TooManySeries { existing });
+                                    }
+                                    create.execute(params)?;
+                                    *added += 1;
+                                    tx.last_insert_rowid()
                                 }
-                                create.execute(params)?;
-                                new_series += 1;
-                                tx.last_insert_rowid()
+                            };
+                            created.insert(key.clone(), id);
+                            id
+                        }
+                    };
+                    // Only a sample older than what compaction reached can be in a block.
+                    let in_block = if sample.time_ms < self.compacted_before {
+                        let hour_start = bucket_start(sample.time_ms, HOUR_MS);
+                        let times = match block_times.entry((id, hour_start)) {
+                            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                            std::collections::hash_map::Entry::Vacant(entry) => {
+                                let data: Option<Vec<u8>> =
+                                    block.query_row((id, hour_start), |row| row.get(0)).optional()?;
+                                let points =
+                                    data.map_or_else(Vec::new, |data| chunk::read_stored(id, hour_start, &data));
+                                entry.insert(points.into_iter().map(|(ts, _)| ts).collect())
                             }
                         };
-                        created.insert(key.clone(), id);
-                        id
-                    }
-                };
-                // Only a sample older than what compaction reached can be in a block.
-                let in_block = sample.time_ms < self.compacted_before
-                    && match block
-                        .query_row((id, bucket_start(sample.time_ms, HOUR_MS)), |row| {
-                            row.get::<_, Vec<u8>>(0)
-                        })
-                        .optional()?
-                    {
-                        Some(data) => chunk::decode(&data)?
-                            .binary_search_by_key(&sample.time_ms, |&(ts, _)| ts)
-                            .is_ok(),
-                        None => false,
+                        times.binary_search(&sample.time_ms).is_ok()
+                    } else {
+                        false
                     };
-                if in_block || insert.execute((id, sample.time_ms, sample.value))? == 0 {
-                    outcome.duplicates += 1;
-                    continue;
+                    if in_block || insert.execute((id, sample.time_ms, sample.value))? == 0 {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    hour.execute((id, bucket_start(sample.time_ms, HOUR_MS), sample.value))?;
+                    if sample.time_ms < self.compacted_before {
+                        late += 1;
+                    }
+                    stored.push((id, sample.time_ms, sample.value));
+                    outcome.accepted += 1;
                 }
-                hour.execute((id, bucket_start(sample.time_ms, HOUR_MS), sample.value))?;
-                if sample.time_ms < self.compacted_before {
-                    self.late_samples += 1;
-                }
-                stored.push((id, sample.time_ms, sample.value));
-                outcome.accepted += 1;
+                touch.execute((&batch.host, now_ms))?;
+                outcomes.push(outcome);
             }
-            let mut touch = tx.prepare_cached(TOUCH_SQL)?;
-            touch.execute((&batch.host, now_ms))?;
             for (host, seen) in &self.touched {
                 touch.execute((host, seen))?;
             }
         }
         tx.commit()?;
-        *self.series_per_host.entry(batch.host.clone()).or_default() += new_series;
+        for (host, added) in new_series {
+            *self.series_per_host.entry(host.to_owned()).or_default() += added;
+        }
         for (key, id) in &created {
             let mut parts = key.splitn(3, '\0');
             if let (Some(host), Some(name), Some(labels)) = (parts.next(), parts.next(), parts.next()) {
@@ -508,10 +582,13 @@ impl WriterCore {
             }
         }
         self.recent.add(&stored);
-        self.recent.touch(&batch.host, now_ms);
+        for batch in batches {
+            self.recent.touch(&batch.host, now_ms);
+        }
+        self.late_samples += late;
         self.series.extend(created);
         self.touched.clear();
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// Remembers that `host` sent something at `now_ms`.
@@ -576,14 +653,22 @@ impl WriterCore {
             .query_map((after, COMPACT_CHUNK_SERIES as i64), |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         let mut moved = 0;
+        let mut resume_at = None;
         for &id in &ids {
-            moved += compact_series(&tx, id, before)?;
+            let (count, complete) = compact_series(&tx, id, before, self.compact_rows - moved)?;
+            moved += count;
+            if !complete {
+                resume_at = Some(id);
+                break;
+            }
         }
         tx.commit()?;
-        self.metrics.metric_samples_compacted(moved);
+        self.metrics.metric_samples_compacted(moved as u64);
         self.compacted_before = before;
-        self.compacting_after = match ids.last() {
-            Some(&last) if ids.len() == COMPACT_CHUNK_SERIES => Some(last),
+        self.compacting_after = match (resume_at, ids.last()) {
+            // The next step goes on with the series the budget cut.
+            (Some(id), _) => Some(id - 1),
+            (None, Some(&last)) if ids.len() == COMPACT_CHUNK_SERIES => Some(last),
             _ => None,
         };
         Ok(())
@@ -689,13 +774,16 @@ impl WriterCore {
     }
 }
 
-/// Moves series `id`'s head samples before `before` into their hours'
-/// blocks, merged with what a block already holds; answers how many moved.
-fn compact_series(tx: &Transaction<'_>, id: i64, before: i64) -> rusqlite::Result<u64> {
-    let head: Vec<(i64, f64)> = tx
-        .prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts < ?2 ORDER BY ts")?
-        .query_map((id, before), |row| Ok((row.get(0)?, row.get(1)?)))?
+/// Moves series `id`'s head samples before `before`, oldest first and at
+/// most `budget`, into their hours' blocks, merged with what a block already
+/// holds; answers how many moved and whether that was all of them.
+fn compact_series(tx: &Transaction<'_>, id: i64, before: i64, budget: usize) -> rusqlite::Result<(usize, bool)> {
+    let mut head: Vec<(i64, f64)> = tx
+        .prepare_cached("SELECT ts, value FROM samples WHERE series_id = ?1 AND ts < ?2 ORDER BY ts LIMIT ?3")?
+        .query_map((id, before, budget as i64 + 1), |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    let complete = head.len() <= budget;
+    head.truncate(budget);
     let mut existing = tx.prepare_cached("SELECT data FROM chunks WHERE series_id = ?1 AND hour = ?2")?;
     let mut store = tx.prepare_cached(
         "INSERT INTO chunks (series_id, hour, data) VALUES (?1, ?2, ?3) \
@@ -707,7 +795,7 @@ fn compact_series(tx: &Transaction<'_>, id: i64, before: i64) -> rusqlite::Resul
             .query_row((id, hour), |row| row.get::<_, Vec<u8>>(0))
             .optional()?
         {
-            Some(data) => chunk::decode(&data)?,
+            Some(data) => chunk::read_stored(id, hour, &data),
             None => Vec::new(),
         };
         points.extend_from_slice(hour_samples);
@@ -716,11 +804,11 @@ fn compact_series(tx: &Transaction<'_>, id: i64, before: i64) -> rusqlite::Resul
         points.dedup_by_key(|&mut (ts, _)| ts);
         store.execute((id, hour, chunk::encode(&points)))?;
     }
-    if !head.is_empty() {
-        tx.prepare_cached("DELETE FROM samples WHERE series_id = ?1 AND ts < ?2")?
-            .execute((id, before))?;
+    if let Some(&(last, _)) = head.last() {
+        tx.prepare_cached("DELETE FROM samples WHERE series_id = ?1 AND ts <= ?2")?
+            .execute((id, last))?;
     }
-    Ok(head.len() as u64)
+    Ok((head.len(), complete))
 }
 
 /// What one series' retention in one table did.
@@ -771,9 +859,10 @@ fn expire_blocks(tx: &Transaction<'_>, id: i64, cutoff: i64, budget: usize) -> r
         let kept: Vec<(i64, f64)> = if hour.saturating_add(HOUR_MS) <= cutoff {
             Vec::new()
         } else {
-            let points = chunk::decode(&data)?;
+            let points = chunk::read_stored(id, hour, &data);
             let kept: Vec<(i64, f64)> = points.iter().copied().filter(|&(ts, _)| ts >= cutoff).collect();
-            if kept.len() == points.len() {
+            // Nothing to cut (an unreadable block reads empty, and goes).
+            if kept.len() == points.len() && !points.is_empty() {
                 continue;
             }
             kept
@@ -960,8 +1049,18 @@ mod tests {
             .collect();
         core.write(&batch("h", samples), NOW).unwrap();
         let before = answers(&core, t0);
-        // Passes up to the hour before NOW: three hours become blocks.
-        core.compact(bucket_start(NOW, HOUR_MS)).unwrap();
+        // Passes up to the hour before NOW: three hours become blocks, in
+        // steps of at most 700 samples (a block gets merged into).
+        core.compact_rows = 700;
+        let mut steps = 0;
+        loop {
+            core.compact(bucket_start(NOW, HOUR_MS)).unwrap();
+            steps += 1;
+            if core.compacting_after.is_none() {
+                break;
+            }
+        }
+        assert_eq!(steps, 2 * 3 * 360 / 700 + 1);
         assert_eq!(count(&core, "SELECT count(*) FROM chunks"), 6);
         assert_eq!(count(&core, "SELECT count(*) FROM samples"), 2 * 360);
         assert_eq!(answers(&core, t0), before);
@@ -970,6 +1069,24 @@ mod tests {
             block_bytes < 3 * 360 * 3,
             "{block_bytes} bytes for 1,080 two-decimal samples"
         );
+
+        // A damaged block reads as empty: answers skip its hour, a sample of
+        // that hour is stored, and the next pass replaces the block.
+        let damaged_hour = t0 + HOUR_MS;
+        core.conn
+            .execute(
+                "UPDATE chunks SET data = x'01ff' WHERE series_id = 2 AND hour = ?1",
+                [damaged_hour],
+            )
+            .unwrap();
+        let left = crate::metricstore::query::raw_points(&core.conn, 2, t0, t0 + 4 * HOUR_MS).unwrap();
+        assert_eq!(left.len(), 3 * 360);
+        let late = sample("m", r#"{"k":"b"}"#, damaged_hour, 7.0);
+        assert_eq!(core.write(&batch("h", vec![late]), NOW).unwrap().accepted, 1);
+        core.compact(bucket_start(NOW, HOUR_MS)).unwrap();
+        let block = crate::metricstore::query::raw_points(&core.conn, 2, damaged_hour, damaged_hour + HOUR_MS).unwrap();
+        assert_eq!(block, [(damaged_hour, 7.0)]);
+        let before: Vec<String> = answers(&core, t0);
 
         // Retention cuts through the second hour: the first block goes, the
         // second keeps what is at or after the cutoff.
@@ -981,7 +1098,9 @@ mod tests {
                 forget_hosts_before_ms: 0,
             },
         );
-        assert_eq!(count(&core, "SELECT count(*) FROM chunks"), 4);
+        // Series 2's second hour held only the sample at its start: it goes.
+        assert_eq!(count(&core, "SELECT count(*) FROM chunks"), 3);
+        assert_ne!(answers(&core, t0), before, "retention cut samples");
         let kept = crate::metricstore::query::raw_points(&core.conn, 1, t0, t0 + 4 * HOUR_MS).unwrap();
         assert_eq!(kept.first().map(|p| p.0), Some(bucket_start(cutoff, 10_000) + 10_000));
         assert_eq!(kept.len(), 4 * 360 - (cutoff - t0) as usize / 10_000 - 1);
@@ -999,6 +1118,58 @@ mod tests {
         assert_eq!(count(&core, "SELECT count(*) FROM samples"), 0);
         let good = batch("h", vec![sample("m", "{}", NOW, 1.0)]);
         assert_eq!(core.write(&good, NOW).unwrap().accepted, 1);
+    }
+
+    #[test]
+    fn a_group_commits_together_and_fails_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut core = open(dir.path());
+        core.max_series_per_host = 2;
+        let group = |batches: Vec<MetricBatch>| {
+            let (group, answers): (Vec<_>, Vec<_>) = batches
+                .into_iter()
+                .map(|batch| {
+                    let (reply, answer) = oneshot::channel();
+                    ((batch, reply), answer)
+                })
+                .unzip();
+            (group, answers)
+        };
+        let (together, answers) = group(vec![
+            batch("a", vec![sample("m", "{}", NOW, 1.0), sample("n", "{}", NOW, 2.0)]),
+            batch("b", vec![sample("m", "{}", NOW, 3.0)]),
+            // A re-send within the group is a duplicate.
+            batch("a", vec![sample("m", "{}", NOW, 1.0)]),
+        ]);
+        core.write_batches(together, NOW);
+        let outcomes: Vec<WriteOutcome> = answers
+            .into_iter()
+            .map(|a| a.blocking_recv().unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            outcomes.iter().map(|o| (o.accepted, o.duplicates)).collect::<Vec<_>>(),
+            [(2, 0), (1, 0), (0, 1)]
+        );
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 3);
+
+        // Host `a` has its two series: a third makes its batch fail, alone.
+        let (apart, answers) = group(vec![
+            batch("b", vec![sample("m", "{}", NOW + 10_000, 4.0)]),
+            batch("a", vec![sample("third", "{}", NOW + 10_000, 5.0)]),
+            batch("c", vec![sample("m", "{}", NOW + 10_000, 6.0)]),
+        ]);
+        core.write_batches(apart, NOW + 10_000);
+        let results: Vec<_> = answers.into_iter().map(|a| a.blocking_recv().unwrap()).collect();
+        assert!(results[0].as_ref().is_ok_and(|o| o.accepted == 1));
+        assert!(
+            matches!(results[1], Err(MetricWriteError::TooManySeries { existing: 2, .. })),
+            "{:?}",
+            results[1]
+        );
+        assert!(results[2].as_ref().is_ok_and(|o| o.accepted == 1));
+        assert_eq!(count(&core, "SELECT count(*) FROM samples"), 5);
+        assert_eq!(count(&core, "SELECT count(*) FROM series WHERE name = 'third'"), 0);
+        assert_eq!(core.recent.last_seen().len(), 3);
     }
 
     #[test]
