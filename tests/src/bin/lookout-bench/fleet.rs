@@ -429,6 +429,13 @@ fn host_batch(host: usize, second: u64, lines: u64, offset: &mut u64, with_metri
 fn metric_set(host: usize, time_ms: i64) -> Vec<MetricSample> {
     let phase = time_ms as f64 / 600_000.0 + host as f64;
     let wave = |scale: f64, shift: f64| scale * (0.5 + 0.4 * (phase + shift).sin());
+    // One host in a hundred runs hot (CPU, memory, disks and links past the
+    // built-in rules' thresholds); the others between 10 and 60 %.
+    let hot = host.is_multiple_of(100);
+    let percent = |shift: f64| {
+        let (low, high) = if hot { (85.0, 99.0) } else { (10.0, 60.0) };
+        low + (high - low) * (0.5 + 0.5 * (phase + shift).sin())
+    };
     let mut samples = Vec::with_capacity(41);
     let mut push = |name: &str, label: Option<(&str, &str)>, value: f64| {
         samples.push(MetricSample {
@@ -440,14 +447,14 @@ fn metric_set(host: usize, time_ms: i64) -> Vec<MetricSample> {
             value: lookout_shared::wire::round_value(value),
         });
     };
-    push("cpu.usage_percent", None, wave(100.0, 0.0));
-    for core in ["0", "1", "2", "3"] {
-        push("cpu.usage_percent", Some(("cpu", core)), wave(100.0, core.len() as f64));
+    push("cpu.usage_percent", None, percent(0.0));
+    for (i, core) in ["0", "1", "2", "3"].into_iter().enumerate() {
+        push("cpu.usage_percent", Some(("cpu", core)), percent(i as f64));
     }
     push("load.1m", None, wave(4.0, 0.1));
     push("load.5m", None, wave(4.0, 0.2));
     push("load.15m", None, wave(4.0, 0.3));
-    push("memory.used_percent", None, wave(100.0, 0.4));
+    push("memory.used_percent", None, percent(0.4));
     // Units as the kernel counts them: kB of memory, 4 KiB blocks, 512-byte
     // sectors and bytes over a 10 s interval.
     push(
@@ -458,7 +465,7 @@ fn metric_set(host: usize, time_ms: i64) -> Vec<MetricSample> {
     push("swap.used_percent", None, wave(10.0, 0.6));
     for (i, mount) in ["/", "/var", "/home"].into_iter().enumerate() {
         let total = 100e9 * (i + 1) as f64;
-        let used = (wave(total, i as f64) / 4096.0).round() * 4096.0;
+        let used = (total * percent(i as f64) / 100.0 / 4096.0).round() * 4096.0;
         push("fs.used_bytes", Some(("mount", mount)), used);
         push("fs.total_bytes", Some(("mount", mount)), total);
         push("fs.used_percent", Some(("mount", mount)), 100.0 * used / total);
@@ -490,12 +497,12 @@ fn metric_set(host: usize, time_ms: i64) -> Vec<MetricSample> {
         push(
             "net.rx_utilization_percent",
             Some(("interface", interface)),
-            wave(10.0, 0.9),
+            percent(0.9),
         );
         push(
             "net.tx_utilization_percent",
             Some(("interface", interface)),
-            wave(5.0, 1.0),
+            percent(1.0),
         );
     }
     for (name, value) in [
