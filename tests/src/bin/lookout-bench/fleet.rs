@@ -184,17 +184,21 @@ fn database_parts(path: &std::path::Path) -> rusqlite::Result<DatabaseParts> {
     })
 }
 
-/// The value of an unlabelled counter in `/metrics`, 0 if absent.
-fn counter(url: &str, name: &str) -> f64 {
-    let Ok(mut response) = http()
+/// The aggregator's `/metrics` text; empty if it does not answer.
+fn metrics_text(url: &str) -> String {
+    http()
         .get(format!("{url}/metrics"))
         .header("Authorization", format!("Bearer {API_TOKEN}"))
         .call()
-    else {
-        return 0.0;
-    };
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    text.lines()
+        .ok()
+        .and_then(|mut response| response.body_mut().read_to_string().ok())
+        .unwrap_or_default()
+}
+
+/// The value of an unlabelled counter in `/metrics`, 0 if absent.
+fn counter(url: &str, name: &str) -> f64 {
+    metrics_text(url)
+        .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
 }
@@ -564,14 +568,7 @@ fn probe_ui(url: &str, probing: &AtomicBool) -> Vec<(&'static str, Vec<f64>)> {
 /// Each rule's mean and last evaluation time (ms) and run count, from
 /// `/metrics`.
 fn rule_timings(url: &str) -> Vec<(String, f64, f64, u64)> {
-    let Ok(mut response) = http()
-        .get(format!("{url}/metrics"))
-        .header("Authorization", format!("Bearer {API_TOKEN}"))
-        .call()
-    else {
-        return Vec::new();
-    };
-    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let text = metrics_text(url);
     let value = |metric: &str, rule: &str| -> f64 {
         let prefix = format!("{metric}{{rule=\"{rule}\"}} ");
         text.lines()
