@@ -78,10 +78,8 @@ fn evaluate_threshold(rule: &ThresholdRule, metrics: &MetricStore, now_ms: i64) 
     let since = now_ms.saturating_sub(STALE_AFTER.as_millis() as i64);
     let per_series = rule.datapoints.map_or(1, |d| d.of as usize);
     let mut observations = Vec::new();
-    for series in metrics.recent_samples(&rule.metric, since, per_series)? {
-        if !labels_match(&rule.match_labels, &series.labels) {
-            continue;
-        }
+    let wanted = |labels: &BTreeMap<String, String>| labels_match(&rule.match_labels, labels);
+    for series in metrics.recent_samples(&rule.metric, since, per_series, &wanted)? {
         let Some(&(_, latest)) = series.points.first() else {
             continue;
         };
@@ -288,11 +286,8 @@ fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Resu
 
 fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {
     let mut observations = Vec::new();
-    for host in metrics.hosts(now_ms) {
-        let Ok(last_seen) = host.last_seen.parse::<jiff::Timestamp>() else {
-            continue;
-        };
-        let silent_ms = now_ms.saturating_sub(last_seen.as_millisecond()).max(0);
+    for host in metrics.activity() {
+        let silent_ms = now_ms.saturating_sub(host.last_seen_ms).max(0);
         let limit_ms = host.interval_ms.saturating_mul(i64::from(rule.intervals));
         let breaching = silent_ms > limit_ms;
         observations.push(Observation {

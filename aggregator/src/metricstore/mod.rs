@@ -27,8 +27,8 @@ pub mod rollup;
 pub mod schema;
 pub mod writer;
 
-use query::{HostSummary, RecentSamples, SeriesAnswer, SeriesQuery};
-use recent::Recent;
+use query::{HostSummary, LabelFilter, RecentSamples, SeriesAnswer, SeriesQuery};
+use recent::{HostActivity, Recent};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -75,13 +75,24 @@ impl MetricStore {
         self.recent.hosts(now_ms)
     }
 
+    /// Every known host's last-seen time and interval (from memory).
+    pub fn activity(&self) -> Vec<HostActivity> {
+        self.recent.activity()
+    }
+
     /// The newest samples (at most `per_series`, none before `since_ms`) of
-    /// every series of metric `name`, across hosts: from memory unless more
-    /// samples per series are asked for than it keeps.
-    pub fn recent_samples(&self, name: &str, since_ms: i64, per_series: usize) -> rusqlite::Result<Vec<RecentSamples>> {
-        match self.recent.recent_samples(name, since_ms, per_series) {
+    /// every series of metric `name` whose labels are `wanted`, across hosts:
+    /// from memory unless more samples per series are asked for than it keeps.
+    pub fn recent_samples(
+        &self,
+        name: &str,
+        since_ms: i64,
+        per_series: usize,
+        wanted: LabelFilter<'_>,
+    ) -> rusqlite::Result<Vec<RecentSamples>> {
+        match self.recent.recent_samples(name, since_ms, per_series, wanted) {
             Some(answer) => Ok(answer),
-            None => self.with_reader(|conn| query::recent_samples(conn, name, since_ms, per_series)),
+            None => self.with_reader(|conn| query::recent_samples(conn, name, since_ms, per_series, wanted)),
         }
     }
 

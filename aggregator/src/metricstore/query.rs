@@ -331,6 +331,10 @@ mod tests {
     }
 }
 
+/// Which series a question is about, by their labels (besides host and
+/// name); the others are skipped before their samples are copied.
+pub type LabelFilter<'a> = &'a dyn Fn(&BTreeMap<String, String>) -> bool;
+
 /// The recent samples of one series, for alert rules.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecentSamples {
@@ -342,13 +346,15 @@ pub struct RecentSamples {
     pub points: Vec<(i64, f64)>,
 }
 
-/// For every series of metric `name` (all hosts) with a sample at or after
-/// `since_ms`: its newest samples, at most `per_series`, none older than `since_ms`.
+/// For every series of metric `name` (all hosts) whose labels are `wanted`
+/// and with a sample at or after `since_ms`: its newest samples, at most
+/// `per_series`, none older than `since_ms`.
 pub fn recent_samples(
     conn: &Connection,
     name: &str,
     since_ms: i64,
     per_series: usize,
+    wanted: LabelFilter<'_>,
 ) -> rusqlite::Result<Vec<RecentSamples>> {
     let tx = conn.unchecked_transaction()?;
     let series: Vec<(i64, String, BTreeMap<String, String>)> = tx
@@ -356,7 +362,7 @@ pub fn recent_samples(
         .query_map([name], |row| Ok((row.get(0)?, row.get(1)?, labels_column(row, 2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut answer = Vec::new();
-    for (id, host, labels) in series {
+    for (id, host, labels) in series.into_iter().filter(|(_, _, labels)| wanted(labels)) {
         let points = newest_points(&tx, id, since_ms, per_series)?;
         if !points.is_empty() {
             answer.push(RecentSamples { host, labels, points });

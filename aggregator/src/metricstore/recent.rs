@@ -12,7 +12,7 @@
 //! knows first is a host seen through logs: [`Recent::touch`] records it at
 //! once, and the database has it within the writer's next flush.
 
-use super::query::{HostSummary, Latest, RecentSamples, estimate_interval, newest_points, summarise};
+use super::query::{HostSummary, LabelFilter, Latest, RecentSamples, estimate_interval, newest_points, summarise};
 use super::schema::parse_labels;
 use rusqlite::Connection;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -48,6 +48,17 @@ struct Inner {
     headline_of: HashMap<Arc<str>, Vec<i64>>,
     /// Every known host's last-seen time (Unix ms), by name.
     last_seen: BTreeMap<String, i64>,
+}
+
+/// When a host was last seen and how often it reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostActivity {
+    /// Host name.
+    pub host: String,
+    /// When the aggregator last received a batch from it, Unix ms.
+    pub last_seen_ms: i64,
+    /// Its collection interval (see [`HostSummary::interval_ms`]).
+    pub interval_ms: i64,
 }
 
 /// A series' host and canonical label text: its key within its metric.
@@ -145,11 +156,17 @@ impl Recent {
         inner.last_seen.retain(|_, seen| *seen >= before_ms);
     }
 
-    /// For every series of metric `name` with a sample at or after
-    /// `since_ms`: its newest samples, at most `per_series`, none before
-    /// `since_ms`, ordered by host and labels. `None` when more than
-    /// [`DEPTH`] samples per series are asked for.
-    pub fn recent_samples(&self, name: &str, since_ms: i64, per_series: usize) -> Option<Vec<RecentSamples>> {
+    /// For every series of metric `name` whose labels are `wanted` and with a
+    /// sample at or after `since_ms`: its newest samples, at most
+    /// `per_series`, none before `since_ms`, ordered by host and labels.
+    /// `None` when more than [`DEPTH`] samples per series are asked for.
+    pub fn recent_samples(
+        &self,
+        name: &str,
+        since_ms: i64,
+        per_series: usize,
+        wanted: LabelFilter<'_>,
+    ) -> Option<Vec<RecentSamples>> {
         if per_series > DEPTH {
             return None;
         }
@@ -160,6 +177,7 @@ impl Recent {
         let answer = ids
             .values()
             .filter_map(|id| inner.series.get(id))
+            .filter(|kept| wanted(&kept.labels))
             .filter_map(|kept| {
                 let points: Vec<(i64, f64)> = kept
                     .points
@@ -186,13 +204,7 @@ impl Recent {
             .last_seen
             .iter()
             .map(|(host, &last_seen_ms)| {
-                let headline: Vec<&Kept> = inner
-                    .headline_of
-                    .get(host.as_str())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| inner.series.get(id))
-                    .collect();
+                let headline = inner.headline(host);
                 let values: Vec<Latest<'_>> = headline
                     .iter()
                     .filter_map(|kept| {
@@ -205,19 +217,26 @@ impl Recent {
                         })
                     })
                     .collect();
-                let cpu = headline
-                    .iter()
-                    .find(|kept| &*kept.name == "cpu.usage_percent" && kept.labels.is_empty());
-                let times: Vec<i64> = cpu
-                    .map(|kept| {
-                        kept.points
-                            .iter()
-                            .take(super::query::INTERVAL_SAMPLES)
-                            .map(|p| p.0)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                summarise(host.clone(), last_seen_ms, estimate_interval(&times), &values, now_ms)
+                summarise(host.clone(), last_seen_ms, interval_of(&headline), &values, now_ms)
+            })
+            .collect()
+    }
+
+    /// Every known host, sorted by name, with its last-seen time and
+    /// collection interval: what the silent-host rule needs, without the
+    /// headline values of [`Recent::hosts`].
+    pub fn activity(&self) -> Vec<HostActivity> {
+        let inner = self.read();
+        inner
+            .last_seen
+            .iter()
+            .map(|(host, &last_seen_ms)| {
+                let headline = inner.headline(host);
+                HostActivity {
+                    host: host.clone(),
+                    last_seen_ms,
+                    interval_ms: interval_of(&headline),
+                }
             })
             .collect()
     }
@@ -241,6 +260,16 @@ impl Recent {
 }
 
 impl Inner {
+    /// The headline series of `host` (see [`HEADLINE`]).
+    fn headline(&self, host: &str) -> Vec<&Kept> {
+        self.headline_of
+            .get(host)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.series.get(id))
+            .collect()
+    }
+
     fn ensure_series(&mut self, id: i64, host: &str, name: &str, labels_text: &str) {
         if self.series.contains_key(&id) {
             return;
@@ -316,4 +345,22 @@ impl Kept {
         self.points.insert(place, (time_ms, value));
         self.points.truncate(DEPTH);
     }
+}
+
+/// A host's collection interval, estimated from the spacing of its
+/// host-level `cpu.usage_percent` samples among its `headline` series.
+fn interval_of(headline: &[&Kept]) -> i64 {
+    let cpu = headline
+        .iter()
+        .find(|kept| &*kept.name == "cpu.usage_percent" && kept.labels.is_empty());
+    let times: Vec<i64> = cpu
+        .map(|kept| {
+            kept.points
+                .iter()
+                .take(super::query::INTERVAL_SAMPLES)
+                .map(|p| p.0)
+                .collect()
+        })
+        .unwrap_or_default();
+    estimate_interval(&times)
 }

@@ -882,6 +882,7 @@ fn expire_blocks(tx: &Transaction<'_>, id: i64, cutoff: i64, budget: usize) -> r
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metricstore::query::{self, LabelFilter};
     use crate::metricstore::recent;
     use crate::metricstore::rollup::{DAY_MS, MINUTE_MS};
     use std::collections::BTreeMap;
@@ -1255,19 +1256,31 @@ mod tests {
         for name in ["cpu.usage_percent", "fs.used_percent", "memory.used_percent", "absent"] {
             for since in [0, now_ms - 600_000, now_ms - 60_000, now_ms + 1] {
                 for per_series in [1, 3, 6, recent::DEPTH] {
-                    let memory = core.recent.recent_samples(name, since, per_series).unwrap();
-                    let sql = crate::metricstore::query::recent_samples(&core.conn, name, since, per_series).unwrap();
-                    assert_eq!(memory, sql, "{name} since {since}, {per_series} per series");
-                    assert_eq!(loaded.recent_samples(name, since, per_series).unwrap(), sql);
+                    // Every series, and only the totals (no `cpu` label).
+                    let filters: [LabelFilter<'_>; 2] = [&|_| true, &|labels| !labels.contains_key("cpu")];
+                    for wanted in filters {
+                        let memory = core.recent.recent_samples(name, since, per_series, wanted).unwrap();
+                        let sql = query::recent_samples(&core.conn, name, since, per_series, wanted).unwrap();
+                        assert_eq!(memory, sql, "{name} since {since}, {per_series} per series");
+                        assert_eq!(loaded.recent_samples(name, since, per_series, wanted).unwrap(), sql);
+                    }
                 }
             }
         }
         assert!(
             core.recent
-                .recent_samples("cpu.usage_percent", 0, recent::DEPTH + 1)
+                .recent_samples("cpu.usage_percent", 0, recent::DEPTH + 1, &|_| true)
                 .is_none()
         );
         assert_eq!(core.recent.hosts(now_ms), loaded.hosts(now_ms));
+        let summaries: Vec<(String, i64)> = core
+            .recent
+            .hosts(now_ms)
+            .into_iter()
+            .map(|h| (h.host, h.interval_ms))
+            .collect();
+        let activity: Vec<(String, i64)> = loaded.activity().into_iter().map(|h| (h.host, h.interval_ms)).collect();
+        assert_eq!(summaries, activity);
         assert_eq!(core.recent.last_seen(), loaded.last_seen());
     }
 
@@ -1353,7 +1366,7 @@ mod tests {
         assert!(!core.recent.last_seen().contains_key("b"));
         assert!(
             core.recent
-                .recent_samples("memory.used_percent", 0, recent::DEPTH)
+                .recent_samples("memory.used_percent", 0, recent::DEPTH, &|_| true)
                 .unwrap()
                 .iter()
                 .all(|series| series.points.iter().all(|(time, _)| *time >= cutoff))

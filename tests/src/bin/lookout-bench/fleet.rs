@@ -289,6 +289,8 @@ pub fn bench_fleet(hosts: usize, seconds: u64, lines_per_second: u64) {
     for (rule, mean_ms, last_ms, count) in rule_timings(&url) {
         println!("| rule `{rule}`: mean / last evaluation ({count} runs) | {mean_ms:.1} / {last_ms:.1} ms |");
     }
+    let (pending, firing, resolved) = alert_counts(&url);
+    println!("| alerts at the end: pending / firing / resolved | {pending} / {firing} / {resolved} |");
     for (name, mut took) in probed {
         took.sort_by(f64::total_cmp);
         if let (Some(median), Some(max)) = (took.get(took.len() / 2), took.last()) {
@@ -563,6 +565,19 @@ fn probe_ui(url: &str, probing: &AtomicBool) -> Vec<(&'static str, Vec<f64>)> {
         std::thread::sleep(Duration::from_secs(2));
     }
     took
+}
+
+/// How many alert instances are pending, firing and resolved.
+fn alert_counts(url: &str) -> (usize, usize, usize) {
+    let mut response = http()
+        .get(format!("{url}/api/v1/alerts"))
+        .header("Authorization", format!("Bearer {API_TOKEN}"))
+        .call()
+        .expect("alerts");
+    let body: serde_json::Value = response.body_mut().read_json().expect("json");
+    let alerts = body["alerts"].as_array().cloned().unwrap_or_default();
+    let count = |state: &str| alerts.iter().filter(|alert| alert["state"] == state).count();
+    (count("pending"), count("firing"), count("resolved"))
 }
 
 /// Each rule's mean and last evaluation time (ms) and run count, from
