@@ -151,7 +151,7 @@ impl Aggregator {
             Some(syslog) => Some(receivers::syslog::listen::SyslogServer::start(syslog, intake.clone()).await?),
             None => None,
         };
-        let state = http::AppState {
+        let state = http::AppState::new(http::AppParts {
             store,
             writer: writer.handle(),
             metric_store,
@@ -175,7 +175,7 @@ impl Aggregator {
             }),
             field_names,
             intake,
-        };
+        });
         let app = http::router(state, &config.auth, config.http.request_timeout.get())
             .into_make_service_with_connect_info::<SocketAddr>();
         let (stop_server, stopped) = oneshot::channel::<()>();

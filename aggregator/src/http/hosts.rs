@@ -93,7 +93,7 @@ pub async fn series(State(app): State<AppState>, uri: Uri) -> Result<Json<Series
         end_ms,
         step_ms,
     };
-    let answer = blocking(app.metric_store, move |store| store.series(&query)).await?;
+    let answer = blocking(app.metric_store.clone(), move |store| store.series(&query)).await?;
     Ok(Json(answer))
 }
 

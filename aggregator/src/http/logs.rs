@@ -76,7 +76,7 @@ pub async fn search(State(app): State<AppState>, uri: Uri) -> Result<Json<Search
         offset: offset as usize,
         order,
     };
-    let result = blocking(app.store, move |store| store.search(&request)).await?;
+    let result = blocking(app.store.clone(), move |store| store.search(&request)).await?;
     let mut hits = result.hits;
     let mut bytes = 0;
     let mut shown = 0;
@@ -112,7 +112,7 @@ pub async fn histogram(State(app): State<AppState>, uri: Uri) -> Result<Json<His
         (_, Some(ms)) => HistogramSpec::Interval(ms),
         (buckets, None) => HistogramSpec::Buckets(buckets.unwrap_or(DEFAULT_BUCKETS) as usize),
     };
-    let buckets = blocking(app.store, move |store| store.histogram(&filter, spec)).await?;
+    let buckets = blocking(app.store.clone(), move |store| store.histogram(&filter, spec)).await?;
     Ok(Json(HistogramAnswer { buckets }))
 }
 
@@ -125,7 +125,7 @@ pub async fn context(State(app): State<AppState>, uri: Uri) -> Result<Json<Conte
     let before = params.number("before", 0, MAX_CONTEXT)?.unwrap_or(DEFAULT_CONTEXT) as usize;
     let after = params.number("after", 0, MAX_CONTEXT)?.unwrap_or(DEFAULT_CONTEXT) as usize;
     params.finish()?;
-    let mut context = blocking(app.store, move |store| store.context(id.trim(), before, after)).await?;
+    let mut context = blocking(app.store.clone(), move |store| store.context(id.trim(), before, after)).await?;
     for hit in context.before.iter_mut().chain(context.after.iter_mut()) {
         hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
     }

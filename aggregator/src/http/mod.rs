@@ -61,9 +61,29 @@ use axum::routing::{get, post};
 pub(crate) use lookout_shared::wire::INGEST_PATH;
 use std::sync::Arc;
 
-/// What the handlers share.
+/// What the handlers share: one pointer, since axum clones the state for
+/// every request (cloning the parts themselves, each a handful of `Arc`s,
+/// was 2 % of the aggregator's CPU under a 2,000-host fleet).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    /// Shares `parts` with every handler.
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// The stores, writers, settings and access rules the handlers use.
+pub struct AppParts {
     /// The read side of the log store.
     pub store: LogStore,
     /// The write side of the log store.
