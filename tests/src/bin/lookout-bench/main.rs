@@ -59,13 +59,15 @@
 //!   Prints, until every line is searchable, lines/s and the aggregator's
 //!   CPU per line, and that cost against the agent protocol's.
 //!
-//! - `lookout-bench index FILE`: a plain tantivy indexer (the baseline of
+//! - `lookout-bench index FILE [DIR]`: a plain tantivy indexer (the baseline of
 //!   issue 13, in this process) and then a real agent into a real
 //!   aggregator index FILE, one after the other; prints for each wall time,
 //!   lines/s, CPU seconds, lines per CPU-second, MB/s per core, peak RSS and
 //!   index size against the file's, then the latency (p50, max of 20) of
 //!   the search page's first view on the aggregator: `q=*` newest 100, the
-//!   histogram, the three facets, and a term.
+//!   histogram, the three facets, and a term. With DIR, the aggregator's
+//!   data stays in DIR, and `lookout-bench first-view DIR` asks the first
+//!   view again of an aggregator started on it.
 //!
 //! - `lookout-bench fleet HOSTS [SECONDS [LINES]]`: HOSTS simulated agents
 //!   (LINES lines a second each, default 10, and a real agent's metric set
@@ -94,7 +96,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers|index FILE | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]] | metric-storage HOSTS HOURS"
+            "usage: lookout-bench agent|pipeline|rsyslog|ui-search|detect|receivers FILE | index FILE [DIR] | first-view DIR | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]] | metric-storage HOSTS HOURS"
         );
         std::process::exit(2);
     };
@@ -145,10 +147,11 @@ fn main() {
         "ui-search" => bench_ui_search(&file),
         "detect" => bench_detect(&file),
         "receivers" => bench_receivers(&file),
-        "index" => scale::bench_index(&file),
+        "index" => scale::bench_index(&file, args.get(3).map(Path::new)),
+        "first-view" => scale::bench_first_view(&file),
         other => {
             eprintln!(
-                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, idle, alert-latency, journald, fleet or metric-storage"
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, first-view, idle, alert-latency, journald, fleet or metric-storage"
             );
             std::process::exit(2);
         }

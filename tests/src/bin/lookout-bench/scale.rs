@@ -1,6 +1,9 @@
-//! `lookout-bench index FILE`: the aggregator's indexing against a plain
-//! tantivy indexer on the same file in the same run, and the search page's
-//! busiest requests on what was indexed.
+//! `lookout-bench index FILE [DIR]`: the aggregator's indexing against a
+//! plain tantivy indexer on the same file in the same run, and the search
+//! page's busiest requests on what was indexed. With DIR, the aggregator's
+//! data is kept there, and `lookout-bench first-view DIR` asks those
+//! requests again of it (to measure a change to the query side without
+//! indexing again).
 
 use super::{
     API_TOKEN, count_lines, http, process_usage, search_total, start_agent, start_aggregator, wait_until, work_dir,
@@ -11,15 +14,31 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Both indexers on `file`, then the busiest view's latencies.
-pub fn bench_index(file: &Path) {
+/// Both indexers on `file`, then the busiest view's latencies; the
+/// aggregator's data is kept in `keep`, if given.
+pub fn bench_index(file: &Path, keep: Option<&Path>) {
     let lines = count_lines(file);
     let raw = fs::metadata(file).expect("dataset").len();
     println!("{lines} lines, {:.0} MB", raw as f64 / 1e6);
     println!("| indexer | wall | lines/s | CPU-s | lines per CPU-s | MB/s per core | peak RSS | index / raw |");
     println!("|---|---|---|---|---|---|---|---|");
     plain_tantivy(file, lines, raw);
-    lookout_pipeline(file, lines, raw);
+    lookout_pipeline(file, lines, raw, keep);
+}
+
+/// The busiest view's latencies on an aggregator started on `dir`, the
+/// data a `lookout-bench index FILE DIR` kept.
+pub fn bench_first_view(dir: &Path) {
+    assert!(
+        dir.join("data").is_dir(),
+        "{}: no `data` from `lookout-bench index FILE DIR`",
+        dir.display()
+    );
+    let (mut aggregator, url) = start_aggregator(dir);
+    let lines = search_total(&url, "");
+    first_view(&url, lines);
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
 }
 
 fn row(name: &str, lines: u64, raw: u64, wall: f64, cpu: f64, rss_kb: u64, index_bytes: u64) {
@@ -85,8 +104,15 @@ fn plain_tantivy(file: &Path, lines: u64, raw: u64) {
 /// A real agent ships `file` to a real aggregator; measured until a search
 /// counts every line. Then the search page's first view, asked over
 /// everything: the newest 100, the histogram and the three facets.
-fn lookout_pipeline(file: &Path, lines: u64, raw: u64) {
-    let dir = work_dir("index");
+fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>) {
+    let dir = match keep {
+        Some(dir) => {
+            let _ = fs::remove_dir_all(dir);
+            fs::create_dir_all(dir).expect("data directory");
+            dir.to_path_buf()
+        }
+        None => work_dir("index"),
+    };
     let (mut aggregator, url) = start_aggregator(&dir);
     let started = Instant::now();
     let mut agent = start_agent(&dir, &url, file);
@@ -119,7 +145,16 @@ fn lookout_pipeline(file: &Path, lines: u64, raw: u64) {
         usage.1,
         indexed,
     );
+    first_view(&url, lines);
+    let _ = aggregator.kill();
+    let _ = aggregator.wait();
+    if keep.is_none() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
 
+/// The search page's first view, asked over everything, 20 times each.
+fn first_view(url: &str, lines: u64) {
     let search = |params: &[(&str, &str)], path: &str| {
         let mut request = http()
             .get(format!("{url}{path}"))
@@ -175,9 +210,6 @@ fn lookout_pipeline(file: &Path, lines: u64, raw: u64) {
         took.sort_by(f64::total_cmp);
         println!("| {name} | {:.1} ms | {:.1} ms |", took[10], took[19]);
     }
-    let _ = aggregator.kill();
-    let _ = aggregator.wait();
-    let _ = fs::remove_dir_all(&dir);
 }
 
 /// A request's query parameters.
