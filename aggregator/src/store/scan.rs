@@ -196,9 +196,16 @@ const PIECE_ROWS: u32 = 64;
 /// Most threads one scan uses.
 const MAX_SCAN_THREADS: usize = 4;
 
+/// The cores this process may use, asked once (the answer reads cgroup
+/// files).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Runs `work` over the rows of `segments`, in pieces of [`PIECE_ROWS`]
 /// taken in order, on as many threads as there are cores (at most
-/// [`MAX_SCAN_THREADS`], and one for a scan of a single piece), each
+/// [`MAX_SCAN_THREADS`], and one for a scan of one piece's rows), each
 /// thread folding its pieces into its own state from `start`; returns
 /// those states. The busiest view scans millions of values per request,
 /// and one core alone took some 50 ms at 10 M records.
@@ -216,8 +223,13 @@ fn in_pieces<'s, T: Send>(
                 .map(move |at| (found, at..rows.min(at.saturating_add(PIECE_ROWS))))
         })
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(MAX_SCAN_THREADS).min(pieces.len()).max(1);
+    // A scan of a few pieces' worth of rows is not worth a thread.
+    let rows: u64 = segments.iter().map(|found| u64::from(found.values.num_vals())).sum();
+    let threads = if rows > u64::from(PIECE_ROWS) {
+        cores().min(MAX_SCAN_THREADS).min(pieces.len()).max(1)
+    } else {
+        1
+    };
     let next = AtomicUsize::new(0);
     let run = || {
         let mut state = start();

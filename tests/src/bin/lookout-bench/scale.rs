@@ -107,6 +107,14 @@ fn plain_tantivy(file: &Path, lines: u64, raw: u64) {
 fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>) {
     let dir = match keep {
         Some(dir) => {
+            // Only an empty directory or an earlier run's is replaced.
+            let earlier_run = dir.join("aggregator.toml").is_file() && dir.join("data").is_dir();
+            let empty = fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
+            assert!(
+                empty || earlier_run,
+                "{}: not empty and not an earlier `lookout-bench index` directory; name a new one",
+                dir.display()
+            );
             let _ = fs::remove_dir_all(dir);
             fs::create_dir_all(dir).expect("data directory");
             dir.to_path_buf()
