@@ -566,7 +566,7 @@ impl AlertStore {
         let silences: Vec<Silence> = load_silences(&tx)?.into_iter().filter(|s| s.active(now_ms)).collect();
         let mut queued = 0;
         for (rule, receivers) in rules {
-            let rows = load_rule(&tx, &rule.name)?;
+            let rows = load_told_rows(&tx, &rule.name)?;
             let silenced = |row: &AlertRow| silences.iter().any(|s| s.covers(&row.labels));
             let firing: Vec<&AlertRow> = rows
                 .iter()
@@ -934,6 +934,16 @@ fn json_column<T: serde::de::DeserializeOwned>(row: &rusqlite::Row<'_>, index: u
 
 fn load_rule(tx: &Transaction<'_>, rule: &str) -> Result<Vec<AlertRow>, StateError> {
     let mut statement = tx.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE rule = ?1"))?;
+    read_rows(&mut statement, [rule])
+}
+
+/// The rows of `rule` a notification can tell of: firing and resolved
+/// ones. Pending rows (most rows while a fleet's alerts wait out their
+/// `for`) never are, and this runs every second.
+fn load_told_rows(tx: &Transaction<'_>, rule: &str) -> Result<Vec<AlertRow>, StateError> {
+    let mut statement = tx.prepare_cached(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE rule = ?1 AND state != 'pending'"
+    ))?;
     read_rows(&mut statement, [rule])
 }
 
