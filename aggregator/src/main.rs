@@ -14,6 +14,12 @@
 //! reads `lookout-aggregator listening on http://ADDR` with the bound address.
 
 use anyhow::Context as _;
+
+/// mimalloc instead of glibc's malloc: under a fleet's load glibc kept
+/// some 40 % of the aggregator's heap as free memory it never gave back
+/// (`malloc_trim` released 118 of 293 MB at 500 hosts).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use lookout_aggregator::alert::notify::Notifiers;
 use lookout_aggregator::config::Config;

@@ -7,6 +7,11 @@
 //! the load; attempts beyond what it can check wait in a bounded queue, and
 //! past that are refused at once (the login limiter has already counted
 //! them).
+//!
+//! The aggregator's binary allocates with mimalloc (see `main.rs`), which
+//! returns large freed blocks by itself; the trim after each check still
+//! serves what C code allocates with glibc's malloc, and builds of this
+//! library on glibc's allocator (its tests).
 
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use tokio::sync::oneshot;
