@@ -329,42 +329,18 @@ pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
 /// without building that map: most observations of a pass only need their
 /// fingerprint, to learn that they have no row and are healthy.
 fn fingerprint_merged(labels: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> String {
+    let mut merged: Vec<(&String, &String)> = labels
+        .iter()
+        .filter(|(name, _)| !overrides.contains_key(*name))
+        .chain(overrides)
+        .collect();
+    merged.sort_unstable_by_key(|(name, _)| *name);
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    let mut add = |name: &str, value: &str| {
+    for (name, value) in merged {
         hasher.update(name.as_bytes());
         hasher.update(&[0]);
         hasher.update(value.as_bytes());
         hasher.update(&[0]);
-    };
-    let mut own = labels.iter().peekable();
-    let mut over = overrides.iter().peekable();
-    loop {
-        match (own.peek(), over.peek()) {
-            (Some((name, value)), Some((over_name, over_value))) => match name.cmp(over_name) {
-                std::cmp::Ordering::Less => {
-                    add(name, value);
-                    own.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    add(over_name, over_value);
-                    own.next();
-                    over.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    add(over_name, over_value);
-                    over.next();
-                }
-            },
-            (Some((name, value)), None) => {
-                add(name, value);
-                own.next();
-            }
-            (None, Some((name, value))) => {
-                add(name, value);
-                over.next();
-            }
-            (None, None) => break,
-        }
     }
     format!("{:016x}", hasher.digest())
 }

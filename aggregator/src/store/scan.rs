@@ -177,13 +177,18 @@ fn for_each_block(values: &dyn ColumnValues<u64>, each: impl FnMut(u32, &[u64]))
 /// [`for_each_block`] over the rows `rows` alone.
 fn for_each_block_in(values: &dyn ColumnValues<u64>, rows: Range<u32>, mut each: impl FnMut(u32, &[u64])) {
     let mut buffer = vec![0u64; BLOCK];
-    let mut at = rows.start;
-    while at < rows.end {
-        let len = (rows.end - at).min(BLOCK as u32) as usize;
+    for (at, len) in blocks_of(rows) {
         values.get_range(u64::from(at), &mut buffer[..len]);
         each(at, &buffer[..len]);
-        at += len as u32;
     }
+}
+
+/// The blocks of at most [`BLOCK`] rows that `rows` splits into: each one's
+/// first row and length.
+fn blocks_of(rows: Range<u32>) -> impl Iterator<Item = (u32, usize)> {
+    rows.clone()
+        .step_by(BLOCK)
+        .map(move |at| (at, (rows.end - at).min(BLOCK as u32) as usize))
 }
 
 /// Rows per piece when a scan is shared between threads.
@@ -426,12 +431,8 @@ pub fn count_by_values(scan: &Scan<'_>, fields: &[&str]) -> tantivy::Result<Opti
             }
         };
         if whole {
-            let total = found.values.num_vals();
-            let mut at = 0u32;
-            while at < total {
-                let len = (total - at).min(BLOCK as u32);
-                count_block(at, None, len as usize);
-                at += len;
+            for (at, len) in blocks_of(0..found.values.num_vals()) {
+                count_block(at, None, len);
             }
         } else {
             for_each_block(found.values.as_ref(), |at, block| {
@@ -470,18 +471,18 @@ pub fn count_by_values(scan: &Scan<'_>, fields: &[&str]) -> tantivy::Result<Opti
     Ok(Some(counts))
 }
 
-/// Records per value of the text field `field` in the whole of `segment`,
+/// Records per value of the text field `name` in the whole of `segment`,
 /// from its term dictionary: each value's document frequency, no record
 /// read. `None` unless every record holds exactly one indexed value (one
 /// value each in the column, the frequencies add up to the records, and no
 /// deletions), which is when they are the counts a column scan would make.
-fn counts_by_term(segment: &SegmentReader, field: &str) -> tantivy::Result<Option<Vec<(String, u64)>>> {
-    let Ok(field) = segment.schema().get_field(field) else {
+fn counts_by_term(segment: &SegmentReader, name: &str) -> tantivy::Result<Option<Vec<(String, u64)>>> {
+    let Ok(field) = segment.schema().get_field(name) else {
         return Ok(None);
     };
     let one_value_each = segment
         .fast_fields()
-        .str(segment.schema().get_field_name(field))?
+        .str(name)?
         .is_some_and(|column| column.ords().get_cardinality() == Cardinality::Full);
     if !one_value_each || segment.num_deleted_docs() > 0 {
         return Ok(None);
