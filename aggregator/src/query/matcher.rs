@@ -3,7 +3,8 @@
 //! compiled query gives it (the same tokens, positions and exact values), so a
 //! live tail shows exactly the lines a search of the same moment would.
 
-use super::{Expr, Keyword, Leaf, message_analyzer, message_tokens, parse_number, parse_time};
+use super::tokens::MessageTokens;
+use super::{Expr, Keyword, Leaf, message_analyzer, parse_number, parse_time};
 use crate::store::schema::Hit;
 use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::wire::parse_record_id;
@@ -14,6 +15,7 @@ use tantivy::tokenizer::TextAnalyzer;
 pub struct Matcher {
     expr: Expr,
     analyzer: TextAnalyzer,
+    tokens: MessageTokens,
 }
 
 impl Matcher {
@@ -22,6 +24,7 @@ impl Matcher {
         Matcher {
             expr,
             analyzer: message_analyzer(),
+            tokens: MessageTokens::default(),
         }
     }
 
@@ -29,7 +32,8 @@ impl Matcher {
     pub fn matches(&mut self, hit: &Hit) -> bool {
         let mut record = Record {
             hit,
-            tokens: None,
+            tokenized: false,
+            tokens: &mut self.tokens,
             analyzer: &mut self.analyzer,
         };
         record.eval(&self.expr)
@@ -39,8 +43,9 @@ impl Matcher {
 /// One record being matched; its message is tokenized at most once.
 struct Record<'a> {
     hit: &'a Hit,
-    /// The message's tokens by position (`None` where a long token was dropped).
-    tokens: Option<Vec<Option<String>>>,
+    /// Whether `tokens` holds this record's message yet.
+    tokenized: bool,
+    tokens: &'a mut MessageTokens,
     analyzer: &'a mut TextAnalyzer,
 }
 
@@ -86,22 +91,11 @@ impl Record<'_> {
 
     /// Whether the message holds `wanted`'s tokens at its relative positions.
     fn has_phrase(&mut self, wanted: &[(usize, String)]) -> bool {
-        let hit = self.hit;
-        let analyzer = &mut *self.analyzer;
-        let by_position = self.tokens.get_or_insert_with(|| {
-            let tokens = message_tokens(analyzer, &hit.message);
-            let mut by_position = vec![None; tokens.last().map_or(0, |(position, _)| position + 1)];
-            for (position, token) in tokens {
-                by_position[position] = Some(token);
-            }
-            by_position
-        });
-        let Some((_, first)) = wanted.first() else {
-            return false;
-        };
-        let at = |position: usize, token: &str| by_position.get(position).and_then(Option::as_deref) == Some(token);
-        (0..by_position.len())
-            .any(|start| at(start, first) && wanted.iter().all(|(offset, token)| at(start + offset, token)))
+        if !self.tokenized {
+            self.tokens.read(self.analyzer, &self.hit.message);
+            self.tokenized = true;
+        }
+        self.tokens.has_phrase(wanted)
     }
 }
 

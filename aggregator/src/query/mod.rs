@@ -36,6 +36,7 @@
 //! one query can ask for; beyond them the query is refused with a clear error.
 
 pub mod matcher;
+pub mod tokens;
 
 use std::ops::Bound;
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};

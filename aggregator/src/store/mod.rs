@@ -7,6 +7,8 @@
 //! - [`writer`]: the writer thread (group commit, dedup, retention).
 //! - [`wal`]: the write-ahead log of what is acknowledged but not yet committed.
 //! - [`search`] and [`collectors`]: search, histogram and context queries.
+//! - [`phrase`]: phrases, checked on the stored message (the index keeps
+//!   no positions).
 //! - [`scan`]: the same answers for what selects by event time alone, read
 //!   straight from the columns.
 //!
@@ -16,6 +18,7 @@
 pub mod collectors;
 pub mod intervals;
 pub mod partition;
+pub mod phrase;
 pub mod scan;
 pub mod schema;
 pub mod search;

@@ -203,7 +203,7 @@ const MAX_SCAN_THREADS: usize = 4;
 
 /// The cores this process may use, asked once (the answer reads cgroup
 /// files).
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -55,6 +55,11 @@ pub const MIN_TIMESTAMP_MS: i64 = i64::MIN / 1_000_000 + 1;
 /// The latest event time (Unix ms) a tantivy date holds.
 pub const MAX_TIMESTAMP_MS: i64 = i64::MAX / 1_000_000;
 
+/// The handle of `message` in every partition's schema (the eighth field):
+/// what code that has no [`LogSchema`] at hand, such as a stored document's
+/// deserializer, finds the message by.
+pub const MESSAGE_FIELD: Field = Field::from_field_id(7);
+
 /// The schema and its field handles.
 #[derive(Clone)]
 pub struct LogSchema {
@@ -76,7 +81,8 @@ pub struct LogSchema {
     pub source: Field,
     /// `level`: exact-match, fast.
     pub level: Field,
-    /// `message`: full text with positions (phrases), stored.
+    /// `message`: full text, which records hold each token (no positions:
+    /// phrases are checked on the stored text, `store::phrase`), stored.
     pub message: Field,
     /// `labels`: JSON object, values exact-match, stored.
     pub labels: Field,
@@ -200,7 +206,7 @@ impl LogSchema {
                     TextFieldIndexing::default()
                         .set_tokenizer("default")
                         .set_fieldnorms(false)
-                        .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+                        .set_index_option(IndexRecordOption::Basic),
                 )
                 .set_stored(),
         );
@@ -234,6 +240,7 @@ impl LogSchema {
                         .set_index_option(IndexRecordOption::Basic),
                 ),
         );
+        debug_assert_eq!(message, MESSAGE_FIELD);
         LogSchema {
             schema: builder.build(),
             fields,

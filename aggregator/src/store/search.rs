@@ -7,6 +7,7 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
+use super::phrase::{PhraseCache, VerifiedPhraseQuery};
 use super::scan::{self, Scan, TimeColumn, TimeRange};
 use super::schema::{Hit, LogSchema, MetaColumns, names};
 use crate::query::{self, Expr, Keyword, Leaf};
@@ -15,11 +16,10 @@ use lookout_shared::wire::parse_record_id;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ops::Bound;
+use std::sync::Arc;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery,
-};
+use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
@@ -124,12 +124,16 @@ pub enum SearchError {
 /// Turns filters and query strings ([`crate::query`]) into tantivy queries.
 pub struct QueryBuilder {
     schema: LogSchema,
+    phrases: Arc<PhraseCache>,
 }
 
 impl QueryBuilder {
     /// A builder for `schema`.
     pub fn new(schema: LogSchema) -> Self {
-        QueryBuilder { schema }
+        QueryBuilder {
+            schema,
+            phrases: Arc::default(),
+        }
     }
 
     /// The query for `filter`.
@@ -201,12 +205,7 @@ impl QueryBuilder {
         match leaf {
             Leaf::Message(tokens) => match tokens.as_slice() {
                 [(_, token)] => exact(schema.message, token),
-                _ => Box::new(PhraseQuery::new_with_offset(
-                    tokens
-                        .iter()
-                        .map(|(position, token)| (*position, Term::from_field_text(schema.message, token)))
-                        .collect(),
-                )),
+                _ => Box::new(VerifiedPhraseQuery::new(tokens, self.phrases.clone())),
             },
             Leaf::Keyword(Keyword::Id, id) => by_record_id(schema, id),
             Leaf::Keyword(keyword, value) => exact(self.keyword(*keyword), value),

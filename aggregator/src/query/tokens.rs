@@ -1,0 +1,106 @@
+//! A message's index tokens with their positions, in buffers kept from one
+//! message to the next, and whether they hold a phrase: the one check that
+//! both live tail ([`super::matcher`]) and the index (which keeps no
+//! positions, `store::phrase`) give a phrase its meaning by.
+
+use std::ops::Range;
+use tantivy::tokenizer::TextAnalyzer;
+
+/// The tokens of the last message read, in position order.
+#[derive(Default)]
+pub struct MessageTokens {
+    /// Every token's text, one after another.
+    text: String,
+    /// Each token's position and its bytes in `text`. Positions grow; they
+    /// skip where the analyzer dropped a token (40 bytes or longer).
+    tokens: Vec<(usize, Range<usize>)>,
+}
+
+impl MessageTokens {
+    /// Replaces the tokens with those of `message`.
+    pub fn read(&mut self, analyzer: &mut TextAnalyzer, message: &str) {
+        self.text.clear();
+        self.tokens.clear();
+        let mut stream = analyzer.token_stream(message);
+        while stream.advance() {
+            let token = stream.token();
+            let start = self.text.len();
+            self.text.push_str(&token.text);
+            self.tokens.push((token.position, start..self.text.len()));
+        }
+    }
+
+    /// Whether the tokens hold `wanted`: each `(offset, token)` at the
+    /// position of the first plus its offset. Offsets grow, the first is 0.
+    pub fn has_phrase(&self, wanted: &[(usize, String)]) -> bool {
+        let Some((_, first)) = wanted.first() else {
+            return false;
+        };
+        (0..self.tokens.len()).any(|start| {
+            self.token(start) == first.as_str() && {
+                let origin = self.tokens[start].0;
+                // Positions grow by at least one per token, so the token at
+                // `origin + offset` is at most `offset` places further on.
+                wanted[1..].iter().all(|(offset, token)| {
+                    let position = origin + offset;
+                    let end = (start + offset + 1).min(self.tokens.len());
+                    self.tokens[start..end]
+                        .iter()
+                        .position(|(at, _)| *at == position)
+                        .is_some_and(|found| self.token(start + found) == token.as_str())
+                })
+            }
+        })
+    }
+
+    fn token(&self, index: usize) -> &str {
+        &self.text[self.tokens[index].1.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{Expr, Leaf, message_analyzer, parse};
+
+    fn phrase(q: &str) -> Vec<(usize, String)> {
+        match parse(q).expect("query parses") {
+            Expr::Leaf(Leaf::Message(tokens)) => tokens,
+            other => panic!("not a message leaf: {other:?}"),
+        }
+    }
+
+    fn holds(message: &str, q: &str) -> bool {
+        let mut tokens = MessageTokens::default();
+        tokens.read(&mut message_analyzer(), message);
+        tokens.has_phrase(&phrase(q))
+    }
+
+    #[test]
+    fn a_phrase_is_its_tokens_in_order_and_adjacent() {
+        assert!(holds("Connection reset by peer", "\"reset by\""));
+        assert!(holds("Connection reset by peer", "\"RESET BY PEER\""));
+        assert!(!holds("Connection reset by peer", "\"by reset\""));
+        assert!(!holds("reset the link by peer", "\"reset by\""));
+        assert!(holds("from 10.0.0.1 port 22", "10.0.0.1"));
+        assert!(!holds("from 10.0.0.12 port 22", "10.0.0.1"));
+        assert!(!holds("from 1.10.0.0 port 1", "10.0.0.1"));
+        assert!(holds("a reset, then reset by peer", "\"reset by\""));
+    }
+
+    #[test]
+    fn a_dropped_long_token_keeps_its_place() {
+        let long = "x".repeat(45);
+        // The query's own long token leaves the same gap as the message's.
+        assert!(holds(
+            &format!("key {long} expired"),
+            &format!("\"key {long} expired\"")
+        ));
+        assert!(holds(
+            &format!("key {long} expired"),
+            &format!("\"key {} expired\"", "y".repeat(41))
+        ));
+        assert!(!holds(&format!("key {long} expired"), "\"key expired\""));
+        assert!(!holds("key expired", &format!("\"key {long} expired\"")));
+    }
+}

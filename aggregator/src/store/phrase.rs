@@ -1,0 +1,626 @@
+//! Phrases over a message field that keeps no positions.
+//!
+//! The index keeps, per message token, only which records hold it (tantivy's
+//! `IndexRecordOption::Basic`): positions were a fifth of the index and a
+//! sixth of the indexing thread's time, and only phrases need them. A
+//! phrase (`"reset by peer"`, or a word that is several tokens: `10.0.0.1`,
+//! `user@host`) is answered in two phases, as Elasticsearch's
+//! `match_only_text` does: the records holding every token, then each one's
+//! stored message checked for the tokens in order
+//! ([`MessageTokens::has_phrase`], the check live tail makes). The answer is
+//! exact.
+//!
+//! The second phase reads the doc store, which costs about a second per
+//! 10 M records on one core when the tokens are common. So when one of the
+//! phrase's tokens is rare in a segment (at most [`FEW_CANDIDATES`]
+//! records), the candidates are checked one by one as the query asks for
+//! them; otherwise the segment's whole answer is worked out once, on every
+//! core, and kept in a [`PhraseCache`]: the search page asks the same query
+//! for its hits, histogram and three facets at once, and those wait for the
+//! one answer instead of each reading the doc store again. Segments never
+//! change, so a kept answer stays true.
+
+use crate::query::message_analyzer;
+use crate::query::tokens::MessageTokens;
+use crate::store::schema::MESSAGE_FIELD;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tantivy::index::SegmentId;
+use tantivy::query::{BooleanQuery, EmptyScorer, EnableScoring, Explanation, Occur, Query, Scorer, TermQuery, Weight};
+use tantivy::schema::document::{DeserializeError, DocumentDeserialize, DocumentDeserializer};
+use tantivy::schema::{IndexRecordOption, OwnedValue};
+use tantivy::store::StoreReader;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, TantivyError, Term};
+
+/// A phrase's tokens: `(offset from the first token, token)`, offsets
+/// growing from 0, as [`crate::query::Leaf::Message`] holds them.
+type Phrase = Arc<[(usize, String)]>;
+
+/// Candidates of a segment checked one at a time, as the query reaches
+/// them, when one of the phrase's tokens is in at most this many records.
+/// (Tests use small figures, so both ways and several threads are taken.)
+pub const FEW_CANDIDATES: u32 = if cfg!(test) { 8 } else { 1024 };
+/// Candidates one thread checks before a second is worth starting.
+const CANDIDATES_PER_THREAD: usize = if cfg!(test) { 16 } else { 4096 };
+/// Most threads one phrase's check uses.
+const MAX_CHECK_THREADS: usize = 4;
+
+/// Records whose message holds the phrase.
+#[derive(Clone)]
+pub struct VerifiedPhraseQuery {
+    phrase: Phrase,
+    cache: Arc<PhraseCache>,
+}
+
+impl std::fmt::Debug for VerifiedPhraseQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedPhraseQuery")
+            .field("phrase", &self.phrase)
+            .finish()
+    }
+}
+
+impl VerifiedPhraseQuery {
+    /// The phrase `tokens` in the message, whole answers kept in `cache`.
+    pub fn new(tokens: &[(usize, String)], cache: Arc<PhraseCache>) -> Self {
+        VerifiedPhraseQuery {
+            phrase: tokens.into(),
+            cache,
+        }
+    }
+}
+
+impl Query for VerifiedPhraseQuery {
+    fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let mut terms: Vec<Term> = self
+            .phrase
+            .iter()
+            .map(|(_, token)| Term::from_field_text(MESSAGE_FIELD, token))
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        let every_token = BooleanQuery::new(
+            terms
+                .iter()
+                .map(|term| {
+                    let query: Box<dyn Query> = Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic));
+                    (Occur::Must, query)
+                })
+                .collect(),
+        );
+        Ok(Box::new(VerifiedPhraseWeight {
+            phrase: self.phrase.clone(),
+            terms,
+            candidates: every_token.weight(enable_scoring)?,
+            cache: self.cache.clone(),
+        }))
+    }
+}
+
+struct VerifiedPhraseWeight {
+    phrase: Phrase,
+    /// The phrase's distinct tokens as terms.
+    terms: Vec<Term>,
+    /// Records holding every token.
+    candidates: Box<dyn Weight>,
+    cache: Arc<PhraseCache>,
+}
+
+impl VerifiedPhraseWeight {
+    /// Every record of the segment whose message holds the phrase, in doc
+    /// order; the candidates are split in runs checked on several threads.
+    fn whole_answer(&self, reader: &SegmentReader) -> tantivy::Result<Vec<DocId>> {
+        let mut candidates = Vec::new();
+        let mut scorer = self.candidates.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            candidates.push(doc);
+            doc = scorer.advance();
+        }
+        let threads = (candidates.len() / CANDIDATES_PER_THREAD).clamp(1, super::scan::cores().min(MAX_CHECK_THREADS));
+        let run = candidates.len().div_ceil(threads).max(1);
+        let check = |docs: &[DocId]| -> tantivy::Result<Vec<DocId>> {
+            let mut checker = Checker::new(reader, self.phrase.clone())?;
+            let mut held = Vec::new();
+            for &doc in docs {
+                if checker.holds(doc)? {
+                    held.push(doc);
+                }
+            }
+            Ok(held)
+        };
+        if threads == 1 {
+            return check(&candidates);
+        }
+        let answers: Vec<tantivy::Result<Vec<DocId>>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = candidates[run..]
+                .chunks(run)
+                .map(|docs| scope.spawn(move || check(docs)))
+                .collect();
+            let mut answers = vec![check(&candidates[..run])];
+            // A helper that panicked took its records with it: answering
+            // without them would be wrong, so the panic goes on.
+            answers.extend(
+                helpers
+                    .into_iter()
+                    .map(|helper| helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+            );
+            answers
+        });
+        let mut held = Vec::new();
+        for answer in answers {
+            held.extend(answer?);
+        }
+        Ok(held)
+    }
+}
+
+impl Weight for VerifiedPhraseWeight {
+    fn scorer(&self, reader: &SegmentReader, _boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        let index = reader.inverted_index(MESSAGE_FIELD)?;
+        let mut rarest = u32::MAX;
+        for term in &self.terms {
+            rarest = rarest.min(index.doc_freq(term)?);
+        }
+        if rarest == 0 {
+            return Ok(Box::new(EmptyScorer));
+        }
+        if rarest <= FEW_CANDIDATES {
+            let mut scorer = CheckedScorer {
+                candidates: self.candidates.scorer(reader, 1.0)?,
+                checker: Checker::new(reader, self.phrase.clone())?,
+                failed: false,
+            };
+            let first = scorer.candidates.doc();
+            if first != TERMINATED && !scorer.holds(first) {
+                scorer.advance();
+            }
+            return Ok(Box::new(scorer));
+        }
+        let docs = self
+            .cache
+            .answer(reader.segment_id(), &self.phrase, || self.whole_answer(reader))?;
+        Ok(Box::new(Answer { docs, at: 0 }))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let mut scorer = self.scorer(reader, 1.0)?;
+        if scorer.doc() <= doc && scorer.seek(doc) == doc {
+            Ok(Explanation::new("verified phrase", 1.0))
+        } else {
+            Err(TantivyError::InvalidArgument(format!("document {doc} does not match")))
+        }
+    }
+}
+
+/// Checks stored messages of one segment for a phrase.
+struct Checker {
+    phrase: Phrase,
+    // Records are checked in doc order, so one cached block serves a run.
+    store: StoreReader,
+    analyzer: TextAnalyzer,
+    message: MessageTokens,
+}
+
+impl Checker {
+    fn new(reader: &SegmentReader, phrase: Phrase) -> tantivy::Result<Self> {
+        Ok(Checker {
+            phrase,
+            store: reader.get_store_reader(1)?,
+            analyzer: message_analyzer(),
+            message: MessageTokens::default(),
+        })
+    }
+
+    /// Whether the stored message of `doc` holds the phrase.
+    fn holds(&mut self, doc: DocId) -> tantivy::Result<bool> {
+        Ok(match self.store.get::<StoredMessage>(doc)? {
+            StoredMessage(Some(message)) => {
+                self.message.read(&mut self.analyzer, &message);
+                self.message.has_phrase(&self.phrase)
+            }
+            StoredMessage(None) => false,
+        })
+    }
+}
+
+/// The candidates a rare token leaves, checked as the query reaches them.
+struct CheckedScorer {
+    candidates: Box<dyn Scorer>,
+    checker: Checker,
+    /// Whether a stored message could not be read. A `DocSet` cannot fail,
+    /// so such a record is not a match, logged once per segment and query.
+    failed: bool,
+}
+
+impl CheckedScorer {
+    fn holds(&mut self, doc: DocId) -> bool {
+        self.checker.holds(doc).unwrap_or_else(|err| {
+            if !self.failed {
+                tracing::error!(error = %err, doc, "cannot read a stored message to check a phrase");
+                self.failed = true;
+            }
+            false
+        })
+    }
+}
+
+impl DocSet for CheckedScorer {
+    fn advance(&mut self) -> DocId {
+        loop {
+            let doc = self.candidates.advance();
+            if doc == TERMINATED || self.holds(doc) {
+                return doc;
+            }
+        }
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        let doc = self.candidates.seek(target);
+        if doc == TERMINATED || self.holds(doc) {
+            return doc;
+        }
+        self.advance()
+    }
+
+    fn doc(&self) -> DocId {
+        self.candidates.doc()
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.candidates.size_hint()
+    }
+
+    /// Checking a candidate reads and tokenizes its message: a hundred
+    /// times a posting's step, so an intersection lets every cheaper part of
+    /// the query rule records out first.
+    fn cost(&self) -> u64 {
+        self.candidates.cost().saturating_mul(100)
+    }
+}
+
+impl Scorer for CheckedScorer {
+    fn score(&mut self) -> Score {
+        1.0
+    }
+}
+
+/// A segment's whole answer, in doc order.
+struct Answer {
+    docs: Arc<[DocId]>,
+    at: usize,
+}
+
+impl DocSet for Answer {
+    fn advance(&mut self) -> DocId {
+        self.at = (self.at + 1).min(self.docs.len());
+        self.doc()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.at += self.docs[self.at..].partition_point(|&doc| doc < target);
+        self.doc()
+    }
+
+    fn doc(&self) -> DocId {
+        self.docs.get(self.at).copied().unwrap_or(TERMINATED)
+    }
+
+    fn size_hint(&self) -> u32 {
+        (self.docs.len() - self.at) as u32
+    }
+}
+
+impl Scorer for Answer {
+    fn score(&mut self) -> Score {
+        1.0
+    }
+}
+
+/// Most bytes of answers a [`PhraseCache`] keeps (4 per matching record).
+const CACHE_BYTES: usize = 32 << 20;
+/// Most answers a [`PhraseCache`] keeps.
+const CACHE_ENTRIES: usize = 1024;
+
+/// Whole phrase answers per segment, first kept first dropped, within
+/// [`CACHE_BYTES`] and [`CACHE_ENTRIES`]. One request works an answer out
+/// while the others asking for it wait.
+#[derive(Default)]
+pub struct PhraseCache {
+    entries: Mutex<Entries>,
+}
+
+type Key = (SegmentId, Phrase);
+/// One answer: `None` until worked out (or after that failed).
+type Slot = Arc<Mutex<Option<Arc<[DocId]>>>>;
+
+#[derive(Default)]
+struct Entries {
+    slots: HashMap<Key, (Slot, usize)>,
+    /// Keys in the order they came; may name keys dropped since.
+    order: VecDeque<Key>,
+    bytes: usize,
+}
+
+impl PhraseCache {
+    /// The answer kept for `phrase` in `segment`, or the one `work_out`
+    /// gives (kept unless it failed).
+    fn answer(
+        &self,
+        segment: SegmentId,
+        phrase: &Phrase,
+        work_out: impl FnOnce() -> tantivy::Result<Vec<DocId>>,
+    ) -> tantivy::Result<Arc<[DocId]>> {
+        let key = (segment, phrase.clone());
+        let slot = {
+            let mut entries = self.lock();
+            let entries = &mut *entries;
+            match entries.slots.get(&key) {
+                Some((slot, _)) => slot.clone(),
+                None => {
+                    let slot = Slot::default();
+                    entries.slots.insert(key.clone(), (slot.clone(), 0));
+                    entries.order.push_back(key.clone());
+                    slot
+                }
+            }
+        };
+        let mut answer = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(docs) = &*answer {
+            return Ok(docs.clone());
+        }
+        let docs: Arc<[DocId]> = work_out()?.into();
+        *answer = Some(docs.clone());
+        drop(answer);
+        let mut entries = self.lock();
+        let bytes = docs.len() * size_of::<DocId>();
+        if let Some((kept, size)) = entries.slots.get_mut(&key)
+            && Arc::ptr_eq(kept, &slot)
+        {
+            *size = bytes;
+            entries.bytes += bytes;
+        }
+        while entries.bytes > CACHE_BYTES || entries.slots.len() > CACHE_ENTRIES {
+            let Some(oldest) = entries.order.pop_front() else { break };
+            if let Some((_, size)) = entries.slots.remove(&oldest) {
+                entries.bytes -= size;
+            }
+        }
+        Ok(docs)
+    }
+
+    // A poisoned lock only means a thread panicked holding it; the map is
+    // consistent after every statement.
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A document's message. It is stored first (`LogSchema::document`), so
+/// the rest (labels, fields) is never decoded; partitions of earlier builds,
+/// which stored every field, are read on to it.
+struct StoredMessage(Option<String>);
+
+impl DocumentDeserialize for StoredMessage {
+    fn deserialize<'de, D>(mut deserializer: D) -> Result<Self, DeserializeError>
+    where
+        D: DocumentDeserializer<'de>,
+    {
+        while let Some((field, value)) = deserializer.next_field::<OwnedValue>()? {
+            if field == MESSAGE_FIELD {
+                return Ok(StoredMessage(match value {
+                    OwnedValue::Str(text) => Some(text),
+                    _ => None,
+                }));
+            }
+        }
+        Ok(StoredMessage(None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::query::tokens::MessageTokens;
+    use crate::query::{Expr, Leaf, message_analyzer, parse};
+    use crate::store::LogStore;
+    use crate::store::schema::RecordFields;
+    use crate::store::search::{LogFilter, SearchRequest, SortOrder};
+    use jiff::civil::Date;
+    use tantivy::collector::Count;
+    use tantivy::query::PhraseQuery;
+    use tantivy::schema::{Schema, TEXT};
+    use tantivy::{Index, Term};
+
+    const LOGHUB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/loghub");
+
+    /// Lines of real logs with addresses, `user@host`, paths and ids.
+    fn lines() -> Vec<String> {
+        let mut lines = Vec::new();
+        for system in ["OpenSSH", "Linux", "Apache", "HDFS", "Proxifier", "Zookeeper"] {
+            let path = format!("{LOGHUB}/{system}_2k.log");
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+            lines.extend(text.lines().map(str::to_owned));
+        }
+        lines
+    }
+
+    /// Phrases taken from the lines (two or three neighbouring words, and
+    /// single words that are several tokens), each also with its first two
+    /// words swapped, which mostly should not match.
+    fn phrases(lines: &[String]) -> Vec<String> {
+        let mut phrases = Vec::new();
+        for (i, line) in lines.iter().enumerate().step_by(97) {
+            let words: Vec<&str> = line.split_whitespace().filter(|w| !w.contains('"')).collect();
+            if words.len() < 4 {
+                continue;
+            }
+            let at = i % (words.len() - 3);
+            let length = 2 + i % 2;
+            phrases.push(format!("\"{}\"", words[at..at + length].join(" ")));
+            phrases.push(format!("\"{} {}\"", words[at + 1], words[at]));
+            if let Some(word) = words
+                .iter()
+                .find(|w| w.chars().filter(|c| c.is_ascii_punctuation()).count() >= 2)
+            {
+                phrases.push(format!("\"{word}\""));
+            }
+        }
+        phrases
+    }
+
+    fn tokens(q: &str) -> Option<Vec<(usize, String)>> {
+        match parse(q).ok()? {
+            Expr::Leaf(Leaf::Message(tokens)) if tokens.len() > 1 => Some(tokens),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn phrases_find_exactly_the_lines_that_hold_them() {
+        let lines = lines();
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = LogStore::open(tmp.path()).unwrap();
+        let schema = store.schema().clone();
+        let partition = store.create_partition(Date::new(2024, 5, 1).unwrap()).unwrap();
+        let mut writer: tantivy::IndexWriter = partition.index().writer(15_000_000).unwrap();
+        // The index of earlier builds: the same messages with positions.
+        let mut positional = Schema::builder();
+        let text = positional.add_text_field("message", TEXT);
+        let positional = Index::create_in_ram(positional.build());
+        let mut positional_writer: tantivy::IndexWriter = positional.writer(15_000_000).unwrap();
+        for (i, line) in lines.iter().enumerate() {
+            writer
+                .add_document(schema.document(&RecordFields {
+                    stream: "00000000000000aa",
+                    offset: i as u64,
+                    timestamp_ms: 1_000 + i as i64,
+                    ingested_ms: 1_000 + i as i64,
+                    host: "h",
+                    source: "/s",
+                    level: "",
+                    message: line,
+                    labels: None,
+                    truncated: false,
+                    fields: None,
+                }))
+                .unwrap();
+            positional_writer
+                .add_document(tantivy::doc!(text => line.as_str()))
+                .unwrap();
+            // Several segments, so candidates cross segment bounds.
+            if i % 5_000 == 4_999 {
+                writer.commit().unwrap();
+            }
+        }
+        writer.commit().unwrap();
+        positional_writer.commit().unwrap();
+        partition.set_time_range(Some((1_000, 1_000 + lines.len() as i64)));
+        partition.reload().unwrap();
+        let positional = positional.reader().unwrap().searcher();
+
+        let analyzer = &mut message_analyzer();
+        let tokenized: Vec<MessageTokens> = lines
+            .iter()
+            .map(|line| {
+                let mut tokens = MessageTokens::default();
+                tokens.read(analyzer, line);
+                tokens
+            })
+            .collect();
+        let mut checked = 0;
+        let mut matched = 0;
+        for q in phrases(&lines) {
+            let Some(tokens) = tokens(&q) else { continue };
+            let holding: Vec<bool> = tokenized.iter().map(|line| line.has_phrase(&tokens)).collect();
+            let expected: Vec<&str> = lines
+                .iter()
+                .zip(&holding)
+                .filter(|(_, holds)| **holds)
+                .map(|(line, _)| line.as_str())
+                .collect();
+            let result = store
+                .search(&SearchRequest {
+                    filter: LogFilter {
+                        q: q.clone(),
+                        ..LogFilter::default()
+                    },
+                    limit: lines.len(),
+                    offset: 0,
+                    order: SortOrder::Asc,
+                })
+                .unwrap();
+            let found: Vec<&str> = result.hits.iter().map(|hit| hit.message.as_str()).collect();
+            assert_eq!(found, expected, "{q}");
+            assert_eq!(result.total, expected.len() as u64, "{q}");
+            let with_positions = PhraseQuery::new_with_offset(
+                tokens
+                    .iter()
+                    .map(|(offset, token)| (*offset, Term::from_field_text(text, token)))
+                    .collect(),
+            );
+            assert_eq!(
+                positional.search(&with_positions, &Count).unwrap(),
+                expected.len(),
+                "{q}: a positional index answers the same"
+            );
+            // A phrase inside a larger query: only records the rest allows.
+            let narrowed = store
+                .search(&SearchRequest {
+                    filter: LogFilter {
+                        q: format!("{q} AND offset:<5000"),
+                        ..LogFilter::default()
+                    },
+                    limit: 0,
+                    offset: 0,
+                    order: SortOrder::Asc,
+                })
+                .unwrap();
+            let first_part = holding[..5_000].iter().filter(|holds| **holds).count();
+            assert_eq!(narrowed.total, first_part as u64, "{q} AND offset:<5000");
+            checked += 1;
+            matched += usize::from(!expected.is_empty());
+        }
+        assert!(checked >= 200, "{checked} phrases checked");
+        assert!(matched >= checked / 3, "{matched} of {checked} phrases occur");
+        eprintln!("{checked} phrases checked, {matched} of them occur");
+    }
+
+    #[test]
+    fn a_whole_answer_is_worked_out_once_and_the_cache_stays_bounded() {
+        use super::{CACHE_ENTRIES, Phrase, PhraseCache};
+        use tantivy::index::SegmentId;
+        let cache = PhraseCache::default();
+        let phrase: Phrase = vec![(0, "reset".to_owned()), (1, "by".to_owned())].into();
+        let segment = SegmentId::generate_random();
+        let failed = cache.answer(segment, &phrase, || {
+            Err(tantivy::TantivyError::InvalidArgument("broken".into()))
+        });
+        assert!(failed.is_err());
+        // A failure is not kept: the next request works it out again.
+        let first = cache.answer(segment, &phrase, || Ok(vec![1, 5, 9])).unwrap();
+        let again = cache.answer(segment, &phrase, || panic!("worked out twice")).unwrap();
+        assert_eq!(&*first, &[1, 5, 9]);
+        assert_eq!(&*again, &[1, 5, 9]);
+        // Another segment has its own answer.
+        let other = cache
+            .answer(SegmentId::generate_random(), &phrase, || Ok(vec![2]))
+            .unwrap();
+        assert_eq!(&*other, &[2]);
+        for _ in 0..CACHE_ENTRIES + 10 {
+            cache
+                .answer(SegmentId::generate_random(), &phrase, || Ok(vec![3]))
+                .unwrap();
+        }
+        assert!(cache.lock().slots.len() <= CACHE_ENTRIES);
+        // The first answers were the first dropped.
+        let worked_out = std::cell::Cell::new(false);
+        cache
+            .answer(segment, &phrase, || {
+                worked_out.set(true);
+                Ok(vec![1, 5, 9])
+            })
+            .unwrap();
+        assert!(worked_out.get());
+    }
+}
