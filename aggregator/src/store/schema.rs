@@ -240,7 +240,8 @@ impl LogSchema {
                         .set_index_option(IndexRecordOption::Basic),
                 ),
         );
-        debug_assert_eq!(message, MESSAGE_FIELD);
+        // Phrases find the stored message by this handle (`store::phrase`).
+        assert_eq!(message, MESSAGE_FIELD, "message is the eighth field");
         LogSchema {
             schema: builder.build(),
             fields,

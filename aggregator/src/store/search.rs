@@ -139,7 +139,7 @@ impl QueryBuilder {
     /// Segment answers to phrases kept now.
     #[cfg(test)]
     pub(crate) fn phrase_answers_kept(&self) -> usize {
-        self.phrases.kept()
+        self.phrases.kept_count()
     }
 
     /// The query for `filter`.
