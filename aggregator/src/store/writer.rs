@@ -46,6 +46,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 /// Indexing memory of the writer. Between 64 and 128 MB tantivy flushes
 /// segments rarely enough for throughput while the process stays small.
 const WRITER_MEMORY_BYTES: usize = 96 * 1024 * 1024;
+/// Segments of one size that are merged together (tantivy's default: 8).
+const MERGE_SEGMENTS: usize = 16;
 
 /// Commits kept for live-tail subscribers; one that falls further behind
 /// skips ahead and is told how many commits it missed.
@@ -474,6 +476,9 @@ impl WriterCore {
         self.close();
         let partition = self.store.create_partition(day)?;
         let writer = partition.index().writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let mut merges = tantivy::merge_policy::LogMergePolicy::default();
+        merges.set_min_num_segments(MERGE_SEGMENTS);
+        writer.set_merge_policy(Box::new(merges));
         let next = self.held.entry(day).or_default().clone();
         tracing::info!(%day, "writing to log partition");
         self.current = Some(Current {
@@ -628,6 +633,10 @@ impl WriterCore {
                         truncated: record.truncated,
                         fields: fields.as_ref(),
                     });
+                    // One document per send: tantivy bounds its queue to the
+                    // indexing thread in sends (10,000), not documents, so
+                    // sending batches (`IndexWriter::run`) would let it hold
+                    // that many batches when indexing falls behind.
                     if let Err(err) = current.writer.add_document(doc) {
                         return Err(abort(current, &self.metrics, &err));
                     }
