@@ -32,7 +32,7 @@
 //! name is taken by a built-in field, and `has:<name>` asks that a line
 //! carries it.
 //!
-//! Limits ([`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_LEAVES`]) bound the work
+//! Limits ([`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_LEAVES`], [`MAX_PHRASES`]) bound the work
 //! one query can ask for; beyond them the query is refused with a clear error.
 
 pub mod matcher;
@@ -49,6 +49,10 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
 /// Most words, phrases and field terms in one query.
 pub const MAX_LEAVES: usize = 256;
+/// Most phrases (and words of several tokens, such as addresses) in one
+/// query: the index checks a phrase of common tokens against the stored
+/// text, about a second of CPU per 10 M records the first time (`store::phrase`).
+pub const MAX_PHRASES: usize = 16;
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,10 +166,31 @@ pub fn parse(q: &str) -> Result<Expr, QueryError> {
     let expr = parser.or()?;
     parser.skip_space();
     match parser.peek() {
-        None => Ok(expr),
+        None => check_phrases(expr),
         Some(')') => Err(parser.error("`)` without a matching `(`")),
         Some(c) => Err(parser.error(format!("unexpected `{c}`"))),
     }
+}
+
+/// `expr`, if it holds at most [`MAX_PHRASES`] phrases.
+fn check_phrases(expr: Expr) -> Result<Expr, QueryError> {
+    let mut phrases = 0;
+    let mut open = vec![&expr];
+    while let Some(part) = open.pop() {
+        match part {
+            Expr::Leaf(Leaf::Message(tokens)) if tokens.len() > 1 => phrases += 1,
+            Expr::Not(inner) => open.push(inner),
+            Expr::And(parts) | Expr::Or(parts) => open.extend(parts),
+            Expr::All | Expr::Leaf(_) => {}
+        }
+    }
+    if phrases > MAX_PHRASES {
+        return Err(QueryError(format!(
+            "the query has {phrases} phrases (words of several tokens, such as addresses, count as phrases); at most \
+             {MAX_PHRASES} are allowed"
+        )));
+    }
+    Ok(expr)
 }
 
 /// RFC 3339 or Unix ms, clamped to the times the index can hold.

@@ -141,6 +141,24 @@ fn errors_say_what_and_where() {
 }
 
 #[test]
+fn a_query_holds_at_most_sixteen_phrases() {
+    let phrases = |n: usize| {
+        (0..n)
+            .map(|i| format!("\"error {i}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    assert!(parse(&phrases(super::MAX_PHRASES)).is_ok());
+    let refused = error(&phrases(super::MAX_PHRASES + 1));
+    assert!(refused.contains("17 phrases"), "{refused}");
+    // A word of several tokens is a phrase; single words are not.
+    let addresses = (0..17).map(|i| format!("10.0.0.{i}")).collect::<Vec<_>>().join(" ");
+    assert!(error(&addresses).contains("17 phrases"));
+    let words = (0..100).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" OR ");
+    assert!(parse(&words).is_ok());
+}
+
+#[test]
 fn hostile_queries_are_refused_without_recursing_deeply() {
     let deep = format!("{}a{}", "(".repeat(700), ")".repeat(700));
     assert!(error(&deep).contains("nested more than 32 deep"));
