@@ -6,6 +6,11 @@
 use std::ops::Range;
 use tantivy::tokenizer::TextAnalyzer;
 
+/// Token text kept allocated between messages.
+const KEPT_BYTES: usize = 16 * 1024;
+/// Tokens kept allocated between messages.
+const KEPT_TOKENS: usize = 2048;
+
 /// The tokens of the last message read, in position order.
 #[derive(Default)]
 pub struct MessageTokens {
@@ -19,8 +24,12 @@ pub struct MessageTokens {
 impl MessageTokens {
     /// Replaces the tokens with those of `message`.
     pub fn read(&mut self, analyzer: &mut TextAnalyzer, message: &str) {
+        // A live tail keeps its buffers for as long as it runs: one long
+        // message must not leave megabytes behind.
         self.text.clear();
+        self.text.shrink_to(KEPT_BYTES);
         self.tokens.clear();
+        self.tokens.shrink_to(KEPT_TOKENS);
         let mut stream = analyzer.token_stream(message);
         while stream.advance() {
             let token = stream.token();
