@@ -36,7 +36,11 @@ impl Matcher {
             tokens: &mut self.tokens,
             analyzer: &mut self.analyzer,
         };
-        record.eval(&self.expr)
+        let matched = record.eval(&self.expr);
+        // A live tail keeps its matcher for as long as it runs: one long
+        // message must not leave its tokens allocated.
+        self.tokens.trim();
+        matched
     }
 }
 

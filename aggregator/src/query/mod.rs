@@ -51,7 +51,8 @@ pub const MAX_DEPTH: usize = 32;
 pub const MAX_LEAVES: usize = 256;
 /// Most phrases (and words of several tokens, such as addresses) in one
 /// query: the index checks a phrase of common tokens against the stored
-/// text, about a second of CPU per 10 M records the first time (`store::phrase`).
+/// text, about a second on both cores (2 CPU-s) per 10 M records the first
+/// time (`store::phrase`).
 pub const MAX_PHRASES: usize = 16;
 
 /// A parsed query.
@@ -186,8 +187,9 @@ fn check_phrases(expr: Expr) -> Result<Expr, QueryError> {
     }
     if phrases > MAX_PHRASES {
         return Err(QueryError(format!(
-            "the query has {phrases} phrases (words of several tokens, such as addresses, count as phrases); at most \
-             {MAX_PHRASES} are allowed"
+            "the query has {phrases} phrases; at most {MAX_PHRASES} are allowed (a quoted phrase counts, and so does \
+             any word that splits into several tokens: an address such as 10.0.0.1, a name such as web-1 or \
+             user@host, a path)"
         )));
     }
     Ok(expr)

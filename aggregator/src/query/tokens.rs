@@ -24,12 +24,8 @@ pub struct MessageTokens {
 impl MessageTokens {
     /// Replaces the tokens with those of `message`.
     pub fn read(&mut self, analyzer: &mut TextAnalyzer, message: &str) {
-        // A live tail keeps its buffers for as long as it runs: one long
-        // message must not leave megabytes behind.
         self.text.clear();
-        self.text.shrink_to(KEPT_BYTES);
         self.tokens.clear();
-        self.tokens.shrink_to(KEPT_TOKENS);
         let mut stream = analyzer.token_stream(message);
         while stream.advance() {
             let token = stream.token();
@@ -61,6 +57,15 @@ impl MessageTokens {
                 })
             }
         })
+    }
+
+    /// Forgets the message read and lets go of what a long one made the
+    /// buffers grow to, beyond 16 KiB of text and 2,048 tokens.
+    pub fn trim(&mut self) {
+        self.text.clear();
+        self.tokens.clear();
+        self.text.shrink_to(KEPT_BYTES);
+        self.tokens.shrink_to(KEPT_TOKENS);
     }
 
     fn token(&self, index: usize) -> &str {

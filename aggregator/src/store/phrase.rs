@@ -10,8 +10,8 @@
 //! ([`MessageTokens::has_phrase`], the check live tail makes). The answer is
 //! exact.
 //!
-//! The second phase reads the doc store: about a second per 10 M records
-//! on one core when the tokens are common. So a segment's candidates are
+//! The second phase reads the doc store: about a second on both cores
+//! (2 CPU-s) per 10 M records when the tokens are common. So a segment's candidates are
 //! first checked one by one as the query reaches them, which lets the rest
 //! of the query (a host, a time range) rule records out before they are
 //! read. Past [`CHECKS_BEFORE_WHOLE`] checks in a segment whose rarest token

@@ -476,9 +476,7 @@ impl WriterCore {
         self.close();
         let partition = self.store.create_partition(day)?;
         let writer = partition.index().writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
-        let mut merges = tantivy::merge_policy::LogMergePolicy::default();
-        merges.set_min_num_segments(MERGE_SEGMENTS);
-        writer.set_merge_policy(Box::new(merges));
+        set_merge_policy(&writer);
         let next = self.held.entry(day).or_default().clone();
         tracing::info!(%day, "writing to log partition");
         self.current = Some(Current {
@@ -698,10 +696,8 @@ impl WriterCore {
                     "cannot add the write-ahead log's records to the index again; refusing batches and \
                      committing nothing until it can (the log keeps them)"
                 );
-                if let Some(current) = self.current.as_mut()
-                    && let Err(rollback) = current.writer.rollback()
-                {
-                    tracing::error!(error = %rollback, "log index rollback failed");
+                if let Some(current) = self.current.as_mut() {
+                    roll_back(&mut current.writer);
                 }
                 self.reset_to_committed();
                 self.unsynced = true;
@@ -835,10 +831,25 @@ fn hit(chunk: &PreparedChunk, record: &PreparedRecord) -> Hit {
 fn abort(current: &mut Current, metrics: &Metrics, err: &dyn std::fmt::Display) -> WriteError {
     metrics.commit_failed();
     tracing::error!(error = %err, "log index write failed; rolling back to the last commit");
-    if let Err(rollback) = current.writer.rollback() {
+    roll_back(&mut current.writer);
+    WriteError::CommitFailed(err.to_string())
+}
+
+/// Drops what was added since the last commit. Tantivy makes a new writer
+/// inside for that, with its default merge policy, so ours is set again.
+fn roll_back(writer: &mut IndexWriter) {
+    if let Err(rollback) = writer.rollback() {
         tracing::error!(error = %rollback, "log index rollback failed");
     }
-    WriteError::CommitFailed(err.to_string())
+    set_merge_policy(writer);
+}
+
+/// Merges of [`MERGE_SEGMENTS`] segments of a size; tantivy's other
+/// defaults stay.
+fn set_merge_policy(writer: &IndexWriter) {
+    let mut merges = tantivy::merge_policy::LogMergePolicy::default();
+    merges.set_min_num_segments(MERGE_SEGMENTS);
+    writer.set_merge_policy(Box::new(merges));
 }
 
 fn union(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
@@ -895,6 +906,18 @@ mod tests {
         let (store, payloads) = LogStore::open(dir).unwrap();
         let core = WriterCore::new(store.clone(), payloads, Arc::new(Metrics::default()));
         (store, core)
+    }
+
+    #[test]
+    fn a_rolled_back_writer_keeps_the_merge_policy() {
+        let index = tantivy::Index::create_in_ram(LogSchema::new().schema().clone());
+        let mut writer: IndexWriter = index.writer(15_000_000).unwrap();
+        set_merge_policy(&writer);
+        let policy = |writer: &IndexWriter| format!("{:?}", writer.get_merge_policy());
+        let ours = format!("min_num_segments: {MERGE_SEGMENTS}");
+        assert!(policy(&writer).contains(&ours), "{}", policy(&writer));
+        roll_back(&mut writer);
+        assert!(policy(&writer).contains(&ours), "after a rollback: {}", policy(&writer));
     }
 
     #[test]

@@ -537,7 +537,6 @@ fn entries_in_journal(directory: &Path) -> u64 {
     newline_count(&output.stdout)
 }
 
-/// `total` of a search over everything the aggregator at `url` holds.
 /// How many records match `query`. Asks for no hits: the benches poll
 /// this while they measure the aggregator's CPU, and a count alone is read
 /// from segment sizes where it can be.
