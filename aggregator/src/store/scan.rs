@@ -198,8 +198,8 @@ const PIECE_ROWS: u32 = 1 << 19;
 #[cfg(test)]
 const PIECE_ROWS: u32 = 64;
 
-/// Most threads one scan uses.
-const MAX_SCAN_THREADS: usize = 4;
+/// Most threads one request's scan or phrase check uses.
+pub(super) const MAX_THREADS: usize = 4;
 
 /// The cores this process may use, asked once (the answer reads cgroup
 /// files).
@@ -208,9 +208,30 @@ pub(super) fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// `run(0)`, …, `run(threads - 1)`, the first on this thread and the rest
+/// on threads of their own; their answers in that order.
+pub(super) fn on_threads<T: Send>(threads: usize, run: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    if threads <= 1 {
+        return vec![run(0)];
+    }
+    let run = &run;
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|i| scope.spawn(move || run(i))).collect();
+        let mut answers = vec![run(0)];
+        // A helper that panicked took its share with it: answering
+        // without it would be wrong, so the panic goes on.
+        answers.extend(
+            helpers
+                .into_iter()
+                .map(|helper| helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+        );
+        answers
+    })
+}
+
 /// Runs `work` over the rows of `segments`, in pieces of [`PIECE_ROWS`]
 /// taken in order, on as many threads as there are cores (at most
-/// [`MAX_SCAN_THREADS`], and one for a scan of one piece's rows), each
+/// [`MAX_THREADS`], and one for a scan of one piece's rows), each
 /// thread folding its pieces into its own state from `start`; returns
 /// those states. The busiest view scans millions of values per request,
 /// and one core alone took some 50 ms at 10 M records.
@@ -231,32 +252,17 @@ fn in_pieces<'s, T: Send>(
     // A scan of a few pieces' worth of rows is not worth a thread.
     let rows: u64 = segments.iter().map(|found| u64::from(found.values.num_vals())).sum();
     let threads = if rows > u64::from(PIECE_ROWS) {
-        cores().min(MAX_SCAN_THREADS).min(pieces.len()).max(1)
+        cores().min(MAX_THREADS).min(pieces.len()).max(1)
     } else {
         1
     };
     let next = AtomicUsize::new(0);
-    let run = || {
+    on_threads(threads, |_| {
         let mut state = start();
         while let Some((found, rows)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
             work(&mut state, found, rows.clone());
         }
         state
-    };
-    if threads == 1 {
-        return vec![run()];
-    }
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(run)).collect();
-        let mut states = vec![run()];
-        // A helper that panicked took its pieces with it: answering
-        // without them would be wrong, so the panic goes on.
-        states.extend(
-            helpers
-                .into_iter()
-                .map(|helper| helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
-        );
-        states
     })
 }
 

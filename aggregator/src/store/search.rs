@@ -124,7 +124,7 @@ pub enum SearchError {
 /// Turns filters and query strings ([`crate::query`]) into tantivy queries.
 pub struct QueryBuilder {
     schema: LogSchema,
-    phrases: Arc<PhraseCache>,
+    pub(super) phrases: Arc<PhraseCache>,
 }
 
 impl QueryBuilder {
@@ -134,12 +134,6 @@ impl QueryBuilder {
             schema,
             phrases: Arc::default(),
         }
-    }
-
-    /// Segment answers to phrases kept now.
-    #[cfg(test)]
-    pub(crate) fn phrase_answers_kept(&self) -> usize {
-        self.phrases.kept_count()
     }
 
     /// The query for `filter`.

@@ -174,20 +174,11 @@ fn plain_queries(index: &tantivy::Index, message: tantivy::schema::Field) {
             format!("\"{q}\"")
         };
         let query = parser.parse_query(&phrase).expect("query");
-        let mut took: Vec<f64> = (0..20)
-            .map(|_| {
-                let asked = Instant::now();
-                let top = TopDocs::with_limit(100).order_by_string_fast_field("time", tantivy::Order::Desc);
-                let _ = searcher.search(&query, &(Count, top)).expect("search");
-                asked.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        let first = took[0];
-        took.sort_by(f64::total_cmp);
-        println!(
-            "| plain tantivy `{q}` newest 100 | {first:.1} ms | {:.1} ms | {:.1} ms |",
-            took[10], took[19]
-        );
+        let (first, p50, max) = timed(|| {
+            let top = TopDocs::with_limit(100).order_by_string_fast_field("time", tantivy::Order::Desc);
+            let _ = searcher.search(&query, &(Count, top)).expect("search");
+        });
+        println!("| plain tantivy `{q}` newest 100 | {first:.1} ms | {p50:.1} ms | {max:.1} ms |");
     }
 }
 
@@ -301,19 +292,24 @@ fn first_view(url: &str, lines: u64) {
         )
     }));
     for (name, path, params) in &requests {
-        let mut took: Vec<f64> = (0..20)
-            .map(|_| {
-                let asked = Instant::now();
-                search(params, path);
-                asked.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        // The first asking of a phrase works its answer out; the rest
-        // find it kept.
-        let first = took[0];
-        took.sort_by(f64::total_cmp);
-        println!("| {name} | {first:.1} ms | {:.1} ms | {:.1} ms |", took[10], took[19]);
+        let (first, p50, max) = timed(|| search(params, path));
+        println!("| {name} | {first:.1} ms | {p50:.1} ms | {max:.1} ms |");
     }
+}
+
+/// `ask` 20 times: the first time apart (a phrase's first asking works
+/// its answer out; the rest find it kept), then p50 and max, in ms.
+fn timed(mut ask: impl FnMut()) -> (f64, f64, f64) {
+    let mut took: Vec<f64> = (0..20)
+        .map(|_| {
+            let asked = Instant::now();
+            ask();
+            asked.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    let first = took[0];
+    took.sort_by(f64::total_cmp);
+    (first, took[10], took[19])
 }
 
 /// Words and phrases both indexers are asked for: a word, phrases of rare
