@@ -10,7 +10,7 @@
 //! and the event-time range of the partition's records.
 
 use super::intervals::StreamIntervals;
-use super::schema::LogSchema;
+use super::schema::{LogSchema, NumbersLayout};
 use anyhow::Context as _;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,7 @@ pub struct Partition {
     dir: PathBuf,
     index: Index,
     reader: IndexReader,
+    numbers: NumbersLayout,
     // Event-time range of the committed records, for skipping partitions a
     // query's time range cannot match; i64::MAX / i64::MIN while empty.
     min_ts: AtomicI64,
@@ -131,6 +132,7 @@ impl Partition {
         let partition = Partition {
             day,
             dir,
+            numbers: LogSchema::numbers_layout(&index.schema()),
             index,
             reader,
             min_ts: AtomicI64::new(payload.min_ts.unwrap_or(i64::MAX)),
@@ -152,6 +154,11 @@ impl Partition {
     /// The index (for the writer).
     pub fn index(&self) -> &Index {
         &self.index
+    }
+
+    /// Where this partition keeps extracted numbers (its index's schema says).
+    pub fn numbers_layout(&self) -> NumbersLayout {
+        self.numbers
     }
 
     /// A searcher over the last reloaded commit.

@@ -555,9 +555,10 @@ mod tests {
     use crate::query::tokens::MessageTokens;
     use crate::query::{Expr, Leaf, message_analyzer, parse};
     use crate::store::LogStore;
-    use crate::store::schema::RecordFields;
+    use crate::store::schema::{NumbersLayout, RecordFields};
     use crate::store::search::{LogFilter, SearchRequest, SortOrder};
     use jiff::civil::Date;
+    use std::collections::BTreeMap;
     use tantivy::collector::Count;
     use tantivy::query::PhraseQuery;
     use tantivy::schema::{Schema, TEXT};
@@ -640,19 +641,22 @@ mod tests {
         let mut positional_writer: tantivy::IndexWriter = positional.writer(15_000_000).unwrap();
         for (i, line) in lines.iter().enumerate() {
             writer
-                .add_document(schema.document(&RecordFields {
-                    stream: "00000000000000aa",
-                    offset: i as u64,
-                    timestamp_ms: 1_000 + i as i64,
-                    ingested_ms: 1_000 + i as i64,
-                    host: "h",
-                    source: "/s",
-                    level: "",
-                    message: line,
-                    labels: None,
-                    truncated: false,
-                    fields: None,
-                }))
+                .add_document(schema.document(
+                    &RecordFields {
+                        stream: "00000000000000aa",
+                        offset: i as u64,
+                        timestamp_ms: 1_000 + i as i64,
+                        ingested_ms: 1_000 + i as i64,
+                        host: "h",
+                        source: "/s",
+                        level: "",
+                        message: line,
+                        labels: None,
+                        truncated: false,
+                        fields: &BTreeMap::new(),
+                    },
+                    NumbersLayout::Apart,
+                ))
                 .unwrap();
             positional_writer
                 .add_document(tantivy::doc!(text => line.as_str()))

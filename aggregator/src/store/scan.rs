@@ -679,9 +679,10 @@ pub fn newest(scan: &Scan<'_>, wanted: usize, newest_first: bool) -> tantivy::Re
 #[cfg(test)]
 mod tests {
     use super::super::LogStore;
-    use super::super::schema::RecordFields;
+    use super::super::schema::{NumbersLayout, RecordFields};
     use super::super::search::{HistogramSpec, LogFilter, SearchRequest, SortOrder};
     use jiff::civil::Date;
+    use std::collections::BTreeMap;
 
     /// Two partitions of several segments each, times spread and repeated.
     fn store(dir: &std::path::Path) -> LogStore {
@@ -707,19 +708,22 @@ mod tests {
                     range = Some(range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
                     let message = format!("line {segment} {i}");
                     let host = format!("host-{}", next() % 5);
-                    let doc = schema.document(&RecordFields {
-                        stream: "00000000000000aa",
-                        offset: segment * 1_000 + i,
-                        timestamp_ms: ts,
-                        ingested_ms: ingested,
-                        host: &host,
-                        source: "/s",
-                        level: ["", "error", "info"][(i % 3) as usize],
-                        message: &message,
-                        labels: None,
-                        truncated: false,
-                        fields: None,
-                    });
+                    let doc = schema.document(
+                        &RecordFields {
+                            stream: "00000000000000aa",
+                            offset: segment * 1_000 + i,
+                            timestamp_ms: ts,
+                            ingested_ms: ingested,
+                            host: &host,
+                            source: "/s",
+                            level: ["", "error", "info"][(i % 3) as usize],
+                            message: &message,
+                            labels: None,
+                            truncated: false,
+                            fields: &BTreeMap::new(),
+                        },
+                        NumbersLayout::Apart,
+                    );
                     writer.add_document(doc).unwrap();
                 }
                 writer.commit().unwrap();

@@ -7,7 +7,8 @@ use lookout_shared::time::rfc3339;
 use lookout_shared::wire::record_id;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnarReader, DynamicColumn, NumericalType, StrColumn};
+use tantivy::index::SegmentComponent;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
     TextFieldIndexing, TextOptions, Value,
@@ -43,6 +44,9 @@ pub mod names {
     /// Fields extracted from the line, as a JSON object (`fields.status`,
     /// or `status` where the name is not one of the above).
     pub const FIELDS: &str = "fields";
+    /// The extracted fields whose values are numbers, as a JSON object with
+    /// columns only; queries still name them `fields.<name>`.
+    pub const NUMBERS: &str = "field_numbers";
 }
 
 /// Longest message shown in a list of lines (search hits, context
@@ -90,9 +94,27 @@ pub struct LogSchema {
     pub truncated: Field,
     /// `ingested`: date (ms), fast (alert windows).
     pub ingested: Field,
-    /// `fields`: JSON object of extracted fields; text exact-match, numbers
-    /// typed; stored, fast (numeric ranges, "has").
+    /// `fields`: JSON object of the extracted fields whose values are
+    /// text; exact-match, fast ("has", and what a hit shows). Not stored
+    /// since the columns hold every value: partitions written before stored
+    /// them, and such documents are read from the doc store.
     pub fields: Field,
+    /// `field_numbers`: JSON object of the extracted fields whose values
+    /// are numbers; fast only (ranges, "has", what a hit shows). Numbers
+    /// are matched on their columns, so a term per value (often one per
+    /// record: a sequence number, a byte count) would be read by nothing.
+    /// Partitions written before this field keep numbers in `fields`
+    /// ([`NumbersLayout::InFields`]).
+    pub numbers: Field,
+}
+
+/// Where a partition keeps the extracted fields whose values are numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumbersLayout {
+    /// In `field_numbers`, apart from the text (partitions of this build).
+    Apart,
+    /// In `fields` with the text (partitions of earlier builds).
+    InFields,
 }
 
 /// One record as it goes into the index.
@@ -117,8 +139,8 @@ pub struct RecordFields<'a> {
     pub labels: Option<&'a OwnedValue>,
     /// Whether the agent cut the record short.
     pub truncated: bool,
-    /// Extracted fields as a JSON object, when the line has any.
-    pub fields: Option<&'a OwnedValue>,
+    /// Extracted fields.
+    pub fields: &'a BTreeMap<String, FieldValue>,
 }
 
 /// A stored record as the API shows it.
@@ -173,9 +195,9 @@ impl LogSchema {
     /// offsets are matched by range on their fast columns (tantivy's
     /// `RangeQuery` does so for a fast field), so they need no terms, which
     /// would be nearly one per record. What a fast column holds is not
-    /// stored again: a hit reads host, source, level, stream, time and
-    /// offset from the columns ([`RecordMeta`]), so the doc store keeps
-    /// the message, labels, fields and the truncated mark.
+    /// stored again: a hit reads host, source, level, stream, time, offset
+    /// and extracted fields from the columns ([`RecordMeta`]), so the doc
+    /// store keeps the message, labels and the truncated mark.
     pub fn new() -> Self {
         let mut builder = Schema::builder();
         // Fieldnorms only serve BM25 scoring; results are ordered by time, so
@@ -230,7 +252,6 @@ impl LogSchema {
         let fields = builder.add_json_field(
             names::FIELDS,
             JsonObjectOptions::default()
-                .set_stored()
                 .set_fast("raw")
                 .set_expand_dots_enabled()
                 .set_indexing_options(
@@ -239,6 +260,10 @@ impl LogSchema {
                         .set_fieldnorms(false)
                         .set_index_option(IndexRecordOption::Basic),
                 ),
+        );
+        let numbers = builder.add_json_field(
+            names::NUMBERS,
+            JsonObjectOptions::default().set_fast("raw").set_expand_dots_enabled(),
         );
         // Phrases find the stored message by this handle (`store::phrase`).
         assert_eq!(message, MESSAGE_FIELD, "message is the eighth field");
@@ -256,18 +281,23 @@ impl LogSchema {
             labels,
             truncated,
             ingested,
+            numbers,
         }
     }
 
     /// Whether an index written with `other` can be read and added to with
     /// this schema's field handles and documents: the same field names in
-    /// the same order, each of the same type, and the same fast columns.
-    /// Partitions made by earlier builds differ only in what they index
-    /// and store (they indexed times and offsets, and stored everything).
+    /// the same order, each of the same type, and the same fast columns,
+    /// except that `other` may end before `field_numbers`
+    /// ([`NumbersLayout::InFields`]). Partitions made by earlier builds
+    /// differ otherwise only in what they index and store (they indexed
+    /// times and offsets, and stored everything).
     pub fn is_compatible_with(&self, other: &Schema) -> bool {
         let ours: Vec<_> = self.schema.fields().collect();
         let theirs: Vec<_> = other.fields().collect();
-        ours.len() == theirs.len()
+        let same_count = ours.len() == theirs.len();
+        let before_numbers = theirs.len() + 1 == ours.len() && ours.last().is_some_and(|(f, _)| *f == self.numbers);
+        (same_count || before_numbers)
             && ours.iter().zip(&theirs).all(|((a_field, a), (b_field, b))| {
                 a_field == b_field
                     && a.name() == b.name()
@@ -281,8 +311,17 @@ impl LogSchema {
         &self.schema
     }
 
-    /// The document for one record.
-    pub fn document(&self, record: &RecordFields<'_>) -> TantivyDocument {
+    /// Where a partition whose index has `schema` (one this schema
+    /// [`is_compatible_with`](Self::is_compatible_with)) keeps numbers.
+    pub fn numbers_layout(schema: &Schema) -> NumbersLayout {
+        match schema.get_field(names::NUMBERS) {
+            Ok(_) => NumbersLayout::Apart,
+            Err(_) => NumbersLayout::InFields,
+        }
+    }
+
+    /// The document for one record, for a partition of `layout`.
+    pub fn document(&self, record: &RecordFields<'_>, layout: NumbersLayout) -> TantivyDocument {
         // One allocation sized for the whole document instead of several growths.
         let size = record.message.len() + record.source.len() + record.host.len() + 96;
         let mut doc = TantivyDocument::with_capacity(size);
@@ -298,14 +337,28 @@ impl LogSchema {
         }
         doc.add_bool(self.truncated, record.truncated);
         doc.add_date(self.ingested, DateTime::from_timestamp_millis(record.ingested_ms));
-        if let Some(fields) = record.fields {
-            doc.add_field_value(self.fields, fields);
+        let (mut text, mut numbers) = (Vec::new(), Vec::new());
+        for (name, value) in record.fields {
+            match value {
+                FieldValue::Text(t) => text.push((name.clone(), OwnedValue::Str(t.clone()))),
+                FieldValue::Number(n) => numbers.push((name.clone(), OwnedValue::F64(*n))),
+            }
+        }
+        if layout == NumbersLayout::InFields {
+            text.append(&mut numbers);
+        }
+        if !text.is_empty() {
+            doc.add_field_value(self.fields, &OwnedValue::Object(text));
+        }
+        if !numbers.is_empty() {
+            doc.add_field_value(self.numbers, &OwnedValue::Object(numbers));
         }
         doc
     }
 
     /// A record as the API shows it, from what the doc store keeps of it
-    /// (message, labels, fields, truncated) and what its fast columns hold.
+    /// (message, labels, truncated, and fields in partitions that stored
+    /// them) and what its fast columns hold.
     pub fn stored_hit(&self, doc: &TantivyDocument, meta: RecordMeta) -> Hit {
         let mut labels = BTreeMap::new();
         if let Some(object) = doc.get_first(self.labels).and_then(|v| v.as_object()) {
@@ -315,8 +368,9 @@ impl LogSchema {
                 }
             }
         }
-        let mut fields = BTreeMap::new();
+        let mut fields = meta.fields;
         if let Some(object) = doc.get_first(self.fields).and_then(|v| v.as_object()) {
+            fields.clear();
             for (key, value) in object {
                 let value = if let Some(n) = value.as_f64() {
                     FieldValue::Number(n)
@@ -363,6 +417,8 @@ pub struct RecordMeta {
     pub source: String,
     /// Level or "".
     pub level: String,
+    /// Extracted fields.
+    pub fields: BTreeMap<String, FieldValue>,
 }
 
 /// A segment's columns that hold [`RecordMeta`], opened once for the hits
@@ -374,6 +430,14 @@ pub struct MetaColumns {
     level: Option<StrColumn>,
     timestamp: Column<DateTime>,
     offset: Column<u64>,
+    /// The columns under `fields`, by field name (`user.name`).
+    fields: Vec<(String, FieldColumn)>,
+}
+
+/// The column of one extracted field's values of one type.
+enum FieldColumn {
+    Text(StrColumn),
+    Number(Column<f64>),
 }
 
 impl MetaColumns {
@@ -387,6 +451,7 @@ impl MetaColumns {
             level: columns.str(names::LEVEL)?,
             timestamp: columns.date(names::TIMESTAMP)?,
             offset: columns.u64(names::OFFSET)?,
+            fields: field_columns(segment)?,
         })
     }
 
@@ -408,34 +473,68 @@ impl MetaColumns {
             host: text(&self.host)?,
             source: text(&self.source)?,
             level: text(&self.level)?,
+            fields: self.fields_of(doc)?,
         })
     }
+
+    fn fields_of(&self, doc: DocId) -> tantivy::Result<BTreeMap<String, FieldValue>> {
+        let mut fields = BTreeMap::new();
+        for (name, column) in &self.fields {
+            let value = match column {
+                FieldColumn::Text(column) => match column.term_ords(doc).next() {
+                    Some(ord) => {
+                        let mut text = String::new();
+                        column.ord_to_str(ord, &mut text)?;
+                        FieldValue::Text(text)
+                    }
+                    None => continue,
+                },
+                FieldColumn::Number(column) => match column.first(doc) {
+                    Some(n) => FieldValue::Number(n),
+                    None => continue,
+                },
+            };
+            fields.insert(name.clone(), value);
+        }
+        Ok(fields)
+    }
+}
+
+/// What tantivy joins a JSON path's segments with in a column's name
+/// (`tantivy_common::JSON_PATH_SEGMENT_SEP`, not re-exported by tantivy).
+const JSON_PATH_SEGMENT_SEP: char = '\u{1}';
+
+/// The columns of `segment`'s extracted fields (`fields` and
+/// `field_numbers`). tantivy names a JSON
+/// field's column by its path, the segments joined by `\x01` (a dot in a
+/// name splits it into segments, as `expand_dots` says), so the name is the
+/// path with dots again. Numbers are read as `f64` whichever numeric type
+/// tantivy chose for the column.
+fn field_columns(segment: &SegmentReader) -> tantivy::Result<Vec<(String, FieldColumn)>> {
+    let columnar = ColumnarReader::open(segment.open_read(SegmentComponent::FastFields)?)?;
+    let prefixes = [names::FIELDS, names::NUMBERS].map(|field| format!("{field}{JSON_PATH_SEGMENT_SEP}"));
+    let mut columns = Vec::new();
+    for (path, handle) in columnar.iter_columns()? {
+        let Some(name) = prefixes.iter().find_map(|prefix| path.strip_prefix(prefix.as_str())) else {
+            continue;
+        };
+        let column = match handle.open()? {
+            DynamicColumn::Str(column) => FieldColumn::Text(column),
+            numeric => match numeric.coerce_numerical(NumericalType::F64) {
+                Some(DynamicColumn::F64(column)) => FieldColumn::Number(column),
+                _ => continue,
+            },
+        };
+        let name = name.replace(JSON_PATH_SEGMENT_SEP, ".");
+        columns.push((name, column));
+    }
+    Ok(columns)
 }
 
 impl Default for LogSchema {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Extracted fields as the JSON value stored in `fields`, or `None` without
-/// any.
-pub fn fields_value(fields: BTreeMap<String, FieldValue>) -> Option<OwnedValue> {
-    if fields.is_empty() {
-        return None;
-    }
-    Some(OwnedValue::Object(
-        fields
-            .into_iter()
-            .map(|(k, v)| {
-                let value = match v {
-                    FieldValue::Number(n) => OwnedValue::F64(n),
-                    FieldValue::Text(t) => OwnedValue::Str(t),
-                };
-                (k, value)
-            })
-            .collect(),
-    ))
 }
 
 /// The chunk labels as the JSON value stored in `labels`, or `None` without labels.
@@ -461,23 +560,25 @@ mod tests {
         let mut labels = BTreeMap::new();
         labels.insert("env".to_owned(), "prod".to_owned());
         let labels_json = labels_value(&labels);
-        let doc = schema.document(&RecordFields {
-            stream: "00000000000000ab",
-            offset: 7,
-            timestamp_ms: 1_700_000_000_123,
-            ingested_ms: 1_700_000_000_456,
-            host: "web-1",
-            source: "/var/log/a.log",
-            level: "error",
-            message: "boom",
-            labels: labels_json.as_ref(),
-            truncated: true,
-            fields: fields_value(BTreeMap::from([
-                ("status".to_owned(), FieldValue::Number(503.0)),
-                ("user.name".to_owned(), FieldValue::Text("ann".to_owned())),
-            ]))
-            .as_ref(),
-        });
+        let doc = schema.document(
+            &RecordFields {
+                stream: "00000000000000ab",
+                offset: 7,
+                timestamp_ms: 1_700_000_000_123,
+                ingested_ms: 1_700_000_000_456,
+                host: "web-1",
+                source: "/var/log/a.log",
+                level: "error",
+                message: "boom",
+                labels: labels_json.as_ref(),
+                truncated: true,
+                fields: &BTreeMap::from([
+                    ("status".to_owned(), FieldValue::Number(503.0)),
+                    ("user.name".to_owned(), FieldValue::Text("ann".to_owned())),
+                ]),
+            },
+            NumbersLayout::Apart,
+        );
         // Through a real index: what the doc store keeps and the columns hold.
         let index = tantivy::Index::create_in_ram(schema.schema().clone());
         let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
@@ -496,5 +597,57 @@ mod tests {
         assert_eq!(hit.labels, labels);
         assert_eq!(hit.fields.get("status"), Some(&FieldValue::Number(503.0)));
         assert_eq!(hit.fields.get("user.name"), Some(&FieldValue::Text("ann".into())));
+    }
+
+    #[test]
+    fn extracted_fields_read_back_from_their_columns_as_they_went_in() {
+        let text = |t: &str| FieldValue::Text(t.to_owned());
+        let records: Vec<BTreeMap<String, FieldValue>> = vec![
+            BTreeMap::from([
+                ("status".to_owned(), FieldValue::Number(503.0)),
+                ("took".to_owned(), FieldValue::Number(-0.25)),
+                ("big".to_owned(), FieldValue::Number(1e300)),
+                ("a.b.c".to_owned(), text("deep")),
+                ("empty".to_owned(), text("")),
+                ("odd..name".to_owned(), text("two dots")),
+            ]),
+            BTreeMap::new(),
+            // The same name as text in one record and a number in another.
+            BTreeMap::from([("status".to_owned(), text("n/a")), ("a".to_owned(), text("top"))]),
+            BTreeMap::from([("count".to_owned(), FieldValue::Number(9_007_199_254_740_992.0))]),
+        ];
+        let schema = LogSchema::new();
+        let index = tantivy::Index::create_in_ram(schema.schema().clone());
+        let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+        for (offset, fields) in records.iter().enumerate() {
+            writer
+                .add_document(schema.document(
+                    &RecordFields {
+                        stream: "00000000000000ab",
+                        offset: offset as u64,
+                        timestamp_ms: 1_700_000_000_000,
+                        ingested_ms: 1_700_000_000_000,
+                        host: "h",
+                        source: "/s",
+                        level: "",
+                        message: "m",
+                        labels: None,
+                        truncated: false,
+                        fields,
+                    },
+                    NumbersLayout::Apart,
+                ))
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let columns = MetaColumns::open(searcher.segment_reader(0)).unwrap();
+        for (doc, fields) in records.iter().enumerate() {
+            let stored: TantivyDocument = searcher.doc(tantivy::DocAddress::new(0, doc as u32)).unwrap();
+            assert!(stored.get_first(schema.fields).is_none(), "fields are not stored");
+            assert!(stored.get_first(schema.numbers).is_none(), "numbers are not stored");
+            let hit = schema.stored_hit(&stored, columns.read(doc as u32).unwrap());
+            assert_eq!(&hit.fields, fields, "record {doc}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
 use super::phrase::{PhraseCache, VerifiedPhraseQuery};
 use super::scan::{self, Scan, TimeColumn, TimeRange};
-use super::schema::{Hit, LogSchema, MetaColumns, names};
+use super::schema::{Hit, LogSchema, MetaColumns, NumbersLayout, names};
 use crate::query::{self, Expr, Keyword, Leaf};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
@@ -19,7 +19,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, ExistsQuery, Occur, Query, RangeQuery, TermQuery, Weight,
+};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
@@ -253,19 +255,35 @@ impl QueryBuilder {
                 }
             }
             Leaf::FieldRange(name, lower, upper) => self.number_range(name, *lower, *upper),
-            Leaf::HasField(name) => Box::new(ExistsQuery::new(format!("{}.{name}", names::FIELDS), false)),
+            Leaf::HasField(name) => {
+                let exists =
+                    |field: &str| -> Box<dyn Query> { Box::new(ExistsQuery::new(format!("{field}.{name}"), false)) };
+                Box::new(ByNumbersLayout {
+                    apart: Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, exists(names::FIELDS)),
+                        (Occur::Should, exists(names::NUMBERS)),
+                    ])),
+                    in_fields: exists(names::FIELDS),
+                })
+            }
         }
     }
 
     /// Records whose extracted field `name` is a number in the range (on
     /// the fast column, whatever numeric type it was stored as).
     fn number_range(&self, name: &str, lower: Bound<f64>, upper: Bound<f64>) -> Box<dyn Query> {
-        let term = |n: f64| {
-            let mut term = Term::from_field_json_path(self.schema.fields, name, true);
-            term.append_type_and_fast_value(n);
-            term
+        let range = |field: Field| -> Box<dyn Query> {
+            let term = |n: f64| {
+                let mut term = Term::from_field_json_path(field, name, true);
+                term.append_type_and_fast_value(n);
+                term
+            };
+            Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
         };
-        Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
+        Box::new(ByNumbersLayout {
+            apart: range(self.schema.numbers),
+            in_fields: range(self.schema.fields),
+        })
     }
 
     fn keyword(&self, keyword: Keyword) -> Field {
@@ -282,6 +300,33 @@ impl QueryBuilder {
     fn time_range(&self, field: Field, lower: Bound<i64>, upper: Bound<i64>) -> Box<dyn Query> {
         let term = |ms: i64| Term::from_field_date(field, DateTime::from_timestamp_millis(ms));
         Box::new(RangeQuery::new(lower.map(term), upper.map(term)))
+    }
+}
+
+/// One of two queries, by where the searched partition keeps extracted
+/// numbers ([`NumbersLayout`]): a query naming `field_numbers` must not
+/// reach the schema of a partition written before that field.
+#[derive(Debug)]
+struct ByNumbersLayout {
+    apart: Box<dyn Query>,
+    in_fields: Box<dyn Query>,
+}
+
+impl Clone for ByNumbersLayout {
+    fn clone(&self) -> Self {
+        ByNumbersLayout {
+            apart: self.apart.box_clone(),
+            in_fields: self.in_fields.box_clone(),
+        }
+    }
+}
+
+impl Query for ByNumbersLayout {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        match LogSchema::numbers_layout(scoring.schema()) {
+            NumbersLayout::Apart => self.apart.weight(scoring),
+            NumbersLayout::InFields => self.in_fields.weight(scoring),
+        }
     }
 }
 

@@ -27,7 +27,7 @@
 use super::LogStore;
 use super::intervals::{IntervalSet, StreamIntervals};
 use super::partition::{PAYLOAD_VERSION, Partition, Payload};
-use super::schema::{Hit, RecordFields, fields_value, labels_value};
+use super::schema::{Hit, RecordFields, labels_value};
 use super::wal::{Wal, WalEntry};
 use crate::metrics::Metrics;
 use crate::writer_thread::WriterThread;
@@ -579,6 +579,7 @@ impl WriterCore {
             return Err(WriteError::CommitFailed("no partition is open".into()));
         };
         let day = current.partition.day();
+        let layout = current.partition.numbers_layout();
         let schema = self.store.schema();
         let mut responses = Vec::with_capacity(batches.len());
         // Hits for live tail, built only while someone listens.
@@ -617,20 +618,22 @@ impl WriterCore {
                     if live {
                         added_hits.push(hit(&chunk, &record));
                     }
-                    let fields = fields_value(record.fields);
-                    let doc = schema.document(&RecordFields {
-                        stream: &chunk.stream,
-                        offset: record.offset,
-                        timestamp_ms: record.timestamp_ms,
-                        ingested_ms: record.ingested_ms,
-                        host: &chunk.host,
-                        source: &chunk.source,
-                        level: record.level.map_or("", Level::as_str),
-                        message: &record.message,
-                        labels: labels.as_ref(),
-                        truncated: record.truncated,
-                        fields: fields.as_ref(),
-                    });
+                    let doc = schema.document(
+                        &RecordFields {
+                            stream: &chunk.stream,
+                            offset: record.offset,
+                            timestamp_ms: record.timestamp_ms,
+                            ingested_ms: record.ingested_ms,
+                            host: &chunk.host,
+                            source: &chunk.source,
+                            level: record.level.map_or("", Level::as_str),
+                            message: &record.message,
+                            labels: labels.as_ref(),
+                            truncated: record.truncated,
+                            fields: &record.fields,
+                        },
+                        layout,
+                    );
                     // One document per send: tantivy bounds its queue to the
                     // indexing thread in sends (10,000), not documents, so
                     // sending batches (`IndexWriter::run`) would let it hold
@@ -868,7 +871,7 @@ fn held_key(host: &str, stream: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::LogSchema;
+    use crate::store::schema::{LogSchema, NumbersLayout};
 
     fn chunk(stream: &str, start: u64, end: u64, offsets: &[u64]) -> PreparedChunk {
         let records = offsets
@@ -1090,20 +1093,25 @@ mod tests {
         let earlier = tantivy::Index::create_in_dir(&dir, schema_of_earlier_builds()).unwrap();
         let schema = LogSchema::new();
         let mut writer: IndexWriter = earlier.writer(15_000_000).unwrap();
+        // The earlier build stored extracted fields in the doc store.
+        let stored_fields = BTreeMap::from([("status".to_owned(), FieldValue::Number(200.0))]);
         for record in chunk(S, 0, 20, &[0, 10]).records {
-            let doc = schema.document(&RecordFields {
-                stream: S,
-                offset: record.offset,
-                timestamp_ms: record.timestamp_ms,
-                ingested_ms: record.ingested_ms,
-                host: "h",
-                source: "/s",
-                level: "",
-                message: &record.message,
-                labels: None,
-                truncated: false,
-                fields: None,
-            });
+            let doc = schema.document(
+                &RecordFields {
+                    stream: S,
+                    offset: record.offset,
+                    timestamp_ms: record.timestamp_ms,
+                    ingested_ms: record.ingested_ms,
+                    host: "h",
+                    source: "/s",
+                    level: "",
+                    message: &record.message,
+                    labels: None,
+                    truncated: false,
+                    fields: &stored_fields,
+                },
+                NumbersLayout::InFields,
+            );
             writer.add_document(doc).unwrap();
         }
         let payload = Payload {
@@ -1119,13 +1127,12 @@ mod tests {
         drop(writer);
 
         let (store, mut core) = open(tmp.path());
+        let mut added = chunk(S, 20, 40, &[20, 30]);
+        for record in &mut added.records {
+            record.fields = BTreeMap::from([("status".to_owned(), FieldValue::Number(503.0))]);
+        }
         let r = core
-            .write_group(
-                day,
-                vec![PreparedBatch {
-                    chunks: vec![chunk(S, 20, 40, &[20, 30])],
-                }],
-            )
+            .write_group(day, vec![PreparedBatch { chunks: vec![added] }])
             .unwrap();
         assert_eq!(r[0].accepted, 2);
         let search = |q: &str| {
@@ -1153,12 +1160,46 @@ mod tests {
             [0, 10, 20, 30].map(|o| (format!("{S}-{o}"), "h".to_owned(), format!("line at {o}")))
         );
         assert_eq!(all.hits[1].timestamp, "1970-01-01T00:00:01.01Z");
+        // Fields show from the doc store where the earlier build kept them,
+        // and from the columns otherwise.
+        let statuses: Vec<_> = all.hits.iter().map(|h| h.fields.get("status").cloned()).collect();
+        let status = |n| Some(FieldValue::Number(n));
+        assert_eq!(statuses, [status(200.0), status(200.0), status(503.0), status(503.0)]);
+        assert_eq!(search("status:>=500").total, 2);
         // Ids, offsets and times are found in both kinds of segment.
         for o in [10, 30] {
             assert_eq!(search(&format!("id:{S}-{o}")).hits[0].message, format!("line at {o}"));
         }
         let context = store.context(&format!("{S}-10"), 5, 5).unwrap();
         assert_eq!((context.before.len(), context.after.len()), (1, 2));
+
+        // The next day's partition is this build's: numbers apart from
+        // the text. A query over both layouts finds numbers in each.
+        let next_day = Date::new(2021, 6, 2).unwrap();
+        let mut later = chunk(S, 40, 60, &[40, 50]);
+        later.records[0].fields = BTreeMap::from([("status".to_owned(), FieldValue::Number(404.0))]);
+        later.records[1].fields = BTreeMap::from([("status".to_owned(), FieldValue::Text("n/a".to_owned()))]);
+        core.write_group(next_day, vec![PreparedBatch { chunks: vec![later] }])
+            .unwrap();
+        core.commit().unwrap();
+        let layouts: Vec<_> = store.partitions().iter().map(|p| p.numbers_layout()).collect();
+        assert_eq!(layouts, [NumbersLayout::InFields, NumbersLayout::Apart]);
+        let offsets = |q: &str| -> Vec<String> { search(q).hits.into_iter().map(|h| h.id).collect() };
+        let ids = |offsets: &[u64]| -> Vec<String> { offsets.iter().map(|o| format!("{S}-{o}")).collect() };
+        assert_eq!(offsets("status:>=400"), ids(&[20, 30, 40]));
+        assert_eq!(offsets("status:404 OR status:200"), ids(&[0, 10, 40]));
+        assert_eq!(offsets("status:[100 TO 300]"), ids(&[0, 10]));
+        assert_eq!(offsets("has:status"), ids(&[0, 10, 20, 30, 40, 50]));
+        assert_eq!(offsets("status:n/a"), ids(&[50]));
+        let shown: Vec<_> = search("").hits.into_iter().map(|h| h.fields).collect();
+        assert_eq!(
+            shown[4],
+            BTreeMap::from([("status".to_owned(), FieldValue::Number(404.0))])
+        );
+        assert_eq!(
+            shown[5],
+            BTreeMap::from([("status".to_owned(), FieldValue::Text("n/a".to_owned()))])
+        );
     }
 
     /// A core over `dir` with the write-ahead log and an interval longer

@@ -72,6 +72,7 @@ pub fn bench_space(dir: &Path) {
                     // One row for the columns of all extracted fields.
                     let name = match field.field_name() {
                         name if name.starts_with("fields.") => "fields.*",
+                        name if name.starts_with("field_numbers.") => "field_numbers.*",
                         name => name,
                     };
                     *parts.entry((name.to_owned(), part)).or_default() += field.total().get_bytes();
