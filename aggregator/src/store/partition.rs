@@ -20,20 +20,24 @@ use tantivy::directory::MmapDirectory;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, ReloadPolicy, Searcher};
 
-/// zstd level of new partitions' doc stores: zstd's default. Level 7
-/// compressed the benchmark's doc store about 10 % smaller but took 15 %
-/// of the aggregator's CPU under ingest (level 3: about 3 %).
-const DOCSTORE_ZSTD_LEVEL: i32 = 3;
+/// zstd level of new partitions' doc stores. At this block size level 4
+/// compresses the benchmark dataset's text 8 % smaller than level 3 (0.20 ×
+/// against 0.22 ×) at about half the speed (135 against 255 MB/s on one
+/// core: some 6 CPU-s more per 10 M lines, a few percent of indexing);
+/// level 7 took 15 % of the aggregator's CPU under ingest.
+const DOCSTORE_ZSTD_LEVEL: i32 = 4;
 /// Bytes of documents compressed together: a larger block compresses
-/// better (the benchmark dataset's text at level 3: 64 KiB 0.27 ×, 256 KiB
-/// 0.22 ×, 1 MiB 0.17 ×), and costs that much decompression per hit
-/// fetched from a block not yet cached. A page of 100 hits scattered over
-/// the index touches up to 100 blocks: at 512 KiB that took `q=*` newest
-/// 100 from 16 to 81 ms on a million lines.
-const DOCSTORE_BLOCK_BYTES: usize = 128 * 1024;
-/// Decompressed doc-store blocks a searcher keeps per segment (tantivy's
-/// default is 100, which at this block size could hold 12.5 MiB per segment).
-const DOCSTORE_CACHED_BLOCKS: usize = 8;
+/// better (the benchmark dataset's text at level 3: 64 KiB 0.27 ×, 128 KiB
+/// 0.24 ×, 256 KiB 0.22 ×, 1 MiB 0.17 ×), and costs that much decompression
+/// per hit fetched from a block not yet cached. A page of 100 hits
+/// scattered over the index touches up to 100 blocks: on 10 M lines
+/// `q=*` newest 100 took 29 ms at 128 KiB, 34–43 ms at 256 KiB and 55–74 ms
+/// at 512 KiB.
+const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
+/// Decompressed doc-store blocks a searcher keeps per segment: 1 MiB
+/// (tantivy's default is 100, which at this block size could hold 25 MiB
+/// per segment, and a search over all days touches every segment).
+const DOCSTORE_CACHED_BLOCKS: usize = 4;
 
 /// What each commit records besides the documents.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
