@@ -202,6 +202,21 @@ impl Found {
         for (name, value) in chunk_fields.iter().chain(&record.fields) {
             self.fields.insert(name.clone(), typed(value));
         }
+        self.clean_names();
+    }
+
+    /// Control characters in a name become `_`: the index joins a name's
+    /// parts with `\x01` (and ends paths with `\0`), so `a\x01b` would be
+    /// shown back as `a.b`. Names from text lines never hold one; a JSON
+    /// key or a stated field may.
+    fn clean_names(&mut self) {
+        let control = |c: char| c.is_ascii_control();
+        if self.fields.keys().any(|name| name.contains(control)) {
+            self.fields = std::mem::take(&mut self.fields)
+                .into_iter()
+                .map(|(name, value)| (name.replace(control, "_"), value))
+                .collect();
+        }
     }
 }
 
@@ -272,6 +287,18 @@ mod tests {
             "extracted ones stay"
         );
         assert_eq!(found.fields["container.id"], FieldValue::Text("abc".into()));
+    }
+
+    #[test]
+    fn control_characters_in_field_names_become_underscores() {
+        let record = WireRecord {
+            read_at_ms: 1_800_000_000_000,
+            fields: BTreeMap::from([("pod\u{1}name".to_owned(), "web".to_owned())]),
+            ..WireRecord::default()
+        };
+        let found = found("{\"a\\u0000b\": 1, \"ok\": 2}", record, &[("tab\tkey", "x")]);
+        let names: Vec<&str> = found.fields.keys().map(String::as_str).collect();
+        assert_eq!(names, ["a_b", "ok", "pod_name", "tab_key"]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ type Phrase = Arc<[(usize, String)]>;
 const FEW_CANDIDATES: u32 = if cfg!(test) { 8 } else { 64 };
 /// Candidates checked one at a time in a segment before its whole answer is
 /// worked out instead. Each check of a scattered candidate decompresses a
-/// doc-store block (some 0.1 ms), so this bounds what a query narrowed by
+/// doc-store block (some 0.1 ms at 128 KiB, 0.2 ms at 256 KiB), so this bounds what a query narrowed by
 /// other clauses pays before, and what a broad one pays on top of, the
 /// whole answer. Checking one at a time without end took a phrase with a
 /// token in some thousand records 190 ms on every asking at 1 M lines.
@@ -185,7 +185,10 @@ impl VerifiedPhraseWeight {
             checker: Checker::new(reader, parts.phrase.clone())?,
             failed: false,
             checks: 0,
-            whole: (rarest > FEW_CANDIDATES).then(|| (reader.clone(), parts.clone())),
+            whole: (rarest > FEW_CANDIDATES).then(|| reader.clone()),
+            parts: parts.clone(),
+            segment: reader.segment_id(),
+            walked: Some(Vec::new()),
             answer: None,
         })))
     }
@@ -220,6 +223,8 @@ impl Weight for VerifiedPhraseWeight {
             Unplaced::Checking(mut scorer) => {
                 let first = scorer.candidates.doc();
                 let doc = if first < target {
+                    // The first candidate is passed over unchecked.
+                    scorer.walked = None;
                     scorer.seek(target)
                 } else if first == TERMINATED || scorer.holds(first) {
                     first
@@ -287,22 +292,47 @@ struct PhraseScorer {
     /// so such a record is not a match, logged once per segment and query.
     failed: bool,
     checks: u32,
-    /// Where the whole answer comes from; `None` once asked for, or when
-    /// the segment's candidates are few.
-    whole: Option<(SegmentReader, Arc<Parts>)>,
+    /// The segment the whole answer is worked out on; `None` once asked
+    /// for, or when the segment's candidates are few.
+    whole: Option<SegmentReader>,
+    parts: Arc<Parts>,
+    segment: SegmentId,
+    /// The matches so far while every candidate from the segment's first
+    /// has been checked, in order; `None` once one was passed over (a
+    /// seek), a check failed, or the whole answer was taken. At most
+    /// [`CHECKS_BEFORE_WHOLE`] long, or [`FEW_CANDIDATES`] without a whole
+    /// answer. When the candidates run out it is the segment's whole answer,
+    /// and is kept as one: a segment too small to reach the switch would
+    /// otherwise be checked again on every asking.
+    walked: Option<Vec<DocId>>,
     answer: Option<Answer>,
 }
 
 impl PhraseScorer {
     fn holds(&mut self, doc: DocId) -> bool {
         self.checks = self.checks.saturating_add(1);
-        self.checker.holds(doc).unwrap_or_else(|err| {
+        let held = self.checker.holds(doc).unwrap_or_else(|err| {
             self.log_failure(&err, doc);
             false
-        })
+        });
+        if held
+            && let Some(walked) = &mut self.walked
+            && walked.last().is_none_or(|&last| last < doc)
+        {
+            walked.push(doc);
+        }
+        held
+    }
+
+    /// Keeps the walked answer once the candidates have run out.
+    fn ran_out(&mut self) {
+        if let Some(walked) = self.walked.take() {
+            self.parts.cache.keep(self.segment, &self.parts.phrase, walked);
+        }
     }
 
     fn log_failure(&mut self, err: &TantivyError, doc: DocId) {
+        self.walked = None;
         if !self.failed {
             tracing::error!(error = %err, doc, "cannot read a stored message to check a phrase");
             self.failed = true;
@@ -313,9 +343,12 @@ impl PhraseScorer {
     /// returns it (positioned at its start).
     fn switch(&mut self) -> Option<&mut Answer> {
         if self.answer.is_none() && self.checks >= CHECKS_BEFORE_WHOLE {
-            let (reader, parts) = self.whole.take()?;
-            match parts.whole_answer(&reader) {
-                Ok(docs) => self.answer = Some(Answer { docs, at: 0 }),
+            let reader = self.whole.take()?;
+            match self.parts.whole_answer(&reader) {
+                Ok(docs) => {
+                    self.walked = None;
+                    self.answer = Some(Answer { docs, at: 0 });
+                }
                 // Checking one at a time goes on.
                 Err(err) => self.log_failure(&err, self.candidates.doc()),
             }
@@ -335,7 +368,11 @@ impl DocSet for PhraseScorer {
                 return answer.seek(doc + 1);
             }
             doc = self.candidates.advance();
-            if doc == TERMINATED || self.holds(doc) {
+            if doc == TERMINATED {
+                self.ran_out();
+                return doc;
+            }
+            if self.holds(doc) {
                 return doc;
             }
         }
@@ -345,8 +382,16 @@ impl DocSet for PhraseScorer {
         if let Some(answer) = self.switch() {
             return answer.seek(target);
         }
+        // Seeking past the next document may pass candidates unchecked.
+        if target > self.candidates.doc().saturating_add(1) {
+            self.walked = None;
+        }
         let doc = self.candidates.seek(target);
-        if doc == TERMINATED || self.holds(doc) {
+        if doc == TERMINATED {
+            self.ran_out();
+            return doc;
+        }
+        if self.holds(doc) {
             return doc;
         }
         self.advance()
@@ -521,6 +566,25 @@ impl PhraseCache {
         Ok(docs)
     }
 
+    /// Keeps `docs` as the answer for `phrase` in `segment`, found by
+    /// checking every candidate, unless an answer is kept or being worked
+    /// out (never waits for one).
+    fn keep(&self, segment: SegmentId, phrase: &Phrase, docs: Vec<DocId>) {
+        let key = (segment, phrase.clone());
+        let mut entries = self.lock();
+        if entries.slots.contains_key(&key) {
+            return;
+        }
+        let bytes = key_bytes(phrase) + docs.len() * size_of::<DocId>();
+        let answer: Arc<[DocId]> = docs.into();
+        entries
+            .slots
+            .insert(key.clone(), (Arc::new(Mutex::new(Some(answer))), bytes));
+        entries.order.push_back(key);
+        entries.bytes += bytes;
+        entries.shrink();
+    }
+
     // A poisoned lock only means a thread panicked holding it; the map is
     // consistent after every statement.
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -558,6 +622,7 @@ mod tests {
     use crate::store::schema::{NumbersLayout, RecordFields};
     use crate::store::search::{LogFilter, SearchRequest, SortOrder};
     use jiff::civil::Date;
+    use lookout_shared::parse::fields::FieldValue;
     use std::collections::BTreeMap;
     use tantivy::collector::Count;
     use tantivy::query::PhraseQuery;
@@ -619,6 +684,24 @@ mod tests {
         phrases
     }
 
+    /// Line `i` of one stream, the `i`th millisecond after 1 s.
+    fn line_record(i: usize, line: &str) -> RecordFields<'_> {
+        static NO_FIELDS: BTreeMap<String, FieldValue> = BTreeMap::new();
+        RecordFields {
+            stream: "00000000000000aa",
+            offset: i as u64,
+            timestamp_ms: 1_000 + i as i64,
+            ingested_ms: 1_000 + i as i64,
+            host: "h",
+            source: "/s",
+            level: "",
+            message: line,
+            labels: None,
+            truncated: false,
+            fields: &NO_FIELDS,
+        }
+    }
+
     fn tokens(q: &str) -> Option<Vec<(usize, String)>> {
         match parse(q).ok()? {
             Expr::Leaf(Leaf::Message(tokens)) if tokens.len() > 1 => Some(tokens),
@@ -641,22 +724,7 @@ mod tests {
         let mut positional_writer: tantivy::IndexWriter = positional.writer(15_000_000).unwrap();
         for (i, line) in lines.iter().enumerate() {
             writer
-                .add_document(schema.document(
-                    &RecordFields {
-                        stream: "00000000000000aa",
-                        offset: i as u64,
-                        timestamp_ms: 1_000 + i as i64,
-                        ingested_ms: 1_000 + i as i64,
-                        host: "h",
-                        source: "/s",
-                        level: "",
-                        message: line,
-                        labels: None,
-                        truncated: false,
-                        fields: &BTreeMap::new(),
-                    },
-                    NumbersLayout::Apart,
-                ))
+                .add_document(schema.document(&line_record(i, line), NumbersLayout::Apart))
                 .unwrap();
             positional_writer
                 .add_document(tantivy::doc!(text => line.as_str()))
@@ -807,6 +875,56 @@ mod tests {
         assert!(checked >= 200, "{checked} phrases checked");
         assert!(matched >= checked / 3, "{matched} of {checked} phrases occur");
         eprintln!("{checked} phrases checked, {matched} of them occur");
+    }
+
+    #[test]
+    fn a_segment_whose_candidates_are_all_checked_keeps_its_answer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = LogStore::open(tmp.path()).unwrap();
+        let schema = store.schema().clone();
+        let partition = store.create_partition(Date::new(2024, 5, 1).unwrap()).unwrap();
+        let mut writer: tantivy::IndexWriter = partition.index().writer(15_000_000).unwrap();
+        // Fewer candidates than `FEW_CANDIDATES` (8 in tests): never a whole
+        // answer worked out, so each asking would check them all again.
+        let lines = [
+            "disk sda full",
+            "disk full sda",
+            "sda disk full",
+            "noise",
+            "disk sda full again",
+        ];
+        for (i, line) in lines.iter().enumerate() {
+            writer
+                .add_document(schema.document(&line_record(i, line), NumbersLayout::Apart))
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        partition.set_time_range(Some((1_000, 1_004)));
+        partition.reload().unwrap();
+        let phrase: super::Phrase = vec![(0, "disk".to_owned()), (1, "sda".to_owned())].into();
+        let segment = partition.searcher().segment_reader(0).segment_id();
+        let total = |q: &str| {
+            store
+                .search(&SearchRequest {
+                    filter: LogFilter {
+                        q: q.into(),
+                        ..LogFilter::default()
+                    },
+                    limit: 10,
+                    offset: 0,
+                    order: SortOrder::Asc,
+                })
+                .unwrap()
+                .total
+        };
+        let cache = || store.queries().phrases.clone();
+        // Narrowed by a clause that passes candidates over: not the whole answer.
+        assert_eq!(total("\"disk sda\" AND offset:>=2"), 1);
+        assert!(cache().kept(segment, &phrase).is_none());
+        assert_eq!(total("\"disk sda\""), 2);
+        assert_eq!(cache().kept(segment, &phrase).as_deref(), Some(&[0, 4][..]));
+        assert_eq!(total("\"disk sda\" AND offset:>=2"), 1, "the kept answer, narrowed");
+        assert_eq!(total("NOT \"disk sda\""), 3);
     }
 
     #[test]

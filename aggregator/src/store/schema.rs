@@ -368,9 +368,10 @@ impl LogSchema {
                 }
             }
         }
+        // Partitions of this build keep fields in columns only (`meta`), and
+        // those of earlier builds store them (and `meta` has none).
         let mut fields = meta.fields;
         if let Some(object) = doc.get_first(self.fields).and_then(|v| v.as_object()) {
-            fields.clear();
             for (key, value) in object {
                 let value = if let Some(n) = value.as_f64() {
                     FieldValue::Number(n)
@@ -441,9 +442,15 @@ enum FieldColumn {
 }
 
 impl MetaColumns {
-    /// Opens the columns of `segment`.
+    /// Opens the columns of `segment`. Extracted fields are read from
+    /// columns only in partitions of this build: earlier ones stored every
+    /// record's fields, and reading their columns would be work thrown away.
     pub fn open(segment: &SegmentReader) -> tantivy::Result<MetaColumns> {
         let columns = segment.fast_fields();
+        let fields = match LogSchema::numbers_layout(segment.schema()) {
+            NumbersLayout::Apart => field_columns(segment)?,
+            NumbersLayout::InFields => Vec::new(),
+        };
         Ok(MetaColumns {
             stream: columns.str(names::STREAM)?,
             host: columns.str(names::HOST)?,
@@ -451,7 +458,7 @@ impl MetaColumns {
             level: columns.str(names::LEVEL)?,
             timestamp: columns.date(names::TIMESTAMP)?,
             offset: columns.u64(names::OFFSET)?,
-            fields: field_columns(segment)?,
+            fields,
         })
     }
 
@@ -505,7 +512,9 @@ impl MetaColumns {
 const JSON_PATH_SEGMENT_SEP: char = '\u{1}';
 
 /// The columns of `segment`'s extracted fields (`fields` and
-/// `field_numbers`). tantivy names a JSON
+/// `field_numbers`). A hit checks each of them: ingest bounds the names
+/// per source, not over all sources, so a partition with very many names
+/// makes each hit cost that many column lookups. tantivy names a JSON
 /// field's column by its path, the segments joined by `\x01` (a dot in a
 /// name splits it into segments, as `expand_dots` says), so the name is the
 /// path with dots again. Numbers are read as `f64` whichever numeric type

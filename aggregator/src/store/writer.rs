@@ -1160,8 +1160,10 @@ mod tests {
             [0, 10, 20, 30].map(|o| (format!("{S}-{o}"), "h".to_owned(), format!("line at {o}")))
         );
         assert_eq!(all.hits[1].timestamp, "1970-01-01T00:00:01.01Z");
-        // Fields show from the doc store where the earlier build kept them,
-        // and from the columns otherwise.
+        // Fields show from the doc store of the earlier build's partition,
+        // for its own records and for those this build added to it (its
+        // schema stores them); the next day's partition shows them from
+        // the columns (below).
         let statuses: Vec<_> = all.hits.iter().map(|h| h.fields.get("status").cloned()).collect();
         let status = |n| Some(FieldValue::Number(n));
         assert_eq!(statuses, [status(200.0), status(200.0), status(503.0), status(503.0)]);
