@@ -1,6 +1,6 @@
 //! Extracted fields through the real HTTP server: JSON, logfmt and
 //! access-log lines are ingested, and the fields they carry are searched by
-//! name with exact values, numeric comparisons and ranges, `has:`, and
+//! name with exact values, numeric comparisons and ranges, patterns, `has:`, and
 //! `fields.<name>` where a name collides with a built-in one, in search,
 //! histogram, facets and live tail alike.
 
@@ -38,6 +38,13 @@ const CASES: &[(&str, &[usize])] = &[
     ("fields.host:inner-host", &[5]),
     ("host:inner-host", &[]),
     ("msg:\"slow upstream\"", &[2]),
+    // Patterns look for a text value's part, or the whole when anchored.
+    (r"path:/^\/api\//", &[3, 4]),
+    ("path:/pay$/", &[4]),
+    ("msg:/slow|ok/", &[1, 2]),
+    ("trace_id:/^(abc|def)$/", &[0, 2]),
+    ("status:/5/", &[]),
+    ("message:/^check/", &[0]),
     ("NOT has:status", &[5, 6]),
     ("status:>=500 OR level:info", &[0, 1, 2, 4, 6]),
     ("status:[* TO *]", &[0, 1, 2, 3, 4]),

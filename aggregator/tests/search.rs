@@ -142,6 +142,14 @@ async fn queries_filters_and_totals_are_exact() {
     );
     assert_eq!(server.total(&format!("source={}", enc("/var/log/db.log"))).await, 30);
     assert_eq!(server.total("q=labels.env:prod").await, 30);
+    assert_eq!(server.total(&format!("q={}", enc("labels.env:/^pr/"))).await, 30);
+    assert_eq!(server.total(&format!("q={}", enc("labels.env:/^rod/"))).await, 0);
+    assert_eq!(server.total(&format!("q={}", enc("source:/db\\.log$/"))).await, 30);
+    assert_eq!(
+        server.total(&format!("q={}", enc("source:/var/log/db.log"))).await,
+        30,
+        "a path, not a pattern"
+    );
     let phrase = count(&sent, |s| s.message.contains("disk full"));
     assert_eq!(server.total(&format!("q={}", enc("\"disk full\""))).await, phrase);
     let both_words = count(&sent, |s| s.message.contains("disk") && s.message.contains("full"));

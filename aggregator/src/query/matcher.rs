@@ -4,7 +4,7 @@
 //! live tail shows exactly the lines a search of the same moment would.
 
 use super::tokens::MessageTokens;
-use super::{Expr, Keyword, Leaf, message_analyzer, parse_number, parse_time};
+use super::{Expr, Keyword, Leaf, RegexTarget, message_analyzer, parse_number, parse_time};
 use crate::store::schema::Hit;
 use lookout_shared::parse::fields::FieldValue;
 use lookout_shared::wire::parse_record_id;
@@ -90,16 +90,30 @@ impl Record<'_> {
                 _ => false,
             },
             Leaf::HasField(name) => hit.fields.contains_key(name),
+            Leaf::Regex(target, pattern) => match target {
+                RegexTarget::Message => self.tokens().any(|token| pattern.matches(token.as_bytes())),
+                RegexTarget::Keyword(field) => keyword(hit, *field).is_some_and(|v| pattern.matches(v.as_bytes())),
+                RegexTarget::Label(name) => hit.labels.get(name).is_some_and(|v| pattern.matches(v.as_bytes())),
+                RegexTarget::Field(name) => match hit.fields.get(name) {
+                    Some(FieldValue::Text(text)) => pattern.matches(text.as_bytes()),
+                    _ => false,
+                },
+            },
         }
     }
 
     /// Whether the message holds `wanted`'s tokens at its relative positions.
     fn has_phrase(&mut self, wanted: &[(usize, String)]) -> bool {
+        self.tokens().has_phrase(wanted)
+    }
+
+    /// The message's index tokens, read on first use.
+    fn tokens(&mut self) -> &MessageTokens {
         if !self.tokenized {
             self.tokens.read(self.analyzer, &self.hit.message);
             self.tokenized = true;
         }
-        self.tokens.has_phrase(wanted)
+        self.tokens
     }
 }
 

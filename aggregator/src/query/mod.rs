@@ -36,8 +36,10 @@
 //! one query can ask for; beyond them the query is refused with a clear error.
 
 pub mod matcher;
+pub mod pattern;
 pub mod tokens;
 
+use pattern::{MAX_PATTERNS, Pattern};
 use std::ops::Bound;
 use tantivy::tokenizer::{TextAnalyzer, TokenizerManager};
 
@@ -126,6 +128,21 @@ pub enum Leaf {
     /// The record has an extracted field of this name (`has:trace_id`,
     /// `trace_id:*`).
     HasField(String),
+    /// A value of the field matches the pattern whole (`message:/time(d)?out/`).
+    Regex(RegexTarget, Pattern),
+}
+
+/// What a pattern is matched against: each value as the index holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegexTarget {
+    /// Each word of the message.
+    Message,
+    /// The keyword field's value.
+    Keyword(Keyword),
+    /// The label's value.
+    Label(String),
+    /// The extracted field's text value (numbers are not text).
+    Field(String),
 }
 
 /// Why a query string was refused; the text is for the user.
@@ -173,13 +190,15 @@ pub fn parse(q: &str) -> Result<Expr, QueryError> {
     }
 }
 
-/// `expr`, if it holds at most [`MAX_PHRASES`] phrases.
+/// `expr`, if it holds at most [`MAX_PHRASES`] phrases and
+/// [`MAX_PATTERNS`] patterns.
 fn check_phrases(expr: Expr) -> Result<Expr, QueryError> {
-    let mut phrases = 0;
+    let (mut phrases, mut patterns) = (0, 0);
     let mut open = vec![&expr];
     while let Some(part) = open.pop() {
         match part {
             Expr::Leaf(Leaf::Message(tokens)) if tokens.len() > 1 => phrases += 1,
+            Expr::Leaf(Leaf::Regex(..)) => patterns += 1,
             Expr::Not(inner) => open.push(inner),
             Expr::And(parts) | Expr::Or(parts) => open.extend(parts),
             Expr::All | Expr::Leaf(_) => {}
@@ -190,6 +209,11 @@ fn check_phrases(expr: Expr) -> Result<Expr, QueryError> {
             "the query has {phrases} phrases; at most {MAX_PHRASES} are allowed (a quoted phrase counts, and so does \
              any word that splits into several tokens: an address such as 10.0.0.1, a name such as web-1 or \
              user@host, a path)"
+        )));
+    }
+    if patterns > MAX_PATTERNS {
+        return Err(QueryError(format!(
+            "the query has {patterns} patterns (`field:/regex/`); at most {MAX_PATTERNS} are allowed"
         )));
     }
     Ok(expr)
@@ -553,6 +577,10 @@ impl Parser<'_> {
                     QueryError::syntax(self.src, start, what)
                 })
             }
+            Some('/') if self.pattern_ahead() => {
+                let source = self.slashed()?;
+                target.regex(&source, |what| QueryError::syntax(self.src, start, what))
+            }
             Some(_) => {
                 let value = self.word()?;
                 if value == "*" {
@@ -561,6 +589,57 @@ impl Parser<'_> {
                 target.equals(&value, &mut self.analyzer, |what| {
                     QueryError::syntax(self.src, start, what)
                 })
+            }
+        }
+    }
+
+    /// Whether a `/pattern/` stands next: a slash, and a closing one at the
+    /// end of the word. A path (`source:/var/log/syslog`) is a plain value.
+    fn pattern_ahead(&self) -> bool {
+        let mut chars = self.rest().chars().skip(1);
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '/' => return chars.next().is_none_or(ends_word),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// A `/pattern/`; `\/` is a slash, other escapes are the pattern's own.
+    fn slashed(&mut self) -> Result<String, QueryError> {
+        let open = self.pos;
+        self.bump();
+        let mut source = String::new();
+        loop {
+            match self.peek() {
+                None => {
+                    let started = self.src[..open].chars().count();
+                    return Err(self.error(format!("the pattern started at position {started} has no closing `/`")));
+                }
+                Some('/') => {
+                    self.bump();
+                    return Ok(source);
+                }
+                Some('\\') => {
+                    self.bump();
+                    match self.peek() {
+                        Some('/') => source.push('/'),
+                        Some(c) => {
+                            source.push('\\');
+                            source.push(c);
+                        }
+                        None => continue,
+                    }
+                    self.bump();
+                }
+                Some(c) => {
+                    source.push(c);
+                    self.bump();
+                }
             }
         }
     }
@@ -709,6 +788,25 @@ impl Target {
                 ));
             }
         }))
+    }
+
+    fn regex(self, source: &str, error: impl Fn(String) -> QueryError) -> Result<Expr, QueryError> {
+        let target = match self {
+            Target::Message => RegexTarget::Message,
+            Target::Keyword(Keyword::Id) => {
+                return Err(error("`id:` takes one record id, not a pattern".to_owned()));
+            }
+            Target::Keyword(keyword) => RegexTarget::Keyword(keyword),
+            Target::Label(name) => RegexTarget::Label(name),
+            Target::Field(name) => RegexTarget::Field(name),
+            Target::Offset | Target::Timestamp | Target::Truncated | Target::Has => {
+                return Err(error(
+                    "patterns work on message, host, source, level, stream, labels and extracted fields".to_owned(),
+                ));
+            }
+        };
+        let pattern = Pattern::new(source).map_err(&error)?;
+        Ok(Expr::Leaf(Leaf::Regex(target, pattern)))
     }
 
     fn exists(self, error: impl Fn(String) -> QueryError) -> Result<Expr, QueryError> {

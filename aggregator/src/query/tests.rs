@@ -1,6 +1,8 @@
 use super::matcher::Matcher;
 use super::*;
 use crate::store::schema::Hit;
+use lookout_shared::parse::fields::FieldValue;
+use pattern::Pattern;
 
 fn word(text: &str) -> Expr {
     Expr::Leaf(Leaf::Message(vec![(0, text.to_owned())]))
@@ -219,4 +221,62 @@ fn matcher_gives_the_index_meaning() {
     let long = "x".repeat(41);
     assert!(matches("\"alpha beta\"", &hit("h", "", "alpha beta")));
     assert!(!matches("\"alpha beta\"", &hit("h", "", &format!("alpha {long} beta"))));
+}
+
+#[test]
+fn patterns_between_slashes() {
+    let pattern = |q: &str| match parse(q).unwrap() {
+        Expr::Leaf(Leaf::Regex(target, pattern)) => (target, pattern.source().to_owned()),
+        other => panic!("{q}: {other:?}"),
+    };
+    assert_eq!(
+        pattern("message:/time(d)?out/"),
+        (RegexTarget::Message, "time(d)?out".into())
+    );
+    assert_eq!(
+        pattern(r"path:/^\/api\//"),
+        (RegexTarget::Field("path".into()), "^/api/".into()),
+        "`\\/` is a slash"
+    );
+    assert_eq!(
+        pattern(r"host:/web-\d+/"),
+        (RegexTarget::Keyword(Keyword::Host), r"web-\d+".into())
+    );
+    assert_eq!(
+        pattern("labels.env:/prod|stage/"),
+        (RegexTarget::Label("env".into()), "prod|stage".into())
+    );
+    // A path is a value, not a pattern: the closing slash must end the word.
+    assert_eq!(
+        parse("source:/var/log/syslog").unwrap(),
+        Expr::Leaf(Leaf::Keyword(Keyword::Source, "/var/log/syslog".into()))
+    );
+    assert_eq!(
+        parse("(host:/a/)").unwrap(),
+        Expr::Leaf(Leaf::Regex(
+            RegexTarget::Keyword(Keyword::Host),
+            Pattern::new("a").unwrap()
+        ))
+    );
+    assert!(error("offset:/1/").contains("patterns work on message, host"));
+    assert!(error("id:/x/").contains("not a pattern"));
+    assert!(
+        error("host:/(web/").contains("cannot be used"),
+        "{}",
+        error("host:/(web/")
+    );
+    assert!(error("host:/a/ host:/b/ host:/c/ host:/d/ host:/e/").contains("at most 4"));
+}
+
+#[test]
+fn live_tail_matches_patterns_as_the_index_holds_values() {
+    let mut hit = hit("web-12", "", "Connection TimedOut after 30s");
+    hit.fields = [("path".to_owned(), FieldValue::Text("/api/users".into()))].into();
+    let matches = |q: &str| Matcher::new(parse(q).unwrap()).matches(&hit);
+    assert!(matches("message:/time(d)?out/"), "words are lower case in the index");
+    assert!(!matches("message:/TimedOut/"));
+    assert!(!matches("message:/connection timedout/"), "a pattern matches one word");
+    assert!(matches("host:/^web-[0-9]+$/") && !matches("host:/^eb/"));
+    assert!(matches(r"path:/^\/api\//") && !matches(r"path:/^\/v1/"));
+    assert!(!matches("status:/.*/"), "no such field");
 }

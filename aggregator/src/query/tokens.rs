@@ -59,6 +59,11 @@ impl MessageTokens {
         })
     }
 
+    /// Whether any token satisfies `test`.
+    pub fn any(&self, mut test: impl FnMut(&str) -> bool) -> bool {
+        (0..self.tokens.len()).any(|i| test(self.token(i)))
+    }
+
     /// Forgets the message read and lets go of what a long one made the
     /// buffers grow to, beyond 16 KiB of text and 2,048 tokens.
     pub fn trim(&mut self) {

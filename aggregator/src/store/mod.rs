@@ -18,6 +18,7 @@
 pub mod collectors;
 pub mod intervals;
 pub mod partition;
+pub mod pattern;
 pub mod phrase;
 pub mod scan;
 pub mod schema;

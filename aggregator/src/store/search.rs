@@ -7,10 +7,11 @@
 
 use super::LogStore;
 use super::collectors::{GroupCount, Histogram, TimeSpan};
+use super::pattern::JsonPathRegexQuery;
 use super::phrase::{PhraseCache, VerifiedPhraseQuery};
 use super::scan::{self, Scan, TimeColumn, TimeRange};
 use super::schema::{Hit, LogSchema, MetaColumns, NumbersLayout, names};
-use crate::query::{self, Expr, Keyword, Leaf};
+use crate::query::{self, Expr, Keyword, Leaf, RegexTarget};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
 use serde::Serialize;
@@ -20,7 +21,8 @@ use std::sync::Arc;
 use tantivy::collector::sort_key::SortByStaticFastValue;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, ExistsQuery, Occur, Query, RangeQuery, TermQuery, Weight,
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, ExistsQuery, Occur, Query, RangeQuery, RegexQuery, TermQuery,
+    Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
@@ -255,6 +257,18 @@ impl QueryBuilder {
                 }
             }
             Leaf::FieldRange(name, lower, upper) => self.number_range(name, *lower, *upper),
+            Leaf::Regex(target, pattern) => match target {
+                RegexTarget::Message => Box::new(RegexQuery::from_regex(pattern.regex(), schema.message)),
+                RegexTarget::Keyword(keyword) => {
+                    Box::new(RegexQuery::from_regex(pattern.regex(), self.keyword(*keyword)))
+                }
+                RegexTarget::Label(name) => {
+                    Box::new(JsonPathRegexQuery::new(schema.labels, name, false, pattern.regex()))
+                }
+                RegexTarget::Field(name) => {
+                    Box::new(JsonPathRegexQuery::new(schema.fields, name, true, pattern.regex()))
+                }
+            },
             Leaf::HasField(name) => {
                 let exists =
                     |field: &str| -> Box<dyn Query> { Box::new(ExistsQuery::new(format!("{field}.{name}"), false)) };

@@ -18,7 +18,8 @@ export function tokens(text) {
 /**
  * The lower-cased tokens a query searches the message for: plain words,
  * words of "phrases" and of message:terms; not field filters (host:web-1),
- * operators, or negated words (-debug, NOT debug).
+ * patterns (message:/time(d)?out/), operators, or negated words (-debug,
+ * NOT debug).
  */
 export function highlightTerms(q) {
   const terms = new Set();
@@ -37,6 +38,8 @@ export function highlightTerms(q) {
     if (colon > 0 && !part.startsWith('"')) {
       if (part.slice(0, colon) !== 'message') continue;
       part = part.slice(colon + 1);
+      // A /pattern/ matches within words: nothing to highlight whole.
+      if (part.length > 1 && part.startsWith('/') && part.endsWith('/')) continue;
     }
     for (const t of tokens(part.replace(/[*?~^]\d*/g, ''))) terms.add(t);
   }
