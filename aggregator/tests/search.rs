@@ -74,6 +74,7 @@ fn dataset() -> (Vec<IngestBatch>, Vec<Sent>) {
     let second = chunk(&web_stream, "/var/log/app.log", first.end, &app_lines[20..]);
     let mut db_chunk = chunk(&stream("db-1", 1), "/var/log/db.log", 0, &db_lines);
     db_chunk.labels.insert("env".into(), "prod".into());
+    db_chunk.labels.insert("k8s.app".into(), "db".into());
     db_chunk.records[3].truncated = true;
     let batches = vec![
         batch("web-1", vec![first]),
@@ -144,6 +145,9 @@ async fn queries_filters_and_totals_are_exact() {
     assert_eq!(server.total("q=labels.env:prod").await, 30);
     assert_eq!(server.total(&format!("q={}", enc("labels.env:/^pr/"))).await, 30);
     assert_eq!(server.total(&format!("q={}", enc("labels.env:/^rod/"))).await, 0);
+    // A label's name is one key, dots and all.
+    assert_eq!(server.total("q=labels.k8s.app:db").await, 30);
+    assert_eq!(server.total(&format!("q={}", enc("labels.k8s.app:/^d/"))).await, 30);
     assert_eq!(server.total(&format!("q={}", enc("source:/db\\.log$/"))).await, 30);
     assert_eq!(
         server.total(&format!("q={}", enc("source:/var/log/db.log"))).await,
@@ -268,7 +272,7 @@ async fn hits_carry_labels_fields_and_truncation_only_when_set() {
     let (server, _sent, _dir) = loaded().await;
     let body = server.get_ok("/api/v1/logs/search?host=db-1&order=asc&limit=5").await;
     let hits = body["hits"].as_array().unwrap();
-    assert_eq!(hits[0]["labels"], serde_json::json!({"env": "prod"}));
+    assert_eq!(hits[0]["labels"], serde_json::json!({"env": "prod", "k8s.app": "db"}));
     assert_eq!(hits[3]["truncated"], true);
     assert!(hits[2].get("truncated").is_none(), "{}", hits[2]);
     let web = server.get_ok("/api/v1/logs/search?host=web-1&limit=1").await;

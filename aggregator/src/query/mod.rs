@@ -19,6 +19,7 @@
 //! primary = "(" or ")" | "*" | leaf
 //! leaf    = word | "phrase" | field ":" value
 //! value   = word | "phrase" | "*" | [a TO b] | {a TO b} | >=v | >v | <=v | <v
+//!         | "/" pattern "/"                  closing slash ends the word; \/ is a slash
 //! ```
 //!
 //! Words and phrases without a field search the message by its index tokens
@@ -30,10 +31,12 @@
 //! name is a field extracted from the line (`status:500`, `user.id:42`,
 //! ranges and comparisons on numbers); `fields.<name>` reaches one whose
 //! name is taken by a built-in field, and `has:<name>` asks that a line
-//! carries it.
+//! carries it. A `/pattern/` ([`pattern`]) is looked for in each message
+//! word, or in the value of a keyword, label or extracted text field.
 //!
-//! Limits ([`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_LEAVES`], [`MAX_PHRASES`]) bound the work
-//! one query can ask for; beyond them the query is refused with a clear error.
+//! Limits ([`MAX_QUERY_BYTES`], [`MAX_DEPTH`], [`MAX_LEAVES`], [`MAX_PHRASES`],
+//! [`MAX_PATTERNS`] and those of [`pattern`]) bound the work one query can ask
+//! for; beyond them the query is refused with a clear error.
 
 pub mod matcher;
 pub mod pattern;
@@ -175,6 +178,7 @@ pub fn parse(q: &str) -> Result<Expr, QueryError> {
         pos: 0,
         depth: 0,
         leaves: 0,
+        patterns: 0,
         analyzer: message_analyzer(),
     };
     parser.skip_space();
@@ -190,15 +194,13 @@ pub fn parse(q: &str) -> Result<Expr, QueryError> {
     }
 }
 
-/// `expr`, if it holds at most [`MAX_PHRASES`] phrases and
-/// [`MAX_PATTERNS`] patterns.
+/// `expr`, if it holds at most [`MAX_PHRASES`] phrases.
 fn check_phrases(expr: Expr) -> Result<Expr, QueryError> {
-    let (mut phrases, mut patterns) = (0, 0);
+    let mut phrases = 0;
     let mut open = vec![&expr];
     while let Some(part) = open.pop() {
         match part {
             Expr::Leaf(Leaf::Message(tokens)) if tokens.len() > 1 => phrases += 1,
-            Expr::Leaf(Leaf::Regex(..)) => patterns += 1,
             Expr::Not(inner) => open.push(inner),
             Expr::And(parts) | Expr::Or(parts) => open.extend(parts),
             Expr::All | Expr::Leaf(_) => {}
@@ -209,11 +211,6 @@ fn check_phrases(expr: Expr) -> Result<Expr, QueryError> {
             "the query has {phrases} phrases; at most {MAX_PHRASES} are allowed (a quoted phrase counts, and so does \
              any word that splits into several tokens: an address such as 10.0.0.1, a name such as web-1 or \
              user@host, a path)"
-        )));
-    }
-    if patterns > MAX_PATTERNS {
-        return Err(QueryError(format!(
-            "the query has {patterns} patterns (`field:/regex/`); at most {MAX_PATTERNS} are allowed"
         )));
     }
     Ok(expr)
@@ -270,6 +267,9 @@ struct Parser<'a> {
     pos: usize,
     depth: usize,
     leaves: usize,
+    /// Patterns so far: each is compiled as it is read, so the bound is
+    /// checked before the next one costs anything.
+    patterns: usize,
     analyzer: TextAnalyzer,
 }
 
@@ -577,8 +577,15 @@ impl Parser<'_> {
                     QueryError::syntax(self.src, start, what)
                 })
             }
-            Some('/') if self.pattern_ahead() => {
-                let source = self.slashed()?;
+            Some('/') if let Some(source) = self.slashed() => {
+                self.patterns += 1;
+                if self.patterns > MAX_PATTERNS {
+                    return Err(QueryError::syntax(
+                        self.src,
+                        start,
+                        format!("more than {MAX_PATTERNS} patterns (`field:/regex/`)"),
+                    ));
+                }
                 target.regex(&source, |what| QueryError::syntax(self.src, start, what))
             }
             Some(_) => {
@@ -593,55 +600,34 @@ impl Parser<'_> {
         }
     }
 
-    /// Whether a `/pattern/` stands next: a slash, and a closing one at the
-    /// end of the word. A path (`source:/var/log/syslog`) is a plain value.
-    fn pattern_ahead(&self) -> bool {
-        let mut chars = self.rest().chars().skip(1);
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '/' => return chars.next().is_none_or(ends_word),
-                _ => {}
-            }
-        }
-        false
-    }
-
-    /// A `/pattern/`; `\/` is a slash, other escapes are the pattern's own.
-    fn slashed(&mut self) -> Result<String, QueryError> {
-        let open = self.pos;
-        self.bump();
+    /// The `/pattern/` standing next, if its closing slash ends the word
+    /// (else nothing is consumed: `source:/var/log/syslog` is a value).
+    /// `\/` is a slash; other escapes are the pattern's own.
+    fn slashed(&mut self) -> Option<String> {
+        let mut chars = self.rest().char_indices().skip(1);
         let mut source = String::new();
-        loop {
-            match self.peek() {
-                None => {
-                    let started = self.src[..open].chars().count();
-                    return Err(self.error(format!("the pattern started at position {started} has no closing `/`")));
-                }
-                Some('/') => {
-                    self.bump();
-                    return Ok(source);
-                }
-                Some('\\') => {
-                    self.bump();
-                    match self.peek() {
-                        Some('/') => source.push('/'),
-                        Some(c) => {
-                            source.push('\\');
-                            source.push(c);
-                        }
-                        None => continue,
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, '/')) => source.push('/'),
+                    Some((_, escaped)) => {
+                        source.push('\\');
+                        source.push(escaped);
                     }
-                    self.bump();
+                    None => source.push('\\'),
+                },
+                '/' => {
+                    let after = at + 1;
+                    if !self.rest()[after..].chars().next().is_none_or(ends_word) {
+                        return None;
+                    }
+                    self.pos += after;
+                    return Some(source);
                 }
-                Some(c) => {
-                    source.push(c);
-                    self.bump();
-                }
+                other => source.push(other),
             }
         }
+        None
     }
 
     /// One end of a range: a quoted text, a bare value, or `*` (`None`, open).

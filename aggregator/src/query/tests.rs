@@ -265,7 +265,17 @@ fn patterns_between_slashes() {
         "{}",
         error("host:/(web/")
     );
-    assert!(error("host:/a/ host:/b/ host:/c/ host:/d/ host:/e/").contains("at most 4"));
+    let fifth = error("host:/a/ host:/b/ host:/c/ host:/d/ host:/e/");
+    assert!(fifth.contains("position 36: more than 4 patterns"), "{fifth}");
+    // The closing slash must end the word, and a slash inside is escaped.
+    assert_eq!(
+        pattern(r"source:/a\/b/"),
+        (RegexTarget::Keyword(Keyword::Source), "a/b".into())
+    );
+    assert_eq!(
+        parse("source:/a/b/").unwrap(),
+        Expr::Leaf(Leaf::Keyword(Keyword::Source, "/a/b/".into()))
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! pattern on the value, and the weight reads only the path's part of the
 //! dictionary.
 
+use super::schema::json_path;
 use std::sync::Arc;
 use tantivy::Term;
 use tantivy::query::{AutomatonWeight, EnableScoring, Query, Weight};
@@ -22,7 +23,7 @@ impl JsonPathRegexQuery {
     /// Text values at `path` of the JSON `field` (`expand_dots` as the
     /// field was built) that `regex` matches.
     pub fn new(field: Field, path: &str, expand_dots: bool, regex: Arc<Regex>) -> Self {
-        let mut term = Term::from_field_json_path(field, path, expand_dots);
+        let mut term = Term::from_field_json_path(field, &json_path(path), expand_dots);
         term.append_type_and_str("");
         JsonPathRegexQuery {
             field,

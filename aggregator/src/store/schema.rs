@@ -507,6 +507,14 @@ impl MetaColumns {
     }
 }
 
+/// `name` as tantivy reads a JSON path: it splits at `.` and unescapes
+/// `\`, but a label's name is one key (`k8s.app`, the labels field does
+/// not expand dots), and an extracted field's name, dots and all, is the
+/// path it was written at.
+pub fn json_path(name: &str) -> String {
+    name.replace('\\', "\\\\").replace('.', "\\.")
+}
+
 /// What tantivy joins a JSON path's segments with in a column's name
 /// (`tantivy_common::JSON_PATH_SEGMENT_SEP`, not re-exported by tantivy).
 const JSON_PATH_SEGMENT_SEP: char = '\u{1}';

@@ -10,7 +10,7 @@ use super::collectors::{GroupCount, Histogram, TimeSpan};
 use super::pattern::JsonPathRegexQuery;
 use super::phrase::{PhraseCache, VerifiedPhraseQuery};
 use super::scan::{self, Scan, TimeColumn, TimeRange};
-use super::schema::{Hit, LogSchema, MetaColumns, NumbersLayout, names};
+use super::schema::{Hit, LogSchema, MetaColumns, NumbersLayout, json_path, names};
 use crate::query::{self, Expr, Keyword, Leaf, RegexTarget};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
@@ -222,7 +222,7 @@ impl QueryBuilder {
                 Box::new(RangeQuery::new(lower.as_ref().map(term), upper.as_ref().map(term)))
             }
             Leaf::Label(name, value) => {
-                let mut term = Term::from_field_json_path(schema.labels, name, false);
+                let mut term = Term::from_field_json_path(schema.labels, &json_path(name), false);
                 term.append_type_and_str(value);
                 Box::new(TermQuery::new(term, IndexRecordOption::Basic))
             }
@@ -242,7 +242,7 @@ impl QueryBuilder {
                     .collect(),
             )),
             Leaf::Field(name, value) => {
-                let mut text = Term::from_field_json_path(schema.fields, name, true);
+                let mut text = Term::from_field_json_path(schema.fields, &json_path(name), true);
                 text.append_type_and_str(value);
                 let text: Box<dyn Query> = Box::new(TermQuery::new(text, IndexRecordOption::Basic));
                 match query::parse_number(value) {
@@ -270,8 +270,9 @@ impl QueryBuilder {
                 }
             },
             Leaf::HasField(name) => {
-                let exists =
-                    |field: &str| -> Box<dyn Query> { Box::new(ExistsQuery::new(format!("{field}.{name}"), false)) };
+                let exists = |field: &str| -> Box<dyn Query> {
+                    Box::new(ExistsQuery::new(format!("{field}.{}", json_path(name)), false))
+                };
                 Box::new(ByNumbersLayout {
                     apart: Box::new(BooleanQuery::new(vec![
                         (Occur::Should, exists(names::FIELDS)),
@@ -288,7 +289,7 @@ impl QueryBuilder {
     fn number_range(&self, name: &str, lower: Bound<f64>, upper: Bound<f64>) -> Box<dyn Query> {
         let range = |field: Field| -> Box<dyn Query> {
             let term = |n: f64| {
-                let mut term = Term::from_field_json_path(field, name, true);
+                let mut term = Term::from_field_json_path(field, &json_path(name), true);
                 term.append_type_and_fast_value(n);
                 term
             };
