@@ -141,7 +141,7 @@ impl QueryBuilder {
     }
 
     /// The query for `filter`.
-    pub fn build(&self, filter: &LogFilter) -> Result<Box<dyn Query>, SearchError> {
+    pub fn build(&self, filter: &LogFilter) -> Result<Compiled, SearchError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
         if filter.start.is_some() || filter.end.is_some() {
@@ -167,14 +167,16 @@ impl QueryBuilder {
         // Last: tantivy makes a segment's clauses in order and stops at one
         // that matches nothing there, so a segment outside the time range
         // never has a phrase worked out (`phrase`).
-        if expr != Expr::All {
+        let any_text = expr == Expr::All;
+        if !any_text {
             clauses.push((Occur::Must, self.compile(&expr)));
         }
-        Ok(match clauses.len() {
+        let query: Box<dyn Query> = match clauses.len() {
             0 => Box::new(AllQuery),
             1 => clauses.remove(0).1,
             _ => Box::new(BooleanQuery::new(clauses)),
-        })
+        };
+        Ok(Compiled { query, any_text })
     }
 
     /// The index query with `expr`'s meaning. A part that only excludes
@@ -427,26 +429,34 @@ impl<'a> HitFetcher<'a> {
     }
 }
 
+/// A filter's index query, and whether its `q` selects every record: a
+/// query is parsed (and its patterns compiled) once per request.
+pub struct Compiled {
+    /// The index query.
+    pub query: Box<dyn Query>,
+    /// Whether `q` is empty or `*`.
+    pub any_text: bool,
+}
+
 /// The event-time range `filter` selects by, when it selects by nothing
 /// else (`q` empty or `*`, no host, source, level or arrival bound): what
 /// [`scan`] answers without a query.
-fn time_only(filter: &LogFilter) -> Result<Option<TimeRange>, SearchError> {
-    let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
-    let only_time = expr == Expr::All
+fn time_only(filter: &LogFilter, any_text: bool) -> Option<TimeRange> {
+    let only_time = any_text
         && filter.host.is_none()
         && filter.source.is_none()
         && filter.level.is_none()
         && filter.ingested_since.is_none();
-    Ok(only_time.then_some(TimeRange {
+    only_time.then_some(TimeRange {
         start: filter.start,
         end: filter.end,
-    }))
+    })
 }
 
 /// A [`Scan`] of `searchers` for [`time_only`]'s range, when every segment
 /// can be scanned.
-fn scan<'a>(filter: &LogFilter, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
-    match time_only(filter)? {
+fn scan<'a>(filter: &LogFilter, any_text: bool, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
+    match time_only(filter, any_text) {
         Some(range) => Ok(Scan::open(searchers, range, TimeColumn::Event)?),
         None => Ok(None),
     }
@@ -455,9 +465,12 @@ fn scan<'a>(filter: &LogFilter, searchers: &'a [Searcher]) -> Result<Option<Scan
 /// A [`Scan`] of `searchers` by arrival time, when `filter` selects by
 /// `ingested_since` and nothing else (an alert rule's window of all lines)
 /// and every segment can be scanned.
-fn arrival_scan<'a>(filter: &LogFilter, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
-    let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
-    let only_arrival = expr == Expr::All
+fn arrival_scan<'a>(
+    filter: &LogFilter,
+    any_text: bool,
+    searchers: &'a [Searcher],
+) -> Result<Option<Scan<'a>>, SearchError> {
+    let only_arrival = any_text
         && filter.host.is_none()
         && filter.source.is_none()
         && filter.level.is_none()
@@ -479,10 +492,10 @@ impl LogStore {
     /// Counts the matches and returns one page of them.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, SearchError> {
         let filter = &request.filter;
-        let query = self.queries().build(filter)?;
+        let Compiled { query, any_text } = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
         let wanted = request.offset.saturating_add(request.limit);
-        if let Some(scan) = scan(filter, &searchers)? {
+        if let Some(scan) = scan(filter, any_text, &searchers)? {
             let (total, best) = scan::newest(&scan, wanted, request.order == SortOrder::Desc)?;
             let mut fetcher = HitFetcher::new(self, &searchers);
             let hits = best
@@ -534,9 +547,9 @@ impl LogStore {
     /// Counts matches per time bucket. Without `start`/`end`, the range is
     /// that of the matching records.
     pub fn histogram(&self, filter: &LogFilter, spec: HistogramSpec) -> Result<Vec<Bucket>, SearchError> {
-        let query = self.queries().build(filter)?;
+        let Compiled { query, any_text } = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
-        let scan = scan(filter, &searchers)?;
+        let scan = scan(filter, any_text, &searchers)?;
         let (start, end) = match (filter.start, filter.end) {
             (Some(start), Some(end)) => (start, end),
             (start, end) => {
@@ -622,11 +635,11 @@ impl LogStore {
         filter: &LogFilter,
         group_by: &[&'static str],
     ) -> Result<HashMap<Vec<String>, u64>, SearchError> {
-        let query = self.queries().build(filter)?;
+        let Compiled { query, any_text } = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
-        let scanned = match scan(filter, &searchers)? {
+        let scanned = match scan(filter, any_text, &searchers)? {
             Some(scan) => Some(scan),
-            None => arrival_scan(filter, &searchers)?,
+            None => arrival_scan(filter, any_text, &searchers)?,
         };
         if let Some(scan) = scanned
             && let Some(counts) = scan::count_by_values(&scan, group_by)?
