@@ -131,7 +131,8 @@ pub enum Leaf {
     /// The record has an extracted field of this name (`has:trace_id`,
     /// `trace_id:*`).
     HasField(String),
-    /// A value of the field matches the pattern whole (`message:/time(d)?out/`).
+    /// A value of the field holds a match of the pattern, anchored where
+    /// it says (`message:/time(d)?out/`, `host:/^web-/`; see [`pattern`]).
     Regex(RegexTarget, Pattern),
 }
 

@@ -5,7 +5,6 @@
 //! pattern on the value, and the weight reads only the path's part of the
 //! dictionary.
 
-use super::schema::json_path;
 use std::sync::Arc;
 use tantivy::Term;
 use tantivy::query::{AutomatonWeight, EnableScoring, Query, Weight};
@@ -20,15 +19,14 @@ pub struct JsonPathRegexQuery {
 }
 
 impl JsonPathRegexQuery {
-    /// Text values at `path` of the JSON `field` (`expand_dots` as the
-    /// field was built) that `regex` matches.
-    pub fn new(field: Field, path: &str, expand_dots: bool, regex: Arc<Regex>) -> Self {
-        let mut term = Term::from_field_json_path(field, &json_path(path), expand_dots);
-        term.append_type_and_str("");
+    /// Text values at `path` (a JSON field's term up to its path,
+    /// `LogSchema::path_term`) that `regex` matches.
+    pub fn new(mut path: Term, regex: Arc<Regex>) -> Self {
+        path.append_type_and_str("");
         JsonPathRegexQuery {
-            field,
+            field: path.field(),
             automaton: Arc::new(PathThenPattern {
-                prefix: term.serialized_value_bytes().to_vec(),
+                prefix: path.serialized_value_bytes().to_vec(),
                 regex,
             }),
         }

@@ -13,7 +13,7 @@ use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
     TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{DateTime, DocId, SegmentReader, TantivyDocument};
+use tantivy::{DateTime, DocId, SegmentReader, TantivyDocument, Term};
 
 /// Field names, as used in query strings (`host:web-1`) and fast-field lookups.
 pub mod names {
@@ -311,6 +311,13 @@ impl LogSchema {
         &self.schema
     }
 
+    /// The term of the JSON field `field` (labels, fields or numbers) at
+    /// the key `name`, before its type and value: labels were written
+    /// without expanding dots, extracted fields with.
+    pub fn path_term(&self, field: Field, name: &str) -> Term {
+        Term::from_field_json_path(field, &json_path(name), field != self.labels)
+    }
+
     /// Where a partition whose index has `schema` (one this schema
     /// [`is_compatible_with`](Self::is_compatible_with)) keeps numbers.
     pub fn numbers_layout(schema: &Schema) -> NumbersLayout {
@@ -507,10 +514,10 @@ impl MetaColumns {
     }
 }
 
-/// `name` as tantivy reads a JSON path: it splits at `.` and unescapes
-/// `\`, but a label's name is one key (`k8s.app`, the labels field does
-/// not expand dots), and an extracted field's name, dots and all, is the
-/// path it was written at.
+/// `name` as tantivy reads a JSON path (in a term or a field name such as
+/// `fields.<path>`): it splits at `.` and unescapes `\`, but a label's name
+/// is one key (`k8s.app`, the labels field does not expand dots), and an
+/// extracted field's name, dots and all, is the path it was written at.
 pub fn json_path(name: &str) -> String {
     name.replace('\\', "\\\\").replace('.', "\\.")
 }

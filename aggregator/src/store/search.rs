@@ -224,7 +224,7 @@ impl QueryBuilder {
                 Box::new(RangeQuery::new(lower.as_ref().map(term), upper.as_ref().map(term)))
             }
             Leaf::Label(name, value) => {
-                let mut term = Term::from_field_json_path(schema.labels, &json_path(name), false);
+                let mut term = schema.path_term(schema.labels, name);
                 term.append_type_and_str(value);
                 Box::new(TermQuery::new(term, IndexRecordOption::Basic))
             }
@@ -244,7 +244,7 @@ impl QueryBuilder {
                     .collect(),
             )),
             Leaf::Field(name, value) => {
-                let mut text = Term::from_field_json_path(schema.fields, &json_path(name), true);
+                let mut text = schema.path_term(schema.fields, name);
                 text.append_type_and_str(value);
                 let text: Box<dyn Query> = Box::new(TermQuery::new(text, IndexRecordOption::Basic));
                 match query::parse_number(value) {
@@ -264,12 +264,14 @@ impl QueryBuilder {
                 RegexTarget::Keyword(keyword) => {
                     Box::new(RegexQuery::from_regex(pattern.regex(), self.keyword(*keyword)))
                 }
-                RegexTarget::Label(name) => {
-                    Box::new(JsonPathRegexQuery::new(schema.labels, name, false, pattern.regex()))
-                }
-                RegexTarget::Field(name) => {
-                    Box::new(JsonPathRegexQuery::new(schema.fields, name, true, pattern.regex()))
-                }
+                RegexTarget::Label(name) => Box::new(JsonPathRegexQuery::new(
+                    schema.path_term(schema.labels, name),
+                    pattern.regex(),
+                )),
+                RegexTarget::Field(name) => Box::new(JsonPathRegexQuery::new(
+                    schema.path_term(schema.fields, name),
+                    pattern.regex(),
+                )),
             },
             Leaf::HasField(name) => {
                 let exists = |field: &str| -> Box<dyn Query> {
@@ -291,7 +293,7 @@ impl QueryBuilder {
     fn number_range(&self, name: &str, lower: Bound<f64>, upper: Bound<f64>) -> Box<dyn Query> {
         let range = |field: Field| -> Box<dyn Query> {
             let term = |n: f64| {
-                let mut term = Term::from_field_json_path(field, &json_path(name), true);
+                let mut term = self.schema.path_term(field, name);
                 term.append_type_and_fast_value(n);
                 term
             };
