@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{Server, batch, chunk, config, enc, records_of, stream};
+use common::{Rng, Server, batch, chunk, config, enc, records_of, stream};
 use lookout_aggregator::query::matcher::Matcher;
 use lookout_aggregator::store::schema::Hit;
 use std::collections::HashMap;
@@ -73,24 +73,6 @@ fn eval(q: &Q, r: &Record) -> bool {
         Q::Not(inner) => !eval(inner, r),
         Q::And(parts) => parts.iter().all(|p| eval(p, r)),
         Q::Or(parts) => parts.iter().any(|p| eval(p, r)),
-    }
-}
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
     }
 }
 

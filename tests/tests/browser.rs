@@ -257,6 +257,7 @@ fn the_web_ui_works_in_headless_chromium() {
     search(&ui, &start, &end);
     hostile_lines_are_text(&ui);
     fields_become_filters(&ui);
+    stats_table(&ui, &start, &end);
     live_tail(&ui, &openssh);
     alerts(&ui);
     hosts(&ui);
@@ -500,6 +501,93 @@ fn fields_become_filters(ui: &Ui) {
         ui.params().contains(&("q".to_string(), wanted.to_string()))
     });
     assert_eq!(ui.wait_for_api_count("the field filter"), 1);
+}
+
+/// A query with a pipe shows a table: its columns as named, counts
+/// right-aligned, sortable by a click on a column, and a row that opens its
+/// lines; a time bucket as the first key draws a chart instead of the
+/// histogram.
+fn stats_table(ui: &Ui, start: &str, end: &str) {
+    let filter = "\"authentication failure\"";
+    let q = format!("{filter} | top 3 rhost");
+    ui.open(&format!("/search?q={}&start={start}&end={end}", percent(&q)));
+    wait_until("three rows of the table", LIMIT, || {
+        ui.count("#stats:not([hidden]) #stats-rows tr") == 3
+    });
+    let head = ui.js(
+        "return [...document.querySelectorAll('#stats-head th')].map((th) => [th.textContent, th.className]);",
+        vec![],
+    );
+    assert_eq!(head, serde_json::json!([["rhost", ""], ["count", "n"]]));
+    let rows = || -> Vec<(String, u64)> {
+        let cells = ui.js(
+            "return [...document.querySelectorAll('#stats-rows tr')].map((tr) => \
+             [tr.cells[0].textContent, tr.cells[1].textContent, tr.cells[1].className]);",
+            vec![],
+        );
+        cells
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cell| {
+                assert_eq!(cell[2], "n num", "counts are right-aligned numbers");
+                let count = cell[1].as_str().unwrap().replace(',', "").parse().unwrap();
+                (cell[0].as_str().unwrap().to_owned(), count)
+            })
+            .collect()
+    };
+    let top = rows();
+    for (rhost, count) in &top {
+        let lines = ui.aggregator.search(&[
+            ("q", &format!("{filter} rhost:{rhost}")),
+            ("start", start),
+            ("end", end),
+            ("limit", "0"),
+        ])["total"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(lines, *count, "{rhost}");
+    }
+    assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "most first: {top:?}");
+    assert!(ui.text("#result-count").contains("row"), "{}", ui.text("#result-count"));
+    ui.screenshot("06b-stats-table");
+    // Sorting by a click: numbers largest first, then the other way.
+    ui.click("#stats-head th:nth-child(2) button");
+    ui.click("#stats-head th:nth-child(2) button");
+    assert_eq!(
+        ui.js(
+            "return document.querySelector('#stats-head th:nth-child(2)').getAttribute('aria-sort');",
+            vec![]
+        ),
+        "ascending"
+    );
+    let ascending = rows();
+    assert!(ascending.windows(2).all(|w| w[0].1 <= w[1].1), "{ascending:?}");
+    // A row's lines: the query before the pipe and the row's key.
+    let (rhost, count) = ascending[0].clone();
+    ui.click("#stats-rows tr:first-child");
+    let wanted = format!("{filter} rhost:{rhost}");
+    wait_until("the row's query in the URL", LIMIT, || {
+        ui.params().contains(&("q".to_string(), wanted.clone()))
+    });
+    assert_eq!(ui.wait_for_api_count("the row's lines"), count);
+    assert!(ui.count("#stats:not([hidden])") == 0, "lines, not a table");
+
+    let q = format!("{filter} | stats count() by _time(1h)");
+    ui.open(&format!("/search?q={}&start={start}&end={end}", percent(&q)));
+    ui.wait_for("#stats-chart:not([hidden]) svg path.series");
+    assert!(ui.count("#histogram[hidden]") == 1, "the chart replaces the histogram");
+    ui.screenshot("06c-stats-chart");
+}
+
+/// `text` percent-encoded for a URL's query string.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A line appended to a tailed file shows up in live tail within 3 s.

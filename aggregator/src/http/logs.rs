@@ -1,9 +1,11 @@
-//! The log read API: `GET /api/v1/logs/search`, `/histogram` and `/context`.
-//! Parameters are checked here; the searches run on the blocking pool.
+//! The log read API: `GET /api/v1/logs/search`, `/histogram`, `/context`
+//! and `/stats`. Parameters are checked here; the searches run on the
+//! blocking pool.
 
 use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
+use crate::query::{self, aggregate::Value};
 use crate::store::LogStore;
 use crate::store::schema::{Hit, MAX_LISTED_MESSAGE_BYTES};
 use crate::store::search::{Bucket, Context, HistogramSpec, MAX_BUCKETS, SearchError, SearchRequest, SortOrder};
@@ -114,6 +116,45 @@ pub async fn histogram(State(app): State<AppState>, uri: Uri) -> Result<Json<His
     };
     let buckets = blocking(app.store.clone(), move |store| store.histogram(&filter, spec)).await?;
     Ok(Json(HistogramAnswer { buckets }))
+}
+
+/// Answer of `/api/v1/logs/stats`.
+#[derive(Serialize)]
+pub struct StatsAnswer {
+    columns: Vec<String>,
+    /// How many of the columns are group keys (the first ones).
+    keys: usize,
+    rows: Vec<Vec<Value>>,
+    /// Groups found: more than the rows when `| limit` (or the row bound) cut them.
+    groups: usize,
+    /// `q` before its first pipe: the query of the lines behind the rows.
+    filter: String,
+    took_ms: u64,
+}
+
+/// The table a query's pipe asks for (`error | stats count() by host`).
+pub async fn stats(State(app): State<AppState>, uri: Uri) -> Result<Json<StatsAnswer>, ApiError> {
+    let started = Instant::now();
+    let mut params = Params::from_uri(&uri)?;
+    let filter = params.filter()?;
+    params.finish()?;
+    let parsed = query::parse_query(&filter.q).map_err(|err| ApiError::bad_request(err.to_string()))?;
+    let Some(stats) = parsed.stats else {
+        return Err(ApiError::bad_request(
+            "the query has no pipe: a table is asked with `| stats …` or `| top …` (`error | stats count() by host`); \
+             lines are searched at /api/v1/logs/search",
+        ));
+    };
+    let expr = parsed.filter;
+    let table = blocking(app.store.clone(), move |store| store.stats(&filter, &expr, &stats)).await?;
+    Ok(Json(StatsAnswer {
+        columns: table.columns,
+        keys: table.keys,
+        rows: table.rows,
+        groups: table.groups,
+        filter: parsed.filter_text,
+        took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }))
 }
 
 /// The lines before and after one record, in file order.

@@ -10,7 +10,7 @@
 //! | `POST /loki/api/v1/push` | ingest token | [`receive::loki_push`] |
 //! | `POST /v1/logs` (OTLP/HTTP) | ingest token | [`receive::otlp_logs`] |
 //! | `GET /metrics` | API token or session | [`ops::metrics`] |
-//! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/facets` | API token or session | [`logs`], [`facets`] |
+//! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/stats`, `/facets` | API token or session | [`logs`], [`facets`] |
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
@@ -129,6 +129,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/logs/search", get(logs::search))
         .route("/api/v1/logs/histogram", get(logs::histogram))
         .route("/api/v1/logs/context", get(logs::context))
+        .route("/api/v1/logs/stats", get(logs::stats))
         .route("/api/v1/metrics/series", get(hosts::series))
         .route("/api/v1/hosts", get(hosts::hosts))
         .route("/api/v1/alerts", get(alerts::alerts))

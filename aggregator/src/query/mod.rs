@@ -12,12 +12,12 @@
 //! Grammar, loosest first:
 //!
 //! ```text
-//! query   = or
+//! query   = [or] [pipes]                  pipes: see [`pipe`]; they answer with a table
 //! or      = and ("OR" and)*
 //! and     = unary (["AND"] unary)*           juxtaposition is AND
 //! unary   = ("NOT" | "-" | "+")* primary     each NOT/- flips, + does nothing
 //! primary = "(" or ")" | "*" | leaf
-//! leaf    = word | "phrase" | field ":" value
+//! leaf    = word | "phrase" | field ":" value   a bare word ends at space, `(`, `)` or `|`
 //! value   = word | "phrase" | "*" | [a TO b] | {a TO b} | >=v | >v | <=v | <v
 //!         | "/" pattern "/"                  closing slash ends the word; \/ is a slash
 //! ```
@@ -38,8 +38,10 @@
 //! [`MAX_PATTERNS`] and those of [`pattern`]) bound the work one query can ask
 //! for; beyond them the query is refused with a clear error.
 
+pub mod aggregate;
 pub mod matcher;
 pub mod pattern;
+pub mod pipe;
 pub mod tokens;
 
 use pattern::{MAX_PATTERNS, Pattern};
@@ -166,8 +168,36 @@ impl QueryError {
 const FIELDS: &str = "message, host, source, level, id, stream, offset, timestamp, truncated, labels.<name>, \
                       has:<field> and any extracted field by name (fields.<name> where it collides)";
 
-/// Parses a query string. Empty (or blank) means every record.
+/// A query string read whole: which records, and what the pipes after
+/// them ask (`error | stats count() by host`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Which records.
+    pub filter: Expr,
+    /// The text before the first pipe, trimmed: the query of the lines
+    /// behind a table's rows.
+    pub filter_text: String,
+    /// What the pipes ask, if there are any.
+    pub stats: Option<pipe::Stats>,
+}
+
+/// Parses a query string that answers with lines (search, histogram,
+/// facets, live tail, alert rules on lines). Empty (or blank) means every
+/// record. A pipe is refused: it answers with a table.
 pub fn parse(q: &str) -> Result<Expr, QueryError> {
+    let query = parse_query(q)?;
+    if query.stats.is_some() {
+        return Err(QueryError(
+            "the query has a pipe (`| stats`, `| top`): a table is asked of /api/v1/logs/stats; to search for `|`, \
+             quote it"
+                .to_owned(),
+        ));
+    }
+    Ok(query.filter)
+}
+
+/// Parses a query string and its pipes, if any.
+pub fn parse_query(q: &str) -> Result<Query, QueryError> {
     if q.len() > MAX_QUERY_BYTES {
         return Err(QueryError(format!(
             "the query is {} bytes long; at most {MAX_QUERY_BYTES} are allowed",
@@ -183,16 +213,24 @@ pub fn parse(q: &str) -> Result<Expr, QueryError> {
         analyzer: message_analyzer(),
     };
     parser.skip_space();
-    if parser.at_end() {
-        return Ok(Expr::All);
-    }
-    let expr = parser.or()?;
+    let filter = if parser.at_end() || parser.peek() == Some('|') {
+        Expr::All
+    } else {
+        check_phrases(parser.or()?)?
+    };
     parser.skip_space();
-    match parser.peek() {
-        None => check_phrases(expr),
-        Some(')') => Err(parser.error("`)` without a matching `(`")),
-        Some(c) => Err(parser.error(format!("unexpected `{c}`"))),
-    }
+    let filter_text = q[..parser.pos].trim().to_owned();
+    let stats = match parser.peek() {
+        None => None,
+        Some('|') => Some(parser.pipes()?),
+        Some(')') => return Err(parser.error("`)` without a matching `(`")),
+        Some(c) => return Err(parser.error(format!("unexpected `{c}`"))),
+    };
+    Ok(Query {
+        filter,
+        filter_text,
+        stats,
+    })
 }
 
 /// `expr`, if it holds at most [`MAX_PHRASES`] phrases.
@@ -274,9 +312,9 @@ struct Parser<'a> {
     analyzer: TextAnalyzer,
 }
 
-/// Characters that end a bare word.
+/// Characters that end a bare word (`|` starts a pipe).
 fn ends_word(c: char) -> bool {
-    c.is_whitespace() || c == '(' || c == ')'
+    c.is_whitespace() || c == '(' || c == ')' || c == '|'
 }
 
 impl Parser<'_> {
@@ -344,7 +382,7 @@ impl Parser<'_> {
         let mut parts = vec![self.unary()?];
         loop {
             self.skip_space();
-            if self.at_end() || self.peek() == Some(')') || self.at_operator("OR") {
+            if self.at_end() || matches!(self.peek(), Some(')' | '|')) || self.at_operator("OR") {
                 break;
             }
             self.operator("AND");
@@ -395,14 +433,17 @@ impl Parser<'_> {
                 }
                 let inner = self.or()?;
                 self.skip_space();
-                if self.peek() != Some(')') {
-                    return Err(self.error("missing `)`"));
+                match self.peek() {
+                    Some(')') => {}
+                    Some('|') => return Err(self.error("a pipe cannot stand inside parentheses")),
+                    _ => return Err(self.error("missing `)`")),
                 }
                 self.bump();
                 self.depth -= 1;
                 Ok(inner)
             }
             Some(')') => Err(self.error("`)` where a word, a phrase or a group was expected")),
+            Some('|') => Err(self.error("`|` where a word, a phrase or a group was expected")),
             Some('"') => {
                 let start = self.pos;
                 let text = self.quoted()?;
@@ -515,7 +556,7 @@ impl Parser<'_> {
         self.count_leaf(start)?;
         let target = Target::of(field).map_err(|what| QueryError::syntax(self.src, start, what))?;
         match self.peek() {
-            None => Err(self.error(format!("`{field}:` needs a value"))),
+            None | Some('|') => Err(self.error(format!("`{field}:` needs a value"))),
             Some(c) if c.is_whitespace() => Err(self.error(format!("`{field}:` needs a value right after the colon"))),
             Some('(') => Err(self.error(format!(
                 "`{field}:(…)` is not supported: write `{field}:a OR {field}:b`"
@@ -638,7 +679,7 @@ impl Parser<'_> {
         }
         let start = self.pos;
         while let Some(c) = self.peek() {
-            if c.is_whitespace() || matches!(c, ']' | '}' | '(' | ')' | '"') {
+            if c.is_whitespace() || matches!(c, ']' | '}' | '(' | ')' | '"' | '|') {
                 break;
             }
             self.bump();

@@ -290,3 +290,129 @@ fn live_tail_matches_patterns_as_the_index_holds_values() {
     assert!(matches(r"path:/^\/api\//") && !matches(r"path:/^\/v1/"));
     assert!(!matches("status:/.*/"), "no such field");
 }
+
+mod pipes {
+    use super::super::pipe::{Aggregate, Function, GroupKey, MAX_ROWS, StatsField};
+    use super::*;
+
+    fn stats_of(q: &str) -> pipe::Stats {
+        parse_query(q).expect(q).stats.expect("a pipe")
+    }
+
+    fn pipe_error(q: &str) -> String {
+        parse_query(q).expect_err(q).to_string()
+    }
+
+    fn field(name: &str) -> StatsField {
+        StatsField::Field(name.to_owned())
+    }
+
+    #[test]
+    fn stats_reads_aggregates_keys_and_names_columns() {
+        let query = parse_query("status:>=500 | stats count(), p95(duration_ms) as slow by host, _time(5m)").unwrap();
+        assert_eq!(query.filter_text, "status:>=500");
+        assert!(matches!(query.filter, Expr::Leaf(Leaf::FieldRange(..))));
+        let stats = query.stats.unwrap();
+        assert_eq!(stats.columns, ["host", "_time(5m)", "count()", "slow"]);
+        assert_eq!(
+            stats.by,
+            [
+                GroupKey::Field(StatsField::Keyword(Keyword::Host)),
+                GroupKey::TimeBucket(300_000)
+            ]
+        );
+        assert_eq!(
+            stats.aggregates,
+            [
+                Aggregate {
+                    function: Function::Count,
+                    field: None
+                },
+                Aggregate {
+                    function: Function::Percentile(0.95),
+                    field: Some(field("duration_ms"))
+                },
+            ]
+        );
+        assert!(stats.sort.is_empty());
+        assert_eq!(stats.limit, MAX_ROWS);
+        // A pipe alone means every record; spaces and parentheses are free.
+        let bare = parse_query("|stats count( path ),sum(bytes) by (fields.host)").unwrap();
+        assert_eq!(bare.filter, Expr::All);
+        assert_eq!(bare.filter_text, "");
+        assert_eq!(
+            bare.stats.unwrap().columns,
+            ["fields.host", "count(path)", "sum(bytes)"]
+        );
+        assert_eq!(
+            stats_of("* | stats median(x)").aggregates[0].function,
+            Function::Percentile(0.5)
+        );
+        assert_eq!(
+            stats_of("* | stats min(_time)").aggregates[0].field,
+            Some(StatsField::Time)
+        );
+    }
+
+    #[test]
+    fn top_sort_and_limit_shape_the_rows() {
+        let top = stats_of("error | top 3 client");
+        assert_eq!(top.columns, ["client", "count"]);
+        assert_eq!(top.sort, [(1, true)]);
+        assert_eq!(top.limit, 3);
+        assert_eq!(stats_of("| top by (client, path)").limit, 10);
+        let sorted = stats_of("* | stats count(), avg(took) as t by path | sort by t desc, count() | limit 5");
+        assert_eq!(sorted.sort, [(2, true), (1, false)]);
+        assert_eq!(sorted.limit, 5);
+        assert_eq!(stats_of("| top 20 path | limit 5").limit, 5);
+        assert_eq!(
+            stats_of("* | stats count() by path | sort by (count() desc)").sort,
+            [(1, true)]
+        );
+    }
+
+    #[test]
+    fn a_bar_ends_a_word_and_quotes_keep_it() {
+        assert_eq!(parse_query("a|stats count()").unwrap().filter, word("a"));
+        assert!(parse_query("\"a | b\"").unwrap().stats.is_none());
+        assert!(parse_query("path:/a|b/").unwrap().stats.is_none());
+        // Search and live tail answer lines: a pipe is refused there, by name.
+        assert!(error("error | stats count()").contains("/api/v1/logs/stats"));
+    }
+
+    #[test]
+    fn pipe_errors_name_the_position() {
+        for (q, position, needle) in [
+            ("a | stats foo(x)", 10, "unknown aggregate `foo`"),
+            ("a | sort by x", 4, "put `| stats …` or `| top …` before it"),
+            ("a | stats count() | stats count()", 20, "only one"),
+            ("| stats sum()", 8, "needs a field"),
+            ("| stats sum(host)", 8, "is text"),
+            ("| stats avg(_time)", 8, "does not take `_time`"),
+            ("| stats count() by labels.env", 19, "not kept as columns"),
+            ("| stats count() by message", 19, "cannot be grouped"),
+            ("| stats count() by _time", 19, "`_time(1m)`"),
+            ("| stats count() by _time(500ms)", 25, "whole number of seconds"),
+            ("| stats count() by host, host", 25, "grouped by twice"),
+            ("| stats count(), count()", 17, "two columns are named `count()`"),
+            (
+                "| stats count() by path | sort by nope",
+                34,
+                "not a column: path, count()",
+            ),
+            ("| top 0 client", 6, "from 1 to 10000"),
+            ("| limit 5", 2, "before it"),
+            ("| grep x", 2, "unknown pipe `grep`"),
+            ("| stats count() x", 16, "unexpected `x`"),
+            ("(a | stats count())", 3, "inside parentheses"),
+            ("host:| stats count()", 5, "needs a value"),
+            ("a |", 3, "a pipe name"),
+        ] {
+            let message = pipe_error(q);
+            assert!(
+                message.contains(&format!("position {position}:")) && message.contains(needle),
+                "{q}: {message}"
+            );
+        }
+    }
+}

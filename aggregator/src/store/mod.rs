@@ -11,6 +11,7 @@
 //!   no positions).
 //! - [`scan`]: the same answers for what selects by event time alone, read
 //!   straight from the columns.
+//! - [`stats`]: tables of `| stats` (grouped counts, sums, percentiles…).
 //!
 //! Data flows one way: the ingest module hands prepared batches to the
 //! [`writer::WriterHandle`]; the query API reads through [`LogStore`].
@@ -23,6 +24,7 @@ pub mod phrase;
 pub mod scan;
 pub mod schema;
 pub mod search;
+pub mod stats;
 pub mod wal;
 pub mod writer;
 

@@ -555,6 +555,30 @@ fn field_columns(segment: &SegmentReader) -> tantivy::Result<Vec<(String, FieldC
     Ok(columns)
 }
 
+/// The columns of the extracted field `name` in `segment`: its text, and
+/// its numbers as `f64` (in `field_numbers`, or in `fields` in partitions
+/// of earlier builds). A record has at most one value per name, so at most
+/// one of them holds a value for it.
+pub fn field_column(segment: &SegmentReader, name: &str) -> tantivy::Result<(Option<StrColumn>, Vec<Column<f64>>)> {
+    let columnar = ColumnarReader::open(segment.open_read(SegmentComponent::FastFields)?)?;
+    let path = name.replace('.', &JSON_PATH_SEGMENT_SEP.to_string());
+    let mut text = None;
+    let mut numbers = Vec::new();
+    for field in [names::FIELDS, names::NUMBERS] {
+        for handle in columnar.read_columns(&format!("{field}{JSON_PATH_SEGMENT_SEP}{path}"))? {
+            match handle.open()? {
+                DynamicColumn::Str(column) => text = Some(column),
+                numeric => {
+                    if let Some(DynamicColumn::F64(column)) = numeric.coerce_numerical(NumericalType::F64) {
+                        numbers.push(column);
+                    }
+                }
+            }
+        }
+    }
+    Ok((text, numbers))
+}
+
 impl Default for LogSchema {
     fn default() -> Self {
         Self::new()

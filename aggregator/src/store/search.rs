@@ -140,10 +140,15 @@ impl QueryBuilder {
         }
     }
 
-    /// The query for `filter`.
+    /// The query for `filter`, whose `q` answers with lines (no pipe).
     pub fn build(&self, filter: &LogFilter) -> Result<Compiled, SearchError> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let expr = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
+        Ok(self.build_expr(filter, &expr))
+    }
+
+    /// The query for `filter` with `expr` in place of its `q`.
+    pub fn build_expr(&self, filter: &LogFilter, expr: &Expr) -> Compiled {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if filter.start.is_some() || filter.end.is_some() {
             let lower = filter.start.map_or(Bound::Unbounded, Bound::Included);
             let upper = filter.end.map_or(Bound::Unbounded, Bound::Excluded);
@@ -167,16 +172,16 @@ impl QueryBuilder {
         // Last: tantivy makes a segment's clauses in order and stops at one
         // that matches nothing there, so a segment outside the time range
         // never has a phrase worked out (`phrase`).
-        let any_text = expr == Expr::All;
+        let any_text = *expr == Expr::All;
         if !any_text {
-            clauses.push((Occur::Must, self.compile(&expr)));
+            clauses.push((Occur::Must, self.compile(expr)));
         }
         let query: Box<dyn Query> = match clauses.len() {
             0 => Box::new(AllQuery),
             1 => clauses.remove(0).1,
             _ => Box::new(BooleanQuery::new(clauses)),
         };
-        Ok(Compiled { query, any_text })
+        Compiled { query, any_text }
     }
 
     /// The index query with `expr`'s meaning. A part that only excludes
@@ -374,7 +379,7 @@ fn exact(field: Field, value: &str) -> Box<dyn Query> {
 /// One searcher per partition that may hold records `filter` selects: its
 /// event-time range meets `[start, end)`, and (partitions being ingest days)
 /// its day is not before that of `ingested_since`.
-fn searchers(store: &LogStore, filter: &LogFilter) -> Vec<Searcher> {
+pub(super) fn searchers(store: &LogStore, filter: &LogFilter) -> Vec<Searcher> {
     let first_day = filter
         .ingested_since
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
@@ -637,7 +642,19 @@ impl LogStore {
         filter: &LogFilter,
         group_by: &[&'static str],
     ) -> Result<HashMap<Vec<String>, u64>, SearchError> {
-        let Compiled { query, any_text } = self.queries().build(filter)?;
+        let compiled = self.queries().build(filter)?;
+        self.count_compiled_by_group(filter, &compiled, group_by)
+    }
+
+    /// [`LogStore::count_by_group`] with `filter`'s query compiled.
+    pub(super) fn count_compiled_by_group(
+        &self,
+        filter: &LogFilter,
+        compiled: &Compiled,
+        group_by: &[&'static str],
+    ) -> Result<HashMap<Vec<String>, u64>, SearchError> {
+        let Compiled { query, any_text } = compiled;
+        let any_text = *any_text;
         let searchers = searchers(self, filter);
         let scanned = match scan(filter, any_text, &searchers)? {
             Some(scan) => Some(scan),
@@ -653,7 +670,7 @@ impl LogStore {
         };
         let mut counts: HashMap<Vec<String>, u64> = HashMap::new();
         for searcher in searchers {
-            for (key, count) in searcher.search(&query, &collector)? {
+            for (key, count) in searcher.search(query, &collector)? {
                 *counts.entry(key).or_insert(0) += count;
             }
         }

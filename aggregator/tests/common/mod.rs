@@ -293,3 +293,29 @@ pub fn metrics_batch(host: &str, metrics: Vec<MetricSample>) -> IngestBatch {
         metrics,
     }
 }
+
+/// xorshift64*: deterministic, so a failure reproduces.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Below a bound that is itself drawn below `n`: small values are common.
+    pub fn skewed(&mut self, n: usize) -> usize {
+        let bound = 1 + self.below(n);
+        self.below(bound)
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}

@@ -170,3 +170,60 @@ function hasTopLevelOr(q) {
   }
   return false;
 }
+
+/**
+ * Whether `q` asks for a table: a `|` outside quoted phrases, followed by
+ * stats, top, sort or limit. It only picks the endpoint; the server parses
+ * the query and says what is wrong with it.
+ */
+export function hasPipe(q) {
+  const text = String(q ?? '');
+  let quoted = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '\\') i += 1;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === '|' && /^\s*(stats|top|sort|limit)\b/.test(text.slice(i + 1))) return true;
+  }
+  return false;
+}
+
+const KEYWORDS = new Set(['host', 'source', 'level', 'stream']);
+const UNITS = { s: 1000, sec: 1000, m: 60000, min: 60000, h: 3600000, hr: 3600000, d: 86400000, day: 86400000 };
+
+/** The width in ms of a time-bucket column (`_time(5m)`, `_time(1h30m)`), or NaN. */
+export function bucketWidth(column) {
+  const m = /^_time\((.+)\)$/.exec(String(column));
+  if (!m) return Number.NaN;
+  let ms = 0;
+  let rest = m[1].replace(/\s+/g, '');
+  while (rest) {
+    const part = /^(\d+)(sec|min|hr|day|s|m|h|d)/.exec(rest);
+    if (!part) return Number.NaN;
+    ms += Number(part[1]) * UNITS[part[2]];
+    rest = rest.slice(part[0].length);
+  }
+  return ms > 0 ? ms : Number.NaN;
+}
+
+/**
+ * The query term that selects the lines of a stats row's key: `host:web-1`,
+ * `status:500`, `path:"/a b"`; for a missing value (null) the lines without
+ * it: `NOT level:*`, `NOT has:user`. Null for a time bucket (a time range
+ * instead) or a name the query language cannot write.
+ */
+export function keyTerm(column, value) {
+  const name = String(column);
+  if (name.startsWith('_time(')) return null;
+  if (KEYWORDS.has(name)) {
+    if (value === null) return `NOT ${name}:*`;
+    const text = String(value);
+    return /^[A-Za-z0-9_./-]+$/.test(text) ? `${name}:${text}` : `${name}:"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  }
+  const field = name.startsWith('fields.') ? name.slice('fields.'.length) : name;
+  if (!FIELD_NAME.test(field)) return null;
+  if (value === null) return `NOT has:${field}`;
+  return fieldTerm(field, value);
+}

@@ -1,15 +1,16 @@
 // The search page (/ and /search): query, time range, host / source / level
 // filters with counts, a histogram to zoom with, results newest first with
-// the query's words highlighted, the lines around a result, live tail, and
-// the whole state in the URL so that a search can be shared.
+// the query's words highlighted, the lines around a result, live tail, a
+// table (and a chart over time) for a query with a pipe, and the whole state
+// in the URL so that a search can be shared.
 
 import { getJSON, tail, initUserMenu, ApiError } from './api.js';
 import { el, byId, clear, show, showError, levelClass, localOffset, parseTime, toDatetimeLocal, fromDatetimeLocal } from './dom.js';
-import { histogram } from './chart.js';
+import { histogram, lineChart } from './chart.js';
 import { formatTimestamp } from './chart-math.js';
 import {
   RANGES, highlightTerms, splitHighlights, stateFromSearch, stateToSearch, timeWindow, syntaxErrorPosition,
-  fieldName, fieldTerm, addTerm,
+  fieldName, fieldTerm, addTerm, hasPipe, keyTerm, bucketWidth,
 } from './query.js';
 
 const PAGE_SIZE = 100;
@@ -18,6 +19,8 @@ const CONTEXT_LINES = 10;
 /** Rows kept on the page in live tail; older ones are dropped from the bottom. */
 const MAX_LIVE_ROWS = 2000;
 const FACETS = ['level', 'host', 'source'];
+/** Series drawn at most in a table's chart (the rest are in the table). */
+const MAX_SERIES = 8;
 
 const ui = {
   form: byId('search-form'),
@@ -42,6 +45,10 @@ const ui = {
   contextFields: byId('context-fields'),
   contextLines: byId('context-lines'),
   contextClose: byId('context-close'),
+  stats: byId('stats'),
+  statsChart: byId('stats-chart'),
+  statsHead: byId('stats-head'),
+  statsRows: byId('stats-rows'),
 };
 
 let state = stateFromSearch(window.location.search);
@@ -49,6 +56,8 @@ let state = stateFromSearch(window.location.search);
 let current = { window: null, shown: 0, total: 0, terms: [] };
 let inFlight = null;
 let live = null; // { stream, paused, buffer: [] }
+/** The table shown for a query with a pipe: the answer and a click-sort ({ column, descending } or null). */
+let table = null;
 
 // ---- rendering ----------------------------------------------------------
 
@@ -167,6 +176,14 @@ async function run({ push = false } = {}) {
   const terms = highlightTerms(state.q);
   const signal = controller.signal;
   ui.results.setAttribute('aria-busy', 'true');
+  if (hasPipe(state.q)) {
+    if (live) stopLive();
+    await runStats(controller, span);
+    return;
+  }
+  table = null;
+  show(ui.stats, false);
+  show(ui.histogram, true);
   try {
     const [result, hist, ...facets] = await Promise.all([
       getJSON('/api/v1/logs/search', { ...filterParams(span), limit: PAGE_SIZE }, { signal }),
@@ -195,6 +212,151 @@ async function run({ push = false } = {}) {
     }
   }
   if (live) restartLive();
+}
+
+/** A query with a pipe: its table, and the facets and histogram of the lines behind it. */
+async function runStats(controller, span) {
+  const signal = controller.signal;
+  try {
+    const answer = await getJSON('/api/v1/logs/stats', filterParams(span), { signal });
+    const [hist, ...facets] = await Promise.all([
+      getJSON('/api/v1/logs/histogram', { ...filterParams(span), q: answer.filter, buckets: HISTOGRAM_BUCKETS }, { signal }),
+      ...FACETS.map((field) => getJSON('/api/v1/logs/facets', { ...filterParams(span, field), q: answer.filter, field }, { signal })),
+    ]);
+    if (controller !== inFlight) return;
+    current = { window: span, shown: 0, total: 0, terms: [] };
+    table = { answer, sort: null, span };
+    showQueryError('');
+    showError(ui.error, '');
+    const { groups } = answer;
+    ui.count.textContent = `${groups.toLocaleString('en-US')} ${groups === 1 ? 'row' : 'rows'}${answer.rows.length < groups ? ` (${answer.rows.length.toLocaleString('en-US')} shown)` : ''}`;
+    ui.count.dataset.total = String(groups);
+    ui.took.textContent = `in ${answer.took_ms} ms`;
+    clear(ui.results);
+    show(ui.loadMore, false);
+    show(ui.empty, answer.rows.length === 0);
+    renderHistogram(hist.buckets, span);
+    FACETS.forEach((field, i) => renderFacet(field, facets[i]));
+    renderTable();
+  } catch (err) {
+    if (err.name === 'AbortError' || controller !== inFlight) return;
+    table = null;
+    show(ui.stats, false);
+    failed(err);
+  } finally {
+    if (controller === inFlight) {
+      ui.results.removeAttribute('aria-busy');
+      inFlight = null;
+    }
+  }
+}
+
+/** A table cell's text: times in local time, numbers with separators, a missing value as a dash. */
+function cellText(value, column) {
+  if (value === null) return '–';
+  if (typeof value === 'number') return Number.isInteger(value) ? value.toLocaleString('en-US') : value.toLocaleString('en-US', { maximumFractionDigits: 3 });
+  const ms = column.startsWith('_time(') || /^(min|max)\((_time|timestamp)\)$/.test(column) ? parseTime(value) : Number.NaN;
+  return Number.isFinite(ms) ? formatTimestamp(ms, localOffset(ms), false) : String(value);
+}
+
+/** Orders two cells as the server does: numbers, then text, a missing value last. */
+function compareCells(a, b) {
+  if (a === null || b === null) return (a === null) - (b === null);
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number') return -1;
+  if (typeof b === 'number') return 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function renderTable() {
+  const { answer, sort } = table;
+  const { columns, keys } = answer;
+  let rows = answer.rows;
+  if (sort) {
+    rows = [...rows].sort((x, y) => {
+      const a = x[sort.column];
+      const b = y[sort.column];
+      if (a === null || b === null) return compareCells(a, b);
+      return sort.descending ? compareCells(b, a) : compareCells(a, b);
+    });
+  }
+  const numeric = columns.map((_, i) => i >= keys || rows.some((row) => typeof row[i] === 'number'));
+  clear(ui.statsHead).append(...columns.map((name, i) => {
+    const sorted = sort && sort.column === i;
+    return el('th', {
+      class: numeric[i] ? 'n' : '',
+      attrs: { scope: 'col', 'aria-sort': sorted ? (sort.descending ? 'descending' : 'ascending') : 'none' },
+    }, el('button', {
+      text: name,
+      attrs: { type: 'button', title: `Sort by ${name}` },
+      on: {
+        click: () => {
+          // First click: largest first for numbers, A to Z for text; then flip.
+          const descending = sorted ? !sort.descending : numeric[i];
+          table.sort = { column: i, descending };
+          renderTable();
+        },
+      },
+    }));
+  }));
+  clear(ui.statsRows).append(...rows.map((row) => el('tr', {
+    attrs: { tabindex: '0', title: 'Show these lines' },
+    on: {
+      click: () => openRow(row),
+      keydown: (event) => { if (event.key === 'Enter') openRow(row); },
+    },
+  }, ...row.map((value, i) => el('td', { class: numeric[i] ? 'n num' : '', text: cellText(value, columns[i]) })))));
+  show(ui.stats, true);
+  renderStatsChart(answer);
+}
+
+/** A line per value of the second key (or one line) over the first key's time buckets, of the first computed column. */
+function renderStatsChart(answer) {
+  const { columns, keys, rows } = answer;
+  const width = bucketWidth(columns[0]);
+  const chartable = keys >= 1 && Number.isFinite(width) && columns.length > keys && rows.length > 0;
+  show(ui.statsChart, chartable);
+  show(ui.histogram, !chartable);
+  if (!chartable) return;
+  const byLabel = new Map();
+  for (const row of rows) {
+    const label = keys > 1 ? row.slice(1, keys).map((v) => (v === null ? '–' : String(v))).join(' · ') : columns[keys];
+    if (!byLabel.has(label)) byLabel.set(label, []);
+    byLabel.get(label).push([parseTime(row[0]), typeof row[keys] === 'number' ? row[keys] : Number.NaN]);
+  }
+  const total = (points) => points.reduce((sum, [, v]) => sum + (Number.isFinite(v) ? v : 0), 0);
+  const series = [...byLabel.entries()]
+    .map(([label, points]) => ({ label, points: points.sort((a, b) => a[0] - b[0]) }))
+    .sort((a, b) => total(b.points) - total(a.points))
+    .slice(0, MAX_SERIES);
+  const times = rows.map((row) => parseTime(row[0])).filter(Number.isFinite);
+  lineChart(ui.statsChart, {
+    series,
+    unit: 'number',
+    start: Math.min(table.span.start, ...times),
+    end: Math.max(table.span.end, ...times.map((t) => t + width)),
+    title: columns[keys],
+  });
+}
+
+/** The lines behind a table row: the query before the pipe narrowed by the row's keys. */
+function openRow(row) {
+  const { answer } = table;
+  let q = answer.filter;
+  let next = { ...state };
+  for (let i = 0; i < answer.keys; i += 1) {
+    const column = answer.columns[i];
+    const width = bucketWidth(column);
+    if (Number.isFinite(width)) {
+      const start = parseTime(row[i]);
+      if (Number.isFinite(start)) next = { ...next, range: '', start, end: start + width };
+      continue;
+    }
+    const term = keyTerm(column, row[i]);
+    if (term) q = addTerm(q, term);
+  }
+  state = { ...next, q };
+  run({ push: true });
 }
 
 function failed(err) {
@@ -321,6 +483,10 @@ function addLiveHit(hit) {
 }
 
 function startLive() {
+  if (hasPipe(state.q)) {
+    showError(ui.error, 'Live tail shows lines: take the pipe (| …) off the query first.');
+    return;
+  }
   const params = { q: state.q, host: state.host, source: state.source, level: state.level };
   live = { paused: false, buffer: [], stream: null };
   live.stream = tail(params, {

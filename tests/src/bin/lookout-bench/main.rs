@@ -104,7 +104,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(mode), Some(file)) = (args.get(1), args.get(2)) else {
         eprintln!(
-            "usage: lookout-bench agent|pipeline|rsyslog|detect|receivers FILE | ui-search FILE|DIR | index FILE [DIR] | first-view DIR | space DIR | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]] | metric-storage HOSTS HOURS"
+            "usage: lookout-bench agent|pipeline|rsyslog|detect|receivers FILE | ui-search FILE|DIR | index FILE [DIR] | first-view DIR | space DIR | stats DIR | idle SECONDS | alert-latency ROUNDS | journald ENTRIES | fleet HOSTS [SECONDS [LINES]] | metric-storage HOSTS HOURS"
         );
         std::process::exit(2);
     };
@@ -158,9 +158,10 @@ fn main() {
         "index" => scale::bench_index(&file, args.get(3).map(Path::new)),
         "first-view" => scale::bench_first_view(&file),
         "space" => scale::bench_space(&file),
+        "stats" => scale::bench_stats(&file),
         other => {
             eprintln!(
-                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, first-view, space, idle, alert-latency, journald, fleet or metric-storage"
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, first-view, space, stats, idle, alert-latency, journald, fleet or metric-storage"
             );
             std::process::exit(2);
         }

@@ -5,7 +5,8 @@
 //! requests again of it (to measure a change to the query side without
 //! indexing again). `lookout-bench space DIR` shows where the kept index's
 //! bytes are, per field and per part (terms, postings, positions, columns,
-//! doc store).
+//! doc store). `lookout-bench stats DIR` asks the stats pipes of a kept
+//! index (made of `scripts/make-access-log.py`'s nginx log).
 
 use super::{
     API_TOKEN, count_lines, http, process_usage, search_total, start_agent, start_aggregator, wait_until, work_dir,
@@ -31,17 +32,62 @@ pub fn bench_index(file: &Path, keep: Option<&Path>) {
 /// The busiest view's latencies on an aggregator started on `dir`, the
 /// data a `lookout-bench index FILE DIR` kept.
 pub fn bench_first_view(dir: &Path) {
+    on_kept_index(dir, |url| first_view(url, search_total(url, "")));
+}
+
+/// Runs `ask` against an aggregator started on the data a `lookout-bench
+/// index FILE DIR` kept in `dir`, then stops it.
+fn on_kept_index(dir: &Path, ask: impl FnOnce(&str)) {
     assert!(
         dir.join("data").is_dir(),
         "{}: no `data` from `lookout-bench index FILE DIR`",
         dir.display()
     );
     let (mut aggregator, url) = start_aggregator(dir);
-    let lines = search_total(&url, "");
-    first_view(&url, lines);
+    ask(&url);
     let _ = aggregator.kill();
     let _ = aggregator.wait();
 }
+
+/// Stats tables of the access log kept in `dir` (`lookout-bench index
+/// access.log DIR` of `scripts/make-access-log.py`'s output): each asked
+/// 20 times over HTTP, as the UI asks.
+pub fn bench_stats(dir: &Path) {
+    on_kept_index(dir, |url| {
+        let lines = search_total(url, "");
+        let matches_404 = search_total(url, "status:404");
+        println!("{lines} lines; `status:404` matches {matches_404}");
+        println!("| query | groups | first | p50 | max |");
+        println!("|---|---|---|---|---|");
+        for q in STATS_QUERIES {
+            let mut groups = 0;
+            let ask = || {
+                let mut response = http()
+                    .get(format!("{url}/api/v1/logs/stats"))
+                    .header("Authorization", format!("Bearer {API_TOKEN}"))
+                    .query("q", q)
+                    .call()
+                    .unwrap_or_else(|err| panic!("{q}: {err}"));
+                let answer: Value = response.body_mut().read_json().expect("json");
+                answer["groups"].as_u64().expect("groups")
+            };
+            let (first, p50, max) = timed(|| groups = ask());
+            println!("| `{q}` | {groups} | {first:.1} ms | {p50:.1} ms | {max:.1} ms |");
+        }
+    });
+}
+
+/// The stats benchmark's queries: the three, then percentiles
+/// and time buckets.
+const STATS_QUERIES: [&str; 7] = [
+    "* | stats count() by host",
+    "status:>=500 | stats count() by path",
+    "status:404 | top 10 client",
+    "* | top 10 client",
+    "* | stats count(), avg(duration_ms), p99(duration_ms) by path | sort by p99(duration_ms) desc | limit 10",
+    "* | stats count() by _time(1m), status",
+    "method:POST | stats count_distinct(client), sum(bytes) by _time(1h)",
+];
 
 /// Bytes of the index kept in `dir`, per field and part, over every
 /// partition and segment.

@@ -1,0 +1,362 @@
+//! `| stats` over the index: each matching record's keys and values read
+//! from the columns and handed to [`crate::query::aggregate`], which does
+//! the counting; here is only where the values come from.
+//!
+//! A segment counts text by its columns' ordinals and names them once when
+//! it is done. A table of counts by host, source, level or stream alone is
+//! the facet count ([`LogStore::count_by_group`]), which answers from term
+//! frequencies or a column scan without a query where it can.
+
+use super::LogStore;
+use super::collectors::OrdNames;
+use super::schema::{field_column, names};
+use super::search::{Compiled, LogFilter, SearchError, searchers};
+use crate::query::Expr;
+use crate::query::aggregate::{Budget, Cell, Group, Groups, StatsError, Table, ValueMap, table};
+use crate::query::pipe::{Function, GroupKey, Stats, StatsField};
+use std::sync::Arc;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
+
+impl From<StatsError> for SearchError {
+    fn from(err: StatsError) -> Self {
+        SearchError::BadRequest(err.0)
+    }
+}
+
+impl LogStore {
+    /// The table `stats` asks of the records `filter` selects by its
+    /// bounds and `expr` (its query without the pipes).
+    pub fn stats(&self, filter: &LogFilter, expr: &Expr, stats: &Stats) -> Result<Table, SearchError> {
+        let compiled = self.queries().build_expr(filter, expr);
+        if let Some(fields) = counts_by_keywords(stats) {
+            let counts = self.count_compiled_by_group(filter, &compiled, &fields)?;
+            let mut groups = Groups::new(stats);
+            for (key, records) in counts {
+                // The facet count names a missing value "".
+                let key = key
+                    .into_iter()
+                    .map(|value| {
+                        if value.is_empty() {
+                            Cell::Missing
+                        } else {
+                            Cell::Text(value)
+                        }
+                    })
+                    .collect();
+                groups.add_count(stats, key, records)?;
+            }
+            return Ok(table(stats, groups));
+        }
+        let Compiled { query, .. } = compiled;
+        let collector = StatsCollector {
+            stats: Arc::new(stats.clone()),
+        };
+        let mut groups = Groups::new(stats);
+        for searcher in searchers(self, filter) {
+            for (key, group) in searcher.search(&query, &collector)?? {
+                groups.merge(key, group)?;
+            }
+        }
+        Ok(table(stats, groups))
+    }
+}
+
+/// The fields of a `stats` of `count()` alone by keyword fields alone.
+fn counts_by_keywords(stats: &Stats) -> Option<Vec<&'static str>> {
+    let counts_only = stats
+        .aggregates
+        .iter()
+        .all(|a| a.function == Function::Count && a.field.is_none());
+    if !counts_only {
+        return None;
+    }
+    stats
+        .by
+        .iter()
+        .map(|key| match key {
+            GroupKey::Field(StatsField::Keyword(keyword)) => Some(keyword.name()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Groups with their keys named, as segments hand them over.
+type Named = Vec<(Vec<Cell<String>>, Group<String>)>;
+
+/// Gathers the groups of one partition's matching records.
+struct StatsCollector {
+    stats: Arc<Stats>,
+}
+
+impl Collector for StatsCollector {
+    type Fruit = Result<Named, SearchError>;
+    type Child = StatsSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
+        let keys: Vec<Reader> = self
+            .stats
+            .by
+            .iter()
+            .map(|key| match key {
+                GroupKey::Field(field) => Reader::open(segment, field),
+                GroupKey::TimeBucket(width) => Ok(Reader::Bucket(time_column(segment)?, *width)),
+            })
+            .collect::<tantivy::Result<_>>()?;
+        let values = self
+            .stats
+            .aggregates
+            .iter()
+            .map(|aggregate| {
+                aggregate
+                    .field
+                    .as_ref()
+                    .map(|field| Reader::open(segment, field))
+                    .transpose()
+            })
+            .collect::<tantivy::Result<_>>()?;
+        // One key of text alone: a group per ordinal, found by index.
+        let gathered = match keys.as_slice() {
+            [key]
+                if let Some(terms) = key.text_only_terms()
+                    && terms < MAX_ORDINAL_SLOTS =>
+            {
+                Gathered::ByOrd(std::iter::repeat_with(|| None).take(terms + 1).collect())
+            }
+            _ => Gathered::ByKey(ValueMap::default()),
+        };
+        Ok(StatsSegment {
+            budget: Budget::new(&self.stats),
+            stats: self.stats.clone(),
+            keys,
+            values,
+            gathered,
+            key: Vec::new(),
+            error: None,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        // Merged once, by the store, over every partition.
+        Ok(fruits.into_iter().try_fold(Vec::new(), |mut all, fruit| {
+            all.extend(fruit?);
+            Ok(all)
+        }))
+    }
+}
+
+/// Most terms of a key's column for [`Gathered::ByOrd`] (a slot each).
+const MAX_ORDINAL_SLOTS: usize = 1 << 20;
+
+/// A segment's groups so far.
+enum Gathered {
+    /// By the ordinal of the one key's text column; the last slot holds the
+    /// records without a value.
+    ByOrd(Vec<Option<Group<u64>>>),
+    /// By key.
+    ByKey(ValueMap<Vec<Cell<u64>>, Group<u64>>),
+}
+
+/// [`StatsCollector`] for one segment.
+struct StatsSegment {
+    stats: Arc<Stats>,
+    /// A reader per group key.
+    keys: Vec<Reader>,
+    /// A reader per aggregate that takes a field.
+    values: Vec<Option<Reader>>,
+    gathered: Gathered,
+    budget: Budget,
+    /// The key of the record at hand (kept to spare an allocation each).
+    key: Vec<Cell<u64>>,
+    /// A bound crossed: nothing more is gathered.
+    error: Option<StatsError>,
+}
+
+impl StatsSegment {
+    fn gather(&mut self, doc: DocId) -> Result<(), StatsError> {
+        let values = self
+            .values
+            .iter()
+            .map(|reader| reader.as_ref().map_or(Cell::Missing, |reader| reader.read(doc)));
+        let group = match &mut self.gathered {
+            Gathered::ByOrd(slots) => {
+                let slot = match self.keys[0].read(doc) {
+                    Cell::Text(ord) => usize::try_from(ord).unwrap_or(usize::MAX).min(slots.len() - 1),
+                    _ => slots.len() - 1,
+                };
+                match &mut slots[slot] {
+                    Some(group) => group,
+                    empty => {
+                        self.budget.new_group()?;
+                        empty.insert(Group::new(&self.stats))
+                    }
+                }
+            }
+            Gathered::ByKey(groups) => {
+                self.key.clear();
+                self.key.extend(self.keys.iter().map(|reader| reader.read(doc)));
+                match groups.get_mut(self.key.as_slice()) {
+                    Some(group) => group,
+                    None => {
+                        self.budget.new_group()?;
+                        groups
+                            .entry(self.key.clone())
+                            .or_insert_with(|| Group::new(&self.stats))
+                    }
+                }
+            }
+        };
+        group.add(values, &mut self.budget)
+    }
+}
+
+impl SegmentCollector for StatsSegment {
+    type Fruit = Result<Named, SearchError>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if self.error.is_none()
+            && let Err(err) = self.gather(doc)
+        {
+            self.error = Some(err);
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        if let Some(err) = self.error {
+            return Err(err.into());
+        }
+        let groups: Vec<(Vec<Cell<u64>>, Group<u64>)> = match self.gathered {
+            Gathered::ByOrd(slots) => {
+                let missing = slots.len() - 1;
+                slots
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(slot, group)| {
+                        let key = if slot == missing {
+                            Cell::Missing
+                        } else {
+                            Cell::Text(slot as u64)
+                        };
+                        Some((vec![key], group?))
+                    })
+                    .collect()
+            }
+            Gathered::ByKey(groups) => groups.into_iter().collect(),
+        };
+        // Each text column's ordinals named in one pass over its dictionary.
+        let key_names = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(at, reader)| {
+                let ords = groups.iter().filter_map(|(key, _)| match key[at] {
+                    Cell::Text(ord) => Some(ord),
+                    _ => None,
+                });
+                reader.names(ords.collect())
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let value_names = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(at, reader)| {
+                let Some(reader) = reader else {
+                    return Ok(None);
+                };
+                let ords = groups
+                    .iter()
+                    .flat_map(|(_, group)| group.accumulators[at].texts().copied())
+                    .collect();
+                reader.names(ords)
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        let name = |names: &Option<OrdNames>, ord: u64| names.as_ref().map_or("", |n| n.name(ord)).to_owned();
+        Ok(groups
+            .into_iter()
+            .map(|(key, group)| {
+                let key = key
+                    .into_iter()
+                    .zip(&key_names)
+                    .map(|(cell, names)| cell.map(|ord| name(names, ord)))
+                    .collect();
+                (key, group.resolve(|at, ord| name(&value_names[at], ord)))
+            })
+            .collect())
+    }
+}
+
+/// Where one segment's values of a key or an aggregate's field are.
+enum Reader {
+    /// A keyword field's column.
+    Keyword(Option<StrColumn>),
+    /// An extracted field's text and number columns.
+    Field(Option<StrColumn>, Vec<Column<f64>>),
+    /// The event time.
+    Time(Column<DateTime>),
+    /// The start of the event-time bucket of this width (ms).
+    Bucket(Column<DateTime>, i64),
+}
+
+impl Reader {
+    fn open(segment: &SegmentReader, field: &StatsField) -> tantivy::Result<Reader> {
+        Ok(match field {
+            StatsField::Keyword(keyword) => Reader::Keyword(segment.fast_fields().str(keyword.name())?),
+            StatsField::Field(name) => {
+                let (text, numbers) = field_column(segment, name)?;
+                Reader::Field(text, numbers)
+            }
+            StatsField::Time => Reader::Time(time_column(segment)?),
+        })
+    }
+
+    fn read(&self, doc: DocId) -> Cell<u64> {
+        let ord = |column: &Option<StrColumn>| column.as_ref().and_then(|c| c.term_ords(doc).next());
+        match self {
+            Reader::Keyword(column) => ord(column).map_or(Cell::Missing, Cell::Text),
+            Reader::Field(text, numbers) => match ord(text) {
+                Some(ord) => Cell::Text(ord),
+                None => numbers
+                    .iter()
+                    .find_map(|column| column.first(doc))
+                    .map_or(Cell::Missing, Cell::Number),
+            },
+            Reader::Time(column) => column
+                .first(doc)
+                .map_or(Cell::Missing, |t| Cell::Time(t.into_timestamp_millis())),
+            Reader::Bucket(column, width) => column.first(doc).map_or(Cell::Missing, |t| {
+                let ms = t.into_timestamp_millis();
+                Cell::Time(ms - ms.rem_euclid(*width))
+            }),
+        }
+    }
+
+    /// How many values this reader's column has, when it reads text only
+    /// (a keyword, or an extracted field without numbers).
+    fn text_only_terms(&self) -> Option<usize> {
+        match self {
+            Reader::Keyword(Some(column)) => Some(column.num_terms()),
+            Reader::Field(Some(column), numbers) if numbers.is_empty() => Some(column.num_terms()),
+            _ => None,
+        }
+    }
+
+    /// The values of `ords` of this reader's text column.
+    fn names(&self, ords: Vec<u64>) -> tantivy::Result<Option<OrdNames>> {
+        match self {
+            Reader::Keyword(Some(column)) | Reader::Field(Some(column), _) if !ords.is_empty() => {
+                OrdNames::read(column, ords).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+fn time_column(segment: &SegmentReader) -> tantivy::Result<Column<DateTime>> {
+    segment.fast_fields().date(names::TIMESTAMP)
+}

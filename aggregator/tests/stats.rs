@@ -1,0 +1,329 @@
+//! `| stats` and `| top` answer what a direct computation over the same
+//! records answers. The records are nginx access-log lines made here from
+//! known values (client, method, path, status, bytes, request time, event
+//! time), shipped in several batches (several index segments) from three
+//! hosts; the aggregator extracts the fields from the text, and every
+//! table is checked against the values the lines were made from.
+
+mod common;
+
+use common::{Rng, Server, batch, chunk, config, enc, stream};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+const HOSTS: [&str; 3] = ["web-1", "web-2", "api-1"];
+const LINES_PER_HOST: usize = 700;
+const BATCHES: usize = 4;
+/// 2026-12-01T10:00:00Z.
+const BASE_MS: i64 = 1_796_119_200_000;
+
+/// One request as the reference sees it.
+#[derive(Debug, Clone)]
+struct Request {
+    host: &'static str,
+    client: String,
+    method: &'static str,
+    path: String,
+    status: u32,
+    /// `-` in the line when absent.
+    bytes: Option<u64>,
+    /// Only some lines log the request time.
+    duration_ms: Option<u64>,
+    time_ms: i64,
+}
+
+impl Request {
+    fn line(&self) -> String {
+        let time = jiff::Timestamp::from_millisecond(self.time_ms)
+            .unwrap()
+            .strftime("%d/%b/%Y:%H:%M:%S +0000");
+        let bytes = self.bytes.map_or("-".to_owned(), |b| b.to_string());
+        let mut line = format!(
+            "{} - - [{time}] \"{} {} HTTP/1.1\" {} {bytes} \"-\" \"curl/8.5.0\"",
+            self.client, self.method, self.path, self.status
+        );
+        if let Some(ms) = self.duration_ms {
+            line.push_str(&format!(" {}.{:03}", ms / 1000, ms % 1000));
+        }
+        line
+    }
+}
+
+fn requests() -> Vec<Request> {
+    let mut rng = Rng(0x5EED_CAFE_F00D_1234);
+    let paths = ["/", "/login", "/api/orders", "/api/users", "/static/app.js", "/health"];
+    let mut out = Vec::new();
+    for (h, host) in HOSTS.iter().enumerate() {
+        for i in 0..LINES_PER_HOST {
+            // Skewed: a few clients and paths are most of the traffic.
+            let client = format!("10.0.{}.{}", rng.below(3), rng.skewed(40));
+            let path = if rng.below(10) == 0 {
+                format!("/api/orders/{}", rng.below(50))
+            } else {
+                paths[rng.below(6) * rng.below(6) / 5].to_owned()
+            };
+            let status = match rng.below(100) {
+                0..=79 => 200,
+                80..=86 => 304,
+                87..=93 => 404,
+                94..=96 => 500,
+                97..=98 => 502,
+                _ => 503,
+            };
+            out.push(Request {
+                host,
+                client,
+                method: if rng.below(4) == 0 { "POST" } else { "GET" },
+                path,
+                status,
+                bytes: (rng.below(8) != 0).then(|| rng.below(50_000) as u64),
+                duration_ms: (rng.below(3) != 0).then(|| 1 + rng.skewed(3000) as u64),
+                // Half an hour, out of order within a host.
+                time_ms: BASE_MS + (h as i64 * 7 + i as i64 * 2_571 + rng.below(20_000) as i64) % 1_800_000,
+            });
+        }
+    }
+    out
+}
+
+async fn loaded() -> (Server, Vec<Request>, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(config(tmp.path(), "")).await;
+    let requests = requests();
+    for (h, host) in HOSTS.iter().enumerate() {
+        let texts: Vec<String> = requests.iter().filter(|r| r.host == *host).map(Request::line).collect();
+        let mut offset = 0;
+        for part in texts.chunks(LINES_PER_HOST.div_ceil(BATCHES)) {
+            let lines: Vec<common::Line<'_>> = part
+                .iter()
+                .map(|message| common::Line {
+                    message,
+                    read_at_ms: BASE_MS,
+                })
+                .collect();
+            let sent = chunk(&stream(host, h as u64), "/var/log/nginx/access.log", offset, &lines);
+            offset = sent.end;
+            server.ingest_ok(&batch(host, vec![sent])).await;
+        }
+    }
+    (server, requests, tmp)
+}
+
+/// The table of `q` as the API answers it: columns and rows.
+async fn table(server: &Server, q: &str) -> (Vec<String>, Vec<Vec<Value>>) {
+    let answer = server.get_ok(&format!("/api/v1/logs/stats?q={}", enc(q))).await;
+    let columns = answer["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    let rows = answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_array().unwrap().clone())
+        .collect();
+    (columns, rows)
+}
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+fn number(value: &Value) -> f64 {
+    value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"))
+}
+
+/// The value at rank ⌊q·(n−1)⌋ of the sorted numbers.
+fn exact_quantile(mut values: Vec<f64>, q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[(q * (values.len() - 1) as f64) as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_aggregate_equals_a_direct_computation() {
+    let (server, requests, _tmp) = loaded().await;
+    assert_eq!(
+        server.total("limit=0&q=has%3Astatus").await,
+        requests.len() as u64,
+        "every line's fields extracted"
+    );
+
+    // Every aggregate, per host.
+    let (columns, rows) = table(
+        &server,
+        "* | stats count(), count(bytes), count_distinct(client), count_distinct(status), sum(bytes), \
+         avg(duration_ms), min(duration_ms), max(duration_ms), p50(duration_ms), p95(duration_ms), \
+         p99(duration_ms), min(_time), max(_time) by host",
+    )
+    .await;
+    assert_eq!(columns.len(), 14);
+    assert_eq!(columns[0], "host");
+    assert_eq!(columns[13], "max(_time)");
+    let mut hosts_sorted = HOSTS.to_vec();
+    hosts_sorted.sort();
+    let listed: Vec<&str> = rows.iter().map(|row| row[0].as_str().unwrap()).collect();
+    assert_eq!(listed, hosts_sorted, "rows follow their keys without a sort");
+    for row in &rows {
+        let host = row[0].as_str().unwrap();
+        let mine: Vec<&Request> = requests.iter().filter(|r| r.host == host).collect();
+        let durations: Vec<f64> = mine.iter().filter_map(|r| r.duration_ms).map(|d| d as f64).collect();
+        assert_eq!(row[1], mine.len() as u64, "{host} count()");
+        assert_eq!(
+            row[2],
+            mine.iter().filter(|r| r.bytes.is_some()).count() as u64,
+            "{host} count(bytes)"
+        );
+        let clients: BTreeSet<&str> = mine.iter().map(|r| r.client.as_str()).collect();
+        assert_eq!(row[3], clients.len() as u64, "{host} count_distinct(client)");
+        let statuses: BTreeSet<u32> = mine.iter().map(|r| r.status).collect();
+        assert_eq!(row[4], statuses.len() as u64, "{host} count_distinct(status)");
+        assert_eq!(
+            row[5],
+            mine.iter().filter_map(|r| r.bytes).sum::<u64>(),
+            "{host} sum(bytes)"
+        );
+        let mean = durations.iter().sum::<f64>() / durations.len() as f64;
+        assert!(
+            (number(&row[6]) - mean).abs() <= mean * 1e-12,
+            "{host} avg: {} vs {mean}",
+            row[6]
+        );
+        assert_eq!(number(&row[7]), durations.iter().copied().fold(f64::INFINITY, f64::min));
+        assert_eq!(
+            number(&row[8]),
+            durations.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        );
+        for (at, q) in [(9, 0.5), (10, 0.95), (11, 0.99)] {
+            let exact = exact_quantile(durations.clone(), q);
+            let got = number(&row[at]);
+            assert!(
+                (got - exact).abs() <= exact * 0.01,
+                "{host} {}: {got} is not within 1 % of {exact}",
+                columns[at]
+            );
+        }
+        let first = mine.iter().map(|r| r.time_ms / 1000 * 1000).min().unwrap();
+        let last = mine.iter().map(|r| r.time_ms / 1000 * 1000).max().unwrap();
+        assert_eq!(row[12], rfc3339(first), "{host} min(_time)");
+        assert_eq!(row[13], rfc3339(last), "{host} max(_time)");
+    }
+
+    // A filter, a text key of an extracted field (the issue's example).
+    let (columns, rows) = table(&server, "status:>=500 | stats count() by path").await;
+    assert_eq!(columns, ["path", "count()"]);
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in requests.iter().filter(|r| r.status >= 500) {
+        *expected.entry(r.path.as_str()).or_default() += 1;
+    }
+    let got: BTreeMap<&str, u64> = rows
+        .iter()
+        .map(|row| (row[0].as_str().unwrap(), row[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, expected);
+    assert!(expected.len() > 5, "several paths fail: {expected:?}");
+
+    // Number keys, in number order; count(f) of a field some lines lack.
+    let (_, rows) = table(&server, "* | stats count(), count(duration_ms) by status").await;
+    let mut by_status: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for r in &requests {
+        let entry = by_status.entry(r.status).or_default();
+        entry.0 += 1;
+        entry.1 += u64::from(r.duration_ms.is_some());
+    }
+    let got: Vec<(u32, (u64, u64))> = rows
+        .iter()
+        .map(|row| {
+            (
+                row[0].as_u64().unwrap() as u32,
+                (row[1].as_u64().unwrap(), row[2].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(got, by_status.into_iter().collect::<Vec<_>>());
+
+    // top: the most frequent first, ties by value, N rows.
+    let (columns, rows) = table(&server, "method:GET | top 5 client").await;
+    assert_eq!(columns, ["client", "count"]);
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for r in requests.iter().filter(|r| r.method == "GET") {
+        *counts.entry(r.client.as_str()).or_default() += 1;
+    }
+    let mut ranked: Vec<(&str, u64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked.truncate(5);
+    let got: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|row| (row[0].as_str().unwrap(), row[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, ranked);
+
+    // Time buckets with a second key, sorted by an alias, limited.
+    let answer = server
+        .get_ok(&format!(
+            "/api/v1/logs/stats?q={}",
+            enc("path:/^\\/api\\// | stats count() as n, sum(bytes) by _time(5m), host | sort by n desc | limit 4")
+        ))
+        .await;
+    let mut buckets: HashMap<(i64, &str), (u64, u64)> = HashMap::new();
+    for r in requests.iter().filter(|r| r.path.starts_with("/api/")) {
+        let start = (r.time_ms / 1000 * 1000) / 300_000 * 300_000;
+        let entry = buckets.entry((start, r.host)).or_default();
+        entry.0 += 1;
+        entry.1 += r.bytes.unwrap_or(0);
+    }
+    assert_eq!(answer["groups"], buckets.len() as u64);
+    assert_eq!(answer["filter"], "path:/^\\/api\\//");
+    let mut ranked: Vec<_> = buckets.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    let want: Vec<Value> = ranked
+        .iter()
+        .take(4)
+        .map(|((start, host), (n, bytes))| serde_json::json!([rfc3339(*start), host, n, bytes]))
+        .collect();
+    assert_eq!(answer["rows"].as_array().unwrap(), &want);
+
+    // Counts by keyword fields alone (the facet count's fast path) and the
+    // same counts through the general one (with another aggregate) agree.
+    let (_, fast) = table(&server, "status:404 | stats count() by host").await;
+    let (_, general) = table(&server, "status:404 | stats count(), count(status) by host").await;
+    for (host, row) in HOSTS.iter().zip(&fast) {
+        let want = requests.iter().filter(|r| r.status == 404 && r.host == row[0]).count() as u64;
+        assert_eq!(row[1], want, "{host}");
+    }
+    assert_eq!(
+        fast.iter().map(|r| r[1].clone()).collect::<Vec<_>>(),
+        general.iter().map(|r| r[1].clone()).collect::<Vec<_>>()
+    );
+
+    // No keys: one row, even when nothing matches.
+    let (_, rows) = table(&server, "nosuchword | stats count(), avg(bytes)").await;
+    assert_eq!(rows, [vec![Value::from(0), Value::Null]]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_cannot_be_made_is_refused_with_the_reason() {
+    let (server, _requests, _tmp) = loaded().await;
+    for (q, needle) in [
+        ("error", "has no pipe"),
+        ("| stats nope(x)", "position 8: unknown aggregate"),
+        ("| stats count() by labels.env", "not kept as columns"),
+        (
+            "| stats count() by _time(1m), client, path, status, bytes, duration_ms, method, host, level",
+            "more than 8 group keys",
+        ),
+    ] {
+        let answer = server.get(&format!("/api/v1/logs/stats?q={}", enc(q))).await;
+        assert_eq!(answer.status, 400, "{q}: {answer:?}");
+        assert!(answer.error().contains(needle), "{q}: {}", answer.error());
+    }
+    // Lines are asked of search, tables of stats: each names the other.
+    let answer = server
+        .get(&format!("/api/v1/logs/search?q={}", enc("* | top client")))
+        .await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("/api/v1/logs/stats"), "{}", answer.error());
+    server.stop().await;
+}
