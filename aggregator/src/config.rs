@@ -62,6 +62,31 @@ pub struct Config {
     pub http: HttpConfig,
     /// The syslog receiver; off without this section.
     pub syslog: Option<SyslogConfig>,
+    /// Bounds on exports.
+    #[serde(default)]
+    pub export: ExportConfig,
+}
+
+/// `[export]`: what one export (`GET /api/v1/logs/export`) may hold.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Most lines one export streams (default 1,000,000); the places of
+    /// that many are held while it runs (about 64 bytes each).
+    #[serde(default = "default_export_max_lines")]
+    pub max_lines: u64,
+}
+
+fn default_export_max_lines() -> u64 {
+    1_000_000
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            max_lines: default_export_max_lines(),
+        }
+    }
 }
 
 /// `[syslog]`: listeners for RFC 5424 and RFC 3164 messages.
@@ -562,6 +587,12 @@ impl Config {
     /// Checks what the types alone cannot express.
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| Err(ConfigError::at_key(file, key, reason));
+        if !(1..=100_000_000).contains(&self.export.max_lines) {
+            return err(
+                "export.max_lines".into(),
+                "must be from 1 to 100000000 (each line's place is held while an export runs)".into(),
+            );
+        }
         let ingest: Vec<&Secret> = self.auth.ingest_tokens.iter().map(IngestToken::secret).collect();
         let api: Vec<&Secret> = self.auth.api_tokens.iter().collect();
         for (key, tokens) in [("auth.ingest_tokens", &ingest), ("auth.api_tokens", &api)] {

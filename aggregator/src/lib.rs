@@ -175,6 +175,7 @@ impl Aggregator {
             }),
             field_names,
             intake,
+            export: config.export,
         });
         let app = http::router(state, &config.auth, config.http.request_timeout.get())
             .into_make_service_with_connect_info::<SocketAddr>();

@@ -327,3 +327,165 @@ async fn a_table_that_cannot_be_made_is_refused_with_the_reason() {
     assert!(answer.error().contains("/api/v1/logs/stats"), "{}", answer.error());
     server.stop().await;
 }
+
+/// The cells of a CSV text (RFC 4180: quoted cells, doubled quotes, CRLF).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\r') => {}
+            (false, '\n') => {
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_hold_the_matching_lines_and_tables() {
+    let (server, requests, _tmp) = loaded().await;
+    let failing: Vec<&Request> = requests.iter().filter(|r| r.status >= 500).collect();
+    let server = &server;
+    let export = |query: &str| {
+        let path = format!("/api/v1/logs/export?{query}");
+        async move { server.get(&path).await }
+    };
+
+    // NDJSON, oldest first: every failing request once, as search shows it.
+    let answer = export(&format!("q={}&order=asc", enc("status:>=500"))).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.headers["content-type"], "application/x-ndjson");
+    assert!(
+        answer.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"lookout-")
+    );
+    assert_eq!(answer.headers["x-lookout-total"], failing.len().to_string().as_str());
+    let body = answer.body.as_str().expect("NDJSON is not one JSON value");
+    let lines: Vec<Value> = body.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), failing.len());
+    let mut exported: Vec<&str> = lines.iter().map(|hit| hit["message"].as_str().unwrap()).collect();
+    let times: Vec<&str> = lines.iter().map(|hit| hit["timestamp"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+    assert!(
+        lines
+            .iter()
+            .all(|hit| hit["fields"]["status"].as_f64().unwrap() >= 500.0)
+    );
+    let mut made: Vec<String> = failing.iter().map(|r| r.line()).collect();
+    exported.sort();
+    made.sort();
+    assert_eq!(exported, made);
+
+    // CSV with field columns; cells that would be formulas are defused.
+    let answer = export(&format!(
+        "q={}&format=csv&columns=status,path,bytes&limit=40",
+        enc("method:POST")
+    ))
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.headers["content-type"], "text/csv; charset=utf-8");
+    let posts: Vec<&Request> = requests.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(answer.headers["x-lookout-total"], posts.len().to_string().as_str());
+    let rows = csv_rows(answer.body.as_str().unwrap());
+    assert_eq!(
+        rows[0],
+        [
+            "timestamp",
+            "host",
+            "source",
+            "level",
+            "message",
+            "status",
+            "path",
+            "bytes"
+        ]
+    );
+    assert_eq!(rows.len(), 41, "a header and `limit` rows");
+    for row in &rows[1..] {
+        let made = posts
+            .iter()
+            .find(|r| r.line() == row[4])
+            .unwrap_or_else(|| panic!("{row:?} is not a POST line"));
+        assert_eq!(row[5], made.status.to_string());
+        assert_eq!(row[6], made.path);
+        assert_eq!(row[7], made.bytes.map_or(String::new(), |b| b.to_string()));
+        assert_eq!(row[1], made.host);
+    }
+
+    // A table: the stats answer's rows.
+    let answer = export(&format!("q={}&format=csv", enc("* | top 3 client"))).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let (_, top) = table(server, "* | top 3 client").await;
+    let rows = csv_rows(answer.body.as_str().unwrap());
+    assert_eq!(rows[0], ["client", "count"]);
+    let want: Vec<Vec<String>> = top
+        .iter()
+        .map(|row| vec![row[0].as_str().unwrap().to_owned(), row[1].to_string()])
+        .collect();
+    assert_eq!(rows[1..], want[..]);
+    let answer = export(&format!("q={}", enc("* | stats count() as n by host"))).await;
+    let objects: Vec<Value> = answer
+        .body
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(objects.len(), HOSTS.len());
+    assert!(objects.iter().all(|o| o["n"] == LINES_PER_HOST as u64), "{objects:?}");
+
+    for (query, needle) in [
+        ("format=xml", "neither `ndjson` nor `csv`"),
+        ("format=csv&columns=a,b%20c", "not a field name"),
+        ("columns=status", "NDJSON lines carry all their fields"),
+        ("q=%22open", "position"),
+    ] {
+        let answer = export(query).await;
+        assert_eq!(answer.status, 400, "{query}: {answer:?}");
+        assert!(answer.error().contains(needle), "{query}: {}", answer.error());
+    }
+    let answer = server.get_with("/api/v1/logs/export", None).await;
+    assert_eq!(answer.status, 401, "an export needs a token or a session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_stops_at_its_configured_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(config(tmp.path(), "[export]\nmax_lines = 10\n")).await;
+    let lines: Vec<String> = (0..25).map(|i| format!("line {i} of a small file")).collect();
+    let lines: Vec<common::Line<'_>> = lines
+        .iter()
+        .map(|message| common::Line {
+            message,
+            read_at_ms: BASE_MS,
+        })
+        .collect();
+    server
+        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
+        .await;
+    let answer = server.get("/api/v1/logs/export").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["x-lookout-total"], "25");
+    assert_eq!(answer.body.as_str().unwrap().lines().count(), 10);
+    let answer = server.get("/api/v1/logs/export?limit=11").await;
+    assert_eq!(answer.status, 400);
+    assert!(answer.error().contains("limit"), "{}", answer.error());
+    server.stop().await;
+}

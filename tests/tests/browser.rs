@@ -551,6 +551,21 @@ fn stats_table(ui: &Ui, start: &str, end: &str) {
     assert!(top.windows(2).all(|w| w[0].1 >= w[1].1), "most first: {top:?}");
     assert!(ui.text("#result-count").contains("row"), "{}", ui.text("#result-count"));
     ui.screenshot("06b-stats-table");
+    // The table as a CSV file, from the page's own link (the session's cookie).
+    let csv = ui
+        .browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch(document.getElementById('export-csv').href).then((r) => r.text()).then(done, (e) => done(String(e)));",
+            vec![],
+        )
+        .unwrap();
+    let csv = csv.as_str().unwrap().to_owned();
+    let mut want = String::from("rhost,count\r\n");
+    for (rhost, count) in &top {
+        want.push_str(&format!("{rhost},{count}\r\n"));
+    }
+    assert_eq!(csv, want);
     // Sorting by a click: numbers largest first, then the other way.
     ui.click("#stats-head th:nth-child(2) button");
     ui.click("#stats-head th:nth-child(2) button");

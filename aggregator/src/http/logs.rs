@@ -8,7 +8,7 @@ use super::params::Params;
 use crate::query::{self, aggregate::Value};
 use crate::store::LogStore;
 use crate::store::schema::{Hit, MAX_LISTED_MESSAGE_BYTES};
-use crate::store::search::{Bucket, Context, HistogramSpec, MAX_BUCKETS, SearchError, SearchRequest, SortOrder};
+use crate::store::search::{Bucket, Context, HistogramSpec, MAX_BUCKETS, SearchError, SearchRequest};
 use axum::Json;
 use axum::extract::State;
 use axum::http::Uri;
@@ -56,15 +56,7 @@ pub async fn search(State(app): State<AppState>, uri: Uri) -> Result<Json<Search
     let filter = params.filter()?;
     let limit = params.number("limit", 0, MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let offset = params.number("offset", 0, MAX_WINDOW)?.unwrap_or(0);
-    let order = match params.text("order").as_deref().map(str::trim) {
-        None | Some("desc") => SortOrder::Desc,
-        Some("asc") => SortOrder::Asc,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "parameter `order`: `{other}` is neither `asc` nor `desc`"
-            )));
-        }
-    };
+    let order = params.order()?;
     params.finish()?;
     if offset + limit > MAX_WINDOW {
         return Err(ApiError::bad_request(format!(
@@ -174,7 +166,7 @@ pub async fn context(State(app): State<AppState>, uri: Uri) -> Result<Json<Conte
 }
 
 /// Runs a search on the blocking pool: tantivy work is CPU and disk bound.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     store: LogStore,
     work: impl FnOnce(&LogStore) -> Result<T, SearchError> + Send + 'static,
 ) -> Result<T, ApiError> {

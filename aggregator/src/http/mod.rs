@@ -11,6 +11,7 @@
 //! | `POST /v1/logs` (OTLP/HTTP) | ingest token | [`receive::otlp_logs`] |
 //! | `GET /metrics` | API token or session | [`ops::metrics`] |
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/stats`, `/facets` | API token or session | [`logs`], [`facets`] |
+//! | `GET /api/v1/logs/export` (NDJSON or CSV, streamed) | API token or session | [`export`] |
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
@@ -32,6 +33,7 @@ pub mod access;
 pub mod alerts;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod facets;
 pub mod headers;
 pub mod hosts;
@@ -104,6 +106,8 @@ pub struct AppParts {
     pub field_names: Arc<crate::ingest::field_names::FieldNames>,
     /// Where the HTTP receivers store what they read.
     pub intake: crate::receivers::Intake,
+    /// Bounds on exports.
+    pub export: crate::config::ExportConfig,
 }
 
 /// The router with all routes and middleware.
@@ -130,6 +134,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/logs/histogram", get(logs::histogram))
         .route("/api/v1/logs/context", get(logs::context))
         .route("/api/v1/logs/stats", get(logs::stats))
+        .route("/api/v1/logs/export", get(export::export))
         .route("/api/v1/metrics/series", get(hosts::series))
         .route("/api/v1/hosts", get(hosts::hosts))
         .route("/api/v1/alerts", get(alerts::alerts))

@@ -5,7 +5,7 @@
 //! widen a search.
 
 use super::error::ApiError;
-use crate::store::search::LogFilter;
+use crate::store::search::{LogFilter, SortOrder};
 use axum::extract::Query;
 use axum::http::Uri;
 use lookout_shared::config::HumanDuration;
@@ -79,6 +79,17 @@ impl Params {
             Ok(ms) if ms >= 1 => Ok(Some(ms)),
             _ => Err(ApiError::bad_request(format!(
                 "parameter `{name}`: `{text}` must be at least 1ms"
+            ))),
+        }
+    }
+
+    /// Takes `order`: `desc` (newest first, the default) or `asc`.
+    pub fn order(&mut self) -> Result<SortOrder, ApiError> {
+        match self.text("order").as_deref().map(str::trim) {
+            None | Some("desc") => Ok(SortOrder::Desc),
+            Some("asc") => Ok(SortOrder::Asc),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "parameter `order`: `{other}` is neither `asc` nor `desc`"
             ))),
         }
     }

@@ -694,7 +694,7 @@ impl Parser<'_> {
 
 /// `[A-Za-z_][A-Za-z0-9_.-]*`: what counts as a field name before a colon
 /// (logfmt keys may hold `-`).
-fn is_field_name(name: &str) -> bool {
+pub fn is_field_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))

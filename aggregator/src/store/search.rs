@@ -499,56 +499,100 @@ impl LogStore {
     /// Counts the matches and returns one page of them.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, SearchError> {
         let filter = &request.filter;
-        let Compiled { query, any_text } = self.queries().build(filter)?;
+        let compiled = self.queries().build(filter)?;
         let searchers = searchers(self, filter);
         let wanted = request.offset.saturating_add(request.limit);
-        if let Some(scan) = scan(filter, any_text, &searchers)? {
-            let (total, best) = scan::newest(&scan, wanted, request.order == SortOrder::Desc)?;
-            let mut fetcher = HitFetcher::new(self, &searchers);
-            let hits = best
-                .into_iter()
-                .skip(request.offset)
-                .take(request.limit)
-                .map(|c| fetcher.fetch(c.partition, c.address))
-                .collect::<Result<_, _>>()?;
-            return Ok(SearchResult { total, hits });
+        let (total, ranked) = self.ranked(filter, &compiled, &searchers, wanted, request.order)?;
+        let mut fetcher = HitFetcher::new(self, &searchers);
+        let hits = ranked
+            .into_iter()
+            .skip(request.offset)
+            .take(request.limit)
+            .map(|(partition, address)| fetcher.fetch(partition, address))
+            .collect::<Result<_, _>>()?;
+        Ok(SearchResult { total, hits })
+    }
+
+    /// Hands the first `max` matches of `filter`, in `order`, to `emit` one
+    /// at a time, after `start` is told how many match (and so whether
+    /// they are cut); stops early when either says so (`false`). For
+    /// exports: only `max` places are held, never the hits.
+    pub fn export(
+        &self,
+        filter: &LogFilter,
+        max: usize,
+        order: SortOrder,
+        start: impl FnOnce(u64) -> bool,
+        mut emit: impl FnMut(Hit) -> bool,
+    ) -> Result<(), SearchError> {
+        let compiled = self.queries().build(filter)?;
+        let searchers = searchers(self, filter);
+        let (total, ranked) = self.ranked(filter, &compiled, &searchers, max, order)?;
+        if !start(total) {
+            return Ok(());
         }
-        let order = match request.order {
+        let mut fetcher = HitFetcher::new(self, &searchers);
+        for (partition, address) in ranked {
+            if !emit(fetcher.fetch(partition, address)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many records match, and where the first `wanted` of them are
+    /// (partition, address) in `order`: by event time, then offset, then
+    /// partition and address, so that pages are stable.
+    fn ranked(
+        &self,
+        filter: &LogFilter,
+        compiled: &Compiled,
+        searchers: &[Searcher],
+        wanted: usize,
+        order: SortOrder,
+    ) -> Result<(u64, Vec<(usize, DocAddress)>), SearchError> {
+        if let Some(scan) = scan(filter, compiled.any_text, searchers)? {
+            let (total, best) = scan::newest(&scan, wanted, order == SortOrder::Desc)?;
+            return Ok((total, best.into_iter().map(|c| (c.partition, c.address)).collect()));
+        }
+        let tantivy_order = match order {
             SortOrder::Asc => Order::Asc,
             SortOrder::Desc => Order::Desc,
         };
+        let rank = |candidates: &mut Vec<(i64, u64, usize, DocAddress)>| match order {
+            SortOrder::Asc => candidates.sort_by_key(|&(ts, offset, p, a)| (ts, offset, p, a)),
+            SortOrder::Desc => candidates.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)).then((x.2, x.3).cmp(&(y.2, y.3)))),
+        };
         let mut total = 0;
-        // (timestamp ms, file offset, partition, address) of each partition's best.
+        // (timestamp ms, file offset, partition, address) of the best so far.
         let mut candidates: Vec<(i64, u64, usize, DocAddress)> = Vec::new();
         for (partition, searcher) in searchers.iter().enumerate() {
             if wanted == 0 {
-                total += searcher.search(&query, &Count)? as u64;
+                total += searcher.search(&compiled.query, &Count)? as u64;
                 continue;
             }
             let top = TopDocs::with_limit(wanted).order_by((
-                (SortByStaticFastValue::<DateTime>::for_field(names::TIMESTAMP), order),
-                (SortByStaticFastValue::<u64>::for_field(names::OFFSET), order),
+                (
+                    SortByStaticFastValue::<DateTime>::for_field(names::TIMESTAMP),
+                    tantivy_order,
+                ),
+                (SortByStaticFastValue::<u64>::for_field(names::OFFSET), tantivy_order),
             ));
-            let (count, docs) = searcher.search(&query, &(Count, top))?;
+            let (count, docs) = searcher.search(&compiled.query, &(Count, top))?;
             total += count as u64;
             candidates.extend(docs.into_iter().map(|((ts, offset), address)| {
                 let ts = ts.map_or(0, DateTime::into_timestamp_millis);
                 (ts, offset.unwrap_or(0), partition, address)
             }));
+            // Never more than twice `wanted` held, however many partitions.
+            if candidates.len() > wanted {
+                rank(&mut candidates);
+                candidates.truncate(wanted);
+            }
         }
-        // Ties keep partition order, so pages are stable.
-        match request.order {
-            SortOrder::Asc => candidates.sort_by_key(|&(ts, offset, p, a)| (ts, offset, p, a)),
-            SortOrder::Desc => candidates.sort_by(|x, y| (y.0, y.1).cmp(&(x.0, x.1)).then((x.2, x.3).cmp(&(y.2, y.3)))),
-        }
-        let mut fetcher = HitFetcher::new(self, &searchers);
-        let hits = candidates
-            .into_iter()
-            .skip(request.offset)
-            .take(request.limit)
-            .map(|(_, _, partition, address)| fetcher.fetch(partition, address))
-            .collect::<Result<_, _>>()?;
-        Ok(SearchResult { total, hits })
+        rank(&mut candidates);
+        candidates.truncate(wanted);
+        Ok((total, candidates.into_iter().map(|(_, _, p, a)| (p, a)).collect()))
     }
 
     /// Counts matches per time bucket. Without `start`/`end`, the range is

@@ -4,7 +4,7 @@
 // table (and a chart over time) for a query with a pipe, and the whole state
 // in the URL so that a search can be shared.
 
-import { getJSON, tail, initUserMenu, ApiError } from './api.js';
+import { getJSON, tail, initUserMenu, ApiError, url } from './api.js';
 import { el, byId, clear, show, showError, levelClass, localOffset, parseTime, toDatetimeLocal, fromDatetimeLocal } from './dom.js';
 import { histogram, lineChart } from './chart.js';
 import { formatTimestamp } from './chart-math.js';
@@ -49,6 +49,9 @@ const ui = {
   statsChart: byId('stats-chart'),
   statsHead: byId('stats-head'),
   statsRows: byId('stats-rows'),
+  exportLinks: byId('export-links'),
+  exportCsv: byId('export-csv'),
+  exportNdjson: byId('export-ndjson'),
 };
 
 let state = stateFromSearch(window.location.search);
@@ -161,6 +164,13 @@ function filterParams(span, except = null) {
   return params;
 }
 
+/** Points the export links at what the page shows: the lines (or the table) of this window. */
+function setExportLinks(span) {
+  ui.exportCsv.href = url('/api/v1/logs/export', { ...filterParams(span), format: 'csv' });
+  ui.exportNdjson.href = url('/api/v1/logs/export', { ...filterParams(span), format: 'ndjson' });
+  show(ui.exportLinks, true);
+}
+
 /** Runs the search of `state`; push: add a browser history entry. */
 async function run({ push = false } = {}) {
   const search = stateToSearch(state);
@@ -197,6 +207,7 @@ async function run({ push = false } = {}) {
     showError(ui.error, '');
     setCount(result.total);
     ui.took.textContent = `in ${result.took_ms} ms`;
+    setExportLinks(span);
     clear(ui.results).append(...result.hits.map((hit) => hitRow(hit, terms)));
     show(ui.empty, result.total === 0);
     show(ui.loadMore, current.shown < result.total);
@@ -232,6 +243,7 @@ async function runStats(controller, span) {
     ui.count.textContent = `${groups.toLocaleString('en-US')} ${groups === 1 ? 'row' : 'rows'}${answer.rows.length < groups ? ` (${answer.rows.length.toLocaleString('en-US')} shown)` : ''}`;
     ui.count.dataset.total = String(groups);
     ui.took.textContent = `in ${answer.took_ms} ms`;
+    setExportLinks(span);
     clear(ui.results);
     show(ui.loadMore, false);
     show(ui.empty, answer.rows.length === 0);
@@ -362,6 +374,7 @@ function openRow(row) {
 function failed(err) {
   const message = err instanceof ApiError ? err.message : `The search failed: ${err.message}`;
   clear(ui.results);
+  show(ui.exportLinks, false);
   show(ui.empty, false);
   show(ui.loadMore, false);
   ui.count.textContent = '';
