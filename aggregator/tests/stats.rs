@@ -259,6 +259,16 @@ async fn every_aggregate_equals_a_direct_computation() {
         .collect();
     assert_eq!(got, ranked);
 
+    // Pipes apply in the order written: the three most frequent, then by client.
+    let (_, rows) = table(&server, "method:GET | top 3 client | sort by client").await;
+    let mut three: Vec<(&str, u64)> = ranked.iter().take(3).copied().collect();
+    three.sort();
+    let got: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|row| (row[0].as_str().unwrap(), row[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, three);
+
     // Time buckets with a second key, sorted by an alias, limited.
     let answer = server
         .get_ok(&format!(
@@ -487,5 +497,52 @@ async fn an_export_stops_at_its_configured_bound() {
     let answer = server.get("/api/v1/logs/export?limit=11").await;
     assert_eq!(answer.status, 400);
     assert!(answer.error().contains("limit"), "{}", answer.error());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_without_a_level_group_under_null_whichever_way_they_are_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(config(tmp.path(), "")).await;
+    let texts: Vec<String> = (0..8)
+        .map(|i| {
+            if i < 3 {
+                format!("ERROR disk {i} failed")
+            } else {
+                format!("plain line {i}")
+            }
+        })
+        .collect();
+    let lines: Vec<common::Line<'_>> = texts
+        .iter()
+        .map(|message| common::Line {
+            message,
+            read_at_ms: BASE_MS,
+        })
+        .collect();
+    server
+        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
+        .await;
+    // Counts alone (the facet count) and with other aggregates (the columns).
+    let (_, counted) = table(&server, "* | stats count() by level").await;
+    assert_eq!(
+        counted,
+        [
+            vec![Value::from("error"), Value::from(3)],
+            vec![Value::Null, Value::from(5)]
+        ]
+    );
+    let (_, aggregated) = table(
+        &server,
+        "* | stats count(), count(level), count_distinct(level) by level",
+    )
+    .await;
+    assert_eq!(
+        aggregated,
+        [
+            vec![Value::from("error"), Value::from(3), Value::from(3), Value::from(1)],
+            vec![Value::Null, Value::from(5), Value::from(0), Value::from(0)],
+        ]
+    );
     server.stop().await;
 }

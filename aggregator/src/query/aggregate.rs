@@ -11,7 +11,7 @@
 //! ([`PERCENTILE_RELATIVE_ERROR`]): `pN` is within 1 % of the value at rank
 //! ⌊N/100 · (n − 1)⌋ of the group's numbers in ascending order.
 
-use super::pipe::{Aggregate, Function, Stats, StatsField};
+use super::pipe::{Aggregate, Function, MAX_ROWS, RowStep, Stats, StatsField};
 use lookout_shared::time::rfc3339;
 use serde::Serialize;
 use sketches_ddsketch::{Config, DDSketch};
@@ -26,9 +26,13 @@ pub type ValueSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>
 pub const PERCENTILE_RELATIVE_ERROR: f64 = 0.01;
 /// Most groups one table may gather.
 pub const MAX_GROUPS: usize = 100_000;
-/// Most groups when percentiles are asked (each keeps a sketch of up to a
-/// few kilobytes).
-pub const MAX_GROUPS_WITH_PERCENTILES: usize = 10_000;
+/// Most percentile sketches one table may keep (groups × percentile
+/// aggregates); each holds up to [`SKETCH_BINS`] bins of 8 bytes per sign.
+pub const MAX_SKETCHES: usize = 10_000;
+/// Bins of one sketch: at 1 % they span values over a ratio of about 10^8
+/// (from 1 ms to a day); a group spread wider loses accuracy at its
+/// smallest values, whose bins are merged.
+pub const SKETCH_BINS: u32 = 1024;
 /// Most distinct values `count_distinct` may hold, over all groups.
 pub const MAX_DISTINCT: usize = 1_000_000;
 
@@ -274,7 +278,7 @@ fn min_of(a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64) -> Option<f
 }
 
 fn sketch() -> DDSketch {
-    DDSketch::new(Config::new(PERCENTILE_RELATIVE_ERROR, 2048, 1.0e-9))
+    DDSketch::new(Config::new(PERCENTILE_RELATIVE_ERROR, SKETCH_BINS, 1.0e-9))
 }
 
 /// A hash map keyed by values from log lines: foldhash with a per-process
@@ -353,10 +357,9 @@ impl Budget {
         Budget {
             groups: 0,
             distinct: 0,
-            max_groups: if stats.has_percentiles() {
-                MAX_GROUPS_WITH_PERCENTILES
-            } else {
-                MAX_GROUPS
+            max_groups: match stats.percentiles() {
+                0 => MAX_GROUPS,
+                sketches => (MAX_SKETCHES / sketches).max(1),
             },
         }
     }
@@ -368,10 +371,10 @@ impl Budget {
             return Err(StatsError(format!(
                 "the stats make more than {} groups: group by fewer or coarser keys, or narrow the query{}",
                 self.max_groups,
-                if self.max_groups == MAX_GROUPS_WITH_PERCENTILES {
-                    " (percentiles allow fewer groups)"
+                if self.max_groups < MAX_GROUPS {
+                    format!(" ({MAX_SKETCHES} percentile sketches at most: groups × percentiles)")
                 } else {
-                    ""
+                    String::new()
                 }
             )));
         }
@@ -558,21 +561,39 @@ pub fn table(stats: &Stats, groups: Groups<String>) -> Table {
                 .collect(),
         );
     }
-    let order = |a: &Vec<Value>, b: &Vec<Value>| {
-        stats
-            .sort
-            .iter()
-            .map(|&(column, descending)| a[column].compare(&b[column], descending))
-            .chain((0..keys).map(|column| a[column].compare(&b[column], false)))
+    let by_keys = |a: &Vec<Value>, b: &Vec<Value>| {
+        (0..keys)
+            .map(|column| a[column].compare(&b[column], false))
             .find(|order| order.is_ne())
             .unwrap_or(Ordering::Equal)
     };
-    // `| top 10` of 50,000 groups orders ten rows, not all of them.
-    if stats.limit < rows.len() {
-        rows.select_nth_unstable_by(stats.limit, order);
-        rows.truncate(stats.limit);
+    rows.sort_by(by_keys);
+    let mut steps = stats.rows.iter().peekable();
+    while let Some(step) = steps.next() {
+        match step {
+            RowStep::Sort(columns) => {
+                // Ties follow the keys: a total order, as `select_nth` needs.
+                let order = |a: &Vec<Value>, b: &Vec<Value>| {
+                    columns
+                        .iter()
+                        .map(|&(column, descending)| a[column].compare(&b[column], descending))
+                        .find(|order| order.is_ne())
+                        .unwrap_or(Ordering::Equal)
+                        .then_with(|| by_keys(a, b))
+                };
+                // `| top 10` of 50,000 groups orders ten rows, not all of them.
+                if let Some(RowStep::Limit(limit)) = steps.peek()
+                    && *limit < rows.len()
+                {
+                    rows.select_nth_unstable_by(*limit, order);
+                    rows.truncate(*limit);
+                }
+                rows.sort_by(order);
+            }
+            RowStep::Limit(limit) => rows.truncate(*limit),
+        }
     }
-    rows.sort_by(order);
+    rows.truncate(MAX_ROWS);
     Table {
         columns: stats.columns.clone(),
         keys,
@@ -604,15 +625,15 @@ mod tests {
             .unwrap_err();
         assert!(err.0.contains("more than 100000 groups"), "{err}");
 
-        let percentiles = stats("| stats p99(took) by client");
+        // Two percentiles: half as many groups.
+        let percentiles = stats("| stats p99(took), p50(took), max(took) by client");
         let mut groups = Groups::<u64>::new(&percentiles);
-        for ord in 0..MAX_GROUPS_WITH_PERCENTILES as u64 {
-            groups
-                .add(&percentiles, &[Cell::Text(ord)], [Cell::Number(1.0)].into_iter())
-                .unwrap();
+        let values = || [Cell::Number(1.0), Cell::Number(1.0), Cell::Number(1.0)].into_iter();
+        for ord in 0..(MAX_SKETCHES / 2) as u64 {
+            groups.add(&percentiles, &[Cell::Text(ord)], values()).unwrap();
         }
-        let err = groups.add(&percentiles, &[Cell::Text(u64::MAX)], [Cell::Number(1.0)].into_iter());
-        assert!(err.unwrap_err().0.contains("percentiles allow fewer"));
+        let err = groups.add(&percentiles, &[Cell::Text(u64::MAX)], values());
+        assert!(err.unwrap_err().0.contains("more than 5000 groups"));
 
         let distinct = stats("| stats count_distinct(client) by host");
         let mut groups = Groups::<u64>::new(&distinct);

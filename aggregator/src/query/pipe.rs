@@ -4,7 +4,8 @@
 //! finishes into a table.
 //!
 //! ```text
-//! pipes = ("|" pipe)+                    the first is stats or top, then sort and limit
+//! pipes = ("|" pipe)+                    the first is stats or top; sort and limit
+//!                                        then apply to its rows in the order written
 //! pipe  = "stats" agg ("," agg)* ["by" keys]
 //!       | "top" [N] keys                 count() per key, most first, N rows (10)
 //!       | "sort" "by" ["("] column ["asc" | "desc"] ("," …)* [")"]
@@ -12,7 +13,8 @@
 //! agg   = function "(" [field] ")" ["as" name]
 //! keys  = ["("] key ("," key)* [")"]
 //! key   = field | "_time(" duration ")"  a time bucket (`_time(1m)`), aligned to
-//!                                        multiples of its width since 1970
+//!                                        multiples of its width since 1970, named
+//!                                        in one unit (`_time(90s)`, `_time(1h)`)
 //! ```
 //!
 //! Functions: `count()` (records), `count(f)` (records that have `f`),
@@ -30,8 +32,8 @@ use lookout_shared::config::HumanDuration;
 pub const MAX_KEYS: usize = 8;
 /// Most aggregates in one `stats`.
 pub const MAX_AGGREGATES: usize = 16;
-/// Most rows a table may have: `limit` takes at most this, and a table
-/// with more groups shows this many and says it is limited.
+/// Most rows a table shows: `limit` takes at most this, and a table of
+/// more groups shows this many (its `groups` says how many there are).
 pub const MAX_ROWS: usize = 10_000;
 /// Rows of `| top` without a number.
 const DEFAULT_TOP: usize = 10;
@@ -48,20 +50,29 @@ pub struct Stats {
     pub aggregates: Vec<Aggregate>,
     /// Column names: the keys', then the aggregates'.
     pub columns: Vec<String>,
-    /// Row order: column index and whether descending, most significant
-    /// first. Rows tie-break on their keys, ascending.
-    pub sort: Vec<(usize, bool)>,
-    /// Most rows shown.
-    pub limit: usize,
+    /// What is done to the rows, in order, after they are put in key
+    /// order: `| top`'s sort and cut, then each `| sort` and `| limit`.
+    pub rows: Vec<RowStep>,
+}
+
+/// One step on a table's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowStep {
+    /// Order by these columns (index, descending), most significant first;
+    /// ties keep their order.
+    Sort(Vec<(usize, bool)>),
+    /// Keep the first N rows.
+    Limit(usize),
 }
 
 impl Stats {
-    /// Whether any aggregate keeps a sketch per group (percentiles): these
+    /// How many aggregates keep a sketch per group (percentiles): these
     /// bound the groups tighter.
-    pub fn has_percentiles(&self) -> bool {
+    pub fn percentiles(&self) -> usize {
         self.aggregates
             .iter()
-            .any(|a| matches!(a.function, Function::Percentile(_)))
+            .filter(|a| matches!(a.function, Function::Percentile(_)))
+            .count()
     }
 }
 
@@ -146,8 +157,6 @@ impl Parser<'_> {
     /// first `|`.
     pub(super) fn pipes(&mut self) -> Result<Stats, QueryError> {
         let mut stats: Option<Stats> = None;
-        let mut sorted = false;
-        let mut limited = false;
         while self.peek() == Some('|') {
             self.bump();
             self.skip_space();
@@ -167,16 +176,14 @@ impl Parser<'_> {
                         "`| {name}` orders the rows of a table: put `| stats …` or `| top …` before it"
                     )));
                 }
-                ("sort", Some(_)) if sorted => return Err(at("only one `| sort` may stand in a query".into())),
                 ("sort", Some(stats)) => {
-                    stats.sort = self.sort_pipe(&stats.columns)?;
-                    sorted = true;
+                    let order = self.sort_pipe(&stats.columns)?;
+                    stats.rows.push(RowStep::Sort(order));
                 }
-                ("limit", Some(_)) if limited => return Err(at("only one `| limit` may stand in a query".into())),
                 ("limit", Some(stats)) => {
                     self.skip_space();
-                    stats.limit = stats.limit.min(self.count("`| limit`", MAX_ROWS)?);
-                    limited = true;
+                    let limit = self.count("`| limit`", MAX_ROWS)?;
+                    stats.rows.push(RowStep::Limit(limit));
                 }
                 ("", _) => return Err(at("a pipe name (stats, top, sort, limit) was expected after `|`".into())),
                 (other, _) => {
@@ -232,8 +239,7 @@ impl Parser<'_> {
             by,
             aggregates,
             columns,
-            sort: Vec::new(),
-            limit: MAX_ROWS,
+            rows: Vec::new(),
         })
     }
 
@@ -261,8 +267,7 @@ impl Parser<'_> {
                 field: None,
             }],
             columns,
-            sort: vec![(count_column, true)],
-            limit,
+            rows: vec![RowStep::Sort(vec![(count_column, true)]), RowStep::Limit(limit)],
         })
     }
 
@@ -386,7 +391,7 @@ impl Parser<'_> {
             let text = self.rest()[..close].trim().to_owned();
             self.pos += close + 1;
             let width = bucket_width(&text).map_err(|what| QueryError::syntax(self.src, inner_start, what))?;
-            return Ok((GroupKey::TimeBucket(width), format!("_time({text})")));
+            return Ok((GroupKey::TimeBucket(width), bucket_column(width)));
         }
         match self.stats_field(&name, start)? {
             StatsField::Time => Err(QueryError::syntax(
@@ -468,6 +473,12 @@ impl Parser<'_> {
         {
             let inner: String = self.rest()[1..close].split_whitespace().collect();
             self.pos += close + 1;
+            // A bucket is named in one unit, however it was written.
+            if name == "_time"
+                && let Ok(width) = bucket_width(&inner)
+            {
+                return bucket_column(width);
+            }
             return format!("{name}({inner})");
         }
         if name.is_empty() {
@@ -547,6 +558,16 @@ fn check_aggregate(aggregate: &Aggregate, name: &str) -> Result<(), String> {
         )),
         (_, Some(StatsField::Field(_))) => Ok(()),
     }
+}
+
+/// The column name of a time bucket `width` ms wide, in its largest whole
+/// unit (`_time(90s)`, `_time(5m)`, `_time(1d)`), whatever was written.
+fn bucket_column(width: i64) -> String {
+    let (n, unit) = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m")]
+        .into_iter()
+        .find(|(unit_ms, _)| width % unit_ms == 0)
+        .map_or((width / 1000, "s"), |(unit_ms, unit)| (width / unit_ms, unit));
+    format!("_time({n}{unit})")
 }
 
 /// A time bucket's width in ms: whole seconds, at least one.

@@ -292,7 +292,7 @@ fn live_tail_matches_patterns_as_the_index_holds_values() {
 }
 
 mod pipes {
-    use super::super::pipe::{Aggregate, Function, GroupKey, MAX_ROWS, StatsField};
+    use super::super::pipe::{Aggregate, Function, GroupKey, RowStep, StatsField};
     use super::*;
 
     fn stats_of(q: &str) -> pipe::Stats {
@@ -334,8 +334,7 @@ mod pipes {
                 },
             ]
         );
-        assert!(stats.sort.is_empty());
-        assert_eq!(stats.limit, MAX_ROWS);
+        assert!(stats.rows.is_empty(), "rows in key order");
         // A pipe alone means every record; spaces and parentheses are free.
         let bare = parse_query("|stats count( path ),sum(bytes) by (fields.host)").unwrap();
         assert_eq!(bare.filter, Expr::All);
@@ -355,20 +354,34 @@ mod pipes {
     }
 
     #[test]
-    fn top_sort_and_limit_shape_the_rows() {
+    fn top_sort_and_limit_shape_the_rows_in_the_order_written() {
         let top = stats_of("error | top 3 client");
         assert_eq!(top.columns, ["client", "count"]);
-        assert_eq!(top.sort, [(1, true)]);
-        assert_eq!(top.limit, 3);
-        assert_eq!(stats_of("| top by (client, path)").limit, 10);
+        assert_eq!(top.rows, [RowStep::Sort(vec![(1, true)]), RowStep::Limit(3)]);
+        assert_eq!(stats_of("| top by (client, path)").rows[1], RowStep::Limit(10));
         let sorted = stats_of("* | stats count(), avg(took) as t by path | sort by t desc, count() | limit 5");
-        assert_eq!(sorted.sort, [(2, true), (1, false)]);
-        assert_eq!(sorted.limit, 5);
-        assert_eq!(stats_of("| top 20 path | limit 5").limit, 5);
         assert_eq!(
-            stats_of("* | stats count() by path | sort by (count() desc)").sort,
-            [(1, true)]
+            sorted.rows,
+            [RowStep::Sort(vec![(2, true), (1, false)]), RowStep::Limit(5)]
         );
+        // The three most frequent, then in client order: not the first three clients.
+        assert_eq!(
+            stats_of("| top 3 client | sort by client").rows,
+            [
+                RowStep::Sort(vec![(1, true)]),
+                RowStep::Limit(3),
+                RowStep::Sort(vec![(0, false)])
+            ]
+        );
+        assert_eq!(
+            stats_of("* | stats count() by path | sort by (count() desc)").rows,
+            [RowStep::Sort(vec![(1, true)])]
+        );
+        // A bucket is named in one unit, and `sort` finds it however written.
+        let buckets = stats_of("| stats count() by _time(1 m), _time(90s) | sort by _time(60s) desc");
+        assert_eq!(buckets.columns, ["_time(1m)", "_time(90s)", "count()"]);
+        assert_eq!(buckets.rows, [RowStep::Sort(vec![(0, true)])]);
+        assert_eq!(stats_of("| stats count() by _time(24h)").columns[0], "_time(1d)");
     }
 
     #[test]
@@ -386,6 +399,7 @@ mod pipes {
             ("a | stats foo(x)", 10, "unknown aggregate `foo`"),
             ("a | sort by x", 4, "put `| stats …` or `| top …` before it"),
             ("a | stats count() | stats count()", 20, "only one"),
+            ("| stats count() by _time(1m), _time(60s)", 30, "grouped by twice"),
             ("| stats sum()", 8, "needs a field"),
             ("| stats sum(host)", 8, "is text"),
             ("| stats avg(_time)", 8, "does not take `_time`"),

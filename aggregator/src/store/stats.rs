@@ -17,6 +17,7 @@ use crate::query::pipe::{Function, GroupKey, Stats, StatsField};
 use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::EnableScoring;
 use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
 
 impl From<StatsError> for SearchError {
@@ -53,10 +54,16 @@ impl LogStore {
         let collector = StatsCollector {
             stats: Arc::new(stats.clone()),
         };
+        // Each segment's groups are merged as soon as it is done, so that
+        // at most one segment's are held besides the table's.
         let mut groups = Groups::new(stats);
         for searcher in searchers(self, filter) {
-            for (key, group) in searcher.search(&query, &collector)?? {
-                groups.merge(key, group)?;
+            let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                let ord = SegmentOrdinal::try_from(ord).unwrap_or(SegmentOrdinal::MAX);
+                for (key, group) in collector.collect_segment(weight.as_ref(), ord, segment)?? {
+                    groups.merge(key, group)?;
+                }
             }
         }
         Ok(table(stats, groups))
@@ -122,7 +129,10 @@ impl Collector for StatsCollector {
                 if let Some(terms) = key.text_only_terms()
                     && terms < MAX_ORDINAL_SLOTS =>
             {
-                Gathered::ByOrd(std::iter::repeat_with(|| None).take(terms + 1).collect())
+                Gathered::ByOrd {
+                    slots: vec![NO_GROUP; terms + 1],
+                    groups: Vec::new(),
+                }
             }
             _ => Gathered::ByKey(ValueMap::default()),
         };
@@ -142,7 +152,7 @@ impl Collector for StatsCollector {
     }
 
     fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
-        // Merged once, by the store, over every partition.
+        // Unused: the store merges each segment's groups as it goes.
         Ok(fruits.into_iter().try_fold(Vec::new(), |mut all, fruit| {
             all.extend(fruit?);
             Ok(all)
@@ -150,14 +160,22 @@ impl Collector for StatsCollector {
     }
 }
 
-/// Most terms of a key's column for [`Gathered::ByOrd`] (a slot each).
+/// Most terms of a key's column for [`Gathered::ByOrd`] (4 bytes each).
 const MAX_ORDINAL_SLOTS: usize = 1 << 20;
+/// A slot without a group.
+const NO_GROUP: u32 = u32::MAX;
 
 /// A segment's groups so far.
 enum Gathered {
-    /// By the ordinal of the one key's text column; the last slot holds the
-    /// records without a value.
-    ByOrd(Vec<Option<Group<u64>>>),
+    /// By the ordinal of the one key's text column: `slots[ord]` is the
+    /// index of its group in `groups`; the last slot is for records
+    /// without a value.
+    ByOrd {
+        /// Per ordinal, and one for no value: an index in `groups`, or [`NO_GROUP`].
+        slots: Vec<u32>,
+        /// The key cell and the group.
+        groups: Vec<(Cell<u64>, Group<u64>)>,
+    },
     /// By key.
     ByKey(ValueMap<Vec<Cell<u64>>, Group<u64>>),
 }
@@ -184,18 +202,26 @@ impl StatsSegment {
             .iter()
             .map(|reader| reader.as_ref().map_or(Cell::Missing, |reader| reader.read(doc)));
         let group = match &mut self.gathered {
-            Gathered::ByOrd(slots) => {
-                let slot = match self.keys[0].read(doc) {
-                    Cell::Text(ord) => usize::try_from(ord).unwrap_or(usize::MAX).min(slots.len() - 1),
-                    _ => slots.len() - 1,
+            Gathered::ByOrd { slots, groups } => {
+                let key = self.keys[0].read(doc);
+                let missing = slots.len() - 1;
+                let slot = match key {
+                    // An ordinal is below the column's term count.
+                    Cell::Text(ord) => usize::try_from(ord).map_or(missing, |ord| ord.min(missing)),
+                    _ => missing,
                 };
-                match &mut slots[slot] {
-                    Some(group) => group,
-                    empty => {
+                let index = match slots[slot] {
+                    NO_GROUP => {
                         self.budget.new_group()?;
-                        empty.insert(Group::new(&self.stats))
+                        groups.push((key, Group::new(&self.stats)));
+                        // At most 2^20 slots, so far below NO_GROUP.
+                        let index = u32::try_from(groups.len() - 1).unwrap_or(NO_GROUP);
+                        slots[slot] = index;
+                        index
                     }
-                }
+                    index => index,
+                };
+                &mut groups[index as usize].1
             }
             Gathered::ByKey(groups) => {
                 self.key.clear();
@@ -231,21 +257,7 @@ impl SegmentCollector for StatsSegment {
             return Err(err.into());
         }
         let groups: Vec<(Vec<Cell<u64>>, Group<u64>)> = match self.gathered {
-            Gathered::ByOrd(slots) => {
-                let missing = slots.len() - 1;
-                slots
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(slot, group)| {
-                        let key = if slot == missing {
-                            Cell::Missing
-                        } else {
-                            Cell::Text(slot as u64)
-                        };
-                        Some((vec![key], group?))
-                    })
-                    .collect()
-            }
+            Gathered::ByOrd { groups, .. } => groups.into_iter().map(|(key, group)| (vec![key], group)).collect(),
             Gathered::ByKey(groups) => groups.into_iter().collect(),
         };
         // Each text column's ordinals named in one pass over its dictionary.
@@ -293,8 +305,9 @@ impl SegmentCollector for StatsSegment {
 
 /// Where one segment's values of a key or an aggregate's field are.
 enum Reader {
-    /// A keyword field's column.
-    Keyword(Option<StrColumn>),
+    /// A keyword field's column, and the ordinal of "" in it: a line
+    /// without a level has the level "", which the stats count as none.
+    Keyword(Option<StrColumn>, Option<u64>),
     /// An extracted field's text and number columns.
     Field(Option<StrColumn>, Vec<Column<f64>>),
     /// The event time.
@@ -306,7 +319,14 @@ enum Reader {
 impl Reader {
     fn open(segment: &SegmentReader, field: &StatsField) -> tantivy::Result<Reader> {
         Ok(match field {
-            StatsField::Keyword(keyword) => Reader::Keyword(segment.fast_fields().str(keyword.name())?),
+            StatsField::Keyword(keyword) => {
+                let column = segment.fast_fields().str(keyword.name())?;
+                let empty = match &column {
+                    Some(column) => column.dictionary().term_ord(b"")?,
+                    None => None,
+                };
+                Reader::Keyword(column, empty)
+            }
             StatsField::Field(name) => {
                 let (text, numbers) = field_column(segment, name)?;
                 Reader::Field(text, numbers)
@@ -318,7 +338,10 @@ impl Reader {
     fn read(&self, doc: DocId) -> Cell<u64> {
         let ord = |column: &Option<StrColumn>| column.as_ref().and_then(|c| c.term_ords(doc).next());
         match self {
-            Reader::Keyword(column) => ord(column).map_or(Cell::Missing, Cell::Text),
+            Reader::Keyword(column, empty) => match ord(column) {
+                Some(ord) if Some(ord) != *empty => Cell::Text(ord),
+                _ => Cell::Missing,
+            },
             Reader::Field(text, numbers) => match ord(text) {
                 Some(ord) => Cell::Text(ord),
                 None => numbers
@@ -340,7 +363,7 @@ impl Reader {
     /// (a keyword, or an extracted field without numbers).
     fn text_only_terms(&self) -> Option<usize> {
         match self {
-            Reader::Keyword(Some(column)) => Some(column.num_terms()),
+            Reader::Keyword(Some(column), _) => Some(column.num_terms()),
             Reader::Field(Some(column), numbers) if numbers.is_empty() => Some(column.num_terms()),
             _ => None,
         }
@@ -349,7 +372,7 @@ impl Reader {
     /// The values of `ords` of this reader's text column.
     fn names(&self, ords: Vec<u64>) -> tantivy::Result<Option<OrdNames>> {
         match self {
-            Reader::Keyword(Some(column)) | Reader::Field(Some(column), _) if !ords.is_empty() => {
+            Reader::Keyword(Some(column), _) | Reader::Field(Some(column), _) if !ords.is_empty() => {
                 OrdNames::read(column, ords).map(Some)
             }
             _ => Ok(None),

@@ -142,9 +142,18 @@ export function fieldName(name) {
 export function fieldTerm(name, value) {
   if (!FIELD_NAME.test(name)) return null;
   const field = fieldName(name);
+  return `${field}:${termValue(value)}`;
+}
+
+/**
+ * A value as a query writes it: numbers and plain words bare; anything
+ * else quoted, with `"` and `\` escaped (a value starting with `/` too,
+ * which would read as a /pattern/).
+ */
+function termValue(value) {
   const text = String(value);
-  const bare = typeof value === 'number' || /^[A-Za-z0-9_./-]+$/.test(text);
-  return bare ? `${field}:${text}` : `${field}:"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  const bare = typeof value === 'number' || /^[A-Za-z0-9_.-][A-Za-z0-9_./-]*$/.test(text);
+  return bare ? text : `"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 /** `q` narrowed by `term` (AND); the term alone when `q` is empty. */
@@ -185,7 +194,10 @@ export function hasPipe(q) {
       if (c === '\\') i += 1;
       else if (c === '"') quoted = false;
     } else if (c === '"') quoted = true;
-    else if (c === '|' && /^\s*(stats|top|sort|limit)\b/.test(text.slice(i + 1))) return true;
+    else if (c === '/' && text[i - 1] === ':') {
+      // A `field:/pattern/`: to its closing slash (`\/` is a slash).
+      for (i += 1; i < text.length && text[i] !== '/'; i += 1) if (text[i] === '\\') i += 1;
+    } else if (c === '|' && /^\s*(stats|top|sort|limit)\b/.test(text.slice(i + 1))) return true;
   }
   return false;
 }
@@ -217,11 +229,7 @@ export function bucketWidth(column) {
 export function keyTerm(column, value) {
   const name = String(column);
   if (name.startsWith('_time(')) return null;
-  if (KEYWORDS.has(name)) {
-    if (value === null) return `NOT ${name}:*`;
-    const text = String(value);
-    return /^[A-Za-z0-9_./-]+$/.test(text) ? `${name}:${text}` : `${name}:"${text.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-  }
+  if (KEYWORDS.has(name)) return value === null ? `NOT ${name}:*` : `${name}:${termValue(value)}`;
   const field = name.startsWith('fields.') ? name.slice('fields.'.length) : name;
   if (!FIELD_NAME.test(field)) return null;
   if (value === null) return `NOT has:${field}`;

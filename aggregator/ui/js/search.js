@@ -171,8 +171,21 @@ function setExportLinks(span) {
   show(ui.exportLinks, true);
 }
 
-/** Runs the search of `state`; push: add a browser history entry. */
-async function run({ push = false } = {}) {
+/** The server's words for a query sent to the other endpoint (aggregator/src/http/logs.rs, query/mod.rs). */
+const PIPE_REFUSED = 'the query has a pipe';
+const NO_PIPE = 'the query has no pipe';
+
+/** Whether `err` is the server saying the query belongs to the other endpoint. */
+function misrouted(err, words) {
+  return err instanceof ApiError && err.status === 400 && err.message.startsWith(words);
+}
+
+/**
+ * Runs the search of `state`; push: add a browser history entry. A query
+ * with a pipe asks for a table; `hasPipe` only guesses, and the server's
+ * answer corrects a wrong guess once (`as`: 'table' or 'lines').
+ */
+async function run({ push = false, as = null } = {}) {
   const search = stateToSearch(state);
   if (search !== window.location.search) {
     (push ? history.pushState : history.replaceState).call(history, null, '', `${window.location.pathname}${search}`);
@@ -186,9 +199,9 @@ async function run({ push = false } = {}) {
   const terms = highlightTerms(state.q);
   const signal = controller.signal;
   ui.results.setAttribute('aria-busy', 'true');
-  if (hasPipe(state.q)) {
+  if (as === 'table' || (as === null && hasPipe(state.q))) {
     if (live) stopLive();
-    await runStats(controller, span);
+    await runStats(controller, span, as === null);
     return;
   }
   table = null;
@@ -215,6 +228,11 @@ async function run({ push = false } = {}) {
     FACETS.forEach((field, i) => renderFacet(field, facets[i]));
   } catch (err) {
     if (err.name === 'AbortError' || controller !== inFlight) return;
+    if (as === null && misrouted(err, PIPE_REFUSED)) {
+      inFlight = null;
+      run({ as: 'table' });
+      return;
+    }
     failed(err);
   } finally {
     if (controller === inFlight) {
@@ -226,7 +244,7 @@ async function run({ push = false } = {}) {
 }
 
 /** A query with a pipe: its table, and the facets and histogram of the lines behind it. */
-async function runStats(controller, span) {
+async function runStats(controller, span, guessed) {
   const signal = controller.signal;
   try {
     const answer = await getJSON('/api/v1/logs/stats', filterParams(span), { signal });
@@ -254,6 +272,11 @@ async function runStats(controller, span) {
     if (err.name === 'AbortError' || controller !== inFlight) return;
     table = null;
     show(ui.stats, false);
+    if (guessed && misrouted(err, NO_PIPE)) {
+      inFlight = null;
+      run({ as: 'lines' });
+      return;
+    }
     failed(err);
   } finally {
     if (controller === inFlight) {
@@ -360,8 +383,11 @@ function openRow(row) {
     const column = answer.columns[i];
     const width = bucketWidth(column);
     if (Number.isFinite(width)) {
+      // The bucket within the table's window: a bucket may start before it.
       const start = parseTime(row[i]);
-      if (Number.isFinite(start)) next = { ...next, range: '', start, end: start + width };
+      if (Number.isFinite(start)) {
+        next = { ...next, range: '', start: Math.max(start, table.span.start), end: Math.min(start + width, table.span.end) };
+      }
       continue;
     }
     const term = keyTerm(column, row[i]);
