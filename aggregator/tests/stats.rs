@@ -109,6 +109,23 @@ async fn loaded() -> (Server, Vec<Request>, tempfile::TempDir) {
     (server, requests, tmp)
 }
 
+/// An aggregator (with `extra` configuration) holding `texts` as one file's lines.
+async fn one_file(texts: &[String], extra: &str) -> (Server, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(config(tmp.path(), extra)).await;
+    let lines: Vec<common::Line<'_>> = texts
+        .iter()
+        .map(|message| common::Line {
+            message,
+            read_at_ms: BASE_MS,
+        })
+        .collect();
+    server
+        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
+        .await;
+    (server, tmp)
+}
+
 /// The table of `q` as the API answers it: columns and rows.
 async fn table(server: &Server, q: &str) -> (Vec<String>, Vec<Vec<Value>>) {
     let answer = server.get_ok(&format!("/api/v1/logs/stats?q={}", enc(q))).await;
@@ -477,19 +494,8 @@ async fn exports_hold_the_matching_lines_and_tables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_stops_at_its_configured_bound() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(config(tmp.path(), "[export]\nmax_lines = 10\n")).await;
-    let lines: Vec<String> = (0..25).map(|i| format!("line {i} of a small file")).collect();
-    let lines: Vec<common::Line<'_>> = lines
-        .iter()
-        .map(|message| common::Line {
-            message,
-            read_at_ms: BASE_MS,
-        })
-        .collect();
-    server
-        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
-        .await;
+    let texts: Vec<String> = (0..25).map(|i| format!("line {i} of a small file")).collect();
+    let (server, _tmp) = one_file(&texts, "[export]\nmax_lines = 10\n").await;
     let answer = server.get("/api/v1/logs/export").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.headers["x-lookout-total"], "25");
@@ -502,8 +508,6 @@ async fn an_export_stops_at_its_configured_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_without_a_level_group_under_null_whichever_way_they_are_counted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let server = Server::start(config(tmp.path(), "")).await;
     let texts: Vec<String> = (0..8)
         .map(|i| {
             if i < 3 {
@@ -513,16 +517,7 @@ async fn lines_without_a_level_group_under_null_whichever_way_they_are_counted()
             }
         })
         .collect();
-    let lines: Vec<common::Line<'_>> = texts
-        .iter()
-        .map(|message| common::Line {
-            message,
-            read_at_ms: BASE_MS,
-        })
-        .collect();
-    server
-        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
-        .await;
+    let (server, _tmp) = one_file(&texts, "").await;
     // Counts alone (the facet count) and with other aggregates (the columns).
     let (_, counted) = table(&server, "* | stats count() by level").await;
     assert_eq!(
