@@ -434,6 +434,108 @@ annotations = { summary = "{{ value }} traced 5xx on {{ host }}" }
 }
 
 #[tokio::test]
+async fn a_stats_rule_fires_per_row_past_its_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "SlowPaths"
+kind = "log_stats"
+query = "method:GET | stats count(), p95(took) as slow by path"
+column = "slow"
+op = ">"
+threshold = 500
+window = "5m"
+interval = "1s"
+sample_lines = 2
+annotations = { summary = "p95 of {{ path }} is {{ value }} ms" }
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    // /fast at 100-199 ms, /slow at 900-999 ms; POSTs to /slow do not count.
+    let lines: Vec<String> = (0..100)
+        .flat_map(|i| {
+            [
+                format!(r#"{{"method":"GET","path":"/fast","took":{}}}"#, 100 + i),
+                format!(r#"{{"method":"GET","path":"/slow","took":{}}}"#, 900 + i),
+                format!(r#"{{"method":"POST","path":"/other","took":{}}}"#, 5000 + i),
+            ]
+        })
+        .collect();
+    let messages: Vec<&str> = lines.iter().map(String::as_str).collect();
+    ingest_lines(&server, "api-1", "/var/log/api.log", &messages).await;
+    wait_for("the stats rule's notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    validate_alertmanager_v4(&sent).unwrap();
+    let fired = sent["alerts"].as_array().unwrap();
+    assert_eq!(fired.len(), 1, "only /slow: {fired:?}");
+    assert_eq!(fired[0]["labels"]["path"], "/slow");
+    assert_eq!(fired[0]["labels"]["alertname"], "SlowPaths");
+    let summary = fired[0]["annotations"]["summary"].as_str().unwrap();
+    let value: f64 = summary
+        .trim_start_matches("p95 of /slow is ")
+        .trim_end_matches(" ms")
+        .parse()
+        .unwrap_or_else(|_| panic!("{summary}"));
+    // The exact p95 (rank 94 of 900..999) is 994; the sketch is within 1 %.
+    assert!((value - 994.0).abs() <= 9.94, "{summary}");
+    let listed = alerts(&server).await;
+    let samples = listed[0]["sampleLines"].as_array().unwrap();
+    assert_eq!(samples.len(), 2, "sample_lines = 2");
+    for line in samples {
+        let message = line["message"].as_str().unwrap();
+        assert!(
+            message.contains(r#""path":"/slow""#) && message.contains("GET"),
+            "{message}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_heartbeat_rule_fires_for_the_host_whose_lines_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "BackupHeartbeat"
+kind = "log_match"
+query = "heartbeat"
+op = "<"
+count = 1
+window = "2s"
+interval = "1s"
+annotations = { summary = "{{ host }}: {{ value }} heartbeats in 2s" }
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    ingest_lines(&server, "quiet-1", "/var/log/backup.log", &["heartbeat ok"]).await;
+    // busy-1 keeps beating (a new stream each time: each batch is new lines).
+    let deadline = Instant::now() + LIMIT;
+    let mut beat = 0u64;
+    while hook.requests().is_empty() {
+        assert!(Instant::now() < deadline, "no heartbeat alert within {LIMIT:?}");
+        beat += 1;
+        let line = format!("heartbeat {beat}");
+        let lines = [common::Line {
+            message: &line,
+            read_at_ms: now_ms(),
+        }];
+        server
+            .ingest_ok(&batch(
+                "busy-1",
+                vec![chunk(&common::stream("busy-1", beat), "/var/log/backup.log", 0, &lines)],
+            ))
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let sent = hook.requests()[0].json();
+    let fired = sent["alerts"].as_array().unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0]["labels"]["host"], "quiet-1");
+    assert_eq!(fired[0]["annotations"]["summary"], "quiet-1: 0 heartbeats in 2s");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn alert_api_refuses_bad_parameters_and_missing_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let hook = WebhookReceiver::start();

@@ -8,11 +8,14 @@
 //! stored documents.
 
 use super::model::SampleLine;
-use super::rules::{ErrorRateRule, GroupField, LogMatchRule, NoDataRule, Op, RateLimit, Rule, RuleKind, ThresholdRule};
+use super::rules::{
+    ErrorRateRule, GroupField, LogMatchRule, LogStatsRule, NoDataRule, Op, RateLimit, Rule, RuleKind, ThresholdRule,
+};
 use crate::metricstore::MetricStore;
+use crate::query::aggregate::{Value, row_query};
 use crate::store::LogStore;
 use crate::store::search::{LogFilter, SearchRequest, SortOrder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// A series whose newest sample is older than this has no current value: a
@@ -70,6 +73,7 @@ pub fn evaluate(rule: &Rule, logs: &LogStore, metrics: &MetricStore, now_ms: i64
         RuleKind::Threshold(threshold) => evaluate_threshold(threshold, metrics, now_ms),
         RuleKind::ErrorRate(rate) => evaluate_error_rate(rate, logs, now_ms),
         RuleKind::LogMatch(matching) => evaluate_log_match(matching, logs, now_ms),
+        RuleKind::LogStats(stats) => evaluate_log_stats(stats, logs, now_ms),
         RuleKind::NoData(no_data) => evaluate_no_data(no_data, metrics, now_ms),
     }
 }
@@ -265,23 +269,113 @@ fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Resu
         ingested_since: Some(since),
         ..LogFilter::default()
     };
+    let counts = logs.count_by_group(&filter, &fields)?;
+    let mut groups: BTreeSet<Vec<String>> = counts.keys().cloned().collect();
+    if !rule.op.upward() {
+        // "Fewer than": a group silent in the window has no count there;
+        // the groups watched are those the query matched in the lookback
+        // (or the one group of everything).
+        let lookback = LogFilter {
+            ingested_since: Some(now_ms.saturating_sub(rule.lookback.as_millis() as i64)),
+            ..filter.clone()
+        };
+        groups.extend(logs.count_by_group(&lookback, &fields)?.into_keys());
+        if fields.is_empty() {
+            groups.insert(Vec::new());
+        }
+    }
     let mut observations = Vec::new();
-    for (key, matched) in logs.count_by_group(&filter, &fields)? {
+    for key in groups {
+        let matched = counts.get(&key).copied().unwrap_or(0);
         let group = LogGroup {
             query: &rule.query,
             since,
             labels: group_labels(&rule.group_by, &key),
             sample_lines: rule.sample_lines,
         };
-        observations.push(group.observe(logs, matched as f64, matched > rule.count)?);
+        let breaching = rule.op.holds(matched as f64, rule.count as f64);
+        observations.push(group.observe(logs, matched as f64, breaching)?);
     }
-    observations.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(Evaluation {
         observations,
         threshold: Some(rule.count as f64),
-        op: Some(Op::Gt),
+        op: Some(rule.op),
         absent_means_recovered: true,
     })
+}
+
+/// One alert instance per row of the window's table: its keys are the
+/// labels, the rule's column its value.
+fn evaluate_log_stats(rule: &LogStatsRule, logs: &LogStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
+    let Some(stats) = &rule.parsed.stats else {
+        return Ok(Evaluation::default());
+    };
+    let filter = LogFilter {
+        q: rule.query.clone(),
+        ingested_since: Some(since),
+        ..LogFilter::default()
+    };
+    let table = logs.stats(&filter, &rule.parsed.filter, stats)?;
+    let mut observations = Vec::new();
+    for row in &table.rows {
+        let value = match row.get(rule.column) {
+            Some(Value::Count(n)) => *n as f64,
+            Some(Value::Number(n)) if n.is_finite() => *n,
+            Some(Value::Time(ms)) => *ms as f64,
+            // An average of no numbers: nothing to compare.
+            _ => continue,
+        };
+        let labels: BTreeMap<String, String> = table
+            .columns
+            .iter()
+            .zip(row)
+            .take(table.keys)
+            .map(|(column, key)| (label_name(column), label_value(key)))
+            .collect();
+        let breaching = rule.op.holds(value, rule.threshold);
+        let sample_lines = if breaching {
+            let lines = row_query(stats, &rule.parsed.filter_text, row);
+            sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines)?
+        } else {
+            Vec::new()
+        };
+        observations.push(Observation {
+            labels,
+            value,
+            breaching,
+            unrecovered: breaching,
+            sample_lines,
+        });
+    }
+    Ok(Evaluation {
+        observations,
+        threshold: Some(rule.threshold),
+        op: Some(rule.op),
+        absent_means_recovered: true,
+    })
+}
+
+/// A column name as a label name (Prometheus's `[a-zA-Z_][a-zA-Z0-9_]*`):
+/// `user.id` becomes `user_id`.
+fn label_name(column: &str) -> String {
+    let mut name: String = column
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// A key's value as a label's text; a missing one is empty.
+fn label_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Text(text) => text.clone(),
+        other => serde_json::to_value(other).map_or_else(|_| String::new(), |v| v.to_string()),
+    }
 }
 
 fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {

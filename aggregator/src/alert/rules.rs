@@ -26,6 +26,10 @@ const MAX_SAMPLE_LINES: usize = 50;
 const MAX_DATAPOINTS: u32 = 100;
 /// A log rule's window may not exceed a day: longer windows belong in a report.
 const MAX_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// How far back a "fewer than" rule finds its groups, unless it says.
+const DEFAULT_LOOKBACK: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest `lookback`: the days a default retention keeps.
+const MAX_LOOKBACK: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// The rules file as written.
 #[derive(Debug, Deserialize)]
@@ -73,6 +77,9 @@ pub struct RuleSpec {
     min_lines: Option<u64>,
     group_by: Option<Vec<String>>,
     sample_lines: Option<usize>,
+    lookback: Option<HumanDuration>,
+    // log_stats
+    column: Option<String>,
     // no_data
     intervals: Option<u32>,
 }
@@ -198,18 +205,44 @@ pub struct ErrorRateRule {
     pub sample_lines: usize,
 }
 
-/// A saved query that fires when it matches more than `count` times in a window.
+/// A saved query that fires when it matches more than `count` times in a
+/// window (or, with `op = "<"`, fewer: a heartbeat that stopped).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogMatchRule {
     /// The search.
     pub query: String,
     /// Lines that arrived in the last `window` count.
     pub window: Duration,
-    /// Fires when the matches exceed this (default 0: any match).
+    /// Fires when `matches op count` (default `>` 0: any match).
     pub count: u64,
+    /// The comparison.
+    pub op: Op,
+    /// For `<` and `<=`: the groups watched are those the query matched in
+    /// this long (a group with no line in the window counts 0).
+    pub lookback: Duration,
     /// `host` and/or `source` (default: one alert per host).
     pub group_by: Vec<GroupField>,
     /// Lines quoted in the notification.
+    pub sample_lines: usize,
+}
+
+/// A table of the lines that arrived in a window (`query` ends in
+/// `| stats …`): one alert per row whose `column` crosses the threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogStatsRule {
+    /// The query as written.
+    pub query: String,
+    /// It parsed: the records and the table.
+    pub parsed: crate::query::Query,
+    /// Lines that arrived in the last `window` count.
+    pub window: Duration,
+    /// Which column (a computed one) is compared.
+    pub column: usize,
+    /// Comparison.
+    pub op: Op,
+    /// Fires when `value op threshold`.
+    pub threshold: f64,
+    /// Lines of a firing row quoted in the notification.
     pub sample_lines: usize,
 }
 
@@ -248,6 +281,8 @@ pub enum RuleKind {
     ErrorRate(ErrorRateRule),
     /// `kind = "log_match"`.
     LogMatch(LogMatchRule),
+    /// `kind = "log_stats"`.
+    LogStats(LogStatsRule),
     /// `kind = "no_data"`.
     NoData(NoDataRule),
 }
@@ -278,6 +313,7 @@ impl Rule {
             RuleKind::Threshold(_) => "threshold",
             RuleKind::ErrorRate(_) => "error_rate",
             RuleKind::LogMatch(_) => "log_match",
+            RuleKind::LogStats(_) => "log_stats",
             RuleKind::NoData(_) => "no_data",
         }
     }
@@ -348,12 +384,14 @@ fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
         "threshold" => RuleKind::Threshold(threshold(spec)?),
         "error_rate" => RuleKind::ErrorRate(error_rate(spec)?),
         "log_match" => RuleKind::LogMatch(log_match(spec)?),
+        "log_stats" => RuleKind::LogStats(log_stats(spec)?),
         "no_data" => RuleKind::NoData(no_data(spec)?),
         other => {
             return Err((
                 "kind",
                 format!(
-                    "`{other}` is not a rule kind: use \"threshold\", \"error_rate\", \"log_match\" or \"no_data\""
+                    "`{other}` is not a rule kind: use \"threshold\", \"error_rate\", \"log_match\", \"log_stats\" \
+                     or \"no_data\""
                 ),
             ));
         }
@@ -412,7 +450,7 @@ fn is_label_name(name: &str) -> bool {
 
 /// Refuses keys set on a rule whose kind has no use for them.
 fn only(spec: &RuleSpec, kind: &str, allowed: &[&str]) -> Result<(), CheckError> {
-    let present: [(&'static str, bool); 13] = [
+    let present: [(&'static str, bool); 15] = [
         ("metric", spec.metric.is_some()),
         ("match", spec.match_labels.is_some()),
         ("op", spec.op.is_some()),
@@ -426,6 +464,8 @@ fn only(spec: &RuleSpec, kind: &str, allowed: &[&str]) -> Result<(), CheckError>
         ("min_lines", spec.min_lines.is_some()),
         ("group_by", spec.group_by.is_some()),
         ("intervals", spec.intervals.is_some()),
+        ("lookback", spec.lookback.is_some()),
+        ("column", spec.column.is_some()),
     ];
     let sample_lines = ("sample_lines", spec.sample_lines.is_some());
     for (key, set) in present.into_iter().chain([sample_lines]) {
@@ -446,12 +486,8 @@ fn threshold(spec: &RuleSpec) -> Result<ThresholdRule, CheckError> {
     if metric.trim().is_empty() {
         return Err(("metric", "must not be empty".into()));
     }
-    let op_text = spec.op.as_deref().unwrap_or(">=");
-    let op = Op::parse(op_text).ok_or(("op", format!("`{op_text}` is not one of \">\", \">=\", \"<\", \"<=\"")))?;
-    let threshold = spec.threshold.ok_or(("threshold", "is required".to_string()))?;
-    if !threshold.is_finite() {
-        return Err(("threshold", "must be a finite number".into()));
-    }
+    let op = op(spec, ">=")?;
+    let threshold = threshold_value(spec)?;
     if let Some(clear) = spec.clear_threshold {
         let on_the_safe_side = if op.upward() {
             clear <= threshold
@@ -480,6 +516,21 @@ fn threshold(spec: &RuleSpec) -> Result<ThresholdRule, CheckError> {
         clear_threshold: spec.clear_threshold,
         datapoints,
     })
+}
+
+/// `op`, or `default` without it.
+fn op(spec: &RuleSpec, default: &str) -> Result<Op, CheckError> {
+    let text = spec.op.as_deref().unwrap_or(default);
+    Op::parse(text).ok_or(("op", format!("`{text}` is not one of \">\", \">=\", \"<\", \"<=\"")))
+}
+
+/// `threshold`, required and finite.
+fn threshold_value(spec: &RuleSpec) -> Result<f64, CheckError> {
+    let threshold = spec.threshold.ok_or(("threshold", "is required".to_string()))?;
+    if !threshold.is_finite() {
+        return Err(("threshold", "must be a finite number".into()));
+    }
+    Ok(threshold)
 }
 
 fn window(spec: &RuleSpec) -> Result<Duration, CheckError> {
@@ -583,14 +634,84 @@ fn log_match(spec: &RuleSpec) -> Result<LogMatchRule, CheckError> {
     only(
         spec,
         "log_match",
-        &["query", "window", "count", "group_by", "sample_lines"],
+        &["query", "window", "count", "op", "lookback", "group_by", "sample_lines"],
     )?;
+    let op = op(spec, ">")?;
+    let window = window(spec)?;
+    let lookback = spec.lookback.map_or(DEFAULT_LOOKBACK, HumanDuration::get);
+    if op.upward() && spec.lookback.is_some() {
+        return Err((
+            "lookback",
+            "finds the groups of a rule that fires on fewer lines (op \"<\" or \"<=\")".into(),
+        ));
+    }
+    if lookback < window || lookback > MAX_LOOKBACK {
+        return Err(("lookback", "must be at least the window and at most 14d".into()));
+    }
+    let count = spec.count.unwrap_or(0);
+    if op == Op::Lt && count == 0 {
+        return Err((
+            "count",
+            "with op \"<\", fewer than 0 lines never happens: give count = 1 or more".into(),
+        ));
+    }
     Ok(LogMatchRule {
         query: query(spec, None)?,
-        window: window(spec)?,
-        count: spec.count.unwrap_or(0),
+        window,
+        count,
+        op,
+        lookback,
         group_by: group_by(spec, &[GroupField::Host])?,
         sample_lines: sample_lines(spec)?,
+    })
+}
+
+fn log_stats(spec: &RuleSpec) -> Result<LogStatsRule, CheckError> {
+    only(
+        spec,
+        "log_stats",
+        &["query", "window", "op", "threshold", "column", "sample_lines"],
+    )?;
+    let text = spec.query.clone().ok_or(("query", "is required".to_string()))?;
+    let parsed = crate::query::parse_query(&text).map_err(|err| ("query", err.to_string()))?;
+    let Some(stats) = &parsed.stats else {
+        return Err((
+            "query",
+            "a log_stats rule's query ends in a table: `… | stats p95(duration_ms) by path`".into(),
+        ));
+    };
+    if stats
+        .by
+        .iter()
+        .any(|key| matches!(key, crate::query::pipe::GroupKey::TimeBucket(_)))
+    {
+        return Err((
+            "query",
+            "a rule compares the window as a whole: group by fields, not by `_time(…)`".into(),
+        ));
+    }
+    let keys = stats.by.len();
+    let column = match &spec.column {
+        None => stats.columns.len() - 1,
+        Some(name) => match stats.columns.iter().position(|c| c == name) {
+            Some(at) if at >= keys => at,
+            Some(_) => return Err(("column", format!("`{name}` is a group key; name a computed column"))),
+            None => {
+                return Err((
+                    "column",
+                    format!("`{name}` is not a column of the query: {}", stats.columns.join(", ")),
+                ));
+            }
+        },
+    };
+    Ok(LogStatsRule {
+        query: text,
+        window: window(spec)?,
+        column,
+        op: op(spec, ">")?,
+        threshold: threshold_value(spec)?,
+        sample_lines: sample_lines(spec)?,
+        parsed,
     })
 }
 
@@ -781,6 +902,45 @@ group_by = ["host", "source"]
             (
                 "[[rules]]\nname = \"C\"\nkind = \"no_data\"\n[[rules]]\nname = \"C\"\nkind = \"no_data\"\n",
                 "rules[1] (C).name",
+            ),
+            // A stats rule needs a table, of fields, and a computed column.
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"error\"\nthreshold = 1.0\n",
+                "rules[0] (D).query",
+            ),
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| stats count() by _time(1m)\"\nthreshold = 1.0\n",
+                "rules[0] (D).query",
+            ),
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| stats count() by path\"\ncolumn = \"path\"\nthreshold = 1.0\n",
+                "rules[0] (D).column",
+            ),
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| stats count() by path\"\n",
+                "rules[0] (D).threshold",
+            ),
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| top path\"\nthreshold = 1.0\ncount = 3\n",
+                "rules[0] (D).count",
+            ),
+            // "Fewer than": a count above 0, a lookback only there.
+            (
+                "[[rules]]\nname = \"E\"\nkind = \"log_match\"\nquery = \"beat\"\nop = \"<\"\n",
+                "rules[0] (E).count",
+            ),
+            (
+                "[[rules]]\nname = \"E\"\nkind = \"log_match\"\nquery = \"beat\"\nlookback = \"1d\"\n",
+                "rules[0] (E).lookback",
+            ),
+            (
+                "[[rules]]\nname = \"E\"\nkind = \"log_match\"\nquery = \"beat\"\nop = \"<=\"\nwindow = \"1h\"\nlookback = \"30m\"\n",
+                "rules[0] (E).lookback",
+            ),
+            // A pipe is a table's: a line rule refuses it.
+            (
+                "[[rules]]\nname = \"F\"\nkind = \"log_match\"\nquery = \"foo|bar\"\n",
+                "rules[0] (F).query",
             ),
         ];
         for (text, key) in cases {

@@ -21,7 +21,7 @@
 
 use super::eval::{Evaluation, STALE_AFTER};
 use super::model::{Alert, AlertState, Notification, NotificationStatus, SampleLine};
-use super::rules::{ErrorRateRule, LogMatchRule, Rule, RuleKind};
+use super::rules::{ErrorRateRule, LogMatchRule, LogStatsRule, Rule, RuleKind};
 use super::template;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -972,8 +972,9 @@ fn annotations(
         .iter()
         .map(|(name, text)| (name.clone(), template::render(text, labels, Some(value), threshold)))
         .collect();
-    if let RuleKind::ErrorRate(ErrorRateRule { query, .. }) | RuleKind::LogMatch(LogMatchRule { query, .. }) =
-        &rule.kind
+    if let RuleKind::ErrorRate(ErrorRateRule { query, .. })
+    | RuleKind::LogMatch(LogMatchRule { query, .. })
+    | RuleKind::LogStats(LogStatsRule { query, .. }) = &rule.kind
     {
         annotations.entry("query".to_string()).or_insert_with(|| query.clone());
     }

@@ -18,7 +18,7 @@ use super::error::ApiError;
 use super::params::Params;
 use crate::alert::engine::RuleStatuses;
 use crate::alert::model::AlertState;
-use crate::alert::rules::{Rule, RuleKind};
+use crate::alert::rules::{Op, Rule, RuleKind};
 use crate::alert::state::{AlertStore, Matcher, Silence, StateError};
 use crate::metrics::RejectReason;
 use axum::Json;
@@ -182,11 +182,29 @@ fn describe(rule: &Rule) -> String {
             )
         }
         RuleKind::LogMatch(m) => format!(
-            "{} more than {} times in {}, per {}",
+            "{} {} {} times in {}, per {}",
             m.query,
+            match m.op {
+                Op::Gt => "more than",
+                Op::Ge => "at least",
+                Op::Lt => "fewer than",
+                Op::Le => "at most",
+            },
             m.count,
             HumanDuration(m.window),
             group_names(&m.group_by)
+        ),
+        RuleKind::LogStats(s) => format!(
+            "{}: {} {} {} in {}, per row",
+            s.query,
+            s.parsed
+                .stats
+                .as_ref()
+                .and_then(|t| t.columns.get(s.column))
+                .map_or("", String::as_str),
+            s.op,
+            s.threshold,
+            HumanDuration(s.window)
         ),
         RuleKind::NoData(n) => format!("no data for {} intervals", n.intervals),
     }

@@ -11,7 +11,7 @@
 //! ([`PERCENTILE_RELATIVE_ERROR`]): `pN` is within 1 % of the value at rank
 //! ⌊N/100 · (n − 1)⌋ of the group's numbers in ascending order.
 
-use super::pipe::{Aggregate, Function, MAX_ROWS, RowStep, Stats, StatsField};
+use super::pipe::{Aggregate, Function, GroupKey, MAX_ROWS, RowStep, Stats, StatsField};
 use lookout_shared::time::rfc3339;
 use serde::Serialize;
 use sketches_ddsketch::{Config, DDSketch};
@@ -514,6 +514,41 @@ impl Serialize for Value {
             Value::Number(_) => serializer.serialize_none(),
             Value::Time(ms) => serializer.serialize_str(&rfc3339(*ms)),
         }
+    }
+}
+
+/// The query of the lines behind a table's row: `filter` (the query before
+/// the pipe) and each key's value (`host:"web-1"`, `status:500`, `NOT
+/// has:user` for a missing one). Time buckets are left out: a row's time
+/// range is the caller's.
+pub fn row_query(stats: &Stats, filter: &str, row: &[Value]) -> String {
+    let mut parts = Vec::new();
+    let filter = filter.trim();
+    if !filter.is_empty() && filter != "*" {
+        parts.push(format!("({filter})"));
+    }
+    for (key, value) in stats.by.iter().zip(row) {
+        let GroupKey::Field(field) = key else {
+            continue;
+        };
+        let (name, has) = match field {
+            StatsField::Keyword(keyword) => (keyword.name().to_owned(), format!("{}:*", keyword.name())),
+            StatsField::Field(name) if super::is_built_in(name) => (format!("fields.{name}"), format!("has:{name}")),
+            StatsField::Field(name) => (name.clone(), format!("has:{name}")),
+            StatsField::Time => continue,
+        };
+        parts.push(match value {
+            Value::Null => format!("NOT {has}"),
+            Value::Count(n) => format!("{name}:{n}"),
+            Value::Number(n) => format!("{name}:{}", serde_json::Value::from(*n)),
+            Value::Text(text) => format!("{name}:\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
+            Value::Time(_) => continue,
+        });
+    }
+    if parts.is_empty() {
+        "*".to_owned()
+    } else {
+        parts.join(" ")
     }
 }
 

@@ -700,6 +700,15 @@ pub fn is_field_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Whether an extracted field of this name must be queried as
+/// `fields.<name>`: the name is taken by a built-in field or a prefix.
+pub fn is_built_in(name: &str) -> bool {
+    matches!(Target::of(name), Ok(target) if !matches!(target, Target::Field(_)))
+        || name.starts_with("labels.")
+        || name.starts_with("fields.")
+        || matches!(name, "labels" | "fields")
+}
+
 /// The field a `field:` term names.
 enum Target {
     Message,
