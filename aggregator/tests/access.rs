@@ -500,3 +500,176 @@ async fn a_login_flood_is_counted_before_hashing() {
     // tests/tests/login_flood.rs, against the binary.
     server.stop().await;
 }
+
+/// A signed-in user's JSON call with the session's CSRF token.
+async fn call(
+    server: &Server,
+    cookie: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Answer {
+    let session = json(&get(server, "/api/v1/session", Some(cookie)).await);
+    let mut request = browser()
+        .request(method, format!("{}{path}", server.base))
+        .header("Cookie", cookie)
+        .header("X-CSRF-Token", session["csrf_token"].as_str().unwrap());
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
+    read(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn saved_searches_are_each_users_own_unless_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_users(dir.path(), "").await;
+    let alice = log_in(&server, "alice").await;
+    let root = log_in(&server, "root").await;
+    let save = |cookie: &str, body: serde_json::Value| {
+        let cookie = cookie.to_owned();
+        let server = &server;
+        async move { call(server, &cookie, reqwest::Method::POST, "/api/v1/searches", Some(body)).await }
+    };
+    let mine = save(
+        &alice,
+        serde_json::json!({"name": "5xx by path", "q": "status:>=500 | stats count() by path", "range": "24h"}),
+    )
+    .await;
+    assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.body);
+    let mine = json(&mine)["id"].as_i64().unwrap();
+    let team = save(
+        &root,
+        serde_json::json!({"name": "errors", "q": "level:error", "host": "web-1", "shared": true}),
+    )
+    .await;
+    assert_eq!(team.status, StatusCode::CREATED, "{}", team.body);
+    let team = json(&team)["id"].as_i64().unwrap();
+    assert_eq!(
+        save(&root, serde_json::json!({"name": "private", "q": "x"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+
+    let listed = |cookie: &str| {
+        let cookie = cookie.to_owned();
+        let server = &server;
+        async move {
+            let answer = json(&get(server, "/api/v1/searches", Some(&cookie)).await);
+            answer["searches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap().to_owned(),
+                        s["owner"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let own_and_shared = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(n, o)| (n.to_string(), o.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(&alice).await,
+        own_and_shared(&[("5xx by path", "alice"), ("errors", "root")])
+    );
+    assert_eq!(
+        listed(&root).await,
+        own_and_shared(&[("errors", "root"), ("private", "root")])
+    );
+
+    // What cannot be saved is refused with the reason.
+    for (body, status, needle) in [
+        (
+            serde_json::json!({"name": "5xx by path", "q": "x"}),
+            StatusCode::CONFLICT,
+            "exists already",
+        ),
+        (
+            serde_json::json!({"name": "", "q": "x"}),
+            StatusCode::BAD_REQUEST,
+            "`name`",
+        ),
+        (
+            serde_json::json!({"name": "bad", "q": "\"open"}),
+            StatusCode::BAD_REQUEST,
+            "position",
+        ),
+        (
+            serde_json::json!({"name": "bad", "q": "x", "range": "2h"}),
+            StatusCode::BAD_REQUEST,
+            "`range`",
+        ),
+        (
+            serde_json::json!({"name": "bad", "owner": "root"}),
+            StatusCode::BAD_REQUEST,
+            "owner",
+        ),
+    ] {
+        let answer = save(&alice, body.clone()).await;
+        assert_eq!(answer.status, status, "{body}: {}", answer.body);
+        assert!(answer.body.contains(needle), "{body}: {}", answer.body);
+    }
+
+    // A search becomes a rules-file entry of the kind its query fits.
+    let rule = json(
+        &get(
+            &server,
+            &format!("/api/v1/searches/{team}/rule?kind=error_rate"),
+            Some(&alice),
+        )
+        .await,
+    );
+    assert_eq!(rule["kind"], "error_rate");
+    assert!(
+        rule["toml"]
+            .as_str()
+            .unwrap()
+            .contains(r#"query = "level:error host:\"web-1\"""#),
+        "{rule}"
+    );
+    let rule = json(&get(&server, &format!("/api/v1/searches/{mine}/rule"), Some(&alice)).await);
+    assert_eq!(rule["kind"], "log_stats");
+    assert_eq!(
+        get(&server, &format!("/api/v1/searches/{mine}/rule"), Some(&root))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Only the owner removes a private one; an admin also a shared one.
+    let remove = |cookie: &str, id: i64| {
+        let cookie = cookie.to_owned();
+        let server = &server;
+        async move {
+            call(
+                server,
+                &cookie,
+                reqwest::Method::DELETE,
+                &format!("/api/v1/searches/{id}"),
+                None,
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(remove(&root, mine).await, StatusCode::NOT_FOUND);
+    assert_eq!(remove(&alice, team).await, StatusCode::NOT_FOUND);
+    assert_eq!(remove(&root, team).await, StatusCode::NO_CONTENT);
+    assert_eq!(remove(&alice, mine).await, StatusCode::NO_CONTENT);
+    assert!(listed(&alice).await.is_empty());
+    assert_eq!(
+        get(&server, "/api/v1/searches", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    server.stop().await;
+}

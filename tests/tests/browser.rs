@@ -258,6 +258,7 @@ fn the_web_ui_works_in_headless_chromium() {
     hostile_lines_are_text(&ui);
     fields_become_filters(&ui);
     stats_table(&ui, &start, &end);
+    saved_searches(&ui, &start, &end);
     live_tail(&ui, &openssh);
     alerts(&ui);
     hosts(&ui);
@@ -501,6 +502,19 @@ fn fields_become_filters(ui: &Ui) {
         ui.params().contains(&("q".to_string(), wanted.to_string()))
     });
     assert_eq!(ui.wait_for_api_count("the field filter"), 1);
+    // The fields panel: the fields of the lines shown, a value a filter.
+    ui.click("#fields-panel details[data-field=\"status\"] summary");
+    ui.click("#fields-panel details[data-field=\"status\"] button.field-value-filter");
+    let narrowed = format!("{wanted} status:502");
+    wait_until("the panel's value filter in the URL", LIMIT, || {
+        ui.params().contains(&("q".to_string(), narrowed.clone()))
+    });
+    assert_eq!(ui.wait_for_api_count("the panel's filter"), 1);
+    assert!(
+        ui.text("#fields-sample").contains("1 line shown"),
+        "{}",
+        ui.text("#fields-sample")
+    );
 }
 
 /// A query with a pipe shows a table: its columns as named, counts
@@ -593,6 +607,38 @@ fn stats_table(ui: &Ui, start: &str, end: &str) {
     ui.wait_for("#stats-chart:not([hidden]) svg path.series");
     assert!(ui.count("#histogram[hidden]") == 1, "the chart replaces the histogram");
     ui.screenshot("06c-stats-chart");
+}
+
+/// A search saved from the page is listed, opens again, and offers its
+/// rules-file entry.
+fn saved_searches(ui: &Ui, start: &str, end: &str) {
+    let q = "\"authentication failure\" | top 3 rhost";
+    ui.open(&format!("/search?q={}&start={start}&end={end}", percent(q)));
+    ui.wait_for("#stats:not([hidden]) #stats-rows tr");
+    ui.click("#saved summary");
+    let name = ui.wait_for("#save-name");
+    ui.browser.send_keys(&name, "Brute force sources").unwrap();
+    ui.click("#save-shared");
+    ui.click("#save-form button[type=submit]");
+    ui.wait_for("#saved-list a.saved-open");
+    assert_eq!(ui.text("#saved-list a.saved-open"), "Brute force sources");
+    assert!(
+        ui.text("#saved-list li").contains("shared"),
+        "{}",
+        ui.text("#saved-list li")
+    );
+    ui.click("#saved-list .saved-as-rule");
+    ui.wait_for("#saved-rule:not([hidden])");
+    let rule = ui.text("#saved-rule");
+    assert!(
+        rule.contains("kind = \"log_stats\"") && rule.contains("top 3 rhost"),
+        "{rule}"
+    );
+    ui.screenshot("06d-saved-searches");
+    ui.click("#saved-list a.saved-open");
+    wait_until("the saved search's query in the URL", LIMIT, || {
+        ui.params().contains(&("q".to_string(), q.to_string()))
+    });
 }
 
 /// `text` percent-encoded for a URL's query string.
@@ -774,42 +820,65 @@ fn sign_out(ui: &Ui) {
 }
 
 /// The chart module's arithmetic (`ui/js/chart-math.js`: ticks, units, paths,
-/// zoom), run in the browser that draws with it.
+/// zoom) and the search page's query helpers (`ui/js/query.js`: marks, the
+/// pipe guess, a table row's terms), run in the browser that uses them.
 fn chart_arithmetic(ui: &Ui) {
     ui.open("/search");
     ui.wait_for("#query");
-    let failures = ui
-        .browser
-        .execute_async(
-            r#"const done = arguments[arguments.length - 1];
-            const src = document.querySelector('script[type=module]').src;
-            import(src.replace(/js\/[^/]+$/, 'js/chart-math.js')).then((m) => {
-              const failures = [];
-              const eq = (name, got, want) => {
-                if (JSON.stringify(got) !== JSON.stringify(want)) {
-                  failures.push(`${name}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-                }
-              };
-              eq('niceStep', [m.niceStep(100), m.niceStep(7), m.niceStep(0.3)], [20, 2, 0.1]);
-              eq('niceDomain', m.niceDomain(3, 87), { min: 0, max: 100, step: 20 });
-              eq('ticks', m.ticks(0, 100, 20), [0, 20, 40, 60, 80, 100]);
-              eq('ticks without float noise', m.ticks(0.1, 0.35, 0.1), [0.1, 0.2, 0.3]);
-              eq('timeStep', m.timeStep(3600000, 6), 600000);
-              eq('formatValue', [
-                m.formatValue(85.234, 'percent'),
-                m.formatValue(1536, 'bytes'),
-                m.formatValue(2 * 1024 * 1024, 'bytes_per_sec'),
-                m.formatValue(12345, 'number'),
-                m.formatValue(NaN, 'percent'),
-              ], ['85.2 %', '1.5 KiB', '2 MiB/s', '12.3k', '–']);
-              eq('linePath breaks at gaps', m.linePath([[0, 0], [1, 1], [10, 1]], (t) => t * 10, (v) => 100 - v * 100, 5),
-                'M0,100L10,0M100,0');
-              eq('nearestIndex', [m.nearestIndex([[0], [10], [20]], 14), m.nearestIndex([], 5)], [1, -1]);
-              eq('dragRange', m.dragRange(30, 10, (px) => px * 100, 0, 2500), { start: 1000, end: 2500 });
-              done(failures);
-            }, (err) => done([String(err)]));"#,
-            vec![],
-        )
-        .unwrap();
-    assert_eq!(failures, Value::Array(Vec::new()), "chart-math.js");
+    module_checks(
+        ui,
+        "chart-math.js",
+        r#"eq('niceStep', [m.niceStep(100), m.niceStep(7), m.niceStep(0.3)], [20, 2, 0.1]);
+        eq('niceDomain', m.niceDomain(3, 87), { min: 0, max: 100, step: 20 });
+        eq('ticks', m.ticks(0, 100, 20), [0, 20, 40, 60, 80, 100]);
+        eq('ticks without float noise', m.ticks(0.1, 0.35, 0.1), [0.1, 0.2, 0.3]);
+        eq('timeStep', m.timeStep(3600000, 6), 600000);
+        eq('formatValue', [
+          m.formatValue(85.234, 'percent'),
+          m.formatValue(1536, 'bytes'),
+          m.formatValue(2 * 1024 * 1024, 'bytes_per_sec'),
+          m.formatValue(12345, 'number'),
+          m.formatValue(NaN, 'percent'),
+        ], ['85.2 %', '1.5 KiB', '2 MiB/s', '12.3k', '–']);
+        eq('linePath breaks at gaps', m.linePath([[0, 0], [1, 1], [10, 1]], (t) => t * 10, (v) => 100 - v * 100, 5),
+          'M0,100L10,0M100,0');
+        eq('nearestIndex', [m.nearestIndex([[0], [10], [20]], 14), m.nearestIndex([], 5)], [1, -1]);
+        eq('dragRange', m.dragRange(30, 10, (px) => px * 100, 0, 2500), { start: 1000, end: 2500 });"#,
+    );
+    module_checks(
+        ui,
+        "query.js",
+        r#"eq('markedParts counts characters', m.markedParts('Grüße: Fehler', [[7, 13]]),
+          [{ text: 'Grüße: ', match: false }, { text: 'Fehler', match: true }]);
+        eq('markedParts skips what does not fit', m.markedParts('ab', [[1, 5], [0, 1]]),
+          [{ text: 'a', match: true }, { text: 'b', match: false }]);
+        eq('hasPipe', [m.hasPipe('a | stats count()'), m.hasPipe('"a | stats"'), m.hasPipe('path:/\\/(a|sort)/'),
+          m.hasPipe('message:/"/ | top x')], [true, false, false, true]);
+        eq('bucketWidth', [m.bucketWidth('_time(5m)'), m.bucketWidth('_time(1d)'), m.bucketWidth('path')],
+          [300000, 86400000, null]);
+        eq('keyTerm', [m.keyTerm('host', 'web-1'), m.keyTerm('level', null), m.keyTerm('path', '/api/'),
+          m.keyTerm('status', 500), m.keyTerm('fields.host', 'x'), m.keyTerm('user', null), m.keyTerm('_time(1m)', 'x')],
+          ['host:web-1', 'NOT level:*', 'path:"/api/"', 'status:500', 'fields.host:x', 'NOT has:user', null]);"#,
+    );
+}
+
+/// Imports the page's `ui/js/<module>` as `m` and runs `checks`, calls of
+/// `eq(name, got, want)` (JSON equality); fails with every mismatch.
+fn module_checks(ui: &Ui, module: &str, checks: &str) {
+    let script = format!(
+        r#"const done = arguments[arguments.length - 1];
+        const src = document.querySelector('script[type=module]').src;
+        import(src.replace(/js\/[^/]+$/, 'js/{module}')).then((m) => {{
+          const failures = [];
+          const eq = (name, got, want) => {{
+            if (JSON.stringify(got) !== JSON.stringify(want)) {{
+              failures.push(`${{name}}: got ${{JSON.stringify(got)}}, want ${{JSON.stringify(want)}}`);
+            }}
+          }};
+          {checks}
+          done(failures);
+        }}, (err) => done([String(err)]));"#
+    );
+    let failures = ui.browser.execute_async(&script, vec![]).unwrap();
+    assert_eq!(failures, Value::Array(Vec::new()), "{module}");
 }

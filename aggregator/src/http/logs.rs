@@ -5,6 +5,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
+use crate::query::highlight::Highlighter;
 use crate::query::{self, aggregate::Value};
 use crate::store::LogStore;
 use crate::store::schema::{Hit, MAX_LISTED_MESSAGE_BYTES};
@@ -72,10 +73,12 @@ pub async fn search(State(app): State<AppState>, uri: Uri) -> Result<Json<Search
     };
     let result = blocking(app.store.clone(), move |store| store.search(&request)).await?;
     let mut hits = result.hits;
+    let mut highlighter = Highlighter::new(&result.query);
     let mut bytes = 0;
     let mut shown = 0;
     for hit in &mut hits {
         hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
+        hit.marks = highlighter.marks(&hit.message);
         bytes += hit.message.len();
         if bytes > MAX_ANSWER_MESSAGE_BYTES {
             break;

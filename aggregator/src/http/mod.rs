@@ -15,6 +15,7 @@
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
+//! | `GET/POST /api/v1/searches`, `DELETE /api/v1/searches/{id}`, `GET …/{id}/rule` | API token or session | [`searches`] |
 //! | `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token or admin session (+ CSRF) | [`alerts`] |
 //! | `GET /api/v1/dashboards/{name}` | API token or session | [`ui::dashboard`] |
 //! | `GET /api/v1/session` | API token or session | [`pages::session_info`] |
@@ -45,6 +46,7 @@ pub mod pages;
 pub mod params;
 pub mod ratelimit;
 pub mod receive;
+pub mod searches;
 pub mod tail;
 pub mod ui;
 
@@ -143,6 +145,9 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/alerts/outbox", get(alerts::outbox))
         .route("/api/v1/silences", get(alerts::silences).post(alerts::create_silence))
         .route("/api/v1/silences/{id}", axum::routing::delete(alerts::expire_silence))
+        .route("/api/v1/searches", get(searches::list).post(searches::create))
+        .route("/api/v1/searches/{id}", axum::routing::delete(searches::remove))
+        .route("/api/v1/searches/{id}/rule", get(searches::rule))
         .route("/api/v1/logs/facets", get(facets::facets))
         .route(
             "/api/v1/logs/tail",

@@ -25,6 +25,7 @@
 use super::error::ApiError;
 use super::params::Params;
 use crate::metrics::RejectReason;
+use crate::query::highlight::Highlighter;
 use crate::query::matcher::Matcher;
 use crate::query::{self, Expr, Keyword, Leaf};
 use crate::store::schema::MAX_LISTED_MESSAGE_BYTES;
@@ -80,6 +81,7 @@ pub async fn tail(State(state): State<TailState>, uri: Uri) -> Result<Response, 
             parts.push(Expr::Leaf(Leaf::Keyword(field, value)));
         }
     }
+    let highlighter = Highlighter::new(&parts[0]);
     let matcher = Matcher::new(Expr::And(parts));
     let Ok(permit) = state.slots.clone().try_acquire_owned() else {
         return Err(ApiError::new(
@@ -89,7 +91,12 @@ pub async fn tail(State(state): State<TailState>, uri: Uri) -> Result<Response, 
         ));
     };
     let queue = Arc::new(TailQueue::default());
-    let drain = tokio::spawn(drain(state.writer.subscribe_records(), matcher, queue.clone()));
+    let drain = tokio::spawn(drain(
+        state.writer.subscribe_records(),
+        matcher,
+        highlighter,
+        queue.clone(),
+    ));
     let tail = Tail {
         queue,
         started: false,
@@ -158,13 +165,14 @@ impl TailQueue {
 }
 
 /// Reads the commit feed as it comes, keeping the records `matcher` matches.
-async fn drain(mut feed: RecordFeed, mut matcher: Matcher, queue: Arc<TailQueue>) {
+async fn drain(mut feed: RecordFeed, mut matcher: Matcher, mut highlighter: Highlighter, queue: Arc<TailQueue>) {
     loop {
         match feed.next().await {
             FeedEvent::Records(records) => {
                 for hit in records.iter().filter(|hit| matcher.matches(hit)) {
                     let mut hit = hit.clone();
                     hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
+                    hit.marks = highlighter.marks(&hit.message);
                     match serde_json::to_string(&hit) {
                         Ok(json) => queue.push(json),
                         Err(err) => tracing::warn!(error = %err, "cannot encode a live-tail record"),

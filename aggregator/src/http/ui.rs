@@ -72,6 +72,7 @@ pub static ASSETS: &[Asset] = embed![
     "js/host.js",
     "js/hosts.js",
     "js/query.js",
+    "js/saved.js",
     "js/search.js",
 ];
 

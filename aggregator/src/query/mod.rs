@@ -39,6 +39,7 @@
 //! for; beyond them the query is refused with a clear error.
 
 pub mod aggregate;
+pub mod highlight;
 pub mod matcher;
 pub mod pattern;
 pub mod pipe;

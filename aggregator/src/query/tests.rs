@@ -188,6 +188,7 @@ fn hit(host: &str, level: &str, message: &str) -> Hit {
         cut: false,
         labels: [("env".to_owned(), "prod".to_owned())].into(),
         fields: Default::default(),
+        marks: Vec::new(),
     }
 }
 

@@ -171,6 +171,10 @@ pub struct Hit {
     /// Fields extracted from the line; present only when there are some.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, FieldValue>,
+    /// The `[from, to)` character ranges of the message that the query's
+    /// words found (`query::highlight`); present only when there are some.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub marks: Vec<[usize; 2]>,
 }
 
 impl Hit {
@@ -405,6 +409,7 @@ impl LogSchema {
             cut: false,
             labels,
             fields,
+            marks: Vec::new(),
         }
     }
 }

@@ -74,12 +74,14 @@ pub struct SearchRequest {
 }
 
 /// Matching count and one page of hits.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SearchResult {
     /// Exact number of matching records.
     pub total: u64,
     /// The page.
     pub hits: Vec<Hit>,
+    /// The query as parsed (what the hits' marks come from).
+    pub query: Expr,
 }
 
 /// Bucketing of a histogram.
@@ -499,7 +501,8 @@ impl LogStore {
     /// Counts the matches and returns one page of them.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResult, SearchError> {
         let filter = &request.filter;
-        let compiled = self.queries().build(filter)?;
+        let parsed = query::parse(&filter.q).map_err(|err| SearchError::BadRequest(err.to_string()))?;
+        let compiled = self.queries().build_expr(filter, &parsed);
         let searchers = searchers(self, filter);
         let wanted = request.offset.saturating_add(request.limit);
         let (total, ranked) = self.ranked(filter, &compiled, &searchers, wanted, request.order)?;
@@ -510,7 +513,11 @@ impl LogStore {
             .take(request.limit)
             .map(|(partition, address)| fetcher.fetch(partition, address))
             .collect::<Result<_, _>>()?;
-        Ok(SearchResult { total, hits })
+        Ok(SearchResult {
+            total,
+            hits,
+            query: parsed,
+        })
     }
 
     /// Hands the first `max` matches of `filter`, in `order`, to `emit` one

@@ -827,6 +827,7 @@ fn hit(chunk: &PreparedChunk, record: &PreparedRecord) -> Hit {
         cut: false,
         labels: chunk.labels.clone(),
         fields: record.fields.clone(),
+        marks: Vec::new(),
     }
 }
 

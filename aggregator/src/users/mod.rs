@@ -1,4 +1,5 @@
-//! The web UI's users and login sessions, in `data_dir/users.sqlite`.
+//! The web UI's users, their login sessions and saved searches ([`saved`]),
+//! in `data_dir/users.sqlite`.
 //!
 //! A user has a name, an argon2id password hash (a PHC string, see
 //! [`secret`]) and a [`Role`]: `viewer` searches and looks, `admin` also
@@ -18,6 +19,7 @@
 //! purpose): async callers run them with `spawn_blocking`.
 
 pub mod hasher;
+pub mod saved;
 pub mod secret;
 
 use lookout_shared::time::now_ms;
@@ -191,6 +193,7 @@ impl UserStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "foreign_keys", true)?;
         connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(saved::SCHEMA)?;
         Ok(UserStore {
             connection: Arc::new(Mutex::new(connection)),
             dummy_hash: Arc::new(OnceLock::new()),
@@ -244,9 +247,15 @@ impl UserStore {
         Ok(())
     }
 
-    /// Deletes a user and their sessions.
+    /// Deletes a user, their sessions and their saved searches.
     pub fn remove_user(&self, name: &str) -> Result<(), UserError> {
-        let removed = self.with(|c| c.execute("DELETE FROM users WHERE name = ?1", params![name]))?;
+        let removed = self.with(|c| {
+            let removed = c.execute("DELETE FROM users WHERE name = ?1", params![name])?;
+            if removed > 0 {
+                c.execute("DELETE FROM saved_searches WHERE owner = ?1", params![name])?;
+            }
+            Ok(removed)
+        })?;
         if removed == 0 {
             return Err(UserError::NoSuchUser(name.into()));
         }

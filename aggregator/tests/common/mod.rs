@@ -184,6 +184,15 @@ pub fn records_of(body: &Value) -> Vec<Hit> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            marks: hit["marks"]
+                .as_array()
+                .map(|marks| {
+                    marks
+                        .iter()
+                        .filter_map(|m| Some([m[0].as_u64()? as usize, m[1].as_u64()? as usize]))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect()
 }

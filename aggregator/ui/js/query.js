@@ -1,65 +1,28 @@
-// Pure helpers of the search page: which words of a query to highlight,
-// splitting a message into highlighted and plain parts, quick ranges, and the
-// page state <-> URL. No DOM, so they can be tested on their own.
+// Pure helpers of the search page: splitting a message into the parts the
+// server marked and the rest, quick ranges, the page state <-> URL, and the
+// query terms of fields and table rows. No DOM, so they can be tested on
+// their own. The query language itself is the server's alone.
 
 /** Quick ranges and their length in ms. */
 export const RANGES = { '15m': 15 * 60000, '1h': 3600000, '24h': 86400000, '7d': 7 * 86400000 };
 /** The range used when the URL names none. */
 export const DEFAULT_RANGE = '1h';
 
-const OPERATORS = new Set(['AND', 'OR', 'NOT']);
-const TOKEN = /[\p{L}\p{N}]+/gu;
-
-/** The index's tokens of `text` (runs of letters and digits, lower-cased). */
-export function tokens(text) {
-  return (String(text).match(TOKEN) ?? []).map((t) => t.toLowerCase());
-}
-
 /**
- * The lower-cased tokens a query searches the message for: plain words,
- * words of "phrases" and of message:terms; not field filters (host:web-1),
- * patterns (message:/time(d)?out/), operators, or negated words (-debug,
- * NOT debug).
+ * `text` cut into [{ text, match }] parts by the server's `marks`: the
+ * [from, to) ranges, in characters, of the tokens the query found.
  */
-export function highlightTerms(q) {
-  const terms = new Set();
-  const parts = String(q ?? '').match(/-?(?:[\w.]+:)?"[^"]*"|\S+/g) ?? [];
-  let negate = false;
-  for (let part of parts) {
-    if (OPERATORS.has(part)) {
-      negate = part === 'NOT';
-      continue;
-    }
-    const negated = negate || part.startsWith('-');
-    negate = false;
-    if (negated) continue;
-    part = part.replace(/^[+(]+/, '').replace(/[)]+$/, '');
-    const colon = part.indexOf(':');
-    if (colon > 0 && !part.startsWith('"')) {
-      if (part.slice(0, colon) !== 'message') continue;
-      part = part.slice(colon + 1);
-      // A /pattern/ matches within words: nothing to highlight whole.
-      if (part.length > 1 && part.startsWith('/') && part.endsWith('/')) continue;
-    }
-    for (const t of tokens(part.replace(/[*?~^]\d*/g, ''))) terms.add(t);
-  }
-  return [...terms];
-}
-
-/** `text` cut into [{ text, match }] parts, match true for tokens in `terms`. */
-export function splitHighlights(text, terms) {
-  const wanted = new Set(terms);
+export function markedParts(text, marks) {
+  const chars = Array.from(String(text));
   const parts = [];
   let last = 0;
-  if (wanted.size > 0) {
-    for (const m of String(text).matchAll(TOKEN)) {
-      if (!wanted.has(m[0].toLowerCase())) continue;
-      if (m.index > last) parts.push({ text: text.slice(last, m.index), match: false });
-      parts.push({ text: m[0], match: true });
-      last = m.index + m[0].length;
-    }
+  for (const [from, to] of marks ?? []) {
+    if (from < last || to > chars.length || from >= to) continue;
+    if (from > last) parts.push({ text: chars.slice(last, from).join(''), match: false });
+    parts.push({ text: chars.slice(from, to).join(''), match: true });
+    last = to;
   }
-  if (last < text.length || parts.length === 0) parts.push({ text: text.slice(last), match: false });
+  if (last < chars.length || parts.length === 0) parts.push({ text: chars.slice(last).join(''), match: false });
   return parts;
 }
 

@@ -7,9 +7,10 @@
 import { getJSON, tail, initUserMenu, ApiError, url } from './api.js';
 import { el, byId, clear, show, showError, levelClass, localOffset, parseTime, toDatetimeLocal, fromDatetimeLocal } from './dom.js';
 import { histogram, lineChart } from './chart.js';
+import { initSaved } from './saved.js';
 import { formatTimestamp } from './chart-math.js';
 import {
-  RANGES, highlightTerms, splitHighlights, stateFromSearch, stateToSearch, timeWindow, syntaxErrorPosition,
+  RANGES, markedParts, stateFromSearch, stateToSearch, timeWindow, syntaxErrorPosition,
   fieldName, fieldTerm, addTerm, hasPipe, keyTerm, bucketWidth,
 } from './query.js';
 
@@ -19,6 +20,8 @@ const CONTEXT_LINES = 10;
 /** Rows kept on the page in live tail; older ones are dropped from the bottom. */
 const MAX_LIVE_ROWS = 2000;
 const FACETS = ['level', 'host', 'source'];
+/** Values listed per field in the fields panel. */
+const FIELD_VALUES = 5;
 /** Series drawn at most in a table's chart (the rest are in the table). */
 const MAX_SERIES = 8;
 
@@ -50,13 +53,15 @@ const ui = {
   statsHead: byId('stats-head'),
   statsRows: byId('stats-rows'),
   exportLinks: byId('export-links'),
+  fieldsPanel: byId('fields-panel'),
+  fieldsSample: byId('fields-sample'),
   exportCsv: byId('export-csv'),
   exportNdjson: byId('export-ndjson'),
 };
 
 let state = stateFromSearch(window.location.search);
-/** The current search: its frozen time window, hits shown, total, highlight terms. */
-let current = { window: null, shown: 0, total: 0, terms: [] };
+/** The current search: its frozen time window, hits shown, total. */
+let current = { window: null, shown: 0, total: 0 };
 let inFlight = null;
 let live = null; // { stream, paused, buffer: [] }
 /** The table shown for a query with a pipe: the answer and a click-sort ({ column, descending } or null). */
@@ -64,11 +69,11 @@ let table = null;
 
 // ---- rendering ----------------------------------------------------------
 
-function hitRow(hit, terms, isLive = false) {
+function hitRow(hit, isLive = false) {
   const ms = parseTime(hit.timestamp);
   const level = levelClass(hit.level);
   const message = el('span', { class: 'hit-message' });
-  for (const part of splitHighlights(hit.message, terms)) {
+  for (const part of markedParts(hit.message, hit.marks)) {
     message.append(part.match ? el('mark', { text: part.text }) : document.createTextNode(part.text));
   }
   const sourceName = hit.source.split('/').pop() || hit.source;
@@ -114,6 +119,45 @@ function renderFacet(field, answer) {
   }
   if (answer && answer.other > 0) list.append(el('li', { class: 'muted facet-other', text: `${answer.other.toLocaleString()} more in other values` }));
   if (values.length === 0) list.append(el('li', { class: 'muted', text: 'none' }));
+}
+
+/**
+ * The fields of the lines shown, each with its most frequent values among
+ * them (as Kibana's field list samples the documents it shows); a value
+ * adds its filter to the query.
+ */
+function renderFields(hits) {
+  const byName = new Map();
+  for (const hit of hits) {
+    for (const [name, value] of Object.entries(hit.fields ?? {})) {
+      if (!byName.has(name)) byName.set(name, { lines: 0, values: new Map() });
+      const field = byName.get(name);
+      field.lines += 1;
+      const key = JSON.stringify(value);
+      field.values.set(key, (field.values.get(key) ?? 0) + 1);
+    }
+  }
+  clear(ui.fieldsPanel);
+  const shown = hits.length.toLocaleString('en-US');
+  ui.fieldsSample.textContent = hits.length ? `In the ${shown} ${hits.length === 1 ? 'line' : 'lines'} shown:` : '';
+  const names = [...byName.keys()].sort((a, b) => byName.get(b).lines - byName.get(a).lines || (a < b ? -1 : 1));
+  for (const name of names) {
+    const field = byName.get(name);
+    const top = [...field.values.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).slice(0, FIELD_VALUES);
+    const list = el('ul', {}, ...top.map(([key, count]) => {
+      const value = JSON.parse(key);
+      const term = fieldTerm(name, value);
+      return el('li', {}, el('button', {
+        class: 'link-button field-value-filter',
+        attrs: { type: 'button', title: term ? `Add ${term} to the query` : 'This name cannot be written in a query', disabled: !term },
+        dataset: { term: term ?? '' },
+        on: { click: () => { state = { ...state, q: addTerm(state.q, term) }; run({ push: true }); } },
+      }, el('span', { class: 'field-value', text: String(value) }), el('span', { class: 'num muted', text: count.toLocaleString('en-US') })));
+    }));
+    ui.fieldsPanel.append(el('details', { dataset: { field: name } },
+      el('summary', { text: `${fieldName(name)} (${field.lines.toLocaleString('en-US')})` }), list));
+  }
+  if (names.length === 0) ui.fieldsPanel.append(el('p', { class: 'muted', text: 'none' }));
 }
 
 function renderHistogram(buckets, span) {
@@ -196,7 +240,6 @@ async function run({ push = false, as = null } = {}) {
   const controller = new AbortController();
   inFlight = controller;
   const span = timeWindow(state, Date.now());
-  const terms = highlightTerms(state.q);
   const signal = controller.signal;
   ui.results.setAttribute('aria-busy', 'true');
   if (as === 'table' || (as === null && hasPipe(state.q))) {
@@ -215,13 +258,14 @@ async function run({ push = false, as = null } = {}) {
         .catch((err) => (err instanceof ApiError && err.status === 404 ? null : Promise.reject(err)))),
     ]);
     if (controller !== inFlight) return;
-    current = { window: span, shown: result.hits.length, total: result.total, terms };
+    current = { window: span, shown: result.hits.length, total: result.total };
     showQueryError('');
     showError(ui.error, '');
     setCount(result.total);
     ui.took.textContent = `in ${result.took_ms} ms`;
     setExportLinks(span);
-    clear(ui.results).append(...result.hits.map((hit) => hitRow(hit, terms)));
+    clear(ui.results).append(...result.hits.map((hit) => hitRow(hit)));
+    renderFields(result.hits);
     show(ui.empty, result.total === 0);
     show(ui.loadMore, current.shown < result.total);
     renderHistogram(hist.buckets, span);
@@ -253,7 +297,7 @@ async function runStats(controller, span, guessed) {
       ...FACETS.map((field) => getJSON('/api/v1/logs/facets', { ...filterParams(span, field), q: answer.filter, field }, { signal })),
     ]);
     if (controller !== inFlight) return;
-    current = { window: span, shown: 0, total: 0, terms: [] };
+    current = { window: span, shown: 0, total: 0 };
     table = { answer, sort: null, span };
     showQueryError('');
     showError(ui.error, '');
@@ -263,6 +307,7 @@ async function runStats(controller, span, guessed) {
     ui.took.textContent = `in ${answer.took_ms} ms`;
     setExportLinks(span);
     clear(ui.results);
+    renderFields([]);
     show(ui.loadMore, false);
     show(ui.empty, answer.rows.length === 0);
     renderHistogram(hist.buckets, span);
@@ -419,7 +464,7 @@ async function loadMore() {
   ui.loadMore.disabled = true;
   try {
     const result = await getJSON('/api/v1/logs/search', { ...filterParams(current.window), limit: PAGE_SIZE, offset: current.shown });
-    ui.results.append(...result.hits.map((hit) => hitRow(hit, current.terms)));
+    ui.results.append(...result.hits.map((hit) => hitRow(hit)));
     current.shown += result.hits.length;
     show(ui.loadMore, result.hits.length > 0 && current.shown < result.total);
   } catch (err) {
@@ -514,7 +559,7 @@ function addLiveHit(hit) {
     return;
   }
   show(ui.empty, false);
-  ui.results.prepend(hitRow(hit, current.terms, true));
+  ui.results.prepend(hitRow(hit, true));
   current.total += 1;
   current.shown += 1;
   setCount(current.total);
@@ -622,4 +667,5 @@ window.addEventListener('popstate', () => {
 });
 
 initUserMenu();
+initSaved(() => state);
 run();
