@@ -176,6 +176,7 @@ impl Aggregator {
             field_names,
             intake,
             export: config.export,
+            exports: Arc::new(tokio::sync::Semaphore::new(http::export::MAX_EXPORTS)),
         });
         let app = http::router(state, &config.auth, config.http.request_timeout.get())
             .into_make_service_with_connect_info::<SocketAddr>();

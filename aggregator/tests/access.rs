@@ -634,7 +634,7 @@ async fn saved_searches_are_each_users_own_unless_shared() {
         rule["toml"]
             .as_str()
             .unwrap()
-            .contains(r#"query = "level:error host:\"web-1\"""#),
+            .contains(r#"query = "(level:error) host:\"web-1\"""#),
         "{rule}"
     );
     let rule = json(&get(&server, &format!("/api/v1/searches/{mine}/rule"), Some(&alice)).await);

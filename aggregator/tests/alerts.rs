@@ -536,6 +536,30 @@ annotations = { summary = "{{ host }}: {{ value }} heartbeats in 2s" }
 }
 
 #[tokio::test]
+async fn a_fewer_than_rule_without_groups_watches_everything_even_before_any_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "NoOrders"
+kind = "log_match"
+query = "order placed"
+op = "<"
+count = 1
+window = "1m"
+group_by = []
+interval = "1s"
+annotations = { summary = "{{ value }} orders in a minute" }
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    wait_for("the no-orders notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    assert_eq!(sent["alerts"][0]["labels"]["alertname"], "NoOrders");
+    assert_eq!(sent["alerts"][0]["annotations"]["summary"], "0 orders in a minute");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn alert_api_refuses_bad_parameters_and_missing_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let hook = WebhookReceiver::start();

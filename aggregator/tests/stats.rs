@@ -482,6 +482,7 @@ async fn exports_hold_the_matching_lines_and_tables() {
         ("format=xml", "neither `ndjson` nor `csv`"),
         ("format=csv&columns=a,b%20c", "not a field name"),
         ("columns=status", "NDJSON lines carry all their fields"),
+        ("format=csv&columns=status,fields.status", "named twice"),
         ("q=%22open", "position"),
     ] {
         let answer = export(query).await;

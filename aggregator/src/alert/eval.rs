@@ -8,11 +8,13 @@
 //! stored documents.
 
 use super::model::SampleLine;
+use super::rules::label_name;
 use super::rules::{
     ErrorRateRule, GroupField, LogMatchRule, LogStatsRule, NoDataRule, Op, RateLimit, Rule, RuleKind, ThresholdRule,
 };
 use crate::metricstore::MetricStore;
 use crate::query::aggregate::{Value, row_query};
+use crate::query::pipe::RowStep;
 use crate::store::LogStore;
 use crate::store::search::{LogFilter, SearchRequest, SortOrder};
 use std::collections::{BTreeMap, BTreeSet};
@@ -316,8 +318,15 @@ fn evaluate_log_stats(rule: &LogStatsRule, logs: &LogStore, now_ms: i64) -> Resu
         ingested_since: Some(since),
         ..LogFilter::default()
     };
-    let table = logs.stats(&filter, &rule.parsed.filter, stats)?;
-    let mut observations = Vec::new();
+    // The rows kept (at most `MAX_ROWS`) are the worst first.
+    let mut worst_first = stats.clone();
+    worst_first
+        .rows
+        .push(RowStep::Sort(vec![(rule.column, rule.op.upward())]));
+    let table = logs.stats(&filter, &rule.parsed.filter, &worst_first)?;
+    // Rows whose keys read alike as labels (a number and its text, no
+    // value and "") are one alert: the worst of them.
+    let mut by_labels: BTreeMap<BTreeMap<String, String>, Observation> = BTreeMap::new();
     for row in &table.rows {
         let value = match row.get(rule.column) {
             Some(Value::Count(n)) => *n as f64,
@@ -333,40 +342,38 @@ fn evaluate_log_stats(rule: &LogStatsRule, logs: &LogStore, now_ms: i64) -> Resu
             .take(table.keys)
             .map(|(column, key)| (label_name(column), label_value(key)))
             .collect();
+        if by_labels.contains_key(&labels) {
+            continue;
+        }
         let breaching = rule.op.holds(value, rule.threshold);
         let sample_lines = if breaching {
             let lines = row_query(stats, &rule.parsed.filter_text, row);
-            sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines)?
+            // A row whose lines cannot be quoted (its keys make the query
+            // too long) still alerts.
+            sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines).unwrap_or_else(|err| {
+                tracing::warn!(rule = %rule.query, error = %err, "cannot quote a stats row's lines");
+                Vec::new()
+            })
         } else {
             Vec::new()
         };
-        observations.push(Observation {
-            labels,
-            value,
-            breaching,
-            unrecovered: breaching,
-            sample_lines,
-        });
+        by_labels.insert(
+            labels.clone(),
+            Observation {
+                labels,
+                value,
+                breaching,
+                unrecovered: breaching,
+                sample_lines,
+            },
+        );
     }
     Ok(Evaluation {
-        observations,
+        observations: by_labels.into_values().collect(),
         threshold: Some(rule.threshold),
         op: Some(rule.op),
         absent_means_recovered: true,
     })
-}
-
-/// A column name as a label name (Prometheus's `[a-zA-Z_][a-zA-Z0-9_]*`):
-/// `user.id` becomes `user_id`.
-fn label_name(column: &str) -> String {
-    let mut name: String = column
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        name.insert(0, '_');
-    }
-    name
 }
 
 /// A key's value as a label's text; a missing one is empty.

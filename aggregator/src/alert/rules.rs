@@ -442,6 +442,19 @@ fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
     })
 }
 
+/// A table column's name as a label name (Prometheus's
+/// `[a-zA-Z_][a-zA-Z0-9_]*`): `user.id` becomes `user_id`.
+pub fn label_name(column: &str) -> String {
+    let mut name: String = column
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
+}
+
 fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -691,6 +704,21 @@ fn log_stats(spec: &RuleSpec) -> Result<LogStatsRule, CheckError> {
         ));
     }
     let keys = stats.by.len();
+    // Each key is a label: they must not read alike, or as the rule's own.
+    let mut names: Vec<String> = Vec::new();
+    for column in &stats.columns[..keys] {
+        let name = label_name(column);
+        if name == "alertname" || spec.labels.contains_key(&name) || names.contains(&name) {
+            return Err((
+                "query",
+                format!(
+                    "the key `{column}` is the label `{name}`, which another key or the rule's labels (or \
+                     alertname) already name: rename one"
+                ),
+            ));
+        }
+        names.push(name);
+    }
     let column = match &spec.column {
         None => stats.columns.len() - 1,
         Some(name) => match stats.columns.iter().position(|c| c == name) {
@@ -923,6 +951,15 @@ group_by = ["host", "source"]
             (
                 "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| top path\"\nthreshold = 1.0\ncount = 3\n",
                 "rules[0] (D).count",
+            ),
+            // Keys that would be one label.
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| stats count() by user.id, user_id\"\nthreshold = 1.0\n",
+                "rules[0] (D).query",
+            ),
+            (
+                "[[rules]]\nname = \"D\"\nkind = \"log_stats\"\nquery = \"| stats count() by severity\"\nthreshold = 1.0\nlabels = { severity = \"page\" }\n",
+                "rules[0] (D).query",
             ),
             // "Fewer than": a count above 0, a lookback only there.
             (

@@ -11,13 +11,14 @@ use super::AppState;
 use super::error::ApiError;
 use super::logs::blocking;
 use super::params::Params;
+use crate::metrics::RejectReason;
 use crate::query::aggregate::{Table, Value};
 use crate::query::{self, is_field_name};
 use crate::store::schema::Hit;
 use crate::store::search::SearchError;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, Uri, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use lookout_shared::parse::fields::FieldValue;
 use tokio::sync::{mpsc, oneshot};
@@ -26,6 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_COLUMNS: usize = 64;
 /// Bytes gathered before a piece of the body is sent.
 const PIECE_BYTES: usize = 64 * 1024;
+/// Exports streamed at once: each holds a blocking thread and its lines'
+/// places while it runs.
+pub const MAX_EXPORTS: usize = 4;
+/// A client that takes no piece for this long is dropped, freeing its thread.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The file's format.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,12 +74,23 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
         return Ok(download(format, total, Body::from(table_file(&table, format))));
     }
 
+    let Ok(permit) = app.exports.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            RejectReason::Unavailable,
+            format!("{MAX_EXPORTS} exports are running; retry when one is done"),
+        ));
+    };
+    let runtime = tokio::runtime::Handle::current();
     let (started_tx, started_rx) = oneshot::channel::<Result<u64, SearchError>>();
     let (pieces_tx, mut pieces_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let store = app.store.clone();
     // `limit` is at most `[export] max_lines`, at most 10^8.
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        // A piece waits at most `STALL` for a client that reads nothing.
+        let send = |piece: std::io::Result<Vec<u8>>| runtime.block_on(pieces_tx.send_timeout(piece, STALL)).is_ok();
         let mut started = Some(started_tx);
         let mut piece = Vec::with_capacity(PIECE_BYTES);
         if format == Format::Csv {
@@ -90,16 +107,13 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
                     Format::Csv => csv_line(&mut piece, &hit, &columns),
                 }
                 // A client that went away ends the export.
-                piece.len() < PIECE_BYTES
-                    || pieces_tx
-                        .blocking_send(Ok(std::mem::replace(&mut piece, Vec::with_capacity(PIECE_BYTES))))
-                        .is_ok()
+                piece.len() < PIECE_BYTES || send(Ok(std::mem::replace(&mut piece, Vec::with_capacity(PIECE_BYTES))))
             },
         );
         match (result, started.take()) {
             (Ok(()), _) => {
                 if !piece.is_empty() {
-                    let _ = pieces_tx.blocking_send(Ok(piece));
+                    send(Ok(piece));
                 }
             }
             (Err(err), Some(tx)) => {
@@ -107,7 +121,7 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
             }
             (Err(err), None) => {
                 tracing::error!(error = %err, "an export failed midway; its body ends with an error");
-                let _ = pieces_tx.blocking_send(Err(std::io::Error::other("the export failed midway")));
+                send(Err(std::io::Error::other("the export failed midway")));
             }
         }
     });
@@ -118,9 +132,16 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
     Ok(download(format, total, Body::from_stream(pieces)))
 }
 
-/// The names of `columns=a,b`: extracted fields a CSV adds after its own.
+/// The names of `columns=a,b`: extracted fields a CSV adds after its own
+/// (`fields.<name>` is the field `<name>`).
 fn csv_columns(text: &str) -> Result<Vec<String>, ApiError> {
-    let names: Vec<String> = text.split(',').map(|name| name.trim().to_owned()).collect();
+    let names: Vec<String> = text
+        .split(',')
+        .map(|name| {
+            let name = name.trim();
+            name.strip_prefix("fields.").unwrap_or(name).to_owned()
+        })
+        .collect();
     if names.len() > MAX_COLUMNS {
         return Err(ApiError::bad_request(format!(
             "parameter `columns`: at most {MAX_COLUMNS} fields"
@@ -129,6 +150,11 @@ fn csv_columns(text: &str) -> Result<Vec<String>, ApiError> {
     if let Some(bad) = names.iter().find(|name| !is_field_name(name)) {
         return Err(ApiError::bad_request(format!(
             "parameter `columns`: `{bad}` is not a field name"
+        )));
+    }
+    if let Some((_, twice)) = names.iter().enumerate().find(|(at, name)| names[..*at].contains(name)) {
+        return Err(ApiError::bad_request(format!(
+            "parameter `columns`: `{twice}` is named twice"
         )));
     }
     Ok(names)
@@ -192,13 +218,14 @@ fn csv_line(out: &mut Vec<u8>, hit: &Hit, columns: &[String]) {
 }
 
 /// One CSV cell of text (RFC 4180: quoted when it holds a comma, a quote or
-/// a line break, quotes doubled). A cell a spreadsheet would run as a
-/// formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return)
-/// gets a leading `'`, as Kibana's CSV export does: log lines are written
-/// by whoever reaches the logged service.
+/// a line break, quotes doubled; also a `;`, which spreadsheets of some
+/// locales split cells at). A cell a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a
+/// leading `'`, as Kibana's CSV export does: log lines are written by
+/// whoever reaches the logged service.
 fn csv_text(out: &mut Vec<u8>, text: &str) {
     let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if !formula && !text.contains([',', '"', '\n', '\r']) {
+    if !formula && !text.contains([',', ';', '"', '\n', '\r']) {
         out.extend_from_slice(text.as_bytes());
         return;
     }
@@ -293,6 +320,7 @@ mod tests {
         assert_eq!(cell("two\nlines"), "\"two\nlines\"");
         assert_eq!(cell("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
         assert_eq!(cell("- 1119715593 R02"), "\"'- 1119715593 R02\"");
+        assert_eq!(cell("x;=cmd|' /C calc'!A0"), "\"x;=cmd|' /C calc'!A0\"");
         assert_eq!(cell(""), "");
         let mut out = Vec::new();
         csv_number(&mut out, -5.0);

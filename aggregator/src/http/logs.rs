@@ -77,8 +77,8 @@ pub async fn search(State(app): State<AppState>, uri: Uri) -> Result<Json<Search
     let mut bytes = 0;
     let mut shown = 0;
     for hit in &mut hits {
-        hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
         hit.marks = highlighter.marks(&hit.message);
+        hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
         bytes += hit.message.len();
         if bytes > MAX_ANSWER_MESSAGE_BYTES {
             break;

@@ -110,6 +110,8 @@ pub struct AppParts {
     pub intake: crate::receivers::Intake,
     /// Bounds on exports.
     pub export: crate::config::ExportConfig,
+    /// Exports running at once ([`export::MAX_EXPORTS`]).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// The router with all routes and middleware.

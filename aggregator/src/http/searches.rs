@@ -8,6 +8,7 @@ use super::access::Caller;
 use super::error::ApiError;
 use super::params::Params;
 use crate::metrics::RejectReason;
+use crate::query::pipe::GroupKey;
 use crate::query::{self, MAX_QUERY_BYTES};
 use crate::users::saved::{SavedError, SavedSearch};
 use axum::Json;
@@ -74,9 +75,13 @@ pub async fn create(
             .map_err(|err| ApiError::bad_request(format!("invalid saved search: {err}")))?
     };
     let name = new.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    // Bidirectional controls would let a shared name reorder what is shown after it.
+    let unshown = |c: char| {
+        c.is_control() || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    };
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(unshown) {
         return Err(ApiError::bad_request(format!(
-            "`name`: 1 to {MAX_NAME_CHARS} characters, no control characters"
+            "`name`: 1 to {MAX_NAME_CHARS} characters, no control or direction characters"
         )));
     }
     if new.q.len() > MAX_QUERY_BYTES {
@@ -157,39 +162,40 @@ pub async fn rule(
     Ok(Json(json!({ "kind": kind, "toml": toml })))
 }
 
-/// The rules-file entry of `kind` for `search`.
+/// The rules-file entry of `kind` for `search`: its query with the page's
+/// host, source and level filters added (before the pipe, the query
+/// before it in parentheses), named as the search.
 fn rule_entry(search: &SavedSearch, kind: &str, has_pipe: bool) -> Result<String, String> {
-    let mut query = search.q.trim().to_owned();
-    // The page's filters become part of the rule's query.
+    let parsed = query::parse_query(&search.q).map_err(|err| err.to_string())?;
+    if parsed
+        .stats
+        .as_ref()
+        .is_some_and(|stats| stats.by.iter().any(|key| matches!(key, GroupKey::TimeBucket(_))))
+    {
+        return Err("a table over time (`by _time(…)`) cannot be a rule: group by fields instead".to_owned());
+    }
+    let mut parts = Vec::new();
+    if !parsed.filter_text.is_empty() {
+        parts.push(format!("({})", parsed.filter_text));
+    }
     for (field, value) in [
         ("host", &search.host),
         ("source", &search.source),
         ("level", &search.level),
     ] {
-        if !value.is_empty() && !has_pipe {
-            query = format!(
-                "{} {field}:{}",
-                if query.is_empty() { "*" } else { &query },
-                quoted(value)
-            );
+        if !value.is_empty() {
+            parts.push(format!("{field}:{}", quoted(value)));
         }
     }
-    if query.is_empty() {
-        query = "*".to_owned();
-    }
-    let name: String = search
-        .name
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>();
-    let name = if name.is_empty() {
-        "SavedSearch".to_owned()
+    let filter = if parts.is_empty() {
+        "*".to_owned()
     } else {
-        name
+        parts.join(" ")
     };
+    let query = format!("{filter} {}", parsed.pipes_text.trim()).trim().to_owned();
     let header = format!(
         "[[rules]]\nname = {}\nkind = \"{kind}\"\nquery = {}\n",
-        toml_string(&name),
+        toml_string(&search.name),
         toml_string(&query)
     );
     let body = match (kind, has_pipe) {
@@ -287,7 +293,7 @@ mod tests {
         for (search, kind) in [
             (saved("payment failed", "web-1"), "log_match"),
             (saved("level:error \"a\\\\b\"", ""), "error_rate"),
-            (saved("* | stats p95(took) by path", ""), "log_stats"),
+            (saved("* | stats p95(took) by path", "web-1"), "log_stats"),
         ] {
             let has_pipe = search.q.contains('|');
             let entry = rule_entry(&search, kind, has_pipe).unwrap();
@@ -295,13 +301,22 @@ mod tests {
                 .unwrap_or_else(|err| panic!("{entry}\n{err}"));
             let rule = rules
                 .iter()
-                .find(|r| r.name == "Paymenterrors")
+                .find(|r| r.name == "Payment \"errors\"")
                 .expect("the saved search's rule");
             assert_eq!(rule.kind_name(), kind, "{entry}");
         }
-        let entry = rule_entry(&saved("payment failed", "web-1"), "log_match", false).unwrap();
-        assert!(entry.contains(r#"query = "payment failed host:\"web-1\"""#), "{entry}");
+        // The page's filters narrow the whole query, before any pipe.
+        let entry = rule_entry(&saved("a OR b", "web-1"), "log_match", false).unwrap();
+        assert!(entry.contains(r#"query = "(a OR b) host:\"web-1\"""#), "{entry}");
+        let entry = rule_entry(&saved("* | stats p95(took) by path", "web-1"), "log_stats", true).unwrap();
+        assert!(
+            entry.contains(r#"query = "(*) host:\"web-1\" | stats p95(took) by path""#),
+            "{entry}"
+        );
+        let entry = rule_entry(&saved("| top path", "web-1"), "log_stats", true).unwrap();
+        assert!(entry.contains(r#"query = "host:\"web-1\" | top path""#), "{entry}");
         assert!(rule_entry(&saved("* | top path", ""), "log_match", true).is_err());
+        assert!(rule_entry(&saved("* | stats count() by _time(1m)", ""), "log_stats", true).is_err());
         assert!(rule_entry(&saved("x", ""), "nope", false).is_err());
     }
 }

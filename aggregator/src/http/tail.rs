@@ -171,8 +171,8 @@ async fn drain(mut feed: RecordFeed, mut matcher: Matcher, mut highlighter: High
             FeedEvent::Records(records) => {
                 for hit in records.iter().filter(|hit| matcher.matches(hit)) {
                     let mut hit = hit.clone();
-                    hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
                     hit.marks = highlighter.marks(&hit.message);
+                    hit.cut_message(MAX_LISTED_MESSAGE_BYTES);
                     match serde_json::to_string(&hit) {
                         Ok(json) => queue.push(json),
                         Err(err) => tracing::warn!(error = %err, "cannot encode a live-tail record"),

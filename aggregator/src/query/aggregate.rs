@@ -540,7 +540,8 @@ pub fn row_query(stats: &Stats, filter: &str, row: &[Value]) -> String {
         parts.push(match value {
             Value::Null => format!("NOT {has}"),
             Value::Count(n) => format!("{name}:{n}"),
-            Value::Number(n) => format!("{name}:{}", serde_json::Value::from(*n)),
+            // As the table shows it: whole numbers without `.0`.
+            Value::Number(_) => format!("{name}:{}", serde_json::to_string(value).unwrap_or_default()),
             Value::Text(text) => format!("{name}:\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")),
             Value::Time(_) => continue,
         });
@@ -640,7 +641,7 @@ pub fn table(stats: &Stats, groups: Groups<String>) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::parse_query;
+    use crate::query::{Expr, Leaf, parse_query};
 
     fn stats(q: &str) -> Stats {
         parse_query(q).unwrap().stats.unwrap()
@@ -679,6 +680,33 @@ mod tests {
         }
         let err = groups.add(&distinct, &[Cell::Text(0)], [Cell::Text(u64::MAX)].into_iter());
         assert!(err.unwrap_err().0.contains("count_distinct"));
+    }
+
+    #[test]
+    fn a_rows_query_selects_its_keys_values_as_the_parser_reads_them() {
+        let by = stats("| stats count() by host, level, path, fields.host, status, _time(1m), user");
+        let row = [
+            Value::Text("web-1".into()),
+            Value::Null,
+            Value::Text("/a \"b\" \\c".into()),
+            Value::Text("x".into()),
+            Value::Number(500.0),
+            Value::Time(60_000),
+            Value::Null,
+            Value::Count(3),
+        ];
+        let q = row_query(&by, "error OR warn", &row);
+        assert_eq!(
+            q,
+            r#"(error OR warn) host:"web-1" NOT level:* path:"/a \"b\" \\c" fields.host:"x" status:500 NOT has:user"#
+        );
+        // It parses, and means what it says.
+        let parsed = crate::query::parse(&q).unwrap();
+        let Expr::And(parts) = parsed else { panic!("{parsed:?}") };
+        assert_eq!(parts.len(), 7, "{parts:?}");
+        assert_eq!(parts[3], Expr::Leaf(Leaf::Field("path".into(), "/a \"b\" \\c".into())));
+        assert_eq!(parts[4], Expr::Leaf(Leaf::Field("host".into(), "x".into())));
+        assert_eq!(row_query(&stats("| stats count()"), "", &[Value::Count(1)]), "*");
     }
 
     #[test]

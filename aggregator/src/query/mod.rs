@@ -178,6 +178,8 @@ pub struct Query {
     /// The text before the first pipe, trimmed: the query of the lines
     /// behind a table's rows.
     pub filter_text: String,
+    /// The text from the first pipe on (`| stats …`), or "".
+    pub pipes_text: String,
     /// What the pipes ask, if there are any.
     pub stats: Option<pipe::Stats>,
 }
@@ -221,6 +223,7 @@ pub fn parse_query(q: &str) -> Result<Query, QueryError> {
     };
     parser.skip_space();
     let filter_text = q[..parser.pos].trim().to_owned();
+    let pipes_text = q[parser.pos..].to_owned();
     let stats = match parser.peek() {
         None => None,
         Some('|') => Some(parser.pipes()?),
@@ -230,6 +233,7 @@ pub fn parse_query(q: &str) -> Result<Query, QueryError> {
     Ok(Query {
         filter,
         filter_text,
+        pipes_text,
         stats,
     })
 }

@@ -179,7 +179,8 @@ pub struct Hit {
 
 impl Hit {
     /// Shortens the message to at most `max_bytes` (at a character
-    /// boundary) and marks it `cut` if it was longer.
+    /// boundary) and marks it `cut` if it was longer; marks past the cut go
+    /// (a word cut short is not the word found).
     pub fn cut_message(&mut self, max_bytes: usize) {
         if self.message.len() > max_bytes {
             let mut end = max_bytes;
@@ -188,6 +189,8 @@ impl Hit {
             }
             self.message.truncate(end);
             self.cut = true;
+            let chars = self.message.chars().count();
+            self.marks.retain(|[_, to]| *to <= chars);
         }
     }
 }
