@@ -592,6 +592,18 @@ fn stats_table(ui: &Ui, start: &str, end: &str) {
     );
     let ascending = rows();
     assert!(ascending.windows(2).all(|w| w[0].1 <= w[1].1), "{ascending:?}");
+    // The click-sort is in the URL: the page opened again sorts the same.
+    assert!(
+        ui.params().contains(&("sort".to_string(), "count".to_string())),
+        "{:?}",
+        ui.params()
+    );
+    let again = ui.js("return window.location.pathname + window.location.search;", vec![]);
+    ui.open(again.as_str().unwrap());
+    wait_until("the table again", LIMIT, || {
+        ui.count("#stats:not([hidden]) #stats-rows tr") == 3
+    });
+    assert_eq!(rows(), ascending);
     // A row's lines: the query before the pipe and the row's key.
     let (rhost, count) = ascending[0].clone();
     ui.click("#stats-rows tr:first-child");

@@ -26,7 +26,7 @@ export function markedParts(text, marks) {
   return parts;
 }
 
-const KEYS = ['q', 'range', 'start', 'end', 'host', 'source', 'level'];
+const KEYS = ['q', 'range', 'start', 'end', 'host', 'source', 'level', 'sort'];
 
 /** The page state in a URL query string. An absolute range (start/end in ms) wins over a quick range. */
 export function stateFromSearch(search) {
@@ -63,9 +63,24 @@ export function stateToSearch(state) {
     if (Number.isFinite(state.start)) p.set('start', new Date(state.start).toISOString());
     if (Number.isFinite(state.end)) p.set('end', new Date(state.end).toISOString());
   }
-  for (const key of ['host', 'source', 'level']) if (state[key]) p.set(key, state[key]);
+  for (const key of ['host', 'source', 'level', 'sort']) if (state[key]) p.set(key, state[key]);
   const text = p.toString();
   return text ? `?${text}` : '';
+}
+
+/**
+ * A table's click-sort in the URL (`sort=count()` or `sort=-count()`, a
+ * leading `-` for descending) as { column (name), descending }, or null.
+ */
+export function parseTableSort(text) {
+  if (!text) return null;
+  const descending = text.startsWith('-');
+  return { column: descending ? text.slice(1) : text, descending };
+}
+
+/** The URL's form of a table's click-sort. */
+export function tableSortParam(column, descending) {
+  return `${descending ? '-' : ''}${column}`;
 }
 
 /** The [start, end) window, in ms, a state means at `nowMs`. */

@@ -11,7 +11,7 @@ import { initSaved } from './saved.js';
 import { formatTimestamp } from './chart-math.js';
 import {
   RANGES, markedParts, stateFromSearch, stateToSearch, timeWindow, syntaxErrorPosition,
-  fieldName, fieldTerm, addTerm, hasPipe, keyTerm, bucketWidth,
+  fieldName, fieldTerm, addTerm, hasPipe, keyTerm, bucketWidth, parseTableSort, tableSortParam,
 } from './query.js';
 
 const PAGE_SIZE = 100;
@@ -298,7 +298,10 @@ async function runStats(controller, span, guessed) {
     ]);
     if (controller !== inFlight) return;
     current = { window: span, shown: 0, total: 0 };
-    table = { answer, sort: null, span };
+    // A click-sort in the URL applies while its column is in the table.
+    const wanted = parseTableSort(state.sort);
+    const column = wanted ? answer.columns.indexOf(wanted.column) : -1;
+    table = { answer, sort: column >= 0 ? { column, descending: wanted.descending } : null, span };
     showQueryError('');
     showError(ui.error, '');
     const { groups } = answer;
@@ -374,6 +377,8 @@ function renderTable() {
           // First click: largest first for numbers, A to Z for text; then flip.
           const descending = sorted ? !sort.descending : numeric[i];
           table.sort = { column: i, descending };
+          state = { ...state, sort: tableSortParam(name, descending) };
+          history.replaceState(null, '', `${window.location.pathname}${stateToSearch(state)}`);
           renderTable();
         },
       },
@@ -438,7 +443,7 @@ function openRow(row) {
     const term = keyTerm(column, row[i]);
     if (term) q = addTerm(q, term);
   }
-  state = { ...next, q };
+  state = { ...next, q, sort: '' };
   run({ push: true });
 }
 
@@ -621,7 +626,7 @@ function togglePause() {
 
 ui.form.addEventListener('submit', (event) => {
   event.preventDefault();
-  state = { ...state, q: ui.query.value.trim() };
+  state = { ...state, q: ui.query.value.trim(), sort: '' };
   run({ push: true });
 });
 
