@@ -566,15 +566,16 @@ pub struct Table {
     pub groups: usize,
 }
 
-/// The table of `groups`: one row per group, sorted and cut as `stats` says.
-pub fn table(stats: &Stats, groups: Groups<String>) -> Table {
+/// The table of `groups`, their text named by `text`: one row per group,
+/// sorted and cut as `stats` says.
+pub fn table<T: Hash + Eq>(stats: &Stats, groups: Groups<T>, mut text: impl FnMut(T) -> String) -> Table {
     let keys = stats.by.len();
     let total = groups.groups.len();
     let mut rows: Vec<Vec<Value>> = groups
         .groups
         .into_iter()
         .map(|(key, group)| {
-            let mut row: Vec<Value> = key.into_iter().map(Value::of).collect();
+            let mut row: Vec<Value> = key.into_iter().map(|cell| Value::of(cell.map(&mut text))).collect();
             row.extend(
                 group
                     .accumulators
@@ -587,7 +588,7 @@ pub fn table(stats: &Stats, groups: Groups<String>) -> Table {
         .collect();
     // `stats` without keys answers one row, even over no records.
     if keys == 0 && rows.is_empty() {
-        let empty = Group::<String>::new(stats);
+        let empty = Group::<T>::new(stats);
         rows.push(
             empty
                 .accumulators
@@ -722,7 +723,7 @@ mod tests {
         ] {
             groups.add(&by, &[key], std::iter::empty()).unwrap();
         }
-        let rows = table(&by, groups).rows;
+        let rows = table(&by, groups, |text| text).rows;
         let keys: Vec<&Value> = rows.iter().map(|row| &row[0]).collect();
         assert_eq!(
             keys,

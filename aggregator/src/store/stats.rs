@@ -8,13 +8,12 @@
 //! frequencies or a column scan without a query where it can.
 
 use super::LogStore;
-use super::collectors::OrdNames;
 use super::schema::{field_column, names};
 use super::search::{Compiled, LogFilter, SearchError, searchers};
 use crate::query::Expr;
 use crate::query::aggregate::{Budget, Cell, Group, Groups, StatsError, Table, ValueMap, table};
 use crate::query::pipe::{Function, GroupKey, Stats, StatsField};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::EnableScoring;
@@ -48,11 +47,12 @@ impl LogStore {
                     .collect();
                 groups.add_count(stats, key, records)?;
             }
-            return Ok(table(stats, groups));
+            return Ok(table(stats, groups, |text| text));
         }
         let Compiled { query, .. } = compiled;
         let collector = StatsCollector {
             stats: Arc::new(stats.clone()),
+            texts: Arc::default(),
         };
         // Each segment's groups are merged as soon as it is done, so that
         // at most one segment's are held besides the table's.
@@ -66,7 +66,11 @@ impl LogStore {
                 }
             }
         }
-        Ok(table(stats, groups))
+        let texts = collector
+            .texts
+            .lock()
+            .map_or_else(|poisoned| poisoned.into_inner().take(), |mut t| t.take());
+        Ok(table(stats, groups, |id| texts.text(id).to_owned()))
     }
 }
 
@@ -89,12 +93,46 @@ fn counts_by_keywords(stats: &Stats) -> Option<Vec<&'static str>> {
         .collect()
 }
 
-/// Groups with their keys named, as segments hand them over.
-type Named = Vec<(Vec<Cell<String>>, Group<String>)>;
+/// Groups with their text numbered in the table's [`Texts`], as segments
+/// hand them over.
+type Named = Vec<(Vec<Cell<u32>>, Group<u32>)>;
+
+/// Every text one table's groups hold, each once: a segment names its
+/// ordinals by these numbers, so that segments merge by comparing integers
+/// and a text is copied once per table, not once per segment.
+#[derive(Default)]
+struct Texts {
+    ids: ValueMap<Box<str>, u32>,
+    texts: Vec<Box<str>>,
+}
+
+impl Texts {
+    /// The number of `text`, new or known.
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        // Bounded by the table's groups and distinct values, far below 2^32.
+        let id = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        self.texts.push(text.into());
+        self.ids.insert(text.into(), id);
+        id
+    }
+
+    /// The text numbered `id`.
+    fn text(&self, id: u32) -> &str {
+        self.texts.get(id as usize).map_or("", |text| text)
+    }
+
+    fn take(&mut self) -> Texts {
+        std::mem::take(self)
+    }
+}
 
 /// Gathers the groups of one partition's matching records.
 struct StatsCollector {
     stats: Arc<Stats>,
+    texts: Arc<Mutex<Texts>>,
 }
 
 impl Collector for StatsCollector {
@@ -138,6 +176,7 @@ impl Collector for StatsCollector {
         };
         Ok(StatsSegment {
             budget: Budget::new(&self.stats),
+            texts: self.texts.clone(),
             stats: self.stats.clone(),
             keys,
             values,
@@ -183,6 +222,7 @@ enum Gathered {
 /// [`StatsCollector`] for one segment.
 struct StatsSegment {
     stats: Arc<Stats>,
+    texts: Arc<Mutex<Texts>>,
     /// A reader per group key.
     keys: Vec<Reader>,
     /// A reader per aggregate that takes a field.
@@ -260,8 +300,9 @@ impl SegmentCollector for StatsSegment {
             Gathered::ByOrd { groups, .. } => groups.into_iter().map(|(key, group)| (vec![key], group)).collect(),
             Gathered::ByKey(groups) => groups.into_iter().collect(),
         };
-        // Each text column's ordinals named in one pass over its dictionary.
-        let key_names = self
+        // Each text column's ordinals numbered in one pass over its dictionary.
+        let mut texts = self.texts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key_ids = self
             .keys
             .iter()
             .enumerate()
@@ -270,34 +311,34 @@ impl SegmentCollector for StatsSegment {
                     Cell::Text(ord) => Some(ord),
                     _ => None,
                 });
-                reader.names(ords.collect())
+                reader.ids(ords.collect(), &mut texts)
             })
             .collect::<tantivy::Result<Vec<_>>>()?;
-        let value_names = self
+        let value_ids = self
             .values
             .iter()
             .enumerate()
             .map(|(at, reader)| {
                 let Some(reader) = reader else {
-                    return Ok(None);
+                    return Ok(OrdIds::default());
                 };
                 let ords = groups
                     .iter()
                     .flat_map(|(_, group)| group.accumulators[at].texts().copied())
                     .collect();
-                reader.names(ords)
+                reader.ids(ords, &mut texts)
             })
             .collect::<tantivy::Result<Vec<_>>>()?;
-        let name = |names: &Option<OrdNames>, ord: u64| names.as_ref().map_or("", |n| n.name(ord)).to_owned();
+        drop(texts);
         Ok(groups
             .into_iter()
             .map(|(key, group)| {
                 let key = key
                     .into_iter()
-                    .zip(&key_names)
-                    .map(|(cell, names)| cell.map(|ord| name(names, ord)))
+                    .zip(&key_ids)
+                    .map(|(cell, ids)| cell.map(|ord| ids.id(ord)))
                     .collect();
-                (key, group.resolve(|at, ord| name(&value_names[at], ord)))
+                (key, group.resolve(|at, ord| value_ids[at].id(ord)))
             })
             .collect())
     }
@@ -369,14 +410,38 @@ impl Reader {
         }
     }
 
-    /// The values of `ords` of this reader's text column.
-    fn names(&self, ords: Vec<u64>) -> tantivy::Result<Option<OrdNames>> {
-        match self {
-            Reader::Keyword(Some(column), _) | Reader::Field(Some(column), _) if !ords.is_empty() => {
-                OrdNames::read(column, ords).map(Some)
-            }
-            _ => Ok(None),
+    /// The numbers in `texts` of `ords` of this reader's text column.
+    fn ids(&self, mut ords: Vec<u64>, texts: &mut Texts) -> tantivy::Result<OrdIds> {
+        let (Reader::Keyword(Some(column), _) | Reader::Field(Some(column), _)) = self else {
+            return Ok(OrdIds::default());
+        };
+        ords.sort_unstable();
+        ords.dedup();
+        let mut ids = Vec::with_capacity(ords.len());
+        let all_found = column
+            .dictionary()
+            .sorted_ords_to_term_cb(&ords, |bytes| ids.push(texts.id(&String::from_utf8_lossy(bytes))))?;
+        if !all_found || ids.len() != ords.len() {
+            return Err(tantivy::TantivyError::InternalError(
+                "a term ordinal of a text column is not in its dictionary".to_owned(),
+            ));
         }
+        Ok(OrdIds { ords, ids })
+    }
+}
+
+/// Some ordinals of a segment's text column and their numbers in [`Texts`].
+#[derive(Default)]
+struct OrdIds {
+    /// Sorted, distinct.
+    ords: Vec<u64>,
+    ids: Vec<u32>,
+}
+
+impl OrdIds {
+    fn id(&self, ord: u64) -> u32 {
+        // Every ordinal asked was read; an unknown one names "".
+        self.ords.binary_search(&ord).map_or(u32::MAX, |at| self.ids[at])
     }
 }
 
