@@ -23,6 +23,8 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 for target in "${targets[@]}"; do
   echo "== $target: ${seconds}s"
   mkdir -p "corpus/$target"
+  # Built apart, unfiltered: a target that does not build fails the script.
+  cargo +nightly fuzz build "$target"
   cargo +nightly fuzz run "$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>&1 |
     grep -E '^(stat::|#[0-9]+.*DONE|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' || true
