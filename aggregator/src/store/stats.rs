@@ -149,7 +149,7 @@ impl Collector for StatsCollector {
                 GroupKey::TimeBucket(width) => Ok(Reader::Bucket(time_column(segment)?, *width)),
             })
             .collect::<tantivy::Result<_>>()?;
-        let values = self
+        let values: Vec<Option<Reader>> = self
             .stats
             .aggregates
             .iter()
@@ -174,7 +174,9 @@ impl Collector for StatsCollector {
             }
             _ => Gathered::ByKey(ValueMap::default()),
         };
+        let counts_only = values.iter().all(Option::is_none);
         Ok(StatsSegment {
+            counts_only,
             budget: Budget::new(&self.stats),
             texts: self.texts.clone(),
             stats: self.stats.clone(),
@@ -227,6 +229,8 @@ struct StatsSegment {
     keys: Vec<Reader>,
     /// A reader per aggregate that takes a field.
     values: Vec<Option<Reader>>,
+    /// Every aggregate is `count()`, which reads no field.
+    counts_only: bool,
     gathered: Gathered,
     budget: Budget,
     /// The key of the record at hand (kept to spare an allocation each).
@@ -277,6 +281,11 @@ impl StatsSegment {
                 }
             }
         };
+        if self.counts_only {
+            // `count()` alone (`| top`): the record count is all there is.
+            group.records += 1;
+            return Ok(());
+        }
         group.add(values, &mut self.budget)
     }
 }
