@@ -482,9 +482,16 @@ async fn live_tail_streams_new_matching_lines_only() {
     assert_eq!(hit["source"], "/var/log/y.log");
     assert_eq!(hit["level"], "error");
     assert!(hit["id"].as_str().unwrap().starts_with(&stream("web-1", 2)));
-    // The same record as the search finds.
+    // The words the tail's query found are marked (in characters): Disk, is, FULL.
+    assert_eq!(hit["marks"], serde_json::json!([[6, 10], [17, 19], [20, 24]]));
+    // The same record as the search finds, whose query marks its own word.
     let found = server.get_ok("/api/v1/logs/search?q=data&host=web-1").await;
-    assert_eq!(found["hits"][0], hit);
+    let mut found = found["hits"][0].clone();
+    assert_eq!(found["marks"], serde_json::json!([[12, 16]]));
+    let mut hit = hit;
+    found.as_object_mut().unwrap().remove("marks");
+    hit.as_object_mut().unwrap().remove("marks");
+    assert_eq!(found, hit);
 
     // Without a filter, every new line arrives, in commit order.
     let mut messages = Vec::new();
