@@ -272,19 +272,33 @@ async function run({ push = false, as = null } = {}) {
     FACETS.forEach((field, i) => renderFacet(field, facets[i]));
   } catch (err) {
     if (err.name === 'AbortError' || controller !== inFlight) return;
-    if (as === null && misrouted(err, PIPE_REFUSED)) {
-      inFlight = null;
-      run({ as: 'table' });
-      return;
-    }
-    failed(err);
+    if (rerouted(err, as === null, PIPE_REFUSED, 'table')) return;
   } finally {
-    if (controller === inFlight) {
-      ui.results.removeAttribute('aria-busy');
-      inFlight = null;
-    }
+    settle(controller);
   }
   if (live) restartLive();
+}
+
+/**
+ * After a failed run: asks the other endpoint once when the server says the
+ * query belongs there (answers true), else shows the error.
+ */
+function rerouted(err, guessed, words, as) {
+  if (guessed && misrouted(err, words)) {
+    inFlight = null;
+    run({ as });
+    return true;
+  }
+  failed(err);
+  return false;
+}
+
+/** Ends the run of `controller`, if it is still the current one. */
+function settle(controller) {
+  if (controller === inFlight) {
+    ui.results.removeAttribute('aria-busy');
+    inFlight = null;
+  }
 }
 
 /** A query with a pipe: its table, and the facets and histogram of the lines behind it. */
@@ -320,17 +334,9 @@ async function runStats(controller, span, guessed) {
     if (err.name === 'AbortError' || controller !== inFlight) return;
     table = null;
     show(ui.stats, false);
-    if (guessed && misrouted(err, NO_PIPE)) {
-      inFlight = null;
-      run({ as: 'lines' });
-      return;
-    }
-    failed(err);
+    rerouted(err, guessed, NO_PIPE, 'lines');
   } finally {
-    if (controller === inFlight) {
-      ui.results.removeAttribute('aria-busy');
-      inFlight = null;
-    }
+    settle(controller);
   }
 }
 
