@@ -542,3 +542,66 @@ async fn lines_without_a_level_group_under_null_whichever_way_they_are_counted()
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_beyond_four_at_once_wait_their_turn_with_429() {
+    // Each export is far larger than what the connection and the body's
+    // queue buffer (tens of MB against a few), so one whose client reads
+    // nothing holds its place until the client goes.
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(config(tmp.path(), "")).await;
+    let filler = "x".repeat(200);
+    for part in 0..20u64 {
+        let texts: Vec<String> = (0..10_000).map(|i| format!("line {part}-{i} {filler}")).collect();
+        let lines: Vec<common::Line<'_>> = texts
+            .iter()
+            .map(|message| common::Line {
+                message,
+                read_at_ms: BASE_MS,
+            })
+            .collect();
+        server
+            .ingest_ok(&batch(
+                "h",
+                vec![chunk(&stream("h", part), "/var/log/big.log", 0, &lines)],
+            ))
+            .await;
+    }
+    let client = reqwest::Client::new();
+    let open = || {
+        client
+            .get(format!("{}/api/v1/logs/export?limit=100000", server.base))
+            .header("Authorization", format!("Bearer {}", common::API_TOKEN))
+            .send()
+    };
+    // Four exports under way, their bodies unread.
+    let mut running = Vec::new();
+    for _ in 0..4 {
+        let response = open().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.headers()["x-lookout-total"], "200000");
+        running.push(response);
+    }
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let body: Value = serde_json::from_str(&refused.text().await.unwrap()).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("4 exports are running"),
+        "{body}"
+    );
+    // A client that goes frees its place.
+    drop(running.pop());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let response = open().await.unwrap();
+        if response.status().as_u16() == 200 {
+            let lines = response.text().await.unwrap().lines().count();
+            assert_eq!(lines, 100_000, "a whole export once a place is free");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no place freed within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(running);
+    server.stop().await;
+}
