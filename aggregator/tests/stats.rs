@@ -94,13 +94,7 @@ async fn loaded() -> (Server, Vec<Request>, tempfile::TempDir) {
         let texts: Vec<String> = requests.iter().filter(|r| r.host == *host).map(Request::line).collect();
         let mut offset = 0;
         for part in texts.chunks(LINES_PER_HOST.div_ceil(BATCHES)) {
-            let lines: Vec<common::Line<'_>> = part
-                .iter()
-                .map(|message| common::Line {
-                    message,
-                    read_at_ms: BASE_MS,
-                })
-                .collect();
+            let lines = read_at_base(part);
             let sent = chunk(&stream(host, h as u64), "/var/log/nginx/access.log", offset, &lines);
             offset = sent.end;
             server.ingest_ok(&batch(host, vec![sent])).await;
@@ -113,17 +107,22 @@ async fn loaded() -> (Server, Vec<Request>, tempfile::TempDir) {
 async fn one_file(texts: &[String], extra: &str) -> (Server, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(config(tmp.path(), extra)).await;
-    let lines: Vec<common::Line<'_>> = texts
+    let lines = read_at_base(texts);
+    server
+        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
+        .await;
+    (server, tmp)
+}
+
+/// `texts` as lines read at `BASE_MS`.
+fn read_at_base(texts: &[String]) -> Vec<common::Line<'_>> {
+    texts
         .iter()
         .map(|message| common::Line {
             message,
             read_at_ms: BASE_MS,
         })
-        .collect();
-    server
-        .ingest_ok(&batch("h", vec![chunk(&stream("h", 0), "/var/log/a.log", 0, &lines)]))
-        .await;
-    (server, tmp)
+        .collect()
 }
 
 /// The table of `q` as the API answers it: columns and rows.
@@ -553,13 +552,7 @@ async fn exports_beyond_four_at_once_wait_their_turn_with_429() {
     let filler = "x".repeat(200);
     for part in 0..20u64 {
         let texts: Vec<String> = (0..10_000).map(|i| format!("line {part}-{i} {filler}")).collect();
-        let lines: Vec<common::Line<'_>> = texts
-            .iter()
-            .map(|message| common::Line {
-                message,
-                read_at_ms: BASE_MS,
-            })
-            .collect();
+        let lines = read_at_base(&texts);
         server
             .ingest_ok(&batch(
                 "h",
