@@ -4,8 +4,10 @@
 //! Lines are streamed as they are read from the index (newest first, or
 //! `order=asc`), at most `limit` and never more than `[export] max_lines`;
 //! only their places are held meanwhile. `X-Lookout-Total` says how many
-//! matched, so a client knows when the file is cut. A read that fails
-//! midway ends the body with an error, never as a file that looks whole.
+//! matched, so a client knows when the file is cut. A body that stops short
+//! (a read failed midway, or the client read nothing for [`STALL`]) ends
+//! with an error, never as a file that looks whole. At most
+//! [`MAX_EXPORTS`] exports, tables included, run at once.
 
 use super::AppState;
 use super::error::ApiError;
@@ -21,6 +23,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::Response;
 use lookout_shared::parse::fields::FieldValue;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most extracted fields a CSV may add as columns.
@@ -67,13 +72,6 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
         ));
     }
     let parsed = query::parse_query(&filter.q).map_err(|err| ApiError::bad_request(err.to_string()))?;
-    if let Some(stats) = parsed.stats {
-        let expr = parsed.filter;
-        let table = blocking(app.store.clone(), move |store| store.stats(&filter, &expr, &stats)).await?;
-        let total = table.groups as u64;
-        return Ok(download(format, total, Body::from(table_file(&table, format))));
-    }
-
     let Ok(permit) = app.exports.clone().try_acquire_owned() else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -81,16 +79,35 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
             format!("{MAX_EXPORTS} exports are running; retry when one is done"),
         ));
     };
+    if let Some(stats) = parsed.stats {
+        // A table: its own `| sort` and `| limit` shape it.
+        let expr = parsed.filter;
+        let table = blocking(app.store.clone(), move |store| store.stats(&filter, &expr, &stats)).await?;
+        drop(permit);
+        let total = table.groups as u64;
+        return Ok(download(format, total, Body::from(table_file(&table, format))));
+    }
+
     let runtime = tokio::runtime::Handle::current();
     let (started_tx, started_rx) = oneshot::channel::<Result<u64, SearchError>>();
     let (pieces_tx, mut pieces_rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let store = app.store.clone();
+    // Set when the body stops short (a read failed, or the client stopped
+    // reading): the stream then ends with an error, never as a whole file.
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut_by_task = cut.clone();
     // `limit` is at most `[export] max_lines`, at most 10^8.
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         // A piece waits at most `STALL` for a client that reads nothing.
-        let send = |piece: std::io::Result<Vec<u8>>| runtime.block_on(pieces_tx.send_timeout(piece, STALL)).is_ok();
+        let send = |piece: std::io::Result<Vec<u8>>| {
+            let sent = runtime.block_on(pieces_tx.send_timeout(piece, STALL)).is_ok();
+            if !sent {
+                cut_by_task.store(true, Ordering::Relaxed);
+            }
+            sent
+        };
         let mut started = Some(started_tx);
         let mut piece = Vec::with_capacity(PIECE_BYTES);
         if format == Format::Csv {
@@ -121,14 +138,21 @@ pub async fn export(State(app): State<AppState>, uri: Uri) -> Result<Response, A
             }
             (Err(err), None) => {
                 tracing::error!(error = %err, "an export failed midway; its body ends with an error");
-                send(Err(std::io::Error::other("the export failed midway")));
+                cut_by_task.store(true, Ordering::Relaxed);
             }
         }
     });
     let total = started_rx
         .await
         .map_err(|err| ApiError::internal("the export failed", &err))??;
-    let pieces = futures_util::stream::poll_fn(move |cx| pieces_rx.poll_recv(cx));
+    let mut ended = false;
+    let pieces = futures_util::stream::poll_fn(move |cx| match pieces_rx.poll_recv(cx) {
+        Poll::Ready(None) if !ended && cut.load(Ordering::Relaxed) => {
+            ended = true;
+            Poll::Ready(Some(Err(std::io::Error::other("the export stopped short"))))
+        }
+        other => other,
+    });
     Ok(download(format, total, Body::from_stream(pieces)))
 }
 

@@ -15,7 +15,7 @@
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
-//! | `GET/POST /api/v1/searches`, `DELETE /api/v1/searches/{id}`, `GET …/{id}/rule` | API token or session | [`searches`] |
+//! | `GET/POST /api/v1/searches`, `DELETE /api/v1/searches/{id}`, `GET …/{id}/rule` | API token or session (+ CSRF) | [`searches`] |
 //! | `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token or admin session (+ CSRF) | [`alerts`] |
 //! | `GET /api/v1/dashboards/{name}` | API token or session | [`ui::dashboard`] |
 //! | `GET /api/v1/session` | API token or session | [`pages::session_info`] |

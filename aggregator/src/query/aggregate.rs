@@ -3,11 +3,12 @@
 //! the bounds on what a table may hold, and the finished, sorted table.
 //!
 //! Values are generic over how text is held ([`Cell`]): the store counts a
-//! segment's text by its column's ordinals (`Cell<u64>`) and names them
-//! once per group when the segment is done (`Cell<String>`), so the
-//! per-record work is integer lookups.
+//! segment's text by its column's ordinals (`Cell<u64>`), numbers them in
+//! the table's list of texts when the segment is done (`Cell<u32>`), and
+//! [`table`] names them, so the per-record work is integer lookups.
 //!
-//! Everything is exact except percentiles, which come from a DDSketch
+//! Counts, minima, maxima and distinct counts are exact; sums and averages
+//! are double-precision; percentiles come from a DDSketch
 //! ([`PERCENTILE_RELATIVE_ERROR`]): `pN` is within 1 % of the value at rank
 //! ⌊N/100 · (n − 1)⌋ of the group's numbers in ascending order.
 

@@ -7,7 +7,7 @@
 //! pipes = ("|" pipe)+                    the first is stats or top; sort and limit
 //!                                        then apply to its rows in the order written
 //! pipe  = "stats" agg ("," agg)* ["by" keys]
-//!       | "top" [N] keys                 count() per key, most first, N rows (10)
+//!       | "top" [N] ["by"] keys          count() per key, most first, N rows (10)
 //!       | "sort" "by" ["("] column ["asc" | "desc"] ("," …)* [")"]
 //!       | "limit" N
 //! agg   = function "(" [field] ")" ["as" name]
@@ -20,7 +20,7 @@
 //! Functions: `count()` (records), `count(f)` (records that have `f`),
 //! `count_distinct(f)`, and over the numbers of `f`: `sum`, `avg`, `min`,
 //! `max` and the percentiles `p1`…`p99` (`median` is `p50`). `min` and
-//! `max` also take `_time`, the event time. A field is `host`, `source`,
+//! `max` also take `_time` (or `timestamp`), the event time. A field is `host`, `source`,
 //! `level`, `stream`, or an extracted field (`fields.<name>` where the name
 //! is taken); labels, the message and offsets are not kept as columns and
 //! cannot be grouped or aggregated.
@@ -59,7 +59,7 @@ pub struct Stats {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowStep {
     /// Order by these columns (index, descending), most significant first;
-    /// ties keep their order.
+    /// ties follow the keys.
     Sort(Vec<(usize, bool)>),
     /// Keep the first N rows.
     Limit(usize),

@@ -2,8 +2,8 @@
 //! from the columns and handed to [`crate::query::aggregate`], which does
 //! the counting; here is only where the values come from.
 //!
-//! A segment counts text by its columns' ordinals and names them once when
-//! it is done. A table of counts by host, source, level or stream alone is
+//! A segment counts text by its columns' ordinals and numbers them in the
+//! table's list of texts when it is done ([`Texts`]). A table of counts by host, source, level or stream alone is
 //! the facet count ([`LogStore::count_by_group`]), which answers from term
 //! frequencies or a column scan without a query where it can.
 
@@ -99,7 +99,7 @@ type Named = Vec<(Vec<Cell<u32>>, Group<u32>)>;
 
 /// Every text one table's groups hold, each once: a segment names its
 /// ordinals by these numbers, so that segments merge by comparing integers
-/// and a text is copied once per table, not once per segment.
+/// and a text is held once per table, not once per segment.
 #[derive(Default)]
 struct Texts {
     ids: ValueMap<Box<str>, u32>,
@@ -201,7 +201,8 @@ impl Collector for StatsCollector {
     }
 }
 
-/// Most terms of a key's column for [`Gathered::ByOrd`] (4 bytes each).
+/// A key's column has fewer terms than this for [`Gathered::ByOrd`] (4
+/// bytes a slot).
 const MAX_ORDINAL_SLOTS: usize = 1 << 20;
 /// A slot without a group.
 const NO_GROUP: u32 = u32::MAX;
