@@ -153,20 +153,18 @@ pub async fn rule(
     let search = blocking(move || users.saved_search(&owner, id))
         .await?
         .ok_or_else(|| ApiError::from(SavedError::NotFound(id)))?;
-    let has_pipe = query::parse_query(&search.q).is_ok_and(|parsed| parsed.stats.is_some());
-    let kind = kind
-        .as_deref()
-        .map(str::trim)
-        .unwrap_or(if has_pipe { "log_stats" } else { "log_match" });
-    let toml = rule_entry(&search, kind, has_pipe).map_err(ApiError::bad_request)?;
+    let (kind, toml) = rule_entry(&search, kind.as_deref().map(str::trim)).map_err(ApiError::bad_request)?;
     Ok(Json(json!({ "kind": kind, "toml": toml })))
 }
 
 /// The rules-file entry of `kind` for `search`: its query with the page's
 /// host, source and level filters added (before the pipe, the query
-/// before it in parentheses), named as the search.
-fn rule_entry(search: &SavedSearch, kind: &str, has_pipe: bool) -> Result<String, String> {
+/// before it in parentheses), named as the search; without a `kind`,
+/// `log_stats` for a query with a pipe, else `log_match`.
+fn rule_entry<'k>(search: &SavedSearch, kind: Option<&'k str>) -> Result<(&'k str, String), String> {
     let parsed = query::parse_query(&search.q).map_err(|err| err.to_string())?;
+    let has_pipe = parsed.stats.is_some();
+    let kind = kind.unwrap_or(if has_pipe { "log_stats" } else { "log_match" });
     if parsed
         .stats
         .as_ref()
@@ -225,7 +223,7 @@ fn rule_entry(search: &SavedSearch, kind: &str, has_pipe: bool) -> Result<String
             ));
         }
     };
-    Ok(header + body)
+    Ok((kind, header + body))
 }
 
 /// `value` as a query's quoted value (`\` and `"` escaped).
@@ -295,8 +293,8 @@ mod tests {
             (saved("level:error \"a\\\\b\"", ""), "error_rate"),
             (saved("* | stats p95(took) by path", "web-1"), "log_stats"),
         ] {
-            let has_pipe = search.q.contains('|');
-            let entry = rule_entry(&search, kind, has_pipe).unwrap();
+            let (named, entry) = rule_entry(&search, Some(kind)).unwrap();
+            assert_eq!(named, kind);
             let rules = crate::alert::rules::from_toml(std::path::Path::new("rules.toml"), &entry, &[])
                 .unwrap_or_else(|err| panic!("{entry}\n{err}"));
             let rule = rules
@@ -306,17 +304,21 @@ mod tests {
             assert_eq!(rule.kind_name(), kind, "{entry}");
         }
         // The page's filters narrow the whole query, before any pipe.
-        let entry = rule_entry(&saved("a OR b", "web-1"), "log_match", false).unwrap();
+        let entry = rule_entry(&saved("a OR b", "web-1"), None).unwrap();
+        assert_eq!(entry.0, "log_match", "no pipe: a log_match by default");
+        let entry = entry.1;
         assert!(entry.contains(r#"query = "(a OR b) host:\"web-1\"""#), "{entry}");
-        let entry = rule_entry(&saved("* | stats p95(took) by path", "web-1"), "log_stats", true).unwrap();
+        let entry = rule_entry(&saved("* | stats p95(took) by path", "web-1"), None).unwrap();
+        assert_eq!(entry.0, "log_stats", "a pipe: a log_stats by default");
+        let entry = entry.1;
         assert!(
             entry.contains(r#"query = "(*) host:\"web-1\" | stats p95(took) by path""#),
             "{entry}"
         );
-        let entry = rule_entry(&saved("| top path", "web-1"), "log_stats", true).unwrap();
+        let entry = rule_entry(&saved("| top path", "web-1"), Some("log_stats")).unwrap().1;
         assert!(entry.contains(r#"query = "host:\"web-1\" | top path""#), "{entry}");
-        assert!(rule_entry(&saved("* | top path", ""), "log_match", true).is_err());
-        assert!(rule_entry(&saved("* | stats count() by _time(1m)", ""), "log_stats", true).is_err());
-        assert!(rule_entry(&saved("x", ""), "nope", false).is_err());
+        assert!(rule_entry(&saved("* | top path", ""), Some("log_match")).is_err());
+        assert!(rule_entry(&saved("* | stats count() by _time(1m)", ""), None).is_err());
+        assert!(rule_entry(&saved("x", ""), Some("nope")).is_err());
     }
 }
