@@ -116,7 +116,14 @@ impl Aggregator {
             .await??,
         );
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
-        let rules = Arc::new(config.rules.clone());
+        let rules = {
+            let (configured, names, store) = (config.rules.clone(), notifiers.names(), alert_store.clone());
+            Arc::new(
+                tokio::task::spawn_blocking(move || alert::ruleset::RuleSet::open(configured, names, store))
+                    .await?
+                    .context("cannot read the rules made in the app")?,
+            )
+        };
         let rule_statuses = alert::engine::RuleStatuses::default();
         let data_dir = config.data_dir.clone();
         let users = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -217,7 +224,7 @@ impl Aggregator {
         let days = &config.retention;
         let alerting = &config.alerting;
         let engine = alert::engine::spawn(alert::engine::EngineParts {
-            rules,
+            rules: rules.subscribe(),
             store: alert_store,
             logs: store_for_alerts,
             metrics: metric_store_for_alerts,

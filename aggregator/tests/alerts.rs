@@ -667,3 +667,125 @@ interval = "1s"
     .await;
     server.stop().await;
 }
+
+/// Sends `body` as JSON to `path` with the API token and `method`.
+async fn api_call(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", server.base))
+        .header("Authorization", format!("Bearer {}", common::API_TOKEN));
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let bytes = answer.bytes().await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn listed_rule(rules: &Value, name: &str) -> Option<Value> {
+    rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_saved_search_becomes_a_rule_in_force_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let config = alert_config(dir.path(), &hook, DISK_RULE, "1s");
+    let server = Server::start(config.clone()).await;
+    let (status, saved) = api_call(
+        &server,
+        reqwest::Method::POST,
+        "/api/v1/searches",
+        Some(json!({"name": "Payments failing", "q": "\"payment failed\"", "host": "shop-1"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{saved}");
+    let entry = server.get_ok(&format!("/api/v1/searches/{}/rule", saved["id"])).await["toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post_rule = async |entry: &str| {
+        api_call(
+            &server,
+            reqwest::Method::POST,
+            "/api/v1/alerts/rules",
+            Some(json!({ "entry": entry })),
+        )
+        .await
+    };
+    let (status, made) = post_rule(&entry).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["origin"].as_str(), made["kind"].as_str()),
+        (Some("app"), Some("log_match"))
+    );
+    assert_eq!(made["createdBy"], "API token");
+    let (status, again) = post_rule(&entry).await;
+    assert_eq!(status, 409, "the name is taken: {again}");
+    let broken = entry.replace("count = 0", "count = \"many\"");
+    let (status, refused) = post_rule(&broken).await;
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"].as_str().unwrap().contains("count"),
+        "names the key: {refused}"
+    );
+
+    // In force at once: a matching line on shop-1 (and one elsewhere, which the page's host filter leaves out).
+    ingest_lines(
+        &server,
+        "shop-1",
+        "/var/log/shop.log",
+        &["order 7: payment failed (card declined)"],
+    )
+    .await;
+    ingest_lines(
+        &server,
+        "shop-2",
+        "/var/log/shop.log",
+        &["order 8: payment failed (card declined)"],
+    )
+    .await;
+    wait_for("the new rule's notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    validate_alertmanager_v4(&sent).unwrap();
+    let fired = sent["alerts"].as_array().unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0]["labels"]["alertname"], "Payments failing");
+    assert_eq!(fired[0]["labels"]["host"], "shop-1");
+
+    // Kept across a restart, beside the rules file's.
+    server.stop().await;
+    let server = Server::start(config).await;
+    let rules = server.get_ok("/api/v1/alerts/rules").await;
+    assert_eq!(listed_rule(&rules, "DiskFull").unwrap()["origin"], "config");
+    let kept = listed_rule(&rules, "Payments failing").expect("still in force");
+    assert_eq!(kept["origin"], "app");
+    assert_eq!(kept["entry"].as_str(), Some(entry.as_str()));
+
+    let delete = async |name: &str| {
+        let path = format!("/api/v1/alerts/rules/{}", common::enc(name));
+        api_call(&server, reqwest::Method::DELETE, &path, None).await.0
+    };
+    assert_eq!(delete("DiskFull").await, 409, "a configured rule changes in its file");
+    assert_eq!(delete("Payments failing").await, 204);
+    wait_for("the deleted rule's alert to resolve", async || {
+        alerts(&server)
+            .await
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "Payments failing")
+            .map(|a| a["state"] == "resolved")
+            .collect::<Vec<_>>()
+            == [true]
+    })
+    .await;
+    assert!(listed_rule(&server.get_ok("/api/v1/alerts/rules").await, "Payments failing").is_none());
+    assert_eq!(delete("Payments failing").await, 404);
+    server.stop().await;
+}

@@ -640,13 +640,55 @@ fn saved_searches(ui: &Ui, start: &str, end: &str) {
         ui.text("#saved-list li")
     );
     ui.click("#saved-list .saved-as-rule");
-    ui.wait_for("#saved-rule:not([hidden])");
-    let rule = ui.text("#saved-rule");
+    ui.wait_for("#rule-form:not([hidden])");
+    let entry = || {
+        ui.js("return document.getElementById('rule-entry').value;", vec![])
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let rule = entry();
     assert!(
         rule.contains("kind = \"log_stats\"") && rule.contains("top 3 rhost"),
         "{rule}"
     );
     ui.screenshot("06d-saved-searches");
+    // An admin puts it in force; the alerts page lists it as made in the app.
+    ui.js(
+        "const e = document.getElementById('rule-entry'); e.value = e.value.replace('threshold = 0.0', 'threshold = 50');",
+        vec![],
+    );
+    ui.click("#rule-create");
+    wait_until("the rule in force", LIMIT, || {
+        ui.text("#rule-status").contains("is in force")
+    });
+    ui.open("/alerts");
+    let listed = "#alert-rules tr[data-rule='Brute force sources']";
+    ui.wait_for(listed);
+    assert!(
+        ui.text(listed).contains("> 50 in 5m"),
+        "the edited threshold: {}",
+        ui.text(listed)
+    );
+    assert!(
+        ui.text(listed).contains("made in the app by admin"),
+        "{}",
+        ui.text(listed)
+    );
+    assert_eq!(ui.count(&format!("{listed} .rule-delete")), 1, "an admin may delete it");
+    ui.screenshot("06e-rule-from-saved-search");
+    wait_until("the new rule to fire on the fixture's recent lines", LIMIT, || {
+        ui.aggregator.get_json("/api/v1/alerts", &[("state", "firing")])["alerts"]
+            .as_array()
+            .is_some_and(|alerts| alerts.iter().any(|a| a["rule"] == "Brute force sources"))
+    });
+    // Deleted again (it fires on the fixture, and the alerts check below wants only its own alert).
+    ui.js("window.confirm = () => true;", vec![]);
+    ui.click(&format!("{listed} .rule-delete"));
+    wait_until("the rule gone from the page", LIMIT, || ui.count(listed) == 0);
+    ui.open(&format!("/search?q={}&start={start}&end={end}", percent(q)));
+    ui.click("#saved summary");
+    ui.wait_for("#saved-list a.saved-open");
     ui.click("#saved-list a.saved-open");
     wait_until("the saved search's query in the URL", LIMIT, || {
         ui.params().contains(&("q".to_string(), q.to_string()))

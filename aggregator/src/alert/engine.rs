@@ -110,8 +110,8 @@ impl RuleStatuses {
 
 /// What the engine needs.
 pub struct EngineParts {
-    /// The rules (defaults merged with the rules file).
-    pub rules: Arc<Vec<Rule>>,
+    /// The rules in force, as they change ([`super::ruleset::RuleSet::subscribe`]).
+    pub rules: watch::Receiver<Arc<Vec<Rule>>>,
     /// Alert state and outbox.
     pub store: Arc<AlertStore>,
     /// Log index, read side.
@@ -162,28 +162,71 @@ fn reads_metrics(rule: &Rule) -> bool {
     matches!(rule.kind, RuleKind::Threshold(_) | RuleKind::NoData(_))
 }
 
-async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
-    let rules = parts.rules.clone();
+/// The rules being evaluated, their notification groups and when each is
+/// due next.
+struct Schedule {
+    rules: Arc<Vec<Rule>>,
+    groups: Arc<Vec<(Rule, Vec<Receiver>)>>,
+    next_due: Vec<i64>,
+}
+
+impl Schedule {
+    /// `rules`, each due at the time it was due in `before` (by name), or
+    /// now if it is new.
+    fn new(rules: Arc<Vec<Rule>>, notifiers: &Notifiers, before: Option<&Schedule>, now: i64) -> Schedule {
+        let groups = Arc::new(
+            rules
+                .iter()
+                .map(|rule| (rule.clone(), receivers(rule, notifiers)))
+                .collect(),
+        );
+        let next_due = rules
+            .iter()
+            .map(|rule| {
+                before
+                    .and_then(|before| {
+                        let index = before.rules.iter().position(|old| old == rule)?;
+                        before.next_due.get(index).copied()
+                    })
+                    .unwrap_or(now)
+            })
+            .collect();
+        Schedule {
+            rules,
+            groups,
+            next_due,
+        }
+    }
+}
+
+/// Resolves, without notifying, the alerts of rules not in `rules`.
+async fn retire_others(store: &Arc<AlertStore>, rules: &[Rule]) {
     let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-    let store = parts.store.clone();
+    let store = store.clone();
     match tokio::task::spawn_blocking(move || store.retire_rules_except(&names, now_ms())).await {
         Ok(Ok(0)) => {}
-        Ok(Ok(retired)) => tracing::info!(retired, "resolved the alerts of rules no longer configured"),
+        Ok(Ok(retired)) => tracing::info!(retired, "resolved the alerts of rules no longer in force"),
         Ok(Err(err)) => tracing::error!(error = %err, "cannot retire the alerts of removed rules"),
         Err(err) => tracing::error!(error = %err, "alert store task failed"),
     }
-    let groups: Arc<Vec<(Rule, Vec<Receiver>)>> = Arc::new(
-        rules
-            .iter()
-            .map(|rule| (rule.clone(), receivers(rule, &parts.notifiers)))
-            .collect(),
-    );
-    let start = now_ms();
-    let mut next_due: Vec<i64> = vec![start; rules.len()];
+}
+
+async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
+    let rules = parts.rules.borrow_and_update().clone();
+    retire_others(&parts.store, &rules).await;
+    let mut schedule = Schedule::new(rules, &parts.notifiers, None, now_ms());
     let mut last_metric_run = i64::MIN;
+    // Without a sender (the rules can no longer change) the rules stay as they are.
+    let mut rules_may_change = true;
     loop {
         let now = now_ms();
-        let soonest = next_due.iter().copied().min().unwrap_or(now).min(now + millis(TICK));
+        let soonest = schedule
+            .next_due
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(now)
+            .min(now + millis(TICK));
         let wait = Duration::from_millis(u64::try_from(soonest.saturating_sub(now)).unwrap_or(0));
         let mut metrics_arrived = false;
         tokio::select! {
@@ -195,26 +238,37 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
                 }
                 metrics_arrived = true;
             }
+            changed = parts.rules.changed(), if rules_may_change => {
+                if changed.is_err() {
+                    rules_may_change = false;
+                } else {
+                    let rules = parts.rules.borrow_and_update().clone();
+                    retire_others(&parts.store, &rules).await;
+                    schedule = Schedule::new(rules, &parts.notifiers, Some(&schedule), now_ms());
+                    tracing::info!(rules = schedule.rules.len(), "the rules in force changed");
+                }
+            }
         }
         let now = now_ms();
         if metrics_arrived && now.saturating_sub(last_metric_run) >= millis(TICK) {
             last_metric_run = now;
-            for (due, rule) in next_due.iter_mut().zip(rules.iter()) {
+            for (due, rule) in schedule.next_due.iter_mut().zip(schedule.rules.iter()) {
                 if reads_metrics(rule) {
                     *due = (*due).min(now);
                 }
             }
         }
-        for (index, rule) in rules.iter().enumerate() {
-            if next_due[index] > now {
+        for index in 0..schedule.rules.len() {
+            if schedule.next_due[index] > now {
                 continue;
             }
-            next_due[index] = now + millis(rule.interval.unwrap_or(parts.evaluation_interval));
-            evaluate_rule(&parts, index, now).await;
+            let interval = schedule.rules[index].interval.unwrap_or(parts.evaluation_interval);
+            schedule.next_due[index] = now + millis(interval);
+            evaluate_rule(&parts, &schedule.rules, index, now).await;
         }
         let store = parts.store.clone();
         let policy = parts.policy.clone();
-        let groups = groups.clone();
+        let groups = schedule.groups.clone();
         let flushed = tokio::task::spawn_blocking(move || store.flush_groups(&groups, &policy, now_ms())).await;
         match flushed {
             Ok(Ok(0)) => {}
@@ -225,19 +279,21 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
     }
 }
 
-async fn evaluate_rule(parts: &EngineParts, index: usize, now: i64) {
+async fn evaluate_rule(parts: &EngineParts, rules: &Arc<Vec<Rule>>, index: usize, now: i64) {
     // Each rule's own time: `now` is when the whole pass began.
     let started = std::time::Instant::now();
-    let rules = parts.rules.clone();
+    let Some(rule) = rules.get(index).map(|r| r.name.as_str()) else {
+        return;
+    };
+    let task_rules = rules.clone();
     let (logs, metrics, store) = (parts.logs.clone(), parts.metrics.clone(), parts.store.clone());
     let outcome = tokio::task::spawn_blocking(move || {
-        let rule = &rules[index];
+        let rule = &task_rules[index];
         let evaluation = evaluate(rule, &logs, &metrics, now).map_err(|err| err.to_string())?;
         store.apply(rule, &evaluation, now).map_err(|err| err.to_string())
     })
     .await;
     let took = started.elapsed();
-    let rule = &parts.rules[index].name;
     let last_error = match outcome {
         Ok(Ok(())) => None,
         Ok(Err(err)) => {

@@ -7,6 +7,8 @@
 //! schedules both and delivers the outbox through [`notify`].
 //!
 //! - [`rules`]: the rules file (TOML) and the built-in default rules.
+//! - [`ruleset`]: the rules in force: the configured ones and those made in
+//!   the app, followed by the engine as they change.
 //! - [`template`]: annotation templates.
 //! - [`model`]: alerts and notifications, as notifiers see them.
 
@@ -15,5 +17,6 @@ pub mod eval;
 pub mod model;
 pub mod notify;
 pub mod rules;
+pub mod ruleset;
 pub mod state;
 pub mod template;

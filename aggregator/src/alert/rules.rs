@@ -35,14 +35,10 @@ const MAX_LOOKBACK: Duration = Duration::from_secs(14 * 24 * 3600);
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
-    #[serde(default = "yes")]
-    default_rules: bool,
+    /// Absent means true.
+    default_rules: Option<bool>,
     #[serde(default)]
     rules: Vec<RuleSpec>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// One `[[rules]]` entry as written: every key of every kind, all optional
@@ -335,6 +331,41 @@ pub fn from_toml(file: &Path, text: &str, notifiers: &[String]) -> Result<Vec<Ru
     build(file, parsed, notifiers)
 }
 
+/// Parses one `[[rules]]` entry made in the app (see [`super::ruleset`]):
+/// exactly one rule, checked as the rules file's are, and neither
+/// `default_rules` nor `enabled = false`, which mean nothing for one rule.
+/// `origin` is named in errors.
+pub fn entry(origin: &Path, text: &str, notifiers: &[String]) -> Result<Rule, ConfigError> {
+    let parsed: RuleFile = lookout_shared::config::parse_toml(origin, text)?;
+    let whole = |reason: &str| ConfigError {
+        file: origin.to_path_buf(),
+        key: None,
+        reason: reason.to_owned(),
+    };
+    if parsed.default_rules.is_some() {
+        return Err(whole("`default_rules` belongs in the rules file, not in one rule"));
+    }
+    let [spec] = parsed.rules.as_slice() else {
+        return Err(whole(&format!(
+            "give exactly one `[[rules]]` entry (this text has {})",
+            parsed.rules.len()
+        )));
+    };
+    if spec.enabled == Some(false) {
+        return Err(ConfigError::at_key(
+            origin,
+            "rules[0].enabled",
+            "a rule made in the app is on; delete it to switch it off",
+        ));
+    }
+    let single = RuleFile {
+        default_rules: Some(false),
+        rules: vec![spec.clone()],
+    };
+    let mut rules = build(origin, single, notifiers)?;
+    rules.pop().ok_or_else(|| whole("the entry made no rule"))
+}
+
 fn build(file: &Path, parsed: RuleFile, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
     let mut names = HashSet::new();
     let mut rules = Vec::new();
@@ -365,7 +396,7 @@ fn build(file: &Path, parsed: RuleFile, notifiers: &[String]) -> Result<Vec<Rule
             rules.push(rule);
         }
     }
-    if parsed.default_rules {
+    if parsed.default_rules != Some(false) {
         let defaults = defaults()
             .into_iter()
             .filter(|rule| !names.contains(&rule.name) && !disabled.contains(&rule.name));

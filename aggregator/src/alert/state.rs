@@ -34,7 +34,7 @@ use std::time::Duration;
 pub const FILE_NAME: &str = "alerts.sqlite";
 
 /// Bumped on every incompatible schema change; stored as `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Resolved alerts, history and delivered notifications are kept this long.
 const KEEP_DONE_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -96,6 +96,30 @@ CREATE TABLE IF NOT EXISTS silences (
     created_ms INTEGER NOT NULL
 );
 ";
+
+/// Version 2: rules made in the app (see [`super::ruleset`]).
+const DDL_2: &str = "
+CREATE TABLE IF NOT EXISTS app_rules (
+    name       TEXT PRIMARY KEY,
+    entry      TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+";
+
+/// A rule made in the app, as stored: its `[[rules]]` entry, parsed again
+/// on every start so that it is checked against the notifiers of the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRule {
+    /// The rule's name, unique among all rules.
+    pub name: String,
+    /// The TOML text of its one `[[rules]]` entry.
+    pub entry: String,
+    /// Who made it: a user's name, or "API token".
+    pub created_by: String,
+    /// When, Unix ms.
+    pub created_ms: i64,
+}
 
 /// When notifications go out (aggregator.toml `[alerting]`).
 #[derive(Debug, Clone)]
@@ -366,8 +390,15 @@ impl AlertStore {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         match version {
             0 => conn
-                .execute_batch(&format!("BEGIN; {DDL} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+                .execute_batch(&format!(
+                    "BEGIN; {DDL} {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
                 .with_context(|| format!("cannot create the schema in {}", path.display()))?,
+            1 => conn
+                .execute_batch(&format!(
+                    "BEGIN; {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .with_context(|| format!("cannot add the app rules to {}", path.display()))?,
             SCHEMA_VERSION => {}
             other => anyhow::bail!(
                 "{} has schema version {other}, but this aggregator knows only version {SCHEMA_VERSION}",
@@ -500,6 +531,37 @@ impl AlertStore {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// The rules made in the app, oldest first.
+    pub fn app_rules(&self) -> Result<Vec<StoredRule>, StateError> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT name, entry, created_by, created_ms FROM app_rules ORDER BY created_ms, name")?;
+        let rows = statement.query_map([], |row| {
+            Ok(StoredRule {
+                name: row.get(0)?,
+                entry: row.get(1)?,
+                created_by: row.get(2)?,
+                created_ms: row.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a rule made in the app; false if one of that name is stored.
+    pub fn add_app_rule(&self, rule: &StoredRule) -> Result<bool, StateError> {
+        let added = self.conn().execute(
+            "INSERT INTO app_rules (name, entry, created_by, created_ms) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (name) DO NOTHING",
+            rusqlite::params![rule.name, rule.entry, rule.created_by, rule.created_ms],
+        )?;
+        Ok(added == 1)
+    }
+
+    /// Deletes a rule made in the app; false if none has that name.
+    pub fn remove_app_rule(&self, name: &str) -> Result<bool, StateError> {
+        Ok(self.conn().execute("DELETE FROM app_rules WHERE name = ?1", [name])? == 1)
     }
 
     /// Resolves, without notifying, the alerts of rules no longer configured.

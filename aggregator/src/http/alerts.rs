@@ -3,7 +3,9 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /api/v1/alerts` | `{"alerts": [...]}`: pending, firing and (for a week) resolved instances; `state=` filters |
-//! | `GET /api/v1/alerts/rules` | `{"rules": [...]}`: every rule with its kind, settings, counts of pending / firing instances and its last evaluation |
+//! | `GET /api/v1/alerts/rules` | `{"rules": [...], "skipped": [...]}`: every rule in force with its kind, settings, origin (`config` or `app`), counts of pending / firing instances and its last evaluation; `skipped`: rules made in the app that no longer check, with the reason |
+//! | `POST /api/v1/alerts/rules` (admin) | `{"entry": "[[rules]] …"}`: one rules-file entry, checked as the file's are and in force at once → 201 with the rule as listed; 409 if the name is taken |
+//! | `DELETE /api/v1/alerts/rules/{name}` (admin) | deletes a rule made in the app; its alerts resolve → 204; 404 if none, 409 for a configured rule |
 //! | `GET /api/v1/alerts/history` | `{"history": [...]}`: the latest state changes, newest first (`limit`, default 100) |
 //! | `GET /api/v1/alerts/outbox` | `{"outbox": [...]}`: notifications, undelivered first, with attempts and the last error |
 //! | `GET /api/v1/silences` | `{"silences": [...]}` with `active` |
@@ -19,6 +21,7 @@ use super::params::Params;
 use crate::alert::engine::RuleStatuses;
 use crate::alert::model::AlertState;
 use crate::alert::rules::{Op, Rule, RuleKind};
+use crate::alert::ruleset::{RuleSet, RuleSetError};
 use crate::alert::state::{AlertStore, Matcher, Silence, StateError};
 use crate::metrics::RejectReason;
 use axum::Json;
@@ -43,8 +46,8 @@ const MAX_LIMIT: usize = 1000;
 pub struct AlertsApi {
     /// Alert state, outbox and silences.
     pub store: Arc<AlertStore>,
-    /// The rules in force.
-    pub rules: Arc<Vec<Rule>>,
+    /// The rules in force and the app's changes to them.
+    pub rules: Arc<RuleSet>,
     /// How each rule's last evaluation went.
     pub statuses: RuleStatuses,
 }
@@ -119,37 +122,120 @@ pub async fn rules(State(app): State<AppState>, uri: Uri) -> Result<Json<Value>,
     let rules: Vec<Value> = app
         .alerts
         .rules
+        .current()
         .iter()
         .map(|rule| {
             let count = |state| rows.iter().filter(|r| r.rule == rule.name && r.state == state).count();
-            let (firing, pending) = (count(AlertState::Firing), count(AlertState::Pending));
-            let status = app.alerts.statuses.get(&rule.name);
-            let state = if firing > 0 {
-                "firing"
-            } else if pending > 0 {
-                "pending"
-            } else {
-                "inactive"
-            };
-            json!({
-                "name": rule.name,
-                "kind": rule.kind_name(),
-                "state": state,
-                "firing": firing,
-                "pending": pending,
-                "interval_ms": rule.interval.map(|i| i.as_millis() as u64),
-                "for_ms": rule.for_.as_millis() as u64,
-                "labels": rule.labels,
-                "annotations": rule.annotations,
-                "notify": rule.notify,
-                "condition": describe(rule),
-                "lastEvaluation": time(status.last_evaluated_ms),
-                "lastDurationMs": status.last_duration_ms,
-                "lastError": status.last_error,
-            })
+            rule_json(&app, rule, count(AlertState::Firing), count(AlertState::Pending))
         })
         .collect();
-    Ok(Json(json!({ "rules": rules })))
+    let skipped: Vec<Value> = app
+        .alerts
+        .rules
+        .skipped()
+        .into_iter()
+        .map(|skipped| json!({ "name": skipped.name, "reason": skipped.reason }))
+        .collect();
+    Ok(Json(json!({ "rules": rules, "skipped": skipped })))
+}
+
+/// One rule as the rules API lists it.
+fn rule_json(app: &AppState, rule: &Rule, firing: usize, pending: usize) -> Value {
+    let status = app.alerts.statuses.get(&rule.name);
+    let state = if firing > 0 {
+        "firing"
+    } else if pending > 0 {
+        "pending"
+    } else {
+        "inactive"
+    };
+    let made = app.alerts.rules.app_rule(&rule.name);
+    json!({
+        "name": rule.name,
+        "kind": rule.kind_name(),
+        "origin": if made.is_some() { "app" } else { "config" },
+        "createdBy": made.as_ref().map(|m| m.created_by.clone()),
+        "createdAt": time(made.as_ref().map(|m| m.created_ms)),
+        "entry": made.map(|m| m.entry),
+        "state": state,
+        "firing": firing,
+        "pending": pending,
+        "interval_ms": rule.interval.map(|i| i.as_millis() as u64),
+        "for_ms": rule.for_.as_millis() as u64,
+        "labels": rule.labels,
+        "annotations": rule.annotations,
+        "notify": rule.notify,
+        "condition": describe(rule),
+        "lastEvaluation": time(status.last_evaluated_ms),
+        "lastDurationMs": status.last_duration_ms,
+        "lastError": status.last_error,
+    })
+}
+
+/// What `POST /api/v1/alerts/rules` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRule {
+    /// One `[[rules]]` entry, as in the rules file.
+    entry: String,
+}
+
+/// Longest entry: a rule is a few lines.
+const MAX_ENTRY_BYTES: usize = 16 * 1024;
+
+/// Puts a rule in force from its rules-file entry.
+pub async fn create_rule(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin()?;
+    let request: NewRule = {
+        let mut deserializer = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|err| ApiError::bad_request(format!("invalid rule: {err}")))?
+    };
+    if request.entry.len() > MAX_ENTRY_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "`entry` is {} bytes long; at most {MAX_ENTRY_BYTES} are allowed",
+            request.entry.len()
+        )));
+    }
+    let created_by = caller.user_name().unwrap_or("API token").to_owned();
+    let rules = app.alerts.rules.clone();
+    let rule = rule_change(move || rules.add(&request.entry, &created_by, now_ms())).await?;
+    tracing::info!(rule = rule.name, kind = rule.kind_name(), "rule made in the app");
+    Ok((StatusCode::CREATED, Json(rule_json(&app, &rule, 0, 0))))
+}
+
+/// Deletes a rule made in the app.
+pub async fn remove_rule(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let rules = app.alerts.rules.clone();
+    let removed = name.clone();
+    rule_change(move || rules.remove(&removed)).await?;
+    tracing::info!(rule = name, "rule made in the app deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rule_change<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RuleSetError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let outcome = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal("the alert database task failed", &err))?;
+    outcome.map_err(|err| match err {
+        RuleSetError::Invalid(_) | RuleSetError::Full => ApiError::bad_request(err.to_string()),
+        RuleSetError::Exists(_) | RuleSetError::Configured(_) => {
+            ApiError::new(StatusCode::CONFLICT, RejectReason::BadQuery, err.to_string())
+        }
+        RuleSetError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, RejectReason::NotFound, err.to_string()),
+        RuleSetError::Store(err) => ApiError::internal("the alert database failed", &err),
+    })
 }
 
 /// A one-line description of what a rule checks, for people.

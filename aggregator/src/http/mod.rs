@@ -16,7 +16,7 @@
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
 //! | `GET/POST /api/v1/searches`, `DELETE /api/v1/searches/{id}`, `GET …/{id}/rule` | API token or session (+ CSRF) | [`searches`] |
-//! | `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}` | API token or admin session (+ CSRF) | [`alerts`] |
+//! | `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`, `POST /api/v1/alerts/rules`, `DELETE /api/v1/alerts/rules/{name}` | API token or admin session (+ CSRF) | [`alerts`] |
 //! | `GET /api/v1/dashboards/{name}` | API token or session | [`ui::dashboard`] |
 //! | `GET /api/v1/session` | API token or session | [`pages::session_info`] |
 //! | `GET /`, `/search`, `/hosts`, `/hosts/{name}`, `/alerts` | session (else 302 to `/login`) | [`ui`] |
@@ -142,7 +142,11 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/metrics/series", get(hosts::series))
         .route("/api/v1/hosts", get(hosts::hosts))
         .route("/api/v1/alerts", get(alerts::alerts))
-        .route("/api/v1/alerts/rules", get(alerts::rules))
+        .route("/api/v1/alerts/rules", get(alerts::rules).post(alerts::create_rule))
+        .route(
+            "/api/v1/alerts/rules/{name}",
+            axum::routing::delete(alerts::remove_rule),
+        )
         .route("/api/v1/alerts/history", get(alerts::history))
         .route("/api/v1/alerts/outbox", get(alerts::outbox))
         .route("/api/v1/silences", get(alerts::silences).post(alerts::create_silence))

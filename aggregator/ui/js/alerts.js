@@ -1,9 +1,10 @@
 // The alerts page (/alerts): firing and pending alerts with a "Silence"
 // action (a form prefilled with the alert's labels as matchers), the
-// silences with an "Expire" action, recent state changes and the rules.
+// silences with an "Expire" action, recent state changes and the rules
+// (those made in the app with a "Delete" action for admins).
 // Refreshes every 30 s while no form is open.
 
-import { getJSON, send, initUserMenu } from './api.js';
+import { getJSON, send, initUserMenu, currentSession } from './api.js';
 import { el, byId, clear, show, showError, labelChips, parseTime, localOffset } from './dom.js';
 import { formatAgo, formatNumber, formatTimestamp } from './chart-math.js';
 
@@ -72,12 +73,14 @@ function silenceRow(silence, now) {
 async function load() {
   const now = Date.now();
   try {
-    const [alerts, silences, history, rules] = await Promise.all([
+    const [alerts, silences, history, rules, session] = await Promise.all([
       getJSON('/api/v1/alerts'),
       getJSON('/api/v1/silences'),
       getJSON('/api/v1/alerts/history', { limit: 50 }),
       getJSON('/api/v1/alerts/rules'),
+      currentSession(),
     ]);
+    const admin = session?.role === 'admin';
     const active = alerts.alerts.filter((a) => a.state === 'firing' || a.state === 'pending');
     active.sort((a, b) => (a.state === b.state ? a.rule.localeCompare(b.rule) : a.state === 'firing' ? -1 : 1));
     clear(ui.firing).append(...active.map((a) => alertRow(a, now)));
@@ -99,9 +102,16 @@ async function load() {
     clear(ui.rules).append(...rules.rules.map((r) => el('tr', { dataset: { rule: r.name, state: r.state } },
       el('td', { class: 'strong', text: r.name }),
       el('td', {}, el('span', { class: `badge state-${['firing', 'pending'].includes(r.state) ? r.state : 'inactive'}`, text: r.state })),
-      el('td', { text: r.kind }),
+      el('td', {}, r.kind, r.origin === 'app' ? el('div', { class: 'muted rule-origin', text: `made in the app by ${r.createdBy}` }) : ''),
       el('td', { class: 'mono', text: r.condition }),
-      el('td', {}, r.lastError ? el('span', { class: 'form-error', text: r.lastError }) : when(r.lastEvaluation, now)))));
+      el('td', {}, r.lastError ? el('span', { class: 'form-error', text: r.lastError }) : when(r.lastEvaluation, now),
+        admin && r.origin === 'app' ? deleteRuleButton(r.name) : ''))),
+    ...(rules.skipped ?? []).map((r) => el('tr', { dataset: { rule: r.name, state: 'skipped' } },
+      el('td', { class: 'strong', text: r.name }),
+      el('td', {}, el('span', { class: 'badge state-expired', text: 'skipped' })),
+      el('td', { text: 'made in the app' }),
+      el('td', { class: 'form-error', text: r.reason }),
+      el('td', {}, admin ? deleteRuleButton(r.name) : ''))));
     showError(ui.error, '');
   } catch (err) {
     showError(ui.error, err.message);
@@ -173,6 +183,22 @@ async function expire(id, button) {
     showError(ui.error, err.message);
     button.disabled = false;
   }
+}
+
+function deleteRuleButton(name) {
+  const button = el('button', { class: 'link-button rule-delete', text: 'Delete', attrs: { type: 'button', title: `Delete the rule “${name}”` } });
+  button.addEventListener('click', async () => {
+    if (!window.confirm(`Delete the rule “${name}”? Its alerts resolve.`)) return;
+    button.disabled = true;
+    try {
+      await send('DELETE', `/api/v1/alerts/rules/${encodeURIComponent(name)}`);
+      await load();
+    } catch (err) {
+      showError(ui.error, err.message);
+      button.disabled = false;
+    }
+  });
+  return button;
 }
 
 initUserMenu();

@@ -1,6 +1,7 @@
 // The search page's saved searches: save the current search (for oneself or
-// shared), list one's own and the shared ones, open, remove, and show the
-// rules-file entry that alerts on one.
+// shared), list one's own and the shared ones, open, remove, and turn one
+// into an alert rule: its rules-file entry, editable, put in force by an
+// admin (POST /api/v1/alerts/rules) or copied into the rules file.
 
 import { getJSON, send, currentSession, ApiError } from './api.js';
 import { el, byId, clear, show } from './dom.js';
@@ -13,8 +14,16 @@ const ui = {
   shared: byId('save-shared'),
   error: byId('save-error'),
   list: byId('saved-list'),
-  rule: byId('saved-rule'),
+  ruleForm: byId('rule-form'),
+  ruleSearch: byId('rule-search'),
+  ruleKind: byId('rule-kind'),
+  ruleEntry: byId('rule-entry'),
+  ruleCreate: byId('rule-create'),
+  ruleStatus: byId('rule-status'),
 };
+
+// The kinds a search can become: a table (a pipe) only log_stats.
+const LINE_KINDS = ['log_match', 'error_rate'];
 
 /** `getState()` answers the page's state (q, range, host, source, level) to save. */
 export function initSaved(getState) {
@@ -41,6 +50,26 @@ export function initSaved(getState) {
       setError(err instanceof ApiError ? err.message : `Not saved: ${err.message}`);
     }
   });
+  ui.ruleKind.addEventListener('change', () => loadRule(ui.ruleForm.dataset.id, ui.ruleKind.value));
+  byId('rule-cancel').addEventListener('click', () => show(ui.ruleForm, false));
+  ui.ruleForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    ui.ruleCreate.disabled = true;
+    try {
+      const rule = await send('POST', '/api/v1/alerts/rules', { entry: ui.ruleEntry.value });
+      setRuleStatus(`Rule “${rule.name}” is in force.`, false);
+      ui.ruleStatus.append(' ', el('a', { text: 'See it on the alerts page', attrs: { href: '/alerts' } }));
+    } catch (err) {
+      setRuleStatus(err.message, true);
+    } finally {
+      ui.ruleCreate.disabled = false;
+    }
+  });
+}
+
+function setRuleStatus(message, failed) {
+  ui.ruleStatus.textContent = message;
+  ui.ruleStatus.className = failed ? 'form-error' : 'muted';
 }
 
 function setError(message) {
@@ -77,7 +106,7 @@ async function refresh() {
     const rule = el('button', {
       class: 'link-button saved-as-rule',
       text: 'as alert rule',
-      attrs: { type: 'button', title: 'The rules-file entry that alerts on this search' },
+      attrs: { type: 'button', title: 'Make an alert rule of this search' },
       on: { click: () => showRule(search) },
     });
     const who = search.shared ? `shared${mine ? '' : ` by ${search.owner || 'an API token'}`}` : 'mine';
@@ -89,11 +118,26 @@ async function refresh() {
 }
 
 async function showRule(search) {
+  ui.ruleForm.dataset.id = String(search.id);
+  ui.ruleSearch.textContent = search.name;
+  setRuleStatus('', false);
+  const kind = await loadRule(search.id, '');
+  if (!kind) return;
+  const kinds = LINE_KINDS.includes(kind) ? LINE_KINDS : [kind];
+  clear(ui.ruleKind).append(...kinds.map((k) => el('option', { text: k, attrs: { value: k } })));
+  ui.ruleKind.value = kind;
+  show(ui.ruleForm, true);
+  ui.ruleEntry.focus();
+}
+
+/** Fills the entry of `kind` (the server's choice if empty); answers the kind. */
+async function loadRule(id, kind) {
   try {
-    const answer = await getJSON(`/api/v1/searches/${search.id}/rule`);
-    ui.rule.textContent = `# Add to the rules file (rules_file), then restart the aggregator:\n${answer.toml}`;
-    show(ui.rule, true);
+    const answer = await getJSON(`/api/v1/searches/${id}/rule`, kind ? { kind } : {});
+    ui.ruleEntry.value = answer.toml;
+    return answer.kind;
   } catch (err) {
     setError(err.message);
+    return null;
   }
 }
