@@ -118,10 +118,13 @@ impl Aggregator {
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
         let rules = {
             let (configured, names, store) = (config.rules.clone(), notifiers.names(), alert_store.clone());
+            let min_interval = config.alerting.evaluation_interval.get();
             Arc::new(
-                tokio::task::spawn_blocking(move || alert::ruleset::RuleSet::open(configured, names, store))
-                    .await?
-                    .context("cannot read the rules made in the app")?,
+                tokio::task::spawn_blocking(move || {
+                    alert::ruleset::RuleSet::open(configured, names, min_interval, store)
+                })
+                .await?
+                .context("cannot read the rules made in the app")?,
             )
         };
         let rule_statuses = alert::engine::RuleStatuses::default();

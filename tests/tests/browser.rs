@@ -686,6 +686,11 @@ fn saved_searches(ui: &Ui, start: &str, end: &str) {
     ui.js("window.confirm = () => true;", vec![]);
     ui.click(&format!("{listed} .rule-delete"));
     wait_until("the rule gone from the page", LIMIT, || ui.count(listed) == 0);
+    wait_until("its alerts resolved", LIMIT, || {
+        ui.aggregator.get_json("/api/v1/alerts", &[("state", "firing")])["alerts"]
+            .as_array()
+            .is_some_and(|alerts| alerts.iter().all(|a| a["rule"] != "Brute force sources"))
+    });
     ui.open(&format!("/search?q={}&start={start}&end={end}", percent(q)));
     ui.click("#saved summary");
     ui.wait_for("#saved-list a.saved-open");

@@ -23,6 +23,7 @@
 use super::eval::evaluate;
 use super::notify::Notifiers;
 use super::rules::{Rule, RuleKind};
+use super::ruleset::InForce;
 use super::state::{AlertStore, Policy, Receiver};
 use crate::metricstore::MetricStore;
 use crate::store::LogStore;
@@ -102,6 +103,13 @@ impl RuleStatuses {
         out
     }
 
+    /// Forgets the rules not in `rules`: their series leave `/metrics`,
+    /// and a rule made again under the name starts afresh.
+    fn keep_only(&self, rules: &[Rule]) {
+        self.lock()
+            .retain(|name, _| rules.iter().any(|rule| &rule.name == name));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, RuleStatus>> {
         // The map stays valid whatever a panicking holder was doing.
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -111,7 +119,7 @@ impl RuleStatuses {
 /// What the engine needs.
 pub struct EngineParts {
     /// The rules in force, as they change ([`super::ruleset::RuleSet::subscribe`]).
-    pub rules: watch::Receiver<Arc<Vec<Rule>>>,
+    pub rules: watch::Receiver<Arc<InForce>>,
     /// Alert state and outbox.
     pub store: Arc<AlertStore>,
     /// Log index, read side.
@@ -158,6 +166,11 @@ fn receivers(rule: &Rule, notifiers: &Notifiers) -> Vec<Receiver> {
         .collect()
 }
 
+/// Whether a change of the rules waits to be taken.
+fn rules_changed(rules: &watch::Receiver<Arc<InForce>>) -> bool {
+    rules.has_changed().unwrap_or(false)
+}
+
 fn reads_metrics(rule: &Rule) -> bool {
     matches!(rule.kind, RuleKind::Threshold(_) | RuleKind::NoData(_))
 }
@@ -199,9 +212,9 @@ impl Schedule {
     }
 }
 
-/// Resolves, without notifying, the alerts of rules not in `rules`.
-async fn retire_others(store: &Arc<AlertStore>, rules: &[Rule]) {
-    let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+/// Resolves, without notifying, the alerts of every rule but `kept`.
+async fn retire_others(store: &Arc<AlertStore>, kept: Vec<String>) {
+    let names = kept;
     let store = store.clone();
     match tokio::task::spawn_blocking(move || store.retire_rules_except(&names, now_ms())).await {
         Ok(Ok(0)) => {}
@@ -212,8 +225,9 @@ async fn retire_others(store: &Arc<AlertStore>, rules: &[Rule]) {
 }
 
 async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
-    let rules = parts.rules.borrow_and_update().clone();
-    retire_others(&parts.store, &rules).await;
+    let rules = parts.rules.borrow_and_update().rules.clone();
+    // At a start, rules keep their alerts by name (as they were before the stop).
+    retire_others(&parts.store, rules.iter().map(|r| r.name.clone()).collect()).await;
     let mut schedule = Schedule::new(rules, &parts.notifiers, None, now_ms());
     let mut last_metric_run = i64::MIN;
     // Without a sender (the rules can no longer change) the rules stay as they are.
@@ -242,8 +256,16 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
                 if changed.is_err() {
                     rules_may_change = false;
                 } else {
-                    let rules = parts.rules.borrow_and_update().clone();
-                    retire_others(&parts.store, &rules).await;
+                    let rules = parts.rules.borrow_and_update().rules.clone();
+                    // A rule removed, or changed under its name (deleted and made
+                    // again between two looks), leaves its alerts resolved.
+                    let unchanged = rules
+                        .iter()
+                        .filter(|rule| schedule.rules.contains(rule))
+                        .map(|rule| rule.name.clone())
+                        .collect();
+                    retire_others(&parts.store, unchanged).await;
+                    parts.statuses.keep_only(&rules);
                     schedule = Schedule::new(rules, &parts.notifiers, Some(&schedule), now_ms());
                     tracing::info!(rules = schedule.rules.len(), "the rules in force changed");
                 }
@@ -262,9 +284,16 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
             if schedule.next_due[index] > now {
                 continue;
             }
+            if rules_changed(&parts.rules) {
+                // A rule deleted meanwhile must not fire nor notify: take the change first.
+                break;
+            }
             let interval = schedule.rules[index].interval.unwrap_or(parts.evaluation_interval);
             schedule.next_due[index] = now + millis(interval);
             evaluate_rule(&parts, &schedule.rules, index, now).await;
+        }
+        if rules_changed(&parts.rules) {
+            continue;
         }
         let store = parts.store.clone();
         let policy = parts.policy.clone();
@@ -394,6 +423,38 @@ async fn deliver(store: Arc<AlertStore>, notifiers: Notifiers, wake: Arc<Notify>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changed_rule_set_keeps_the_schedule_of_unchanged_rules() {
+        let text = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\n\
+                    api_tokens = [\"reader-token-b\"]\n";
+        let config = crate::config::Config::from_toml(std::path::Path::new("t.toml"), text).unwrap();
+        let notifiers = Notifiers::from_config(&config).unwrap();
+        let rules = super::super::rules::defaults();
+        let (kept, changed) = (rules[0].clone(), rules[1].clone());
+        let before = Schedule {
+            rules: Arc::new(vec![kept.clone(), changed.clone()]),
+            groups: Arc::new(Vec::new()),
+            next_due: vec![5_000, 6_000],
+        };
+        let mut edited = changed.clone();
+        edited.for_ = Duration::from_secs(600);
+        let added = rules[2].clone();
+        let after = Schedule::new(
+            Arc::new(vec![added.clone(), edited, kept.clone()]),
+            &notifiers,
+            Some(&before),
+            1_000,
+        );
+        assert_eq!(
+            after.next_due,
+            [1_000, 1_000, 5_000],
+            "new and changed now, the unchanged one as it was"
+        );
+        assert_eq!(after.groups.len(), 3);
+        let first = Schedule::new(Arc::new(vec![kept]), &notifiers, None, 2_000);
+        assert_eq!(first.next_due, [2_000]);
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {

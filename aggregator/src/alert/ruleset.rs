@@ -14,13 +14,19 @@
 
 use super::rules::{self, Rule};
 use super::state::{AlertStore, StateError, StoredRule};
+use lookout_shared::config::HumanDuration;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// Most rules made in the app: each is evaluated on its own schedule, and a
 /// list past this is a rules file's job.
 pub const MAX_APP_RULES: usize = 200;
+
+/// Longest name of a rule made in the app.
+const MAX_NAME_CHARS: usize = 100;
 
 /// What errors about an entry name as their "file".
 const ORIGIN: &str = "the rule";
@@ -70,81 +76,95 @@ pub struct SkippedRule {
     pub reason: String,
 }
 
+/// The rules in force at one moment, as published: readers take the whole
+/// of it at once, so a rule and its origin never disagree.
 #[derive(Debug, Default)]
-struct AppRules {
-    in_force: Vec<AppRule>,
-    skipped: Vec<SkippedRule>,
+pub struct InForce {
+    /// The configured rules, then the app's: what the engine evaluates.
+    pub rules: Arc<Vec<Rule>>,
+    /// The app's rules in force, by name.
+    pub app: BTreeMap<String, AppRule>,
+    /// The app's stored rules left out at start.
+    pub skipped: Vec<SkippedRule>,
 }
 
 /// The rules in force and the app's changes to them.
 pub struct RuleSet {
-    configured: Arc<Vec<Rule>>,
+    configured: Vec<Rule>,
     notifiers: Vec<String>,
+    /// The shortest `interval` an app rule may set: `[alerting] evaluation_interval`.
+    min_interval: Duration,
     store: Arc<AlertStore>,
-    app: Mutex<AppRules>,
-    published: watch::Sender<Arc<Vec<Rule>>>,
+    /// Held by a change from its check to its publication, so that two
+    /// changes do not interleave; readers never take it.
+    changing: Mutex<()>,
+    published: watch::Sender<Arc<InForce>>,
 }
 
 impl RuleSet {
     /// The configured rules plus the app's stored ones that still check
     /// against `notifiers` and do not reuse a configured rule's name.
-    pub fn open(configured: Vec<Rule>, notifiers: Vec<String>, store: Arc<AlertStore>) -> Result<RuleSet, StateError> {
-        let mut app = AppRules::default();
+    pub fn open(
+        configured: Vec<Rule>,
+        notifiers: Vec<String>,
+        min_interval: Duration,
+        store: Arc<AlertStore>,
+    ) -> Result<RuleSet, StateError> {
+        let mut app = BTreeMap::new();
+        let mut skipped = Vec::new();
         for stored in store.app_rules()? {
             let checked = rules::entry(Path::new(ORIGIN), &stored.entry, &notifiers)
                 .map_err(|err| err.to_string())
                 .and_then(|rule| {
                     if configured.iter().any(|c| c.name == rule.name) {
-                        Err(RuleSetError::Configured(rule.name).to_string())
+                        Err(format!(
+                            "the configuration now has a rule named `{}`; delete this one or rename it",
+                            rule.name
+                        ))
                     } else {
                         Ok(rule)
                     }
                 });
             match checked {
-                Ok(rule) => app.in_force.push(AppRule {
-                    rule,
-                    entry: stored.entry,
-                    created_by: stored.created_by,
-                    created_ms: stored.created_ms,
-                }),
+                Ok(rule) => {
+                    app.insert(
+                        rule.name.clone(),
+                        AppRule {
+                            rule,
+                            entry: stored.entry,
+                            created_by: stored.created_by,
+                            created_ms: stored.created_ms,
+                        },
+                    );
+                }
                 Err(reason) => {
                     tracing::warn!(rule = stored.name, %reason, "a rule made in the app is left out until it is deleted");
-                    app.skipped.push(SkippedRule {
+                    skipped.push(SkippedRule {
                         name: stored.name,
                         reason,
                     });
                 }
             }
         }
-        let configured = Arc::new(configured);
-        let (published, _) = watch::channel(Arc::new(all(&configured, &app)));
+        let (published, _) = watch::channel(Arc::new(in_force(&configured, app, skipped)));
         Ok(RuleSet {
             configured,
             notifiers,
+            min_interval,
             store,
-            app: Mutex::new(app),
+            changing: Mutex::new(()),
             published,
         })
     }
 
-    /// The rules in force now.
-    pub fn current(&self) -> Arc<Vec<Rule>> {
+    /// The rules in force now, with the app's details.
+    pub fn current(&self) -> Arc<InForce> {
         self.published.borrow().clone()
     }
 
     /// Follows every change of the rules in force.
-    pub fn subscribe(&self) -> watch::Receiver<Arc<Vec<Rule>>> {
+    pub fn subscribe(&self) -> watch::Receiver<Arc<InForce>> {
         self.published.subscribe()
-    }
-
-    /// The app's rule of this name, if the rule was made in the app.
-    pub fn app_rule(&self, name: &str) -> Option<AppRule> {
-        self.lock().in_force.iter().find(|r| r.rule.name == name).cloned()
-    }
-
-    /// Stored rules left out at start.
-    pub fn skipped(&self) -> Vec<SkippedRule> {
-        self.lock().skipped.clone()
     }
 
     /// Checks `entry` (one `[[rules]]` entry), stores it and puts it in
@@ -152,12 +172,21 @@ impl RuleSet {
     pub fn add(&self, entry: &str, created_by: &str, now_ms: i64) -> Result<Rule, RuleSetError> {
         let rule = rules::entry(Path::new(ORIGIN), entry, &self.notifiers)
             .map_err(|err| RuleSetError::Invalid(err.to_string()))?;
-        let mut app = self.lock();
-        if self.configured.iter().any(|c| c.name == rule.name) || app.in_force.iter().any(|a| a.rule.name == rule.name)
+        check_name(&rule.name).map_err(RuleSetError::Invalid)?;
+        if let Some(interval) = rule.interval
+            && interval < self.min_interval
         {
+            return Err(RuleSetError::Invalid(format!(
+                "`interval`: a rule made in the app is evaluated at most every {} (`[alerting] evaluation_interval`)",
+                HumanDuration(self.min_interval)
+            )));
+        }
+        let _changing = self.lock();
+        let now = self.current();
+        if self.configured.iter().any(|c| c.name == rule.name) || now.app.contains_key(&rule.name) {
             return Err(RuleSetError::Exists(rule.name));
         }
-        if app.in_force.len() + app.skipped.len() >= MAX_APP_RULES {
+        if now.app.len() + now.skipped.len() >= MAX_APP_RULES {
             return Err(RuleSetError::Full);
         }
         let stored = StoredRule {
@@ -170,13 +199,17 @@ impl RuleSet {
             // A skipped rule of that name is still stored.
             return Err(RuleSetError::Exists(rule.name));
         }
-        app.in_force.push(AppRule {
-            rule: rule.clone(),
-            entry: stored.entry,
-            created_by: stored.created_by,
-            created_ms: now_ms,
-        });
-        self.publish(&app);
+        let mut app = now.app.clone();
+        app.insert(
+            rule.name.clone(),
+            AppRule {
+                rule: rule.clone(),
+                entry: stored.entry,
+                created_by: stored.created_by,
+                created_ms: now_ms,
+            },
+        );
+        self.publish(app, now.skipped.clone());
         Ok(rule)
     }
 
@@ -184,38 +217,69 @@ impl RuleSet {
     /// resolved by the engine, as those of a rule removed from the file.
     /// Blocks on the alert database.
     pub fn remove(&self, name: &str) -> Result<(), RuleSetError> {
-        if self.configured.iter().any(|c| c.name == name) {
-            return Err(RuleSetError::Configured(name.to_owned()));
-        }
-        let mut app = self.lock();
+        let _changing = self.lock();
+        // The store first: a skipped app rule may share a configured rule's name.
         if !self.store.remove_app_rule(name)? {
-            return Err(RuleSetError::NotFound(name.to_owned()));
+            return Err(if self.configured.iter().any(|c| c.name == name) {
+                RuleSetError::Configured(name.to_owned())
+            } else {
+                RuleSetError::NotFound(name.to_owned())
+            });
         }
-        app.in_force.retain(|r| r.rule.name != name);
-        app.skipped.retain(|r| r.name != name);
-        self.publish(&app);
+        let now = self.current();
+        let mut app = now.app.clone();
+        app.remove(name);
+        let skipped = now.skipped.iter().filter(|s| s.name != name).cloned().collect();
+        self.publish(app, skipped);
         Ok(())
     }
 
-    fn publish(&self, app: &AppRules) {
+    fn publish(&self, app: BTreeMap<String, AppRule>, skipped: Vec<SkippedRule>) {
         // No receiver (no engine, as in some tests) is not an error: the
         // API reads the value itself.
-        self.published.send_replace(Arc::new(all(&self.configured, app)));
+        self.published
+            .send_replace(Arc::new(in_force(&self.configured, app, skipped)));
     }
 
-    fn lock(&self) -> MutexGuard<'_, AppRules> {
-        // Every change leaves the list whole before it can panic.
-        self.app.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // The guard protects no data; a panic elsewhere leaves nothing half-done.
+        self.changing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// The configured rules, then the app's.
-fn all(configured: &[Rule], app: &AppRules) -> Vec<Rule> {
-    configured
+/// The configured rules, then the app's (oldest first).
+fn in_force(configured: &[Rule], app: BTreeMap<String, AppRule>, skipped: Vec<SkippedRule>) -> InForce {
+    let mut made: Vec<&AppRule> = app.values().collect();
+    made.sort_by_key(|a| a.created_ms);
+    let rules = configured
         .iter()
         .cloned()
-        .chain(app.in_force.iter().map(|a| a.rule.clone()))
-        .collect()
+        .chain(made.into_iter().map(|a| a.rule.clone()))
+        .collect();
+    InForce {
+        rules: Arc::new(rules),
+        app,
+        skipped,
+    }
+}
+
+/// An app rule's name also ends up in a URL path, labels, subjects and
+/// metrics: 1 to [`MAX_NAME_CHARS`] characters, no control characters, not
+/// a path's `.` or `..`.
+fn check_name(name: &str) -> Result<(), String> {
+    let fine = name.chars().count() <= MAX_NAME_CHARS
+        && name == name.trim()
+        && !name.chars().any(char::is_control)
+        && name != "."
+        && name != "..";
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "`name`: 1 to {MAX_NAME_CHARS} characters without control characters or spaces at the ends, \
+             and not `.` or `..`"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -232,7 +296,7 @@ mod tests {
     fn open(dir: &Path, notifiers: &[&str]) -> RuleSet {
         let store = Arc::new(AlertStore::open(dir).unwrap());
         let notifiers = notifiers.iter().map(|n| n.to_string()).collect();
-        RuleSet::open(rules::defaults(), notifiers, store).unwrap()
+        RuleSet::open(rules::defaults(), notifiers, Duration::from_secs(10), store).unwrap()
     }
 
     #[test]
@@ -245,18 +309,22 @@ mod tests {
         assert_eq!(rule.kind_name(), "log_match");
         assert!(follower.has_changed().unwrap(), "the engine hears of it");
         let now = follower.borrow_and_update().clone();
-        assert_eq!(now.len(), defaults + 1);
-        assert_eq!(now.last().map(|r| r.name.as_str()), Some("Payments"));
-        assert_eq!(set.app_rule("Payments").map(|r| r.created_by), Some("ann".to_owned()));
-        assert!(set.app_rule("DiskFull").is_none(), "a built-in is not the app's");
+        assert_eq!(now.rules.len(), defaults + 1);
+        assert_eq!(now.rules.last().map(|r| r.name.as_str()), Some("Payments"));
+        assert_eq!(now.app.get("Payments").map(|r| r.created_by.as_str()), Some("ann"));
+        assert!(!now.app.contains_key("DiskFull"), "a built-in is not the app's");
         drop(set);
 
         let set = open(dir.path(), &["ops"]);
-        assert_eq!(set.current().len(), defaults + 1, "stored");
+        assert_eq!(set.current().rules.len(), defaults + 1, "stored");
         set.remove("Payments").unwrap();
-        assert_eq!(set.current().len(), defaults);
+        assert_eq!(set.current().rules.len(), defaults);
         drop(set);
-        assert_eq!(open(dir.path(), &["ops"]).current().len(), defaults, "deleted for good");
+        assert_eq!(
+            open(dir.path(), &["ops"]).current().rules.len(),
+            defaults,
+            "deleted for good"
+        );
     }
 
     #[test]
@@ -285,7 +353,22 @@ mod tests {
         assert!(matches!(set.add(&off, "bob", 2), Err(RuleSetError::Invalid(_))));
         let defaults = format!("default_rules = false\n{}", entry("Quiet"));
         assert!(matches!(set.add(&defaults, "bob", 2), Err(RuleSetError::Invalid(_))));
-        assert_eq!(set.current().len(), rules::defaults().len() + 1);
+        let long = "x".repeat(101);
+        for name in ["", " padded", ".", "..", "a\u{7}b", long.as_str()] {
+            let named = entry("N").replace("name = \"N\"", &format!("name = {name:?}"));
+            assert!(
+                matches!(set.add(&named, "bob", 2), Err(RuleSetError::Invalid(_))),
+                "{name:?}"
+            );
+        }
+        let eager = entry("Eager") + "interval = \"1s\"\n";
+        let refused = set.add(&eager, "bob", 2);
+        assert!(
+            matches!(&refused, Err(RuleSetError::Invalid(reason)) if reason.contains("evaluation_interval")),
+            "{refused:?}"
+        );
+        assert!(set.add(&(entry("Patient") + "interval = \"10s\"\n"), "bob", 2).is_ok());
+        assert_eq!(set.current().rules.len(), rules::defaults().len() + 2);
     }
 
     #[test]
@@ -294,8 +377,8 @@ mod tests {
         open(dir.path(), &["ops"]).add(&entry("Payments"), "ann", 1).unwrap();
         // The notifier it names is gone from the config.
         let set = open(dir.path(), &[]);
-        assert_eq!(set.current().len(), rules::defaults().len());
-        let skipped = set.skipped();
+        assert_eq!(set.current().rules.len(), rules::defaults().len());
+        let skipped = set.current().skipped.clone();
         assert_eq!(skipped.len(), 1);
         assert!(skipped[0].reason.contains("ops"), "{}", skipped[0].reason);
         assert!(matches!(
@@ -303,6 +386,28 @@ mod tests {
             Err(RuleSetError::Exists(_))
         ));
         set.remove("Payments").unwrap();
-        assert!(set.skipped().is_empty());
+        assert!(set.current().skipped.is_empty());
+
+        // A stored rule whose name a built-in (or the rules file) took is skipped and can be deleted.
+        let store = Arc::new(AlertStore::open(dir.path()).unwrap());
+        let taken = StoredRule {
+            name: "DiskFull".into(),
+            entry: entry("DiskFull"),
+            created_by: "ann".into(),
+            created_ms: 3,
+        };
+        assert!(store.add_app_rule(&taken).unwrap());
+        let set = open(dir.path(), &["ops"]);
+        let skipped = set.current().skipped.clone();
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].reason.contains("configuration now has"),
+            "{}",
+            skipped[0].reason
+        );
+        assert_eq!(set.current().rules.iter().filter(|r| r.name == "DiskFull").count(), 1);
+        set.remove("DiskFull").unwrap();
+        assert!(set.current().skipped.is_empty());
+        assert!(matches!(set.remove("DiskFull"), Err(RuleSetError::Configured(_))));
     }
 }

@@ -1092,6 +1092,35 @@ mod tests {
     use crate::alert::eval::Observation;
     use crate::alert::rules::{Op, ThresholdRule};
 
+    #[test]
+    fn a_version_1_database_gains_the_app_rules_and_keeps_its_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(&format!("{DDL} PRAGMA user_version = 1;")).unwrap();
+            conn.execute("INSERT INTO silences VALUES ('s1', '[]', 0, 1, 'ann', 'kept', 0)", [])
+                .unwrap();
+        }
+        let store = AlertStore::open(dir.path()).unwrap();
+        assert_eq!(store.silences().unwrap().len(), 1, "earlier rows kept");
+        let rule = StoredRule {
+            name: "R".into(),
+            entry: "[[rules]]".into(),
+            created_by: "ann".into(),
+            created_ms: 1,
+        };
+        assert!(store.add_app_rule(&rule).unwrap());
+        assert!(!store.add_app_rule(&rule).unwrap(), "one per name");
+        drop(store);
+        let store = AlertStore::open(dir.path()).unwrap();
+        assert_eq!(store.app_rules().unwrap(), [rule]);
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
     fn rule(clear_threshold: Option<f64>) -> Rule {
         Rule {
             name: "DiskFull".into(),

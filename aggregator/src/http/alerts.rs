@@ -21,7 +21,7 @@ use super::params::Params;
 use crate::alert::engine::RuleStatuses;
 use crate::alert::model::AlertState;
 use crate::alert::rules::{Op, Rule, RuleKind};
-use crate::alert::ruleset::{RuleSet, RuleSetError};
+use crate::alert::ruleset::{InForce, RuleSet, RuleSetError};
 use crate::alert::state::{AlertStore, Matcher, Silence, StateError};
 use crate::metrics::RejectReason;
 use axum::Json;
@@ -119,28 +119,31 @@ pub async fn rules(State(app): State<AppState>, uri: Uri) -> Result<Json<Value>,
     Params::from_uri(&uri)?.finish()?;
     let store = app.alerts.store.clone();
     let rows = blocking(move || store.alerts()).await?;
-    let rules: Vec<Value> = app
-        .alerts
+    let in_force = app.alerts.rules.current();
+    let rules: Vec<Value> = in_force
         .rules
-        .current()
         .iter()
         .map(|rule| {
             let count = |state| rows.iter().filter(|r| r.rule == rule.name && r.state == state).count();
-            rule_json(&app, rule, count(AlertState::Firing), count(AlertState::Pending))
+            rule_json(
+                &app,
+                &in_force,
+                rule,
+                count(AlertState::Firing),
+                count(AlertState::Pending),
+            )
         })
         .collect();
-    let skipped: Vec<Value> = app
-        .alerts
-        .rules
-        .skipped()
-        .into_iter()
+    let skipped: Vec<Value> = in_force
+        .skipped
+        .iter()
         .map(|skipped| json!({ "name": skipped.name, "reason": skipped.reason }))
         .collect();
     Ok(Json(json!({ "rules": rules, "skipped": skipped })))
 }
 
 /// One rule as the rules API lists it.
-fn rule_json(app: &AppState, rule: &Rule, firing: usize, pending: usize) -> Value {
+fn rule_json(app: &AppState, in_force: &InForce, rule: &Rule, firing: usize, pending: usize) -> Value {
     let status = app.alerts.statuses.get(&rule.name);
     let state = if firing > 0 {
         "firing"
@@ -149,14 +152,14 @@ fn rule_json(app: &AppState, rule: &Rule, firing: usize, pending: usize) -> Valu
     } else {
         "inactive"
     };
-    let made = app.alerts.rules.app_rule(&rule.name);
+    let made = in_force.app.get(&rule.name);
     json!({
         "name": rule.name,
         "kind": rule.kind_name(),
         "origin": if made.is_some() { "app" } else { "config" },
         "createdBy": made.as_ref().map(|m| m.created_by.clone()),
         "createdAt": time(made.as_ref().map(|m| m.created_ms)),
-        "entry": made.map(|m| m.entry),
+        "entry": made.map(|m| m.entry.clone()),
         "state": state,
         "firing": firing,
         "pending": pending,
@@ -205,7 +208,8 @@ pub async fn create_rule(
     let rules = app.alerts.rules.clone();
     let rule = rule_change(move || rules.add(&request.entry, &created_by, now_ms())).await?;
     tracing::info!(rule = rule.name, kind = rule.kind_name(), "rule made in the app");
-    Ok((StatusCode::CREATED, Json(rule_json(&app, &rule, 0, 0))))
+    let in_force = app.alerts.rules.current();
+    Ok((StatusCode::CREATED, Json(rule_json(&app, &in_force, &rule, 0, 0))))
 }
 
 /// Deletes a rule made in the app.

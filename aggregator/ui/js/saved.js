@@ -121,8 +121,10 @@ async function showRule(search) {
   ui.ruleForm.dataset.id = String(search.id);
   ui.ruleSearch.textContent = search.name;
   setRuleStatus('', false);
-  const kind = await loadRule(search.id, '');
+  const [kind, session] = await Promise.all([loadRule(search.id, ''), currentSession()]);
   if (!kind) return;
+  // Only an admin may put a rule in force; others copy the entry.
+  show(ui.ruleCreate, session?.role === 'admin');
   const kinds = LINE_KINDS.includes(kind) ? LINE_KINDS : [kind];
   clear(ui.ruleKind).append(...kinds.map((k) => el('option', { text: k, attrs: { value: k } })));
   ui.ruleKind.value = kind;
