@@ -543,6 +543,39 @@ async fn lines_without_a_level_group_under_null_whichever_way_they_are_counted()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_by_an_extracted_field_keep_records_without_it_under_null() {
+    let texts: Vec<String> = (0..9)
+        .map(|i| match i % 3 {
+            0 => format!("login user=ann attempt={i}"),
+            1 if i < 5 => format!("login user=bob attempt={i}"),
+            _ => format!("heartbeat {i}"),
+        })
+        .collect();
+    let (server, _tmp) = one_file(&texts, "").await;
+    // `count()` alone by one text key (counted per ordinal), then with another aggregate (groups).
+    let (_, counted) = table(&server, "* | stats count() by user").await;
+    let (_, grouped) = table(&server, "* | stats count(), count(user) by user").await;
+    let expected = [("ann", 3), ("bob", 2)];
+    let mut want: Vec<Vec<Value>> = expected
+        .iter()
+        .map(|(user, n)| vec![Value::from(*user), Value::from(*n)])
+        .collect();
+    want.push(vec![Value::Null, Value::from(4)]);
+    assert_eq!(counted, want);
+    let with_count_of_field: Vec<Vec<Value>> = want
+        .iter()
+        .map(|row| {
+            let present = if row[0].is_null() { 0 } else { row[1].as_u64().unwrap() };
+            vec![row[0].clone(), row[1].clone(), Value::from(present)]
+        })
+        .collect();
+    assert_eq!(grouped, with_count_of_field);
+    let (_, top) = table(&server, "* | top 1 user").await;
+    assert_eq!(top, [vec![Value::Null, Value::from(4)]], "no value is a row of its own");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_beyond_four_at_once_wait_their_turn_with_429() {
     // Each export is far larger than what the connection and the body's
     // queue buffer (tens of MB against a few), so one whose client reads

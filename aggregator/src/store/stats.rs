@@ -57,15 +57,22 @@ impl LogStore {
         // Each segment's groups are merged as soon as it is done, so that
         // at most one segment's are held besides the table's.
         let mut groups = Groups::new(stats);
+        let mut counted = Counted::new(stats);
         for searcher in searchers(self, filter) {
             let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
                 let ord = SegmentOrdinal::try_from(ord).unwrap_or(SegmentOrdinal::MAX);
-                for (key, group) in collector.collect_segment(weight.as_ref(), ord, segment)?? {
-                    groups.merge(key, group)?;
+                match collector.collect_segment(weight.as_ref(), ord, segment)?? {
+                    Harvest::Named(named) => {
+                        for (key, group) in named {
+                            groups.merge(key, group)?;
+                        }
+                    }
+                    Harvest::Counted { ids, missing } => counted.add(&ids, missing)?,
                 }
             }
         }
+        counted.into_groups(&mut groups, stats)?;
         let texts = collector
             .texts
             .lock()
@@ -96,6 +103,69 @@ fn counts_by_keywords(stats: &Stats) -> Option<Vec<&'static str>> {
 /// Groups with their text numbered in the table's [`Texts`], as segments
 /// hand them over.
 type Named = Vec<(Vec<Cell<u32>>, Group<u32>)>;
+
+/// What one segment hands over.
+enum Harvest {
+    /// Its groups.
+    Named(Named),
+    /// `count()` alone by one text key: records per text (numbered in
+    /// [`Texts`]) and without a value. No group is made per segment: a
+    /// `| top` of a field of 50,000 values over 16 segments would make
+    /// 800,000 of them.
+    Counted { ids: Vec<(u32, u64)>, missing: u64 },
+}
+
+/// The records per text of every [`Harvest::Counted`] segment, by the
+/// text's number in [`Texts`]; made into groups once at the end.
+struct Counted {
+    records: Vec<u64>,
+    missing: u64,
+    /// Bounds the groups as segments come (the groups of other segments,
+    /// if any, are counted with these at the end).
+    budget: Budget,
+}
+
+impl Counted {
+    fn new(stats: &Stats) -> Self {
+        Counted {
+            records: Vec::new(),
+            missing: 0,
+            budget: Budget::new(stats),
+        }
+    }
+
+    fn add(&mut self, ids: &[(u32, u64)], missing: u64) -> Result<(), StatsError> {
+        for &(id, records) in ids {
+            let at = id as usize;
+            if at >= self.records.len() {
+                self.records.resize(at + 1, 0);
+            }
+            if self.records[at] == 0 && records > 0 {
+                self.budget.new_group()?;
+            }
+            self.records[at] += records;
+        }
+        if self.missing == 0 && missing > 0 {
+            self.budget.new_group()?;
+        }
+        self.missing += missing;
+        Ok(())
+    }
+
+    fn into_groups(self, groups: &mut Groups<u32>, stats: &Stats) -> Result<(), StatsError> {
+        for (id, records) in self.records.into_iter().enumerate() {
+            if records > 0 {
+                // Far below 2^32: numbers of texts.
+                let id = u32::try_from(id).unwrap_or(u32::MAX);
+                groups.add_count(stats, vec![Cell::Text(id)], records)?;
+            }
+        }
+        if self.missing > 0 {
+            groups.add_count(stats, vec![Cell::Missing], self.missing)?;
+        }
+        Ok(())
+    }
+}
 
 /// Every text one table's groups hold, each once: a segment names its
 /// ordinals by these numbers, so that segments merge by comparing integers
@@ -136,7 +206,7 @@ struct StatsCollector {
 }
 
 impl Collector for StatsCollector {
-    type Fruit = Result<Named, SearchError>;
+    type Fruit = Result<Harvest, SearchError>;
     type Child = StatsSegment;
 
     fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
@@ -161,20 +231,29 @@ impl Collector for StatsCollector {
                     .transpose()
             })
             .collect::<tantivy::Result<_>>()?;
-        // One key of text alone: a group per ordinal, found by index.
+        let counts_only = values.iter().all(Option::is_none);
+        // One key of text alone: a count, or a group, per ordinal, found by index.
         let gathered = match keys.as_slice() {
             [key]
                 if let Some(terms) = key.text_only_terms()
                     && terms < MAX_ORDINAL_SLOTS =>
             {
-                Gathered::ByOrd {
-                    slots: vec![NO_GROUP; terms + 1],
-                    groups: Vec::new(),
+                if self
+                    .stats
+                    .aggregates
+                    .iter()
+                    .all(|a| a.function == Function::Count && a.field.is_none())
+                {
+                    Gathered::Counts(vec![0; terms + 1])
+                } else {
+                    Gathered::ByOrd {
+                        slots: vec![NO_GROUP; terms + 1],
+                        groups: Vec::new(),
+                    }
                 }
             }
             _ => Gathered::ByKey(ValueMap::default()),
         };
-        let counts_only = values.iter().all(Option::is_none);
         Ok(StatsSegment {
             counts_only,
             budget: Budget::new(&self.stats),
@@ -192,12 +271,11 @@ impl Collector for StatsCollector {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
-        // Unused: the store merges each segment's groups as it goes.
-        Ok(fruits.into_iter().try_fold(Vec::new(), |mut all, fruit| {
-            all.extend(fruit?);
-            Ok(all)
-        }))
+    fn merge_fruits(&self, _: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        // The store merges each segment's harvest as it goes (`LogStore::stats`).
+        Err(tantivy::TantivyError::InternalError(
+            "the stats collector's segments are merged by the store".to_owned(),
+        ))
     }
 }
 
@@ -220,6 +298,9 @@ enum Gathered {
     },
     /// By key.
     ByKey(ValueMap<Vec<Cell<u64>>, Group<u64>>),
+    /// `count()` alone by one text key: records per ordinal, the last for
+    /// records without a value.
+    Counts(Vec<u32>),
 }
 
 /// [`StatsCollector`] for one segment.
@@ -242,6 +323,12 @@ struct StatsSegment {
 
 impl StatsSegment {
     fn gather(&mut self, doc: DocId) -> Result<(), StatsError> {
+        if let Gathered::Counts(counts) = &mut self.gathered {
+            let slot = ord_slot(self.keys[0].read(doc), counts.len() - 1);
+            // A segment holds fewer than 2^31 records.
+            counts[slot] += 1;
+            return Ok(());
+        }
         let values = self
             .values
             .iter()
@@ -249,12 +336,7 @@ impl StatsSegment {
         let group = match &mut self.gathered {
             Gathered::ByOrd { slots, groups } => {
                 let key = self.keys[0].read(doc);
-                let missing = slots.len() - 1;
-                let slot = match key {
-                    // An ordinal is below the column's term count.
-                    Cell::Text(ord) => usize::try_from(ord).map_or(missing, |ord| ord.min(missing)),
-                    _ => missing,
-                };
+                let slot = ord_slot(key, slots.len() - 1);
                 let index = match slots[slot] {
                     NO_GROUP => {
                         self.budget.new_group()?;
@@ -268,6 +350,7 @@ impl StatsSegment {
                 };
                 &mut groups[index as usize].1
             }
+            Gathered::Counts(_) => return Ok(()),
             Gathered::ByKey(groups) => {
                 self.key.clear();
                 self.key.extend(self.keys.iter().map(|reader| reader.read(doc)));
@@ -291,8 +374,17 @@ impl StatsSegment {
     }
 }
 
+/// The slot of a key in a table by ordinal: its ordinal (below the
+/// column's term count), or `missing` for no text value.
+fn ord_slot(key: Cell<u64>, missing: usize) -> usize {
+    match key {
+        Cell::Text(ord) => usize::try_from(ord).map_or(missing, |ord| ord.min(missing)),
+        _ => missing,
+    }
+}
+
 impl SegmentCollector for StatsSegment {
-    type Fruit = Result<Named, SearchError>;
+    type Fruit = Result<Harvest, SearchError>;
 
     fn collect(&mut self, doc: DocId, _: Score) {
         if self.error.is_none()
@@ -309,6 +401,19 @@ impl SegmentCollector for StatsSegment {
         let groups: Vec<(Vec<Cell<u64>>, Group<u64>)> = match self.gathered {
             Gathered::ByOrd { groups, .. } => groups.into_iter().map(|(key, group)| (vec![key], group)).collect(),
             Gathered::ByKey(groups) => groups.into_iter().collect(),
+            Gathered::Counts(mut counts) => {
+                let missing = counts.pop().map_or(0, u64::from);
+                let (ords, records): (Vec<u64>, Vec<u64>) = (0u64..)
+                    .zip(counts)
+                    .filter(|&(_, records)| records > 0)
+                    .map(|(ord, records)| (ord, u64::from(records)))
+                    .unzip();
+                let mut texts = self.texts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Ascending and distinct, as `ids` hands them back.
+                let numbered = self.keys[0].ids(ords, &mut texts)?;
+                let ids = numbered.ids.into_iter().zip(records).collect();
+                return Ok(Harvest::Counted { ids, missing });
+            }
         };
         // Each text column's ordinals numbered in one pass over its dictionary.
         let mut texts = self.texts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -340,17 +445,19 @@ impl SegmentCollector for StatsSegment {
             })
             .collect::<tantivy::Result<Vec<_>>>()?;
         drop(texts);
-        Ok(groups
-            .into_iter()
-            .map(|(key, group)| {
-                let key = key
-                    .into_iter()
-                    .zip(&key_ids)
-                    .map(|(cell, ids)| cell.map(|ord| ids.id(ord)))
-                    .collect();
-                (key, group.resolve(|at, ord| value_ids[at].id(ord)))
-            })
-            .collect())
+        Ok(Harvest::Named(
+            groups
+                .into_iter()
+                .map(|(key, group)| {
+                    let key = key
+                        .into_iter()
+                        .zip(&key_ids)
+                        .map(|(cell, ids)| cell.map(|ord| ids.id(ord)))
+                        .collect();
+                    (key, group.resolve(|at, ord| value_ids[at].id(ord)))
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -457,4 +564,39 @@ impl OrdIds {
 
 fn time_column(segment: &SegmentReader) -> tantivy::Result<Column<DateTime>> {
     segment.fast_fields().date(names::TIMESTAMP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::aggregate::MAX_GROUPS;
+
+    #[test]
+    fn counts_by_ordinal_keep_the_group_bound_as_segments_come() {
+        let stats = crate::query::parse_query("* | top client").unwrap().stats.unwrap();
+        let mut counted = Counted::new(&stats);
+        let first: Vec<(u32, u64)> = (0..60_000).map(|id| (id, 1)).collect();
+        counted.add(&first, 0).unwrap();
+        // The same texts again in another segment make no new groups.
+        counted.add(&first, 5).unwrap();
+        let more: Vec<(u32, u64)> = (60_000..100_000).map(|id| (id, 2)).collect();
+        let refused = counted.add(&more, 0).unwrap_err();
+        assert!(refused.to_string().contains(&MAX_GROUPS.to_string()), "{refused}");
+
+        let mut counted = Counted::new(&stats);
+        counted.add(&[(3, 2), (1, 1)], 0).unwrap();
+        counted.add(&[(3, 1)], 4).unwrap();
+        let mut groups = Groups::new(&stats);
+        counted.into_groups(&mut groups, &stats).unwrap();
+        let mut got: Vec<(Vec<Cell<u32>>, u64)> = groups.groups.into_iter().map(|(k, g)| (k, g.records)).collect();
+        got.sort_by_key(|(_, records)| *records);
+        assert_eq!(
+            got,
+            [
+                (vec![Cell::Text(1)], 1),
+                (vec![Cell::Text(3)], 3),
+                (vec![Cell::Missing], 4)
+            ]
+        );
+    }
 }
