@@ -39,6 +39,12 @@
 //!   the results drawn into the DOM; layout and paint not included); prints
 //!   p50 and max of each kind.
 //!
+//! - `lookout-bench patterns FILE...`: pattern assignment alone
+//!   (`lookout_patterns::Miner::assign`) on one thread, each file's lines in
+//!   memory, one source per file, each file read over and over until a
+//!   million lines were assigned; prints lines/s, patterns made and the
+//!   time of the first pass (while patterns are being learnt).
+//!
 //! - `lookout-bench detect FILE`: the aggregator's per-line detection over
 //!   every line of FILE on one thread, the file already in memory: event
 //!   time and level alone, then with field extraction (all that ingest
@@ -147,6 +153,10 @@ fn main() {
         );
         return;
     }
+    if mode == "patterns" {
+        bench_patterns(&args[2..]);
+        return;
+    }
     let file = fs::canonicalize(file).unwrap_or_else(|err| panic!("{file}: {err}"));
     match mode.as_str() {
         "agent" => bench_agent(&file),
@@ -161,11 +171,49 @@ fn main() {
         "stats" => scale::bench_stats(&file),
         other => {
             eprintln!(
-                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, receivers, index, first-view, space, stats, idle, alert-latency, journald, fleet or metric-storage"
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, patterns, receivers, index, first-view, space, stats, idle, alert-latency, journald, fleet or metric-storage"
             );
             std::process::exit(2);
         }
     }
+}
+
+/// Pattern assignment alone, per file: one thread, no I/O in the timed loop.
+fn bench_patterns(files: &[String]) {
+    const ASSIGNED: usize = 1_000_000;
+    println!("| file | lines | patterns | first pass | lines/s over {ASSIGNED} assigned |");
+    println!("|---|---|---|---|---|");
+    let (mut all_lines, mut all_seconds) = (0usize, 0f64);
+    for file in files {
+        let text = fs::read_to_string(file).unwrap_or_else(|err| panic!("{file}: {err}"));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines.is_empty(), "{file} has no lines");
+        let mut miner = lookout_patterns::Miner::default();
+        let started = Instant::now();
+        let mut first_pass = None;
+        let mut assigned = 0;
+        while assigned < ASSIGNED {
+            for line in &lines {
+                std::hint::black_box(miner.assign(file, line));
+            }
+            assigned += lines.len();
+            first_pass.get_or_insert(started.elapsed());
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let name = Path::new(file)
+            .file_name()
+            .map_or(file.as_str(), |n| n.to_str().unwrap_or(file));
+        println!(
+            "| {name} | {} | {} | {:.1} ms | {:.0} |",
+            lines.len(),
+            miner.len(),
+            first_pass.unwrap_or_default().as_secs_f64() * 1000.0,
+            assigned as f64 / seconds
+        );
+        all_lines += assigned;
+        all_seconds += seconds;
+    }
+    println!("all files: {:.0} lines/s", all_lines as f64 / all_seconds);
 }
 
 /// Detection alone: no I/O in the timed loop, one thread, as one ingest
