@@ -22,6 +22,11 @@
 //! Memory is bounded: clusters and patterns per source, patterns in all,
 //! and sources. Past a bound, a line joins its leaf's most similar cluster
 //! whatever the similarity, or its source's catch-all pattern.
+//!
+//! Words are numbered per source ([`Words`]) when a cluster or pattern
+//! keeps them, so that a line is compared with clusters by integers; a word
+//! no cluster keeps is looked up, not added, so words seen once cost no
+//! memory.
 
 use crate::shape::{Tok, shape};
 use std::collections::HashMap;
@@ -67,47 +72,66 @@ impl Default for Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PatternId(pub u32);
 
-/// A token as a cluster keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Token {
-    Wild,
-    Text(Box<str>),
-    KeyWild(Box<str>),
+/// A word's number in its source's [`Words`].
+type Word = u32;
+/// The number of a variable.
+const WILD: Word = 0;
+/// A word the source keeps nowhere: equal to no kept word.
+const UNKNOWN: Word = Word::MAX;
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The words a source's clusters and patterns keep, numbered; each as
+/// [`encode`] writes it (its kind, then its text).
+#[derive(Debug)]
+struct Words {
+    ids: Map<Box<[u8]>, Word>,
+    texts: Vec<Box<[u8]>>,
 }
 
-impl Token {
-    fn of(tok: Tok<'_>) -> Token {
-        match tok {
-            Tok::Wild => Token::Wild,
-            Tok::Text(text) => Token::Text(text.into()),
-            Tok::KeyWild(key) => Token::KeyWild(key.into()),
-        }
+impl Words {
+    fn new() -> Words {
+        let mut words = Words {
+            ids: Map::default(),
+            texts: Vec::new(),
+        };
+        words.add(Tok::Wild);
+        words
     }
 
-    fn is(&self, tok: Tok<'_>) -> bool {
-        match (self, tok) {
-            (Token::Wild, Tok::Wild) => true,
-            (Token::Text(a), Tok::Text(b)) | (Token::KeyWild(a), Tok::KeyWild(b)) => **a == *b,
-            _ => false,
+    /// The number of `tok`, or [`UNKNOWN`].
+    fn find(&self, tok: Tok<'_>, scratch: &mut Vec<u8>) -> Word {
+        if tok == Tok::Wild {
+            return WILD;
         }
+        encode(tok, scratch);
+        self.ids.get(scratch.as_slice()).copied().unwrap_or(UNKNOWN)
     }
 
-    fn as_tok(&self) -> Tok<'_> {
-        match self {
-            Token::Wild => Tok::Wild,
-            Token::Text(text) => Tok::Text(text),
-            Token::KeyWild(key) => Tok::KeyWild(key),
+    /// The number of `tok`, added if need be.
+    fn add(&mut self, tok: Tok<'_>) -> Word {
+        let mut bytes = Vec::new();
+        encode(tok, &mut bytes);
+        if let Some(&id) = self.ids.get(bytes.as_slice()) {
+            return id;
         }
+        // Bounded by the clusters' and patterns' words, far below 2^32.
+        let id = Word::try_from(self.texts.len()).unwrap_or(UNKNOWN - 1);
+        self.texts.push(bytes.clone().into());
+        self.ids.insert(bytes.into(), id);
+        id
     }
 
-    fn write(&self, out: &mut String) {
-        match self {
-            Token::Wild => out.push_str("<*>"),
-            Token::Text(text) => out.push_str(text),
-            Token::KeyWild(key) => {
-                out.push_str(key);
-                out.push_str("<*>");
-            }
+    /// Writes word `id` as a template shows it.
+    fn write(&self, id: Word, out: &mut String) {
+        let Some((tag, text)) = self.texts.get(id as usize).and_then(|bytes| bytes.split_first()) else {
+            out.push_str("<*>");
+            return;
+        };
+        // Kept words were `&str`s.
+        out.push_str(&String::from_utf8_lossy(text));
+        if *tag != 1 {
+            out.push_str("<*>");
         }
     }
 }
@@ -116,17 +140,17 @@ impl Token {
 #[derive(Debug, Default)]
 struct Place {
     /// Distinct, fewer than [`Settings::distinct_values`].
-    words: Vec<Token>,
+    words: Vec<Word>,
     /// A variable was seen here, or too many words.
     variable: bool,
 }
 
 #[derive(Debug)]
 struct Cluster {
-    template: Vec<Token>,
+    template: Vec<Word>,
     places: Vec<Place>,
     /// Each pattern's id by the hash of its words at the split places.
-    by_key: HashMap<u64, Vec<PatternId>, foldhash::fast::RandomState>,
+    by_key: Map<u64, Vec<PatternId>>,
     patterns: Vec<PatternId>,
 }
 
@@ -134,21 +158,41 @@ impl Cluster {
     /// Places whose word is part of the pattern: wildcards of the
     /// template that have seen few words and no variable.
     fn is_split(&self, at: usize) -> bool {
-        self.template[at] == Token::Wild && !self.places[at].variable
+        self.template[at] == WILD && !self.places[at].variable
+    }
+
+    /// The hash of `words` at the split places.
+    fn key(&self, words: &[Word], hasher: &foldhash::fast::RandomState) -> u64 {
+        let mut hasher = hasher.build_hasher();
+        for (at, word) in words.iter().enumerate() {
+            if self.is_split(at) {
+                at.hash(&mut hasher);
+                word.hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+
+    /// Whether `a` and `b` have the same words at the split places.
+    fn same_key(&self, a: &[Word], b: &[Word]) -> bool {
+        a.iter()
+            .zip(b)
+            .enumerate()
+            .all(|(at, (a, b))| !self.is_split(at) || a == b)
     }
 }
 
 #[derive(Debug, Default)]
 struct Node {
-    /// By the child's token as [`encode`] writes it.
-    children: HashMap<Box<[u8]>, Node, foldhash::fast::RandomState>,
+    children: Map<Word, Node>,
     clusters: Vec<u32>,
 }
 
 #[derive(Debug)]
 struct Source {
+    words: Words,
     /// By token count.
-    trees: HashMap<usize, Node, foldhash::fast::RandomState>,
+    trees: Map<usize, Node>,
     clusters: Vec<Cluster>,
     patterns: usize,
     /// Where lines go past a bound.
@@ -160,8 +204,8 @@ struct Pattern {
     source: u32,
     /// `None`: a source's catch-all.
     cluster: Option<u32>,
-    /// The shape of its first line.
-    exemplar: Vec<Token>,
+    /// The words of its first line.
+    exemplar: Vec<Word>,
     /// The oldest pattern with the same words at the cluster's split
     /// places (itself unless it became an alias).
     canonical: PatternId,
@@ -172,9 +216,12 @@ struct Pattern {
 pub struct Miner {
     settings: Settings,
     sources: Vec<Source>,
-    source_ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    source_ids: Map<Box<str>, u32>,
     patterns: Vec<Pattern>,
     hasher: foldhash::fast::RandomState,
+    /// Reused by every line: its shape's words, and a word's bytes.
+    line: Vec<Word>,
+    scratch: Vec<u8>,
 }
 
 impl Default for Miner {
@@ -189,9 +236,11 @@ impl Miner {
         Miner {
             settings,
             sources: Vec::new(),
-            source_ids: HashMap::default(),
+            source_ids: Map::default(),
             patterns: Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
+            line: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -210,10 +259,16 @@ impl Miner {
         let source = self.source(source);
         let mut toks = Vec::new();
         shape(message, &mut toks);
-        let Some(cluster) = self.cluster_for(source, &toks) else {
-            return self.catch_all(source);
+        let mut line = std::mem::take(&mut self.line);
+        let words = &self.sources[source as usize].words;
+        line.clear();
+        line.extend(toks.iter().map(|tok| words.find(*tok, &mut self.scratch)));
+        let id = match self.cluster_for(source, &toks, &mut line) {
+            Some(cluster) => self.pattern_in(source, cluster, &toks, &mut line),
+            None => self.catch_all(source),
         };
-        self.pattern_in(source, cluster, &toks)
+        self.line = line;
+        id
     }
 
     /// The pattern `id` stands for now: itself, or the older pattern it
@@ -228,17 +283,19 @@ impl Miner {
         let Some(cluster) = pattern.cluster else {
             return Some("<*>".to_owned());
         };
-        let cluster = &self.sources[pattern.source as usize].clusters[cluster as usize];
+        let source = &self.sources[pattern.source as usize];
+        let cluster = &source.clusters[cluster as usize];
         let mut out = String::new();
-        for (at, token) in cluster.template.iter().enumerate() {
+        for (at, word) in cluster.template.iter().enumerate() {
             if at > 0 {
                 out.push(' ');
             }
-            if cluster.is_split(at) {
-                pattern.exemplar[at].write(&mut out);
+            let word = if cluster.is_split(at) {
+                pattern.exemplar[at]
             } else {
-                token.write(&mut out);
-            }
+                *word
+            };
+            source.words.write(word, &mut out);
         }
         Some(out)
     }
@@ -258,7 +315,8 @@ impl Miner {
         }
         let id = u32::try_from(self.sources.len()).unwrap_or(u32::MAX);
         self.sources.push(Source {
-            trees: HashMap::default(),
+            words: Words::new(),
+            trees: Map::default(),
             clusters: Vec::new(),
             patterns: 0,
             catch_all: None,
@@ -267,108 +325,116 @@ impl Miner {
         id
     }
 
-    /// The cluster `toks` joins (made if need be), or `None` past the
-    /// source's bound with no cluster to join.
-    fn cluster_for(&mut self, source: u32, toks: &[Tok<'_>]) -> Option<u32> {
+    /// The cluster the line joins (made if need be, its words then kept),
+    /// or `None` past the source's bound with no cluster to join.
+    fn cluster_for(&mut self, source: u32, toks: &[Tok<'_>], line: &mut [Word]) -> Option<u32> {
         let settings = &self.settings;
         let src = &mut self.sources[source as usize];
+        let full = src.clusters.len() >= settings.max_clusters_per_source;
         let mut node = src.trees.entry(toks.len()).or_default();
-        let mut key = Vec::new();
-        for tok in toks.iter().take(settings.prefix) {
-            encode(*tok, &mut key);
-            if !node.children.contains_key(key.as_slice()) && node.children.len() >= settings.max_children {
-                encode(Tok::Wild, &mut key);
+        for (at, tok) in toks.iter().enumerate().take(settings.prefix) {
+            let mut word = line[at];
+            if !node.children.contains_key(&word) && node.children.len() >= settings.max_children {
+                word = WILD;
             }
-            // Known children are found without allocating.
-            if !node.children.contains_key(key.as_slice()) {
-                node.children.insert(key.as_slice().into(), Node::default());
+            if !node.children.contains_key(&word) {
+                if full {
+                    return None;
+                }
+                if word != WILD {
+                    word = src.words.add(*tok);
+                    line[at] = word;
+                }
             }
-            // Present: inserted just above if it was not.
-            node = node.children.get_mut(key.as_slice())?;
+            node = node.children.entry(word).or_default();
         }
         let mut best: Option<(u32, f64)> = None;
         for &index in &node.clusters {
-            let similarity = similarity(&src.clusters[index as usize].template, toks);
+            let similarity = similarity(&src.clusters[index as usize].template, line);
             if best.is_none_or(|(_, score)| similarity > score) {
                 best = Some((index, similarity));
             }
         }
-        let full = src.clusters.len() >= settings.max_clusters_per_source;
-        let index = match best {
-            Some((index, score)) if score >= settings.similarity || full => index,
-            _ if full => return None,
+        match best {
+            Some((index, score)) if score >= settings.similarity || full => Some(index),
+            _ if full => None,
             _ => {
                 let index = u32::try_from(src.clusters.len()).unwrap_or(u32::MAX);
+                for (word, tok) in line.iter_mut().zip(toks) {
+                    *word = src.words.add(*tok);
+                }
                 node.clusters.push(index);
                 src.clusters.push(Cluster {
-                    template: toks.iter().map(|tok| Token::of(*tok)).collect(),
-                    places: toks.iter().map(|_| Place::default()).collect(),
-                    by_key: HashMap::default(),
+                    template: line.to_vec(),
+                    places: line.iter().map(|_| Place::default()).collect(),
+                    by_key: Map::default(),
                     patterns: Vec::new(),
                 });
-                index
+                Some(index)
             }
-        };
-        Some(index)
+        }
     }
 
-    /// Records `toks` in `cluster` and answers its pattern.
-    fn pattern_in(&mut self, source: u32, cluster_index: u32, toks: &[Tok<'_>]) -> PatternId {
+    /// Records the line in `cluster` and answers its pattern.
+    fn pattern_in(&mut self, source: u32, cluster_index: u32, toks: &[Tok<'_>], line: &mut [Word]) -> PatternId {
         let distinct_values = self.settings.distinct_values;
-        let cluster = &mut self.sources[source as usize].clusters[cluster_index as usize];
+        let src = &mut self.sources[source as usize];
+        let cluster = &mut src.clusters[cluster_index as usize];
         let mut split_changed = false;
-        for (at, tok) in toks.iter().enumerate() {
+        for at in 0..line.len() {
+            let word = line[at];
             let place = &mut cluster.places[at];
             let template = &mut cluster.template[at];
-            if *template != Token::Wild && !template.is(*tok) {
-                *template = Token::Wild;
+            if *template != WILD && *template != word {
+                *template = WILD;
                 split_changed |= !place.variable;
             }
-            if place.variable {
+            if place.variable || place.words.contains(&word) {
                 continue;
             }
-            if *tok == Tok::Wild {
+            if word == WILD || place.words.len() + 1 >= distinct_values {
                 place.variable = true;
                 place.words.clear();
-                split_changed |= *template == Token::Wild;
-            } else if !place.words.iter().any(|word| word.is(*tok)) {
-                if place.words.len() + 1 >= distinct_values {
-                    place.variable = true;
-                    place.words.clear();
-                    split_changed |= *template == Token::Wild;
-                } else {
-                    place.words.push(Token::of(*tok));
-                }
+                split_changed |= *template == WILD;
+            } else {
+                place.words.push(src.words.add(toks[at]));
+                line[at] = *place.words.last().unwrap_or(&word);
             }
         }
         if split_changed {
             self.rekey(source, cluster_index);
         }
         let cluster = &self.sources[source as usize].clusters[cluster_index as usize];
-        let key = self.key_of_line(cluster, toks);
+        let key = cluster.key(line, &self.hasher);
         if let Some(ids) = cluster.by_key.get(&key)
             && let Some(&id) = ids
                 .iter()
-                .find(|id| self.same_words(cluster, &self.patterns[id.0 as usize].exemplar, toks))
+                .find(|id| cluster.same_key(&self.patterns[id.0 as usize].exemplar, line))
         {
             return id;
         }
-        let src = &self.sources[source as usize];
-        if src.patterns >= self.settings.max_patterns_per_source || self.patterns.len() >= self.settings.max_patterns {
+        if self.sources[source as usize].patterns >= self.settings.max_patterns_per_source
+            || self.patterns.len() >= self.settings.max_patterns
+        {
             return self.catch_all(source);
         }
         let id = PatternId(u32::try_from(self.patterns.len()).unwrap_or(u32::MAX));
-        self.patterns.push(Pattern {
-            source,
-            cluster: Some(cluster_index),
-            exemplar: toks.iter().map(|tok| Token::of(*tok)).collect(),
-            canonical: id,
-        });
+        // A word no cluster keeps is at a variable place, never split again.
+        let exemplar: Vec<Word> = line
+            .iter()
+            .map(|&word| if word == UNKNOWN { WILD } else { word })
+            .collect();
         let src = &mut self.sources[source as usize];
         src.patterns += 1;
         let cluster = &mut src.clusters[cluster_index as usize];
         cluster.patterns.push(id);
         cluster.by_key.entry(key).or_default().push(id);
+        self.patterns.push(Pattern {
+            source,
+            cluster: Some(cluster_index),
+            exemplar,
+            canonical: id,
+        });
         id
     }
 
@@ -376,17 +442,16 @@ impl Miner {
     /// and the oldest of each key as the canonical of the others.
     fn rekey(&mut self, source: u32, cluster_index: u32) {
         let cluster = &self.sources[source as usize].clusters[cluster_index as usize];
-        let mut by_key: HashMap<u64, Vec<PatternId>, foldhash::fast::RandomState> = HashMap::default();
+        let mut by_key: Map<u64, Vec<PatternId>> = Map::default();
         let mut canonical = Vec::with_capacity(cluster.patterns.len());
         // Patterns are in the order made, so the first of a key is the oldest.
         for &id in &cluster.patterns {
             let exemplar = &self.patterns[id.0 as usize].exemplar;
-            let key = self.key_of_exemplar(cluster, exemplar);
-            let same = by_key.entry(key).or_default();
-            let oldest = same.iter().copied().find(|other| {
-                let theirs = &self.patterns[other.0 as usize].exemplar;
-                (0..cluster.template.len()).all(|at| !cluster.is_split(at) || theirs[at] == exemplar[at])
-            });
+            let same = by_key.entry(cluster.key(exemplar, &self.hasher)).or_default();
+            let oldest = same
+                .iter()
+                .copied()
+                .find(|other| cluster.same_key(&self.patterns[other.0 as usize].exemplar, exemplar));
             match oldest {
                 Some(oldest) => canonical.push((id, oldest)),
                 None => {
@@ -399,34 +464,6 @@ impl Miner {
             self.patterns[id.0 as usize].canonical = oldest;
         }
         self.sources[source as usize].clusters[cluster_index as usize].by_key = by_key;
-    }
-
-    fn key_of_line(&self, cluster: &Cluster, toks: &[Tok<'_>]) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        for (at, tok) in toks.iter().enumerate() {
-            if cluster.is_split(at) {
-                at.hash(&mut hasher);
-                hash_tok(*tok, &mut hasher);
-            }
-        }
-        hasher.finish()
-    }
-
-    fn key_of_exemplar(&self, cluster: &Cluster, exemplar: &[Token]) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        for (at, token) in exemplar.iter().enumerate() {
-            if cluster.is_split(at) {
-                at.hash(&mut hasher);
-                hash_tok(token.as_tok(), &mut hasher);
-            }
-        }
-        hasher.finish()
-    }
-
-    fn same_words(&self, cluster: &Cluster, exemplar: &[Token], toks: &[Tok<'_>]) -> bool {
-        toks.iter()
-            .enumerate()
-            .all(|(at, tok)| !cluster.is_split(at) || exemplar[at].is(*tok))
     }
 
     fn catch_all(&mut self, source: u32) -> PatternId {
@@ -445,7 +482,7 @@ impl Miner {
     }
 }
 
-/// A tree key: the token's kind, then its text.
+/// A word's bytes as [`Words`] keeps them: its kind, then its text.
 fn encode(tok: Tok<'_>, out: &mut Vec<u8>) {
     out.clear();
     let (tag, text) = match tok {
@@ -457,29 +494,15 @@ fn encode(tok: Tok<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Hashes a line's token and a kept one alike.
-fn hash_tok(tok: Tok<'_>, hasher: &mut impl Hasher) {
-    let (tag, text) = match tok {
-        Tok::Wild => (0u8, ""),
-        Tok::Text(text) => (1, text),
-        Tok::KeyWild(key) => (2, key),
-    };
-    hasher.write_u8(tag);
-    hasher.write(text.as_bytes());
-    hasher.write_u8(0xff);
-}
-
 /// Words equal at the same place, over the places where either has a word.
-fn similarity(template: &[Token], toks: &[Tok<'_>]) -> f64 {
+fn similarity(template: &[Word], line: &[Word]) -> f64 {
     let (mut same, mut words) = (0usize, 0usize);
-    for (token, tok) in template.iter().zip(toks) {
-        if *token == Token::Wild && *tok == Tok::Wild {
+    for (&kept, &word) in template.iter().zip(line) {
+        if kept == WILD && word == WILD {
             continue;
         }
         words += 1;
-        if *token != Token::Wild && token.is(*tok) {
-            same += 1;
-        }
+        same += usize::from(kept != WILD && kept == word);
     }
     if words == 0 { 1.0 } else { same as f64 / words as f64 }
 }

@@ -97,7 +97,7 @@ fn patterns_group_every_loghub_system_like_its_true_templates() {
         let templates = truth.iter().collect::<std::collections::HashSet<_>>().len();
         let patterns = predicted.iter().collect::<std::collections::HashSet<_>>().len();
         println!(
-            "| {system} | {} | {templates} | {patterns} | {score:.3} | {drain:.3} |",
+            "| {system} | {} | {templates} | {patterns} | {score:.3} | {drain} |",
             truth.len()
         );
         scores.push((system, score));
