@@ -13,11 +13,14 @@
 //! - [`miner`]: the fixed-depth tree (after Drain: He et al., ICWS 2017)
 //!   that groups shapes into clusters, and the split of clusters by words
 //!   that take few values into patterns, with stable ids.
+//! - [`snapshot`]: the miner's state as data, kept across restarts.
 //!
 //! Accuracy is measured on the 16 Loghub systems (`tests/loghub.rs`), with
 //! one setting for all of them.
 
 pub mod miner;
 pub mod shape;
+pub mod snapshot;
 
 pub use miner::{Miner, PatternId, Settings};
+pub use snapshot::{Snapshot, SnapshotError};

@@ -29,6 +29,7 @@
 //! memory.
 
 use crate::shape::{Tok, shape};
+use crate::snapshot::{self, ClusterState, PatternState, Snapshot, SnapshotError, SourceState};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
@@ -147,6 +148,8 @@ struct Place {
 
 #[derive(Debug)]
 struct Cluster {
+    /// The tree branch it hangs on: its token count's tree, then these children.
+    path: Vec<Word>,
     template: Vec<Word>,
     places: Vec<Place>,
     /// Each pattern's id by the hash of its words at the split places.
@@ -201,7 +204,8 @@ struct Source {
 
 #[derive(Debug)]
 struct Pattern {
-    source: u32,
+    /// `None`: an id reserved ([`Miner::skip_to`]) and never given.
+    source: Option<u32>,
     /// `None`: a source's catch-all.
     cluster: Option<u32>,
     /// The words of its first line.
@@ -271,6 +275,193 @@ impl Miner {
         id
     }
 
+    /// Gives no id below `next` from now on: ids a lost state may have
+    /// given (those past its last snapshot) are never given again.
+    pub fn skip_to(&mut self, next: u32) {
+        while self.patterns.len() < next as usize {
+            let id = PatternId(u32::try_from(self.patterns.len()).unwrap_or(u32::MAX));
+            self.patterns.push(Pattern {
+                source: None,
+                cluster: None,
+                exemplar: Vec::new(),
+                canonical: id,
+            });
+        }
+    }
+
+    /// The miner's state as data.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut names: Vec<(&str, u32)> = self.source_ids.iter().map(|(name, id)| (&**name, *id)).collect();
+        names.sort_by_key(|(_, id)| *id);
+        let sources = names
+            .into_iter()
+            .zip(&self.sources)
+            .map(|((name, _), source)| SourceState {
+                name: name.to_owned(),
+                words: source
+                    .words
+                    .texts
+                    .iter()
+                    .map(|bytes| match bytes.split_first() {
+                        Some((tag, text)) => (*tag, String::from_utf8_lossy(text).into_owned()),
+                        None => (0, String::new()),
+                    })
+                    .collect(),
+                clusters: source
+                    .clusters
+                    .iter()
+                    .map(|cluster| ClusterState {
+                        path: cluster.path.clone(),
+                        template: cluster.template.clone(),
+                        places: cluster
+                            .places
+                            .iter()
+                            .map(|place| (place.words.clone(), place.variable))
+                            .collect(),
+                        patterns: cluster.patterns.iter().map(|id| id.0).collect(),
+                    })
+                    .collect(),
+                patterns: source.patterns,
+                catch_all: source.catch_all.map(|id| id.0),
+            })
+            .collect();
+        let patterns = self
+            .patterns
+            .iter()
+            .map(|pattern| PatternState {
+                source: pattern.source,
+                cluster: pattern.cluster,
+                exemplar: pattern.exemplar.clone(),
+                canonical: pattern.canonical.0,
+            })
+            .collect();
+        Snapshot {
+            version: snapshot::VERSION,
+            sources,
+            patterns,
+        }
+    }
+
+    /// The miner `snapshot` was taken of, mining on with `settings`. Every
+    /// number in it is checked; a damaged snapshot is refused.
+    pub fn restore(settings: Settings, snapshot: Snapshot) -> Result<Miner, SnapshotError> {
+        let refuse = |what: String| Err(SnapshotError(what));
+        if snapshot.version != snapshot::VERSION {
+            return refuse(format!(
+                "version {} (this build reads {})",
+                snapshot.version,
+                snapshot::VERSION
+            ));
+        }
+        let pattern_count = snapshot.patterns.len();
+        let mut miner = Miner::new(settings);
+        for (index, state) in snapshot.sources.into_iter().enumerate() {
+            let at = |what: &str| SnapshotError(format!("source {index}: {what}"));
+            let mut words = Words::new();
+            for (number, (tag, text)) in state.words.iter().enumerate() {
+                let tok = match tag {
+                    0 if text.is_empty() => Tok::Wild,
+                    1 => Tok::Text(text),
+                    2 => Tok::KeyWild(text),
+                    _ => return Err(at(&format!("word {number} is of no known kind"))),
+                };
+                if words.add(tok) as usize != number {
+                    return Err(at(&format!("word {number} is out of place or twice")));
+                }
+            }
+            let word_count = words.texts.len();
+            let known = |ids: &[Word]| ids.iter().all(|id| (*id as usize) < word_count);
+            let mut source = Source {
+                words,
+                trees: Map::default(),
+                clusters: Vec::with_capacity(state.clusters.len()),
+                patterns: state.patterns,
+                catch_all: state.catch_all.map(PatternId),
+            };
+            for (number, cluster) in state.clusters.into_iter().enumerate() {
+                let length = cluster.template.len();
+                let fits = cluster.places.len() == length
+                    && cluster.path.len() <= length
+                    && known(&cluster.path)
+                    && known(&cluster.template)
+                    && cluster.places.iter().all(|(words, _)| known(words))
+                    && cluster.patterns.iter().all(|id| (*id as usize) < pattern_count);
+                if !fits {
+                    return Err(at(&format!("cluster {number} does not fit together")));
+                }
+                let mut node = source.trees.entry(length).or_default();
+                for word in &cluster.path {
+                    node = node.children.entry(*word).or_default();
+                }
+                node.clusters.push(u32::try_from(number).unwrap_or(u32::MAX));
+                source.clusters.push(Cluster {
+                    path: cluster.path,
+                    template: cluster.template,
+                    places: cluster
+                        .places
+                        .into_iter()
+                        .map(|(words, variable)| Place { words, variable })
+                        .collect(),
+                    by_key: Map::default(),
+                    patterns: cluster.patterns.into_iter().map(PatternId).collect(),
+                });
+            }
+            if source.catch_all.is_some_and(|id| id.0 as usize >= pattern_count) {
+                return Err(at("its catch-all is not a pattern"));
+            }
+            miner
+                .source_ids
+                .insert(state.name.into(), u32::try_from(index).unwrap_or(u32::MAX));
+            miner.sources.push(source);
+        }
+        for (number, state) in snapshot.patterns.into_iter().enumerate() {
+            let fits = match (state.source, state.cluster) {
+                (None, _) => state.cluster.is_none(),
+                (Some(source), cluster) => miner.sources.get(source as usize).is_some_and(|source| match cluster {
+                    None => state.exemplar.is_empty(),
+                    Some(cluster) => source.clusters.get(cluster as usize).is_some_and(|cluster| {
+                        cluster.template.len() == state.exemplar.len()
+                            && state
+                                .exemplar
+                                .iter()
+                                .all(|id| (*id as usize) < source.words.texts.len())
+                    }),
+                }),
+            };
+            if !fits || state.canonical as usize >= pattern_count {
+                return refuse(format!("pattern {number} does not fit together"));
+            }
+            miner.patterns.push(Pattern {
+                source: state.source,
+                cluster: state.cluster,
+                exemplar: state.exemplar,
+                canonical: PatternId(state.canonical),
+            });
+        }
+        for (number, source) in miner.sources.iter().enumerate() {
+            for (index, cluster) in source.clusters.iter().enumerate() {
+                let own = |id: &PatternId| {
+                    let pattern = &miner.patterns[id.0 as usize];
+                    pattern.source.is_some_and(|s| s as usize == number)
+                        && pattern.cluster.is_some_and(|c| c as usize == index)
+                };
+                if !cluster.patterns.iter().all(own) {
+                    return refuse(format!("source {number}: cluster {index} lists another's pattern"));
+                }
+            }
+        }
+        for source in 0..miner.sources.len() {
+            for cluster in 0..miner.sources[source].clusters.len() {
+                let (source, cluster) = (
+                    u32::try_from(source).unwrap_or(u32::MAX),
+                    u32::try_from(cluster).unwrap_or(u32::MAX),
+                );
+                miner.rekey(source, cluster);
+            }
+        }
+        Ok(miner)
+    }
+
     /// The pattern `id` stands for now: itself, or the older pattern it
     /// turned out to be.
     pub fn canonical(&self, id: PatternId) -> PatternId {
@@ -280,10 +471,10 @@ impl Miner {
     /// The template of `id` (as of now): words, `<*>` for variables.
     pub fn template(&self, id: PatternId) -> Option<String> {
         let pattern = self.patterns.get(self.canonical(id).0 as usize)?;
+        let source = &self.sources[pattern.source? as usize];
         let Some(cluster) = pattern.cluster else {
             return Some("<*>".to_owned());
         };
-        let source = &self.sources[pattern.source as usize];
         let cluster = &source.clusters[cluster as usize];
         let mut out = String::new();
         for (at, word) in cluster.template.iter().enumerate() {
@@ -332,6 +523,7 @@ impl Miner {
         let src = &mut self.sources[source as usize];
         let full = src.clusters.len() >= settings.max_clusters_per_source;
         let mut node = src.trees.entry(toks.len()).or_default();
+        let mut path = Vec::with_capacity(settings.prefix);
         for (at, tok) in toks.iter().enumerate().take(settings.prefix) {
             let mut word = line[at];
             if !node.children.contains_key(&word) && node.children.len() >= settings.max_children {
@@ -346,6 +538,7 @@ impl Miner {
                     line[at] = word;
                 }
             }
+            path.push(word);
             node = node.children.entry(word).or_default();
         }
         let mut best: Option<(u32, f64)> = None;
@@ -365,6 +558,7 @@ impl Miner {
                 }
                 node.clusters.push(index);
                 src.clusters.push(Cluster {
+                    path,
                     template: line.to_vec(),
                     places: line.iter().map(|_| Place::default()).collect(),
                     by_key: Map::default(),
@@ -430,7 +624,7 @@ impl Miner {
         cluster.patterns.push(id);
         cluster.by_key.entry(key).or_default().push(id);
         self.patterns.push(Pattern {
-            source,
+            source: Some(source),
             cluster: Some(cluster_index),
             exemplar,
             canonical: id,
@@ -472,7 +666,7 @@ impl Miner {
         }
         let id = PatternId(u32::try_from(self.patterns.len()).unwrap_or(u32::MAX));
         self.patterns.push(Pattern {
-            source,
+            source: Some(source),
             cluster: None,
             exemplar: Vec::new(),
             canonical: id,
@@ -510,6 +704,108 @@ fn similarity(template: &[Word], line: &[Word]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LINES: [&str; 8] = [
+        "session opened for user root by (uid=0)",
+        "session opened for user guest by (uid=0)",
+        "Received block blk_35875 of size 67108864 from /10.251.42.84",
+        "session opened for user test by (uid=0)",
+        "PacketResponder 1 for block blk_38865049 terminating",
+        "session opened for user admin by (uid=0)",
+        "Received block blk_1 of size 1 from /10.0.0.1",
+        "connection from 24.54.76.216 () at Fri Jun 17 07:07:00 2005",
+    ];
+
+    fn restored(miner: &Miner) -> Miner {
+        let text = serde_json::to_string(&miner.snapshot()).unwrap();
+        Miner::restore(Settings::default(), serde_json::from_str(&text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_restored_miner_gives_the_ids_the_first_would_have() {
+        let mut first = Miner::default();
+        for line in &LINES[..4] {
+            first.assign("auth", line);
+        }
+        first.assign("other", "hello there");
+        let mut second = restored(&first);
+        assert_eq!(second.snapshot(), first.snapshot());
+        for line in &LINES[4..] {
+            assert_eq!(second.assign("auth", line), first.assign("auth", line), "{line}");
+        }
+        for id in 0..first.len() {
+            let id = PatternId(u32::try_from(id).unwrap());
+            assert_eq!(second.canonical(id), first.canonical(id));
+            assert_eq!(second.template(id), first.template(id));
+        }
+        // Ids a lost state may have given are skipped.
+        let next = u32::try_from(second.len()).unwrap() + 100;
+        second.skip_to(next);
+        assert_eq!(second.template(PatternId(next - 1)), None);
+        assert_eq!(second.assign("auth", "a line never seen"), PatternId(next));
+        assert_eq!(restored(&second).snapshot(), second.snapshot(), "the gap is kept");
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_not_trusted() {
+        let mut miner = Miner::default();
+        for line in LINES {
+            miner.assign("auth", line);
+        }
+        let good = serde_json::to_value(miner.snapshot()).unwrap();
+        let mut wrong_version = good.clone();
+        wrong_version["version"] = 99.into();
+        let refused = Miner::restore(Settings::default(), serde_json::from_value(wrong_version).unwrap());
+        assert!(refused.unwrap_err().to_string().contains("version 99"));
+        // Every number in turn set out of range, then to 0: refused, or a miner that mines on.
+        let mut paths = Vec::new();
+        numbers(&good, &mut Vec::new(), &mut paths);
+        assert!(paths.len() > 50, "{}", paths.len());
+        for path in paths {
+            for value in [0u64, 1, 9_999] {
+                let mut damaged = good.clone();
+                *at(&mut damaged, &path) = value.into();
+                let Ok(snapshot) = serde_json::from_value::<Snapshot>(damaged) else {
+                    continue;
+                };
+                if let Ok(mut miner) = Miner::restore(Settings::default(), snapshot) {
+                    for line in LINES {
+                        let id = miner.assign("auth", line);
+                        let _ = miner.template(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The paths of every number in `value`.
+    fn numbers(value: &serde_json::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match value {
+            serde_json::Value::Number(_) => out.push(path.clone()),
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(index.to_string());
+                    numbers(item, path, out);
+                    path.pop();
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    path.push(key.clone());
+                    numbers(item, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at<'v>(value: &'v mut serde_json::Value, path: &[String]) -> &'v mut serde_json::Value {
+        path.iter().fold(value, |value, key| match value {
+            serde_json::Value::Array(items) => &mut items[key.parse::<usize>().unwrap()],
+            other => &mut other[key.as_str()],
+        })
+    }
 
     #[test]
     fn few_valued_words_split_and_a_place_that_turns_variable_merges_them() {
