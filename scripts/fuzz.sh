@@ -3,8 +3,8 @@
 # toolchain): the query language, ingest bodies, the agent's record splitter
 # (plain, Docker and CRI lines),
 # the journal export reader, the syslog parser, the receivers' readers (syslog
-# framing, Elasticsearch bulk, Loki push, OTLP), level and time detection, and
-# both config files.
+# framing, Elasticsearch bulk, Loki push, OTLP), level and time detection,
+# pattern mining, and both config files.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET=600] [TARGET ...]
 #
@@ -16,7 +16,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(query ingest records journal_export syslog receivers line_parse aggregator_config agent_config)
+  targets=(query ingest records journal_export syslog receivers line_parse patterns aggregator_config agent_config)
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal

@@ -40,6 +40,11 @@ const MONTHS: [&str; 12] = [
 ];
 /// How far past its first digit a bracketed aside may close.
 const MAX_ASIDE: usize = 20;
+/// Tokens of a shape: the rest of a longer message is one variable, so a
+/// hostile line cannot make a cluster of a million places.
+pub const MAX_TOKENS: usize = 256;
+/// A longer word is a variable (a blob, a token): kept words stay small.
+const MAX_WORD_BYTES: usize = 256;
 
 /// Appends the shape of `message` to `out` (cleared first).
 pub fn shape<'a>(message: &'a str, out: &mut Vec<Tok<'a>>) {
@@ -60,6 +65,13 @@ pub fn shape<'a>(message: &'a str, out: &mut Vec<Tok<'a>>) {
             continue;
         }
         push(out, classify(word), word);
+        if out.len() >= MAX_TOKENS {
+            if words.next().is_some() {
+                out.truncate(MAX_TOKENS - 1);
+                push(out, Tok::Wild, "");
+            }
+            return;
+        }
     }
 }
 
@@ -115,15 +127,25 @@ where
 
 /// One word's token.
 fn classify(word: &str) -> Tok<'_> {
-    if let Some(key_end) = key_of(word) {
-        let value = &word[key_end..];
-        return match classify(value) {
-            Tok::Wild => Tok::KeyWild(&word[..key_end]),
-            // The value's own key (`a=b=1`): the whole of both keys.
-            Tok::KeyWild(inner) => Tok::KeyWild(&word[..key_end + inner.len()]),
-            Tok::Text(_) => Tok::Text(word),
-        };
+    if word.len() > MAX_WORD_BYTES {
+        return Tok::Wild;
     }
+    // `a=b=1`: the keys in a row, then the value.
+    let mut keys = 0;
+    while let Some(end) = key_of(&word[keys..]) {
+        keys += end;
+    }
+    if keys == 0 {
+        return plain(word);
+    }
+    match plain(&word[keys..]) {
+        Tok::Text(_) => Tok::Text(word),
+        _ => Tok::KeyWild(&word[..keys]),
+    }
+}
+
+/// The token of a word that is not `key=value`.
+fn plain(word: &str) -> Tok<'_> {
     if word.bytes().any(|b| b.is_ascii_digit()) {
         return if is_versioned_word(word) {
             Tok::Text(word)
@@ -232,5 +254,35 @@ mod tests {
             "<*> and a very long aside that never closes"
         );
         assert_eq!(shown(""), "");
+    }
+
+    #[test]
+    fn hostile_lines_make_small_shapes() {
+        let chained = format!("{}1", "a=".repeat(100_000));
+        assert_eq!(shown(&chained), "<*>", "longer than a word may be");
+        let keys = format!("{}1", "ab=".repeat(50));
+        assert_eq!(shown(&keys), format!("{}<*>", "ab=".repeat(50)));
+        let long = "word ".repeat(10_000);
+        let mut out = Vec::new();
+        shape(&long, &mut out);
+        assert_eq!(out.len(), MAX_TOKENS);
+        assert_eq!(out.last(), Some(&Tok::Wild), "the rest is one variable");
+        let exact = "word ".repeat(MAX_TOKENS);
+        shape(&exact, &mut out);
+        assert_eq!(out.len(), MAX_TOKENS);
+        assert_eq!(out.last(), Some(&Tok::Text("word")));
+        for odd in [
+            "(é1 ü)",
+            "[\u{1F600}5]",
+            "=1",
+            "é=1",
+            "a=é",
+            "((1))",
+            "[1",
+            "(",
+            "é.ü.com",
+        ] {
+            shape(odd, &mut out);
+        }
     }
 }
