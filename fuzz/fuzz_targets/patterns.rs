@@ -17,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut miner = Miner::new(settings.clone());
     let mut ids = Vec::new();
+    let mut shape = Vec::new();
+    lookout_patterns::shape::shape(&text, &mut shape);
+    assert!(shape.len() <= lookout_patterns::shape::MAX_TOKENS);
     for (n, line) in text.lines().enumerate() {
         let source = ["a", "b", "c", "d"][n % 4];
         let id = miner.assign(source, line);

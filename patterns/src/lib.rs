@@ -4,7 +4,7 @@
 //! (`PacketResponder <*> for block blk_<*> terminating`); which one appeared
 //! five minutes ago, or jumped tenfold, is often the answer in an incident.
 //! This crate gives each message a pattern id as it arrives, online and in
-//! bounded memory, and the pattern's template text. It does no I/O and
+//! bounded memory and time per line, and the pattern's template text. It does no I/O and
 //! keeps no time: the aggregator stores the id with each record and counts
 //! patterns per partition.
 //!

@@ -17,11 +17,15 @@
 //! a variable. A pattern is thus a cluster and the words at its few-valued
 //! places. When a place turns variable, patterns that differed only there
 //! become one: the younger ones are aliases of the oldest
-//! ([`Miner::canonical`]), so an id once given keeps meaning the same lines.
+//! ([`Miner::canonical`]). An id once given keeps its lines; they are then
+//! counted under the oldest pattern they turned out to be, whose template
+//! shows the place as a variable.
 //!
-//! Memory is bounded: clusters and patterns per source, patterns in all,
-//! and sources. Past a bound, a line joins its leaf's most similar cluster
-//! whatever the similarity, or its source's catch-all pattern.
+//! Memory and time are bounded: tokens per line and bytes per word
+//! ([`crate::shape`]), clusters per leaf, clusters and patterns per source
+//! and in all, the bytes of kept words in all, and sources. A line like no
+//! cluster when no cluster may be made goes to its source's catch-all
+//! pattern and changes no cluster.
 //!
 //! Words are numbered per source ([`Words`]) when a cluster or pattern
 //! keeps them, so that a line is compared with clusters by integers; a word
@@ -44,14 +48,33 @@ pub struct Settings {
     pub distinct_values: usize,
     /// Children of a tree node before the rest share the wildcard branch.
     pub max_children: usize,
+    /// Clusters in one leaf of the tree: each line is compared with all of them.
+    pub max_clusters_per_leaf: usize,
     /// Clusters of one source.
     pub max_clusters_per_source: usize,
+    /// Clusters of every source together.
+    pub max_clusters: usize,
     /// Patterns of one source.
     pub max_patterns_per_source: usize,
     /// Patterns of every source together.
     pub max_patterns: usize,
-    /// Sources mined apart; lines of any further source are mined together.
+    /// Bytes of the words every source keeps together.
+    pub max_word_bytes: usize,
+    /// Sources mined apart; lines of any further source (or of a name
+    /// longer than [`MAX_SOURCE_NAME_BYTES`]) are mined together.
     pub max_sources: usize,
+}
+
+/// A longer source name is mined with the sources past the bound.
+pub const MAX_SOURCE_NAME_BYTES: usize = 1024;
+/// Most ids [`Miner::skip_to`] skips at once.
+pub const MAX_SKIP: u32 = 1 << 20;
+
+impl Settings {
+    /// What the tree's layout follows: a snapshot keeps it.
+    fn shape(&self) -> (usize, usize, usize) {
+        (self.prefix, self.max_children, self.distinct_values)
+    }
 }
 
 impl Default for Settings {
@@ -61,9 +84,12 @@ impl Default for Settings {
             similarity: 0.5,
             distinct_values: 4,
             max_children: 100,
+            max_clusters_per_leaf: 100,
             max_clusters_per_source: 1_000,
+            max_clusters: 50_000,
             max_patterns_per_source: 2_000,
             max_patterns: 100_000,
+            max_word_bytes: 64 << 20,
             max_sources: 10_000,
         }
     }
@@ -83,21 +109,39 @@ const UNKNOWN: Word = Word::MAX;
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The words a source's clusters and patterns keep, numbered; each as
-/// [`encode`] writes it (its kind, then its text).
+/// [`encode`] writes it (its kind, then its text), held once.
 #[derive(Debug)]
 struct Words {
-    ids: Map<Box<[u8]>, Word>,
     texts: Vec<Box<[u8]>>,
+    /// By the hash of its bytes, the newest word of that hash; `older`
+    /// leads on to the others of the same hash.
+    newest: Map<u64, Word>,
+    older: Vec<Word>,
+    hasher: foldhash::fast::RandomState,
+    /// Bytes of the kept words.
+    bytes: usize,
 }
 
 impl Words {
     fn new() -> Words {
         let mut words = Words {
-            ids: Map::default(),
             texts: Vec::new(),
+            newest: Map::default(),
+            older: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            bytes: 0,
         };
         words.add(Tok::Wild);
         words
+    }
+
+    fn lookup(&self, bytes: &[u8]) -> (u64, Word) {
+        let hash = self.hasher.hash_one(bytes);
+        let mut id = self.newest.get(&hash).copied().unwrap_or(UNKNOWN);
+        while id != UNKNOWN && *self.texts[id as usize] != *bytes {
+            id = self.older[id as usize];
+        }
+        (hash, id)
     }
 
     /// The number of `tok`, or [`UNKNOWN`].
@@ -106,20 +150,22 @@ impl Words {
             return WILD;
         }
         encode(tok, scratch);
-        self.ids.get(scratch.as_slice()).copied().unwrap_or(UNKNOWN)
+        self.lookup(scratch).1
     }
 
     /// The number of `tok`, added if need be.
     fn add(&mut self, tok: Tok<'_>) -> Word {
         let mut bytes = Vec::new();
         encode(tok, &mut bytes);
-        if let Some(&id) = self.ids.get(bytes.as_slice()) {
-            return id;
+        let (hash, found) = self.lookup(&bytes);
+        if found != UNKNOWN {
+            return found;
         }
         // Bounded by the clusters' and patterns' words, far below 2^32.
         let id = Word::try_from(self.texts.len()).unwrap_or(UNKNOWN - 1);
-        self.texts.push(bytes.clone().into());
-        self.ids.insert(bytes.into(), id);
+        self.bytes += bytes.len();
+        self.texts.push(bytes.into());
+        self.older.push(self.newest.insert(hash, id).unwrap_or(UNKNOWN));
         id
     }
 
@@ -193,6 +239,7 @@ struct Node {
 
 #[derive(Debug)]
 struct Source {
+    name: Box<str>,
     words: Words,
     /// By token count.
     trees: Map<usize, Node>,
@@ -222,6 +269,11 @@ pub struct Miner {
     sources: Vec<Source>,
     source_ids: Map<Box<str>, u32>,
     patterns: Vec<Pattern>,
+    /// Patterns made (ids skipped and catch-alls aside), clusters, and
+    /// bytes of kept words, over every source.
+    made: usize,
+    clusters: usize,
+    word_bytes: usize,
     hasher: foldhash::fast::RandomState,
     /// Reused by every line: its shape's words, and a word's bytes.
     line: Vec<Word>,
@@ -242,20 +294,30 @@ impl Miner {
             sources: Vec::new(),
             source_ids: Map::default(),
             patterns: Vec::new(),
+            made: 0,
+            clusters: 0,
+            word_bytes: 0,
             hasher: foldhash::fast::RandomState::default(),
             line: Vec::new(),
             scratch: Vec::new(),
         }
     }
 
-    /// Patterns made so far (aliases included).
+    /// Ids given or skipped so far (aliases, catch-alls and skipped ids
+    /// included): the next new pattern's id.
     pub fn len(&self) -> usize {
         self.patterns.len()
     }
 
-    /// Whether no pattern was made.
+    /// Whether no id was given.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
+    }
+
+    /// Patterns made from lines (aliases included; catch-alls and skipped
+    /// ids not).
+    pub fn made(&self) -> usize {
+        self.made
     }
 
     /// The pattern of `message`, a line of `source`: the canonical id as of now.
@@ -267,17 +329,25 @@ impl Miner {
         let words = &self.sources[source as usize].words;
         line.clear();
         line.extend(toks.iter().map(|tok| words.find(*tok, &mut self.scratch)));
+        let bytes_before = self.sources[source as usize].words.bytes;
         let id = match self.cluster_for(source, &toks, &mut line) {
             Some(cluster) => self.pattern_in(source, cluster, &toks, &mut line),
             None => self.catch_all(source),
         };
+        self.word_bytes += self.sources[source as usize].words.bytes - bytes_before;
         self.line = line;
         id
     }
 
-    /// Gives no id below `next` from now on: ids a lost state may have
-    /// given (those past its last snapshot) are never given again.
+    /// Gives no id below `next` from now on (at most [`MAX_SKIP`] past
+    /// the ids given): ids a lost state may have given (those past its
+    /// last snapshot) are never given again.
     pub fn skip_to(&mut self, next: u32) {
+        let next = next.min(
+            u32::try_from(self.patterns.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(MAX_SKIP),
+        );
         while self.patterns.len() < next as usize {
             let id = PatternId(u32::try_from(self.patterns.len()).unwrap_or(u32::MAX));
             self.patterns.push(Pattern {
@@ -291,13 +361,11 @@ impl Miner {
 
     /// The miner's state as data.
     pub fn snapshot(&self) -> Snapshot {
-        let mut names: Vec<(&str, u32)> = self.source_ids.iter().map(|(name, id)| (&**name, *id)).collect();
-        names.sort_by_key(|(_, id)| *id);
-        let sources = names
-            .into_iter()
-            .zip(&self.sources)
-            .map(|((name, _), source)| SourceState {
-                name: name.to_owned(),
+        let sources = self
+            .sources
+            .iter()
+            .map(|source| SourceState {
+                name: source.name.to_string(),
                 words: source
                     .words
                     .texts
@@ -321,7 +389,6 @@ impl Miner {
                         patterns: cluster.patterns.iter().map(|id| id.0).collect(),
                     })
                     .collect(),
-                patterns: source.patterns,
                 catch_all: source.catch_all.map(|id| id.0),
             })
             .collect();
@@ -337,13 +404,16 @@ impl Miner {
             .collect();
         Snapshot {
             version: snapshot::VERSION,
+            shape: self.settings.shape(),
             sources,
             patterns,
         }
     }
 
-    /// The miner `snapshot` was taken of, mining on with `settings`. Every
-    /// number in it is checked; a damaged snapshot is refused.
+    /// The miner `snapshot` was taken of, mining on with `settings` (whose
+    /// prefix, children and distinct values must be the snapshot's: the
+    /// tree's layout follows them). Every number and link in it is checked;
+    /// a damaged snapshot is refused.
     pub fn restore(settings: Settings, snapshot: Snapshot) -> Result<Miner, SnapshotError> {
         let refuse = |what: String| Err(SnapshotError(what));
         if snapshot.version != snapshot::VERSION {
@@ -353,10 +423,20 @@ impl Miner {
                 snapshot::VERSION
             ));
         }
+        if snapshot.shape != settings.shape() {
+            return refuse(format!(
+                "taken with prefix, children and distinct values {:?}, not {:?}",
+                snapshot.shape,
+                settings.shape()
+            ));
+        }
         let pattern_count = snapshot.patterns.len();
         let mut miner = Miner::new(settings);
         for (index, state) in snapshot.sources.into_iter().enumerate() {
             let at = |what: &str| SnapshotError(format!("source {index}: {what}"));
+            if miner.source_ids.contains_key(state.name.as_str()) {
+                return Err(at("its name is another source's"));
+            }
             let mut words = Words::new();
             for (number, (tag, text)) in state.words.iter().enumerate() {
                 let tok = match tag {
@@ -371,11 +451,13 @@ impl Miner {
             }
             let word_count = words.texts.len();
             let known = |ids: &[Word]| ids.iter().all(|id| (*id as usize) < word_count);
+            miner.word_bytes += words.bytes;
             let mut source = Source {
+                name: state.name.as_str().into(),
                 words,
                 trees: Map::default(),
                 clusters: Vec::with_capacity(state.clusters.len()),
-                patterns: state.patterns,
+                patterns: 0,
                 catch_all: state.catch_all.map(PatternId),
             };
             for (number, cluster) in state.clusters.into_iter().enumerate() {
@@ -385,7 +467,9 @@ impl Miner {
                     && known(&cluster.path)
                     && known(&cluster.template)
                     && cluster.places.iter().all(|(words, _)| known(words))
-                    && cluster.patterns.iter().all(|id| (*id as usize) < pattern_count);
+                    && cluster.patterns.iter().all(|id| (*id as usize) < pattern_count)
+                    // Oldest first, each once: `rekey` keeps the first of a key.
+                    && cluster.patterns.windows(2).all(|pair| pair[0] < pair[1]);
                 if !fits {
                     return Err(at(&format!("cluster {number} does not fit together")));
                 }
@@ -394,6 +478,7 @@ impl Miner {
                     node = node.children.entry(*word).or_default();
                 }
                 node.clusters.push(u32::try_from(number).unwrap_or(u32::MAX));
+                source.patterns += cluster.patterns.len();
                 source.clusters.push(Cluster {
                     path: cluster.path,
                     template: cluster.template,
@@ -406,29 +491,41 @@ impl Miner {
                     patterns: cluster.patterns.into_iter().map(PatternId).collect(),
                 });
             }
-            if source.catch_all.is_some_and(|id| id.0 as usize >= pattern_count) {
-                return Err(at("its catch-all is not a pattern"));
-            }
+            miner.clusters += source.clusters.len();
+            miner.made += source.patterns;
             miner
                 .source_ids
-                .insert(state.name.into(), u32::try_from(index).unwrap_or(u32::MAX));
+                .insert(source.name.clone(), u32::try_from(index).unwrap_or(u32::MAX));
             miner.sources.push(source);
         }
         for (number, state) in snapshot.patterns.into_iter().enumerate() {
             let fits = match (state.source, state.cluster) {
-                (None, _) => state.cluster.is_none(),
-                (Some(source), cluster) => miner.sources.get(source as usize).is_some_and(|source| match cluster {
-                    None => state.exemplar.is_empty(),
-                    Some(cluster) => source.clusters.get(cluster as usize).is_some_and(|cluster| {
+                // Skipped ids and catch-alls stand for themselves.
+                (None, None) => state.exemplar.is_empty() && state.canonical as usize == number,
+                (None, Some(_)) => false,
+                (Some(source), None) => {
+                    (source as usize) < miner.sources.len()
+                        && state.exemplar.is_empty()
+                        && state.canonical as usize == number
+                }
+                (Some(source), Some(cluster)) => miner
+                    .sources
+                    .get(source as usize)
+                    .and_then(|source| Some(source).zip(source.clusters.get(cluster as usize)))
+                    .is_some_and(|(source, cluster)| {
                         cluster.template.len() == state.exemplar.len()
                             && state
                                 .exemplar
                                 .iter()
                                 .all(|id| (*id as usize) < source.words.texts.len())
+                            && cluster
+                                .patterns
+                                .binary_search(&PatternId(u32::try_from(number).unwrap_or(u32::MAX)))
+                                .is_ok()
+                            && (state.canonical as usize) < pattern_count
                     }),
-                }),
             };
-            if !fits || state.canonical as usize >= pattern_count {
+            if !fits {
                 return refuse(format!("pattern {number} does not fit together"));
             }
             miner.patterns.push(Pattern {
@@ -438,15 +535,21 @@ impl Miner {
                 canonical: PatternId(state.canonical),
             });
         }
-        for (number, source) in miner.sources.iter().enumerate() {
-            for (index, cluster) in source.clusters.iter().enumerate() {
-                let own = |id: &PatternId| {
-                    let pattern = &miner.patterns[id.0 as usize];
-                    pattern.source.is_some_and(|s| s as usize == number)
-                        && pattern.cluster.is_some_and(|c| c as usize == index)
-                };
-                if !cluster.patterns.iter().all(own) {
-                    return refuse(format!("source {number}: cluster {index} lists another's pattern"));
+        // Every pattern a cluster lists is that cluster's (each listed once, by the order checked above).
+        let listed: usize = miner.sources.iter().map(|source| source.patterns).sum();
+        let in_clusters = miner
+            .patterns
+            .iter()
+            .filter(|pattern| pattern.cluster.is_some())
+            .count();
+        if listed != in_clusters {
+            return refuse("a cluster lists a pattern of another cluster".to_owned());
+        }
+        for (index, source) in miner.sources.iter().enumerate() {
+            if let Some(id) = source.catch_all {
+                let pattern = miner.patterns.get(id.0 as usize);
+                if !pattern.is_some_and(|p| p.cluster.is_none() && p.source.is_some_and(|s| s as usize == index)) {
+                    return refuse(format!("source {index}: its catch-all is not its own"));
                 }
             }
         }
@@ -496,7 +599,7 @@ impl Miner {
             return id;
         }
         // Past the bound, every further source is mined as one: "".
-        let name = if self.sources.len() + 1 >= self.settings.max_sources {
+        let name = if self.sources.len() + 1 >= self.settings.max_sources || name.len() > MAX_SOURCE_NAME_BYTES {
             ""
         } else {
             name
@@ -506,6 +609,7 @@ impl Miner {
         }
         let id = u32::try_from(self.sources.len()).unwrap_or(u32::MAX);
         self.sources.push(Source {
+            name: name.into(),
             words: Words::new(),
             trees: Map::default(),
             clusters: Vec::new(),
@@ -517,11 +621,17 @@ impl Miner {
     }
 
     /// The cluster the line joins (made if need be, its words then kept),
-    /// or `None` past the source's bound with no cluster to join.
+    /// or `None` when it is like no cluster and none may be made.
     fn cluster_for(&mut self, source: u32, toks: &[Tok<'_>], line: &mut [Word]) -> Option<u32> {
         let settings = &self.settings;
         let src = &mut self.sources[source as usize];
-        let full = src.clusters.len() >= settings.max_clusters_per_source;
+        // A new cluster needs a new pattern too.
+        let line_bytes: usize = toks.iter().map(|tok| encoded_len(*tok)).sum();
+        let full = src.clusters.len() >= settings.max_clusters_per_source
+            || self.clusters >= settings.max_clusters
+            || src.patterns >= settings.max_patterns_per_source
+            || self.made >= settings.max_patterns
+            || self.word_bytes + line_bytes > settings.max_word_bytes;
         let mut node = src.trees.entry(toks.len()).or_default();
         let mut path = Vec::with_capacity(settings.prefix);
         for (at, tok) in toks.iter().enumerate().take(settings.prefix) {
@@ -549,9 +659,11 @@ impl Miner {
             }
         }
         match best {
-            Some((index, score)) if score >= settings.similarity || full => Some(index),
-            _ if full => None,
+            Some((index, score)) if score >= settings.similarity => Some(index),
+            // A line like no cluster never erodes one, even past the bounds.
+            _ if full || node.clusters.len() >= settings.max_clusters_per_leaf => None,
             _ => {
+                self.clusters += 1;
                 let index = u32::try_from(src.clusters.len()).unwrap_or(u32::MAX);
                 for (word, tok) in line.iter_mut().zip(toks) {
                     *word = src.words.add(*tok);
@@ -586,7 +698,9 @@ impl Miner {
             if place.variable || place.words.contains(&word) {
                 continue;
             }
-            if word == WILD || place.words.len() + 1 >= distinct_values {
+            // Words past the byte budget are not kept: the place is then a variable.
+            let over_budget = self.word_bytes + encoded_len(toks[at]) > self.settings.max_word_bytes;
+            if word == WILD || place.words.len() + 1 >= distinct_values || over_budget {
                 place.variable = true;
                 place.words.clear();
                 split_changed |= *template == WILD;
@@ -608,10 +722,11 @@ impl Miner {
             return id;
         }
         if self.sources[source as usize].patterns >= self.settings.max_patterns_per_source
-            || self.patterns.len() >= self.settings.max_patterns
+            || self.made >= self.settings.max_patterns
         {
             return self.catch_all(source);
         }
+        self.made += 1;
         let id = PatternId(u32::try_from(self.patterns.len()).unwrap_or(u32::MAX));
         // A word no cluster keeps is at a variable place, never split again.
         let exemplar: Vec<Word> = line
@@ -673,6 +788,14 @@ impl Miner {
         });
         self.sources[source as usize].catch_all = Some(id);
         id
+    }
+}
+
+/// The length of [`encode`]'s bytes for `tok`.
+fn encoded_len(tok: Tok<'_>) -> usize {
+    match tok {
+        Tok::Wild => 1,
+        Tok::Text(text) | Tok::KeyWild(text) => 1 + text.len(),
     }
 }
 
@@ -757,6 +880,19 @@ mod tests {
         wrong_version["version"] = 99.into();
         let refused = Miner::restore(Settings::default(), serde_json::from_value(wrong_version).unwrap());
         assert!(refused.unwrap_err().to_string().contains("version 99"));
+        let other_shape = Settings {
+            prefix: 3,
+            ..Settings::default()
+        };
+        let refused = Miner::restore(other_shape, serde_json::from_value(good.clone()).unwrap());
+        assert!(refused.unwrap_err().to_string().contains("prefix"));
+        let mut two = Miner::default();
+        two.assign("a", "x y");
+        two.assign("b", "x y");
+        let mut same_names = serde_json::to_value(two.snapshot()).unwrap();
+        same_names["sources"][1]["name"] = "a".into();
+        let refused = Miner::restore(Settings::default(), serde_json::from_value(same_names).unwrap());
+        assert!(refused.unwrap_err().to_string().contains("another source's"));
         // Every number in turn set out of range, then to 0: refused, or a miner that mines on.
         let mut paths = Vec::new();
         numbers(&good, &mut Vec::new(), &mut paths);
@@ -866,22 +1002,67 @@ mod tests {
         let mut miner = Miner::new(settings);
         let a = miner.assign("s", "alpha beta c d e");
         miner.assign("s", "one two");
-        // No cluster left to make: the line joins the closest of its leaf (2/5 alike).
-        let joined = miner.assign("s", "alpha beta f g h");
-        assert_ne!(joined, a, "its own words, its own pattern");
-        assert_eq!(miner.template(joined).as_deref(), Some("alpha beta f g h"));
+        // Like a cluster (3/5 alike): joins it, with its own words its own pattern.
+        let joined = miner.assign("s", "alpha beta c f g");
+        assert_ne!(joined, a);
+        assert_eq!(miner.template(joined).as_deref(), Some("alpha beta c f g"));
         assert_eq!(miner.template(a).as_deref(), Some("alpha beta c d e"));
-        // No leaf to join, then no pattern left to make: the catch-all.
-        let lonely = miner.assign("s", "a line of six words here");
+        // Like no cluster (2/5), and none may be made: the catch-all, the cluster untouched.
+        let lonely = miner.assign("s", "alpha beta x y z");
         assert_eq!(miner.template(lonely).as_deref(), Some("<*>"));
-        assert_eq!(miner.assign("s", "alpha beta x y z"), lonely);
-        assert_eq!(miner.assign("s", "seven words in a line of text"), lonely);
-        // Sources past the bound are mined as one.
+        assert_eq!(miner.template(a).as_deref(), Some("alpha beta c d e"));
+        assert_eq!(miner.assign("s", "a line of six words here"), lonely);
+        // No pattern left to make: the catch-all too.
+        assert_eq!(miner.assign("s", "alpha beta c h i"), lonely);
+        assert_eq!(miner.made(), 3);
+        // Sources past the bound, or of an overlong name, are mined as one.
         let x = miner.assign("x", "hello there");
         let y = miner.assign("y", "hello there");
-        let z = miner.assign("z", "hello there");
         assert_ne!(x, y);
-        assert_eq!(y, z, "y and z share the last source");
-        assert!(miner.len() <= 3 + 3 + 1);
+        assert_eq!(miner.assign("z", "hello there"), y, "y and z share the last source");
+        assert_eq!(miner.assign(&"n".repeat(2_000), "hello there"), y);
+    }
+
+    #[test]
+    fn bounds_over_every_source_hold() {
+        let settings = Settings {
+            max_clusters: 3,
+            ..Settings::default()
+        };
+        let mut miner = Miner::new(settings);
+        for source in ["a", "b", "c"] {
+            miner.assign(source, "disk is full");
+        }
+        let full = miner.assign("d", "disk is full");
+        assert_eq!(
+            miner.template(full).as_deref(),
+            Some("<*>"),
+            "no fourth cluster anywhere"
+        );
+        // A small word budget: no cluster whose words would pass it.
+        let settings = Settings {
+            max_word_bytes: 40,
+            ..Settings::default()
+        };
+        let mut miner = Miner::new(settings);
+        let kept = miner.assign("s", "short line");
+        assert_eq!(miner.template(kept).as_deref(), Some("short line"));
+        let over = miner.assign("s", "a considerably longer line of words than the budget");
+        assert_eq!(miner.template(over).as_deref(), Some("<*>"));
+        // A leaf holds a bounded number of clusters.
+        let settings = Settings {
+            max_clusters_per_leaf: 2,
+            ..Settings::default()
+        };
+        let mut miner = Miner::new(settings);
+        miner.assign("s", "job one started a b");
+        miner.assign("s", "job one stopped c d");
+        let third = miner.assign("s", "job one crashed e f");
+        assert_eq!(miner.template(third).as_deref(), Some("<*>"));
+        // Skipping ids is bounded too.
+        let before = miner.len();
+        miner.skip_to(u32::MAX);
+        assert_eq!(miner.len(), before + MAX_SKIP as usize);
+        assert_eq!(miner.made(), 2, "skipped ids are no patterns");
     }
 }

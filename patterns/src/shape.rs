@@ -2,8 +2,9 @@
 //!
 //! The message is split at whitespace. Then, in order:
 //! - a date written out (`Mon Jun 20 03:40:59 2005`) is one variable;
-//! - a bracketed aside that starts with a number or is empty (`(1.16 KB)`,
-//!   `[1]`, `()`) is one variable;
+//! - a bracketed aside with a digit before its first space, closed within
+//!   20 characters of it, or empty (`(1.16 KB)`, `[1]`, `[Thread-1]`, `()`),
+//!   is one variable;
 //! - a `key=value` token keeps its key and masks its value as a token of
 //!   its own would be (`rhost=10.0.0.1` is `rhost=<*>`, `user=root` stays);
 //! - a token holding a digit is a variable (numbers, addresses, times, hex
@@ -51,6 +52,12 @@ pub fn shape<'a>(message: &'a str, out: &mut Vec<Tok<'a>>) {
     out.clear();
     let mut words = message.split_ascii_whitespace();
     while let Some(word) = words.next() {
+        if out.len() >= MAX_TOKENS {
+            // The rest is one variable (a step may have pushed two tokens).
+            out.truncate(MAX_TOKENS - 1);
+            push(out, Tok::Wild, "");
+            return;
+        }
         if is_date(word, words.clone()) {
             push(out, Tok::Wild, word);
             words.next();
@@ -65,13 +72,10 @@ pub fn shape<'a>(message: &'a str, out: &mut Vec<Tok<'a>>) {
             continue;
         }
         push(out, classify(word), word);
-        if out.len() >= MAX_TOKENS {
-            if words.next().is_some() {
-                out.truncate(MAX_TOKENS - 1);
-                push(out, Tok::Wild, "");
-            }
-            return;
-        }
+    }
+    if out.len() > MAX_TOKENS {
+        out.truncate(MAX_TOKENS - 1);
+        push(out, Tok::Wild, "");
     }
 }
 
@@ -267,6 +271,11 @@ mod tests {
         shape(&long, &mut out);
         assert_eq!(out.len(), MAX_TOKENS);
         assert_eq!(out.last(), Some(&Tok::Wild), "the rest is one variable");
+        let two_at_a_step = ["(1), ".repeat(10_000), "x (1), ".repeat(10_000)];
+        for text in &two_at_a_step {
+            shape(text, &mut out);
+            assert!(out.len() <= MAX_TOKENS, "{}", out.len());
+        }
         let exact = "word ".repeat(MAX_TOKENS);
         shape(&exact, &mut out);
         assert_eq!(out.len(), MAX_TOKENS);

@@ -2,8 +2,8 @@
 //! mean the same lines after a restart, or every pattern would look new.
 //!
 //! [`crate::Miner::snapshot`] takes one and [`crate::Miner::restore`]
-//! rebuilds the miner from it, checking every number in it first, so a
-//! damaged file is refused rather than trusted. The tree and the lookup
+//! rebuilds the miner from it, checking every number and link in it first,
+//! so a damaged file is refused rather than trusted. The tree and the lookup
 //! tables are not kept: they follow from the clusters.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,8 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub(crate) version: u32,
+    /// The settings the tree's layout follows: prefix, children per node, distinct values.
+    pub(crate) shape: (usize, usize, usize),
     pub(crate) sources: Vec<SourceState>,
     pub(crate) patterns: Vec<PatternState>,
 }
@@ -26,7 +28,6 @@ pub(crate) struct SourceState {
     /// Each word's kind (0 variable, 1 word, 2 key of a variable) and text, by number.
     pub(crate) words: Vec<(u8, String)>,
     pub(crate) clusters: Vec<ClusterState>,
-    pub(crate) patterns: usize,
     pub(crate) catch_all: Option<u32>,
 }
 
@@ -40,7 +41,7 @@ pub(crate) struct ClusterState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PatternState {
-    /// `None`: an id reserved and never given.
+    /// `None`: an id skipped, never given.
     pub(crate) source: Option<u32>,
     pub(crate) cluster: Option<u32>,
     pub(crate) exemplar: Vec<u32>,
