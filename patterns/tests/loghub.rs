@@ -9,7 +9,9 @@
 //!
 //! Grouping accuracy is the Loghub papers' measure (logparser's
 //! `evaluator.py`): a line counts as right when the lines of its pattern are
-//! exactly the lines of its true template; the share of right lines. Drain's
+//! exactly the lines of its true template; the share of right lines. The
+//! same measure on the raw lines (time, host and level included) is printed
+//! beside it, not asserted. Drain's
 //! published figures (logpai/logparser's benchmark, tuned per system) are
 //! printed beside ours. Run with `--nocapture` to see the table.
 
@@ -82,10 +84,27 @@ fn grouping_accuracy(predicted: &[PatternId], truth: &[String]) -> f64 {
     right as f64 / truth.len() as f64
 }
 
+/// Grouping accuracy when the miner is given each raw line of
+/// `<System>_2k.log` (time, host, process and level included), as a
+/// shipper sends it: a measure of what the message's head costs.
+fn whole_lines(system: &str, truth: &[String]) -> f64 {
+    let path = format!("{DATA}/{system}_2k.log");
+    let text = std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let text = String::from_utf8_lossy(&text);
+    let raw: Vec<&str> = text.lines().collect();
+    assert_eq!(raw.len(), truth.len(), "{path}: one line per labelled line");
+    let mut miner = Miner::default();
+    let given: Vec<PatternId> = raw.iter().map(|line| miner.assign(system, line)).collect();
+    let predicted: Vec<PatternId> = given.iter().map(|id| miner.canonical(*id)).collect();
+    grouping_accuracy(&predicted, truth)
+}
+
 #[test]
 fn patterns_group_every_loghub_system_like_its_true_templates() {
-    println!("| system | lines | templates | patterns | grouping accuracy | Drain, tuned per system |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| system | lines | templates | patterns | grouping accuracy | whole lines (not asserted) | Drain, tuned per system |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     let mut scores = Vec::new();
     for (system, drain) in SYSTEMS {
         let lines = lines(system);
@@ -94,19 +113,21 @@ fn patterns_group_every_loghub_system_like_its_true_templates() {
         let predicted: Vec<PatternId> = given.iter().map(|id| miner.canonical(*id)).collect();
         let truth: Vec<String> = lines.into_iter().map(|(_, id)| id).collect();
         let score = grouping_accuracy(&predicted, &truth);
+        let whole = whole_lines(system, &truth);
         let templates = truth.iter().collect::<std::collections::HashSet<_>>().len();
         let patterns = predicted.iter().collect::<std::collections::HashSet<_>>().len();
         println!(
-            "| {system} | {} | {templates} | {patterns} | {score:.3} | {drain} |",
+            "| {system} | {} | {templates} | {patterns} | {score:.3} | {whole:.3} | {drain} |",
             truth.len()
         );
-        scores.push((system, score));
+        scores.push((system, score, whole));
     }
-    let average = scores.iter().map(|(_, s)| s).sum::<f64>() / scores.len() as f64;
+    let average = scores.iter().map(|(_, s, _)| s).sum::<f64>() / scores.len() as f64;
+    let whole = scores.iter().map(|(_, _, w)| w).sum::<f64>() / scores.len() as f64;
     let drain = SYSTEMS.iter().map(|(_, d)| d).sum::<f64>() / SYSTEMS.len() as f64;
-    println!("| average | | | | {average:.3} | {drain:.3} |");
+    println!("| average | | | | {average:.3} | {whole:.3} | {drain:.3} |");
     assert!(average >= AVERAGE, "average grouping accuracy {average:.3} < {AVERAGE}");
-    for (system, score) in scores {
+    for (system, score, _) in scores {
         assert!(score >= LEAST, "{system}: grouping accuracy {score:.3} < {LEAST}");
     }
 }
