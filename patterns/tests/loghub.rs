@@ -85,26 +85,45 @@ fn grouping_accuracy(predicted: &[PatternId], truth: &[String]) -> f64 {
 }
 
 /// Grouping accuracy when the miner is given each raw line of
-/// `<System>_2k.log` (time, host, process and level included), as a
-/// shipper sends it: a measure of what the message's head costs.
-fn whole_lines(system: &str, truth: &[String]) -> f64 {
+/// `<System>_2k.log` as a shipper sends it: after the line's time, where
+/// the aggregator's detection says it ends (as ingest mines them), and
+/// whole (time, host, process and level included).
+fn raw_lines(system: &str, truth: &[String]) -> (f64, f64) {
     let path = format!("{DATA}/{system}_2k.log");
     let text = std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
     let text = String::from_utf8_lossy(&text);
     let raw: Vec<&str> = text.lines().collect();
     assert_eq!(raw.len(), truth.len(), "{path}: one line per labelled line");
-    let mut miner = Miner::default();
-    let given: Vec<PatternId> = raw.iter().map(|line| miner.assign(system, line)).collect();
-    let predicted: Vec<PatternId> = given.iter().map(|id| miner.canonical(*id)).collect();
-    grouping_accuracy(&predicted, truth)
+    let rules = lookout_shared::parse::LineRules::default();
+    let read_at = jiff_now();
+    let after: Vec<&str> = raw
+        .iter()
+        .map(|line| {
+            let end = rules.detect(line, read_at).head_end.unwrap_or(0);
+            line.get(end..).unwrap_or(line)
+        })
+        .collect();
+    let accuracy = |messages: &[&str]| {
+        let mut miner = Miner::default();
+        let given: Vec<PatternId> = messages.iter().map(|line| miner.assign(system, line)).collect();
+        let predicted: Vec<PatternId> = given.iter().map(|id| miner.canonical(*id)).collect();
+        grouping_accuracy(&predicted, truth)
+    };
+    (accuracy(&after), accuracy(&raw))
+}
+
+/// The read time the lines are detected at: the end of 2005, when the
+/// year-less ones were written (as the detection's own Loghub test reads them).
+fn jiff_now() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(1_136_000_000).expect("a valid time")
 }
 
 #[test]
 fn patterns_group_every_loghub_system_like_its_true_templates() {
     println!(
-        "| system | lines | templates | patterns | grouping accuracy | whole lines (not asserted) | Drain, tuned per system |"
+        "| system | lines | templates | patterns | grouping accuracy | raw lines after their time | whole raw lines | Drain, tuned per system |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut scores = Vec::new();
     for (system, drain) in SYSTEMS {
         let lines = lines(system);
@@ -113,21 +132,21 @@ fn patterns_group_every_loghub_system_like_its_true_templates() {
         let predicted: Vec<PatternId> = given.iter().map(|id| miner.canonical(*id)).collect();
         let truth: Vec<String> = lines.into_iter().map(|(_, id)| id).collect();
         let score = grouping_accuracy(&predicted, &truth);
-        let whole = whole_lines(system, &truth);
+        let (after, whole) = raw_lines(system, &truth);
         let templates = truth.iter().collect::<std::collections::HashSet<_>>().len();
         let patterns = predicted.iter().collect::<std::collections::HashSet<_>>().len();
         println!(
-            "| {system} | {} | {templates} | {patterns} | {score:.3} | {whole:.3} | {drain} |",
+            "| {system} | {} | {templates} | {patterns} | {score:.3} | {after:.3} | {whole:.3} | {drain} |",
             truth.len()
         );
-        scores.push((system, score, whole));
+        scores.push((system, score, after, whole));
     }
-    let average = scores.iter().map(|(_, s, _)| s).sum::<f64>() / scores.len() as f64;
-    let whole = scores.iter().map(|(_, _, w)| w).sum::<f64>() / scores.len() as f64;
+    let mean = |pick: fn(&(&str, f64, f64, f64)) -> f64| scores.iter().map(pick).sum::<f64>() / scores.len() as f64;
+    let (average, after, whole) = (mean(|s| s.1), mean(|s| s.2), mean(|s| s.3));
     let drain = SYSTEMS.iter().map(|(_, d)| d).sum::<f64>() / SYSTEMS.len() as f64;
-    println!("| average | | | | {average:.3} | {whole:.3} | {drain:.3} |");
+    println!("| average | | | | {average:.3} | {after:.3} | {whole:.3} | {drain:.3} |");
     assert!(average >= AVERAGE, "average grouping accuracy {average:.3} < {AVERAGE}");
-    for (system, score, _) in scores {
+    for (system, score, _, _) in scores {
         assert!(score >= LEAST, "{system}: grouping accuracy {score:.3} < {LEAST}");
     }
 }

@@ -214,6 +214,9 @@ struct Score {
     /// Lines given any level, to show what files without a level column get.
     with_level: usize,
     time_ok: usize,
+    /// Lines whose time detection says where the message begins, and the
+    /// `Content` is all there after it.
+    head_ok: usize,
 }
 
 fn percent(ok: usize, all: usize) -> f64 {
@@ -251,7 +254,9 @@ fn score(dir: &Path, system: &System) -> Score {
     let mut level_ok = 0;
     let mut with_level = 0;
     let mut time_ok = 0;
+    let mut head_ok = 0;
     let mut shown = 0;
+    let rules = lookout_shared::parse::LineRules::default();
     for (line, record) in lines.iter().zip(&records) {
         let row = Row {
             headers: &headers,
@@ -263,6 +268,14 @@ fn score(dir: &Path, system: &System) -> Score {
         time_ok += usize::from(time_good);
         let got_level = detect_level(line);
         with_level += usize::from(got_level.is_some());
+        let content = row.get("Content");
+        let head_end = rules.detect(line, reference).head_end;
+        let head_good = head_end.is_some_and(|end| line.get(end..).is_some_and(|rest| rest.contains(content.trim())));
+        head_ok += usize::from(head_good);
+        if !head_good && shown < 3 {
+            shown += 1;
+            eprintln!("{} head: {line:?} ends at {head_end:?}", system.name);
+        }
         let mut level_good = true;
         if system.has_level {
             let expected = csv_level(row.get("Level"));
@@ -288,6 +301,7 @@ fn score(dir: &Path, system: &System) -> Score {
         level_ok: system.has_level.then_some(level_ok),
         with_level,
         time_ok,
+        head_ok,
     }
 }
 
@@ -302,8 +316,8 @@ fn loghub_samples_are_parsed_as_the_structured_csv_says() {
 
     let mut failures = Vec::new();
     println!(
-        "{:<10} {:>6} {:>8} {:>8} {:>10}",
-        "file", "lines", "level %", "time %", "has level"
+        "{:<10} {:>6} {:>8} {:>8} {:>10} {:>8}",
+        "file", "lines", "level %", "time %", "has level", "head %"
     );
     for system in SYSTEMS {
         let s = score(&dir, system);
@@ -311,13 +325,20 @@ fn loghub_samples_are_parsed_as_the_structured_csv_says() {
             .level_ok
             .map_or("n/a".to_owned(), |ok| format!("{:.2}", percent(ok, s.lines)));
         println!(
-            "{:<10} {:>6} {:>8} {:>8.2} {:>10}",
+            "{:<10} {:>6} {:>8} {:>8.2} {:>10} {:>8.2}",
             system.name,
             s.lines,
             level,
             percent(s.time_ok, s.lines),
-            s.with_level
+            s.with_level,
+            percent(s.head_ok, s.lines)
         );
+        if (s.head_ok as f64) < REQUIRED * s.lines as f64 {
+            failures.push(format!(
+                "{}: the message begins after the time on {}/{} lines",
+                system.name, s.head_ok, s.lines
+            ));
+        }
         if let Some(ok) = s.level_ok
             && (ok as f64) < REQUIRED * s.lines as f64
         {

@@ -121,6 +121,10 @@ pub struct Detected {
     pub timestamp: Option<Timestamp>,
     /// The level the line states, if any.
     pub level: Option<Level>,
+    /// Where the message proper begins: the byte after the line's time,
+    /// when the line starts with one (within its first 64 bytes, after a
+    /// syslog priority or a label); `None` for a time under a key, or none.
+    pub head_end: Option<usize>,
     /// The fields extracted from the line: a JSON line's scalars (nested
     /// keys dotted), or a text line's `key=value` pairs and access-log parts;
     /// at most [`fields::MAX_FIELDS_PER_LINE`].
@@ -186,16 +190,25 @@ impl LineRules {
             Some(object) => fields::lookup(object, key).and_then(fields::scalar),
             None => fields::logfmt_value(line, key),
         };
-        let timestamp = match (&self.timestamp_field, &self.timestamp_format) {
-            (Some(key), format) => field(key).and_then(|value| match format {
-                Some(format) => timestamp::with_format(&value, format, &ctx),
-                None => timestamp::value(&value, &ctx),
-            }),
-            (None, Some(format)) => timestamp::with_format(line, format, &ctx),
+        let stated = match (&self.timestamp_field, &self.timestamp_format) {
+            (Some(key), format) => field(key)
+                .and_then(|value| match format {
+                    Some(format) => timestamp::with_format(&value, format, &ctx),
+                    None => timestamp::value(&value, &ctx),
+                })
+                .map(|t| (t, None)),
+            (None, Some(format)) => timestamp::with_format(line, format, &ctx).map(|t| (t, ctx.end_in(line))),
             (None, None) => None,
-        }
-        .or_else(|| object.as_ref().and_then(|o| timestamp::from_json(o, &ctx)))
-        .or_else(|| timestamp::parse(line, &ctx));
+        };
+        let (timestamp, head_end) = stated
+            .or_else(|| {
+                object
+                    .as_ref()
+                    .and_then(|o| timestamp::from_json(o, &ctx))
+                    .map(|t| (t, None))
+            })
+            .or_else(|| timestamp::parse_head(line, &ctx))
+            .map_or((None, None), |(t, end)| (Some(t), end));
         let level = self
             .level_field
             .as_deref()
@@ -210,6 +223,7 @@ impl LineRules {
         Detected {
             timestamp,
             level,
+            head_end,
             fields,
         }
     }

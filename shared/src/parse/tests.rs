@@ -698,3 +698,50 @@ fn per_source_overrides() {
     });
     assert!(unknown.is_err_and(|err| err.contains("Mars/Olympus")));
 }
+
+#[test]
+fn the_message_begins_after_a_leading_time() {
+    let rules = LineRules::default();
+    let rest = |line: &'static str| {
+        let end = rules.detect(line, reference()).head_end;
+        end.map(|end| &line[end..])
+    };
+    assert_eq!(
+        rest("<34>Oct 11 22:14:15 mymachine su: 'su root' failed"),
+        Some(" mymachine su: 'su root' failed")
+    );
+    assert_eq!(
+        rest("2015-10-18 18:01:47,978 INFO [main] Created MRAppMaster"),
+        Some(" INFO [main] Created MRAppMaster")
+    );
+    assert_eq!(
+        rest("[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok"),
+        Some("] [notice] workerEnv.init() ok")
+    );
+    assert_eq!(rest("INFO 2024-01-02T03:04:05Z started"), Some(" started"));
+    assert_eq!(rest("1117838570 job done"), Some(" job done"), "a Unix time");
+    assert_eq!(
+        rest("- 1117838570 2005.06.03 R02-M1-N0 2005-06-03-15.42.50.675872 R02-M1-N0 RAS KERNEL INFO ok"),
+        Some(" R02-M1-N0 RAS KERNEL INFO ok"),
+        "BGL's head"
+    );
+    // Far into the line the time is part of the message; under a key it is no head.
+    let far = "a message that goes on and on and on and on and on well past its head 2024-01-02T03:04:05Z";
+    assert_eq!(rules.detect(far, reference()).head_end, None);
+    assert!(rules.detect(far, reference()).timestamp.is_some());
+    assert_eq!(rest(r#"{"time":"2024-01-02T03:04:05Z","msg":"x"}"#), None);
+    assert_eq!(
+        rest("ts=2024-01-02T03:04:05Z msg=x"),
+        Some(" msg=x"),
+        "a logfmt time first is a head too"
+    );
+    assert_eq!(rest("no time at all"), None);
+    let custom = LineRules::new(&LineFormat {
+        timestamp_format: Some("%d|%m|%Y %H-%M-%S".into()),
+        ..LineFormat::default()
+    })
+    .unwrap();
+    let line = "02|01|2024 03-04-05 custom layout";
+    let end = custom.detect(line, reference()).head_end.unwrap();
+    assert_eq!(&line[end..], " custom layout");
+}

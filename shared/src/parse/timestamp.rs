@@ -28,6 +28,7 @@
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
+use std::cell::Cell;
 
 /// How far into a line a date may start.
 const SCAN_WINDOW: usize = 320;
@@ -58,6 +59,10 @@ const EARLIEST: i64 = 631_152_000;
 pub(super) struct Context<'a> {
     reference: Timestamp,
     zone: &'a TimeZone,
+    /// How many bytes of the line followed the last date a matcher read
+    /// whole (every matcher reads a suffix of the line, so the date ends
+    /// that far from the line's end): where a leading time ends.
+    rest_after: Cell<Option<usize>>,
     /// The zone's offset when it has no transitions (UTC, fixed offsets):
     /// the common case, converted without a zone lookup.
     fixed: Option<i32>,
@@ -71,8 +76,55 @@ impl<'a> Context<'a> {
     /// A context whose zone's [`fixed_offset`] is already known (a source's
     /// rules compute it once, not per line).
     pub(super) fn with_fixed(reference: Timestamp, zone: &'a TimeZone, fixed: Option<i32>) -> Self {
-        Context { reference, zone, fixed }
+        Context {
+            reference,
+            zone,
+            rest_after: Cell::new(None),
+            fixed,
+        }
     }
+
+    /// Records that a date was read whole and `rest` follows it.
+    fn read_up_to(&self, rest: &[u8]) {
+        self.rest_after.set(Some(rest.len()));
+    }
+
+    /// Where in `text` the last date read whole ends (`text` being what the
+    /// matchers were given).
+    pub(super) fn end_in(&self, text: &str) -> Option<usize> {
+        self.rest_after.get().map(|rest| text.len().saturating_sub(rest))
+    }
+}
+
+/// How far a line's time may start for what follows it to be the message
+/// proper: a head (`Jun 14 15:16:01 host`, `[2024-01-01 …]`, a priority
+/// and version) is short.
+const HEAD_WINDOW: usize = 64;
+
+/// [`parse`], and where the line's leading time ends when the time starts
+/// within [`HEAD_WINDOW`] bytes (not for a time under a JSON or logfmt
+/// key): the byte at which the message proper begins.
+pub(super) fn parse_head(line: &str, ctx: &Context) -> Option<(Timestamp, Option<usize>)> {
+    let b = line.as_bytes();
+    let json = b.trim_ascii_start().first() == Some(&b'{');
+    if json && let Some(t) = keyed(b, ctx) {
+        return Some((t, None)).filter(|(t, _)| t.as_second() >= EARLIEST);
+    }
+    let head = skip_syslog_header(b);
+    let leading = |t: Timestamp, start: usize| (t, ctx.end_in(line).filter(|_| start < HEAD_WINDOW));
+    ctx.rest_after.set(None);
+    let found = if let Some((t, end)) = bgl(b) {
+        Some((t, Some(end)))
+    } else if let Some(t) = at_start(head, ctx) {
+        Some(leading(t, b.len() - head.len()))
+    } else if let Some((t, start)) = scan(b, ctx) {
+        Some(leading(t, start))
+    } else if json {
+        None
+    } else {
+        keyed(b, ctx).map(|t| (t, None))
+    };
+    found.filter(|(t, _)| t.as_second() >= EARLIEST)
 }
 
 /// The zone's offset in seconds when it never changes (UTC, fixed offsets).
@@ -82,24 +134,16 @@ pub(super) fn fixed_offset(zone: &TimeZone) -> Option<i32> {
 
 /// See [`super::parse_timestamp`].
 pub(super) fn parse(line: &str, ctx: &Context) -> Option<Timestamp> {
-    let b = line.as_bytes();
-    let json = b.trim_ascii_start().first() == Some(&b'{');
-    if json && let Some(t) = keyed(b, ctx) {
-        return Some(t);
-    }
-    let head = skip_syslog_header(b);
-    bgl(b)
-        .or_else(|| at_start(head, ctx))
-        .or_else(|| scan(b, ctx))
-        .or_else(|| if json { None } else { keyed(b, ctx) })
-        .filter(|t| t.as_second() >= EARLIEST)
+    parse_head(line, ctx).map(|(t, _)| t)
 }
 
 /// The start of `text` (a line, or a key's value) as a time written in
 /// `format` (jiff's `strftime` directives), read in the context's zone when
 /// it states none. For the per-source `timestamp = { format = ... }`.
 pub(super) fn with_format(text: &str, format: &str, ctx: &Context) -> Option<Timestamp> {
-    let (parsed, _) = jiff::fmt::strtime::BrokenDownTime::parse_prefix(format, text).ok()?;
+    ctx.rest_after.set(None);
+    let (parsed, read) = jiff::fmt::strtime::BrokenDownTime::parse_prefix(format, text).ok()?;
+    ctx.read_up_to(text.as_bytes().get(read..).unwrap_or_default());
     let found = if parsed.offset().is_some() {
         parsed.to_timestamp().ok()
     } else {
@@ -115,7 +159,7 @@ pub(super) fn with_format(text: &str, format: &str, ctx: &Context) -> Option<Tim
 pub(super) fn value(value: &str, ctx: &Context) -> Option<Timestamp> {
     let b = value.trim().as_bytes();
     let found = if b.first().is_some_and(u8::is_ascii_digit) && b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
-        unix_time(b)
+        unix_time(b).map(|(t, _)| t)
     } else {
         date_at(b, ctx).or_else(|| at_start(b, ctx))
     };
@@ -201,7 +245,8 @@ fn at_start(b: &[u8], ctx: &Context) -> Option<Timestamp> {
 /// A digit may not follow `.`, `-`, `/` or `_` (the date inside a file name
 /// such as `nova-api.log.1.2017-05-16_13:53:08` is not the line's time), and
 /// nothing may follow a letter or digit.
-fn scan(b: &[u8], ctx: &Context) -> Option<Timestamp> {
+/// Answers the time and where it starts.
+fn scan(b: &[u8], ctx: &Context) -> Option<(Timestamp, usize)> {
     let window = b.len().min(SCAN_WINDOW);
     (0..window).find_map(|i| {
         let c = b[i];
@@ -217,11 +262,13 @@ fn scan(b: &[u8], ctx: &Context) -> Option<Timestamp> {
             }
         }
         let rest = &b[i..];
-        date_at(rest, ctx).or_else(|| {
-            (i < EPOCH_WINDOW && c.is_ascii_digit())
-                .then(|| epoch_token(rest, ctx))
-                .flatten()
-        })
+        date_at(rest, ctx)
+            .or_else(|| {
+                (i < EPOCH_WINDOW && c.is_ascii_digit())
+                    .then(|| epoch_token(rest, ctx))
+                    .flatten()
+            })
+            .map(|t| (t, i))
     })
 }
 
@@ -533,7 +580,9 @@ fn year_after_time(c: &mut Cursor, mut civil: Civil, ctx: &Context) -> Option<Ti
         && c.boundary()
     {
         civil.year = year as i32;
-        return resolve(civil, zone, ctx);
+        let t = resolve(civil, zone, ctx)?;
+        ctx.read_up_to(c.rest());
+        return Some(t);
     }
     c.pos = before_fraction;
     finish_without_year(c, civil, ctx)
@@ -548,7 +597,9 @@ fn finish(c: &mut Cursor, mut civil: Civil, ctx: &Context) -> Option<Timestamp> 
     if !c.boundary() {
         return None;
     }
-    resolve(civil, zone, ctx)
+    let t = resolve(civil, zone, ctx)?;
+    ctx.read_up_to(c.rest());
+    Some(t)
 }
 
 /// [`finish`] for a time without a year: the year comes from the read time.
@@ -558,7 +609,9 @@ fn finish_without_year(c: &mut Cursor, mut civil: Civil, ctx: &Context) -> Optio
     if !c.boundary() {
         return None;
     }
-    without_year(civil, zone, ctx)
+    let t = without_year(civil, zone, ctx)?;
+    ctx.read_up_to(c.rest());
+    Some(t)
 }
 
 /// `17/06/09 20:10:40` (Spark's `yy/MM/dd HH:mm:ss`).
@@ -677,8 +730,9 @@ fn klog(b: &[u8], ctx: &Context) -> Option<Timestamp> {
 ///
 /// The detailed field is local time (US Pacific, PDT or PST) with no zone,
 /// while the epoch field is the true instant, so the epoch is used, with the
-/// detailed field's microseconds when both agree on the second.
-fn bgl(b: &[u8]) -> Option<Timestamp> {
+/// detailed field's microseconds when both agree on the second. Answers
+/// where the detailed field ends too.
+fn bgl(b: &[u8]) -> Option<(Timestamp, usize)> {
     let mut fields = b.split(|&c| c == b' ');
     let label = fields.next()?;
     if label.is_empty() || label.len() > 16 || !label.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-') {
@@ -705,21 +759,27 @@ fn bgl(b: &[u8]) -> Option<Timestamp> {
             nanos = c.fraction();
         }
     }
-    Timestamp::new(second, nanos as i32).ok()
+    let end = label.len() + epoch.len() + date.len() + _node.len() + detailed.len() + 4;
+    Some((Timestamp::new(second, nanos as i32).ok()?, end.min(b.len())))
 }
 
 /// A Unix time as a token of its own: `1286536309.634` (squid),
 /// `1258531221.486539` (zeek), `audit(1364481363.243:24287)`, HPC's epoch
 /// field. Only a value from 1990 up to a day past the read time counts.
 fn epoch_token(b: &[u8], ctx: &Context) -> Option<Timestamp> {
-    let t = unix_time(b)?;
-    (t.as_second() <= ctx.reference.as_second() + SECONDS_PER_DAY).then_some(t)
+    let (t, rest) = unix_time(b)?;
+    if t.as_second() > ctx.reference.as_second() + SECONDS_PER_DAY {
+        return None;
+    }
+    ctx.rest_after.set(Some(rest));
+    Some(t)
 }
 
 /// A Unix time whose unit follows from its size: 9-10 digits are seconds
 /// (with an optional fraction), 12-13 milliseconds, 15-16 microseconds,
-/// 18-19 nanoseconds. What follows may not continue the token.
-fn unix_time(b: &[u8]) -> Option<Timestamp> {
+/// 18-19 nanoseconds. What follows may not continue the token. Answers
+/// the time and how many bytes follow it.
+fn unix_time(b: &[u8]) -> Option<(Timestamp, usize)> {
     let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
     let mut c = Cursor::new(b);
     let whole = i64::try_from(c.big_number(digits.min(19))?).ok()?;
@@ -736,7 +796,7 @@ fn unix_time(b: &[u8]) -> Option<Timestamp> {
         18..=19 => Timestamp::from_nanosecond(i128::from(whole)).ok()?,
         _ => return None,
     };
-    (t.as_second() >= EARLIEST).then_some(t)
+    (t.as_second() >= EARLIEST).then_some((t, c.rest().len()))
 }
 
 /// The value of a time key in a JSON or logfmt line: `time`, `timestamp`,
@@ -768,12 +828,12 @@ fn keyed(b: &[u8], ctx: &Context) -> Option<Timestamp> {
                 let end = memchr::memchr(b'"', quoted).unwrap_or(quoted.len());
                 let inner = &quoted[..end];
                 if inner.first().is_some_and(u8::is_ascii_digit) && inner.iter().all(u8::is_ascii_digit) {
-                    unix_time(inner)
+                    unix_time(inner).map(|(t, _)| t)
                 } else {
                     date_at(inner, ctx)
                 }
             }
-            None => date_at(raw, ctx).or_else(|| unix_time(raw)),
+            None => date_at(raw, ctx).or_else(|| unix_time(raw).map(|(t, _)| t)),
         }
     })
 }
