@@ -69,6 +69,7 @@ pub struct Aggregator {
     stop_server: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    patterns: Arc<ingest::patterns::PatternBook>,
     writer: LogWriter,
     metric_writer: MetricWriter,
     syslog: Option<receivers::syslog::listen::SyslogServer>,
@@ -151,8 +152,19 @@ impl Aggregator {
         let store_for_alerts = store.clone();
         let metric_store_for_alerts = metric_store.clone();
         let field_names = Arc::new(ingest::field_names::FieldNames::default());
+        let patterns = {
+            let data_dir = config.data_dir.clone();
+            Arc::new(tokio::task::spawn_blocking(move || ingest::patterns::PatternBook::open(&data_dir)).await??)
+        };
+        {
+            let patterns = patterns.clone();
+            store
+                .queries()
+                .follow_pattern_aliases(Arc::new(move |id: &str| patterns.aliases(id)));
+        }
         let intake = receivers::Intake::new(
             field_names.clone(),
+            patterns.clone(),
             writer.handle(),
             metric_writer.handle(),
             metrics.clone(),
@@ -184,6 +196,7 @@ impl Aggregator {
                     .context("cannot start the password-check thread")?,
             }),
             field_names,
+            patterns: patterns.clone(),
             intake,
             export: config.export,
             exports: Arc::new(tokio::sync::Semaphore::new(http::export::MAX_EXPORTS)),
@@ -251,6 +264,7 @@ impl Aggregator {
                 days.metrics_days.max(days.logs_days),
             )),
             tokio::spawn(metricstore::writer::flush_touches(metric_writer.handle())),
+            tokio::spawn(save_patterns(patterns.clone())),
         ];
         background.extend(engine);
         tracing::info!("lookout-aggregator listening on {scheme}://{addr}");
@@ -259,6 +273,7 @@ impl Aggregator {
             stop_server,
             server,
             background,
+            patterns,
             writer,
             metric_writer,
             syslog,
@@ -293,9 +308,12 @@ impl Aggregator {
         }
         let stopped = self.writer.shutdown().await;
         let metrics_stopped = self.metric_writer.shutdown().await;
+        let patterns = self.patterns.clone();
+        let patterns_saved = tokio::task::spawn_blocking(move || patterns.save()).await;
         served?.context("the HTTP server failed")?;
         stopped?;
         metrics_stopped?;
+        patterns_saved?.context("cannot write the pattern state")?;
         tracing::info!("lookout-aggregator stopped");
         Ok(())
     }
@@ -311,6 +329,20 @@ fn print_first_admin(password: &str) {
          `lookout-aggregator --config FILE user passwd admin`):\n\n    {password}\n\
          ================================================================\n"
     );
+}
+
+/// Writes the pattern state every [`ingest::patterns::SAVE_EVERY`] when it changed.
+async fn save_patterns(patterns: Arc<ingest::patterns::PatternBook>) {
+    let mut every = tokio::time::interval(ingest::patterns::SAVE_EVERY);
+    loop {
+        every.tick().await;
+        let patterns = patterns.clone();
+        match tokio::task::spawn_blocking(move || patterns.save_if_changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot write the pattern state"),
+            Err(err) => tracing::warn!(error = %err, "cannot write the pattern state"),
+        }
+    }
 }
 
 /// Deletes expired sessions every [`SESSION_PURGE_INTERVAL`].

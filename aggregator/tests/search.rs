@@ -282,9 +282,23 @@ async fn hits_carry_labels_fields_and_truncation_only_when_set() {
     // `GET /page/49 200 user=bob`: its `key=value` pair is a field.
     assert_eq!(
         keys,
-        ["fields", "host", "id", "level", "message", "source", "timestamp"]
+        [
+            "fields",
+            "host",
+            "id",
+            "level",
+            "message",
+            "pattern",
+            "source",
+            "timestamp"
+        ]
     );
     assert_eq!(hit["fields"], serde_json::json!({"user": "bob"}));
+    assert!(
+        hit["pattern"].as_str().is_some_and(|id| id.contains('-')),
+        "{}",
+        hit["pattern"]
+    );
     let db = server.get_ok("/api/v1/logs/search?host=db-1&limit=1").await;
     assert!(db["hits"][0].get("fields").is_none(), "a line without fields has none");
     server.stop().await;

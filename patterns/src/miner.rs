@@ -571,6 +571,19 @@ impl Miner {
         self.patterns.get(id.0 as usize).map_or(id, |p| p.canonical)
     }
 
+    /// Every id that stands for what `id` stands for now (`id` among them):
+    /// the lines of a pattern are those given any of these.
+    pub fn aliases(&self, id: PatternId) -> Vec<PatternId> {
+        let canonical = self.canonical(id);
+        if self.patterns.get(canonical.0 as usize).is_none() {
+            return vec![id];
+        }
+        (0..self.patterns.len())
+            .filter(|at| self.patterns[*at].canonical == canonical)
+            .map(|at| PatternId(u32::try_from(at).unwrap_or(u32::MAX)))
+            .collect()
+    }
+
     /// The template of `id` (as of now): words, `<*>` for variables.
     pub fn template(&self, id: PatternId) -> Option<String> {
         let pattern = self.patterns.get(self.canonical(id).0 as usize)?;
@@ -966,6 +979,8 @@ mod tests {
             miner.template(test).as_deref(),
             Some("session opened for user <*> by <*>")
         );
+        assert_eq!(miner.aliases(test), [root, guest, test]);
+        assert_eq!(miner.aliases(PatternId(77)), [PatternId(77)], "an unknown id is itself");
         assert_eq!(miner.assign("auth", &line("nobody")), root);
     }
 

@@ -38,11 +38,12 @@ pub async fn ingest(
     let body = read_body(body, &limits)?;
     let sent = body.len() as u64;
     let max_decompressed = limits.max_decompressed_bytes.bytes();
-    let field_names = app.field_names.clone();
-    let prepared =
-        tokio::task::spawn_blocking(move || ingest::prepare(&body, encoding, max_decompressed, &field_names))
-            .await
-            .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
+    let (field_names, patterns) = (app.field_names.clone(), app.patterns.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        ingest::prepare(&body, encoding, max_decompressed, &field_names, &patterns)
+    })
+    .await
+    .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
     app.metrics.body_received(sent, prepared.decompressed_bytes);
     app.metrics.fields_dropped(prepared.fields_dropped);
     let _queued = match permit {

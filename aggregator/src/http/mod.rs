@@ -106,6 +106,8 @@ pub struct AppParts {
     pub access: Arc<Access>,
     /// The bound on extracted field names per source.
     pub field_names: Arc<crate::ingest::field_names::FieldNames>,
+    /// Each record's pattern, mined at ingest.
+    pub patterns: Arc<crate::ingest::patterns::PatternBook>,
     /// Where the HTTP receivers store what they read.
     pub intake: crate::receivers::Intake,
     /// Bounds on exports.
@@ -157,7 +159,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/logs/facets", get(facets::facets))
         .route(
             "/api/v1/logs/tail",
-            get(tail::tail).with_state(tail::TailState::new(state.writer.clone())),
+            get(tail::tail).with_state(tail::TailState::new(state.writer.clone(), state.patterns.clone())),
         )
         .route("/api/v1/dashboards/{name}", get(ui::dashboard))
         .route("/api/v1/session", get(pages::session_info))

@@ -24,11 +24,13 @@
 
 use super::error::ApiError;
 use super::params::Params;
+use crate::ingest::patterns::PatternBook;
 use crate::metrics::RejectReason;
 use crate::query::highlight::Highlighter;
 use crate::query::matcher::Matcher;
 use crate::query::{self, Expr, Keyword, Leaf};
 use crate::store::schema::MAX_LISTED_MESSAGE_BYTES;
+use crate::store::schema::PATTERN_FIELD;
 use crate::store::writer::{FeedEvent, RecordFeed, WriterHandle};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -49,14 +51,16 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct TailState {
     writer: WriterHandle,
+    patterns: Arc<PatternBook>,
     slots: Arc<Semaphore>,
 }
 
 impl TailState {
-    /// Tails the commits of `writer`.
-    pub fn new(writer: WriterHandle) -> Self {
+    /// Tails the commits of `writer`; `pattern:<id>` follows `patterns`' aliases.
+    pub fn new(writer: WriterHandle, patterns: Arc<PatternBook>) -> Self {
         TailState {
             writer,
+            patterns,
             slots: Arc::new(Semaphore::new(MAX_TAILS)),
         }
     }
@@ -82,7 +86,10 @@ pub async fn tail(State(state): State<TailState>, uri: Uri) -> Result<Response, 
         }
     }
     let highlighter = Highlighter::new(&parts[0]);
-    let matcher = Matcher::new(Expr::And(parts));
+    let patterns = state.patterns.clone();
+    let matcher = Matcher::new(query::expand_field(Expr::And(parts), PATTERN_FIELD, &|id| {
+        patterns.aliases(id)
+    }));
     let Ok(permit) = state.slots.clone().try_acquire_owned() else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -9,6 +9,7 @@
 
 pub mod decode;
 pub mod field_names;
+pub mod patterns;
 pub mod validate;
 
 use crate::metricstore::schema::canonical_labels;
@@ -21,6 +22,7 @@ use lookout_shared::parse::fields::{FieldValue, typed};
 use lookout_shared::parse::{Level, LineRules};
 use lookout_shared::time::now_ms;
 use lookout_shared::wire::{IngestBatch, LineFormat, WireRecord};
+use patterns::PatternBook;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
@@ -59,11 +61,12 @@ pub fn prepare(
     encoding: ContentEncoding,
     max_decompressed: u64,
     field_names: &FieldNames,
+    patterns: &PatternBook,
 ) -> Result<Prepared, IngestError> {
     let json = decode::decompress(body, encoding, max_decompressed)?;
     let batch = decode::parse(&json)?;
     validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
-    let (enriched, fields_dropped) = enrich(&batch, field_names, true);
+    let (enriched, fields_dropped) = enrich(&batch, field_names, patterns, true);
     Ok(Prepared {
         metrics: samples(&batch)?,
         batch: enriched,
@@ -76,16 +79,21 @@ pub fn prepare(
 /// OTLP, bulk, Loki push) as [`prepare`] does an agent's, but without
 /// exactly-once ranges (see [`PreparedChunk::dedup`]). Also returns how many
 /// fields the bound on names dropped.
-pub fn prepare_received(batch: &IngestBatch, field_names: &FieldNames) -> Result<(PreparedBatch, u64), IngestError> {
+pub fn prepare_received(
+    batch: &IngestBatch,
+    field_names: &FieldNames,
+    patterns: &PatternBook,
+) -> Result<(PreparedBatch, u64), IngestError> {
     validate::validate(batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
-    Ok(enrich(batch, field_names, false))
+    Ok(enrich(batch, field_names, patterns, false))
 }
 
 /// Decides each record: level and event time detected from the line (the
 /// time it was read when the line states none), fields extracted (within
-/// the bound on names per source); the chunk's labels and source go with
-/// it. Also returns how many fields the bound dropped.
-fn enrich(batch: &IngestBatch, field_names: &FieldNames, dedup: bool) -> (PreparedBatch, u64) {
+/// the bound on names per source), its pattern (mined from the message
+/// after its time, kept as the field `pattern`); the chunk's labels and
+/// source go with it. Also returns how many fields the bound dropped.
+fn enrich(batch: &IngestBatch, field_names: &FieldNames, patterns: &PatternBook, dedup: bool) -> (PreparedBatch, u64) {
     let mut fields_dropped = 0;
     let mut chunks = Vec::with_capacity(batch.streams.len());
     let ingested_ms = jiff::Timestamp::now().as_millisecond();
@@ -101,6 +109,19 @@ fn enrich(batch: &IngestBatch, field_names: &FieldNames, dedup: bool) -> (Prepar
             })
             .collect();
         fields_dropped += field_names.admit(&batch.host, &chunk.source, found.iter_mut().map(|f| &mut f.fields));
+        let messages = chunk.records.iter().zip(&found).map(|(record, found)| {
+            let end = found.head_end.unwrap_or(0);
+            record.message.get(end..).unwrap_or(&record.message)
+        });
+        match patterns.assign(&chunk.source, messages) {
+            Ok(ids) => {
+                for (found, id) in found.iter_mut().zip(ids) {
+                    found.fields.insert(patterns::FIELD.to_owned(), FieldValue::Text(id));
+                }
+            }
+            // The lines are stored all the same, without a pattern.
+            Err(err) => tracing::error!(error = %err, "cannot keep the pattern state; lines stored without patterns"),
+        }
         let mut time_range: Option<(i64, i64)> = None;
         let mut records = Vec::with_capacity(chunk.records.len());
         for (record, found) in chunk.records.iter().zip(found) {
@@ -177,6 +198,8 @@ struct Found {
     /// The event time: the time the line states, else when it was read.
     timestamp_ms: i64,
     level: Option<Level>,
+    /// Where the message after the line's leading time begins.
+    head_end: Option<usize>,
     fields: BTreeMap<String, FieldValue>,
 }
 
@@ -201,6 +224,10 @@ impl Found {
         };
         for (name, value) in chunk_fields.iter().chain(&record.fields) {
             self.fields.insert(name.clone(), typed(value));
+        }
+        // `pattern` is the record's pattern id; a field the line names so is kept apart.
+        if let Some(own) = self.fields.remove(patterns::FIELD) {
+            self.fields.insert(patterns::OWN_FIELD.to_owned(), own);
         }
         self.clean_names();
     }
@@ -228,6 +255,7 @@ fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> Found {
         return Found {
             timestamp_ms: read_at_ms,
             level: None,
+            head_end: None,
             fields: BTreeMap::new(),
         };
     };
@@ -240,6 +268,7 @@ fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> Found {
     Found {
         timestamp_ms,
         level: detected.level,
+        head_end: detected.head_end,
         fields: detected.fields,
     }
 }

@@ -184,6 +184,29 @@ pub struct Query {
     pub stats: Option<pipe::Stats>,
 }
 
+/// `expr` with each `name:value` (an exact field value) replaced by any of
+/// `values(value)`: a record's pattern is found under every id that stands
+/// for it (`crate::ingest::patterns`).
+pub fn expand_field(expr: Expr, name: &str, values: &dyn Fn(&str) -> Vec<String>) -> Expr {
+    match expr {
+        Expr::Leaf(Leaf::Field(field, value)) if field == name => {
+            let mut alternatives: Vec<Expr> = values(&value)
+                .into_iter()
+                .map(|value| Expr::Leaf(Leaf::Field(field.clone(), value)))
+                .collect();
+            match alternatives.len() {
+                0 => Expr::Leaf(Leaf::Field(field, value)),
+                1 => alternatives.remove(0),
+                _ => Expr::Or(alternatives),
+            }
+        }
+        Expr::Not(inner) => Expr::Not(Box::new(expand_field(*inner, name, values))),
+        Expr::And(parts) => Expr::And(parts.into_iter().map(|part| expand_field(part, name, values)).collect()),
+        Expr::Or(parts) => Expr::Or(parts.into_iter().map(|part| expand_field(part, name, values)).collect()),
+        other => other,
+    }
+}
+
 /// Parses a query string that answers with lines (search, histogram,
 /// facets, live tail, alert rules on lines). Empty (or blank) means every
 /// record. A pipe is refused: it answers with a table.

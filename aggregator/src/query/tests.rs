@@ -187,6 +187,7 @@ fn hit(host: &str, level: &str, message: &str) -> Hit {
         truncated: false,
         cut: false,
         labels: [("env".to_owned(), "prod".to_owned())].into(),
+        pattern: None,
         fields: Default::default(),
         marks: Vec::new(),
     }

@@ -34,7 +34,7 @@ pub mod otlp;
 pub mod protobuf;
 pub mod syslog;
 
-use crate::ingest::{IngestError, field_names::FieldNames, prepare_received};
+use crate::ingest::{IngestError, field_names::FieldNames, patterns::PatternBook, prepare_received};
 use crate::metrics::{Metrics, Received, Receiver};
 use crate::metricstore::writer::MetricWriterHandle;
 use crate::store::writer::{PreparedBatch, WriteError, WriterHandle};
@@ -179,6 +179,7 @@ pub enum IntakeError {
 #[derive(Clone)]
 pub struct Intake {
     field_names: Arc<FieldNames>,
+    patterns: Arc<PatternBook>,
     writer: WriterHandle,
     metric_writer: MetricWriterHandle,
     metrics: Arc<Metrics>,
@@ -192,6 +193,7 @@ impl Intake {
     /// An intake writing through these stores' writers.
     pub fn new(
         field_names: Arc<FieldNames>,
+        patterns: Arc<PatternBook>,
         writer: WriterHandle,
         metric_writer: MetricWriterHandle,
         metrics: Arc<Metrics>,
@@ -199,6 +201,7 @@ impl Intake {
         let started = jiff::Timestamp::now().as_nanosecond();
         Intake {
             field_names,
+            patterns,
             writer,
             metric_writer,
             metrics,
@@ -221,12 +224,12 @@ impl Intake {
         }
         let (batches, ids) = self.batches(receiver, lines);
         let hosts: Vec<String> = batches.iter().map(|b| b.host.clone()).collect();
-        let field_names = self.field_names.clone();
+        let (field_names, patterns) = (self.field_names.clone(), self.patterns.clone());
         let (prepared, fields_dropped) = tokio::task::spawn_blocking(move || {
             let mut chunks = Vec::new();
             let mut fields_dropped = 0;
             for batch in &batches {
-                let (prepared, dropped) = prepare_received(batch, &field_names)?;
+                let (prepared, dropped) = prepare_received(batch, &field_names, &patterns)?;
                 chunks.extend(prepared.chunks);
                 fields_dropped += dropped;
             }

@@ -168,8 +168,14 @@ pub struct Hit {
     /// Present only when the source has labels.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Fields extracted from the line; present only when there are some.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// The record's pattern id, mined at ingest: the field `pattern`
+    /// (`pattern:<id>` finds the pattern's lines), shown apart from the
+    /// fields; absent for records stored before patterns were mined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Fields extracted from the line (`pattern` aside); present only when
+    /// there are some.
+    #[serde(skip_serializing_if = "only_pattern", serialize_with = "without_pattern")]
     pub fields: BTreeMap<String, FieldValue>,
     /// The `[from, to)` character ranges of the message that the query's
     /// words found (`query::highlight`); present only when there are some.
@@ -192,6 +198,30 @@ impl Hit {
             let chars = self.message.chars().count();
             self.marks.retain(|[_, to]| *to <= chars);
         }
+    }
+}
+
+/// Whether `fields` holds nothing but the pattern.
+fn only_pattern(fields: &BTreeMap<String, FieldValue>) -> bool {
+    fields.keys().all(|name| name == PATTERN_FIELD)
+}
+
+/// `fields` without the pattern, which a hit shows apart.
+fn without_pattern<S: serde::Serializer>(fields: &BTreeMap<String, FieldValue>, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(fields.iter().filter(|(name, _)| *name != PATTERN_FIELD))
+}
+
+/// The field a record's pattern id is kept in (`crate::ingest::patterns`).
+pub const PATTERN_FIELD: &str = "pattern";
+
+impl Hit {
+    /// The hit with [`Hit::pattern`] read from its fields.
+    pub fn with_pattern(mut self) -> Hit {
+        self.pattern = match self.fields.get(PATTERN_FIELD) {
+            Some(FieldValue::Text(id)) => Some(id.clone()),
+            _ => None,
+        };
+        self
     }
 }
 
@@ -411,9 +441,11 @@ impl LogSchema {
             truncated: doc.get_first(self.truncated).and_then(|v| v.as_bool()).unwrap_or(false),
             cut: false,
             labels,
+            pattern: None,
             fields,
             marks: Vec::new(),
         }
+        .with_pattern()
     }
 }
 

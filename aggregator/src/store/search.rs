@@ -10,7 +10,7 @@ use super::collectors::{GroupCount, Histogram, TimeSpan};
 use super::pattern::JsonPathRegexQuery;
 use super::phrase::{PhraseCache, VerifiedPhraseQuery};
 use super::scan::{self, Scan, TimeColumn, TimeRange};
-use super::schema::{Hit, LogSchema, MetaColumns, NumbersLayout, json_path, names};
+use super::schema::{Hit, LogSchema, MetaColumns, NumbersLayout, PATTERN_FIELD, json_path, names};
 use crate::query::{self, Expr, Keyword, Leaf, RegexTarget};
 use lookout_shared::time::rfc3339;
 use lookout_shared::wire::parse_record_id;
@@ -131,7 +131,12 @@ pub enum SearchError {
 pub struct QueryBuilder {
     schema: LogSchema,
     pub(super) phrases: Arc<PhraseCache>,
+    /// Every id a pattern id stands with ([`LogStore::follow_pattern_aliases`]).
+    pattern_aliases: std::sync::OnceLock<PatternAliases>,
 }
+
+/// The ids that stand for the same pattern as an id.
+pub type PatternAliases = Arc<dyn Fn(&str) -> Vec<String> + Send + Sync>;
 
 impl QueryBuilder {
     /// A builder for `schema`.
@@ -139,7 +144,14 @@ impl QueryBuilder {
         QueryBuilder {
             schema,
             phrases: Arc::default(),
+            pattern_aliases: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes `pattern:<id>` find every id that stands for the same pattern.
+    pub fn follow_pattern_aliases(&self, aliases: PatternAliases) {
+        // Set once, at start; a second call keeps the first.
+        let _ = self.pattern_aliases.set(aliases);
     }
 
     /// The query for `filter`, whose `q` answers with lines (no pipe).
@@ -150,6 +162,14 @@ impl QueryBuilder {
 
     /// The query for `filter` with `expr` in place of its `q`.
     pub fn build_expr(&self, filter: &LogFilter, expr: &Expr) -> Compiled {
+        let expanded;
+        let expr = match self.pattern_aliases.get() {
+            Some(aliases) => {
+                expanded = query::expand_field(expr.clone(), PATTERN_FIELD, &|id| aliases(id));
+                &expanded
+            }
+            None => expr,
+        };
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if filter.start.is_some() || filter.end.is_some() {
             let lower = filter.start.map_or(Bound::Unbounded, Bound::Included);

@@ -826,9 +826,11 @@ fn hit(chunk: &PreparedChunk, record: &PreparedRecord) -> Hit {
         truncated: record.truncated,
         cut: false,
         labels: chunk.labels.clone(),
+        pattern: None,
         fields: record.fields.clone(),
         marks: Vec::new(),
     }
+    .with_pattern()
 }
 
 /// Rolls back what was added since the last commit and returns the error to answer.

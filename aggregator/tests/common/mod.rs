@@ -169,6 +169,8 @@ pub fn records_of(body: &Value) -> Vec<Hit> {
                 .as_object()
                 .map(|labels| labels.iter().map(|(k, v)| (k.clone(), text(v))).collect())
                 .unwrap_or_default(),
+            pattern: hit["pattern"].as_str().map(str::to_owned),
+            // The pattern is a field as the matcher sees it.
             fields: hit["fields"]
                 .as_object()
                 .map(|fields| {
@@ -181,9 +183,16 @@ pub fn records_of(body: &Value) -> Vec<Hit> {
                             };
                             (name.clone(), value)
                         })
-                        .collect()
+                        .collect::<Vec<_>>()
                 })
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .chain(
+                    hit["pattern"]
+                        .as_str()
+                        .map(|id| ("pattern".to_owned(), FieldValue::Text(id.to_owned()))),
+                )
+                .collect(),
             marks: hit["marks"]
                 .as_array()
                 .map(|marks| {

@@ -1,0 +1,136 @@
+//! Each record's pattern, through the real ingest endpoint: hits carry it,
+//! `pattern:<id>` finds the pattern's lines (following the ids a pattern
+//! turned out to share), stats count by it, and ids mean the same after a
+//! restart.
+
+mod common;
+
+use common::{Server, batch, chunk, config, enc, now_ms, stream};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Lines of `host`'s one file, each read a millisecond after the one before.
+async fn send(server: &Server, host: &str, start: u64, messages: &[String]) -> u64 {
+    let base = now_ms();
+    let lines: Vec<common::Line<'_>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| common::Line {
+            message,
+            read_at_ms: base + i as i64,
+        })
+        .collect();
+    let sent = chunk(&stream(host, 0), "/var/log/app.log", start, &lines);
+    let end = sent.end;
+    server.ingest_ok(&batch(host, vec![sent])).await;
+    end
+}
+
+/// Message → pattern of every hit of `q`.
+async fn patterns_of(server: &Server, q: &str) -> BTreeMap<String, String> {
+    let body = server
+        .get_ok(&format!("/api/v1/logs/search?q={}&limit=1000", enc(q)))
+        .await;
+    body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| {
+            (
+                hit["message"].as_str().unwrap().to_owned(),
+                hit["pattern"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_carry_their_pattern_and_pattern_queries_find_its_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "")).await;
+    // Times lead each line, as most files write them; the miner is given what follows.
+    let lines: Vec<String> = (0..6)
+        .flat_map(|i| {
+            [
+                format!("2026-12-07T10:00:0{i}Z disk sda{i} is {}% full", 80 + i),
+                format!("2026-12-07T10:00:0{i}Z connection from 10.0.0.{i} closed after {i} ms"),
+            ]
+        })
+        .collect();
+    let mut end = send(&server, "web-1", 0, &lines).await;
+    let found = patterns_of(&server, "*").await;
+    assert_eq!(found.len(), 12);
+    let disk = found[&lines[0]].clone();
+    let closed = found[&lines[1]].clone();
+    assert_ne!(disk, closed);
+    for (message, pattern) in &found {
+        let want = if message.contains("disk") { &disk } else { &closed };
+        assert_eq!(pattern, want, "{message}");
+    }
+    // `pattern:<id>` finds exactly the pattern's lines, in search and in stats.
+    let by_pattern = patterns_of(&server, &format!("pattern:{disk}")).await;
+    assert_eq!(by_pattern.len(), 6);
+    assert!(by_pattern.keys().all(|m| m.contains("disk")));
+    let table = server
+        .get_ok(&format!("/api/v1/logs/stats?q={}", enc("* | top pattern")))
+        .await;
+    let rows: Vec<(String, u64)> = table["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row[0].as_str().unwrap().to_owned(), row[1].as_u64().unwrap()))
+        .collect();
+    let mut expected = vec![(closed.clone(), 6), (disk.clone(), 6)];
+    expected.sort();
+    let mut rows = rows;
+    rows.sort();
+    assert_eq!(rows, expected);
+
+    // Three users are three patterns; a fourth shows the place is a
+    // variable, and every id of those lines then finds all of them.
+    let users: Vec<String> = ["root", "guest", "test"]
+        .iter()
+        .map(|user| format!("2026-12-07T10:01:00Z session opened for user {user}"))
+        .collect();
+    end = send(&server, "web-1", end, &users).await;
+    let before = patterns_of(&server, "session").await;
+    let guest = before[&users[1]].clone();
+    assert_eq!(
+        before.values().collect::<std::collections::BTreeSet<_>>().len(),
+        3,
+        "{before:?}"
+    );
+    let admin = vec!["2026-12-07T10:01:01Z session opened for user admin".to_owned()];
+    send(&server, "web-1", end, &admin).await;
+    let all_four = patterns_of(&server, &format!("pattern:{guest}")).await;
+    assert_eq!(all_four.len(), 4, "{all_four:?}");
+
+    // The same template after a restart is the same pattern.
+    server.stop().await;
+    let server = Server::start(config(dir.path(), "")).await;
+    let again = vec!["2026-12-07T10:02:00Z disk sdz9 is 99% full".to_owned()];
+    send(&server, "web-2", 0, &again).await;
+    let after = patterns_of(&server, &format!("pattern:{disk}")).await;
+    assert_eq!(after.len(), 7, "the new line is found under the old id: {after:?}");
+    assert!(after.contains_key(&again[0]));
+    let state = std::fs::metadata(dir.path().join("patterns.json.zst")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&state.permissions()) & 0o077,
+        0,
+        "the state file is not readable by others"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_of_its_own_pattern_field_keeps_it_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "")).await;
+    let lines = vec![r#"{"msg":"matched","pattern":"^a+$"}"#.to_owned()];
+    send(&server, "h", 0, &lines).await;
+    let body = server.get_ok("/api/v1/logs/search?q=*").await;
+    let hit: &Value = &body["hits"][0];
+    assert_eq!(hit["fields"]["line.pattern"], "^a+$");
+    assert!(hit["pattern"].as_str().is_some_and(|id| id != "^a+$"), "{hit}");
+    server.stop().await;
+}
