@@ -390,6 +390,14 @@ pub struct IngestConfig {
     /// (searchable when answered, at a fraction of the throughput).
     #[serde(default = "default_commit_interval")]
     pub commit_interval: HumanDuration,
+    /// Mine each line's pattern (`pattern`) at ingest, default true. Off,
+    /// lines are stored without one and ingest costs less CPU.
+    #[serde(default = "default_patterns")]
+    pub patterns: bool,
+}
+
+fn default_patterns() -> bool {
+    true
 }
 
 fn default_commit_interval() -> HumanDuration {
@@ -415,6 +423,7 @@ impl Default for IngestConfig {
             max_decompressed_bytes: default_max_decompressed(),
             max_series_per_host: default_max_series_per_host(),
             commit_interval: default_commit_interval(),
+            patterns: default_patterns(),
         }
     }
 }

@@ -153,8 +153,10 @@ impl Aggregator {
         let metric_store_for_alerts = metric_store.clone();
         let field_names = Arc::new(ingest::field_names::FieldNames::default());
         let patterns = {
-            let data_dir = config.data_dir.clone();
-            Arc::new(tokio::task::spawn_blocking(move || ingest::patterns::PatternBook::open(&data_dir)).await??)
+            let (data_dir, enabled) = (config.data_dir.clone(), config.ingest.patterns);
+            Arc::new(
+                tokio::task::spawn_blocking(move || ingest::patterns::PatternBook::open(&data_dir, enabled)).await??,
+            )
         };
         {
             let patterns = patterns.clone();
@@ -309,7 +311,8 @@ impl Aggregator {
         let stopped = self.writer.shutdown().await;
         let metrics_stopped = self.metric_writer.shutdown().await;
         let patterns = self.patterns.clone();
-        let patterns_saved = tokio::task::spawn_blocking(move || patterns.save()).await;
+        // Ingest has stopped: no id is given any more.
+        let patterns_saved = tokio::task::spawn_blocking(move || patterns.save(true)).await;
         served?.context("the HTTP server failed")?;
         stopped?;
         metrics_stopped?;

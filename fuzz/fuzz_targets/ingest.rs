@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 /// One pattern state for the whole run, in a folder of its own.
 static PATTERNS: LazyLock<(tempfile::TempDir, PatternBook)> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let book = PatternBook::open(dir.path()).expect("a pattern state");
+    let book = PatternBook::open(dir.path(), true).expect("a pattern state");
     (dir, book)
 });
 

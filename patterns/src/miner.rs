@@ -575,13 +575,20 @@ impl Miner {
     /// the lines of a pattern are those given any of these.
     pub fn aliases(&self, id: PatternId) -> Vec<PatternId> {
         let canonical = self.canonical(id);
-        if self.patterns.get(canonical.0 as usize).is_none() {
-            return vec![id];
+        // Aliases are made within a cluster only (`rekey`).
+        let cluster = self.patterns.get(canonical.0 as usize).and_then(|pattern| {
+            let source = self.sources.get(pattern.source? as usize)?;
+            source.clusters.get(pattern.cluster? as usize)
+        });
+        match cluster {
+            Some(cluster) => cluster
+                .patterns
+                .iter()
+                .copied()
+                .filter(|member| self.canonical(*member) == canonical)
+                .collect(),
+            None => vec![id],
         }
-        (0..self.patterns.len())
-            .filter(|at| self.patterns[*at].canonical == canonical)
-            .map(|at| PatternId(u32::try_from(at).unwrap_or(u32::MAX)))
-            .collect()
     }
 
     /// The template of `id` (as of now): words, `<*>` for variables.

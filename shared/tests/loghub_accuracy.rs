@@ -214,8 +214,8 @@ struct Score {
     /// Lines given any level, to show what files without a level column get.
     with_level: usize,
     time_ok: usize,
-    /// Lines whose time detection says where the message begins, and the
-    /// `Content` is all there after it.
+    /// Lines whose time detection says where the time is written, with the
+    /// `Content` all after it.
     head_ok: usize,
 }
 
@@ -269,12 +269,14 @@ fn score(dir: &Path, system: &System) -> Score {
         let got_level = detect_level(line);
         with_level += usize::from(got_level.is_some());
         let content = row.get("Content");
-        let head_end = rules.detect(line, reference).head_end;
-        let head_good = head_end.is_some_and(|end| line.get(end..).is_some_and(|rest| rest.contains(content.trim())));
+        let span = rules.detect(line, reference).time_span;
+        let head_good = span
+            .clone()
+            .is_some_and(|span| line.get(span.end..).is_some_and(|rest| rest.contains(content.trim())));
         head_ok += usize::from(head_good);
         if !head_good && shown < 3 {
             shown += 1;
-            eprintln!("{} head: {line:?} ends at {head_end:?}", system.name);
+            eprintln!("{} head: {line:?} time at {span:?}", system.name);
         }
         let mut level_good = true;
         if system.has_level {

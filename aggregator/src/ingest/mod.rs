@@ -109,11 +109,14 @@ fn enrich(batch: &IngestBatch, field_names: &FieldNames, patterns: &PatternBook,
             })
             .collect();
         fields_dropped += field_names.admit(&batch.host, &chunk.source, found.iter_mut().map(|f| &mut f.fields));
-        let messages = chunk.records.iter().zip(&found).map(|(record, found)| {
-            let end = found.head_end.unwrap_or(0);
-            record.message.get(end..).unwrap_or(&record.message)
-        });
-        match patterns.assign(&chunk.source, messages) {
+        let mined: Vec<std::borrow::Cow<'_, str>> = chunk
+            .records
+            .iter()
+            .zip(&found)
+            .map(|(record, found)| without_time(&record.message, found.time_span.clone()))
+            .collect();
+        let mined: Vec<&str> = mined.iter().map(|text| text.as_ref()).collect();
+        match patterns.assign(&chunk.source, &mined) {
             Ok(ids) => {
                 for (found, id) in found.iter_mut().zip(ids) {
                     found.fields.insert(patterns::FIELD.to_owned(), FieldValue::Text(id));
@@ -198,8 +201,8 @@ struct Found {
     /// The event time: the time the line states, else when it was read.
     timestamp_ms: i64,
     level: Option<Level>,
-    /// Where the message after the line's leading time begins.
-    head_end: Option<usize>,
+    /// Where the line's own time is written.
+    time_span: Option<std::ops::Range<usize>>,
     fields: BTreeMap<String, FieldValue>,
 }
 
@@ -247,6 +250,18 @@ impl Found {
     }
 }
 
+/// What the pattern is mined from: the message without its own time.
+fn without_time(message: &str, span: Option<std::ops::Range<usize>>) -> std::borrow::Cow<'_, str> {
+    let Some(span) = span else {
+        return message.into();
+    };
+    match (message.get(..span.start), message.get(span.end..)) {
+        (Some(""), Some(after)) => after.into(),
+        (Some(before), Some(after)) => format!("{before}{after}").into(),
+        _ => message.into(),
+    }
+}
+
 /// The record's event time (the time the line states, else when it was
 /// read: `read_at_ms`, validated to be in range), level and fields. A stated
 /// time outside what the index holds counts as none.
@@ -255,7 +270,7 @@ fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> Found {
         return Found {
             timestamp_ms: read_at_ms,
             level: None,
-            head_end: None,
+            time_span: None,
             fields: BTreeMap::new(),
         };
     };
@@ -268,7 +283,7 @@ fn detect(rules: &LineRules, message: &str, read_at_ms: i64) -> Found {
     Found {
         timestamp_ms,
         level: detected.level,
-        head_end: detected.head_end,
+        time_span: detected.time_span,
         fields: detected.fields,
     }
 }

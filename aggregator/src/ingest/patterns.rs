@@ -7,11 +7,18 @@
 //! state is kept in `data_dir/patterns.json.zst` (written every
 //! [`SAVE_EVERY`] when it changed, at a stop, and before any id past the
 //! last reservation is given), so ids mean the same across restarts:
-//! - numbers are reserved [`RESERVE`] at a time and the reservation saved
-//!   before they are given, so a restart after a crash never gives again a
-//!   number given before it;
+//! - numbers are reserved [`RESERVE`] at a time and the reservation written
+//!   (and its folder synced) before they are given, so a restart after a
+//!   crash never gives again a number given before it; a clean stop keeps
+//!   no reservation, so a start skips none;
 //! - a state file that is missing or refused starts a new generation, so
 //!   its ids never meet those of records already stored.
+//!
+//! The state is copied under the miner's lock and written outside it.
+//! What it does not do yet: patterns mined after the last write before a
+//! crash are mined again under new numbers (lines before and after carry
+//! different ids); a live tail follows the ids a pattern had when it
+//! connected.
 
 use anyhow::Context as _;
 use lookout_patterns::{Miner, PatternId, Settings, Snapshot};
@@ -20,7 +27,7 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The state file under `data_dir`.
 pub const FILE_NAME: &str = "patterns.json.zst";
@@ -28,6 +35,8 @@ pub const FILE_NAME: &str = "patterns.json.zst";
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
 /// Numbers reserved by one write of the state.
 const RESERVE: u32 = 4096;
+/// After a failed write of the state, how long before another is tried.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The field a record's pattern id is kept in; a line's own field of this
 /// name is kept as [`OWN_FIELD`].
 pub const FIELD: &str = crate::store::schema::PATTERN_FIELD;
@@ -46,28 +55,37 @@ struct Saved {
 struct State {
     miner: Miner,
     generation: u64,
+    /// Numbers below this may be given: the file says so.
     reserved: u32,
     /// Ids were given or patterns changed since the last write.
     changed: bool,
+    /// After a failed write, none is tried again before this.
+    retry_at: Option<Instant>,
 }
 
 /// The aggregator's pattern miner and its kept state.
 pub struct PatternBook {
     path: PathBuf,
+    /// `[ingest] patterns`: off, no line is mined.
+    enabled: bool,
     state: Mutex<State>,
+    /// Held while the state file is written, taken before `state`: writes
+    /// follow one another in the order their snapshots were taken, so a
+    /// reservation on disk never goes back.
+    writing: Mutex<()>,
 }
 
 impl PatternBook {
     /// Opens the state in `data_dir`, or starts one. A state file that
-    /// does not read is moved aside (`.refused`) with a warning: the
+    /// does not read is moved aside (`.refused-<time>`) with a warning: the
     /// patterns start over in a new generation, losing nothing stored.
-    pub fn open(data_dir: &Path) -> anyhow::Result<PatternBook> {
+    pub fn open(data_dir: &Path, enabled: bool) -> anyhow::Result<PatternBook> {
         let path = data_dir.join(FILE_NAME);
         let state = match std::fs::read(&path) {
             Ok(bytes) => match read_state(&bytes) {
                 Ok(state) => state,
                 Err(err) => {
-                    let aside = path.with_extension("zst.refused");
+                    let aside = path.with_extension(format!("zst.refused-{}", jiff::Timestamp::now().as_second()));
                     tracing::warn!(file = %path.display(), error = %err, moved_to = %aside.display(),
                         "the pattern state does not read; patterns start over");
                     std::fs::rename(&path, &aside).with_context(|| format!("cannot move {} aside", path.display()))?;
@@ -79,77 +97,126 @@ impl PatternBook {
         };
         let book = PatternBook {
             path,
+            enabled,
             state: Mutex::new(state),
+            writing: Mutex::new(()),
         };
-        book.save().context("cannot write the pattern state")?;
+        book.save(false).context("cannot write the pattern state")?;
         Ok(book)
     }
 
-    /// The pattern ids of `messages` (lines of `source`), in order. Writes
-    /// the state first when the ids would pass the reservation.
-    pub fn assign<'m>(&self, source: &str, messages: impl Iterator<Item = &'m str>) -> anyhow::Result<Vec<String>> {
-        let mut state = self.lock();
-        let mut ids = Vec::new();
-        for message in messages {
-            if state.miner.len() + 1 >= state.reserved as usize {
-                state.reserved = u32::try_from(state.miner.len())
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(RESERVE);
-                self.write(&state)?;
-            }
-            let id = state.miner.assign(source, message);
-            ids.push(id_text(state.generation, id));
+    /// The pattern ids of `messages` (lines of `source`), in order; none
+    /// when patterns are off. Writes a new reservation first when the ids
+    /// could pass the one on disk; if that fails, the error is answered
+    /// and no id is given (a reservation is then tried again after
+    /// [`RETRY_AFTER`]; meanwhile chunks that fit in the old one get ids).
+    pub fn assign(&self, source: &str, messages: &[&str]) -> anyhow::Result<Vec<String>> {
+        if !self.enabled || messages.is_empty() {
+            return Ok(Vec::new());
         }
-        state.changed |= !ids.is_empty();
-        Ok(ids)
+        // Each line makes at most one new id (its pattern, or the catch-all).
+        let needed = u32::try_from(messages.len()).unwrap_or(u32::MAX).saturating_add(1);
+        loop {
+            let mut state = self.lock();
+            let next = u32::try_from(state.miner.len()).unwrap_or(u32::MAX);
+            if next.saturating_add(needed) <= state.reserved {
+                let generation = state.generation;
+                let ids = messages
+                    .iter()
+                    .map(|message| id_text(generation, state.miner.assign(source, message)))
+                    .collect();
+                state.changed = true;
+                return Ok(ids);
+            }
+            if state.retry_at.is_some_and(|at| Instant::now() < at) {
+                anyhow::bail!("the pattern state could not be written a moment ago");
+            }
+            drop(state);
+            self.reserve(next.saturating_add(needed).saturating_add(RESERVE))?;
+        }
+    }
+
+    /// Writes the state with numbers reserved up to `reserved`, then lets
+    /// them be given.
+    fn reserve(&self, reserved: u32) -> anyhow::Result<()> {
+        let _writing = self.lock_writing();
+        let saved = {
+            let state = self.lock();
+            if state.reserved >= reserved {
+                return Ok(());
+            }
+            saved(&state, reserved)
+        };
+        match self.write(&saved) {
+            Ok(()) => {
+                let mut state = self.lock();
+                state.reserved = state.reserved.max(reserved);
+                state.retry_at = None;
+                Ok(())
+            }
+            Err(err) => {
+                self.lock().retry_at = Some(Instant::now() + RETRY_AFTER);
+                Err(err)
+            }
+        }
     }
 
     /// Every id that stands for the pattern `id` stands for now (`id`
     /// among them); an id of another generation, or not an id, is itself.
     pub fn aliases(&self, id: &str) -> Vec<String> {
+        let Some((generation, number)) = parse_id(id) else {
+            return vec![id.to_owned()];
+        };
         let state = self.lock();
-        match parse_id(id) {
-            Some((generation, number)) if generation == state.generation => state
-                .miner
-                .aliases(number)
-                .into_iter()
-                .map(|alias| id_text(generation, alias))
-                .collect(),
-            _ => vec![id.to_owned()],
+        if generation != state.generation {
+            return vec![id.to_owned()];
         }
+        state
+            .miner
+            .aliases(number)
+            .into_iter()
+            .map(|alias| id_text(generation, alias))
+            .collect()
     }
 
     /// The template of `id` as of now.
     pub fn template(&self, id: &str) -> Option<String> {
-        let state = self.lock();
         let (generation, number) = parse_id(id)?;
+        let state = self.lock();
         (generation == state.generation)
             .then(|| state.miner.template(number))
             .flatten()
     }
 
-    /// Writes the state if it changed since the last write.
-    pub fn save(&self) -> anyhow::Result<()> {
-        let mut state = self.lock();
-        self.write(&state)?;
-        state.changed = false;
-        Ok(())
+    /// Writes the state. `last`: no id will be given before the process
+    /// ends, so the reservation shrinks to the ids given and a start
+    /// skips none.
+    pub fn save(&self, last: bool) -> anyhow::Result<()> {
+        let _writing = self.lock_writing();
+        let saved = {
+            let mut state = self.lock();
+            let reserved = if last {
+                u32::try_from(state.miner.len()).unwrap_or(u32::MAX)
+            } else {
+                state.reserved
+            };
+            state.reserved = reserved;
+            state.changed = false;
+            saved(&state, reserved)
+        };
+        self.write(&saved)
     }
 
     /// Writes the state if it changed.
     pub fn save_if_changed(&self) -> anyhow::Result<()> {
-        if self.lock().changed { self.save() } else { Ok(()) }
+        if self.lock().changed { self.save(false) } else { Ok(()) }
     }
 
-    /// Writes `state` (0600, whole or not at all: a new file renamed over
-    /// the old one).
-    fn write(&self, state: &State) -> anyhow::Result<()> {
-        let saved = Saved {
-            generation: state.generation,
-            reserved: state.reserved,
-            miner: state.miner.snapshot(),
-        };
-        let json = serde_json::to_vec(&saved)?;
+    /// Writes `saved` (0600, whole or not at all: a new file renamed over
+    /// the old one, the folder synced so that the rename survives a power
+    /// cut).
+    fn write(&self, saved: &Saved) -> anyhow::Result<()> {
+        let json = serde_json::to_vec(saved)?;
         let bytes = zstd::encode_all(json.as_slice(), 3)?;
         let temporary = self.path.with_extension("zst.new");
         let mut file = std::fs::OpenOptions::new()
@@ -162,12 +229,30 @@ impl PatternBook {
         file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&temporary, &self.path).with_context(|| format!("cannot replace {}", self.path.display()))?;
+        if let Some(folder) = self.path.parent() {
+            std::fs::File::open(folder)
+                .and_then(|folder| folder.sync_all())
+                .with_context(|| format!("cannot sync {}", folder.display()))?;
+        }
         Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // The miner is left whole by every step; a panic elsewhere does not spoil it.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What to write of `state`, with `reserved` as the reservation.
+fn saved(state: &State, reserved: u32) -> Saved {
+    Saved {
+        generation: state.generation,
+        reserved,
+        miner: state.miner.snapshot(),
     }
 }
 
@@ -178,23 +263,25 @@ fn fresh() -> State {
     State {
         miner: Miner::new(Settings::default()),
         generation,
-        reserved: RESERVE,
+        reserved: 0,
         changed: true,
+        retry_at: None,
     }
 }
 
 fn read_state(bytes: &[u8]) -> anyhow::Result<State> {
-    // The state is a few MB at most; the bound keeps a damaged frame from asking for more.
-    let json = zstd::bulk::decompress(bytes, 512 << 20).context("not zstd")?;
+    // The bound keeps a damaged frame from asking for more than any state holds.
+    let json = zstd::bulk::decompress(bytes, 1 << 30).context("not zstd")?;
     let saved: Saved = serde_json::from_slice(&json).context("not a pattern state")?;
     let mut miner = Miner::restore(Settings::default(), saved.miner)?;
     // Numbers up to the reservation may have been given before a crash.
     miner.skip_to(saved.reserved);
     Ok(State {
+        reserved: u32::try_from(miner.len()).unwrap_or(u32::MAX),
         miner,
         generation: saved.generation,
-        reserved: saved.reserved,
         changed: false,
+        retry_at: None,
     })
 }
 
@@ -217,30 +304,45 @@ mod tests {
     #[test]
     fn ids_mean_the_same_after_a_restart_and_a_refused_state_starts_a_new_generation() {
         let dir = tempfile::tempdir().unwrap();
-        let book = PatternBook::open(dir.path()).unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
         let lines = ["disk sda1 is full", "user root logged in", "disk sdb2 is full"];
-        let first = book.assign("syslog", lines.iter().copied()).unwrap();
+        let first = book.assign("syslog", &lines).unwrap();
         assert_eq!(first[0], first[2], "one template");
         assert_ne!(first[0], first[1]);
         assert_eq!(book.template(&first[0]).as_deref(), Some("disk <*> is full"));
-        book.save().unwrap();
+        book.save(true).unwrap();
         drop(book);
 
-        let book = PatternBook::open(dir.path()).unwrap();
-        assert_eq!(book.assign("syslog", lines.iter().copied()).unwrap(), first);
-        let new = book.assign("syslog", ["a line never seen before"].into_iter()).unwrap();
-        let (_, number) = parse_id(&new[0]).unwrap();
-        assert!(
-            number.0 >= RESERVE,
-            "past the numbers reserved before the restart: {}",
-            new[0]
-        );
+        // A clean stop keeps no reservation: the next new id follows on.
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        assert_eq!(book.assign("syslog", &lines).unwrap(), first);
+        let new = book.assign("syslog", &["a line never seen before"]).unwrap();
+        assert_eq!(parse_id(&new[0]).unwrap().1, PatternId(2), "{}", new[0]);
+        // A crash after ids were given: none of the reserved numbers is given again.
+        book.save_if_changed().unwrap();
+        drop(book);
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        let after_crash = book.assign("syslog", &["yet another line"]).unwrap();
+        assert!(parse_id(&after_crash[0]).unwrap().1.0 >= RESERVE, "{}", after_crash[0]);
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077, 0);
         drop(book);
 
         std::fs::write(dir.path().join(FILE_NAME), b"not zstd").unwrap();
-        let book = PatternBook::open(dir.path()).unwrap();
-        assert!(dir.path().join("patterns.json.zst.refused").exists());
-        let again = book.assign("syslog", lines.iter().copied()).unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        let refused = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|entry| {
+                entry
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".refused-")
+            })
+            .count();
+        assert_eq!(refused, 1, "moved aside");
+        let again = book.assign("syslog", &lines).unwrap();
         assert_ne!(again[0], first[0], "a new generation");
         assert_eq!(
             book.aliases(&first[0]),
@@ -254,14 +356,39 @@ mod tests {
     #[test]
     fn aliases_follow_a_place_that_turned_variable() {
         let dir = tempfile::tempdir().unwrap();
-        let book = PatternBook::open(dir.path()).unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
         let users = ["root", "guest", "test", "admin"].map(|u| format!("session opened for user {u}"));
-        let ids = book.assign("auth", users.iter().map(String::as_str)).unwrap();
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+        let ids = book.assign("auth", &users).unwrap();
         assert_eq!(ids[3], ids[0], "the fourth user made the place a variable");
         let mut aliases = book.aliases(&ids[1]);
         aliases.sort();
         let mut first_three = ids[..3].to_vec();
         first_three.sort();
         assert_eq!(aliases, first_three);
+    }
+
+    #[test]
+    fn off_mines_nothing_and_a_failed_write_gives_no_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let off = PatternBook::open(dir.path(), false).unwrap();
+        assert!(off.assign("s", &["a line"]).unwrap().is_empty());
+        drop(off);
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        // The state cannot be written: its folder is gone.
+        let moved = dir.path().join("elsewhere");
+        std::fs::create_dir(&moved).unwrap();
+        let book = PatternBook {
+            path: moved.join("missing").join(FILE_NAME),
+            ..book
+        };
+        assert!(book.assign("s", &["a line"]).is_err(), "no reservation, no id");
+        assert!(
+            book.assign("s", &["a line"])
+                .unwrap_err()
+                .to_string()
+                .contains("a moment ago"),
+            "not retried at once"
+        );
     }
 }

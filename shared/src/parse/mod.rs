@@ -121,10 +121,11 @@ pub struct Detected {
     pub timestamp: Option<Timestamp>,
     /// The level the line states, if any.
     pub level: Option<Level>,
-    /// Where the message proper begins: the byte after the line's time,
-    /// when the line starts with one (within its first 64 bytes, after a
-    /// syslog priority or a label); `None` for a time under a key, or none.
-    pub head_end: Option<usize>,
+    /// Where the line's time is written (bytes), when it starts within the
+    /// first 64 bytes (after a syslog priority or a `[`): the rest of the
+    /// line, before and after, is the message proper. `None` for a time
+    /// under a key, or none.
+    pub time_span: Option<std::ops::Range<usize>>,
     /// The fields extracted from the line: a JSON line's scalars (nested
     /// keys dotted), or a text line's `key=value` pairs and access-log parts;
     /// at most [`fields::MAX_FIELDS_PER_LINE`].
@@ -197,10 +198,12 @@ impl LineRules {
                     None => timestamp::value(&value, &ctx),
                 })
                 .map(|t| (t, None)),
-            (None, Some(format)) => timestamp::with_format(line, format, &ctx).map(|t| (t, ctx.end_in(line))),
+            (None, Some(format)) => {
+                timestamp::with_format(line, format, &ctx).map(|t| (t, ctx.end_in(line).map(|end| 0..end)))
+            }
             (None, None) => None,
         };
-        let (timestamp, head_end) = stated
+        let (timestamp, time_span) = stated
             .or_else(|| {
                 object
                     .as_ref()
@@ -223,7 +226,7 @@ impl LineRules {
         Detected {
             timestamp,
             level,
-            head_end,
+            time_span,
             fields,
         }
     }

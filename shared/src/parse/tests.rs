@@ -700,41 +700,52 @@ fn per_source_overrides() {
 }
 
 #[test]
-fn the_message_begins_after_a_leading_time() {
+fn the_message_is_what_the_line_says_besides_its_time() {
     let rules = LineRules::default();
     let rest = |line: &'static str| {
-        let end = rules.detect(line, reference()).head_end;
-        end.map(|end| &line[end..])
+        let span = rules.detect(line, reference()).time_span;
+        span.map(|span| format!("{}|{}", &line[..span.start], &line[span.end..]))
     };
     assert_eq!(
-        rest("<34>Oct 11 22:14:15 mymachine su: 'su root' failed"),
-        Some(" mymachine su: 'su root' failed")
+        rest("<34>Oct 11 22:14:15 mymachine su: 'su root' failed").as_deref(),
+        Some("<34>| mymachine su: 'su root' failed")
     );
     assert_eq!(
-        rest("2015-10-18 18:01:47,978 INFO [main] Created MRAppMaster"),
-        Some(" INFO [main] Created MRAppMaster")
+        rest("2015-10-18 18:01:47,978 INFO [main] Created MRAppMaster").as_deref(),
+        Some("| INFO [main] Created MRAppMaster")
     );
     assert_eq!(
-        rest("[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok"),
-        Some("] [notice] workerEnv.init() ok")
+        rest("[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok").as_deref(),
+        Some("[|] [notice] workerEnv.init() ok")
     );
-    assert_eq!(rest("INFO 2024-01-02T03:04:05Z started"), Some(" started"));
-    assert_eq!(rest("1117838570 job done"), Some(" job done"), "a Unix time");
     assert_eq!(
-        rest("- 1117838570 2005.06.03 R02-M1-N0 2005-06-03-15.42.50.675872 R02-M1-N0 RAS KERNEL INFO ok"),
-        Some(" R02-M1-N0 RAS KERNEL INFO ok"),
+        rest("INFO 2024-01-02T03:04:05Z started").as_deref(),
+        Some("INFO | started")
+    );
+    assert_eq!(
+        rest("Backup failed at 2024-01-02T03:04:05Z: ok").as_deref(),
+        Some("Backup failed at |: ok")
+    );
+    assert_eq!(
+        rest("1117838570 job done").as_deref(),
+        Some("| job done"),
+        "a Unix time"
+    );
+    assert_eq!(
+        rest("- 1117838570 2005.06.03 R02-M1-N0 2005-06-03-15.42.50.675872 R02-M1-N0 RAS KERNEL INFO ok").as_deref(),
+        Some("| R02-M1-N0 RAS KERNEL INFO ok"),
         "BGL's head"
+    );
+    assert_eq!(
+        rest("ts=2024-01-02T03:04:05Z msg=x").as_deref(),
+        Some("ts=| msg=x"),
+        "a logfmt time is cut out of the line"
     );
     // Far into the line the time is part of the message; under a key it is no head.
     let far = "a message that goes on and on and on and on and on well past its head 2024-01-02T03:04:05Z";
-    assert_eq!(rules.detect(far, reference()).head_end, None);
+    assert_eq!(rules.detect(far, reference()).time_span, None);
     assert!(rules.detect(far, reference()).timestamp.is_some());
     assert_eq!(rest(r#"{"time":"2024-01-02T03:04:05Z","msg":"x"}"#), None);
-    assert_eq!(
-        rest("ts=2024-01-02T03:04:05Z msg=x"),
-        Some(" msg=x"),
-        "a logfmt time first is a head too"
-    );
     assert_eq!(rest("no time at all"), None);
     let custom = LineRules::new(&LineFormat {
         timestamp_format: Some("%d|%m|%Y %H-%M-%S".into()),
@@ -742,6 +753,6 @@ fn the_message_begins_after_a_leading_time() {
     })
     .unwrap();
     let line = "02|01|2024 03-04-05 custom layout";
-    let end = custom.detect(line, reference()).head_end.unwrap();
-    assert_eq!(&line[end..], " custom layout");
+    let span = custom.detect(line, reference()).time_span.unwrap();
+    assert_eq!((span.start, &line[span.end..]), (0, " custom layout"));
 }

@@ -29,6 +29,7 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use std::cell::Cell;
+use std::ops::Range;
 
 /// How far into a line a date may start.
 const SCAN_WINDOW: usize = 320;
@@ -96,29 +97,34 @@ impl<'a> Context<'a> {
     }
 }
 
-/// How far a line's time may start for what follows it to be the message
-/// proper: a head (`Jun 14 15:16:01 host`, `[2024-01-01 …]`, a priority
-/// and version) is short.
+/// How far into a line its time may start to count as the line's own (and
+/// be left out of the message proper): further in, it is part of what the
+/// message says.
 const HEAD_WINDOW: usize = 64;
 
-/// [`parse`], and where the line's leading time ends when the time starts
-/// within [`HEAD_WINDOW`] bytes (not for a time under a JSON or logfmt
-/// key): the byte at which the message proper begins.
-pub(super) fn parse_head(line: &str, ctx: &Context) -> Option<(Timestamp, Option<usize>)> {
+/// [`parse`], and where the line's time is written when it starts within
+/// [`HEAD_WINDOW`] bytes (not for a time under a JSON or logfmt key): the
+/// rest of the line, before and after it, is the message proper.
+pub(super) fn parse_head(line: &str, ctx: &Context) -> Option<(Timestamp, Option<Range<usize>>)> {
     let b = line.as_bytes();
     let json = b.trim_ascii_start().first() == Some(&b'{');
     if json && let Some(t) = keyed(b, ctx) {
         return Some((t, None)).filter(|(t, _)| t.as_second() >= EARLIEST);
     }
     let head = skip_syslog_header(b);
-    let leading = |t: Timestamp, start: usize| (t, ctx.end_in(line).filter(|_| start < HEAD_WINDOW));
+    let span = |t: Timestamp, start: usize| {
+        let span = ctx.end_in(line).filter(|end| start < HEAD_WINDOW && start <= *end);
+        (t, span.map(|end| start..end))
+    };
     ctx.rest_after.set(None);
     let found = if let Some((t, end)) = bgl(b) {
-        Some((t, Some(end)))
+        Some((t, Some(0..end)))
     } else if let Some(t) = at_start(head, ctx) {
-        Some(leading(t, b.len() - head.len()))
+        // `at_start` reads past an opening `[`.
+        let start = b.len() - head.len() + usize::from(head.first() == Some(&b'['));
+        Some(span(t, start))
     } else if let Some((t, start)) = scan(b, ctx) {
-        Some(leading(t, start))
+        Some(span(t, start))
     } else if json {
         None
     } else {

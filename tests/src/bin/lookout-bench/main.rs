@@ -79,7 +79,9 @@
 //!   p50 and max of 20) of the search page's first view on the aggregator:
 //!   `q=*` newest 100, the histogram, the three facets, a term, three
 //!   phrases and an address; the plain index is asked the same term,
-//!   phrases and address in process. With DIR, the aggregator's data stays
+//!   phrases and address in process. Last, the agent and aggregator again
+//!   with `[ingest] patterns = false` (a row of its own: what mining
+//!   patterns costs). With DIR, the aggregator's data stays
 //!   in DIR, and `lookout-bench first-view DIR` asks the first view again
 //!   of an aggregator started on it; `lookout-bench space DIR` shows its
 //!   bytes per field and part (terms, postings, positions, columns, doc

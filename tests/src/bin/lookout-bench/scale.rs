@@ -9,7 +9,8 @@
 //! index (made of `scripts/make-access-log.py`'s nginx log).
 
 use super::{
-    API_TOKEN, count_lines, http, process_usage, search_total, start_agent, start_aggregator, wait_until, work_dir,
+    API_TOKEN, count_lines, http, process_usage, search_total, start_agent, start_aggregator, start_aggregator_with,
+    wait_until, work_dir,
 };
 use serde_json::Value;
 use std::fs;
@@ -26,7 +27,9 @@ pub fn bench_index(file: &Path, keep: Option<&Path>) {
     println!("| indexer | wall | lines/s | CPU-s | lines per CPU-s | MB/s per core | peak RSS | index / raw |");
     println!("|---|---|---|---|---|---|---|---|");
     plain_tantivy(file, lines, raw);
-    lookout_pipeline(file, lines, raw, keep);
+    lookout_pipeline(file, lines, raw, keep, true);
+    // The same with `[ingest] patterns = false`: what mining patterns costs.
+    lookout_pipeline(file, lines, raw, None, false);
 }
 
 /// The busiest view's latencies on an aggregator started on `dir`, the
@@ -232,7 +235,7 @@ fn plain_queries(index: &tantivy::Index, message: tantivy::schema::Field) {
 /// A real agent ships `file` to a real aggregator; measured until a search
 /// counts every line. Then the search page's first view, asked over
 /// everything: the newest 100, the histogram and the three facets.
-fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>) {
+fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>, patterns: bool) {
     let dir = match keep {
         Some(dir) => {
             // Only an empty directory or an earlier run's is replaced.
@@ -249,7 +252,11 @@ fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>) {
         }
         None => work_dir("index"),
     };
-    let (mut aggregator, url) = start_aggregator(&dir);
+    let (mut aggregator, url) = if patterns {
+        start_aggregator(&dir)
+    } else {
+        start_aggregator_with(&dir, "", "[ingest]\npatterns = false\n")
+    };
     let started = Instant::now();
     let mut agent = start_agent(&dir, &url, file);
     let pid = aggregator.id();
@@ -273,7 +280,11 @@ fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>) {
     });
     let indexed = dir_bytes(&dir.join("data/logs"));
     row(
-        "lookout-aggregator (agent → HTTP → index)",
+        if patterns {
+            "lookout-aggregator (agent → HTTP → index)"
+        } else {
+            "lookout-aggregator, `[ingest] patterns = false`"
+        },
         lines,
         raw,
         wall,
@@ -281,7 +292,9 @@ fn lookout_pipeline(file: &Path, lines: u64, raw: u64, keep: Option<&Path>) {
         usage.1,
         indexed,
     );
-    first_view(&url, lines);
+    if patterns {
+        first_view(&url, lines);
+    }
     let _ = aggregator.kill();
     let _ = aggregator.wait();
     if keep.is_none() {
