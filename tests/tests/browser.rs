@@ -515,6 +515,18 @@ fn fields_become_filters(ui: &Ui) {
         "{}",
         ui.text("#fields-sample")
     );
+    // A line's pattern leads to the lines of its template.
+    ui.open("/search?q=checkout");
+    wait_until("the structured line again", LIMIT, || ui.shown_total() == Some(1));
+    let hits = ui.browser.find_all("#results .hit").unwrap();
+    ui.browser.click(&hits[0]).unwrap();
+    ui.click("#context:not([hidden]) a.pattern-lines");
+    wait_until("the pattern's query in the URL", LIMIT, || {
+        ui.params()
+            .iter()
+            .any(|(key, value)| key == "q" && value.starts_with("pattern:"))
+    });
+    assert!(ui.wait_for_api_count("the pattern's lines") >= 1);
 }
 
 /// A query with a pipe shows a table: its columns as named, counts

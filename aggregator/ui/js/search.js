@@ -532,6 +532,13 @@ async function toggleContext(row, hit) {
     });
     ui.contextFields.append(el('dt', { class: 'field-name', text: fieldName(name) }), el('dd', {}, el('span', { class: 'field-value', text: String(value) }), ' ', filter));
   }
+  if (hit.pattern) {
+    // Every line of the same template, in this range.
+    const samePattern = `/search${stateToSearch({ ...state, q: `pattern:${hit.pattern}` })}`;
+    ui.contextFields.append(el('dt', { text: 'pattern' }), el('dd', {},
+      el('span', { class: 'mono', text: hit.pattern }), ' ',
+      el('a', { class: 'pattern-lines', text: 'lines of this pattern', attrs: { href: samePattern } })));
+  }
   const sameFile = `/search${stateToSearch({ ...state, q: '', host: hit.host, source: hit.source, level: '' })}`;
   ui.contextFields.append(el('dt', { text: 'more' }), el('dd', {}, el('a', { text: 'All lines of this file in this range', attrs: { href: sameFile } })));
   clear(ui.contextLines).append(el('li', { class: 'muted', text: 'Loading…' }));
