@@ -179,15 +179,6 @@ impl PatternBook {
             .collect()
     }
 
-    /// The template of `id` as of now.
-    pub fn template(&self, id: &str) -> Option<String> {
-        let (generation, number) = parse_id(id)?;
-        let state = self.lock();
-        (generation == state.generation)
-            .then(|| state.miner.template(number))
-            .flatten()
-    }
-
     /// Writes the state. `last`: no id will be given before the process
     /// ends, so the reservation shrinks to the ids given and a start
     /// skips none.
@@ -309,7 +300,6 @@ mod tests {
         let first = book.assign("syslog", &lines).unwrap();
         assert_eq!(first[0], first[2], "one template");
         assert_ne!(first[0], first[1]);
-        assert_eq!(book.template(&first[0]).as_deref(), Some("disk <*> is full"));
         book.save(true).unwrap();
         drop(book);
 
@@ -350,7 +340,6 @@ mod tests {
             "another generation's id is itself"
         );
         assert_eq!(book.aliases("not an id"), ["not an id"]);
-        assert_eq!(book.template("not an id"), None);
     }
 
     #[test]
