@@ -134,3 +134,62 @@ async fn a_line_of_its_own_pattern_field_keeps_it_apart() {
     assert!(hit["pattern"].as_str().is_some_and(|id| id != "^a+$"), "{hit}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patterns_of_a_range_come_with_counts_times_and_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path(), "")).await;
+    let mut lines: Vec<String> = (0..6)
+        .map(|i| format!("2026-12-07T10:00:0{i}Z disk sda{i} is {}% full", 80 + i))
+        .collect();
+    lines.extend((0..4).map(|i| format!("2026-12-07T10:00:3{i}Z connection from 10.0.0.{i} closed")));
+    lines.extend(
+        ["root", "guest", "test", "admin"]
+            .iter()
+            .enumerate()
+            .map(|(i, user)| format!("2026-12-07T10:01:0{i}Z session opened for user {user}")),
+    );
+    send(&server, "web-1", 0, &lines).await;
+    let answer = server
+        .get_ok(&format!(
+            "/api/v1/logs/patterns?start={}&end={}&buckets=4",
+            enc("2026-12-07T10:00:00Z"),
+            enc("2026-12-07T10:02:00Z")
+        ))
+        .await;
+    assert_eq!(answer["bucketMs"], 30_000);
+    assert_eq!(answer["bucketStart"], "2026-12-07T10:00:00Z");
+    assert_eq!(
+        (answer["total"].as_u64(), answer["unpatterned"].as_u64()),
+        (Some(3), Some(0))
+    );
+    let patterns = answer["patterns"].as_array().unwrap();
+    let find = |word: &str| {
+        patterns
+            .iter()
+            .find(|p| p["template"].as_str().is_some_and(|t| t.contains(word)))
+            .unwrap_or_else(|| panic!("no {word} pattern in {answer}"))
+    };
+    let disk = find("disk");
+    assert_eq!(patterns[0]["pattern"], disk["pattern"], "most lines first");
+    assert_eq!(disk["count"], 6);
+    assert_eq!(disk["firstSeen"], "2026-12-07T10:00:00Z");
+    assert_eq!(disk["lastSeen"], "2026-12-07T10:00:05Z");
+    assert_eq!(disk["series"], serde_json::json!([6, 0, 0, 0]));
+    assert_eq!(find("closed")["series"], serde_json::json!([0, 4, 0, 0]));
+    // Four users, one pattern: the three ids the first lines were given, added up.
+    let session = find("session");
+    assert_eq!(session["template"], "session opened for user <*>");
+    assert_eq!(session["count"], 4);
+    assert_eq!(session["ids"].as_array().unwrap().len(), 3, "{session}");
+    assert_eq!(session["series"], serde_json::json!([0, 0, 4, 0]));
+    // `limit` and a query narrow it; a pipe is refused.
+    let one = server.get_ok("/api/v1/logs/patterns?q=disk&limit=1").await;
+    assert_eq!(one["patterns"].as_array().unwrap().len(), 1);
+    assert_eq!(one["patterns"][0]["count"], 6);
+    let piped = server
+        .get(&format!("/api/v1/logs/patterns?q={}", enc("* | top host")))
+        .await;
+    assert_eq!(piped.status, 400, "{piped:?}");
+    server.stop().await;
+}

@@ -11,6 +11,7 @@
 //! | `POST /v1/logs` (OTLP/HTTP) | ingest token | [`receive::otlp_logs`] |
 //! | `GET /metrics` | API token or session | [`ops::metrics`] |
 //! | `GET /api/v1/logs/search`, `/histogram`, `/context`, `/stats`, `/facets` | API token or session | [`logs`], [`facets`] |
+//! | `GET /api/v1/logs/patterns` | API token or session | [`patterns`] |
 //! | `GET /api/v1/logs/export` (NDJSON or CSV, streamed) | API token or session | [`export`] |
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
 //! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
@@ -44,6 +45,7 @@ pub mod logs;
 pub mod ops;
 pub mod pages;
 pub mod params;
+pub mod patterns;
 pub mod ratelimit;
 pub mod receive;
 pub mod searches;
@@ -140,6 +142,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/logs/histogram", get(logs::histogram))
         .route("/api/v1/logs/context", get(logs::context))
         .route("/api/v1/logs/stats", get(logs::stats))
+        .route("/api/v1/logs/patterns", get(patterns::patterns))
         .route("/api/v1/logs/export", get(export::export))
         .route("/api/v1/metrics/series", get(hosts::series))
         .route("/api/v1/hosts", get(hosts::hosts))

@@ -179,6 +179,29 @@ impl PatternBook {
             .collect()
     }
 
+    /// The id `id` stands for now (the oldest of its aliases); an id of
+    /// another generation, or not an id, is itself.
+    pub fn canonical(&self, id: &str) -> String {
+        let Some((generation, number)) = parse_id(id) else {
+            return id.to_owned();
+        };
+        let state = self.lock();
+        if generation != state.generation {
+            return id.to_owned();
+        }
+        id_text(generation, state.miner.canonical(number))
+    }
+
+    /// The template of `id` as of now; `None` for an id this state does
+    /// not know (another generation's).
+    pub fn template(&self, id: &str) -> Option<String> {
+        let (generation, number) = parse_id(id)?;
+        let state = self.lock();
+        (generation == state.generation)
+            .then(|| state.miner.template(number))
+            .flatten()
+    }
+
     /// Writes the state. `last`: no id will be given before the process
     /// ends, so the reservation shrinks to the ids given and a start
     /// skips none.
