@@ -2,7 +2,7 @@
 //! filters select, most lines first: each with its template, the ids that
 //! stand for it, its count, the first and last of its lines in the range,
 //! and a count per time bucket (`buckets`, default 30, at most 200, fewer
-//! when ids × buckets would pass the bound on a table's groups).
+//! when ids × buckets would pass the rows a table holds).
 //!
 //! Counted from the stored `pattern` of each line, as `| stats … by
 //! pattern` does, with the ids that turned out to be one pattern added up
@@ -12,7 +12,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::logs::blocking;
 use super::params::Params;
-use crate::query::aggregate::{MAX_GROUPS, Value};
+use crate::query::aggregate::Value;
+use crate::query::pipe::MAX_ROWS;
 use crate::query::{self, pipe::Stats};
 use axum::Json;
 use axum::extract::State;
@@ -55,6 +56,9 @@ pub struct PatternsAnswer {
     patterns: Vec<PatternRow>,
     /// Patterns found (more than listed when `limit` cut them).
     total: usize,
+    /// More ids were found than a table holds (10,000): the least frequent
+    /// are left out, and `total` and `unpatterned` count only those kept.
+    cut: bool,
     /// Lines without a pattern (stored before patterns were mined, or with mining off).
     unpatterned: u64,
     /// The series' buckets: the first one's start and the width.
@@ -88,11 +92,24 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
         ));
     }
     let expr = parsed.filter;
-    let totals = plan("* | stats count(), min(_time), max(_time) by pattern")?;
+    // The most lines first, so that the bound on rows keeps the busiest ids.
+    let totals = plan("* | stats count(), min(_time), max(_time) by pattern | sort by count() desc")?;
     let (by_pattern, for_series) = (filter.clone(), expr.clone());
     let table = blocking(app.store.clone(), move |store| store.stats(&by_pattern, &expr, &totals)).await?;
 
-    // Ids that are one pattern, added up under the oldest.
+    // Ids that are one pattern, added up under the oldest (looked up at once).
+    let ids: Vec<String> = table
+        .rows
+        .iter()
+        .filter_map(|row| match row.first() {
+            Some(Value::Text(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    let book = app.patterns.clone();
+    let canonicals = tokio::task::spawn_blocking(move || book.canonicals(&ids))
+        .await
+        .map_err(|err| ApiError::internal("the pattern lookup failed", &err))?;
     let mut merged: HashMap<String, PatternRow> = HashMap::new();
     let mut unpatterned = 0;
     let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
@@ -105,9 +122,9 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
             unpatterned += count;
             continue;
         };
-        let canonical = app.patterns.canonical(id);
+        let canonical = canonicals.get(id).cloned().unwrap_or_else(|| id.clone());
         let entry = merged.entry(canonical.clone()).or_insert_with(|| PatternRow {
-            template: app.patterns.template(&canonical),
+            template: None,
             pattern: canonical,
             ids: Vec::new(),
             count: 0,
@@ -124,11 +141,20 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
     rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.pattern.cmp(&b.pattern)));
     let total = rows.len();
     rows.truncate(limit);
+    let wanted: Vec<String> = rows.iter().map(|row| row.pattern.clone()).collect();
+    let book = app.patterns.clone();
+    let templates = tokio::task::spawn_blocking(move || book.templates(&wanted))
+        .await
+        .map_err(|err| ApiError::internal("the pattern lookup failed", &err))?;
+    for (row, template) in rows.iter_mut().zip(templates) {
+        row.template = template;
+    }
 
     // The series: counts per bucket of the range (or of the lines found),
-    // in fewer buckets when ids × buckets would pass the bound on groups.
-    let ids = table.rows.len().max(1);
-    let buckets = buckets.min(u64::try_from(MAX_GROUPS / ids).unwrap_or(0));
+    // in fewer buckets when ids × buckets would pass the rows a table
+    // holds (the `+ 1`: the range may straddle one more bucket).
+    let ids = table.groups.max(1);
+    let buckets = buckets.min(u64::try_from((MAX_ROWS / ids).saturating_sub(1)).unwrap_or(0));
     let range_start = filter.start.unwrap_or(earliest);
     let range_end = filter.end.unwrap_or(latest.saturating_add(1));
     let (mut bucket_start, mut bucket_ms) = (None, 0);
@@ -144,14 +170,18 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
             store.stats(&filter, &for_series, &series)
         })
         .await?;
-        let at: HashMap<&str, usize> = rows.iter().enumerate().map(|(i, r)| (r.pattern.as_str(), i)).collect();
+        // Each id to its row, as the lines were counted above.
+        let at: HashMap<&str, usize> = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(i, row)| row.ids.iter().map(move |id| (id.as_str(), i)))
+            .collect();
         let mut counts = vec![vec![0u64; count]; rows.len()];
         for row in &table.rows {
             let [Value::Time(bucket), Value::Text(id), Value::Count(n)] = row.as_slice() else {
                 continue;
             };
-            let canonical = app.patterns.canonical(id);
-            if let (Some(&i), Ok(slot)) = (at.get(canonical.as_str()), usize::try_from((bucket - aligned) / width))
+            if let (Some(&i), Ok(slot)) = (at.get(id.as_str()), usize::try_from((bucket - aligned) / width))
                 && slot < count
             {
                 counts[i][slot] += n;
@@ -166,6 +196,7 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
     Ok(Json(PatternsAnswer {
         patterns: rows,
         total,
+        cut: table.groups > table.rows.len(),
         unpatterned,
         bucket_start,
         bucket_ms,

@@ -23,6 +23,7 @@
 use anyhow::Context as _;
 use lookout_patterns::{Miner, PatternId, Settings, Snapshot};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -179,27 +180,34 @@ impl PatternBook {
             .collect()
     }
 
-    /// The id `id` stands for now (the oldest of its aliases); an id of
-    /// another generation, or not an id, is itself.
-    pub fn canonical(&self, id: &str) -> String {
-        let Some((generation, number)) = parse_id(id) else {
-            return id.to_owned();
-        };
+    /// The canonical id of each of `ids`, under one lock.
+    pub fn canonicals(&self, ids: &[String]) -> HashMap<String, String> {
         let state = self.lock();
-        if generation != state.generation {
-            return id.to_owned();
-        }
-        id_text(generation, state.miner.canonical(number))
+        ids.iter()
+            .map(|id| {
+                let canonical = match parse_id(id) {
+                    Some((generation, number)) if generation == state.generation => {
+                        id_text(generation, state.miner.canonical(number))
+                    }
+                    _ => id.clone(),
+                };
+                (id.clone(), canonical)
+            })
+            .collect()
     }
 
-    /// The template of `id` as of now; `None` for an id this state does
-    /// not know (another generation's).
-    pub fn template(&self, id: &str) -> Option<String> {
-        let (generation, number) = parse_id(id)?;
+    /// The template of each of `ids` as of now, under one lock; `None`
+    /// for an id this state does not know (another generation's).
+    pub fn templates(&self, ids: &[String]) -> Vec<Option<String>> {
         let state = self.lock();
-        (generation == state.generation)
-            .then(|| state.miner.template(number))
-            .flatten()
+        ids.iter()
+            .map(|id| {
+                let (generation, number) = parse_id(id)?;
+                (generation == state.generation)
+                    .then(|| state.miner.template(number))
+                    .flatten()
+            })
+            .collect()
     }
 
     /// Writes the state. `last`: no id will be given before the process
