@@ -163,6 +163,7 @@ async fn the_patterns_of_a_range_come_with_counts_times_and_series() {
         (answer["total"].as_u64(), answer["unpatterned"].as_u64()),
         (Some(3), Some(0))
     );
+    assert_eq!(answer["cut"], false, "three ids, far below the bound");
     let patterns = answer["patterns"].as_array().unwrap();
     let find = |word: &str| {
         patterns
