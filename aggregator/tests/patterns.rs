@@ -192,5 +192,55 @@ async fn the_patterns_of_a_range_come_with_counts_times_and_series() {
         .get(&format!("/api/v1/logs/patterns?q={}", enc("* | top host")))
         .await;
     assert_eq!(piped.status, 400, "{piped:?}");
+
+    // Minutes later: the disk pattern again, more closed connections, and
+    // a line like none before.
+    let mut later: Vec<String> = (0..2)
+        .map(|i| format!("2026-12-07T10:05:0{i}Z disk sdb{i} is 9{i}% full"))
+        .collect();
+    later.extend((0..12).map(|i| format!("2026-12-07T10:05:1{}Z connection from 10.0.1.{i} closed", i % 10)));
+    later.push("2026-12-07T10:06:00Z kernel panic in module ext4".to_owned());
+    send(&server, "web-2", 0, &later).await;
+    let range = format!(
+        "start={}&end={}",
+        enc("2026-12-07T10:04:00Z"),
+        enc("2026-12-07T10:08:00Z")
+    );
+    let new = server.get_ok(&format!("/api/v1/logs/patterns?{range}&order=new")).await;
+    let first = &new["patterns"][0];
+    assert_eq!(first["template"], "kernel panic in module <*>", "{new}");
+    assert_eq!(
+        (&first["new"], &first["firstEver"]),
+        (&serde_json::json!(true), &serde_json::json!("2026-12-07T10:06:00Z"))
+    );
+    let old = new["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pattern"] == disk["pattern"])
+        .unwrap();
+    assert_eq!(
+        (&old["new"], &old["firstEver"], &old["count"]),
+        (
+            &serde_json::json!(false),
+            &serde_json::json!("2026-12-07T10:00:00Z"),
+            &serde_json::json!(2)
+        )
+    );
+    // Against 10:00-10:04: closed 4 -> 12, disk 6 -> 2, the panic 0 -> 1.
+    let changed = server
+        .get_ok(&format!("/api/v1/logs/patterns?{range}&order=changed"))
+        .await;
+    let order: Vec<(u64, u64)> = changed["patterns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["count"].as_u64().unwrap(), p["previous"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(order, [(12, 4), (2, 6), (1, 0)], "{changed}");
+    for bad in ["order=changed", "order=oldest"] {
+        let refused = server.get(&format!("/api/v1/logs/patterns?{bad}")).await;
+        assert_eq!(refused.status, 400, "{bad}: {refused:?}");
+    }
     server.stop().await;
 }

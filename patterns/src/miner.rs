@@ -591,6 +591,12 @@ impl Miner {
         }
     }
 
+    /// The source `id` was made for, as a number of this miner's (the
+    /// order sources were first seen); `None` for an id never given.
+    pub fn source_of(&self, id: PatternId) -> Option<u32> {
+        self.patterns.get(id.0 as usize)?.source
+    }
+
     /// The template of `id` (as of now): words, `<*>` for variables.
     pub fn template(&self, id: PatternId) -> Option<String> {
         let pattern = self.patterns.get(self.canonical(id).0 as usize)?;

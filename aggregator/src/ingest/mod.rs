@@ -116,7 +116,8 @@ fn enrich(batch: &IngestBatch, field_names: &FieldNames, patterns: &PatternBook,
             .map(|(record, found)| without_time(&record.message, found.time_span.clone()))
             .collect();
         let mined: Vec<&str> = mined.iter().map(|text| text.as_ref()).collect();
-        match patterns.assign(&chunk.source, &mined) {
+        let times: Vec<i64> = found.iter().map(|found| found.timestamp_ms).collect();
+        match patterns.assign(&chunk.source, &mined, &times, ingested_ms) {
             Ok(ids) => {
                 for (found, id) in found.iter_mut().zip(ids) {
                     found.fields.insert(patterns::FIELD.to_owned(), FieldValue::Text(id));

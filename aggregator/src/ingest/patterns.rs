@@ -14,6 +14,10 @@
 //! - a state file that is missing or refused starts a new generation, so
 //!   its ids never meet those of records already stored.
 //!
+//! Each id also keeps when it was first given: the time of its first line
+//! and the time that line arrived ([`FirstSeen`]), which tell what is new
+//! in a range (the patterns API) and since when (the `new_pattern` rule).
+//!
 //! The state is copied under the miner's lock and written outside it.
 //! What it does not do yet: patterns mined after the last write before a
 //! crash are mined again under new numbers (lines before and after carry
@@ -51,11 +55,34 @@ struct Saved {
     /// Numbers below this may have been given.
     reserved: u32,
     miner: Snapshot,
+    /// Per id: the first line's time and arrival, Unix ms ([`UNSEEN`] for
+    /// none). Absent in a state written before they were kept.
+    #[serde(default)]
+    first_time: Vec<i64>,
+    #[serde(default)]
+    first_ingested: Vec<i64>,
+}
+
+/// An id without a line (skipped, or kept before first times were).
+const UNSEEN: i64 = i64::MAX;
+
+/// When a pattern (all its ids) was first seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstSeen {
+    /// The earliest time of its lines, Unix ms.
+    pub time_ms: i64,
+    /// When its first line arrived, Unix ms.
+    pub ingested_ms: i64,
+    /// When the first line of its source arrived (of any pattern), Unix ms.
+    pub source_ingested_ms: i64,
 }
 
 struct State {
     miner: Miner,
     generation: u64,
+    /// As [`Saved::first_time`] and [`Saved::first_ingested`], one per id.
+    first_time: Vec<i64>,
+    first_ingested: Vec<i64>,
     /// Numbers below this may be given: the file says so.
     reserved: u32,
     /// Ids were given or patterns changed since the last write.
@@ -106,12 +133,18 @@ impl PatternBook {
         Ok(book)
     }
 
-    /// The pattern ids of `messages` (lines of `source`), in order; none
-    /// when patterns are off. Writes a new reservation first when the ids
+    /// The pattern ids of `messages` (lines of `source` at `times`,
+    /// arrived at `ingested_ms`), in order; none when patterns are off. Writes a new reservation first when the ids
     /// could pass the one on disk; if that fails, the error is answered
     /// and no id is given (a reservation is then tried again after
     /// [`RETRY_AFTER`]; meanwhile chunks that fit in the old one get ids).
-    pub fn assign(&self, source: &str, messages: &[&str]) -> anyhow::Result<Vec<String>> {
+    pub fn assign(
+        &self,
+        source: &str,
+        messages: &[&str],
+        times: &[i64],
+        ingested_ms: i64,
+    ) -> anyhow::Result<Vec<String>> {
         if !self.enabled || messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -122,10 +155,13 @@ impl PatternBook {
             let next = u32::try_from(state.miner.len()).unwrap_or(u32::MAX);
             if next.saturating_add(needed) <= state.reserved {
                 let generation = state.generation;
-                let ids = messages
-                    .iter()
-                    .map(|message| id_text(generation, state.miner.assign(source, message)))
-                    .collect();
+                let mut ids = Vec::with_capacity(messages.len());
+                for (at, message) in messages.iter().enumerate() {
+                    let id = state.miner.assign(source, message);
+                    let time = times.get(at).copied().unwrap_or(ingested_ms);
+                    state.seen(id, time, ingested_ms);
+                    ids.push(id_text(generation, id));
+                }
                 state.changed = true;
                 return Ok(ids);
             }
@@ -192,6 +228,42 @@ impl PatternBook {
                     _ => id.clone(),
                 };
                 (id.clone(), canonical)
+            })
+            .collect()
+    }
+
+    /// When each of `ids` was first seen, over every id that stands for
+    /// the same pattern, under one lock; `None` for an id this state does
+    /// not know.
+    pub fn first_seen(&self, ids: &[String]) -> Vec<Option<FirstSeen>> {
+        let state = self.lock();
+        // The first arrival per source, over its ids (computed once).
+        let mut sources: HashMap<u32, i64> = HashMap::new();
+        for (number, &ingested) in state.first_ingested.iter().enumerate() {
+            let number = u32::try_from(number).unwrap_or(u32::MAX);
+            if let Some(source) = state.miner.source_of(PatternId(number)) {
+                let first = sources.entry(source).or_insert(UNSEEN);
+                *first = (*first).min(ingested);
+            }
+        }
+        ids.iter()
+            .map(|id| {
+                let (generation, number) = parse_id(id)?;
+                if generation != state.generation {
+                    return None;
+                }
+                let source = state.miner.source_of(number)?;
+                let (mut time_ms, mut ingested_ms) = (UNSEEN, UNSEEN);
+                for alias in state.miner.aliases(number) {
+                    let at = alias.0 as usize;
+                    time_ms = time_ms.min(state.first_time.get(at).copied().unwrap_or(UNSEEN));
+                    ingested_ms = ingested_ms.min(state.first_ingested.get(at).copied().unwrap_or(UNSEEN));
+                }
+                (ingested_ms != UNSEEN).then(|| FirstSeen {
+                    time_ms,
+                    ingested_ms,
+                    source_ingested_ms: sources.get(&source).copied().unwrap_or(ingested_ms),
+                })
             })
             .collect()
     }
@@ -269,12 +341,27 @@ impl PatternBook {
     }
 }
 
+impl State {
+    /// A line of `id` at `time` arrived at `ingested`.
+    fn seen(&mut self, id: PatternId, time: i64, ingested: i64) {
+        let at = id.0 as usize;
+        if self.first_time.len() <= at {
+            self.first_time.resize(at + 1, UNSEEN);
+            self.first_ingested.resize(at + 1, UNSEEN);
+        }
+        self.first_time[at] = self.first_time[at].min(time);
+        self.first_ingested[at] = self.first_ingested[at].min(ingested);
+    }
+}
+
 /// What to write of `state`, with `reserved` as the reservation.
 fn saved(state: &State, reserved: u32) -> Saved {
     Saved {
         generation: state.generation,
         reserved,
         miner: state.miner.snapshot(),
+        first_time: state.first_time.clone(),
+        first_ingested: state.first_ingested.clone(),
     }
 }
 
@@ -285,6 +372,8 @@ fn fresh() -> State {
     State {
         miner: Miner::new(Settings::default()),
         generation,
+        first_time: Vec::new(),
+        first_ingested: Vec::new(),
         reserved: 0,
         changed: true,
         retry_at: None,
@@ -298,10 +387,18 @@ fn read_state(bytes: &[u8]) -> anyhow::Result<State> {
     let mut miner = Miner::restore(Settings::default(), saved.miner)?;
     // Numbers up to the reservation may have been given before a crash.
     miner.skip_to(saved.reserved);
+    // One entry per id at most: a longer list is not this state's.
+    let (mut first_time, mut first_ingested) = (saved.first_time, saved.first_ingested);
+    first_time.truncate(miner.len());
+    first_ingested.truncate(miner.len());
+    first_ingested.resize(first_time.len(), UNSEEN);
+    first_time.resize(first_ingested.len(), UNSEEN);
     Ok(State {
         reserved: u32::try_from(miner.len()).unwrap_or(u32::MAX),
         miner,
         generation: saved.generation,
+        first_time,
+        first_ingested,
         changed: false,
         retry_at: None,
     })
@@ -323,12 +420,17 @@ fn parse_id(text: &str) -> Option<(u64, PatternId)> {
 mod tests {
     use super::*;
 
+    /// Ids of `lines`, each at time 0, arrived at 0.
+    fn assign(book: &PatternBook, source: &str, lines: &[&str]) -> anyhow::Result<Vec<String>> {
+        book.assign(source, lines, &vec![0; lines.len()], 0)
+    }
+
     #[test]
     fn ids_mean_the_same_after_a_restart_and_a_refused_state_starts_a_new_generation() {
         let dir = tempfile::tempdir().unwrap();
         let book = PatternBook::open(dir.path(), true).unwrap();
         let lines = ["disk sda1 is full", "user root logged in", "disk sdb2 is full"];
-        let first = book.assign("syslog", &lines).unwrap();
+        let first = assign(&book, "syslog", &lines).unwrap();
         assert_eq!(first[0], first[2], "one template");
         assert_ne!(first[0], first[1]);
         book.save(true).unwrap();
@@ -336,14 +438,14 @@ mod tests {
 
         // A clean stop keeps no reservation: the next new id follows on.
         let book = PatternBook::open(dir.path(), true).unwrap();
-        assert_eq!(book.assign("syslog", &lines).unwrap(), first);
-        let new = book.assign("syslog", &["a line never seen before"]).unwrap();
+        assert_eq!(assign(&book, "syslog", &lines).unwrap(), first);
+        let new = assign(&book, "syslog", &["a line never seen before"]).unwrap();
         assert_eq!(parse_id(&new[0]).unwrap().1, PatternId(2), "{}", new[0]);
         // A crash after ids were given: none of the reserved numbers is given again.
         book.save_if_changed().unwrap();
         drop(book);
         let book = PatternBook::open(dir.path(), true).unwrap();
-        let after_crash = book.assign("syslog", &["yet another line"]).unwrap();
+        let after_crash = assign(&book, "syslog", &["yet another line"]).unwrap();
         assert!(parse_id(&after_crash[0]).unwrap().1.0 >= RESERVE, "{}", after_crash[0]);
         let mode = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions();
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077, 0);
@@ -363,7 +465,7 @@ mod tests {
             })
             .count();
         assert_eq!(refused, 1, "moved aside");
-        let again = book.assign("syslog", &lines).unwrap();
+        let again = assign(&book, "syslog", &lines).unwrap();
         assert_ne!(again[0], first[0], "a new generation");
         assert_eq!(
             book.aliases(&first[0]),
@@ -379,7 +481,7 @@ mod tests {
         let book = PatternBook::open(dir.path(), true).unwrap();
         let users = ["root", "guest", "test", "admin"].map(|u| format!("session opened for user {u}"));
         let users: Vec<&str> = users.iter().map(String::as_str).collect();
-        let ids = book.assign("auth", &users).unwrap();
+        let ids = assign(&book, "auth", &users).unwrap();
         assert_eq!(ids[3], ids[0], "the fourth user made the place a variable");
         let mut aliases = book.aliases(&ids[1]);
         aliases.sort();
@@ -389,10 +491,51 @@ mod tests {
     }
 
     #[test]
+    fn first_seen_is_the_earliest_of_every_alias_and_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        let lines = [
+            "session opened for user root",
+            "session opened for user guest",
+            "session opened for user test",
+            "session opened for user admin",
+        ];
+        // Times out of order; arrivals at 100 and 200.
+        let ids = book.assign("auth", &lines[..2], &[5_000, 3_000], 100).unwrap();
+        let later = book.assign("auth", &lines[2..], &[9_000, 8_000], 200).unwrap();
+        let disk = book.assign("disk", &["disk sda is full"], &[7_000], 300).unwrap();
+        assert_eq!(later[1], ids[0], "the fourth user made the place a variable");
+        let seen = |book: &PatternBook| book.first_seen(&[ids[1].clone(), later[1].clone(), disk[0].clone()]);
+        let expected = vec![
+            Some(FirstSeen {
+                time_ms: 3_000,
+                ingested_ms: 100,
+                source_ingested_ms: 100,
+            }),
+            Some(FirstSeen {
+                time_ms: 3_000,
+                ingested_ms: 100,
+                source_ingested_ms: 100,
+            }),
+            Some(FirstSeen {
+                time_ms: 7_000,
+                ingested_ms: 300,
+                source_ingested_ms: 300,
+            }),
+        ];
+        assert_eq!(seen(&book), expected);
+        assert_eq!(book.first_seen(&["1-0".into(), "no id".into()]), [None, None]);
+        book.save(true).unwrap();
+        drop(book);
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        assert_eq!(seen(&book), expected, "kept across a restart");
+    }
+
+    #[test]
     fn off_mines_nothing_and_a_failed_write_gives_no_id() {
         let dir = tempfile::tempdir().unwrap();
         let off = PatternBook::open(dir.path(), false).unwrap();
-        assert!(off.assign("s", &["a line"]).unwrap().is_empty());
+        assert!(assign(&off, "s", &["a line"]).unwrap().is_empty());
         drop(off);
         let book = PatternBook::open(dir.path(), true).unwrap();
         // The state cannot be written: its folder is gone.
@@ -402,9 +545,9 @@ mod tests {
             path: moved.join("missing").join(FILE_NAME),
             ..book
         };
-        assert!(book.assign("s", &["a line"]).is_err(), "no reservation, no id");
+        assert!(assign(&book, "s", &["a line"]).is_err(), "no reservation, no id");
         assert!(
-            book.assign("s", &["a line"])
+            assign(&book, "s", &["a line"])
                 .unwrap_err()
                 .to_string()
                 .contains("a moment ago"),
