@@ -258,6 +258,7 @@ fn the_web_ui_works_in_headless_chromium() {
     hostile_lines_are_text(&ui);
     fields_become_filters(&ui);
     stats_table(&ui, &start, &end);
+    patterns_view(&ui, &openssh, &start, &end);
     saved_searches(&ui, &start, &end);
     live_tail(&ui, &openssh);
     alerts(&ui);
@@ -527,6 +528,87 @@ fn fields_become_filters(ui: &Ui) {
             .any(|(key, value)| key == "q" && value.starts_with("pattern:"))
     });
     assert!(ui.wait_for_api_count("the pattern's lines") >= 1);
+}
+
+/// The patterns view lists the API's patterns of the lines, variable
+/// places marked, with a sparkline each; "new in this range" marks those
+/// first seen in it; a click shows the pattern's lines.
+fn patterns_view(ui: &Ui, openssh: &Path, start: &str, end: &str) {
+    let source = openssh.display().to_string();
+    ui.open(&format!(
+        "/search?view=patterns&source={}&start={start}&end={end}",
+        percent(&source)
+    ));
+    let expected = ui.aggregator.get_json(
+        "/api/v1/logs/patterns",
+        &[
+            ("source", &source),
+            ("start", start),
+            ("end", end),
+            ("limit", "200"),
+            ("buckets", "30"),
+        ],
+    );
+    let patterns = expected["patterns"].as_array().unwrap();
+    assert!(
+        patterns.len() > 10,
+        "OpenSSH's 2,000 lines are many patterns: {expected}"
+    );
+    wait_until("the patterns table", LIMIT, || {
+        ui.count("#patterns:not([hidden]) #pattern-rows tr") == patterns.len()
+    });
+    let shown = ui.js(
+        "return [...document.querySelectorAll('#pattern-rows tr')].map((tr) => [tr.dataset.pattern,          tr.cells[0].textContent, tr.cells[1].textContent, tr.cells[2].querySelector('path').getAttribute('d')]);",
+        vec![],
+    );
+    for (row, want) in shown.as_array().unwrap().iter().zip(patterns) {
+        assert_eq!(row[0], want["pattern"]);
+        assert_eq!(row[1], want["template"], "the template, as text");
+        assert_eq!(row[2].as_str().unwrap().replace(',', ""), want["count"].to_string());
+        assert!(
+            row[3].as_str().is_some_and(|d| d.starts_with('M')),
+            "a sparkline: {row}"
+        );
+    }
+    let counted: u64 = patterns.iter().map(|p| p["count"].as_u64().unwrap()).sum();
+    assert_eq!(
+        counted + expected["unpatterned"].as_u64().unwrap(),
+        2000,
+        "every line counted once"
+    );
+    assert!(ui.count("#pattern-rows .pattern-var") > 0, "variable places are marked");
+    ui.screenshot("06f-patterns");
+
+    // Every line arrived in this range: ordered by new, all are new.
+    ui.js(
+        "const s = document.getElementById('pattern-order'); s.value = 'new'; s.dispatchEvent(new Event('change'));",
+        vec![],
+    );
+    wait_until("order=new in the URL", LIMIT, || {
+        ui.params().contains(&("order".to_string(), "new".to_string()))
+    });
+    wait_until("the new patterns marked", LIMIT, || {
+        ui.count("#pattern-rows tr") == patterns.len() && ui.count("#pattern-rows .pattern-new") == patterns.len()
+    });
+    // A click shows the lines of the first pattern.
+    let first = ui.js(
+        "return document.querySelector('#pattern-rows tr').dataset.pattern;",
+        vec![],
+    );
+    let first = first.as_str().unwrap().to_owned();
+    ui.click("#pattern-rows tr");
+    wait_until("the pattern's lines", LIMIT, || {
+        let params = ui.params();
+        params
+            .iter()
+            .any(|(key, value)| key == "q" && *value == format!("pattern:{first}"))
+            && !params.iter().any(|(key, _)| key == "view")
+    });
+    let lines = ui.wait_for_api_count("the pattern's lines");
+    let want = patterns.iter().find(|p| p["pattern"] == first.as_str()).unwrap()["count"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(lines, want, "as many lines as the pattern counted");
 }
 
 /// A query with a pipe shows a table: its columns as named, counts
@@ -914,7 +996,8 @@ fn chart_arithmetic(ui: &Ui) {
         eq('linePath breaks at gaps', m.linePath([[0, 0], [1, 1], [10, 1]], (t) => t * 10, (v) => 100 - v * 100, 5),
           'M0,100L10,0M100,0');
         eq('nearestIndex', [m.nearestIndex([[0], [10], [20]], 14), m.nearestIndex([], 5)], [1, -1]);
-        eq('dragRange', m.dragRange(30, 10, (px) => px * 100, 0, 2500), { start: 1000, end: 2500 });"#,
+        eq('dragRange', m.dragRange(30, 10, (px) => px * 100, 0, 2500), { start: 1000, end: 2500 });
+        eq('sparkPath', [m.sparkPath([0, 2], 10, 4), m.sparkPath([], 10, 4)], ['M0,4L5,4L5,0L10,0', '']);"#,
     );
     module_checks(
         ui,
@@ -929,7 +1012,14 @@ fn chart_arithmetic(ui: &Ui) {
           [300000, 86400000, null]);
         eq('keyTerm', [m.keyTerm('host', 'web-1'), m.keyTerm('level', null), m.keyTerm('path', '/api/'),
           m.keyTerm('status', 500), m.keyTerm('fields.host', 'x'), m.keyTerm('user', null), m.keyTerm('_time(1m)', 'x')],
-          ['host:web-1', 'NOT level:*', 'path:"/api/"', 'status:500', 'fields.host:x', 'NOT has:user', null]);"#,
+          ['host:web-1', 'NOT level:*', 'path:"/api/"', 'status:500', 'fields.host:x', 'NOT has:user', null]);
+        eq('templateParts', m.templateParts('<*> closed after <*> ms'), [{ text: '<*>', variable: true },
+          { text: ' closed after ', variable: false }, { text: '<*>', variable: true }, { text: ' ms', variable: false }]);
+        eq('changeText', [m.changeText(12, 4), m.changeText(2, 6), m.changeText(1, 0), m.changeText(3, 3), m.changeText(3, null)],
+          ['+8', '−4', 'new', '=', '']);
+        eq('view and order in the URL', m.stateToSearch(m.stateFromSearch('?view=patterns&order=new&range=1h')),
+          '?range=1h&view=patterns&order=new');
+        eq('unknown view and order dropped', m.stateToSearch(m.stateFromSearch('?view=x&order=y&range=1h')), '?range=1h');"#,
     );
 }
 

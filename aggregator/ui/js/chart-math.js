@@ -264,3 +264,21 @@ export function dragRange(px0, px1, invert, startMs, endMs) {
   const b = Math.round(invert(Math.max(px0, px1)));
   return { start: Math.max(startMs, a), end: Math.min(endMs, b) };
 }
+
+/**
+ * A sparkline of `counts` (one per bucket) as an SVG path `width` × `height`
+ * wide, a step per bucket, the largest count at the top; empty without counts.
+ */
+export function sparkPath(counts, width, height) {
+  if (!counts || counts.length === 0) return '';
+  const max = Math.max(1, ...counts);
+  const step = width / counts.length;
+  const y = (v) => +(height - (v / max) * height).toFixed(2);
+  let path = '';
+  counts.forEach((v, i) => {
+    const x0 = +(i * step).toFixed(2);
+    const x1 = +((i + 1) * step).toFixed(2);
+    path += `${i === 0 ? 'M' : 'L'}${x0},${y(v)}L${x1},${y(v)}`;
+  });
+  return path;
+}

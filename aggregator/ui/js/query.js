@@ -26,7 +26,11 @@ export function markedParts(text, marks) {
   return parts;
 }
 
-const KEYS = ['q', 'range', 'start', 'end', 'host', 'source', 'level', 'sort'];
+const KEYS = ['q', 'range', 'start', 'end', 'host', 'source', 'level', 'sort', 'view', 'order'];
+/** Views of the lines besides the list (`view=`). */
+export const VIEWS = ['patterns'];
+/** Orderings of the patterns view (`order=`), as the patterns API takes them. */
+export const PATTERN_ORDERS = ['count', 'new', 'changed'];
 
 /** The page state in a URL query string. An absolute range (start/end in ms) wins over a quick range. */
 export function stateFromSearch(search) {
@@ -44,6 +48,8 @@ export function stateFromSearch(search) {
     state.end = null;
     if (!(state.range in RANGES)) state.range = DEFAULT_RANGE;
   }
+  if (!VIEWS.includes(state.view)) state.view = '';
+  if (!PATTERN_ORDERS.includes(state.order)) state.order = '';
   return state;
 }
 
@@ -63,7 +69,7 @@ export function stateToSearch(state) {
     if (Number.isFinite(state.start)) p.set('start', new Date(state.start).toISOString());
     if (Number.isFinite(state.end)) p.set('end', new Date(state.end).toISOString());
   }
-  for (const key of ['host', 'source', 'level', 'sort']) if (state[key]) p.set(key, state[key]);
+  for (const key of ['host', 'source', 'level', 'sort', 'view', 'order']) if (state[key]) p.set(key, state[key]);
   const text = p.toString();
   return text ? `?${text}` : '';
 }
@@ -212,4 +218,27 @@ export function keyTerm(column, value) {
   if (!FIELD_NAME.test(field)) return null;
   if (value === null) return `NOT has:${field}`;
   return fieldTerm(field, value);
+}
+
+/**
+ * A pattern's template cut into [{ text, variable }] parts: `<*>` is a
+ * variable place, the rest the words every line of it has.
+ */
+export function templateParts(template) {
+  const parts = [];
+  const pieces = String(template).split('<*>');
+  pieces.forEach((text, i) => {
+    if (i > 0) parts.push({ text: '<*>', variable: true });
+    if (text) parts.push({ text, variable: false });
+  });
+  return parts;
+}
+
+/** How a pattern's count moved against the range before: "+12", "−4", "new", "=". */
+export function changeText(count, previous) {
+  if (previous === null || previous === undefined) return '';
+  if (previous === 0) return count > 0 ? 'new' : '=';
+  const diff = count - previous;
+  if (diff === 0) return '=';
+  return `${diff > 0 ? '+' : '−'}${Math.abs(diff).toLocaleString('en-US')}`;
 }

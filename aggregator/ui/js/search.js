@@ -1,17 +1,19 @@
 // The search page (/ and /search): query, time range, host / source / level
 // filters with counts, a histogram to zoom with, results newest first with
 // the query's words highlighted, the lines around a result, live tail, a
-// table (and a chart over time) for a query with a pipe, and the whole state
-// in the URL so that a search can be shared.
+// table (and a chart over time) for a query with a pipe, the patterns of the
+// lines (what is most frequent, new or changed), and the whole state in the
+// URL so that a search can be shared.
 
 import { getJSON, tail, initUserMenu, ApiError, url } from './api.js';
-import { el, byId, clear, show, showError, levelClass, localOffset, parseTime, toDatetimeLocal, fromDatetimeLocal } from './dom.js';
+import { el, svg, byId, clear, show, showError, levelClass, localOffset, parseTime, toDatetimeLocal, fromDatetimeLocal } from './dom.js';
 import { histogram, lineChart } from './chart.js';
 import { initSaved } from './saved.js';
-import { formatTimestamp } from './chart-math.js';
+import { formatTimestamp, sparkPath } from './chart-math.js';
 import {
   RANGES, markedParts, stateFromSearch, stateToSearch, timeWindow, syntaxErrorPosition,
   fieldName, fieldTerm, addTerm, hasPipe, keyTerm, bucketWidth, parseTableSort, tableSortParam,
+  templateParts, changeText,
 } from './query.js';
 
 const PAGE_SIZE = 100;
@@ -24,6 +26,10 @@ const FACETS = ['level', 'host', 'source'];
 const FIELD_VALUES = 5;
 /** Series drawn at most in a table's chart (the rest are in the table). */
 const MAX_SERIES = 8;
+/** Patterns listed, and the buckets of each one's sparkline. */
+const PATTERN_LIMIT = 200;
+const SPARK_BUCKETS = 30;
+const SPARK_SIZE = { width: 120, height: 24 };
 
 const ui = {
   form: byId('search-form'),
@@ -57,6 +63,11 @@ const ui = {
   fieldsSample: byId('fields-sample'),
   exportCsv: byId('export-csv'),
   exportNdjson: byId('export-ndjson'),
+  patterns: byId('patterns'),
+  patternOrder: byId('pattern-order'),
+  patternsNote: byId('patterns-note'),
+  patternRows: byId('pattern-rows'),
+  patternChangeHead: byId('pattern-change-head'),
 };
 
 let state = stateFromSearch(window.location.search);
@@ -197,6 +208,10 @@ function syncControls() {
   const span = timeWindow(state, Date.now());
   ui.start.value = toDatetimeLocal(span.start);
   ui.end.value = toDatetimeLocal(span.end);
+  for (const button of document.querySelectorAll('#views button')) {
+    button.setAttribute('aria-pressed', String(button.dataset.view === state.view));
+  }
+  ui.patternOrder.value = state.order || 'count';
   document.title = state.q ? `${state.q} · Search · Lookout` : 'Search · Lookout';
 }
 
@@ -244,12 +259,19 @@ async function run({ push = false, as = null } = {}) {
   ui.results.setAttribute('aria-busy', 'true');
   if (as === 'table' || (as === null && hasPipe(state.q))) {
     if (live) stopLive();
+    show(ui.patterns, false);
     await runStats(controller, span, as === null);
     return;
   }
   table = null;
   show(ui.stats, false);
   show(ui.histogram, true);
+  if (state.view === 'patterns') {
+    if (live) stopLive();
+    await runPatterns(controller, span);
+    return;
+  }
+  show(ui.patterns, false);
   try {
     const [result, hist, ...facets] = await Promise.all([
       getJSON('/api/v1/logs/search', { ...filterParams(span), limit: PAGE_SIZE }, { signal }),
@@ -338,6 +360,79 @@ async function runStats(controller, span, guessed) {
   } finally {
     settle(controller);
   }
+}
+
+/** The patterns of the lines: their table, and the histogram and facets of the lines. */
+async function runPatterns(controller, span) {
+  const signal = controller.signal;
+  const order = state.order || 'count';
+  try {
+    const [answer, hist, ...facets] = await Promise.all([
+      getJSON('/api/v1/logs/patterns', { ...filterParams(span), order, limit: PATTERN_LIMIT, buckets: SPARK_BUCKETS }, { signal }),
+      getJSON('/api/v1/logs/histogram', { ...filterParams(span), buckets: HISTOGRAM_BUCKETS }, { signal }),
+      ...FACETS.map((field) => getJSON('/api/v1/logs/facets', { ...filterParams(span, field), field }, { signal })
+        .catch((err) => (err instanceof ApiError && err.status === 404 ? null : Promise.reject(err)))),
+    ]);
+    if (controller !== inFlight) return;
+    current = { window: span, shown: 0, total: 0 };
+    showQueryError('');
+    showError(ui.error, '');
+    const { total } = answer;
+    ui.count.textContent = `${total.toLocaleString('en-US')} ${total === 1 ? 'pattern' : 'patterns'}${answer.patterns.length < total ? ` (${answer.patterns.length.toLocaleString('en-US')} shown)` : ''}`;
+    ui.count.dataset.total = String(total);
+    ui.took.textContent = `in ${answer.took_ms} ms`;
+    setExportLinks(span);
+    clear(ui.results);
+    renderFields([]);
+    show(ui.loadMore, false);
+    show(ui.empty, answer.patterns.length === 0 && answer.unpatterned === 0);
+    renderHistogram(hist.buckets, span);
+    FACETS.forEach((field, i) => renderFacet(field, facets[i]));
+    renderPatterns(answer, order);
+  } catch (err) {
+    if (err.name === 'AbortError' || controller !== inFlight) return;
+    show(ui.patterns, false);
+    failed(err);
+  } finally {
+    settle(controller);
+  }
+}
+
+/** The patterns table: template (variable places marked), lines, change, sparkline, first seen. */
+function renderPatterns(answer, order) {
+  const changed = order === 'changed';
+  show(ui.patternChangeHead, changed);
+  const notes = [];
+  if (answer.unpatterned > 0) notes.push(`${answer.unpatterned.toLocaleString('en-US')} lines have no pattern (stored before mining, or with it off).`);
+  if (answer.cut) notes.push('Only the most frequent patterns were counted.');
+  ui.patternsNote.textContent = notes.join(' ');
+  clear(ui.patternRows).append(...answer.patterns.map((row) => {
+    const template = el('span', { class: 'pattern-template' }, ...templateParts(row.template ?? '(an earlier pattern)').map((part) => (part.variable
+      ? el('span', { class: 'pattern-var', text: part.text, attrs: { title: 'varies from line to line' } })
+      : document.createTextNode(part.text))));
+    const first = row.firstEver ? parseTime(row.firstEver) : Number.NaN;
+    const spark = svg('svg', {
+      class: 'sparkline',
+      attrs: { width: SPARK_SIZE.width, height: SPARK_SIZE.height, viewBox: `0 0 ${SPARK_SIZE.width} ${SPARK_SIZE.height}`, role: 'img', 'aria-label': `lines per bucket: ${row.series.join(', ')}` },
+    }, svg('path', { attrs: { d: sparkPath(row.series, SPARK_SIZE.width, SPARK_SIZE.height) } }));
+    const open = () => {
+      state = { ...state, q: addTerm(state.q, `pattern:${row.pattern}`), view: '', order: '' };
+      run({ push: true });
+    };
+    return el('tr', {
+      attrs: { tabindex: '0', title: 'Show the lines of this pattern' },
+      dataset: { pattern: row.pattern },
+      on: { click: open, keydown: (event) => { if (event.key === 'Enter') open(); } },
+    },
+    el('td', {}, template),
+    el('td', { class: 'n num', text: row.count.toLocaleString('en-US') }),
+    changed ? el('td', { class: 'n num pattern-change', text: changeText(row.count, row.previous), attrs: { title: `${(row.previous ?? 0).toLocaleString('en-US')} in the range before` } }) : null,
+    el('td', {}, spark),
+    el('td', { class: 'num' },
+      Number.isFinite(first) ? formatTimestamp(first, localOffset(first), false) : '–',
+      row.new ? el('span', { class: 'badge pattern-new', text: 'new' }) : null));
+  }));
+  show(ui.patterns, true);
 }
 
 /** A table cell's text: times in local time, numbers with separators, a missing value as a dash. */
@@ -662,7 +757,32 @@ ui.applyRange.addEventListener('click', () => {
   run({ push: true });
 });
 
-ui.liveToggle.addEventListener('click', () => (live ? stopLive() : startLive()));
+ui.liveToggle.addEventListener('click', () => {
+  if (live) {
+    stopLive();
+  } else if (state.view) {
+    // A live tail shows lines.
+    state = { ...state, view: '' };
+    startLive();
+    run({ push: true });
+  } else {
+    startLive();
+  }
+});
+
+for (const button of document.querySelectorAll('#views button')) {
+  button.addEventListener('click', () => {
+    if (button.dataset.view === state.view) return;
+    state = { ...state, q: ui.query.value.trim(), view: button.dataset.view, sort: '' };
+    run({ push: true });
+  });
+}
+
+ui.patternOrder.addEventListener('change', () => {
+  const order = ui.patternOrder.value;
+  state = { ...state, order: order === 'count' ? '' : order };
+  run({ push: true });
+});
 ui.livePause.addEventListener('click', togglePause);
 ui.loadMore.addEventListener('click', loadMore);
 ui.contextClose.addEventListener('click', hideContext);
