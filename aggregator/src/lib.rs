@@ -246,6 +246,7 @@ impl Aggregator {
             store: alert_store,
             logs: store_for_alerts,
             metrics: metric_store_for_alerts,
+            patterns: patterns.clone(),
             metric_commits: metric_writer.handle().subscribe_commits(),
             notifiers,
             policy: Policy {

@@ -396,6 +396,129 @@ annotations = { summary = "{{ value }} break-in attempts on {{ host }}" }
     assert_eq!(samples.len(), 2, "sample_lines = 2");
     assert!(samples[0]["message"].as_str().unwrap().contains("[1.2.3.4]"));
     assert!(samples[1]["message"].as_str().unwrap().contains("<script>y</script>"));
+    // The patterns of the matching lines, their counts adding up to the three.
+    let top = listed[0]["topPatterns"].as_array().unwrap();
+    assert_eq!(
+        top.iter().map(|p| p["count"].as_u64().unwrap()).sum::<u64>(),
+        3,
+        "{top:?}"
+    );
+    assert!(
+        top.iter()
+            .all(|p| p["template"].as_str().unwrap().contains("POSSIBLE BREAK-IN ATTEMPT"))
+    );
+    let listed_in_hook = sent["alerts"][0]["annotations"]["top_patterns"].as_str().unwrap();
+    assert!(
+        listed_in_hook.contains("1 × <*> reverse mapping checking getaddrinfo for"),
+        "{listed_in_hook}"
+    );
+    server.stop().await;
+}
+
+/// When the rule last finished a pass, Unix ms (0: never).
+async fn last_evaluation(server: &Server, rule: &str) -> i64 {
+    let rules = server.get_ok("/api/v1/alerts/rules").await;
+    listed_rule(&rules, rule)
+        .and_then(|rule| rule["lastEvaluation"].as_str().map(str::to_owned))
+        .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+        .map_or(0, |at| at.as_millisecond())
+}
+
+#[tokio::test]
+async fn a_new_pattern_at_or_above_the_level_fires_once_per_source_and_resolves_after_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = WebhookReceiver::start();
+    let rules = r#"
+[[rules]]
+name = "NewErrors"
+kind = "new_pattern"
+level = "warn"
+window = "4s"
+count = 2
+interval = "1s"
+sample_lines = 5
+"#;
+    let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
+    let source = "/var/log/app.log";
+    // The source's first lines: nothing is new on a source seen for the first time.
+    let first = now_ms();
+    ingest_lines(
+        &server,
+        "web-1",
+        source,
+        &["ERROR disk sda1 is full", "ERROR disk sdb2 is full"],
+    )
+    .await;
+    wait_for("a pass after the first lines", async || {
+        last_evaluation(&server, "NewErrors").await > first + 1000
+    })
+    .await;
+    assert!(alerts(&server).await.is_empty(), "a new source's patterns are not news");
+    // Once the source is older than the window: an old pattern, a new one
+    // below the level, and a new error pattern (once, then twice).
+    wait_for("the source to be older than the window", async || {
+        now_ms() > first + 4500
+    })
+    .await;
+    ingest_lines(
+        &server,
+        "web-1",
+        source,
+        &[
+            "ERROR disk sdc3 is full",
+            "INFO user 7 logged in",
+            "INFO user 8 logged in",
+            "ERROR kernel panic in module ext4",
+        ],
+    )
+    .await;
+    let once = now_ms();
+    wait_for("a pass after the first panic", async || {
+        last_evaluation(&server, "NewErrors").await > once + 1000
+    })
+    .await;
+    assert!(alerts(&server).await.is_empty(), "one line, below count = 2");
+    ingest_lines(&server, "web-2", source, &["ERROR kernel panic in module xfs"]).await;
+    wait_for("the new pattern's notification", async || !hook.requests().is_empty()).await;
+    let sent = hook.requests()[0].json();
+    validate_alertmanager_v4(&sent).unwrap();
+    assert_eq!(sent["status"], "firing");
+    let alert = &sent["alerts"][0];
+    assert_eq!(alert["labels"]["source"], source);
+    let pattern = alert["labels"]["pattern"].as_str().unwrap().to_owned();
+    assert_eq!(
+        alert["annotations"]["top_patterns"],
+        "2 × ERROR kernel panic in module <*>"
+    );
+    let listed = alerts(&server).await;
+    assert_eq!(listed.len(), 1, "only the new error pattern: {listed:?}");
+    assert_eq!(listed[0]["value"], 2.0);
+    let samples: Vec<&str> = listed[0]["sampleLines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        samples,
+        ["ERROR kernel panic in module ext4", "ERROR kernel panic in module xfs"]
+    );
+    // `pattern:<id>` finds its lines.
+    let found = server.get_ok(&format!("/api/v1/logs/search?q=pattern:{pattern}")).await;
+    assert_eq!(found["total"], 2);
+    // A window later it is no longer new: resolved, once.
+    wait_for("the resolved notification", async || {
+        hook.requests()
+            .iter()
+            .any(|request| request.json()["status"] == "resolved")
+    })
+    .await;
+    let firing = hook
+        .requests()
+        .iter()
+        .filter(|request| request.json()["status"] == "firing")
+        .count();
+    assert_eq!(firing, 1, "notified once");
     server.stop().await;
 }
 

@@ -5,7 +5,7 @@
 //! (retry or give up).
 
 use hmac::{Hmac, KeyInit, Mac};
-use lookout_aggregator::alert::model::{Alert, AlertState, Notification, NotificationStatus, SampleLine};
+use lookout_aggregator::alert::model::{Alert, AlertState, Notification, NotificationStatus, PatternCount, SampleLine};
 use lookout_aggregator::alert::notify::Notifiers;
 use lookout_aggregator::config::Config;
 use lookout_tests::smtp::SmtpSink;
@@ -69,6 +69,11 @@ fn log_alert(state: AlertState) -> Alert {
                 message: "ERROR <img src=x onerror=alert(1)> & co".into(),
             },
         ],
+        top_patterns: vec![PatternCount {
+            pattern: "18c3a2b4f5e60-2f".into(),
+            template: Some("ERROR <*> in <iframe>".into()),
+            count: 4812,
+        }],
     }
 }
 
@@ -117,6 +122,11 @@ async fn firing_and_resolved_emails_reach_a_real_smtp_server() {
     assert!(text.contains("value 0.12 > threshold 0.05"), "{text}");
     assert!(text.contains("ERROR <script>alert(1)</script> in /login"), "{text}");
     assert!(text.contains("ERROR <img src=x onerror=alert(1)> & co"), "{text}");
+    assert!(text.contains("4812 x ERROR <*> in <iframe>"), "{text}");
+    assert!(
+        html.contains("Top patterns in the window") && !html.contains("<iframe"),
+        "{html}"
+    );
     assert!(text.contains("http://lookout.test:7070/alerts"), "{text}");
     assert!(
         text.contains("http://lookout.test:7070/search?host=web-1&source=%2Fvar%2Flog%2Fapp.log"),

@@ -20,11 +20,12 @@
 //! the receiver accepts it or answers with a permanent error; the outbox row
 //! keeps the attempts and the last error for the API.
 
-use super::eval::evaluate;
+use super::eval::{Stores, evaluate};
 use super::notify::Notifiers;
 use super::rules::{Rule, RuleKind};
 use super::ruleset::InForce;
 use super::state::{AlertStore, Policy, Receiver};
+use crate::ingest::patterns::PatternBook;
 use crate::metricstore::MetricStore;
 use crate::store::LogStore;
 use lookout_shared::time::now_ms;
@@ -126,6 +127,8 @@ pub struct EngineParts {
     pub logs: LogStore,
     /// Metric store, read side.
     pub metrics: MetricStore,
+    /// The lines' patterns (`new_pattern` rules, the top patterns of log alerts).
+    pub patterns: Arc<PatternBook>,
     /// Changes after every committed metric batch.
     pub metric_commits: watch::Receiver<u64>,
     /// Where notifications go.
@@ -316,9 +319,15 @@ async fn evaluate_rule(parts: &EngineParts, rules: &Arc<Vec<Rule>>, index: usize
     };
     let task_rules = rules.clone();
     let (logs, metrics, store) = (parts.logs.clone(), parts.metrics.clone(), parts.store.clone());
+    let patterns = parts.patterns.clone();
     let outcome = tokio::task::spawn_blocking(move || {
         let rule = &task_rules[index];
-        let evaluation = evaluate(rule, &logs, &metrics, now).map_err(|err| err.to_string())?;
+        let stores = Stores {
+            logs: &logs,
+            metrics: &metrics,
+            patterns: &patterns,
+        };
+        let evaluation = evaluate(rule, stores, now).map_err(|err| err.to_string())?;
         store.apply(rule, &evaluation, now).map_err(|err| err.to_string())
     })
     .await;

@@ -7,17 +7,20 @@
 //! `ingested` field (records that *arrived* in the window), never by scanning
 //! stored documents.
 
-use super::model::SampleLine;
+use super::model::{PatternCount, SampleLine};
 use super::rules::label_name;
 use super::rules::{
-    ErrorRateRule, GroupField, LogMatchRule, LogStatsRule, NoDataRule, Op, RateLimit, Rule, RuleKind, ThresholdRule,
+    ErrorRateRule, GroupField, LogMatchRule, LogStatsRule, NewPatternRule, NoDataRule, Op, RateLimit, Rule, RuleKind,
+    ThresholdRule,
 };
+use crate::ingest::patterns::PatternBook;
 use crate::metricstore::MetricStore;
 use crate::query::aggregate::{Value, row_query};
-use crate::query::pipe::RowStep;
+use crate::query::pipe::{RowStep, Stats};
+use crate::query::{Expr, parse_query};
 use crate::store::LogStore;
-use crate::store::search::{LogFilter, SearchRequest, SortOrder};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::store::search::{LogFilter, SearchError, SearchRequest, SortOrder};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// A series whose newest sample is older than this has no current value: a
@@ -27,6 +30,10 @@ pub const STALE_AFTER: Duration = Duration::from_secs(600);
 
 /// Longest message kept in a sample line of a notification.
 const MAX_SAMPLE_CHARS: usize = 1000;
+/// Patterns a log alert lists, at most.
+const TOP_PATTERNS: usize = 5;
+/// Ids counted to find them (the ids of one pattern are added up after).
+const TOP_IDS: usize = 200;
 
 /// One instance's current condition.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +49,8 @@ pub struct Observation {
     pub unrecovered: bool,
     /// For log rules, the first matching lines in the window.
     pub sample_lines: Vec<SampleLine>,
+    /// For log rules, the patterns of the most matching lines in the window.
+    pub top_patterns: Vec<PatternCount>,
 }
 
 /// What one evaluation of a rule found.
@@ -69,14 +78,26 @@ pub enum EvalError {
     Metrics(#[from] rusqlite::Error),
 }
 
+/// What rules are evaluated against.
+#[derive(Clone, Copy)]
+pub struct Stores<'a> {
+    /// The log index.
+    pub logs: &'a LogStore,
+    /// The metric store.
+    pub metrics: &'a MetricStore,
+    /// The lines' patterns: templates, and when each was first seen.
+    pub patterns: &'a PatternBook,
+}
+
 /// Evaluates `rule` at `now_ms`.
-pub fn evaluate(rule: &Rule, logs: &LogStore, metrics: &MetricStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+pub fn evaluate(rule: &Rule, stores: Stores<'_>, now_ms: i64) -> Result<Evaluation, EvalError> {
     match &rule.kind {
-        RuleKind::Threshold(threshold) => evaluate_threshold(threshold, metrics, now_ms),
-        RuleKind::ErrorRate(rate) => evaluate_error_rate(rate, logs, now_ms),
-        RuleKind::LogMatch(matching) => evaluate_log_match(matching, logs, now_ms),
-        RuleKind::LogStats(stats) => evaluate_log_stats(stats, logs, now_ms),
-        RuleKind::NoData(no_data) => evaluate_no_data(no_data, metrics, now_ms),
+        RuleKind::Threshold(threshold) => evaluate_threshold(threshold, stores.metrics, now_ms),
+        RuleKind::ErrorRate(rate) => evaluate_error_rate(rate, stores, now_ms),
+        RuleKind::LogMatch(matching) => evaluate_log_match(matching, stores, now_ms),
+        RuleKind::LogStats(stats) => evaluate_log_stats(stats, stores, now_ms),
+        RuleKind::NoData(no_data) => evaluate_no_data(no_data, stores.metrics, now_ms),
+        RuleKind::NewPattern(new) => evaluate_new_pattern(new, stores, now_ms),
     }
 }
 
@@ -115,6 +136,7 @@ fn evaluate_threshold(rule: &ThresholdRule, metrics: &MetricStore, now_ms: i64) 
             breaching,
             unrecovered,
             sample_lines: Vec::new(),
+            top_patterns: Vec::new(),
         });
     }
     Ok(Evaluation {
@@ -155,12 +177,16 @@ struct LogGroup<'a> {
 }
 
 impl LogGroup<'_> {
-    /// The group's observation; a breaching one quotes its first matching lines.
-    fn observe(self, logs: &LogStore, value: f64, breaching: bool) -> Result<Observation, EvalError> {
-        let sample_lines = if breaching {
-            sample_lines(logs, self.query, self.since, &self.labels, self.sample_lines)?
+    /// The group's observation; a breaching one quotes its first matching
+    /// lines and lists their top patterns.
+    fn observe(self, stores: Stores<'_>, value: f64, breaching: bool) -> Result<Observation, EvalError> {
+        let (sample_lines, top_patterns) = if breaching {
+            (
+                sample_lines(stores.logs, self.query, self.since, &self.labels, self.sample_lines)?,
+                top_patterns(stores, self.query, self.since, &self.labels)?,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(Observation {
             labels: self.labels,
@@ -168,8 +194,98 @@ impl LogGroup<'_> {
             breaching,
             unrecovered: breaching,
             sample_lines,
+            top_patterns,
         })
     }
+}
+
+/// A query's records, for a stats plan: `query` parsed.
+fn parsed(query: &str) -> Result<Expr, EvalError> {
+    Ok(parse_query(query)
+        .map_err(|err| SearchError::BadRequest(err.to_string()))?
+        .filter)
+}
+
+/// A stats plan this module writes (so it parses).
+fn plan(text: &str) -> Result<Stats, EvalError> {
+    parse_query(text)
+        .ok()
+        .and_then(|parsed| parsed.stats)
+        .ok_or_else(|| SearchError::BadRequest(format!("internal plan `{text}` does not parse")).into())
+}
+
+/// Lines per pattern (ids of one pattern added up under the oldest) of
+/// `filter`'s and `expr`'s records, keyed also by the plan's other keys
+/// (`by` holds them before `pattern`), most lines first.
+fn pattern_counts(
+    stores: Stores<'_>,
+    filter: &LogFilter,
+    expr: &Expr,
+    by: &str,
+    ids: usize,
+) -> Result<Vec<(Vec<String>, String, u64)>, EvalError> {
+    let table = stores.logs.stats(
+        filter,
+        expr,
+        &plan(&format!(
+            "* | stats count() by {by}pattern | sort by count() desc | limit {ids}"
+        ))?,
+    )?;
+    let ids: Vec<String> = table
+        .rows
+        .iter()
+        .filter_map(|row| match row.get(row.len().saturating_sub(2)) {
+            Some(Value::Text(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    let canonicals = stores.patterns.canonicals(&ids);
+    let mut merged: HashMap<(Vec<String>, String), u64> = HashMap::new();
+    for row in &table.rows {
+        let [keys @ .., Value::Text(id), Value::Count(count)] = row.as_slice() else {
+            continue;
+        };
+        let canonical = canonicals.get(id).cloned().unwrap_or_else(|| id.clone());
+        *merged
+            .entry((keys.iter().map(label_value).collect(), canonical))
+            .or_default() += count;
+    }
+    let mut counts: Vec<(Vec<String>, String, u64)> = merged
+        .into_iter()
+        .map(|((keys, id), count)| (keys, id, count))
+        .collect();
+    counts.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+    Ok(counts)
+}
+
+/// The patterns of the most lines of one group that match `query` in the
+/// window, with their templates.
+fn top_patterns(
+    stores: Stores<'_>,
+    query: &str,
+    since: i64,
+    group: &BTreeMap<String, String>,
+) -> Result<Vec<PatternCount>, EvalError> {
+    let filter = LogFilter {
+        q: query.to_string(),
+        host: group.get("host").cloned(),
+        source: group.get("source").cloned(),
+        ingested_since: Some(since),
+        ..LogFilter::default()
+    };
+    let mut counts = pattern_counts(stores, &filter, &parsed(query)?, "", TOP_IDS)?;
+    counts.truncate(TOP_PATTERNS);
+    let ids: Vec<String> = counts.iter().map(|(_, id, _)| id.clone()).collect();
+    let templates = stores.patterns.templates(&ids);
+    Ok(counts
+        .into_iter()
+        .zip(templates)
+        .map(|((_, pattern, count), template)| PatternCount {
+            pattern,
+            template,
+            count,
+        })
+        .collect())
 }
 
 /// The first `limit` lines of one group that match `query` in the window.
@@ -216,7 +332,8 @@ fn truncate(mut message: String) -> String {
     message
 }
 
-fn evaluate_error_rate(rule: &ErrorRateRule, logs: &LogStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+fn evaluate_error_rate(rule: &ErrorRateRule, stores: Stores<'_>, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let logs = stores.logs;
     let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
     let fields = group_fields(&rule.group_by);
     let window = LogFilter {
@@ -249,7 +366,7 @@ fn evaluate_error_rate(rule: &ErrorRateRule, logs: &LogStore, now_ms: i64) -> Re
             labels: group_labels(&rule.group_by, &key),
             sample_lines: rule.sample_lines,
         };
-        observations.push(group.observe(logs, value, breaching)?);
+        observations.push(group.observe(stores, value, breaching)?);
     }
     observations.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(Evaluation {
@@ -263,7 +380,8 @@ fn evaluate_error_rate(rule: &ErrorRateRule, logs: &LogStore, now_ms: i64) -> Re
     })
 }
 
-fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+fn evaluate_log_match(rule: &LogMatchRule, stores: Stores<'_>, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let logs = stores.logs;
     let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
     let fields = group_fields(&rule.group_by);
     let filter = LogFilter {
@@ -296,7 +414,7 @@ fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Resu
             sample_lines: rule.sample_lines,
         };
         let breaching = rule.op.holds(matched as f64, rule.count as f64);
-        observations.push(group.observe(logs, matched as f64, breaching)?);
+        observations.push(group.observe(stores, matched as f64, breaching)?);
     }
     Ok(Evaluation {
         observations,
@@ -308,7 +426,8 @@ fn evaluate_log_match(rule: &LogMatchRule, logs: &LogStore, now_ms: i64) -> Resu
 
 /// One alert instance per row of the window's table: its keys are the
 /// labels, the rule's column its value.
-fn evaluate_log_stats(rule: &LogStatsRule, logs: &LogStore, now_ms: i64) -> Result<Evaluation, EvalError> {
+fn evaluate_log_stats(rule: &LogStatsRule, stores: Stores<'_>, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let logs = stores.logs;
     let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
     let Some(stats) = &rule.parsed.stats else {
         return Ok(Evaluation::default());
@@ -346,16 +465,18 @@ fn evaluate_log_stats(rule: &LogStatsRule, logs: &LogStore, now_ms: i64) -> Resu
             continue;
         }
         let breaching = rule.op.holds(value, rule.threshold);
-        let sample_lines = if breaching {
+        let (sample_lines, top_patterns) = if breaching {
             let lines = row_query(stats, &rule.parsed.filter_text, row);
             // A row whose lines cannot be quoted (its keys make the query
             // too long) still alerts.
-            sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines).unwrap_or_else(|err| {
+            let quoted = sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines)
+                .and_then(|sample| Ok((sample, top_patterns(stores, &lines, since, &BTreeMap::new())?)));
+            quoted.unwrap_or_else(|err| {
                 tracing::warn!(rule = %rule.query, error = %err, "cannot quote a stats row's lines");
-                Vec::new()
+                (Vec::new(), Vec::new())
             })
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         by_labels.insert(
             labels.clone(),
@@ -365,6 +486,7 @@ fn evaluate_log_stats(rule: &LogStatsRule, logs: &LogStore, now_ms: i64) -> Resu
                 breaching,
                 unrecovered: breaching,
                 sample_lines,
+                top_patterns,
             },
         );
     }
@@ -397,6 +519,7 @@ fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Re
             breaching,
             unrecovered: breaching,
             sample_lines: Vec::new(),
+            top_patterns: Vec::new(),
         });
     }
     Ok(Evaluation {
@@ -404,6 +527,63 @@ fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Re
         threshold: None,
         op: None,
         absent_means_recovered: false,
+    })
+}
+
+/// One alert per source and pattern whose first line arrived in the
+/// window, on a source known before it, among the rule's lines; firing at
+/// `count` lines. A pattern no longer new has no observation: it resolves.
+fn evaluate_new_pattern(rule: &NewPatternRule, stores: Stores<'_>, now_ms: i64) -> Result<Evaluation, EvalError> {
+    let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
+    let filter = LogFilter {
+        q: rule.query.clone(),
+        ingested_since: Some(since),
+        ..LogFilter::default()
+    };
+    let counts = pattern_counts(
+        stores,
+        &filter,
+        &parsed(&rule.query)?,
+        "source, ",
+        crate::query::pipe::MAX_ROWS,
+    )?;
+    let ids: Vec<String> = counts.iter().map(|(_, id, _)| id.clone()).collect();
+    let firsts = stores.patterns.first_seen(&ids);
+    let templates = stores.patterns.templates(&ids);
+    let mut observations = Vec::new();
+    for (((keys, pattern, count), first), template) in counts.into_iter().zip(firsts).zip(templates) {
+        // Unknown to this state (an earlier generation's id): not new.
+        let Some(first) = first else { continue };
+        if first.ingested_ms < since || first.source_ingested_ms >= since {
+            continue;
+        }
+        let source = keys.into_iter().next().unwrap_or_default();
+        let labels = BTreeMap::from([("source".to_owned(), source), ("pattern".to_owned(), pattern.clone())]);
+        let breaching = count >= rule.count;
+        let sample_lines = if breaching {
+            let lines = format!("({}) AND pattern:{pattern}", rule.query);
+            sample_lines(stores.logs, &lines, since, &labels, rule.sample_lines)?
+        } else {
+            Vec::new()
+        };
+        observations.push(Observation {
+            labels,
+            value: count as f64,
+            breaching,
+            unrecovered: breaching,
+            sample_lines,
+            top_patterns: vec![PatternCount {
+                pattern,
+                template,
+                count,
+            }],
+        });
+    }
+    Ok(Evaluation {
+        observations,
+        threshold: Some(rule.count as f64),
+        op: Some(Op::Ge),
+        absent_means_recovered: true,
     })
 }
 

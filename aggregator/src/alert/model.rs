@@ -41,6 +41,18 @@ pub struct SampleLine {
     pub message: String,
 }
 
+/// One pattern of a log alert's matching lines ([`crate::ingest::patterns`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternCount {
+    /// The pattern's id (the oldest of its ids): `pattern:<id>` finds its lines.
+    pub pattern: String,
+    /// Its template, `<*>` at variable places (`None`: an id of an earlier
+    /// generation of the patterns, whose template is not kept).
+    pub template: Option<String>,
+    /// Its lines among the alert's matching lines in the window.
+    pub count: u64,
+}
+
 /// One alert instance: a rule applied to one label set (one host × mount,
 /// one host × source, ...), as a notification shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +81,10 @@ pub struct Alert {
     /// For log rules, the first matching lines (at most a few).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sample_lines: Vec<SampleLine>,
+    /// For log rules, the patterns of the most matching lines in the
+    /// window, most lines first (at most a few).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_patterns: Vec<PatternCount>,
 }
 
 /// Whether a notification announces trouble or its end.

@@ -78,6 +78,8 @@ pub struct RuleSpec {
     column: Option<String>,
     // no_data
     intervals: Option<u32>,
+    // new_pattern
+    level: Option<String>,
 }
 
 /// How a value is compared with a threshold.
@@ -242,6 +244,27 @@ pub struct LogStatsRule {
     pub sample_lines: usize,
 }
 
+/// A log pattern never seen before on a source that was already known:
+/// its first line arrived in the window, at or above a level, and it has
+/// at least `count` lines there. An alert per source and pattern, resolved
+/// once the pattern's first line is older than the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPatternRule {
+    /// Which lines: those at or above a level, narrowed by the rule's
+    /// `query` if it has one (search syntax).
+    pub query: String,
+    /// Lines that arrived in the last `window` count.
+    pub window: Duration,
+    /// Fires at this many lines of the new pattern in the window (default 1).
+    pub count: u64,
+    /// Lines quoted in the notification.
+    pub sample_lines: usize,
+}
+
+/// Levels from the most severe, as stored; `level = "…"` of a
+/// `new_pattern` rule takes this one and those before it.
+const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
 /// A host that sent nothing for `intervals` of its metric intervals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NoDataRule {
@@ -281,6 +304,8 @@ pub enum RuleKind {
     LogStats(LogStatsRule),
     /// `kind = "no_data"`.
     NoData(NoDataRule),
+    /// `kind = "new_pattern"`.
+    NewPattern(NewPatternRule),
 }
 
 /// One checked rule.
@@ -311,6 +336,7 @@ impl Rule {
             RuleKind::LogMatch(_) => "log_match",
             RuleKind::LogStats(_) => "log_stats",
             RuleKind::NoData(_) => "no_data",
+            RuleKind::NewPattern(_) => "new_pattern",
         }
     }
 }
@@ -417,12 +443,13 @@ fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
         "log_match" => RuleKind::LogMatch(log_match(spec)?),
         "log_stats" => RuleKind::LogStats(log_stats(spec)?),
         "no_data" => RuleKind::NoData(no_data(spec)?),
+        "new_pattern" => RuleKind::NewPattern(new_pattern(spec)?),
         other => {
             return Err((
                 "kind",
                 format!(
-                    "`{other}` is not a rule kind: use \"threshold\", \"error_rate\", \"log_match\", \"log_stats\" \
-                     or \"no_data\""
+                    "`{other}` is not a rule kind: use \"threshold\", \"error_rate\", \"log_match\", \"log_stats\", \
+                     \"no_data\" or \"new_pattern\""
                 ),
             ));
         }
@@ -494,7 +521,7 @@ fn is_label_name(name: &str) -> bool {
 
 /// Refuses keys set on a rule whose kind has no use for them.
 fn only(spec: &RuleSpec, kind: &str, allowed: &[&str]) -> Result<(), CheckError> {
-    let present: [(&'static str, bool); 15] = [
+    let present: [(&'static str, bool); 16] = [
         ("metric", spec.metric.is_some()),
         ("match", spec.match_labels.is_some()),
         ("op", spec.op.is_some()),
@@ -510,6 +537,7 @@ fn only(spec: &RuleSpec, kind: &str, allowed: &[&str]) -> Result<(), CheckError>
         ("intervals", spec.intervals.is_some()),
         ("lookback", spec.lookback.is_some()),
         ("column", spec.column.is_some()),
+        ("level", spec.level.is_some()),
     ];
     let sample_lines = ("sample_lines", spec.sample_lines.is_some());
     for (key, set) in present.into_iter().chain([sample_lines]) {
@@ -670,6 +698,47 @@ fn error_rate(spec: &RuleSpec) -> Result<ErrorRateRule, CheckError> {
             RateLimit::Count(_) => 0,
         }),
         group_by: group_by(spec, &[GroupField::Host, GroupField::Source])?,
+        sample_lines: sample_lines(spec)?,
+    })
+}
+
+fn new_pattern(spec: &RuleSpec) -> Result<NewPatternRule, CheckError> {
+    only(
+        spec,
+        "new_pattern",
+        &["level", "query", "window", "count", "sample_lines"],
+    )?;
+    let level = spec.level.as_deref().unwrap_or("error");
+    let levels = if level == "any" {
+        None
+    } else {
+        let at = LEVELS.iter().position(|known| *known == level).ok_or((
+            "level",
+            format!("`{level}` is not a level: use error, warn, info, debug, trace or any"),
+        ))?;
+        Some(
+            LEVELS[..=at]
+                .iter()
+                .map(|level| format!("level:{level}"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+        )
+    };
+    let query = match (levels, &spec.query) {
+        (Some(levels), Some(_)) => format!("({levels}) AND ({})", query(spec, None)?),
+        (Some(levels), None) => levels,
+        (None, Some(_)) => query(spec, None)?,
+        (None, None) => "*".to_owned(),
+    };
+    crate::store::search::check_query_syntax(&query).map_err(|reason| ("query", reason))?;
+    let count = spec.count.unwrap_or(1);
+    if count == 0 {
+        return Err(("count", "must be at least 1".into()));
+    }
+    Ok(NewPatternRule {
+        query,
+        window: window(spec)?,
+        count,
         sample_lines: sample_lines(spec)?,
     })
 }
@@ -911,6 +980,33 @@ group_by = ["host", "source"]
     }
 
     #[test]
+    fn a_new_pattern_rule_takes_its_level_and_those_above() {
+        let rules = parse(
+            "default_rules = false
+[[rules]]
+name = \"N\"\nkind = \"new_pattern\"\nlevel = \"warn\"\nquery = \"nginx\"\n             [[rules]]\nname = \"M\"\nkind = \"new_pattern\"\n[[rules]]\nname = \"A\"\nkind = \"new_pattern\"\nlevel = \"any\"\n",
+        )
+        .unwrap();
+        let queries: Vec<(&str, u64, Duration)> = rules
+            .iter()
+            .map(|rule| {
+                let RuleKind::NewPattern(new) = &rule.kind else {
+                    panic!()
+                };
+                (new.query.as_str(), new.count, new.window)
+            })
+            .collect();
+        assert_eq!(
+            queries,
+            [
+                ("(level:error OR level:warn) AND (nginx)", 1, Duration::from_secs(300)),
+                ("level:error", 1, Duration::from_secs(300)),
+                ("*", 1, Duration::from_secs(300)),
+            ]
+        );
+    }
+
+    #[test]
     fn defaults_can_be_disabled_one_by_one_or_all() {
         let rules = parse(
             "[[rules]]\nname = \"HighCpu\"\nkind = \"threshold\"\nmetric = \"x\"\nthreshold = 1.0\nenabled = false\n",
@@ -993,6 +1089,22 @@ group_by = ["host", "source"]
                 "rules[0] (D).query",
             ),
             // "Fewer than": a count above 0, a lookback only there.
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nlevel = \"loud\"\n",
+                "rules[0] (N).level",
+            ),
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\ncount = 0\n",
+                "rules[0] (N).count",
+            ),
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\ngroup_by = [\"host\"]\n",
+                "rules[0] (N).group_by",
+            ),
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nquery = \"\\\"open\"\n",
+                "rules[0] (N).query",
+            ),
             (
                 "[[rules]]\nname = \"E\"\nkind = \"log_match\"\nquery = \"beat\"\nop = \"<\"\n",
                 "rules[0] (E).count",

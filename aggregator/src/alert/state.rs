@@ -3,7 +3,7 @@
 //!
 //! ```sql
 //! alerts(fingerprint PK, rule, labels, annotations, state, active_since_ms, fired_at_ms,
-//!        resolved_at_ms, value, threshold, op, last_data_ms, sample_lines)
+//!        resolved_at_ms, value, threshold, op, last_data_ms, sample_lines, top_patterns)
 //! alert_history(id PK, at_ms, fingerprint, rule, labels, state, value)
 //! notify_groups(rule, receiver, last_sent_ms, notified /* JSON fingerprints */, PK(rule, receiver))
 //! outbox(id PK, receiver, group_key, status, payload /* Notification JSON */, created_ms,
@@ -20,8 +20,8 @@
 //! in that window).
 
 use super::eval::{Evaluation, STALE_AFTER};
-use super::model::{Alert, AlertState, Notification, NotificationStatus, SampleLine};
-use super::rules::{ErrorRateRule, LogMatchRule, LogStatsRule, Rule, RuleKind};
+use super::model::{Alert, AlertState, Notification, NotificationStatus, PatternCount, SampleLine};
+use super::rules::{ErrorRateRule, LogMatchRule, LogStatsRule, NewPatternRule, Rule, RuleKind};
 use super::template;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ use std::time::Duration;
 pub const FILE_NAME: &str = "alerts.sqlite";
 
 /// Bumped on every incompatible schema change; stored as `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Resolved alerts, history and delivered notifications are kept this long.
 const KEEP_DONE_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -105,6 +105,11 @@ CREATE TABLE IF NOT EXISTS app_rules (
     created_by TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 );
+";
+
+/// Version 3: a log alert's top patterns (see [`PatternCount`]).
+const DDL_3: &str = "
+ALTER TABLE alerts ADD COLUMN top_patterns TEXT NOT NULL DEFAULT '[]';
 ";
 
 /// A rule made in the app, as stored: its `[[rules]]` entry, parsed again
@@ -260,6 +265,8 @@ pub struct AlertRow {
     pub last_data_ms: i64,
     /// For log rules, the first matching lines.
     pub sample_lines: Vec<SampleLine>,
+    /// For log rules, the patterns of the most matching lines.
+    pub top_patterns: Vec<PatternCount>,
 }
 
 impl AlertRow {
@@ -277,6 +284,7 @@ impl AlertRow {
             starts_at_ms: self.fired_at_ms.unwrap_or(self.active_since_ms),
             ends_at_ms: self.resolved_at_ms,
             sample_lines: self.sample_lines.clone(),
+            top_patterns: self.top_patterns.clone(),
         }
     }
 }
@@ -391,14 +399,19 @@ impl AlertStore {
         match version {
             0 => conn
                 .execute_batch(&format!(
-                    "BEGIN; {DDL} {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {DDL} {DDL_2} {DDL_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))
                 .with_context(|| format!("cannot create the schema in {}", path.display()))?,
             1 => conn
                 .execute_batch(&format!(
-                    "BEGIN; {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; {DDL_2} {DDL_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 ))
                 .with_context(|| format!("cannot add the app rules to {}", path.display()))?,
+            2 => conn
+                .execute_batch(&format!(
+                    "BEGIN; {DDL_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .with_context(|| format!("cannot add the top patterns to {}", path.display()))?,
             SCHEMA_VERSION => {}
             other => anyhow::bail!(
                 "{} has schema version {other}, but this aggregator knows only version {SCHEMA_VERSION}",
@@ -454,6 +467,7 @@ impl AlertStore {
                 op: evaluation.op.map(|op| op.to_string()),
                 last_data_ms: now_ms,
                 sample_lines: observation.sample_lines.clone(),
+                top_patterns: observation.top_patterns.clone(),
             };
             match previous.map(|p| p.state) {
                 None | Some(AlertState::Resolved) => {
@@ -493,6 +507,9 @@ impl AlertStore {
                     }
                     if row.sample_lines.is_empty() {
                         row.sample_lines = previous.sample_lines.clone();
+                    }
+                    if row.top_patterns.is_empty() {
+                        row.top_patterns = previous.top_patterns.clone();
                     }
                 }
             }
@@ -936,7 +953,7 @@ fn save_group(
 }
 
 const ALERT_COLUMNS: &str = "fingerprint, rule, labels, annotations, state, active_since_ms, fired_at_ms, \
-     resolved_at_ms, value, threshold, op, last_data_ms, sample_lines";
+     resolved_at_ms, value, threshold, op, last_data_ms, sample_lines, top_patterns";
 
 fn read_rows(
     statement: &mut rusqlite::CachedStatement<'_>,
@@ -958,6 +975,7 @@ fn read_rows(
                 op: row.get(10)?,
                 last_data_ms: row.get(11)?,
                 sample_lines: json_column(row, 12)?,
+                top_patterns: json_column(row, 13)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -1001,7 +1019,7 @@ fn parse_state(text: &str) -> AlertState {
 
 fn write_row(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
     tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        "INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))?
     .execute(params![
         row.fingerprint,
@@ -1017,6 +1035,7 @@ fn write_row(tx: &Transaction<'_>, row: &AlertRow) -> Result<(), StateError> {
         row.op,
         row.last_data_ms,
         serde_json::to_string(&row.sample_lines)?,
+        serde_json::to_string(&row.top_patterns)?,
     ])?;
     Ok(())
 }
@@ -1036,7 +1055,8 @@ fn annotations(
         .collect();
     if let RuleKind::ErrorRate(ErrorRateRule { query, .. })
     | RuleKind::LogMatch(LogMatchRule { query, .. })
-    | RuleKind::LogStats(LogStatsRule { query, .. }) = &rule.kind
+    | RuleKind::LogStats(LogStatsRule { query, .. })
+    | RuleKind::NewPattern(NewPatternRule { query, .. }) = &rule.kind
     {
         annotations.entry("query".to_string()).or_insert_with(|| query.clone());
     }
@@ -1149,6 +1169,7 @@ mod tests {
                 breaching,
                 unrecovered: clear_threshold.map_or(breaching, |clear| value >= clear),
                 sample_lines: Vec::new(),
+                top_patterns: Vec::new(),
             }],
             threshold: Some(80.0),
             op: Some(Op::Ge),

@@ -108,6 +108,7 @@ pub async fn alerts(State(app): State<AppState>, uri: Uri) -> Result<Json<Value>
                 "resolvedAt": time(row.resolved_at_ms),
                 "silencedBy": silenced_by,
                 "sampleLines": row.sample_lines,
+                "topPatterns": row.top_patterns,
             })
         })
         .collect();
@@ -297,6 +298,12 @@ fn describe(rule: &Rule) -> String {
             HumanDuration(s.window)
         ),
         RuleKind::NoData(n) => format!("no data for {} intervals", n.intervals),
+        RuleKind::NewPattern(p) => format!(
+            "a pattern new on its source among {}, at least {} lines in {}, per source and pattern",
+            p.query,
+            p.count,
+            HumanDuration(p.window)
+        ),
     }
 }
 

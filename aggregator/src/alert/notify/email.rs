@@ -262,6 +262,15 @@ struct AlertView {
     rule_url: String,
     search_url: Option<String>,
     samples: Vec<SampleView>,
+    /// The patterns of the most matching lines, with links to their lines.
+    patterns: Vec<PatternView>,
+}
+
+#[derive(Serialize)]
+struct PatternView {
+    count: u64,
+    template: String,
+    url: String,
 }
 
 #[derive(Serialize)]
@@ -342,6 +351,18 @@ impl AlertView {
                 .collect(),
             rule_url: rule_url(external_url, &alert.rule),
             search_url: search_url(external_url, alert),
+            patterns: alert
+                .top_patterns
+                .iter()
+                .map(|pattern| PatternView {
+                    count: pattern.count,
+                    template: truncate(
+                        pattern.template.as_deref().unwrap_or("(an earlier pattern)"),
+                        SAMPLE_MAX_CHARS,
+                    ),
+                    url: pattern_url(external_url, alert, &pattern.pattern),
+                })
+                .collect(),
             samples: alert
                 .sample_lines
                 .iter()
@@ -385,6 +406,20 @@ fn search_url(external_url: &str, alert: &Alert) -> Option<String> {
         external_url.trim_end_matches('/'),
         params.join("&")
     ))
+}
+
+/// The UI's search page for one pattern's lines of an alert:
+/// `external_url/search?q=pattern:ID&host=HOST&source=SOURCE`.
+fn pattern_url(external_url: &str, alert: &Alert, pattern: &str) -> String {
+    let params: Vec<String> = [
+        ("q", Some(&format!("pattern:{pattern}"))),
+        ("host", alert.labels.get("host")),
+        ("source", alert.labels.get("source")),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| value.map(|v| format!("{key}={}", url_encode(v))))
+    .collect();
+    format!("{}/search?{}", external_url.trim_end_matches('/'), params.join("&"))
 }
 
 /// At most `max` characters of `text`, with `…` when cut.
@@ -541,6 +576,14 @@ mod tests {
                 "{body}"
             );
         }
+        // The top patterns: count, template as text, a link to its lines.
+        assert!(text.contains("1234 x ERROR <*> in <b>handler</b>"), "{text}");
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(seen.contains("ERROR <*> in <b>handler</b>"), "{seen}");
+        let lines = "http://lookout.example:7070/search?q=pattern%3A18c3a2b4f5e60-1a\
+                     &host=web-1&source=%2Fvar%2Flog%2Fapp.log";
+        assert!(text.contains(lines), "{text}");
+        assert!(seen.contains(&format!("href=\"{lines}\"")), "{seen}");
     }
 
     #[test]

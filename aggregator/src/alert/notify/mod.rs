@@ -267,7 +267,7 @@ fn clean(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::model::{Alert, AlertState, NotificationStatus, SampleLine};
+    use crate::alert::model::{Alert, AlertState, NotificationStatus, PatternCount, SampleLine};
     use std::collections::BTreeMap;
     use std::path::Path;
 
@@ -296,6 +296,7 @@ mod tests {
             starts_at_ms: T0,
             ends_at_ms: (state == AlertState::Resolved).then_some(T0 + 12 * 60_000),
             sample_lines: Vec::new(),
+            top_patterns: Vec::new(),
         }
     }
 
@@ -361,6 +362,11 @@ mod tests {
                     message: "ERROR <img src=x onerror=alert(1)> & more".into(),
                 },
             ],
+            top_patterns: vec![PatternCount {
+                pattern: "18c3a2b4f5e60-1a".into(),
+                template: Some("ERROR <*> in <b>handler</b>".into()),
+                count: 1234,
+            }],
         }
     }
 

@@ -13,6 +13,11 @@
 //!              "fingerprint": "..."}]}
 //! ```
 //!
+//! A log alert's annotations also hold `top_patterns`: the patterns of the
+//! most matching lines in the rule's window, `1234 × template` per line
+//! (the format has no other place for them, and every receiver shows
+//! annotations).
+//!
 //! A firing alert's `endsAt` is Go's zero time, as Alertmanager sends it.
 //! With `secret` set, `X-Lookout-Signature: sha256=<hex>` carries the
 //! HMAC-SHA256 of the exact body bytes under the secret; a receiver
@@ -23,7 +28,7 @@
 //! retry; any other status (redirects are not followed) is permanent.
 
 use super::{NotifierSetupError, SendError, clean, rule_url};
-use crate::alert::model::{AlertState, Notification, NotificationStatus};
+use crate::alert::model::{AlertState, Notification, NotificationStatus, PatternCount};
 use crate::config::Secret;
 use hmac::{Hmac, KeyInit, Mac};
 use lookout_shared::time::rfc3339;
@@ -217,12 +222,36 @@ pub(super) struct Payload<'a> {
 struct PayloadAlert<'a> {
     status: &'static str,
     labels: &'a BTreeMap<String, String>,
-    annotations: &'a BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
     starts_at: String,
     ends_at: String,
     #[serde(rename = "generatorURL")]
     generator_url: String,
     fingerprint: &'a str,
+}
+
+/// The annotation that lists a log alert's top patterns, one per line.
+const TOP_PATTERNS_ANNOTATION: &str = "top_patterns";
+
+/// `alert`'s annotations, with its top patterns as one more
+/// ([`TOP_PATTERNS_ANNOTATION`], `1234 × template` per line) unless the
+/// rule has an annotation of that name: the format has no other place
+/// for them.
+fn annotations(annotations: &BTreeMap<String, String>, top: &[PatternCount]) -> BTreeMap<String, String> {
+    let mut annotations = annotations.clone();
+    if !top.is_empty() {
+        let listed: Vec<String> = top
+            .iter()
+            .map(|pattern| {
+                let template = pattern.template.as_deref().unwrap_or(&pattern.pattern);
+                format!("{} × {template}", pattern.count)
+            })
+            .collect();
+        annotations
+            .entry(TOP_PATTERNS_ANNOTATION.to_owned())
+            .or_insert_with(|| listed.join("\n"));
+    }
+    annotations
 }
 
 impl<'a> Payload<'a> {
@@ -252,7 +281,7 @@ impl<'a> Payload<'a> {
                     PayloadAlert {
                         status: if resolved { "resolved" } else { "firing" },
                         labels: &alert.labels,
-                        annotations: &alert.annotations,
+                        annotations: annotations(&alert.annotations, &alert.top_patterns),
                         starts_at: rfc3339(alert.starts_at_ms),
                         ends_at: if resolved {
                             rfc3339(alert.ends_at_ms.unwrap_or(now))
@@ -320,6 +349,15 @@ mod tests {
         let json = serde_json::to_value(Payload::new(&log)).unwrap();
         validate_alertmanager_v4(&json).unwrap();
         assert_eq!(json["alerts"][0]["annotations"]["summary"], "errors on web-1");
+        assert_eq!(
+            json["alerts"][0]["annotations"]["top_patterns"],
+            "1234 × ERROR <*> in <b>handler</b>"
+        );
+        let disk = serde_json::to_value(Payload::new(&resolved)).unwrap();
+        assert!(
+            disk["alerts"][0]["annotations"].get("top_patterns").is_none(),
+            "none on a metric alert"
+        );
     }
 
     #[test]
