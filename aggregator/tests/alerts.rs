@@ -433,13 +433,14 @@ async fn a_new_pattern_at_or_above_the_level_fires_once_per_source_and_resolves_
 name = "NewErrors"
 kind = "new_pattern"
 level = "warn"
-window = "4s"
+window = "8s"
 count = 2
 interval = "1s"
 sample_lines = 5
 "#;
     let server = Server::start(alert_config(dir.path(), &hook, rules, "1s")).await;
     let source = "/var/log/app.log";
+    // Each batch from another host: a stream of its own, nothing a duplicate.
     // The source's first lines: nothing is new on a source seen for the first time.
     let first = now_ms();
     ingest_lines(
@@ -454,15 +455,25 @@ sample_lines = 5
     })
     .await;
     assert!(alerts(&server).await.is_empty(), "a new source's patterns are not news");
+    // Still within the source's first window: not news either, even once
+    // the source is older than the window.
+    wait_for("5.5 s after the first lines", async || now_ms() > first + 5500).await;
+    ingest_lines(
+        &server,
+        "web-2",
+        source,
+        &["ERROR config file missing", "ERROR config file missing"],
+    )
+    .await;
     // Once the source is older than the window: an old pattern, a new one
     // below the level, and a new error pattern (once, then twice).
     wait_for("the source to be older than the window", async || {
-        now_ms() > first + 4500
+        now_ms() > first + 8500
     })
     .await;
     ingest_lines(
         &server,
-        "web-1",
+        "web-3",
         source,
         &[
             "ERROR disk sdc3 is full",
@@ -478,7 +489,7 @@ sample_lines = 5
     })
     .await;
     assert!(alerts(&server).await.is_empty(), "one line, below count = 2");
-    ingest_lines(&server, "web-2", source, &["ERROR kernel panic in module xfs"]).await;
+    ingest_lines(&server, "web-4", source, &["ERROR kernel panic in module xfs"]).await;
     wait_for("the new pattern's notification", async || !hook.requests().is_empty()).await;
     let sent = hook.requests()[0].json();
     validate_alertmanager_v4(&sent).unwrap();
@@ -503,9 +514,12 @@ sample_lines = 5
         samples,
         ["ERROR kernel panic in module ext4", "ERROR kernel panic in module xfs"]
     );
-    // `pattern:<id>` finds its lines.
+    // Every line was stored: `pattern:<id>` finds the panics, and the
+    // other batches' lines are there.
     let found = server.get_ok(&format!("/api/v1/logs/search?q=pattern:{pattern}")).await;
     assert_eq!(found["total"], 2);
+    let all = server.get_ok("/api/v1/logs/search?q=*").await;
+    assert_eq!(all["total"], 9);
     // A window later it is no longer new: resolved, once.
     wait_for("the resolved notification", async || {
         hook.requests()

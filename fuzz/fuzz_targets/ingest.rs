@@ -24,5 +24,5 @@ fuzz_target!(|data: &[u8]| {
         1 => ContentEncoding::Zstd,
         _ => ContentEncoding::Gzip,
     };
-    let _ = ingest::prepare(body, encoding, 1 << 20, &FieldNames::default(), &PATTERNS.1);
+    let _ = ingest::prepare(body, encoding, 1 << 20, &FieldNames::default(), &PATTERNS.1, None);
 });

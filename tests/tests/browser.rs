@@ -579,7 +579,7 @@ fn patterns_view(ui: &Ui, openssh: &Path, start: &str, end: &str) {
     assert!(ui.count("#pattern-rows .pattern-var") > 0, "variable places are marked");
     ui.screenshot("06f-patterns");
 
-    // Every line arrived in this range: ordered by new, all are new.
+    // Every line's time is in this range, and none before: ordered by new, all are new.
     ui.js(
         "const s = document.getElementById('pattern-order'); s.value = 'new'; s.dispatchEvent(new Event('change'));",
         vec![],
@@ -1016,7 +1016,7 @@ fn chart_arithmetic(ui: &Ui) {
         eq('templateParts', m.templateParts('<*> closed after <*> ms'), [{ text: '<*>', variable: true },
           { text: ' closed after ', variable: false }, { text: '<*>', variable: true }, { text: ' ms', variable: false }]);
         eq('changeText', [m.changeText(12, 4), m.changeText(2, 6), m.changeText(1, 0), m.changeText(3, 3), m.changeText(3, null)],
-          ['+8', '−4', 'new', '=', '']);
+          ['+8', '−4', '+1', '=', '']);
         eq('view and order in the URL', m.stateToSearch(m.stateFromSearch('?view=patterns&order=new&range=1h')),
           '?range=1h&view=patterns&order=new');
         eq('unknown view and order dropped', m.stateToSearch(m.stateFromSearch('?view=x&order=y&range=1h')), '?range=1h');"#,

@@ -17,8 +17,9 @@ use crate::ingest::patterns::PatternBook;
 use crate::metricstore::MetricStore;
 use crate::query::aggregate::{Value, row_query};
 use crate::query::pipe::{RowStep, Stats};
-use crate::query::{Expr, parse_query};
+use crate::query::{Expr, Leaf, parse_query};
 use crate::store::LogStore;
+use crate::store::schema::PATTERN_FIELD;
 use crate::store::search::{LogFilter, SearchError, SearchRequest, SortOrder};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -183,7 +184,7 @@ impl LogGroup<'_> {
         let (sample_lines, top_patterns) = if breaching {
             (
                 sample_lines(stores.logs, self.query, self.since, &self.labels, self.sample_lines)?,
-                top_patterns(stores, self.query, self.since, &self.labels)?,
+                best_effort(top_patterns(stores, self.query, self.since, &self.labels)),
             )
         } else {
             (Vec::new(), Vec::new())
@@ -256,6 +257,15 @@ fn pattern_counts(
         .collect();
     counts.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
     Ok(counts)
+}
+
+/// The top patterns, or none when they cannot be counted: they explain
+/// an alert, which fires all the same.
+fn best_effort(top: Result<Vec<PatternCount>, EvalError>) -> Vec<PatternCount> {
+    top.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "cannot count an alert's top patterns");
+        Vec::new()
+    })
 }
 
 /// The patterns of the most lines of one group that match `query` in the
@@ -469,12 +479,14 @@ fn evaluate_log_stats(rule: &LogStatsRule, stores: Stores<'_>, now_ms: i64) -> R
             let lines = row_query(stats, &rule.parsed.filter_text, row);
             // A row whose lines cannot be quoted (its keys make the query
             // too long) still alerts.
-            let quoted = sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines)
-                .and_then(|sample| Ok((sample, top_patterns(stores, &lines, since, &BTreeMap::new())?)));
-            quoted.unwrap_or_else(|err| {
+            let quoted = sample_lines(logs, &lines, since, &BTreeMap::new(), rule.sample_lines).unwrap_or_else(|err| {
                 tracing::warn!(rule = %rule.query, error = %err, "cannot quote a stats row's lines");
-                (Vec::new(), Vec::new())
-            })
+                Vec::new()
+            });
+            (
+                quoted,
+                best_effort(top_patterns(stores, &lines, since, &BTreeMap::new())),
+            )
         } else {
             (Vec::new(), Vec::new())
         };
@@ -530,39 +542,55 @@ fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Re
     })
 }
 
+/// Candidates counted per table of a `new_pattern` rule.
+const CANDIDATES_PER_TABLE: usize = 128;
+
 /// One alert per source and pattern whose first line arrived in the
-/// window, on a source known before it, among the rule's lines; firing at
-/// `count` lines. A pattern no longer new has no observation: it resolves.
+/// window, on a source whose first line arrived a whole window before it,
+/// among the rule's lines; firing at `count` lines. The candidates come
+/// from the [`PatternBook`] (no record is read when there are none, the
+/// common case), and only their lines are counted. A pattern no longer
+/// new has no observation: it resolves.
 fn evaluate_new_pattern(rule: &NewPatternRule, stores: Stores<'_>, now_ms: i64) -> Result<Evaluation, EvalError> {
-    let since = now_ms.saturating_sub(rule.window.as_millis() as i64);
+    let window_ms = i64::try_from(rule.window.as_millis()).unwrap_or(i64::MAX);
+    let since = now_ms.saturating_sub(window_ms);
+    let candidates = stores.patterns.arrived_since(since, window_ms);
+    let lines = parsed(&rule.query)?;
     let filter = LogFilter {
         q: rule.query.clone(),
         ingested_since: Some(since),
         ..LogFilter::default()
     };
-    let counts = pattern_counts(
-        stores,
-        &filter,
-        &parsed(&rule.query)?,
-        "source, ",
-        crate::query::pipe::MAX_ROWS,
-    )?;
+    let mut counts = Vec::new();
+    for chunk in candidates.chunks(CANDIDATES_PER_TABLE) {
+        let of_these = Expr::Or(
+            chunk
+                .iter()
+                .map(|id| Expr::Leaf(Leaf::Field(PATTERN_FIELD.to_owned(), id.clone())))
+                .collect(),
+        );
+        let expr = Expr::And(vec![lines.clone(), of_these]);
+        counts.extend(pattern_counts(
+            stores,
+            &filter,
+            &expr,
+            "source, ",
+            crate::query::pipe::MAX_ROWS,
+        )?);
+    }
     let ids: Vec<String> = counts.iter().map(|(_, id, _)| id.clone()).collect();
-    let firsts = stores.patterns.first_seen(&ids);
     let templates = stores.patterns.templates(&ids);
     let mut observations = Vec::new();
-    for (((keys, pattern, count), first), template) in counts.into_iter().zip(firsts).zip(templates) {
-        // Unknown to this state (an earlier generation's id): not new.
-        let Some(first) = first else { continue };
-        if first.ingested_ms < since || first.source_ingested_ms >= since {
-            continue;
-        }
+    for ((keys, pattern, count), template) in counts.into_iter().zip(templates) {
         let source = keys.into_iter().next().unwrap_or_default();
         let labels = BTreeMap::from([("source".to_owned(), source), ("pattern".to_owned(), pattern.clone())]);
         let breaching = count >= rule.count;
         let sample_lines = if breaching {
-            let lines = format!("({}) AND pattern:{pattern}", rule.query);
-            sample_lines(stores.logs, &lines, since, &labels, rule.sample_lines)?
+            let of_pattern = format!("({}) AND pattern:{pattern}", rule.query);
+            sample_lines(stores.logs, &of_pattern, since, &labels, rule.sample_lines).unwrap_or_else(|err| {
+                tracing::warn!(pattern, error = %err, "cannot quote a new pattern's lines");
+                Vec::new()
+            })
         } else {
             Vec::new()
         };
@@ -579,6 +607,7 @@ fn evaluate_new_pattern(rule: &NewPatternRule, stores: Stores<'_>, now_ms: i64) 
             }],
         });
     }
+    observations.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(Evaluation {
         observations,
         threshold: Some(rule.count as f64),

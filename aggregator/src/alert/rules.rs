@@ -458,6 +458,22 @@ fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
     if interval.is_some_and(|interval| interval < Duration::from_secs(1)) {
         return Err(("interval", "must be at least 1s".into()));
     }
+    // A pattern is new for one window: a rule must look within it, and
+    // cannot wait longer than it.
+    if let RuleKind::NewPattern(new) = &kind {
+        if interval.is_some_and(|interval| interval > new.window) {
+            return Err((
+                "interval",
+                "must be at most the window: a pattern is new for one window".into(),
+            ));
+        }
+        if spec.for_.is_some_and(|for_| for_.get() >= new.window) {
+            return Err((
+                "for",
+                "must be shorter than the window: a pattern is new for one window".into(),
+            ));
+        }
+    }
     if let Some(notify) = &spec.notify
         && let Some(unknown) = notify.iter().find(|n| !notifiers.contains(n))
     {
@@ -1096,6 +1112,14 @@ name = \"N\"\nkind = \"new_pattern\"\nlevel = \"warn\"\nquery = \"nginx\"\n     
             (
                 "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\ncount = 0\n",
                 "rules[0] (N).count",
+            ),
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nwindow = \"1m\"\ninterval = \"2m\"\n",
+                "rules[0] (N).interval",
+            ),
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nwindow = \"1m\"\nfor = \"1m\"\n",
+                "rules[0] (N).for",
             ),
             (
                 "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\ngroup_by = [\"host\"]\n",

@@ -1141,6 +1141,35 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
     }
 
+    #[test]
+    fn a_version_2_database_keeps_its_alerts_with_no_top_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(&format!("{DDL} {DDL_2} PRAGMA user_version = 2;"))
+                .unwrap();
+            conn.execute(
+                "INSERT INTO alerts VALUES ('f1', 'AppErrors', '{\"host\":\"web-1\"}', '{}', 'firing', 5, 6, NULL, \
+                 3.0, 1.0, '>', 7, '[]')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = AlertStore::open(dir.path()).unwrap();
+        let rows = store.alerts().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].rule.as_str(), rows[0].state),
+            ("AppErrors", AlertState::Firing)
+        );
+        assert!(rows[0].top_patterns.is_empty());
+        let version: i64 = store
+            .conn()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
     fn rule(clear_threshold: Option<f64>) -> Rule {
         Rule {
             name: "DiskFull".into(),

@@ -86,6 +86,7 @@ impl From<IngestError> for ApiError {
             IngestError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, RejectReason::TooLarge),
             IngestError::BadEncoding(_) => (StatusCode::BAD_REQUEST, RejectReason::BadEncoding),
             IngestError::BadBatch(_) => (StatusCode::BAD_REQUEST, RejectReason::BadBatch),
+            IngestError::Forbidden(_) => (StatusCode::FORBIDDEN, RejectReason::Forbidden),
         };
         ApiError::new(status, reason, err.to_string())
     }

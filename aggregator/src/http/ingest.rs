@@ -13,7 +13,7 @@ use super::AppState;
 use super::auth::HostGrant;
 use super::error::ApiError;
 use super::limits::IngestPermit;
-use crate::config::{IngestConfig, host_allowed};
+use crate::config::IngestConfig;
 use crate::ingest::{self, decode::ContentEncoding};
 use crate::metrics::RejectReason;
 use axum::Json;
@@ -39,8 +39,16 @@ pub async fn ingest(
     let sent = body.len() as u64;
     let max_decompressed = limits.max_decompressed_bytes.bytes();
     let (field_names, patterns) = (app.field_names.clone(), app.patterns.clone());
+    let hosts = grant.map(|Extension(HostGrant(hosts))| hosts);
     let prepared = tokio::task::spawn_blocking(move || {
-        ingest::prepare(&body, encoding, max_decompressed, &field_names, &patterns)
+        ingest::prepare(
+            &body,
+            encoding,
+            max_decompressed,
+            &field_names,
+            &patterns,
+            hosts.as_deref(),
+        )
     })
     .await
     .map_err(|err| ApiError::internal("preparing the batch failed", &err))??;
@@ -51,19 +59,6 @@ pub async fn ingest(
         None => None,
     };
     let ingest::Prepared { batch, metrics, .. } = prepared;
-    if let Some(Extension(HostGrant(hosts))) = grant
-        && !host_allowed(&hosts, &metrics.host)
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            RejectReason::Forbidden,
-            format!(
-                "this ingest token may send only as {}, not as `{}`",
-                hosts.join(", "),
-                metrics.host
-            ),
-        ));
-    }
     let logs_only_host = if metrics.samples.is_empty() {
         Some(metrics.host)
     } else {

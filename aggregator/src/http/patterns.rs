@@ -89,18 +89,6 @@ impl Order {
     }
 }
 
-/// The patterns of some lines, merged, before ordering.
-struct Counted {
-    rows: Vec<PatternRow>,
-    unpatterned: u64,
-    /// The first and last line found (`i64::MAX`, `i64::MIN`: none).
-    earliest: i64,
-    latest: i64,
-    /// Ids found, and ids kept (at most a table's rows).
-    ids_found: usize,
-    ids_kept: usize,
-}
-
 /// The answer.
 #[derive(Serialize)]
 pub struct PatternsAnswer {
@@ -128,46 +116,171 @@ fn plan(text: &str) -> Result<Stats, ApiError> {
         .ok_or_else(|| ApiError::internal("the patterns plan does not parse", &text))
 }
 
-/// The patterns of the lines `filter` and `expr` select, ids of one
-/// pattern added up under the oldest; the busiest first when the ids are
-/// more than a table holds.
-async fn count(app: &AppState, filter: LogFilter, expr: Expr) -> Result<Counted, ApiError> {
+/// The series' buckets: the first one's start and the width (Unix ms,
+/// whole seconds, as `_time(…)` takes them) and how many.
+#[derive(Clone, Copy)]
+struct Buckets {
+    first: i64,
+    width: i64,
+    count: usize,
+}
+
+impl Buckets {
+    /// At most `wanted` + 1 buckets of whole seconds, aligned to the epoch,
+    /// over `[start, end)`; `None` for an empty range or no bucket.
+    fn over(start: i64, end: i64, wanted: u64) -> Option<Buckets> {
+        if wanted == 0 || start >= end {
+            return None;
+        }
+        let span = u64::try_from(end.saturating_sub(start)).ok()?;
+        let width_ms = span.div_ceil(wanted).max(1000).div_ceil(1000) * 1000;
+        let width = i64::try_from(width_ms).ok()?;
+        let first = start - start.rem_euclid(width);
+        let count = usize::try_from(u64::try_from(end - first).ok()?.div_ceil(width_ms)).ok()?;
+        Some(Buckets { first, width, count })
+    }
+}
+
+/// The lines of one stored id (`None`: lines without a pattern).
+struct IdLines {
+    id: Option<String>,
+    count: u64,
+    first: i64,
+    last: i64,
+    /// Per bucket, when the series was asked.
+    series: Vec<u64>,
+}
+
+/// What [`find`] found.
+struct Found {
+    ids: Vec<IdLines>,
+    /// Ids found, and ids kept (the general path keeps at most a table's rows).
+    ids_found: usize,
+    ids_kept: usize,
+    /// The series' buckets, when it was asked and made (fewer than asked
+    /// on the general path when ids × buckets would pass a table's rows).
+    buckets: Option<Buckets>,
+}
+
+/// The lines per stored id of what `filter` and `expr` select, and with
+/// `series` (the range and the buckets wanted) per bucket: in one scan of
+/// two columns when the selection is by event time alone
+/// ([`crate::store::LogStore::pattern_lines`]), else from `| stats` tables
+/// (the busiest ids first when they are more than a table holds).
+async fn find(
+    app: &AppState,
+    filter: &LogFilter,
+    expr: &Expr,
+    series: Option<(i64, i64, u64)>,
+) -> Result<Found, ApiError> {
+    let wanted = series.and_then(|(start, end, buckets)| Buckets::over(start, end, buckets));
+    let (scan_filter, scan_expr) = (filter.clone(), expr.clone());
+    let scanned = blocking(app.store.clone(), move |store| {
+        store.pattern_lines(&scan_filter, &scan_expr, wanted.map(|b| (b.first, b.width, b.count)))
+    })
+    .await?;
+    if let Some(lines) = scanned {
+        let ids: Vec<IdLines> = lines
+            .into_iter()
+            .map(|lines| IdLines {
+                id: Some(lines.pattern),
+                count: lines.count,
+                first: lines.first,
+                last: lines.last,
+                series: lines.series,
+            })
+            .collect();
+        return Ok(Found {
+            ids_found: ids.len(),
+            ids_kept: ids.len(),
+            ids,
+            buckets: wanted,
+        });
+    }
+    // The most lines first, so that the bound on rows keeps the busiest ids.
     let totals = plan("* | stats count(), min(_time), max(_time) by pattern | sort by count() desc")?;
-    let table = blocking(app.store.clone(), move |store| store.stats(&filter, &expr, &totals)).await?;
-    // Ids that are one pattern, added up under the oldest (looked up at once).
-    let ids: Vec<String> = table
+    let (totals_filter, totals_expr) = (filter.clone(), expr.clone());
+    let table = blocking(app.store.clone(), move |store| {
+        store.stats(&totals_filter, &totals_expr, &totals)
+    })
+    .await?;
+    let mut ids: Vec<IdLines> = table
         .rows
         .iter()
-        .filter_map(|row| match row.first() {
-            Some(Value::Text(id)) => Some(id.clone()),
+        .filter_map(|row| match row.as_slice() {
+            [id, Value::Count(count), Value::Time(first), Value::Time(last)] => Some(IdLines {
+                id: match id {
+                    Value::Text(id) => Some(id.clone()),
+                    _ => None,
+                },
+                count: *count,
+                first: *first,
+                last: *last,
+                series: Vec::new(),
+            }),
             _ => None,
         })
         .collect();
+    // Fewer buckets when ids × buckets would pass the rows a table holds
+    // (the `+ 1`: the range may straddle one more bucket).
+    let most = u64::try_from((MAX_ROWS / table.groups.max(1)).saturating_sub(1)).unwrap_or(0);
+    let buckets = series.and_then(|(start, end, buckets)| Buckets::over(start, end, buckets.min(most)));
+    if let Some(buckets) = buckets
+        && !ids.is_empty()
+    {
+        let plan = plan(&format!(
+            "* | stats count() by _time({}s), pattern",
+            buckets.width / 1000
+        ))?;
+        let (series_filter, series_expr) = (filter.clone(), expr.clone());
+        let table = blocking(app.store.clone(), move |store| {
+            store.stats(&series_filter, &series_expr, &plan)
+        })
+        .await?;
+        let at: HashMap<String, usize> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, lines)| Some((lines.id.clone()?, i)))
+            .collect();
+        for lines in &mut ids {
+            lines.series = vec![0; buckets.count];
+        }
+        for row in &table.rows {
+            let [Value::Time(bucket), Value::Text(id), Value::Count(n)] = row.as_slice() else {
+                continue;
+            };
+            if let (Some(&i), Ok(slot)) = (at.get(id), usize::try_from((bucket - buckets.first) / buckets.width))
+                && slot < buckets.count
+            {
+                ids[i].series[slot] += n;
+            }
+        }
+    }
+    Ok(Found {
+        ids,
+        ids_found: table.groups,
+        ids_kept: table.rows.len(),
+        buckets,
+    })
+}
+
+/// The patterns of some lines: ids that are one pattern added up under
+/// the oldest (looked up at once), and the lines without a pattern.
+async fn merge(app: &AppState, found: Vec<IdLines>) -> Result<(Vec<PatternRow>, u64), ApiError> {
+    let ids: Vec<String> = found.iter().filter_map(|lines| lines.id.clone()).collect();
     let book = app.patterns.clone();
     let canonicals = tokio::task::spawn_blocking(move || book.canonicals(&ids))
         .await
         .map_err(|err| ApiError::internal("the pattern lookup failed", &err))?;
     let mut merged: HashMap<String, PatternRow> = HashMap::new();
-    let mut counted = Counted {
-        rows: Vec::new(),
-        unpatterned: 0,
-        earliest: i64::MAX,
-        latest: i64::MIN,
-        ids_found: table.groups,
-        ids_kept: table.rows.len(),
-    };
-    for row in &table.rows {
-        let [id, Value::Count(count), Value::Time(first), Value::Time(last)] = row.as_slice() else {
+    let mut unpatterned = 0;
+    for lines in found {
+        let Some(id) = lines.id else {
+            unpatterned += lines.count;
             continue;
         };
-        counted.earliest = counted.earliest.min(*first);
-        counted.latest = counted.latest.max(*last);
-        let Value::Text(id) = id else {
-            counted.unpatterned += count;
-            continue;
-        };
-        let canonical = canonicals.get(id).cloned().unwrap_or_else(|| id.clone());
-        let entry = merged.entry(canonical.clone()).or_insert_with(|| PatternRow {
+        let canonical = canonicals.get(&id).cloned().unwrap_or_else(|| id.clone());
+        let row = merged.entry(canonical.clone()).or_insert_with(|| PatternRow {
             template: None,
             pattern: canonical,
             ids: Vec::new(),
@@ -177,15 +290,17 @@ async fn count(app: &AppState, filter: LogFilter, expr: Expr) -> Result<Counted,
             first_ever: None,
             new: false,
             previous: None,
-            series: Vec::new(),
+            series: vec![0; lines.series.len()],
         });
-        entry.ids.push(id.clone());
-        entry.count += count;
-        entry.first_seen = entry.first_seen.min(*first);
-        entry.last_seen = entry.last_seen.max(*last);
+        row.ids.push(id);
+        row.count += lines.count;
+        row.first_seen = row.first_seen.min(lines.first);
+        row.last_seen = row.last_seen.max(lines.last);
+        for (sum, n) in row.series.iter_mut().zip(&lines.series) {
+            *sum += n;
+        }
     }
-    counted.rows = merged.into_values().collect();
-    Ok(counted)
+    Ok((merged.into_values().collect(), unpatterned))
 }
 
 /// The patterns of the lines `q` (no pipe) and the filters select.
@@ -221,17 +336,25 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
         ));
     }
     let expr = parsed.filter;
-    let for_series = expr.clone();
-    let Counted {
-        mut rows,
-        unpatterned,
-        earliest,
-        latest,
-        ids_found,
-        ids_kept,
-    } = count(&app, filter.clone(), expr.clone()).await?;
+    // With both ends of the range given, the series comes in the same pass;
+    // otherwise it spans the lines found, counted again once they are.
+    let range = filter.start.zip(filter.end);
+    let mut found = find(&app, &filter, &expr, range.map(|(start, end)| (start, end, buckets))).await?;
+    let (earliest, latest) = found.ids.iter().fold((i64::MAX, i64::MIN), |(low, high), lines| {
+        (low.min(lines.first), high.max(lines.last))
+    });
     let range_start = filter.start.unwrap_or(earliest);
     let range_end = filter.end.unwrap_or(latest.saturating_add(1));
+    if range.is_none() && !found.ids.is_empty() {
+        found = find(&app, &filter, &expr, Some((range_start, range_end, buckets))).await?;
+    }
+    let Found {
+        ids,
+        ids_found,
+        ids_kept,
+        buckets,
+    } = found;
+    let (mut rows, unpatterned) = merge(&app, ids).await?;
 
     // When each was first seen, and what is new in the range.
     let wanted: Vec<String> = rows.iter().map(|row| row.pattern.clone()).collect();
@@ -246,8 +369,9 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
         row.new = filter.start.is_some() && row.first_ever.is_some_and(|at| at >= range_start);
     }
     if let Some(before) = before {
-        let previous = count(&app, before, expr).await?;
-        let by_pattern: HashMap<String, u64> = previous.rows.into_iter().map(|row| (row.pattern, row.count)).collect();
+        let previous = find(&app, &before, &expr, None).await?;
+        let (previous, _) = merge(&app, previous.ids).await?;
+        let by_pattern: HashMap<String, u64> = previous.into_iter().map(|row| (row.pattern, row.count)).collect();
         for row in &mut rows {
             row.previous = Some(by_pattern.get(&row.pattern).copied().unwrap_or(0));
         }
@@ -282,54 +406,13 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
     for (row, template) in rows.iter_mut().zip(templates) {
         row.template = template;
     }
-
-    // The series: counts per bucket of the range (or of the lines found),
-    // in fewer buckets when ids × buckets would pass the rows a table
-    // holds (the `+ 1`: the range may straddle one more bucket).
-    let buckets = buckets.min(u64::try_from((MAX_ROWS / ids_found.max(1)).saturating_sub(1)).unwrap_or(0));
-    let (mut bucket_start, mut bucket_ms) = (None, 0);
-    if !rows.is_empty() && buckets > 0 && range_start < range_end {
-        let span = u64::try_from(range_end.saturating_sub(range_start)).unwrap_or(0);
-        // Whole seconds, as `_time(…)` takes them; so at most `buckets` + 1 of them.
-        let width_ms = span.div_ceil(buckets).max(1000).div_ceil(1000) * 1000;
-        let width = i64::try_from(width_ms).unwrap_or(i64::MAX);
-        let aligned = range_start - range_start.rem_euclid(width);
-        let count = usize::try_from(u64::try_from(range_end - aligned).unwrap_or(0).div_ceil(width_ms)).unwrap_or(0);
-        let series = plan(&format!("* | stats count() by _time({}s), pattern", width / 1000))?;
-        let table = blocking(app.store.clone(), move |store| {
-            store.stats(&filter, &for_series, &series)
-        })
-        .await?;
-        // Each id to its row, as the lines were counted above.
-        let at: HashMap<&str, usize> = rows
-            .iter()
-            .enumerate()
-            .flat_map(|(i, row)| row.ids.iter().map(move |id| (id.as_str(), i)))
-            .collect();
-        let mut counts = vec![vec![0u64; count]; rows.len()];
-        for row in &table.rows {
-            let [Value::Time(bucket), Value::Text(id), Value::Count(n)] = row.as_slice() else {
-                continue;
-            };
-            if let (Some(&i), Ok(slot)) = (at.get(id.as_str()), usize::try_from((bucket - aligned) / width))
-                && slot < count
-            {
-                counts[i][slot] += n;
-            }
-        }
-        for (row, series) in rows.iter_mut().zip(counts) {
-            row.series = series;
-        }
-        bucket_start = Some(rfc3339(aligned));
-        bucket_ms = width;
-    }
     Ok(Json(PatternsAnswer {
         patterns: rows,
         total,
         cut: ids_found > ids_kept,
         unpatterned,
-        bucket_start,
-        bucket_ms,
+        bucket_start: buckets.map(|b| rfc3339(b.first)),
+        bucket_ms: buckets.map_or(0, |b| b.width),
         took_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }))
 }

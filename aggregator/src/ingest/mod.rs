@@ -41,6 +41,9 @@ pub enum IngestError {
     /// Not JSON, or not an ingest batch (400).
     #[error("{0}")]
     BadBatch(String),
+    /// The token may not send as the batch's host (403).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// A body turned into documents and samples, and its decompressed size.
@@ -62,10 +65,21 @@ pub fn prepare(
     max_decompressed: u64,
     field_names: &FieldNames,
     patterns: &PatternBook,
+    hosts: Option<&[String]>,
 ) -> Result<Prepared, IngestError> {
     let json = decode::decompress(body, encoding, max_decompressed)?;
     let batch = decode::parse(&json)?;
     validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
+    // Before enrichment: a refused batch leaves no trace in the patterns.
+    if let Some(hosts) = hosts
+        && !crate::config::host_allowed(hosts, &batch.host)
+    {
+        return Err(IngestError::Forbidden(format!(
+            "this ingest token may send only as {}, not as `{}`",
+            hosts.join(", "),
+            batch.host
+        )));
+    }
     let (enriched, fields_dropped) = enrich(&batch, field_names, patterns, true);
     Ok(Prepared {
         metrics: samples(&batch)?,

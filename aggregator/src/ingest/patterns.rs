@@ -63,8 +63,11 @@ struct Saved {
     first_ingested: Vec<i64>,
 }
 
-/// An id without a line (skipped, or kept before first times were).
+/// An id without a line (skipped, or given after the last write before a crash).
 const UNSEEN: i64 = i64::MAX;
+/// An id given before first times were kept (a state of an earlier
+/// build): when is not known, but it was long ago, so never new.
+const KNOWN_BEFORE: i64 = i64::MIN;
 
 /// When a pattern (all its ids) was first seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,8 @@ struct State {
     /// As [`Saved::first_time`] and [`Saved::first_ingested`], one per id.
     first_time: Vec<i64>,
     first_ingested: Vec<i64>,
+    /// The first arrival of any line of each of the miner's sources.
+    source_first: HashMap<u32, i64>,
     /// Numbers below this may be given: the file says so.
     reserved: u32,
     /// Ids were given or patterns changed since the last write.
@@ -234,37 +239,41 @@ impl PatternBook {
 
     /// When each of `ids` was first seen, over every id that stands for
     /// the same pattern, under one lock; `None` for an id this state does
-    /// not know.
+    /// not know, or one given before first times were kept.
     pub fn first_seen(&self, ids: &[String]) -> Vec<Option<FirstSeen>> {
         let state = self.lock();
-        // The first arrival per source, over its ids (computed once).
-        let mut sources: HashMap<u32, i64> = HashMap::new();
-        for (number, &ingested) in state.first_ingested.iter().enumerate() {
-            let number = u32::try_from(number).unwrap_or(u32::MAX);
-            if let Some(source) = state.miner.source_of(PatternId(number)) {
-                let first = sources.entry(source).or_insert(UNSEEN);
-                *first = (*first).min(ingested);
-            }
-        }
         ids.iter()
             .map(|id| {
                 let (generation, number) = parse_id(id)?;
-                if generation != state.generation {
-                    return None;
-                }
-                let source = state.miner.source_of(number)?;
-                let (mut time_ms, mut ingested_ms) = (UNSEEN, UNSEEN);
-                for alias in state.miner.aliases(number) {
-                    let at = alias.0 as usize;
-                    time_ms = time_ms.min(state.first_time.get(at).copied().unwrap_or(UNSEEN));
-                    ingested_ms = ingested_ms.min(state.first_ingested.get(at).copied().unwrap_or(UNSEEN));
-                }
-                (ingested_ms != UNSEEN).then(|| FirstSeen {
-                    time_ms,
-                    ingested_ms,
-                    source_ingested_ms: sources.get(&source).copied().unwrap_or(ingested_ms),
+                (generation == state.generation)
+                    .then(|| state.first_seen(number))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// The patterns (their oldest ids) whose first line arrived at or
+    /// after `since`, on a source whose first line arrived at least
+    /// `known_for` before theirs: what a `new_pattern` rule looks for,
+    /// found without reading a record.
+    pub fn arrived_since(&self, since: i64, known_for: i64) -> Vec<String> {
+        let state = self.lock();
+        let mut canonicals: Vec<PatternId> = (0u32..)
+            .zip(&state.first_ingested)
+            .filter(|&(_, &ingested)| ingested >= since && ingested != UNSEEN)
+            .map(|(number, _)| state.miner.canonical(PatternId(number)))
+            .collect();
+        canonicals.sort_unstable();
+        canonicals.dedup();
+        canonicals
+            .into_iter()
+            .filter(|&id| {
+                state.first_seen(id).is_some_and(|first| {
+                    first.ingested_ms >= since
+                        && first.source_ingested_ms.saturating_add(known_for) <= first.ingested_ms
                 })
             })
+            .map(|id| id_text(state.generation, id))
             .collect()
     }
 
@@ -350,7 +359,32 @@ impl State {
             self.first_ingested.resize(at + 1, UNSEEN);
         }
         self.first_time[at] = self.first_time[at].min(time);
-        self.first_ingested[at] = self.first_ingested[at].min(ingested);
+        if ingested < self.first_ingested[at] {
+            self.first_ingested[at] = ingested;
+            if let Some(source) = self.miner.source_of(id) {
+                let first = self.source_first.entry(source).or_insert(ingested);
+                *first = (*first).min(ingested);
+            }
+        }
+    }
+
+    /// When the pattern `number` stands for was first seen, over its ids.
+    fn first_seen(&self, number: PatternId) -> Option<FirstSeen> {
+        let source = self.miner.source_of(number)?;
+        let (mut time_ms, mut ingested_ms) = (UNSEEN, UNSEEN);
+        for alias in self.miner.aliases(number) {
+            let at = alias.0 as usize;
+            time_ms = time_ms.min(self.first_time.get(at).copied().unwrap_or(UNSEEN));
+            ingested_ms = ingested_ms.min(self.first_ingested.get(at).copied().unwrap_or(UNSEEN));
+        }
+        if ingested_ms == UNSEEN || ingested_ms == KNOWN_BEFORE || time_ms == KNOWN_BEFORE {
+            return None;
+        }
+        Some(FirstSeen {
+            time_ms,
+            ingested_ms,
+            source_ingested_ms: self.source_first.get(&source).copied().unwrap_or(ingested_ms),
+        })
     }
 }
 
@@ -374,6 +408,7 @@ fn fresh() -> State {
         generation,
         first_time: Vec::new(),
         first_ingested: Vec::new(),
+        source_first: HashMap::new(),
         reserved: 0,
         changed: true,
         retry_at: None,
@@ -391,14 +426,27 @@ fn read_state(bytes: &[u8]) -> anyhow::Result<State> {
     let (mut first_time, mut first_ingested) = (saved.first_time, saved.first_ingested);
     first_time.truncate(miner.len());
     first_ingested.truncate(miner.len());
-    first_ingested.resize(first_time.len(), UNSEEN);
-    first_time.resize(first_ingested.len(), UNSEEN);
+    first_ingested.resize(miner.len(), UNSEEN);
+    first_time.resize(miner.len(), UNSEEN);
+    let mut source_first: HashMap<u32, i64> = HashMap::new();
+    for (number, (time, ingested)) in (0u32..).zip(first_time.iter_mut().zip(first_ingested.iter_mut())) {
+        let Some(source) = miner.source_of(PatternId(number)) else {
+            continue;
+        };
+        // Given, but by a build that kept no first times.
+        if *ingested == UNSEEN {
+            (*time, *ingested) = (KNOWN_BEFORE, KNOWN_BEFORE);
+        }
+        let first = source_first.entry(source).or_insert(*ingested);
+        *first = (*first).min(*ingested);
+    }
     Ok(State {
         reserved: u32::try_from(miner.len()).unwrap_or(u32::MAX),
         miner,
         generation: saved.generation,
         first_time,
         first_ingested,
+        source_first,
         changed: false,
         retry_at: None,
     })
@@ -529,6 +577,56 @@ mod tests {
         drop(book);
         let book = PatternBook::open(dir.path(), true).unwrap();
         assert_eq!(seen(&book), expected, "kept across a restart");
+    }
+
+    #[test]
+    fn a_state_without_first_times_marks_its_patterns_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        let old = book.assign("app", &["disk sda1 is full"], &[1_000], 1_000).unwrap();
+        book.save(true).unwrap();
+        drop(book);
+        // As an earlier build wrote it: no first times.
+        let path = dir.path().join(FILE_NAME);
+        let json = zstd::decode_all(std::fs::read(&path).unwrap().as_slice()).unwrap();
+        let mut value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let object = value.as_object_mut().unwrap();
+        assert!(object.remove("first_time").is_some() && object.remove("first_ingested").is_some());
+        std::fs::write(
+            &path,
+            zstd::encode_all(serde_json::to_vec(&value).unwrap().as_slice(), 3).unwrap(),
+        )
+        .unwrap();
+
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        let again = book.assign("app", &["disk sdb2 is full"], &[90_000], 90_000).unwrap();
+        assert_eq!(again, old);
+        assert_eq!(book.first_seen(&old), [None], "known, but not since when");
+        let new = book.assign("app", &["kernel panic"], &[95_000], 95_000).unwrap();
+        assert_eq!(
+            book.arrived_since(50_000, 10_000),
+            new,
+            "the source is old: the new one is news"
+        );
+        assert!(book.arrived_since(96_000, 10_000).is_empty());
+    }
+
+    #[test]
+    fn patterns_of_a_source_in_its_first_window_are_not_news() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        book.assign("app", &["service started"], &[0], 100).unwrap();
+        let early = book.assign("app", &["config file missing"], &[0], 150).unwrap();
+        let late = book.assign("app", &["disk sda is full"], &[0], 300).unwrap();
+        assert_eq!(
+            book.arrived_since(120, 100),
+            late,
+            "{early:?} came within the source's first 100 ms"
+        );
+        assert_eq!(
+            book.first_seen(&early)[0].map(|first| first.source_ingested_ms),
+            Some(100)
+        );
     }
 
     #[test]

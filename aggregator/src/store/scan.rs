@@ -21,7 +21,7 @@
 //! path.
 
 use super::collectors::OrdNames;
-use super::schema::names;
+use super::schema::{PATTERN_FIELD, field_column, names};
 use std::collections::{BinaryHeap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
@@ -298,36 +298,9 @@ pub fn time_span(scan: &Scan<'_>) -> Option<(i64, i64)> {
 /// when the buckets' nanoseconds do not fit the keys (the caller takes the
 /// general path).
 pub fn histogram(scan: &Scan<'_>, first: i64, width: i64, buckets: usize) -> Option<Vec<u64>> {
-    let width_nanos = u64::try_from(width.max(1)).ok()?.checked_mul(NANOS as u64)?;
-    let first_nanos = first.checked_mul(NANOS)?;
-    let first_key = (first_nanos as u64) ^ (1 << 63);
-    // Only what is in range and in a bucket is counted.
-    let mut keys = scan.keys;
-    keys.low = keys.low.max(first_key);
-    if let Some(buckets_end) = (buckets as u64)
-        .checked_mul(width_nanos)
-        .and_then(|span| first_key.checked_add(span))
-    {
-        keys.high = keys.high.min(buckets_end);
-    }
+    let (keys, bucketing) = Buckets::new(scan.keys, first, width, buckets)?;
+    let bucket_of = |k: u64| bucketing.of(k);
     let mut counts = vec![0u64; buckets];
-    // A multiplication instead of a division per record, corrected to the
-    // exact bucket below (the estimate is off by at most one).
-    let inverse = 1.0 / width_nanos as f64;
-    // Called only for keys in range: `first_key <= k`, and the difference
-    // of two keys of valid times is below 2^63 (exact as i64, and the f64
-    // estimate is within one bucket of the truth).
-    let bucket_of = |k: u64| {
-        let delta = k - first_key;
-        let mut bucket = ((delta as i64) as f64 * inverse) as u64;
-        let low = bucket.wrapping_mul(width_nanos);
-        if low > delta {
-            bucket -= 1;
-        } else if delta - low >= width_nanos {
-            bucket += 1;
-        }
-        bucket as usize
-    };
     let mut scanned = Vec::new();
     for found in &scan.segments {
         if keys.misses(found.min, found.max) {
@@ -364,6 +337,215 @@ pub fn histogram(scan: &Scan<'_>, first: i64, width: i64, buckets: usize) -> Opt
         }
     }
     Some(counts)
+}
+
+/// Buckets `[first + i*width, first + (i+1)*width)` (Unix ms) of keys.
+#[derive(Clone, Copy)]
+struct Buckets {
+    first_key: u64,
+    width_nanos: u64,
+    /// `1 / width_nanos`: a multiplication instead of a division per
+    /// record, corrected to the exact bucket (the estimate is off by at
+    /// most one).
+    inverse: f64,
+}
+
+impl Buckets {
+    /// The buckets, and `keys` narrowed to what is in one of them; `None`
+    /// when their nanoseconds do not fit the keys.
+    fn new(mut keys: Keys, first: i64, width: i64, buckets: usize) -> Option<(Keys, Buckets)> {
+        let width_nanos = u64::try_from(width.max(1)).ok()?.checked_mul(NANOS as u64)?;
+        let first_nanos = first.checked_mul(NANOS)?;
+        let first_key = (first_nanos as u64) ^ (1 << 63);
+        keys.low = keys.low.max(first_key);
+        if let Some(buckets_end) = (buckets as u64)
+            .checked_mul(width_nanos)
+            .and_then(|span| first_key.checked_add(span))
+        {
+            keys.high = keys.high.min(buckets_end);
+        }
+        let inverse = 1.0 / width_nanos as f64;
+        Some((
+            keys,
+            Buckets {
+                first_key,
+                width_nanos,
+                inverse,
+            },
+        ))
+    }
+
+    /// The bucket of `k`. Called only for keys in the narrowed range:
+    /// `first_key <= k`, and the difference of two keys of valid times is
+    /// below 2^63 (exact as i64, and the f64 estimate is within one bucket
+    /// of the truth).
+    fn of(&self, k: u64) -> usize {
+        let delta = k - self.first_key;
+        let mut bucket = ((delta as i64) as f64 * self.inverse) as u64;
+        let low = bucket.wrapping_mul(self.width_nanos);
+        if low > delta {
+            bucket -= 1;
+        } else if delta - low >= self.width_nanos {
+            bucket += 1;
+        }
+        bucket as usize
+    }
+}
+
+/// The lines of one pattern in a [`Scan`]'s range ([`by_pattern`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternLines {
+    /// The pattern id.
+    pub pattern: String,
+    /// Its lines.
+    pub count: u64,
+    /// The first of them, Unix ms.
+    pub first: i64,
+    /// The last of them, Unix ms.
+    pub last: i64,
+    /// Its lines per bucket, when buckets were asked.
+    pub series: Vec<u64>,
+}
+
+/// What one thread gathers of one segment's pattern ordinals.
+struct OrdTally {
+    counts: Vec<u64>,
+    low: Vec<u64>,
+    high: Vec<u64>,
+    /// `ords × buckets`, ordinal-major.
+    series: Vec<u64>,
+}
+
+impl OrdTally {
+    fn new(terms: usize, buckets: usize) -> OrdTally {
+        OrdTally {
+            counts: vec![0; terms],
+            low: vec![u64::MAX; terms],
+            high: vec![0; terms],
+            series: vec![0; terms * buckets],
+        }
+    }
+
+    fn add(&mut self, other: OrdTally) {
+        for (at, count) in other.counts.into_iter().enumerate() {
+            self.counts[at] += count;
+            self.low[at] = self.low[at].min(other.low[at]);
+            self.high[at] = self.high[at].max(other.high[at]);
+        }
+        for (mine, theirs) in self.series.iter_mut().zip(other.series) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// Records in range per pattern id (the extracted field `pattern`), with
+/// the first and last time and, with `series` (`first`, `width` in Unix
+/// ms, `buckets`), the records per bucket: one pass over two columns, as
+/// `| stats count(), min(_time), max(_time) by pattern` and `| stats
+/// count() by _time(…), pattern` answer them. `None` if a segment's
+/// records do not all hold one pattern, or a segment's patterns × buckets
+/// pass [`MAX_SLOTS`] (the caller takes the general path).
+pub fn by_pattern(scan: &Scan<'_>, series: Option<(i64, i64, usize)>) -> tantivy::Result<Option<Vec<PatternLines>>> {
+    let (buckets, bucketing) = match series {
+        Some((first, width, buckets)) => match Buckets::new(scan.keys, first, width, buckets) {
+            Some((_, bucketing)) => (buckets, Some(bucketing)),
+            None => return Ok(None),
+        },
+        None => (0, None),
+    };
+    let keys = scan.keys;
+    let mut columns = Vec::with_capacity(scan.segments.len());
+    for found in &scan.segments {
+        let (text, numbers) = field_column(found.segment, PATTERN_FIELD)?;
+        match text {
+            Some(column)
+                if numbers.is_empty()
+                    && column.ords().get_cardinality() == Cardinality::Full
+                    && column.num_terms().saturating_mul(buckets.max(1)) <= MAX_SLOTS =>
+            {
+                columns.push(column)
+            }
+            _ => return Ok(None),
+        }
+    }
+    let segments: Vec<&InRange<'_>> = scan.segments.iter().collect();
+    let at: HashMap<(usize, u32), usize> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, found)| ((found.partition, found.ord), i))
+        .collect();
+    let parts = in_pieces(&segments, HashMap::<usize, OrdTally>::new, |tallies, found, rows| {
+        let i = at[&(found.partition, found.ord)];
+        let column = &columns[i];
+        let tally = tallies
+            .entry(i)
+            .or_insert_with(|| OrdTally::new(column.num_terms(), buckets));
+        let mut ords = vec![0u64; BLOCK];
+        for_each_block_in(found.values.as_ref(), rows, |first_row, times| {
+            let ords = &mut ords[..times.len()];
+            column.ords().values.get_range(u64::from(first_row), ords);
+            for (&k, &ord) in times.iter().zip(ords.iter()) {
+                let ord = ord as usize;
+                if !keys.contains(k) || ord >= tally.counts.len() {
+                    continue;
+                }
+                tally.counts[ord] += 1;
+                tally.low[ord] = tally.low[ord].min(k);
+                tally.high[ord] = tally.high[ord].max(k);
+                if let Some(bucketing) = &bucketing
+                    && k >= bucketing.first_key
+                {
+                    let bucket = bucketing.of(k);
+                    if bucket < buckets {
+                        tally.series[ord * buckets + bucket] += 1;
+                    }
+                }
+            }
+        });
+    });
+    let mut tallies: HashMap<usize, OrdTally> = HashMap::new();
+    for part in parts {
+        for (i, tally) in part {
+            match tallies.entry(i) {
+                std::collections::hash_map::Entry::Occupied(mut mine) => mine.get_mut().add(tally),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(tally);
+                }
+            }
+        }
+    }
+    let mut by_name: HashMap<String, PatternLines> = HashMap::new();
+    for (i, tally) in tallies {
+        let used: Vec<u64> = (0u64..)
+            .zip(&tally.counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(ord, _)| ord)
+            .collect();
+        let names = OrdNames::read(&columns[i], used.clone())?;
+        for ord in used {
+            let at = ord as usize;
+            let lines = by_name
+                .entry(names.name(ord).to_owned())
+                .or_insert_with(|| PatternLines {
+                    pattern: names.name(ord).to_owned(),
+                    count: 0,
+                    first: i64::MAX,
+                    last: i64::MIN,
+                    series: vec![0; buckets],
+                });
+            lines.count += tally.counts[at];
+            lines.first = lines.first.min(ms_of(tally.low[at]));
+            lines.last = lines.last.max(ms_of(tally.high[at]));
+            for (sum, n) in lines
+                .series
+                .iter_mut()
+                .zip(&tally.series[at * buckets..(at + 1) * buckets])
+            {
+                *sum += n;
+            }
+        }
+    }
+    Ok(Some(by_name.into_values().collect()))
 }
 
 /// Records in range per combination of values of the text fast fields
@@ -708,6 +890,10 @@ mod tests {
                     range = Some(range.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
                     let message = format!("line {segment} {i}");
                     let host = format!("host-{}", next() % 5);
+                    let fields = BTreeMap::from([(
+                        super::PATTERN_FIELD.to_owned(),
+                        lookout_shared::parse::fields::FieldValue::Text(format!("p-{}", next() % 7)),
+                    )]);
                     let doc = schema.document(
                         &RecordFields {
                             stream: "00000000000000aa",
@@ -720,7 +906,7 @@ mod tests {
                             message: &message,
                             labels: None,
                             truncated: false,
-                            fields: &BTreeMap::new(),
+                            fields: &fields,
                         },
                         NumbersLayout::Apart,
                     );
@@ -803,6 +989,53 @@ mod tests {
                 let general = store.count_by_group(&filter(GENERAL), fields).unwrap();
                 assert_eq!(scanned, general, "{fields:?} {start:?}..{end:?}");
             }
+            // Lines per pattern, with a series of 37 s buckets from 999 s.
+            let scanned = store
+                .pattern_lines(&filter("*"), &crate::query::Expr::All, Some((999_000, 37_000, 44)))
+                .unwrap()
+                .expect("every record has a pattern");
+            let general_expr = crate::query::parse(GENERAL).unwrap();
+            let table = |plan: &str| {
+                let plan = crate::query::parse_query(plan).unwrap().stats.unwrap();
+                store.stats(&filter(GENERAL), &general_expr, &plan).unwrap()
+            };
+            let totals = table("* | stats count(), min(_time), max(_time) by pattern");
+            let series = table("* | stats count() by _time(37s), pattern");
+            let mut want: Vec<super::PatternLines> = totals
+                .rows
+                .iter()
+                .map(|row| {
+                    use crate::query::aggregate::Value;
+                    let [
+                        Value::Text(id),
+                        Value::Count(count),
+                        Value::Time(first),
+                        Value::Time(last),
+                    ] = row.as_slice()
+                    else {
+                        panic!("{row:?}")
+                    };
+                    let mut per_bucket = vec![0; 44];
+                    for cells in &series.rows {
+                        if let [Value::Time(bucket), Value::Text(of), Value::Count(n)] = cells.as_slice()
+                            && of == id
+                        {
+                            per_bucket[((bucket - 999_000) / 37_000) as usize] += n;
+                        }
+                    }
+                    super::PatternLines {
+                        pattern: id.clone(),
+                        count: *count,
+                        first: *first,
+                        last: *last,
+                        series: per_bucket,
+                    }
+                })
+                .collect();
+            let mut got = scanned;
+            want.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+            got.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+            assert_eq!(got, want, "{start:?}..{end:?}");
         }
         // Whole segments' counts per value come from the term dictionary.
         for searcher in &searchers {

@@ -8,8 +8,9 @@
 //! frequencies or a column scan without a query where it can.
 
 use super::LogStore;
+use super::scan::{PatternLines, by_pattern};
 use super::schema::{field_column, names};
-use super::search::{Compiled, LogFilter, SearchError, searchers};
+use super::search::{Compiled, LogFilter, SearchError, scan, searchers};
 use crate::query::Expr;
 use crate::query::aggregate::{Budget, Cell, Group, Groups, StatsError, Table, ValueMap, table};
 use crate::query::pipe::{Function, GroupKey, Stats, StatsField};
@@ -78,6 +79,30 @@ impl LogStore {
             .lock()
             .map_or_else(|poisoned| poisoned.into_inner().take(), |mut t| t.take());
         Ok(table(stats, groups, |id| texts.text(id).to_owned()))
+    }
+}
+
+impl LogStore {
+    /// Lines per pattern id of the records `filter` selects by event time
+    /// alone (`expr` everything): count, first and last time, and with
+    /// `series` (`first`, `width` in Unix ms, `buckets`) lines per bucket,
+    /// in one scan of two columns. `None` when the records cannot be
+    /// scanned so (another selection, a record without a pattern, deleted
+    /// records): the caller asks [`LogStore::stats`].
+    pub fn pattern_lines(
+        &self,
+        filter: &LogFilter,
+        expr: &Expr,
+        series: Option<(i64, i64, usize)>,
+    ) -> Result<Option<Vec<PatternLines>>, SearchError> {
+        if *expr != Expr::All {
+            return Ok(None);
+        }
+        let searchers = searchers(self, filter);
+        match scan(filter, true, &searchers)? {
+            Some(scan) => Ok(by_pattern(&scan, series)?),
+            None => Ok(None),
+        }
     }
 }
 

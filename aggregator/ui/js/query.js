@@ -234,10 +234,9 @@ export function templateParts(template) {
   return parts;
 }
 
-/** How a pattern's count moved against the range before: "+12", "−4", "new", "=". */
+/** How a pattern's count moved against the range before: "+12", "−4", "=". */
 export function changeText(count, previous) {
   if (previous === null || previous === undefined) return '';
-  if (previous === 0) return count > 0 ? 'new' : '=';
   const diff = count - previous;
   if (diff === 0) return '=';
   return `${diff > 0 ? '+' : '−'}${Math.abs(diff).toLocaleString('en-US')}`;

@@ -761,10 +761,9 @@ ui.liveToggle.addEventListener('click', () => {
   if (live) {
     stopLive();
   } else if (state.view) {
-    // A live tail shows lines.
-    state = { ...state, view: '' };
-    startLive();
-    run({ push: true });
+    // A live tail shows lines: the list first, then the tail on it.
+    state = { ...state, view: '', order: '' };
+    run({ push: true }).then(startLive);
   } else {
     startLive();
   }
@@ -773,7 +772,8 @@ ui.liveToggle.addEventListener('click', () => {
 for (const button of document.querySelectorAll('#views button')) {
   button.addEventListener('click', () => {
     if (button.dataset.view === state.view) return;
-    state = { ...state, q: ui.query.value.trim(), view: button.dataset.view, sort: '' };
+    const view = button.dataset.view;
+    state = { ...state, q: ui.query.value.trim(), view, order: view ? state.order : '', sort: '' };
     run({ push: true });
   });
 }

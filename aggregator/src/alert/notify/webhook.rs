@@ -232,6 +232,8 @@ struct PayloadAlert<'a> {
 
 /// The annotation that lists a log alert's top patterns, one per line.
 const TOP_PATTERNS_ANNOTATION: &str = "top_patterns";
+/// A template in it is cut to this many characters.
+const TEMPLATE_MAX_CHARS: usize = 500;
 
 /// `alert`'s annotations, with its top patterns as one more
 /// ([`TOP_PATTERNS_ANNOTATION`], `1234 × template` per line) unless the
@@ -244,7 +246,10 @@ fn annotations(annotations: &BTreeMap<String, String>, top: &[PatternCount]) -> 
             .iter()
             .map(|pattern| {
                 let template = pattern.template.as_deref().unwrap_or(&pattern.pattern);
-                format!("{} × {template}", pattern.count)
+                match template.char_indices().nth(TEMPLATE_MAX_CHARS) {
+                    Some((cut, _)) => format!("{} × {}…", pattern.count, &template[..cut]),
+                    None => format!("{} × {template}", pattern.count),
+                }
             })
             .collect();
         annotations
