@@ -334,16 +334,29 @@ async fn hostile_queries_bodies_and_paths_get_json_refusals() {
     let huge = format!("{{\"comment\": \"{}\"}}", "x".repeat(3 << 20));
     // A client of its own: the server closes a connection whose body it did
     // not read, and the shared client's pool must not reuse it.
-    let answer = reqwest::Client::new()
+    let sent = reqwest::Client::new()
         .post(format!("{}/api/v1/silences", server.base))
         .header("Authorization", format!("Bearer {API_TOKEN}"))
         .body(huge)
         .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 413);
-    let body: serde_json::Value = serde_json::from_slice(&answer.bytes().await.unwrap()).expect("a JSON error body");
-    assert!(body["error"].is_string(), "{body}");
+        .await;
+    match sent {
+        Ok(answer) => {
+            assert_eq!(answer.status().as_u16(), 413);
+            let body: serde_json::Value =
+                serde_json::from_slice(&answer.bytes().await.unwrap()).expect("a JSON error body");
+            assert!(body["error"].is_string(), "{body}");
+        }
+        // The server answered 413 and closed while the client was still
+        // sending: the closed socket resets the rest, and with it, at times,
+        // the answer. Refused all the same, as the list below shows.
+        Err(err) => assert!(err.is_request(), "{err:?}"),
+    }
+    let silences = server.get_ok("/api/v1/silences").await;
+    assert!(
+        silences["silences"].as_array().is_some_and(|list| list.is_empty()),
+        "nothing was created: {silences}"
+    );
 
     // A silence from the beginning to the end of time used to wrap around and silence forever.
     let forever = serde_json::json!({

@@ -164,8 +164,9 @@ struct Found {
 
 /// The lines per stored id of what `filter` and `expr` select, and with
 /// `series` (the range and the buckets wanted) per bucket: in one scan of
-/// two columns when the selection is by event time alone
-/// ([`crate::store::LogStore::pattern_lines`]), else from `| stats` tables
+/// the columns when the selection is by event time and exact host, source
+/// and level alone ([`crate::store::LogStore::pattern_lines`]), else from
+/// `| stats` tables
 /// (the busiest ids first when they are more than a table holds).
 async fn find(
     app: &AppState,

@@ -26,7 +26,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tantivy::columnar::{Cardinality, ColumnType, ColumnValues};
+use tantivy::columnar::{Cardinality, ColumnType, ColumnValues, StrColumn};
 use tantivy::{DocAddress, Searcher, SegmentReader};
 
 /// Values read per block.
@@ -438,14 +438,20 @@ impl OrdTally {
     }
 }
 
-/// Records in range per pattern id (the extracted field `pattern`), with
-/// the first and last time and, with `series` (`first`, `width` in Unix
-/// ms, `buckets`), the records per bucket: one pass over two columns, as
-/// `| stats count(), min(_time), max(_time) by pattern` and `| stats
-/// count() by _time(…), pattern` answer them. `None` if a segment's
-/// records do not all hold one pattern, or a segment's patterns × buckets
+/// Records in range whose text fast fields `equal` (`host`, `source`,
+/// `level`) have the values given, per pattern id (the extracted field
+/// `pattern`), with the first and last time and, with `series` (`first`,
+/// `width` in Unix ms, `buckets`), the records per bucket: one pass over
+/// the time, pattern and those fields' columns, as `| stats count(),
+/// min(_time), max(_time) by pattern` and `| stats count() by _time(…),
+/// pattern` answer them. `None` if a segment's records do not all hold one
+/// pattern and one value of each field, or a segment's patterns × buckets
 /// pass [`MAX_SLOTS`] (the caller takes the general path).
-pub fn by_pattern(scan: &Scan<'_>, series: Option<(i64, i64, usize)>) -> tantivy::Result<Option<Vec<PatternLines>>> {
+pub fn by_pattern(
+    scan: &Scan<'_>,
+    equal: &[(&str, &str)],
+    series: Option<(i64, i64, usize)>,
+) -> tantivy::Result<Option<Vec<PatternLines>>> {
     let (buckets, bucketing) = match series {
         Some((first, width, buckets)) => match Buckets::new(scan.keys, first, width, buckets) {
             Some((_, bucketing)) => (buckets, Some(bucketing)),
@@ -455,20 +461,39 @@ pub fn by_pattern(scan: &Scan<'_>, series: Option<(i64, i64, usize)>) -> tantivy
     };
     let keys = scan.keys;
     let mut columns = Vec::with_capacity(scan.segments.len());
-    for found in &scan.segments {
+    // Per segment: each field's column and the ordinal of its value there.
+    let mut filters: Vec<Vec<(StrColumn, u64)>> = Vec::with_capacity(scan.segments.len());
+    let mut segments: Vec<&InRange<'_>> = Vec::with_capacity(scan.segments.len());
+    'segments: for found in &scan.segments {
         let (text, numbers) = field_column(found.segment, PATTERN_FIELD)?;
-        match text {
+        let column = match text {
             Some(column)
                 if numbers.is_empty()
                     && column.ords().get_cardinality() == Cardinality::Full
                     && column.num_terms().saturating_mul(buckets.max(1)) <= MAX_SLOTS =>
             {
-                columns.push(column)
+                column
             }
             _ => return Ok(None),
+        };
+        let mut wanted = Vec::with_capacity(equal.len());
+        for (field, value) in equal {
+            let Some(by) = found.segment.fast_fields().str(field)? else {
+                return Ok(None);
+            };
+            if by.ords().get_cardinality() != Cardinality::Full {
+                return Ok(None);
+            }
+            match by.dictionary().term_ord(value.as_bytes())? {
+                Some(ord) => wanted.push((by, ord)),
+                // No record of the segment has the value.
+                None => continue 'segments,
+            }
         }
+        columns.push(column);
+        filters.push(wanted);
+        segments.push(found);
     }
-    let segments: Vec<&InRange<'_>> = scan.segments.iter().collect();
     let at: HashMap<(usize, u32), usize> = segments
         .iter()
         .enumerate()
@@ -476,17 +501,28 @@ pub fn by_pattern(scan: &Scan<'_>, series: Option<(i64, i64, usize)>) -> tantivy
         .collect();
     let parts = in_pieces(&segments, HashMap::<usize, OrdTally>::new, |tallies, found, rows| {
         let i = at[&(found.partition, found.ord)];
-        let column = &columns[i];
+        let (column, wanted) = (&columns[i], &filters[i]);
         let tally = tallies
             .entry(i)
             .or_insert_with(|| OrdTally::new(column.num_terms(), buckets));
         let mut ords = vec![0u64; BLOCK];
+        let mut keep = vec![true; BLOCK];
+        let mut values = vec![0u64; BLOCK];
         for_each_block_in(found.values.as_ref(), rows, |first_row, times| {
             let ords = &mut ords[..times.len()];
             column.ords().values.get_range(u64::from(first_row), ords);
-            for (&k, &ord) in times.iter().zip(ords.iter()) {
+            let keep = &mut keep[..times.len()];
+            keep.fill(true);
+            for (by, want) in wanted {
+                let values = &mut values[..times.len()];
+                by.ords().values.get_range(u64::from(first_row), values);
+                for (kept, value) in keep.iter_mut().zip(values.iter()) {
+                    *kept &= value == want;
+                }
+            }
+            for ((&k, &ord), &kept) in times.iter().zip(ords.iter()).zip(keep.iter()) {
                 let ord = ord as usize;
-                if !keys.contains(k) || ord >= tally.counts.len() {
+                if !kept || !keys.contains(k) || ord >= tally.counts.len() {
                     continue;
                 }
                 tally.counts[ord] += 1;
@@ -990,52 +1026,60 @@ mod tests {
                 assert_eq!(scanned, general, "{fields:?} {start:?}..{end:?}");
             }
             // Lines per pattern, with a series of 37 s buckets from 999 s.
-            let scanned = store
-                .pattern_lines(&filter("*"), &crate::query::Expr::All, Some((999_000, 37_000, 44)))
-                .unwrap()
-                .expect("every record has a pattern");
-            let general_expr = crate::query::parse(GENERAL).unwrap();
-            let table = |plan: &str| {
-                let plan = crate::query::parse_query(plan).unwrap().stats.unwrap();
-                store.stats(&filter(GENERAL), &general_expr, &plan).unwrap()
-            };
-            let totals = table("* | stats count(), min(_time), max(_time) by pattern");
-            let series = table("* | stats count() by _time(37s), pattern");
-            let mut want: Vec<super::PatternLines> = totals
-                .rows
-                .iter()
-                .map(|row| {
-                    use crate::query::aggregate::Value;
-                    let [
-                        Value::Text(id),
-                        Value::Count(count),
-                        Value::Time(first),
-                        Value::Time(last),
-                    ] = row.as_slice()
-                    else {
-                        panic!("{row:?}")
-                    };
-                    let mut per_bucket = vec![0; 44];
-                    for cells in &series.rows {
-                        if let [Value::Time(bucket), Value::Text(of), Value::Count(n)] = cells.as_slice()
-                            && of == id
-                        {
-                            per_bucket[((bucket - 999_000) / 37_000) as usize] += n;
+            // By time alone, and with a host (one that is there, one that is not).
+            for host in [None, Some("host-3"), Some("host-9")] {
+                let filter = |q: &str| LogFilter {
+                    host: host.map(str::to_owned),
+                    ..filter(q)
+                };
+                let scanned = store
+                    .pattern_lines(&filter("*"), &crate::query::Expr::All, Some((999_000, 37_000, 44)))
+                    .unwrap()
+                    .expect("every record has a pattern");
+                let general_expr = crate::query::parse(GENERAL).unwrap();
+                let table = |plan: &str| {
+                    let plan = crate::query::parse_query(plan).unwrap().stats.unwrap();
+                    store.stats(&filter(GENERAL), &general_expr, &plan).unwrap()
+                };
+                let totals = table("* | stats count(), min(_time), max(_time) by pattern");
+                let series = table("* | stats count() by _time(37s), pattern");
+                let mut want: Vec<super::PatternLines> = totals
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        use crate::query::aggregate::Value;
+                        let [
+                            Value::Text(id),
+                            Value::Count(count),
+                            Value::Time(first),
+                            Value::Time(last),
+                        ] = row.as_slice()
+                        else {
+                            panic!("{row:?}")
+                        };
+                        let mut per_bucket = vec![0; 44];
+                        for cells in &series.rows {
+                            if let [Value::Time(bucket), Value::Text(of), Value::Count(n)] = cells.as_slice()
+                                && of == id
+                            {
+                                per_bucket[((bucket - 999_000) / 37_000) as usize] += n;
+                            }
                         }
-                    }
-                    super::PatternLines {
-                        pattern: id.clone(),
-                        count: *count,
-                        first: *first,
-                        last: *last,
-                        series: per_bucket,
-                    }
-                })
-                .collect();
-            let mut got = scanned;
-            want.sort_by(|a, b| a.pattern.cmp(&b.pattern));
-            got.sort_by(|a, b| a.pattern.cmp(&b.pattern));
-            assert_eq!(got, want, "{start:?}..{end:?}");
+                        super::PatternLines {
+                            pattern: id.clone(),
+                            count: *count,
+                            first: *first,
+                            last: *last,
+                            series: per_bucket,
+                        }
+                    })
+                    .collect();
+                let mut got = scanned;
+                want.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+                got.sort_by(|a, b| a.pattern.cmp(&b.pattern));
+                assert_eq!(got, want, "{start:?}..{end:?} {host:?}");
+                assert_eq!(got.is_empty(), host == Some("host-9") || want.is_empty());
+            }
         }
         // Whole segments' counts per value come from the term dictionary.
         for searcher in &searchers {

@@ -484,11 +484,7 @@ fn time_only(filter: &LogFilter, any_text: bool) -> Option<TimeRange> {
 
 /// A [`Scan`] of `searchers` for [`time_only`]'s range, when every segment
 /// can be scanned.
-pub(super) fn scan<'a>(
-    filter: &LogFilter,
-    any_text: bool,
-    searchers: &'a [Searcher],
-) -> Result<Option<Scan<'a>>, SearchError> {
+fn scan<'a>(filter: &LogFilter, any_text: bool, searchers: &'a [Searcher]) -> Result<Option<Scan<'a>>, SearchError> {
     match time_only(filter, any_text) {
         Some(range) => Ok(Scan::open(searchers, range, TimeColumn::Event)?),
         None => Ok(None),

@@ -8,9 +8,9 @@
 //! frequencies or a column scan without a query where it can.
 
 use super::LogStore;
-use super::scan::{PatternLines, by_pattern};
+use super::scan::{PatternLines, Scan, TimeColumn, TimeRange, by_pattern};
 use super::schema::{field_column, names};
-use super::search::{Compiled, LogFilter, SearchError, scan, searchers};
+use super::search::{Compiled, LogFilter, SearchError, searchers};
 use crate::query::Expr;
 use crate::query::aggregate::{Budget, Cell, Group, Groups, StatsError, Table, ValueMap, table};
 use crate::query::pipe::{Function, GroupKey, Stats, StatsField};
@@ -84,23 +84,36 @@ impl LogStore {
 
 impl LogStore {
     /// Lines per pattern id of the records `filter` selects by event time
-    /// alone (`expr` everything): count, first and last time, and with
-    /// `series` (`first`, `width` in Unix ms, `buckets`) lines per bucket,
-    /// in one scan of two columns. `None` when the records cannot be
-    /// scanned so (another selection, a record without a pattern, deleted
-    /// records): the caller asks [`LogStore::stats`].
+    /// and exact host, source and level alone (`expr` everything): count,
+    /// first and last time, and with `series` (`first`, `width` in Unix ms,
+    /// `buckets`) lines per bucket, in one scan of the columns. `None` when
+    /// the records cannot be scanned so (another selection, a record
+    /// without a pattern, deleted records): the caller asks
+    /// [`LogStore::stats`].
     pub fn pattern_lines(
         &self,
         filter: &LogFilter,
         expr: &Expr,
         series: Option<(i64, i64, usize)>,
     ) -> Result<Option<Vec<PatternLines>>, SearchError> {
-        if *expr != Expr::All {
+        if *expr != Expr::All || filter.ingested_since.is_some() {
             return Ok(None);
         }
+        let equal: Vec<(&str, &str)> = [
+            (names::HOST, &filter.host),
+            (names::SOURCE, &filter.source),
+            (names::LEVEL, &filter.level),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| Some((field, value.as_deref()?)))
+        .collect();
         let searchers = searchers(self, filter);
-        match scan(filter, true, &searchers)? {
-            Some(scan) => Ok(by_pattern(&scan, series)?),
+        let range = TimeRange {
+            start: filter.start,
+            end: filter.end,
+        };
+        match Scan::open(&searchers, range, TimeColumn::Event)? {
+            Some(scan) => Ok(by_pattern(&scan, &equal, series)?),
             None => Ok(None),
         }
     }
