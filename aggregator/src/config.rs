@@ -591,7 +591,11 @@ impl Config {
         }
         self.validate(file)?;
         let notifiers: Vec<String> = self.notifiers.iter().map(|n| n.name().to_string()).collect();
-        self.rules = crate::alert::rules::load(self.rules_file.as_deref(), &notifiers)?;
+        let context = crate::alert::rules::Context {
+            notifiers: &notifiers,
+            evaluation_interval: self.alerting.evaluation_interval.get(),
+        };
+        self.rules = crate::alert::rules::load(self.rules_file.as_deref(), context)?;
         Ok(self)
     }
 

@@ -542,7 +542,8 @@ fn evaluate_no_data(rule: &NoDataRule, metrics: &MetricStore, now_ms: i64) -> Re
     })
 }
 
-/// Candidates counted per table of a `new_pattern` rule.
+/// Most candidates of a `new_pattern` rule counted by their ids; more (a
+/// burst of new patterns) are found in one table of the window's lines.
 const CANDIDATES_PER_TABLE: usize = 128;
 
 /// One alert per source and pattern whose first line arrived in the
@@ -561,23 +562,27 @@ fn evaluate_new_pattern(rule: &NewPatternRule, stores: Stores<'_>, now_ms: i64) 
         ingested_since: Some(since),
         ..LogFilter::default()
     };
-    let mut counts = Vec::new();
-    for chunk in candidates.chunks(CANDIDATES_PER_TABLE) {
-        let of_these = Expr::Or(
-            chunk
-                .iter()
-                .map(|id| Expr::Leaf(Leaf::Field(PATTERN_FIELD.to_owned(), id.clone())))
-                .collect(),
-        );
-        let expr = Expr::And(vec![lines.clone(), of_these]);
-        counts.extend(pattern_counts(
-            stores,
-            &filter,
-            &expr,
-            "source, ",
-            crate::query::pipe::MAX_ROWS,
-        )?);
-    }
+    let by_source = |expr: &Expr| pattern_counts(stores, &filter, expr, "source, ", crate::query::pipe::MAX_ROWS);
+    let counts = match candidates.len() {
+        0 => Vec::new(),
+        // A few: only their lines are counted.
+        1..=CANDIDATES_PER_TABLE => {
+            let of_these = Expr::Or(
+                candidates
+                    .iter()
+                    .map(|id| Expr::Leaf(Leaf::Field(PATTERN_FIELD.to_owned(), id.clone())))
+                    .collect(),
+            );
+            by_source(&Expr::And(vec![lines, of_these]))?
+        }
+        // A burst: one table of the window's lines, kept to the candidates.
+        _ => {
+            let wanted: std::collections::HashSet<&String> = candidates.iter().collect();
+            let mut counts = by_source(&lines)?;
+            counts.retain(|(_, id, _)| wanted.contains(id));
+            counts
+        }
+    };
     let ids: Vec<String> = counts.iter().map(|(_, id, _)| id.clone()).collect();
     let templates = stores.patterns.templates(&ids);
     let mut observations = Vec::new();

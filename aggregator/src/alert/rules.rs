@@ -341,27 +341,36 @@ impl Rule {
     }
 }
 
+/// What a rule is checked against besides itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The configured notifier names, which `notify` must use.
+    pub notifiers: &'a [String],
+    /// `[alerting] evaluation_interval`: how often a rule without an
+    /// `interval` is evaluated.
+    pub evaluation_interval: Duration,
+}
+
 /// Reads the rules: the built-in defaults merged with `file` if given.
-/// `notifiers` are the configured notifier names, which `notify` must use.
-pub fn load(file: Option<&Path>, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
+pub fn load(file: Option<&Path>, context: Context<'_>) -> Result<Vec<Rule>, ConfigError> {
     let Some(file) = file else {
         return Ok(defaults());
     };
     let parsed: RuleFile = load_toml(file)?;
-    build(file, parsed, notifiers)
+    build(file, parsed, context)
 }
 
 /// Parses rules from `text`; `file` is only named in errors.
-pub fn from_toml(file: &Path, text: &str, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
+pub fn from_toml(file: &Path, text: &str, context: Context<'_>) -> Result<Vec<Rule>, ConfigError> {
     let parsed: RuleFile = lookout_shared::config::parse_toml(file, text)?;
-    build(file, parsed, notifiers)
+    build(file, parsed, context)
 }
 
 /// Parses one `[[rules]]` entry made in the app (see [`super::ruleset`]):
 /// exactly one rule, checked as the rules file's are, and neither
 /// `default_rules` nor `enabled = false`, which mean nothing for one rule.
 /// `origin` is named in errors.
-pub fn entry(origin: &Path, text: &str, notifiers: &[String]) -> Result<Rule, ConfigError> {
+pub fn entry(origin: &Path, text: &str, context: Context<'_>) -> Result<Rule, ConfigError> {
     let parsed: RuleFile = lookout_shared::config::parse_toml(origin, text)?;
     let whole = |reason: &str| ConfigError {
         file: origin.to_path_buf(),
@@ -388,11 +397,11 @@ pub fn entry(origin: &Path, text: &str, notifiers: &[String]) -> Result<Rule, Co
         default_rules: Some(false),
         rules: vec![spec.clone()],
     };
-    let mut rules = build(origin, single, notifiers)?;
+    let mut rules = build(origin, single, context)?;
     rules.pop().ok_or_else(|| whole("the entry made no rule"))
 }
 
-fn build(file: &Path, parsed: RuleFile, notifiers: &[String]) -> Result<Vec<Rule>, ConfigError> {
+fn build(file: &Path, parsed: RuleFile, context: Context<'_>) -> Result<Vec<Rule>, ConfigError> {
     let mut names = HashSet::new();
     let mut rules = Vec::new();
     let mut disabled = HashSet::new();
@@ -415,7 +424,7 @@ fn build(file: &Path, parsed: RuleFile, notifiers: &[String]) -> Result<Vec<Rule
                 format!("`{}` is used by another rule; names must be unique", spec.name),
             ));
         }
-        let rule = check(spec, notifiers).map_err(|(key, reason)| at(key, reason))?;
+        let rule = check(spec, context).map_err(|(key, reason)| at(key, reason))?;
         if spec.enabled == Some(false) {
             disabled.insert(spec.name.clone());
         } else {
@@ -436,7 +445,8 @@ fn build(file: &Path, parsed: RuleFile, notifiers: &[String]) -> Result<Vec<Rule
 type CheckError = (&'static str, String);
 
 /// Turns one entry into a rule, or names the key that is wrong.
-fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
+fn check(spec: &RuleSpec, context: Context<'_>) -> Result<Rule, CheckError> {
+    let notifiers = context.notifiers;
     let kind = match spec.kind.as_str() {
         "threshold" => RuleKind::Threshold(threshold(spec)?),
         "error_rate" => RuleKind::ErrorRate(error_rate(spec)?),
@@ -461,10 +471,15 @@ fn check(spec: &RuleSpec, notifiers: &[String]) -> Result<Rule, CheckError> {
     // A pattern is new for one window: a rule must look within it, and
     // cannot wait longer than it.
     if let RuleKind::NewPattern(new) = &kind {
-        if interval.is_some_and(|interval| interval > new.window) {
+        let every = interval.unwrap_or(context.evaluation_interval);
+        if every > new.window {
             return Err((
-                "interval",
-                "must be at most the window: a pattern is new for one window".into(),
+                "window",
+                format!(
+                    "must be at least the rule's interval ({}, its `interval` or [alerting] \
+                     evaluation_interval): a pattern is new for one window",
+                    HumanDuration(every)
+                ),
             ));
         }
         if spec.for_.is_some_and(|for_| for_.get() >= new.window) {
@@ -953,7 +968,14 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Vec<Rule>, ConfigError> {
-        from_toml(Path::new("rules.toml"), text, &["oncall-email".to_string()])
+        from_toml(
+            Path::new("rules.toml"),
+            text,
+            Context {
+                notifiers: &["oncall-email".to_string()],
+                evaluation_interval: Duration::from_secs(15),
+            },
+        )
     }
 
     #[test]
@@ -1115,7 +1137,11 @@ name = \"N\"\nkind = \"new_pattern\"\nlevel = \"warn\"\nquery = \"nginx\"\n     
             ),
             (
                 "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nwindow = \"1m\"\ninterval = \"2m\"\n",
-                "rules[0] (N).interval",
+                "rules[0] (N).window",
+            ),
+            (
+                "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nwindow = \"10s\"\n",
+                "rules[0] (N).window",
             ),
             (
                 "[[rules]]\nname = \"N\"\nkind = \"new_pattern\"\nwindow = \"1m\"\nfor = \"1m\"\n",

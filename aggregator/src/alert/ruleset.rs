@@ -113,7 +113,11 @@ impl RuleSet {
         let mut app = BTreeMap::new();
         let mut skipped = Vec::new();
         for stored in store.app_rules()? {
-            let checked = rules::entry(Path::new(ORIGIN), &stored.entry, &notifiers)
+            let context = rules::Context {
+                notifiers: &notifiers,
+                evaluation_interval: min_interval,
+            };
+            let checked = rules::entry(Path::new(ORIGIN), &stored.entry, context)
                 .map_err(|err| err.to_string())
                 .and_then(|rule| {
                     if configured.iter().any(|c| c.name == rule.name) {
@@ -170,8 +174,12 @@ impl RuleSet {
     /// Checks `entry` (one `[[rules]]` entry), stores it and puts it in
     /// force. Blocks on the alert database.
     pub fn add(&self, entry: &str, created_by: &str, now_ms: i64) -> Result<Rule, RuleSetError> {
-        let rule = rules::entry(Path::new(ORIGIN), entry, &self.notifiers)
-            .map_err(|err| RuleSetError::Invalid(err.to_string()))?;
+        let context = rules::Context {
+            notifiers: &self.notifiers,
+            evaluation_interval: self.min_interval,
+        };
+        let rule =
+            rules::entry(Path::new(ORIGIN), entry, context).map_err(|err| RuleSetError::Invalid(err.to_string()))?;
         check_name(&rule.name).map_err(RuleSetError::Invalid)?;
         if let Some(interval) = rule.interval
             && interval < self.min_interval

@@ -56,7 +56,8 @@ struct PatternRow {
     #[serde(rename = "lastSeen", serialize_with = "as_time")]
     last_seen: i64,
     /// The first of its lines ever seen, in or before the range (`null`:
-    /// an id of an earlier generation, whose history is not kept).
+    /// an id of an earlier generation, or given before first times were
+    /// kept, whose history is not known).
     #[serde(rename = "firstEver", serialize_with = "as_optional_time")]
     first_ever: Option<i64>,
     /// Its first line ever is in the range.
@@ -132,11 +133,11 @@ impl Buckets {
         if wanted == 0 || start >= end {
             return None;
         }
-        let span = u64::try_from(end.saturating_sub(start)).ok()?;
-        let width_ms = span.div_ceil(wanted).max(1000).div_ceil(1000) * 1000;
+        let span = u64::try_from(end.checked_sub(start)?).ok()?;
+        let width_ms = span.div_ceil(wanted).max(1000).div_ceil(1000).checked_mul(1000)?;
         let width = i64::try_from(width_ms).ok()?;
-        let first = start - start.rem_euclid(width);
-        let count = usize::try_from(u64::try_from(end - first).ok()?.div_ceil(width_ms)).ok()?;
+        let first = start.checked_sub(start.rem_euclid(width))?;
+        let count = usize::try_from(u64::try_from(end.checked_sub(first)?).ok()?.div_ceil(width_ms)).ok()?;
         Some(Buckets { first, width, count })
     }
 }
@@ -180,7 +181,11 @@ async fn find(
         store.pattern_lines(&scan_filter, &scan_expr, wanted.map(|b| (b.first, b.width, b.count)))
     })
     .await?;
-    if let Some(lines) = scanned {
+    if let Some(mut lines) = scanned {
+        // The same bound as a table's: the busiest ids.
+        let ids_found = lines.len();
+        lines.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.pattern.cmp(&b.pattern)));
+        lines.truncate(MAX_ROWS);
         let ids: Vec<IdLines> = lines
             .into_iter()
             .map(|lines| IdLines {
@@ -192,7 +197,7 @@ async fn find(
             })
             .collect();
         return Ok(Found {
-            ids_found: ids.len(),
+            ids_found,
             ids_kept: ids.len(),
             ids,
             buckets: wanted,

@@ -295,7 +295,11 @@ mod tests {
         ] {
             let (named, entry) = rule_entry(&search, Some(kind)).unwrap();
             assert_eq!(named, kind);
-            let rules = crate::alert::rules::from_toml(std::path::Path::new("rules.toml"), &entry, &[])
+            let context = crate::alert::rules::Context {
+                notifiers: &[],
+                evaluation_interval: std::time::Duration::from_secs(15),
+            };
+            let rules = crate::alert::rules::from_toml(std::path::Path::new("rules.toml"), &entry, context)
                 .unwrap_or_else(|err| panic!("{entry}\n{err}"));
             let rule = rules
                 .iter()

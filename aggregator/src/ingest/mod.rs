@@ -80,9 +80,10 @@ pub fn prepare(
             batch.host
         )));
     }
+    let metrics = samples(&batch)?;
     let (enriched, fields_dropped) = enrich(&batch, field_names, patterns, true);
     Ok(Prepared {
-        metrics: samples(&batch)?,
+        metrics,
         batch: enriched,
         decompressed_bytes: json.len() as u64,
         fields_dropped,

@@ -36,6 +36,10 @@ const BLOCK: usize = 4096;
 /// fields (one per combination of their values): 8 MiB.
 const MAX_SLOTS: usize = 1 << 20;
 
+/// Most counters [`by_pattern`] keeps over all segments (per pattern of a
+/// segment: its count, first, last and one per bucket), per thread: 32 MiB.
+const MAX_PATTERN_SLOTS: usize = 1 << 22;
+
 /// The time column a [`Scan`] selects records by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeColumn {
@@ -375,13 +379,12 @@ impl Buckets {
         ))
     }
 
-    /// The bucket of `k`. Called only for keys in the narrowed range:
-    /// `first_key <= k`, and the difference of two keys of valid times is
-    /// below 2^63 (exact as i64, and the f64 estimate is within one bucket
-    /// of the truth).
+    /// The bucket of `k`. Called only for keys in the narrowed range
+    /// (`first_key <= k`); the f64 estimate is within one bucket of the
+    /// truth, whatever the distance (times 1678 to 2262 apart pass 2^63 ns).
     fn of(&self, k: u64) -> usize {
         let delta = k - self.first_key;
-        let mut bucket = ((delta as i64) as f64 * self.inverse) as u64;
+        let mut bucket = (delta as f64 * self.inverse) as u64;
         let low = bucket.wrapping_mul(self.width_nanos);
         if low > delta {
             bucket -= 1;
@@ -445,8 +448,8 @@ impl OrdTally {
 /// the time, pattern and those fields' columns, as `| stats count(),
 /// min(_time), max(_time) by pattern` and `| stats count() by _time(…),
 /// pattern` answer them. `None` if a segment's records do not all hold one
-/// pattern and one value of each field, or a segment's patterns × buckets
-/// pass [`MAX_SLOTS`] (the caller takes the general path).
+/// pattern and one value of each field, or the segments' patterns ×
+/// buckets pass [`MAX_PATTERN_SLOTS`] (the caller takes the general path).
 pub fn by_pattern(
     scan: &Scan<'_>,
     equal: &[(&str, &str)],
@@ -464,18 +467,9 @@ pub fn by_pattern(
     // Per segment: each field's column and the ordinal of its value there.
     let mut filters: Vec<Vec<(StrColumn, u64)>> = Vec::with_capacity(scan.segments.len());
     let mut segments: Vec<&InRange<'_>> = Vec::with_capacity(scan.segments.len());
+    // Counters held at once: a thread keeps one tally per segment it scans.
+    let mut slots = 0usize;
     'segments: for found in &scan.segments {
-        let (text, numbers) = field_column(found.segment, PATTERN_FIELD)?;
-        let column = match text {
-            Some(column)
-                if numbers.is_empty()
-                    && column.ords().get_cardinality() == Cardinality::Full
-                    && column.num_terms().saturating_mul(buckets.max(1)) <= MAX_SLOTS =>
-            {
-                column
-            }
-            _ => return Ok(None),
-        };
         let mut wanted = Vec::with_capacity(equal.len());
         for (field, value) in equal {
             let Some(by) = found.segment.fast_fields().str(field)? else {
@@ -489,6 +483,15 @@ pub fn by_pattern(
                 // No record of the segment has the value.
                 None => continue 'segments,
             }
+        }
+        let (text, numbers) = field_column(found.segment, PATTERN_FIELD)?;
+        let column = match text {
+            Some(column) if numbers.is_empty() && column.ords().get_cardinality() == Cardinality::Full => column,
+            _ => return Ok(None),
+        };
+        slots = slots.saturating_add(column.num_terms().saturating_mul(buckets + 3));
+        if slots > MAX_PATTERN_SLOTS {
+            return Ok(None);
         }
         columns.push(column);
         filters.push(wanted);
@@ -961,6 +964,25 @@ mod tests {
     const GENERAL: &str = "NOT zzzznotthere";
 
     #[test]
+    fn buckets_are_exact_across_centuries() {
+        // 1700 to 2026: further apart than 2^63 ns.
+        let first = -8_520_336_000_000i64;
+        let day = 86_400_000i64;
+        let keys = super::Keys::of(super::TimeRange { start: None, end: None });
+        let (_, buckets) = super::Buckets::new(keys, first, day, 200_000).unwrap();
+        for at in [
+            first,
+            first + day - 1,
+            first + day,
+            1_767_225_600_000,
+            1_767_225_600_000 + day / 2,
+        ] {
+            let want = ((at - first) / day) as usize;
+            assert_eq!(buckets.of(super::key(at)), want, "{at}");
+        }
+    }
+
+    #[test]
     fn scans_answer_exactly_what_the_general_path_does() {
         let tmp = tempfile::tempdir().unwrap();
         let store = store(tmp.path());
@@ -1026,14 +1048,23 @@ mod tests {
                 assert_eq!(scanned, general, "{fields:?} {start:?}..{end:?}");
             }
             // Lines per pattern, with a series of 37 s buckets from 999 s.
-            // By time alone, and with a host (one that is there, one that is not).
-            for host in [None, Some("host-3"), Some("host-9")] {
+            // By time alone, and with a host (one that is there, one that
+            // is not) or a level; buckets from 1,295 s, so that lines fall
+            // before and after them.
+            let only = [
+                (None, None),
+                (Some("host-3"), None),
+                (Some("host-9"), None),
+                (None, Some("error")),
+            ];
+            for (host, level) in only {
                 let filter = |q: &str| LogFilter {
                     host: host.map(str::to_owned),
+                    level: level.map(str::to_owned),
                     ..filter(q)
                 };
                 let scanned = store
-                    .pattern_lines(&filter("*"), &crate::query::Expr::All, Some((999_000, 37_000, 44)))
+                    .pattern_lines(&filter("*"), &crate::query::Expr::All, Some((1_295_000, 37_000, 20)))
                     .unwrap()
                     .expect("every record has a pattern");
                 let general_expr = crate::query::parse(GENERAL).unwrap();
@@ -1057,12 +1088,13 @@ mod tests {
                         else {
                             panic!("{row:?}")
                         };
-                        let mut per_bucket = vec![0; 44];
+                        let mut per_bucket = vec![0; 20];
                         for cells in &series.rows {
                             if let [Value::Time(bucket), Value::Text(of), Value::Count(n)] = cells.as_slice()
                                 && of == id
+                                && (1_295_000..1_295_000 + 20 * 37_000).contains(bucket)
                             {
-                                per_bucket[((bucket - 999_000) / 37_000) as usize] += n;
+                                per_bucket[((bucket - 1_295_000) / 37_000) as usize] += n;
                             }
                         }
                         super::PatternLines {
@@ -1077,7 +1109,7 @@ mod tests {
                 let mut got = scanned;
                 want.sort_by(|a, b| a.pattern.cmp(&b.pattern));
                 got.sort_by(|a, b| a.pattern.cmp(&b.pattern));
-                assert_eq!(got, want, "{start:?}..{end:?} {host:?}");
+                assert_eq!(got, want, "{start:?}..{end:?} {host:?} {level:?}");
                 assert_eq!(got.is_empty(), host == Some("host-9") || want.is_empty());
             }
         }
