@@ -511,22 +511,59 @@ pub enum NotifierConfig {
         #[serde(default)]
         rules_file: Option<PathBuf>,
     },
+    /// A message to a Slack incoming webhook (Mattermost's and
+    /// Rocket.Chat's take it too).
+    Slack {
+        /// Name rules refer to in `notify`.
+        name: String,
+        /// The webhook's URL: its path is a token, so it is a secret.
+        url: Secret,
+        /// Limit on the whole request, default 10 s.
+        #[serde(default = "default_notify_timeout")]
+        timeout: HumanDuration,
+        /// Whether to send a message when the alerts of a group resolve (default true).
+        #[serde(default = "default_true")]
+        send_resolved: bool,
+        /// As [`NotifierConfig::Webhook`]'s.
+        #[serde(default)]
+        rules_file: Option<PathBuf>,
+    },
+    /// An Adaptive Card to a Microsoft Teams workflow webhook.
+    Teams {
+        /// Name rules refer to in `notify`.
+        name: String,
+        /// The workflow's URL: its query holds a signature, so it is a secret.
+        url: Secret,
+        /// Limit on the whole request, default 10 s.
+        #[serde(default = "default_notify_timeout")]
+        timeout: HumanDuration,
+        /// Whether to send a message when the alerts of a group resolve (default true).
+        #[serde(default = "default_true")]
+        send_resolved: bool,
+        /// As [`NotifierConfig::Webhook`]'s.
+        #[serde(default)]
+        rules_file: Option<PathBuf>,
+    },
 }
 
 impl NotifierConfig {
     /// The name rules refer to.
     pub fn name(&self) -> &str {
         match self {
-            NotifierConfig::Email { name, .. } | NotifierConfig::Webhook { name, .. } => name,
+            NotifierConfig::Email { name, .. }
+            | NotifierConfig::Webhook { name, .. }
+            | NotifierConfig::Slack { name, .. }
+            | NotifierConfig::Teams { name, .. } => name,
         }
     }
 
     /// Whether the notifier wants a message when a group's alerts resolve.
     pub fn send_resolved(&self) -> bool {
         match self {
-            NotifierConfig::Email { send_resolved, .. } | NotifierConfig::Webhook { send_resolved, .. } => {
-                *send_resolved
-            }
+            NotifierConfig::Email { send_resolved, .. }
+            | NotifierConfig::Webhook { send_resolved, .. }
+            | NotifierConfig::Slack { send_resolved, .. }
+            | NotifierConfig::Teams { send_resolved, .. } => *send_resolved,
         }
     }
 
@@ -536,7 +573,10 @@ impl NotifierConfig {
     /// moves it to [`Config::rules_file`] so the example means what it says.
     fn take_rules_file(&mut self) -> Option<PathBuf> {
         match self {
-            NotifierConfig::Email { rules_file, .. } | NotifierConfig::Webhook { rules_file, .. } => rules_file.take(),
+            NotifierConfig::Email { rules_file, .. }
+            | NotifierConfig::Webhook { rules_file, .. }
+            | NotifierConfig::Slack { rules_file, .. }
+            | NotifierConfig::Teams { rules_file, .. } => rules_file.take(),
         }
     }
 }
@@ -808,6 +848,19 @@ impl Config {
                         }
                     }
                 }
+                NotifierConfig::Slack { url, timeout, .. } | NotifierConfig::Teams { url, timeout, .. } => {
+                    let url = url.expose();
+                    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+                    if !scheme_ok || url.contains(char::is_whitespace) {
+                        return err(
+                            format!("notifiers[{i}].url"),
+                            "is not an http:// or https:// URL".into(),
+                        );
+                    }
+                    if timeout.get().is_zero() {
+                        return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
+                    }
+                }
             }
         }
         Ok(())
@@ -963,6 +1016,16 @@ mod tests {
             (
                 format!("{MINIMAL}[[notifiers]]\nname = \"w\"\nkind = \"webhook\"\nurl = \"ftp://x\"\n"),
                 "notifiers[0].url",
+            ),
+            (
+                format!("{MINIMAL}[[notifiers]]\nname = \"c\"\nkind = \"slack\"\nurl = \"hooks.slack.com/x\"\n"),
+                "notifiers[0].url",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[notifiers]]\nname = \"t\"\nkind = \"teams\"\nurl = \"https://x\"\ntimeout = \"0s\"\n"
+                ),
+                "notifiers[0].timeout",
             ),
             (
                 format!(

@@ -298,3 +298,82 @@ async fn unreachable_webhook_is_retryable_and_the_message_holds_no_secret() {
         assert!(!err.message.contains(secret), "{secret} leaked: {}", err.message);
     }
 }
+
+#[tokio::test]
+async fn slack_and_teams_get_a_message_read_at_a_glance() {
+    let receiver = WebhookReceiver::start();
+    let config = config(&format!(
+        "[[notifiers]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"{}\"\n\
+         [[notifiers]]\nname = \"teams\"\nkind = \"teams\"\nurl = \"{}\"\nsend_resolved = false\n",
+        receiver.url("/services/T000/B000/slack-token"),
+        receiver.url("/workflows/run?sig=teams-signature"),
+    ));
+    let notifiers = Notifiers::from_config(&config).unwrap();
+    assert!(!notifiers.sends_resolved("teams"));
+    for receiver_name in ["chat", "teams"] {
+        notifiers
+            .send(&notification(receiver_name, AlertState::Firing))
+            .await
+            .expect("delivered");
+    }
+    notifiers
+        .send(&notification("chat", AlertState::Resolved))
+        .await
+        .expect("delivered");
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0].path, "/services/T000/B000/slack-token");
+    assert_eq!(requests[0].header("content-type"), Some("application/json"));
+
+    // Slack: the headline as the notification's text; what, where, value
+    // and threshold, since, a link; the log line's `<` escaped.
+    let slack = requests[0].json();
+    assert_eq!(slack["text"], "[FIRING:1] AppErrors web-1 /var/log/app.log");
+    let text = slack["attachments"][0]["text"].as_str().unwrap();
+    for part in [
+        "*error rate 12% on web-1 /var/log/app.log* — web-1 · source=/var/log/app.log",
+        "0.12 &gt; 0.05 · since ",
+        "|open>",
+        "top pattern: `4812 × ERROR &lt;*&gt; in &lt;iframe&gt;`",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+    let resolved = requests[2].json();
+    assert_eq!(resolved["attachments"][0]["color"], "#2f9e44");
+    assert!(
+        resolved["attachments"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("last 0.12 (fires at &gt; 0.05)")
+    );
+
+    // Teams: one Adaptive Card with the same facts.
+    assert_eq!(requests[1].path, "/workflows/run?sig=teams-signature");
+    let card = requests[1].json();
+    let content = &card["attachments"][0]["content"];
+    assert_eq!(content["type"], "AdaptiveCard");
+    assert_eq!(
+        content["body"][0]["text"],
+        "[FIRING:1] AppErrors web-1 /var/log/app.log"
+    );
+    let facts = content["body"][1]["items"][1]["facts"].as_array().unwrap();
+    let fact = |title: &str| {
+        facts
+            .iter()
+            .find(|fact| fact["title"] == title)
+            .map(|fact| fact["value"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(fact("Value").as_deref(), Some("0.12 > 0.05"));
+    assert_eq!(fact("Top pattern").as_deref(), Some("4812 × ERROR <*> in <iframe>"));
+
+    // A chat URL's path and query are tokens: never in an error.
+    receiver.respond_with(404, "no_service");
+    let err = notifiers
+        .send(&notification("chat", AlertState::Firing))
+        .await
+        .expect_err("404");
+    assert!(err.permanent && err.message.starts_with("slack chat ("), "{err:?}");
+    for secret in ["slack-token", "/services"] {
+        assert!(!err.message.contains(secret), "{secret} leaked: {}", err.message);
+    }
+}

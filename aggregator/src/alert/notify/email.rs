@@ -14,7 +14,8 @@
 //! connection makes "the mail server was down and is back" need no special
 //! handling.
 
-use super::{NotifierSetupError, SendError, alerts_url, clean, rule_url, url_encode};
+use super::text::{human_duration, number, pattern_url, search_url, truncate};
+use super::{NotifierSetupError, SendError, alerts_url, clean, rule_url};
 use crate::alert::model::{Alert, AlertState, Notification, NotificationStatus};
 use crate::config::{SmtpConfig, SmtpTls};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
@@ -383,88 +384,6 @@ impl From<(&String, &String)> for Pair {
             name: name.clone(),
             value: value.clone(),
         }
-    }
-}
-
-/// For a log rule (one with sample lines or a `query` annotation), the UI's
-/// search page for the lines behind it: `external_url/search?q=QUERY&host=HOST&source=SOURCE`.
-fn search_url(external_url: &str, alert: &Alert) -> Option<String> {
-    let query = alert.annotations.get("query");
-    if query.is_none() && alert.sample_lines.is_empty() {
-        return None;
-    }
-    let params: Vec<String> = [
-        ("q", query),
-        ("host", alert.labels.get("host")),
-        ("source", alert.labels.get("source")),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| value.map(|v| format!("{key}={}", url_encode(v))))
-    .collect();
-    Some(format!(
-        "{}/search?{}",
-        external_url.trim_end_matches('/'),
-        params.join("&")
-    ))
-}
-
-/// The UI's search page for one pattern's lines of an alert:
-/// `external_url/search?q=pattern:ID&host=HOST&source=SOURCE`.
-fn pattern_url(external_url: &str, alert: &Alert, pattern: &str) -> String {
-    let params: Vec<String> = [
-        ("q", Some(&format!("pattern:{pattern}"))),
-        ("host", alert.labels.get("host")),
-        ("source", alert.labels.get("source")),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| value.map(|v| format!("{key}={}", url_encode(v))))
-    .collect();
-    format!("{}/search?{}", external_url.trim_end_matches('/'), params.join("&"))
-}
-
-/// At most `max` characters of `text`, with `…` when cut.
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
-}
-
-/// A value as people write it: `85.2`, `80`, `0.0123`.
-fn number(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
-    let decimals = if value.abs() < 1.0 { 4 } else { 2 };
-    let text = format!("{value:.decimals$}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" {
-        "0".to_string()
-    } else {
-        text.to_string()
-    }
-}
-
-/// `3d 4h`, `12m 5s`, `40s`: the two largest units.
-fn human_duration(ms: i64) -> String {
-    let seconds = ms.max(0) / 1000;
-    let units = [
-        (seconds / 86_400, "d"),
-        (seconds / 3600 % 24, "h"),
-        (seconds / 60 % 60, "m"),
-        (seconds % 60, "s"),
-    ];
-    let parts: Vec<String> = units
-        .iter()
-        .skip_while(|(n, _)| *n == 0)
-        .take(2)
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if parts.is_empty() {
-        "0s".to_string()
-    } else {
-        parts.join(" ")
     }
 }
 

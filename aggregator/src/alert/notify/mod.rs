@@ -11,7 +11,9 @@
 //!   subject such as `[FIRING:2] DiskFull web-1 /var`;
 //! - webhook notifiers POST Alertmanager's webhook JSON (version `"4"`), so
 //!   any receiver written for Alertmanager works unchanged, optionally signed
-//!   with `X-Lookout-Signature: sha256=<hex HMAC-SHA256 of the body>`.
+//!   with `X-Lookout-Signature: sha256=<hex HMAC-SHA256 of the body>`;
+//! - chat notifiers (`slack`, which Mattermost and Rocket.Chat accept too,
+//!   and `teams`) POST one message a person reads at a glance ([`chat`]).
 //!
 //! Delivery is one attempt: retrying is the outbox's job, and a
 //! [`SendError`] tells it whether a retry can help (`permanent`) and what to
@@ -20,14 +22,17 @@
 //! webhook URL's path or query (which often hold a token): only the notifier's
 //! name and the server's host and port.
 
+mod chat;
 mod email;
+mod text;
 mod webhook;
 
 use crate::alert::model::Notification;
 use crate::config::{Config, NotifierConfig};
 use email::{EmailNotifier, Mailer};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use webhook::WebhookNotifier;
+use webhook::{Format, WebhookNotifier};
 
 /// The configured notifiers, by name. Cheap to clone (one `Arc`); clones
 /// share connections and settings.
@@ -90,10 +95,27 @@ impl Notifiers {
                     ..
                 } => Kind::Webhook(Box::new(WebhookNotifier::new(
                     name,
+                    Format::Alertmanager,
                     url,
                     secret.clone(),
                     timeout.get(),
                     headers,
+                )?)),
+                NotifierConfig::Slack { name, url, timeout, .. } => Kind::Webhook(Box::new(WebhookNotifier::new(
+                    name,
+                    Format::Slack,
+                    url.expose(),
+                    None,
+                    timeout.get(),
+                    &BTreeMap::new(),
+                )?)),
+                NotifierConfig::Teams { name, url, timeout, .. } => Kind::Webhook(Box::new(WebhookNotifier::new(
+                    name,
+                    Format::Teams,
+                    url.expose(),
+                    None,
+                    timeout.get(),
+                    &BTreeMap::new(),
                 )?)),
             };
             notifiers.push(Notifier {

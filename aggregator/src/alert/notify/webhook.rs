@@ -47,8 +47,41 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 /// How much of an error answer's body goes into the error message.
 const BODY_SNIPPET_BYTES: usize = 200;
 
-/// One `kind = "webhook"` notifier.
+/// What a notifier that POSTs JSON sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Format {
+    /// `kind = "webhook"`: Alertmanager's webhook JSON, version 4.
+    Alertmanager,
+    /// `kind = "slack"`: Slack's incoming-webhook JSON ([`super::chat`]).
+    Slack,
+    /// `kind = "teams"`: a Teams workflow webhook's Adaptive Card ([`super::chat`]).
+    Teams,
+}
+
+impl Format {
+    /// The notifier kind, as errors name it.
+    fn kind(self) -> &'static str {
+        match self {
+            Format::Alertmanager => "webhook",
+            Format::Slack => "slack",
+            Format::Teams => "teams",
+        }
+    }
+
+    /// The request body for `notification`.
+    fn body(self, notification: &Notification) -> serde_json::Result<Vec<u8>> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        match self {
+            Format::Alertmanager => serde_json::to_vec(&Payload::new(notification)),
+            Format::Slack => serde_json::to_vec(&super::chat::slack(notification, now)),
+            Format::Teams => serde_json::to_vec(&super::chat::teams(notification, now)),
+        }
+    }
+}
+
+/// One notifier that POSTs JSON: `kind = "webhook"`, `"slack"` or `"teams"`.
 pub(super) struct WebhookNotifier {
+    format: Format,
     client: reqwest::Client,
     url: reqwest::Url,
     /// `host:port` of the URL, for error messages (the path may hold a token).
@@ -61,6 +94,7 @@ impl WebhookNotifier {
     /// Checks the URL and headers and builds the HTTP client.
     pub(super) fn new(
         name: &str,
+        format: Format,
         url: &str,
         secret: Option<Secret>,
         timeout: Duration,
@@ -93,6 +127,7 @@ impl WebhookNotifier {
             .build()
             .map_err(|err| fail(format!("cannot set up the HTTP client: {}", error_chain(&err))))?;
         Ok(WebhookNotifier {
+            format,
             client,
             url,
             target,
@@ -103,8 +138,11 @@ impl WebhookNotifier {
 
     /// POSTs the notification once.
     pub(super) async fn send(&self, name: &str, notification: &Notification) -> Result<(), SendError> {
-        let body = serde_json::to_vec(&Payload::new(notification))
-            .map_err(|err| SendError::permanent(format!("cannot encode the webhook payload: {err}")))?;
+        let kind = self.format.kind();
+        let body = self
+            .format
+            .body(notification)
+            .map_err(|err| SendError::permanent(format!("cannot encode the {kind} payload: {err}")))?;
         let mut request = self
             .client
             .post(self.url.clone())
@@ -116,7 +154,7 @@ impl WebhookNotifier {
         let response = request.body(body).send().await.map_err(|err| {
             let what = if err.is_timeout() { "timed out" } else { "failed" };
             SendError::retryable(format!(
-                "webhook {name} ({}): the request {what}: {}",
+                "{kind} {name} ({}): the request {what}: {}",
                 self.target,
                 error_chain(&err.without_url())
             ))
@@ -128,7 +166,7 @@ impl WebhookNotifier {
         let code = status.as_u16();
         let retryable = code == 408 || code == 429 || status.is_server_error();
         let snippet = body_snippet(response).await;
-        let mut message = format!("webhook {name} ({}) answered {status}", self.target);
+        let mut message = format!("{kind} {name} ({}) answered {status}", self.target);
         if status.is_redirection() {
             message.push_str(" (redirects are not followed: configure the final URL)");
         }
@@ -392,9 +430,16 @@ mod tests {
     #[test]
     fn invalid_headers_are_setup_errors_without_the_value() {
         let headers = [("X-Token".to_string(), Secret::new("bad\u{7f}value"))].into();
-        let err = WebhookNotifier::new("hook", "http://127.0.0.1:9/x", None, Duration::from_secs(1), &headers)
-            .err()
-            .unwrap();
+        let err = WebhookNotifier::new(
+            "hook",
+            Format::Alertmanager,
+            "http://127.0.0.1:9/x",
+            None,
+            Duration::from_secs(1),
+            &headers,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("X-Token"), "{err}");
         assert!(!err.to_string().contains("bad"), "{err}");
     }
