@@ -513,57 +513,46 @@ pub enum NotifierConfig {
     },
     /// A message to a Slack incoming webhook (Mattermost's and
     /// Rocket.Chat's take it too).
-    Slack {
-        /// Name rules refer to in `notify`.
-        name: String,
-        /// The webhook's URL: its path is a token, so it is a secret.
-        url: Secret,
-        /// Limit on the whole request, default 10 s.
-        #[serde(default = "default_notify_timeout")]
-        timeout: HumanDuration,
-        /// Whether to send a message when the alerts of a group resolve (default true).
-        #[serde(default = "default_true")]
-        send_resolved: bool,
-        /// As [`NotifierConfig::Webhook`]'s.
-        #[serde(default)]
-        rules_file: Option<PathBuf>,
-    },
+    Slack(ChatConfig),
     /// An Adaptive Card to a Microsoft Teams workflow webhook.
-    Teams {
-        /// Name rules refer to in `notify`.
-        name: String,
-        /// The workflow's URL: its query holds a signature, so it is a secret.
-        url: Secret,
-        /// Limit on the whole request, default 10 s.
-        #[serde(default = "default_notify_timeout")]
-        timeout: HumanDuration,
-        /// Whether to send a message when the alerts of a group resolve (default true).
-        #[serde(default = "default_true")]
-        send_resolved: bool,
-        /// As [`NotifierConfig::Webhook`]'s.
-        #[serde(default)]
-        rules_file: Option<PathBuf>,
-    },
+    Teams(ChatConfig),
+}
+
+/// A chat notifier: `kind = "slack"` or `kind = "teams"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Name rules refer to in `notify`.
+    pub name: String,
+    /// The webhook's URL: its path or query is a token, so it is a secret.
+    pub url: Secret,
+    /// Limit on the whole request, default 10 s.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: HumanDuration,
+    /// Whether to send a message when the alerts of a group resolve (default true).
+    #[serde(default = "default_true")]
+    pub send_resolved: bool,
+    /// As [`NotifierConfig::Webhook`]'s.
+    #[serde(default)]
+    pub rules_file: Option<PathBuf>,
 }
 
 impl NotifierConfig {
     /// The name rules refer to.
     pub fn name(&self) -> &str {
         match self {
-            NotifierConfig::Email { name, .. }
-            | NotifierConfig::Webhook { name, .. }
-            | NotifierConfig::Slack { name, .. }
-            | NotifierConfig::Teams { name, .. } => name,
+            NotifierConfig::Email { name, .. } | NotifierConfig::Webhook { name, .. } => name,
+            NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => &chat.name,
         }
     }
 
     /// Whether the notifier wants a message when a group's alerts resolve.
     pub fn send_resolved(&self) -> bool {
         match self {
-            NotifierConfig::Email { send_resolved, .. }
-            | NotifierConfig::Webhook { send_resolved, .. }
-            | NotifierConfig::Slack { send_resolved, .. }
-            | NotifierConfig::Teams { send_resolved, .. } => *send_resolved,
+            NotifierConfig::Email { send_resolved, .. } | NotifierConfig::Webhook { send_resolved, .. } => {
+                *send_resolved
+            }
+            NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => chat.send_resolved,
         }
     }
 
@@ -573,10 +562,8 @@ impl NotifierConfig {
     /// moves it to [`Config::rules_file`] so the example means what it says.
     fn take_rules_file(&mut self) -> Option<PathBuf> {
         match self {
-            NotifierConfig::Email { rules_file, .. }
-            | NotifierConfig::Webhook { rules_file, .. }
-            | NotifierConfig::Slack { rules_file, .. }
-            | NotifierConfig::Teams { rules_file, .. } => rules_file.take(),
+            NotifierConfig::Email { rules_file, .. } | NotifierConfig::Webhook { rules_file, .. } => rules_file.take(),
+            NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => chat.rules_file.take(),
         }
     }
 }
@@ -848,7 +835,8 @@ impl Config {
                         }
                     }
                 }
-                NotifierConfig::Slack { url, timeout, .. } | NotifierConfig::Teams { url, timeout, .. } => {
+                NotifierConfig::Slack(ChatConfig { url, timeout, .. })
+                | NotifierConfig::Teams(ChatConfig { url, timeout, .. }) => {
                     let url = url.expose();
                     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
                     if !scheme_ok || url.contains(char::is_whitespace) {
@@ -1124,6 +1112,10 @@ mod tests {
         }
         let unknown = parse(&format!("{hook}retries = 3\n")).unwrap_err();
         assert!(unknown.to_string().contains("retries"), "{unknown}");
+        let chat = format!("{MINIMAL}[[notifiers]]\nname = \"c\"\nkind = \"slack\"\nurl = \"https://x/T0/B0/t\"\n");
+        assert!(parse(&chat).is_ok());
+        let unknown = parse(&format!("{chat}secret = \"k\"\n")).unwrap_err();
+        assert!(unknown.to_string().contains("secret"), "{unknown}");
     }
 
     #[test]

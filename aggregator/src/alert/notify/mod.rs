@@ -101,22 +101,20 @@ impl Notifiers {
                     timeout.get(),
                     headers,
                 )?)),
-                NotifierConfig::Slack { name, url, timeout, .. } => Kind::Webhook(Box::new(WebhookNotifier::new(
-                    name,
-                    Format::Slack,
-                    url.expose(),
-                    None,
-                    timeout.get(),
-                    &BTreeMap::new(),
-                )?)),
-                NotifierConfig::Teams { name, url, timeout, .. } => Kind::Webhook(Box::new(WebhookNotifier::new(
-                    name,
-                    Format::Teams,
-                    url.expose(),
-                    None,
-                    timeout.get(),
-                    &BTreeMap::new(),
-                )?)),
+                NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => {
+                    let format = match notifier {
+                        NotifierConfig::Teams(_) => Format::Teams,
+                        _ => Format::Slack,
+                    };
+                    Kind::Webhook(Box::new(WebhookNotifier::new(
+                        &chat.name,
+                        format,
+                        chat.url.expose(),
+                        None,
+                        chat.timeout.get(),
+                        &BTreeMap::new(),
+                    )?))
+                }
             };
             notifiers.push(Notifier {
                 name: notifier.name().to_string(),
