@@ -454,6 +454,10 @@ fn default_notify_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(10))
 }
 
+fn default_resend_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+
 fn default_true() -> bool {
     true
 }
@@ -511,6 +515,26 @@ pub enum NotifierConfig {
         #[serde(default)]
         rules_file: Option<PathBuf>,
     },
+    /// Alerts pushed to Alertmanager's `POST /api/v2/alerts`, as
+    /// Prometheus pushes them.
+    Alertmanager {
+        /// Name rules refer to in `notify`.
+        name: String,
+        /// Alertmanager's base URL (`http://127.0.0.1:9093`); never logged.
+        url: String,
+        /// Limit on the whole request, default 10 s.
+        #[serde(default = "default_notify_timeout")]
+        timeout: HumanDuration,
+        /// How often the firing alerts are pushed again, default 1 min.
+        #[serde(default = "default_resend_interval")]
+        resend_interval: HumanDuration,
+        /// Extra request headers (a proxy's `Authorization`); values are never logged.
+        #[serde(default)]
+        headers: BTreeMap<String, Secret>,
+        /// As [`NotifierConfig::Webhook`]'s.
+        #[serde(default)]
+        rules_file: Option<PathBuf>,
+    },
     /// A message to a Slack incoming webhook (Mattermost's and
     /// Rocket.Chat's take it too).
     Slack(ChatConfig),
@@ -541,7 +565,9 @@ impl NotifierConfig {
     /// The name rules refer to.
     pub fn name(&self) -> &str {
         match self {
-            NotifierConfig::Email { name, .. } | NotifierConfig::Webhook { name, .. } => name,
+            NotifierConfig::Email { name, .. }
+            | NotifierConfig::Webhook { name, .. }
+            | NotifierConfig::Alertmanager { name, .. } => name,
             NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => &chat.name,
         }
     }
@@ -553,6 +579,8 @@ impl NotifierConfig {
                 *send_resolved
             }
             NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => chat.send_resolved,
+            // Alertmanager learns of every resolution, and decides.
+            NotifierConfig::Alertmanager { .. } => true,
         }
     }
 
@@ -564,8 +592,32 @@ impl NotifierConfig {
         match self {
             NotifierConfig::Email { rules_file, .. } | NotifierConfig::Webhook { rules_file, .. } => rules_file.take(),
             NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => chat.rules_file.take(),
+            NotifierConfig::Alertmanager { rules_file, .. } => rules_file.take(),
         }
     }
+}
+
+/// Checks a notifier's extra request headers (`notifiers[i].headers`).
+fn check_headers(file: &Path, i: usize, headers: &BTreeMap<String, Secret>) -> Result<(), ConfigError> {
+    for (header, value) in headers {
+        let key = format!("notifiers[{i}].headers.{header}");
+        if header.is_empty() || !header.bytes().all(is_header_name_byte) {
+            return Err(ConfigError::at_key(file, key, "is not a valid HTTP header name"));
+        }
+        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(header)) {
+            return Err(ConfigError::at_key(file, key, "is set by Lookout itself"));
+        }
+        // Visible ASCII, spaces and tabs only (no line breaks), and not the value in the message.
+        let value_ok = value.expose().bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
+        if !value_ok {
+            return Err(ConfigError::at_key(
+                file,
+                key,
+                "the value must be printable ASCII without line breaks",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A token or password: its `Debug` output is redacted so that it never reaches a log.
@@ -820,20 +872,29 @@ impl Config {
                     if timeout.get().is_zero() {
                         return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
                     }
-                    for (header, value) in headers {
-                        let key = format!("notifiers[{i}].headers.{header}");
-                        if header.is_empty() || !header.bytes().all(is_header_name_byte) {
-                            return err(key, "is not a valid HTTP header name".into());
-                        }
-                        if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(header)) {
-                            return err(key, "is set by Lookout itself".into());
-                        }
-                        // Visible ASCII, spaces and tabs only (no line breaks), and not the value in the message.
-                        let value_ok = value.expose().bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-                        if !value_ok {
-                            return err(key, "the value must be printable ASCII without line breaks".into());
-                        }
+                    check_headers(file, i, headers)?;
+                }
+                NotifierConfig::Alertmanager {
+                    url,
+                    timeout,
+                    resend_interval,
+                    headers,
+                    ..
+                } => {
+                    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+                    if !scheme_ok || url.contains(char::is_whitespace) {
+                        return err(
+                            format!("notifiers[{i}].url"),
+                            "is not an http:// or https:// URL".into(),
+                        );
                     }
+                    if timeout.get().is_zero() {
+                        return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
+                    }
+                    if resend_interval.get() < Duration::from_secs(1) {
+                        return err(format!("notifiers[{i}].resend_interval"), "must be at least 1s".into());
+                    }
+                    check_headers(file, i, headers)?;
                 }
                 NotifierConfig::Slack(ChatConfig { url, timeout, .. })
                 | NotifierConfig::Teams(ChatConfig { url, timeout, .. }) => {
@@ -1008,6 +1069,20 @@ mod tests {
             (
                 format!("{MINIMAL}[[notifiers]]\nname = \"c\"\nkind = \"slack\"\nurl = \"hooks.slack.com/x\"\n"),
                 "notifiers[0].url",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[notifiers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://x:9093\"\n\
+                     resend_interval = \"0s\"\n"
+                ),
+                "notifiers[0].resend_interval",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[notifiers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"http://x:9093\"\n\
+                     headers = {{ \"Bad Name\" = \"v\" }}\n"
+                ),
+                "notifiers[0].headers.Bad Name",
             ),
             (
                 format!(

@@ -926,3 +926,98 @@ async fn a_saved_search_becomes_a_rule_in_force_without_a_restart() {
     assert_eq!(delete("Payments failing").await, 404);
     server.stop().await;
 }
+
+/// Alertmanager's answer to `GET /api/v2/alerts`.
+async fn alertmanager_alerts(url: &str) -> Vec<Value> {
+    match reqwest::get(format!("{url}/api/v2/alerts")).await {
+        Ok(answer) if answer.status().is_success() => answer
+            .bytes()
+            .await
+            .ok()
+            .and_then(|body| serde_json::from_slice(&body).ok())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn alerts_are_pushed_to_a_real_alertmanager_which_notifies_its_own_receiver() {
+    // The test's own requests to Alertmanager use rustls too.
+    lookout_shared::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    // Alertmanager's receiver: a webhook of its own.
+    let hook = WebhookReceiver::start();
+    let manager = lookout_tests::alertmanager::start(
+        dir.path(),
+        &format!(
+            "route:\n  receiver: hook\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  \
+             repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: '{}'\n        \
+             send_resolved: true\n",
+            hook.url("/from-alertmanager")
+        ),
+    );
+    wait_for("Alertmanager to be ready", async || {
+        reqwest::get(format!("{}/-/ready", manager.url))
+            .await
+            .is_ok_and(|answer| answer.status().is_success())
+    })
+    .await;
+    let rules_path = dir.path().join("rules.toml");
+    std::fs::write(&rules_path, format!("default_rules = false\n{DISK_RULE}")).unwrap();
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nrules_file = {rules:?}\n\
+         [auth]\ningest_tokens = [\"{ingest}\"]\napi_tokens = [\"{api}\"]\n\
+         [alerting]\nevaluation_interval = \"1s\"\nexternal_url = \"http://lookout.example\"\n\
+         [[notifiers]]\nname = \"am\"\nkind = \"alertmanager\"\nurl = \"{url}\"\nresend_interval = \"2s\"\n",
+        data = dir.path().join("data").display().to_string(),
+        rules = rules_path.display().to_string(),
+        ingest = common::INGEST_TOKEN,
+        api = common::API_TOKEN,
+        url = manager.url,
+    );
+    let server = Server::start(Config::from_toml(Path::new("test.toml"), &text).unwrap()).await;
+
+    disk(&server, "/var", 91.0).await;
+    wait_for("the alert in Alertmanager's API", async || {
+        alertmanager_alerts(&manager.url)
+            .await
+            .iter()
+            .any(|alert| alert["labels"]["alertname"] == "DiskFull" && alert["status"]["state"] == "active")
+    })
+    .await;
+    let pushed = alertmanager_alerts(&manager.url).await;
+    let alert = &pushed[0];
+    assert_eq!(alert["labels"]["host"], "web-1");
+    assert_eq!(alert["labels"]["mount"], "/var");
+    assert_eq!(alert["annotations"]["summary"], "web-1 /var is 91% full");
+    assert_eq!(alert["generatorURL"], "http://lookout.example/alerts?rule=DiskFull");
+    // Alertmanager groups and notifies its own receiver, in its own format.
+    wait_for("Alertmanager's firing notification", async || {
+        hook.requests()
+            .iter()
+            .any(|request| request.json()["status"] == "firing")
+    })
+    .await;
+    let firing = hook.requests()[0].json();
+    validate_alertmanager_v4(&firing).unwrap();
+    assert_eq!(firing["alerts"][0]["labels"]["alertname"], "DiskFull");
+    // Nothing of it went through Lookout's outbox.
+    let outbox = server.get_ok("/api/v1/alerts/outbox").await;
+    assert_eq!(outbox["outbox"].as_array().map(Vec::len), Some(0), "{outbox}");
+
+    disk(&server, "/var", 50.0).await;
+    wait_for("Alertmanager's resolved notification", async || {
+        hook.requests()
+            .iter()
+            .any(|request| request.json()["status"] == "resolved")
+    })
+    .await;
+    assert!(
+        alertmanager_alerts(&manager.url)
+            .await
+            .iter()
+            .all(|alert| alert["status"]["state"] != "active"),
+        "resolved in Alertmanager too"
+    );
+    server.stop().await;
+}

@@ -9,6 +9,7 @@
 //! `cargo build --workspace` must run before `cargo test` (`scripts/test.sh`
 //! does both).
 
+pub mod alertmanager;
 pub mod certs;
 pub mod journald;
 pub mod rsyslog;

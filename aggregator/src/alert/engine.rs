@@ -21,7 +21,8 @@
 //! keeps the attempts and the last error for the API.
 
 use super::eval::{Stores, evaluate};
-use super::notify::Notifiers;
+use super::model::Alert;
+use super::notify::{INTERVALS_AHEAD, Notifiers};
 use super::rules::{Rule, RuleKind};
 use super::ruleset::InForce;
 use super::state::{AlertStore, Policy, Receiver};
@@ -29,6 +30,8 @@ use crate::ingest::patterns::PatternBook;
 use crate::metricstore::MetricStore;
 use crate::store::LogStore;
 use lookout_shared::time::now_ms;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -149,19 +152,118 @@ pub fn spawn(parts: EngineParts) -> Vec<JoinHandle<()>> {
         parts.notifiers.clone(),
         wake_delivery.clone(),
     ));
-    let evaluation = tokio::spawn(run_evaluations(parts, wake_delivery));
-    vec![evaluation, delivery]
+    let mut tasks = vec![delivery];
+    if !parts.notifiers.pushed().is_empty() {
+        tasks.push(tokio::spawn(push_alerts(
+            parts.store.clone(),
+            parts.notifiers.clone(),
+            parts.rules.clone(),
+            parts.policy.external_url.clone(),
+        )));
+    }
+    tasks.insert(0, tokio::spawn(run_evaluations(parts, wake_delivery)));
+    tasks
+}
+
+/// After a push fails, how long before it is made again.
+const PUSH_RETRY: Duration = Duration::from_secs(5);
+
+/// Whether the alerts of the rule named `rule` go to notifier `name`.
+fn routed_to(in_force: &InForce, rule: &str, name: &str) -> bool {
+    in_force
+        .rules
+        .iter()
+        .find(|candidate| candidate.name == rule)
+        .is_some_and(|rule| rule.notify.as_ref().is_none_or(|names| names.iter().any(|n| n == name)))
+}
+
+/// Pushes each Alertmanager notifier its alerts (firing, and resolved in
+/// the last [`INTERVALS_AHEAD`] resend intervals; silenced ones left out,
+/// as Lookout tells nobody of them): at once when that set changes, else
+/// every `resend_interval`, and [`PUSH_RETRY`] after a failed push.
+async fn push_alerts(
+    store: Arc<AlertStore>,
+    notifiers: Notifiers,
+    rules: watch::Receiver<Arc<InForce>>,
+    external_url: String,
+) {
+    let managers = notifiers.pushed();
+    let longest = managers.iter().map(|(_, resend)| *resend).max().unwrap_or_default();
+    // Per notifier: when it was last pushed (or is due, after a failure), and what.
+    let mut last: HashMap<String, (i64, u64)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let since = now.saturating_sub(millis(longest).saturating_mul(i64::from(INTERVALS_AHEAD)));
+        let reader = store.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            Ok::<_, super::state::StateError>((reader.firing_and_resolved_since(since)?, reader.silences()?))
+        })
+        .await;
+        let (rows, silences) = match read {
+            Ok(Ok(read)) => read,
+            Ok(Err(err)) => {
+                tracing::error!(error = %err, "cannot read the alerts to push");
+                continue;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "alert store task failed");
+                continue;
+            }
+        };
+        let in_force = rules.borrow().clone();
+        for (name, resend) in &managers {
+            let kept_since = now.saturating_sub(millis(*resend).saturating_mul(i64::from(INTERVALS_AHEAD)));
+            let alerts: Vec<Alert> = rows
+                .iter()
+                .filter(|row| row.resolved_at_ms.is_none_or(|at| at >= kept_since))
+                .filter(|row| routed_to(&in_force, &row.rule, name))
+                .filter(|row| !silences.iter().any(|s| s.active(now) && s.covers(&row.labels)))
+                .map(|row| row.to_alert())
+                .collect();
+            let mut hasher = std::hash::DefaultHasher::new();
+            for alert in &alerts {
+                (&alert.fingerprint, alert.state.as_str()).hash(&mut hasher);
+            }
+            let digest = hasher.finish();
+            let due = last
+                .get(name)
+                .is_none_or(|&(at, pushed)| pushed != digest || now.saturating_sub(at) >= millis(*resend));
+            if !due {
+                continue;
+            }
+            if alerts.is_empty() {
+                // Nothing Alertmanager does not know: whatever it had has ended.
+                last.insert(name.clone(), (now, digest));
+                continue;
+            }
+            match notifiers.push(name, &alerts, &external_url, now).await {
+                Ok(()) => {
+                    last.insert(name.clone(), (now, digest));
+                }
+                Err(err) => {
+                    tracing::warn!(notifier = %name, error = %err, "cannot push the alerts to Alertmanager; trying again soon");
+                    let again = now.saturating_sub(millis(*resend)).saturating_add(millis(PUSH_RETRY));
+                    last.insert(name.clone(), (again, digest));
+                }
+            }
+        }
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The receivers of `rule`: its `notify` list, or every notifier.
+/// The receivers of `rule`'s notifications: its `notify` list, or every
+/// notifier, but those that are pushed alerts instead ([`push_alerts`]).
 fn receivers(rule: &Rule, notifiers: &Notifiers) -> Vec<Receiver> {
     let names = rule.notify.clone().unwrap_or_else(|| notifiers.names());
     names
         .into_iter()
+        .filter(|name| !notifiers.is_pushed(name))
         .map(|name| Receiver {
             send_resolved: notifiers.sends_resolved(&name),
             name,

@@ -826,6 +826,17 @@ impl AlertStore {
         Ok(changed > 0)
     }
 
+    /// The firing alerts, and those resolved at or after `resolved_since`
+    /// (Unix ms): what an Alertmanager is pushed.
+    pub fn firing_and_resolved_since(&self, resolved_since: i64) -> Result<Vec<AlertRow>, StateError> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let mut statement = tx.prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR (state = 'resolved' AND resolved_at_ms >= ?1)"
+        ))?;
+        read_rows(&mut statement, [resolved_since])
+    }
+
     /// Every stored silence (expired ones for a week), newest first.
     pub fn silences(&self) -> Result<Vec<Silence>, StateError> {
         let conn = self.conn();

@@ -22,16 +22,20 @@
 //! webhook URL's path or query (which often hold a token): only the notifier's
 //! name and the server's host and port.
 
+mod alertmanager;
 mod chat;
 mod email;
 mod text;
 mod webhook;
 
-use crate::alert::model::Notification;
+use crate::alert::model::{Alert, Notification};
 use crate::config::{Config, NotifierConfig};
+use alertmanager::AlertmanagerNotifier;
+pub use alertmanager::INTERVALS_AHEAD;
 use email::{EmailNotifier, Mailer};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use webhook::{Format, WebhookNotifier};
 
 /// The configured notifiers, by name. Cheap to clone (one `Arc`); clones
@@ -52,6 +56,8 @@ struct Notifier {
 enum Kind {
     Email(EmailNotifier),
     Webhook(Box<WebhookNotifier>),
+    /// Pushed alerts, not notifications ([`alertmanager`]).
+    Alertmanager(Box<AlertmanagerNotifier>),
 }
 
 impl std::fmt::Debug for Notifiers {
@@ -100,6 +106,20 @@ impl Notifiers {
                     secret.clone(),
                     timeout.get(),
                     headers,
+                )?)),
+                NotifierConfig::Alertmanager {
+                    name,
+                    url,
+                    timeout,
+                    resend_interval,
+                    headers,
+                    ..
+                } => Kind::Alertmanager(Box::new(AlertmanagerNotifier::new(
+                    name,
+                    url,
+                    timeout.get(),
+                    headers,
+                    resend_interval.get(),
                 )?)),
                 NotifierConfig::Slack(chat) | NotifierConfig::Teams(chat) => {
                     let format = match notifier {
@@ -150,6 +170,10 @@ impl Notifiers {
         let sent = match &notifier.kind {
             Kind::Email(email) => email.send(notification).await,
             Kind::Webhook(webhook) => webhook.send(&notifier.name, notification).await,
+            Kind::Alertmanager(_) => Err(SendError::permanent(format!(
+                "notifier `{}` is an Alertmanager: alerts are pushed to it, not notifications",
+                notifier.name
+            ))),
         };
         match &sent {
             Ok(()) => tracing::debug!(
@@ -167,6 +191,36 @@ impl Notifiers {
             ),
         }
         sent
+    }
+
+    /// The notifiers that alerts are pushed to ([`alertmanager`]), with
+    /// how often each is pushed the firing alerts again.
+    pub fn pushed(&self) -> Vec<(String, Duration)> {
+        self.inner
+            .iter()
+            .filter_map(|notifier| match &notifier.kind {
+                Kind::Alertmanager(manager) => Some((notifier.name.clone(), manager.resend)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `name` is pushed alerts rather than sent notifications.
+    pub fn is_pushed(&self, name: &str) -> bool {
+        self.find(name)
+            .is_some_and(|notifier| matches!(notifier.kind, Kind::Alertmanager(_)))
+    }
+
+    /// Pushes `alerts` (firing, and resolved of late) to the Alertmanager
+    /// named `name`, once.
+    pub async fn push(&self, name: &str, alerts: &[Alert], external_url: &str, now_ms: i64) -> Result<(), SendError> {
+        match self.find(name).map(|notifier| &notifier.kind) {
+            Some(Kind::Alertmanager(manager)) => manager.push(name, alerts, external_url, now_ms).await,
+            _ => Err(SendError::permanent(format!(
+                "no Alertmanager notifier named `{}` is configured",
+                clean(name, 100)
+            ))),
+        }
     }
 
     fn find(&self, name: &str) -> Option<&Notifier> {

@@ -143,6 +143,11 @@ impl WebhookNotifier {
             .format
             .body(notification)
             .map_err(|err| SendError::permanent(format!("cannot encode the {kind} payload: {err}")))?;
+        self.post(kind, name, body).await
+    }
+
+    /// POSTs `body` (JSON) once; `kind` and `name` name the notifier in errors.
+    pub(super) async fn post(&self, kind: &str, name: &str, body: Vec<u8>) -> Result<(), SendError> {
         let mut request = self
             .client
             .post(self.url.clone())
@@ -277,7 +282,7 @@ const TEMPLATE_MAX_CHARS: usize = 500;
 /// ([`TOP_PATTERNS_ANNOTATION`], `1234 × template` per line) unless the
 /// rule has an annotation of that name: the format has no other place
 /// for them.
-fn annotations(annotations: &BTreeMap<String, String>, top: &[PatternCount]) -> BTreeMap<String, String> {
+pub(super) fn annotations(annotations: &BTreeMap<String, String>, top: &[PatternCount]) -> BTreeMap<String, String> {
     let mut annotations = annotations.clone();
     if !top.is_empty() {
         let listed: Vec<String> = top
