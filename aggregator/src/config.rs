@@ -597,6 +597,27 @@ impl NotifierConfig {
     }
 }
 
+/// Checks a notifier's URL (`http://` or `https://`; never quoted in the
+/// error: it may carry a token) and `timeout`.
+fn check_endpoint(file: &Path, i: usize, url: &str, timeout: HumanDuration) -> Result<(), ConfigError> {
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    if !scheme_ok || url.contains(char::is_whitespace) {
+        return Err(ConfigError::at_key(
+            file,
+            format!("notifiers[{i}].url"),
+            "is not an http:// or https:// URL",
+        ));
+    }
+    if timeout.get().is_zero() {
+        return Err(ConfigError::at_key(
+            file,
+            format!("notifiers[{i}].timeout"),
+            "must be more than 0",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a notifier's extra request headers (`notifiers[i].headers`).
 fn check_headers(file: &Path, i: usize, headers: &BTreeMap<String, Secret>) -> Result<(), ConfigError> {
     for (header, value) in headers {
@@ -858,19 +879,9 @@ impl Config {
                     headers,
                     ..
                 } => {
-                    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-                    if !scheme_ok || url.contains(char::is_whitespace) {
-                        // Not the URL itself: it may carry a token.
-                        return err(
-                            format!("notifiers[{i}].url"),
-                            "is not an http:// or https:// URL".into(),
-                        );
-                    }
+                    check_endpoint(file, i, url, *timeout)?;
                     if secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
                         return err(format!("notifiers[{i}].secret"), "must not be empty".into());
-                    }
-                    if timeout.get().is_zero() {
-                        return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
                     }
                     check_headers(file, i, headers)?;
                 }
@@ -881,16 +892,7 @@ impl Config {
                     headers,
                     ..
                 } => {
-                    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-                    if !scheme_ok || url.contains(char::is_whitespace) {
-                        return err(
-                            format!("notifiers[{i}].url"),
-                            "is not an http:// or https:// URL".into(),
-                        );
-                    }
-                    if timeout.get().is_zero() {
-                        return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
-                    }
+                    check_endpoint(file, i, url, *timeout)?;
                     if resend_interval.get() < Duration::from_secs(1) {
                         return err(format!("notifiers[{i}].resend_interval"), "must be at least 1s".into());
                     }
@@ -898,17 +900,7 @@ impl Config {
                 }
                 NotifierConfig::Slack(ChatConfig { url, timeout, .. })
                 | NotifierConfig::Teams(ChatConfig { url, timeout, .. }) => {
-                    let url = url.expose();
-                    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-                    if !scheme_ok || url.contains(char::is_whitespace) {
-                        return err(
-                            format!("notifiers[{i}].url"),
-                            "is not an http:// or https:// URL".into(),
-                        );
-                    }
-                    if timeout.get().is_zero() {
-                        return err(format!("notifiers[{i}].timeout"), "must be more than 0".into());
-                    }
+                    check_endpoint(file, i, url.expose(), *timeout)?;
                 }
             }
         }
