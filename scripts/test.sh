@@ -3,8 +3,8 @@
 # the tests start (logrotate, prometheus-node-exporter, aiosmtpd, and openssl,
 # which makes the TLS test's certificates, Chromium with its WebDriver for
 # the browser tests, systemd's journald for the journal tests, rsyslog for the
-# receivers', Alertmanager for its notifier's and, from PyPI, the OpenTelemetry
-# SDK for OTLP's), builds both binaries
+# receivers', Alertmanager for its notifier's, Prometheus for the metrics
+# export's and, from PyPI, the OpenTelemetry SDK for OTLP's), builds both binaries
 # (the end-to-end tests run them as separate processes), then runs every test
 # of the workspace, after the formatting and lint checks.
 set -euo pipefail
@@ -23,8 +23,10 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ -x /lib/systemd/systemd-journald ] || packages+=(systemd)
 # The receivers' tests relay through Debian's rsyslogd (TLS by its gnutls driver,
 # bulk requests by omelasticsearch).
-# The Alertmanager notifier's test pushes to Debian's prometheus-alertmanager.
+# The Alertmanager notifier's test pushes to Debian's prometheus-alertmanager,
+# and Debian's prometheus scrapes the metrics endpoint.
 [ -x /usr/bin/prometheus-alertmanager ] || packages+=(prometheus-alertmanager)
+[ -x /usr/bin/prometheus ] || packages+=(prometheus)
 for package in rsyslog rsyslog-gnutls rsyslog-elasticsearch; do
   dpkg -s "$package" >/dev/null 2>&1 || packages+=("$package")
 done

@@ -45,15 +45,8 @@ labels = { severity = "critical" }
 annotations = { summary = "{{ host }} {{ mount }} is {{ value }}% full" }
 "#;
 
-async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !condition().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {LIMIT:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_for(what: &str, condition: impl AsyncFnMut() -> bool) {
+    common::wait_for(what, LIMIT, condition).await;
 }
 
 async fn disk(server: &Server, mount: &str, value: f64) {
@@ -1012,11 +1005,19 @@ async fn alerts_are_pushed_to_a_real_alertmanager_which_notifies_its_own_receive
             .any(|request| request.json()["status"] == "resolved")
     })
     .await;
+    let resolved = hook
+        .requests()
+        .into_iter()
+        .map(|request| request.json())
+        .find(|body| body["status"] == "resolved")
+        .unwrap();
+    assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    // Alertmanager lists alerts that have not ended: DiskFull is gone.
     assert!(
-        alertmanager_alerts(&manager.url)
+        !alertmanager_alerts(&manager.url)
             .await
             .iter()
-            .all(|alert| alert["status"]["state"] != "active"),
+            .any(|alert| alert["labels"]["alertname"] == "DiskFull"),
         "resolved in Alertmanager too"
     );
     server.stop().await;

@@ -12,6 +12,7 @@
 pub mod alertmanager;
 pub mod certs;
 pub mod journald;
+pub mod prometheus;
 pub mod rsyslog;
 pub mod smtp;
 pub mod tmpfs;

@@ -165,22 +165,65 @@ pub fn spawn(parts: EngineParts) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-/// After a push fails, how long before it is made again.
+/// After a push fails, how long before the first retry; each further
+/// failure doubles it, up to the notifier's `resend_interval`.
 const PUSH_RETRY: Duration = Duration::from_secs(5);
 
-/// Whether the alerts of the rule named `rule` go to notifier `name`.
+/// Whether the alerts of the rule named `rule` go to notifier `name`: as
+/// its `notify` says; a rule no longer in force has its alerts' end pushed
+/// to every Alertmanager (which notifier it named is gone with it).
 fn routed_to(in_force: &InForce, rule: &str, name: &str) -> bool {
-    in_force
-        .rules
-        .iter()
-        .find(|candidate| candidate.name == rule)
-        .is_some_and(|rule| rule.notify.as_ref().is_none_or(|names| names.iter().any(|n| n == name)))
+    match in_force.rules.iter().find(|candidate| candidate.name == rule) {
+        Some(rule) => rule.notify.as_ref().is_none_or(|names| names.iter().any(|n| n == name)),
+        None => true,
+    }
+}
+
+/// Where the pushes to one Alertmanager stand.
+#[derive(Default)]
+struct PushState {
+    /// When the set was last pushed (or last tried), Unix ms.
+    at: i64,
+    /// What was pushed (see [`digest`]).
+    digest: u64,
+    /// Failed pushes in a row.
+    failures: u32,
+}
+
+impl PushState {
+    /// Whether `digest` is to be pushed at `now`.
+    fn due(&self, digest: u64, now: i64, resend: Duration) -> bool {
+        let wait = if self.failures == 0 {
+            if digest != self.digest {
+                return true;
+            }
+            resend
+        } else {
+            // After a failure, retry later and later, whatever changed.
+            PUSH_RETRY
+                .saturating_mul(1 << self.failures.min(16).saturating_sub(1))
+                .min(resend)
+        };
+        now.saturating_sub(self.at) >= millis(wait)
+    }
+}
+
+/// What a push holds: each alert's fingerprint and state, in order.
+fn digest(alerts: &[Alert]) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    for alert in alerts {
+        (&alert.fingerprint, alert.state.as_str()).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Pushes each Alertmanager notifier its alerts (firing, and resolved in
-/// the last [`INTERVALS_AHEAD`] resend intervals; silenced ones left out,
-/// as Lookout tells nobody of them): at once when that set changes, else
-/// every `resend_interval`, and [`PUSH_RETRY`] after a failed push.
+/// the last [`INTERVALS_AHEAD`] resend intervals; Lookout's silences do not
+/// apply, Alertmanager has its own): within a second when that set changes,
+/// else every `resend_interval`, and after a failed push [`PUSH_RETRY`]
+/// later, doubling. An answer that refuses the push for good (a 4xx) is
+/// logged and not retried before the set changes or `resend_interval`
+/// passes.
 async fn push_alerts(
     store: Arc<AlertStore>,
     notifiers: Notifiers,
@@ -189,8 +232,7 @@ async fn push_alerts(
 ) {
     let managers = notifiers.pushed();
     let longest = managers.iter().map(|(_, resend)| *resend).max().unwrap_or_default();
-    // Per notifier: when it was last pushed (or is due, after a failure), and what.
-    let mut last: HashMap<String, (i64, u64)> = HashMap::new();
+    let mut states: HashMap<String, PushState> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -198,12 +240,8 @@ async fn push_alerts(
         let now = now_ms();
         let since = now.saturating_sub(millis(longest).saturating_mul(i64::from(INTERVALS_AHEAD)));
         let reader = store.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            Ok::<_, super::state::StateError>((reader.firing_and_resolved_since(since)?, reader.silences()?))
-        })
-        .await;
-        let (rows, silences) = match read {
-            Ok(Ok(read)) => read,
+        let rows = match tokio::task::spawn_blocking(move || reader.firing_and_resolved_since(since)).await {
+            Ok(Ok(rows)) => rows,
             Ok(Err(err)) => {
                 tracing::error!(error = %err, "cannot read the alerts to push");
                 continue;
@@ -216,37 +254,56 @@ async fn push_alerts(
         let in_force = rules.borrow().clone();
         for (name, resend) in &managers {
             let kept_since = now.saturating_sub(millis(*resend).saturating_mul(i64::from(INTERVALS_AHEAD)));
+            // Ordered by fingerprint (the query's order), so the digest
+            // changes only with the set.
             let alerts: Vec<Alert> = rows
                 .iter()
                 .filter(|row| row.resolved_at_ms.is_none_or(|at| at >= kept_since))
                 .filter(|row| routed_to(&in_force, &row.rule, name))
-                .filter(|row| !silences.iter().any(|s| s.active(now) && s.covers(&row.labels)))
                 .map(|row| row.to_alert())
                 .collect();
-            let mut hasher = std::hash::DefaultHasher::new();
-            for alert in &alerts {
-                (&alert.fingerprint, alert.state.as_str()).hash(&mut hasher);
-            }
-            let digest = hasher.finish();
-            let due = last
-                .get(name)
-                .is_none_or(|&(at, pushed)| pushed != digest || now.saturating_sub(at) >= millis(*resend));
-            if !due {
+            let digest = digest(&alerts);
+            let state = states.entry(name.clone()).or_default();
+            if !state.due(digest, now, *resend) {
                 continue;
             }
             if alerts.is_empty() {
-                // Nothing Alertmanager does not know: whatever it had has ended.
-                last.insert(name.clone(), (now, digest));
+                // Nothing to tell: every alert it was pushed has ended there.
+                *state = PushState {
+                    at: now,
+                    digest,
+                    failures: 0,
+                };
                 continue;
             }
             match notifiers.push(name, &alerts, &external_url, now).await {
                 Ok(()) => {
-                    last.insert(name.clone(), (now, digest));
+                    if state.failures > 0 {
+                        tracing::info!(notifier = %name, "pushing the alerts to Alertmanager works again");
+                    }
+                    *state = PushState {
+                        at: now,
+                        digest,
+                        failures: 0,
+                    };
+                }
+                Err(err) if err.permanent => {
+                    tracing::error!(notifier = %name, error = %err, "Alertmanager refused the alerts; trying again when they change");
+                    *state = PushState {
+                        at: now,
+                        digest,
+                        failures: 0,
+                    };
                 }
                 Err(err) => {
-                    tracing::warn!(notifier = %name, error = %err, "cannot push the alerts to Alertmanager; trying again soon");
-                    let again = now.saturating_sub(millis(*resend)).saturating_add(millis(PUSH_RETRY));
-                    last.insert(name.clone(), (again, digest));
+                    if state.failures == 0 {
+                        tracing::warn!(notifier = %name, error = %err, "cannot push the alerts to Alertmanager; trying again, less and less often");
+                    }
+                    *state = PushState {
+                        at: now,
+                        digest,
+                        failures: state.failures.saturating_add(1),
+                    };
                 }
             }
         }
@@ -533,6 +590,29 @@ async fn deliver(store: Arc<AlertStore>, notifiers: Notifiers, wake: Arc<Notify>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_push_is_due_on_a_change_every_resend_and_later_and_later_after_failures() {
+        let resend = Duration::from_secs(60);
+        let pushed = PushState {
+            at: 0,
+            digest: 7,
+            failures: 0,
+        };
+        assert!(!pushed.due(7, 59_999, resend));
+        assert!(pushed.due(7, 60_000, resend), "again every resend_interval");
+        assert!(pushed.due(8, 1, resend), "at once on a change");
+        let failing = |failures| PushState {
+            at: 0,
+            digest: 7,
+            failures,
+        };
+        assert!(!failing(1).due(8, 4_999, resend), "a change waits for the retry");
+        assert!(failing(1).due(7, 5_000, resend));
+        assert!(!failing(3).due(7, 19_999, resend));
+        assert!(failing(3).due(7, 20_000, resend));
+        assert!(failing(30).due(7, 60_000, resend), "never longer than resend_interval");
+    }
+
     use super::*;
 
     #[test]

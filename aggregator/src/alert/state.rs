@@ -832,7 +832,8 @@ impl AlertStore {
         let conn = self.conn();
         let tx = conn.unchecked_transaction()?;
         let mut statement = tx.prepare_cached(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR (state = 'resolved' AND resolved_at_ms >= ?1)"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' OR (state = 'resolved' AND resolved_at_ms >= ?1) \
+             ORDER BY fingerprint"
         ))?;
         read_rows(&mut statement, [resolved_since])
     }

@@ -1,4 +1,5 @@
-//! The metric read API: `GET /api/v1/metrics/series` and `GET /api/v1/hosts`.
+//! The metric read API: `GET /api/v1/metrics/series`, `GET /api/v1/hosts`
+//! and `GET /api/v1/metrics/prometheus`.
 //! Parameters are checked here; the SQLite reads run on the blocking pool.
 //!
 //! `/api/v1/metrics/series` parameters:
@@ -20,17 +21,24 @@
 //!
 //! `/api/v1/hosts` takes no parameters and answers `{"hosts": [...]}`, one
 //! [`HostSummary`] per host, sorted by host.
+//!
+//! `/api/v1/metrics/prometheus` takes no parameters and answers the newest
+//! value of every series reported in the last 10 minutes in Prometheus's
+//! text format ([`crate::metricstore::exposition`]), for a scraper.
 
 use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
+use crate::alert::eval::STALE_AFTER;
 use crate::ingest::validate::check_metric_name;
 use crate::metricstore::MetricStore;
+use crate::metricstore::exposition;
 use crate::metricstore::query::{HostSummary, SeriesAnswer, SeriesQuery};
 use crate::metricstore::rollup::HOUR_MS;
 use axum::Json;
 use axum::extract::State;
-use axum::http::Uri;
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
 use lookout_shared::time::now_ms;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -114,4 +122,17 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|err| ApiError::internal("the metric query failed", &err))?
         .map_err(|err| ApiError::internal("the metric query failed", &err))
+}
+
+/// `GET /api/v1/metrics/prometheus`: the newest value of every series that
+/// reported within [`STALE_AFTER`], in Prometheus's text format (from memory).
+pub async fn prometheus(State(app): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    Params::from_uri(&uri)?.finish()?;
+    let since = now_ms().saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
+    let text = exposition::render(&app.metric_store.latest(since));
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+        .into_response())
 }

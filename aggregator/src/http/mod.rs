@@ -14,7 +14,7 @@
 //! | `GET /api/v1/logs/patterns` | API token or session | [`patterns`] |
 //! | `GET /api/v1/logs/export` (NDJSON or CSV, streamed) | API token or session | [`export`] |
 //! | `GET /api/v1/logs/tail` (server-sent events) | API token or session | [`tail`] |
-//! | `GET /api/v1/metrics/series`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
+//! | `GET /api/v1/metrics/series`, `GET /api/v1/metrics/prometheus`, `GET /api/v1/hosts` | API token or session | [`hosts`] |
 //! | `GET /api/v1/alerts[/rules,/history,/outbox]`, `GET /api/v1/silences` | API token or session | [`alerts`] |
 //! | `GET/POST /api/v1/searches`, `DELETE /api/v1/searches/{id}`, `GET …/{id}/rule` | API token or session (+ CSRF) | [`searches`] |
 //! | `POST /api/v1/silences`, `DELETE /api/v1/silences/{id}`, `POST /api/v1/alerts/rules`, `DELETE /api/v1/alerts/rules/{name}` | API token or admin session (+ CSRF) | [`alerts`] |
@@ -145,6 +145,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
         .route("/api/v1/logs/patterns", get(patterns::patterns))
         .route("/api/v1/logs/export", get(export::export))
         .route("/api/v1/metrics/series", get(hosts::series))
+        .route("/api/v1/metrics/prometheus", get(hosts::prometheus))
         .route("/api/v1/hosts", get(hosts::hosts))
         .route("/api/v1/alerts", get(alerts::alerts))
         .route("/api/v1/alerts/rules", get(alerts::rules).post(alerts::create_rule))

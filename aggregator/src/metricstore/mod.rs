@@ -21,6 +21,7 @@
 //! from memory where [`recent::Recent`] holds the answer.
 
 pub mod chunk;
+pub mod exposition;
 pub mod query;
 pub mod recent;
 pub mod rollup;
@@ -73,6 +74,11 @@ impl MetricStore {
     /// Every known host with its headline values, as of `now_ms` (from memory).
     pub fn hosts(&self, now_ms: i64) -> Vec<HostSummary> {
         self.recent.hosts(now_ms)
+    }
+
+    /// The newest sample of every series, if at or after `since_ms` (from memory).
+    pub fn latest(&self, since_ms: i64) -> Vec<recent::LatestSample> {
+        self.recent.latest(since_ms)
     }
 
     /// Every known host's last-seen time and interval (from memory).

@@ -61,6 +61,21 @@ pub struct HostActivity {
     pub interval_ms: i64,
 }
 
+/// The newest sample of one series ([`Recent::latest`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestSample {
+    /// Metric name, `cpu.usage_percent`.
+    pub name: String,
+    /// Host.
+    pub host: String,
+    /// The series' labels (`cpu`, `mount`, …).
+    pub labels: BTreeMap<String, String>,
+    /// When, Unix ms.
+    pub time_ms: i64,
+    /// The value.
+    pub value: f64,
+}
+
 /// A series' host and canonical label text: its key within its metric.
 type HostAndLabels = (Arc<str>, Arc<str>);
 
@@ -250,6 +265,29 @@ impl Recent {
 
     // A poisoned lock means a thread panicked while holding it; every
     // mutation leaves the maps consistent between statements, so go on.
+    /// The newest sample of every series, if at or after `since_ms`, by
+    /// metric name, then host and labels.
+    pub fn latest(&self, since_ms: i64) -> Vec<LatestSample> {
+        let inner = self.read();
+        let mut names: Vec<&Arc<str>> = inner.by_name.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .flat_map(|name| inner.by_name[name].values())
+            .filter_map(|id| inner.series.get(id))
+            .filter_map(|kept| {
+                let &(time_ms, value) = kept.points.front()?;
+                (time_ms >= since_ms).then(|| LatestSample {
+                    name: kept.name.to_string(),
+                    host: kept.host.to_string(),
+                    labels: kept.labels.clone(),
+                    time_ms,
+                    value,
+                })
+            })
+            .collect()
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }

@@ -337,3 +337,15 @@ impl Rng {
         &items[self.below(items.len())]
     }
 }
+
+/// Polls `condition` every 100 ms until it holds; fails naming `what` after `limit`.
+pub async fn wait_for(what: &str, limit: std::time::Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

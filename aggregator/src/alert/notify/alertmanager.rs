@@ -3,11 +3,11 @@
 //! alert is sent again each `resend_interval` with `endsAt` four intervals
 //! ahead, so that Alertmanager resolves it by itself should Lookout stop;
 //! a resolved one is sent with its `endsAt` for four intervals after it
-//! resolved; and the set is sent at once when it changes. Alertmanager
-//! then groups, silences, inhibits and routes: Lookout's own grouping and
-//! timing (`[alerting] group_wait`…) do not apply to it, and its outbox
-//! holds nothing for it (a push that fails is made again a few seconds
-//! later, whole).
+//! resolved; and the set is sent within a second when it changes.
+//! Alertmanager then groups, silences, inhibits and routes: Lookout's own
+//! grouping, timing (`[alerting] group_wait`…) and silences do not apply
+//! to it, and its outbox holds nothing for it (a push that fails is made
+//! again, whole, by the engine's push task).
 //!
 //! The body is pure ([`body`]); the HTTP client and the handling of answers
 //! are the webhook notifier's.
@@ -15,6 +15,7 @@
 use super::webhook::{Format, WebhookNotifier, annotations};
 use super::{NotifierSetupError, SendError, rule_url};
 use crate::alert::model::{Alert, AlertState};
+use crate::alert::rules::label_name;
 use crate::config::Secret;
 use lookout_shared::time::rfc3339;
 use serde::Serialize;
@@ -67,8 +68,8 @@ impl AlertmanagerNotifier {
 /// One alert as `POST /api/v2/alerts` takes it (`postableAlert`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PostableAlert<'a> {
-    labels: &'a BTreeMap<String, String>,
+pub(super) struct PostableAlert {
+    labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
     starts_at: String,
     ends_at: String,
@@ -76,14 +77,23 @@ pub(super) struct PostableAlert<'a> {
     generator_url: String,
 }
 
+/// `map` with every name as Alertmanager takes names
+/// (`[a-zA-Z_][a-zA-Z0-9_]*`, [`label_name`]): it refuses a whole push for
+/// one alert with another name (`k8s.pod`, `runbook-url`).
+fn named(map: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    map.into_iter()
+        .map(|(name, value)| (label_name(&name), value))
+        .collect()
+}
+
 /// The body for `alerts`: a firing one ends at `firing_until` unless pushed
 /// again, a resolved one at the time it resolved.
-pub(super) fn body<'a>(alerts: &'a [Alert], external_url: &str, firing_until: i64) -> Vec<PostableAlert<'a>> {
+pub(super) fn body(alerts: &[Alert], external_url: &str, firing_until: i64) -> Vec<PostableAlert> {
     alerts
         .iter()
         .map(|alert| PostableAlert {
-            labels: &alert.labels,
-            annotations: annotations(&alert.annotations, &alert.top_patterns),
+            labels: named(alert.labels.clone()),
+            annotations: named(annotations(&alert.annotations, &alert.top_patterns)),
             starts_at: rfc3339(alert.starts_at_ms),
             ends_at: rfc3339(match alert.state {
                 AlertState::Resolved => alert.ends_at_ms.unwrap_or(firing_until),
@@ -123,5 +133,11 @@ mod tests {
             json[0].get("status").is_none(),
             "Alertmanager's own field, not a postable one"
         );
+        let mut odd = disk_alert("web-1", AlertState::Firing);
+        odd.labels.insert("k8s.pod".into(), "api-1".into());
+        odd.annotations.insert("runbook-url".into(), "https://wiki/disk".into());
+        let json = serde_json::to_value(body(&[odd], "http://x", T0)).unwrap();
+        assert_eq!(json[0]["labels"]["k8s_pod"], "api-1");
+        assert_eq!(json[0]["annotations"]["runbook_url"], "https://wiki/disk");
     }
 }

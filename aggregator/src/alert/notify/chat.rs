@@ -8,9 +8,11 @@
 //! pattern of a log alert, and a link to its lines or its rule.
 //!
 //! Pure: a notification in, a JSON body out. The text of alerts (summaries,
-//! labels, log templates) is someone else's: Slack's control characters
-//! `&`, `<` and `>` are escaped, and nothing becomes a link but the
-//! links made here.
+//! labels, log templates) is someone else's: for Slack its control
+//! characters `&`, `<` and `>` are escaped and markdown links and mentions
+//! of everyone broken up; for Teams it goes in `TextRun`s, which are never
+//! read as markdown. A bare URL in it may still be shown as a link by the
+//! chat client.
 
 use super::text::{human_duration, number, search_url, truncate};
 use super::{alerts_url, clean, email::subject, rule_url};
@@ -99,9 +101,21 @@ fn lines(notification: &Notification, now_ms: i64) -> (Vec<AlertLine>, usize) {
     (listed, notification.alerts.len().saturating_sub(MAX_LISTED))
 }
 
-/// `text` with Slack's control characters escaped.
+/// `text` with Slack's control characters escaped (so no `<!channel>` or
+/// `<url|link>` comes from outside), backticks made quotes (a code span
+/// would swallow the links after it), and what Mattermost and Rocket.Chat
+/// read as a markdown link, an image or a mention of everyone broken up.
 fn slack_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    let mut out = text
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "'")
+        .replace("](", "] (");
+    for everyone in ["@channel", "@here", "@all", "@everyone"] {
+        out = out.replace(everyone, &everyone.replacen('@', "@\u{200b}", 1));
+    }
+    out
 }
 
 /// Slack's incoming-webhook body for `notification`.
@@ -122,10 +136,7 @@ pub(super) fn slack(notification: &Notification, now_ms: i64) -> Value {
         facts.push(format!("<{}|open>", line.link));
         text.push_str(&format!("      {}\n", facts.join(" · ")));
         if let Some(top) = &line.top_pattern {
-            text.push_str(&format!(
-                "      top pattern: `{}`\n",
-                slack_escape(top).replace('`', "'")
-            ));
+            text.push_str(&format!("      top pattern: `{}`\n", slack_escape(top)));
         }
     }
     if more > 0 {
@@ -139,9 +150,11 @@ pub(super) fn slack(notification: &Notification, now_ms: i64) -> Value {
         "text": slack_escape(&headline),
         "attachments": [{
             "color": colour,
-            "title": headline,
+            // Plain text in Slack's attachments: only the angle brackets of a link would act.
+            "title": headline.replace(['<', '>'], ""),
             "title_link": alerts_url(&notification.external_url),
             "text": text.trim_end(),
+            "mrkdwn_in": ["text"],
             "footer": "Lookout",
             "ts": now_ms / 1000,
         }],
@@ -156,34 +169,42 @@ pub(super) fn teams(notification: &Notification, now_ms: i64) -> Value {
         NotificationStatus::Firing => "Attention",
         NotificationStatus::Resolved => "Good",
     };
+    // Text of alerts in TextRuns, which Teams never reads as markdown: a
+    // `[x](url)` in a log line stays text.
     let mut body = vec![json!({
-        "type": "TextBlock",
-        "text": headline,
-        "weight": "Bolder",
-        "size": "Medium",
-        "color": colour,
-        "wrap": true,
+        "type": "RichTextBlock",
+        "inlines": [{"type": "TextRun", "text": headline, "weight": "Bolder", "size": "Medium", "color": colour}],
     })];
     for line in &listed {
-        let mut facts = Vec::new();
+        let mut facts = vec![("", line.what.as_str())];
         if !line.place.is_empty() {
-            facts.push(json!({"title": "Where", "value": line.place}));
+            facts.push(("Where: ", &line.place));
         }
         if let Some(value) = &line.value {
-            facts.push(json!({"title": "Value", "value": value}));
+            facts.push(("Value: ", value));
         }
-        facts.push(json!({"title": "Since", "value": line.since}));
+        facts.push(("Since: ", &line.since));
         if let Some(top) = &line.top_pattern {
-            facts.push(json!({"title": "Top pattern", "value": top}));
+            facts.push(("Top pattern: ", top));
         }
+        let items: Vec<Value> = facts
+            .into_iter()
+            .map(|(title, text)| {
+                let mut inlines = Vec::new();
+                if title.is_empty() {
+                    inlines.push(json!({"type": "TextRun", "text": text, "weight": "Bolder"}));
+                } else {
+                    inlines.push(json!({"type": "TextRun", "text": title, "isSubtle": true}));
+                    inlines.push(json!({"type": "TextRun", "text": text}));
+                }
+                json!({"type": "RichTextBlock", "inlines": inlines})
+            })
+            .collect();
         body.push(json!({
             "type": "Container",
             "separator": true,
             "selectAction": {"type": "Action.OpenUrl", "url": line.link},
-            "items": [
-                {"type": "TextBlock", "text": line.what, "weight": "Bolder", "wrap": true},
-                {"type": "FactSet", "facts": facts},
-            ],
+            "items": items,
         }));
     }
     if more > 0 {
@@ -274,10 +295,10 @@ mod tests {
 
     #[test]
     fn teams_gets_one_adaptive_card_with_facts_and_links() {
-        let card = teams(
-            &notification(vec![disk_alert("web-1", AlertState::Firing), log_alert()]),
-            NOW,
-        );
+        let mut log = log_alert();
+        log.annotations
+            .insert("summary".into(), "[reset your password](http://evil.example)".into());
+        let card = teams(&notification(vec![disk_alert("web-1", AlertState::Firing), log]), NOW);
         assert_eq!(card["type"], "message");
         let attachment = &card["attachments"][0];
         assert_eq!(attachment["contentType"], "application/vnd.microsoft.card.adaptive");
@@ -286,27 +307,61 @@ mod tests {
             (&content["type"], &content["version"]),
             (&json!("AdaptiveCard"), &json!("1.4"))
         );
-        assert_eq!(content["body"][0]["text"], "[FIRING:2] DiskFull web-1");
-        assert_eq!(content["body"][0]["color"], "Attention");
+        assert_eq!(content["body"][0]["inlines"][0]["text"], "[FIRING:2] DiskFull web-1");
+        assert_eq!(content["body"][0]["inlines"][0]["color"], "Attention");
+        let text_of = |container: &Value| -> Vec<String> {
+            container["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|block| {
+                    assert_eq!(block["type"], "RichTextBlock", "never a markdown TextBlock");
+                    block["inlines"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|run| {
+                            assert_eq!(run["type"], "TextRun");
+                            run["text"].as_str().unwrap()
+                        })
+                        .collect::<String>()
+                })
+                .collect()
+        };
         let disk = &content["body"][1];
-        assert_eq!(disk["items"][0]["text"], "web-1 /var is 85.2% full");
         assert_eq!(
-            disk["items"][1]["facts"],
-            json!([
-                {"title": "Where", "value": "web-1 · mount=/var"},
-                {"title": "Value", "value": "85.2 >= 80"},
-                {"title": "Since", "value": "2024-05-01T12:00:00Z (5m 3s)"},
-            ])
+            text_of(disk),
+            [
+                "web-1 /var is 85.2% full",
+                "Where: web-1 · mount=/var",
+                "Value: 85.2 >= 80",
+                "Since: 2024-05-01T12:00:00Z (5m 3s)"
+            ]
         );
         assert_eq!(
             disk["selectAction"]["url"],
             "http://lookout.example:7070/alerts?rule=DiskFull"
         );
-        let log = &content["body"][2];
+        let log = text_of(&content["body"][2]);
         assert_eq!(
-            log["items"][1]["facts"][3]["value"],
-            "1234 × ERROR <*> in <b>handler</b>"
+            log[0], "[reset your password](http://evil.example)",
+            "as text, in a TextRun"
         );
+        assert_eq!(log[4], "Top pattern: 1234 × ERROR <*> in <b>handler</b>");
         assert_eq!(content["actions"][0]["url"], "http://lookout.example:7070/alerts");
+    }
+
+    #[test]
+    fn slack_breaks_up_links_and_mentions_from_outside() {
+        let mut log = log_alert();
+        log.annotations
+            .insert("summary".into(), "@channel [x](http://evil) <!here> `code`".into());
+        let body = slack(&notification(vec![log]), NOW);
+        let text = body["attachments"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("@\u{200b}channel [x] (http://evil) &lt;!here&gt; 'code'"),
+            "{text}"
+        );
+        assert_eq!(body["attachments"][0]["mrkdwn_in"], json!(["text"]));
     }
 }

@@ -1,4 +1,5 @@
-//! Notifiers: delivery of alert notifications by email (SMTP) and webhook.
+//! Notifiers: delivery of alert notifications by email (SMTP), webhook and
+//! chat, and the push of alerts to Alertmanager.
 //!
 //! [`Notifiers`] is built once from the `[smtp]` section and the
 //! `[[notifiers]]` entries of `aggregator.toml`; the outbox hands it one
@@ -14,6 +15,9 @@
 //!   with `X-Lookout-Signature: sha256=<hex HMAC-SHA256 of the body>`;
 //! - chat notifiers (`slack`, which Mattermost and Rocket.Chat accept too,
 //!   and `teams`) POST one message a person reads at a glance ([`chat`]).
+//!
+//! An Alertmanager notifier is not sent notifications: the alert engine
+//! pushes it the alerts themselves ([`alertmanager`]).
 //!
 //! Delivery is one attempt: retrying is the outbox's job, and a
 //! [`SendError`] tells it whether a retry can help (`permanent`) and what to
