@@ -21,12 +21,12 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 # The journal tests (tests/tests/journald.rs) start their own systemd-journald.
 [ -x /lib/systemd/systemd-journald ] || packages+=(systemd)
-# The receivers' tests relay through Debian's rsyslogd (TLS by its gnutls driver,
-# bulk requests by omelasticsearch).
 # The Alertmanager notifier's test pushes to Debian's prometheus-alertmanager,
 # and Debian's prometheus scrapes the metrics endpoint.
 [ -x /usr/bin/prometheus-alertmanager ] || packages+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus ] || packages+=(prometheus)
+# The receivers' tests relay through Debian's rsyslogd (TLS by its gnutls driver,
+# bulk requests by omelasticsearch).
 for package in rsyslog rsyslog-gnutls rsyslog-elasticsearch; do
   dpkg -s "$package" >/dev/null 2>&1 || packages+=("$package")
 done

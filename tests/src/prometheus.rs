@@ -14,9 +14,8 @@ pub struct Prometheus {
     _process: Process,
 }
 
-/// Starts Prometheus on `config` (YAML), its data and output under `dir`;
-/// `flags` are added (`--web.enable-remote-write-receiver`…).
-pub fn start(dir: &Path, config: &str, flags: &[&str]) -> Prometheus {
+/// Starts Prometheus on `config` (YAML), its data and output under `dir`.
+pub fn start(dir: &Path, config: &str) -> Prometheus {
     let port = free_port();
     let file = dir.join("prometheus.yml");
     fs::write(&file, config).expect("can write Prometheus's config");
@@ -26,8 +25,7 @@ pub fn start(dir: &Path, config: &str, flags: &[&str]) -> Prometheus {
     command
         .arg(format!("--config.file={}", file.display()))
         .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(flags);
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
     let process = Process::spawn("prometheus", &mut command, &dir.join("prometheus.log"));
     Prometheus {
         url: format!("http://127.0.0.1:{port}"),

@@ -28,6 +28,7 @@ use super::ruleset::InForce;
 use super::state::{AlertStore, Policy, Receiver};
 use crate::ingest::patterns::PatternBook;
 use crate::metricstore::MetricStore;
+use crate::metricstore::exposition::label_value;
 use crate::store::LogStore;
 use lookout_shared::time::now_ms;
 use std::collections::HashMap;
@@ -222,8 +223,8 @@ fn digest(alerts: &[Alert]) -> u64 {
 /// apply, Alertmanager has its own): within a second when that set changes,
 /// else every `resend_interval`, and after a failed push [`PUSH_RETRY`]
 /// later, doubling. An answer that refuses the push for good (a 4xx) is
-/// logged and not retried before the set changes or `resend_interval`
-/// passes.
+/// logged, and the push made again when the set changes or
+/// `resend_interval` passes.
 async fn push_alerts(
     store: Arc<AlertStore>,
     notifiers: Notifiers,
@@ -288,7 +289,7 @@ async fn push_alerts(
                     };
                 }
                 Err(err) if err.permanent => {
-                    tracing::error!(notifier = %name, error = %err, "Alertmanager refused the alerts; trying again when they change");
+                    tracing::error!(notifier = %name, error = %err, "Alertmanager refused the alerts; trying again when they change or at the next resend");
                     *state = PushState {
                         at: now,
                         digest,
@@ -503,11 +504,6 @@ async fn evaluate_rule(parts: &EngineParts, rules: &Arc<Vec<Rule>>, index: usize
         }
     };
     parts.statuses.record(rule, now, took, last_error);
-}
-
-/// A Prometheus label value: backslash, double quote and newline escaped.
-fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// Delay before the next attempt after `attempts` failed ones.

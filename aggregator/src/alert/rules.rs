@@ -533,16 +533,7 @@ fn check(spec: &RuleSpec, context: Context<'_>) -> Result<Rule, CheckError> {
 
 /// A table column's name as a label name (Prometheus's
 /// `[a-zA-Z_][a-zA-Z0-9_]*`): `user.id` becomes `user_id`.
-pub fn label_name(column: &str) -> String {
-    let mut name: String = column
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        name.insert(0, '_');
-    }
-    name
-}
+pub use crate::metricstore::exposition::label_name;
 
 fn is_label_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -29,7 +29,6 @@
 use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
-use crate::alert::eval::STALE_AFTER;
 use crate::ingest::validate::check_metric_name;
 use crate::metricstore::MetricStore;
 use crate::metricstore::exposition;
@@ -125,11 +124,15 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/v1/metrics/prometheus`: the newest value of every series that
-/// reported within [`STALE_AFTER`], in Prometheus's text format (from memory).
+/// reported within [`exposition::EXPORTED_WITHIN`], in Prometheus's text
+/// format (from memory; rendered on the blocking pool).
 pub async fn prometheus(State(app): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     Params::from_uri(&uri)?.finish()?;
-    let since = now_ms().saturating_sub(i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX));
-    let text = exposition::render(&app.metric_store.latest(since));
+    let since = now_ms().saturating_sub(i64::try_from(exposition::EXPORTED_WITHIN.as_millis()).unwrap_or(i64::MAX));
+    let store = app.metric_store.clone();
+    let text = tokio::task::spawn_blocking(move || exposition::render(&store.latest(since)))
+        .await
+        .map_err(|err| ApiError::internal("rendering the metrics failed", &err))?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -6,38 +6,70 @@
 //! with `.` as `_` and `per_sec` as `per_second`
 //! (`cpu.usage_percent` is `lookout_cpu_usage_percent`,
 //! `net.rx_bytes_per_sec` is `lookout_net_rx_bytes_per_second`); a
-//! character a name may not hold becomes `_`. Every value is a gauge (the
-//! agent sends rates and levels, not counters), labelled by `host` and the
-//! series' labels, and stamped with its sample's time.
+//! character a name may not hold becomes `_`. Every value is written as a
+//! gauge (most are rates and levels; the agent's own counts, such as
+//! `agent.lines_read`, are running totals, which a gauge carries too),
+//! labelled by `host` and the series' labels, without a timestamp: the
+//! scraper stamps it, so an agent's clock ahead of time cannot push its
+//! series into the future.
+//!
+//! What Prometheus would refuse is made whole: label names it cannot take
+//! are rewritten ([`label_name`]), a series label named `host` or starting
+//! with `__` is written as `exported_…`, an empty value is left out, and of
+//! two series that come out alike (`a.b` and `a_b`) the newest sample is
+//! kept, so one odd series never fails the whole scrape.
 
 use super::recent::LatestSample;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
-/// The exposition of `samples` (ordered by name, as [`super::recent::Recent::latest`] gives them).
+/// Series whose newest sample is older than this are not exported: a host
+/// that stopped reporting, an unmounted filesystem.
+pub const EXPORTED_WITHIN: Duration = Duration::from_secs(600);
+
+/// A series' labels, sorted by name, each name once.
+type Labels = Vec<(String, String)>;
+
+/// The exposition of `samples`.
 pub fn render(samples: &[LatestSample]) -> String {
-    let mut out = String::new();
-    let mut last_name = String::new();
+    // Name, then labels, to the newest sample (time, value): one `# TYPE`
+    // per name, each series once.
+    let mut metrics: BTreeMap<String, BTreeMap<Labels, (i64, f64)>> = BTreeMap::new();
     for sample in samples {
-        let name = metric_name(&sample.name);
-        if name != last_name {
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            last_name.clone_from(&name);
-        }
-        out.push_str(&name);
-        out.push_str("{host=\"");
-        escape_into(&sample.host, &mut out);
-        out.push('"');
-        for (label, value) in &sample.labels {
-            let label = label_name(label);
-            // A label of the series never hides the host.
-            if label == "host" {
-                continue;
+        let mut labels: BTreeMap<String, String> = BTreeMap::new();
+        labels.insert("host".to_owned(), sample.host.clone());
+        for (name, value) in &sample.labels {
+            let mut name = label_name(name);
+            if name == "host" || name.starts_with("__") {
+                name = format!("exported_{name}");
             }
-            let _ = write!(out, ",{label}=\"");
-            escape_into(value, &mut out);
-            out.push('"');
+            if !value.is_empty() {
+                labels.entry(name).or_insert_with(|| value.clone());
+            }
         }
-        let _ = writeln!(out, "}} {} {}", number(sample.value), sample.time_ms);
+        let series = metrics.entry(metric_name(&sample.name)).or_default();
+        let newest = series
+            .entry(labels.into_iter().collect())
+            .or_insert((sample.time_ms, sample.value));
+        if sample.time_ms > newest.0 {
+            *newest = (sample.time_ms, sample.value);
+        }
+    }
+    let mut out = String::new();
+    for (name, series) in metrics {
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, (_, value)) in series {
+            out.push_str(&name);
+            out.push('{');
+            for (at, (label, value)) in labels.iter().enumerate() {
+                if at > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{label}=\"{}\"", label_value(value));
+            }
+            let _ = writeln!(out, "}} {}", number(value));
+        }
     }
     out
 }
@@ -52,8 +84,9 @@ pub fn metric_name(name: &str) -> String {
     }
 }
 
-/// A label name Prometheus takes: `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn label_name(name: &str) -> String {
+/// A name as Prometheus takes a label name (`[a-zA-Z_][a-zA-Z0-9_]*`):
+/// other characters as `_`, and `_` before a leading digit (or for nothing).
+pub fn label_name(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -65,15 +98,8 @@ fn label_name(name: &str) -> String {
 }
 
 /// A label value with `\`, `"` and line breaks escaped.
-fn escape_into(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+pub fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// A value as the format writes it (`NaN`, `+Inf`, `-Inf` spelled out).
@@ -90,9 +116,8 @@ fn number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
-    fn sample(name: &str, host: &str, labels: &[(&str, &str)], value: f64) -> LatestSample {
+    fn sample(name: &str, host: &str, labels: &[(&str, &str)], time_ms: i64, value: f64) -> LatestSample {
         LatestSample {
             name: name.into(),
             host: host.into(),
@@ -100,7 +125,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
-            time_ms: 1_733_580_000_000,
+            time_ms,
             value,
         }
     }
@@ -111,22 +136,53 @@ mod tests {
         assert_eq!(metric_name("net.rx_bytes_per_sec"), "lookout_net_rx_bytes_per_second");
         assert_eq!(metric_name("app.queue-depth"), "lookout_app_queue_depth");
         let text = render(&[
-            sample("cpu.usage_percent", "web-1", &[], 12.5),
-            sample("cpu.usage_percent", "web-2", &[("cpu", "0")], 3.0),
+            sample("cpu.usage_percent", "web-1", &[], 1, 12.5),
+            sample("cpu.usage_percent", "web-2", &[("cpu", "0")], 1, 3.0),
             sample(
                 "fs.used_percent",
                 "db \"1\"",
-                &[("mount", "/var\\x\n"), ("9bad", "v"), ("host", "x")],
+                &[("mount", "/var\\x\n"), ("9bad", "v")],
+                1,
                 f64::NAN,
             ),
         ]);
         assert_eq!(
             text,
             "# TYPE lookout_cpu_usage_percent gauge\n\
-             lookout_cpu_usage_percent{host=\"web-1\"} 12.5 1733580000000\n\
-             lookout_cpu_usage_percent{host=\"web-2\",cpu=\"0\"} 3 1733580000000\n\
+             lookout_cpu_usage_percent{cpu=\"0\",host=\"web-2\"} 3\n\
+             lookout_cpu_usage_percent{host=\"web-1\"} 12.5\n\
              # TYPE lookout_fs_used_percent gauge\n\
-             lookout_fs_used_percent{host=\"db \\\"1\\\"\",_9bad=\"v\",mount=\"/var\\\\x\\n\"} NaN 1733580000000\n"
+             lookout_fs_used_percent{_9bad=\"v\",host=\"db \\\"1\\\"\",mount=\"/var\\\\x\\n\"} NaN\n"
+        );
+    }
+
+    #[test]
+    fn series_that_come_out_alike_are_one_and_nothing_prometheus_refuses_is_written() {
+        let text = render(&[
+            // Two names, one Prometheus name: one TYPE line, the newest sample.
+            sample("app.depth", "h", &[], 5, 1.0),
+            sample("app_depth", "h", &[], 9, 2.0),
+            // Two label names that come out alike, `__name__`, a `host` label, an empty value.
+            sample(
+                "x",
+                "h",
+                &[
+                    ("a.b", "1"),
+                    ("a_b", "2"),
+                    ("__name__", "n"),
+                    ("host", "other"),
+                    ("empty", ""),
+                ],
+                1,
+                3.0,
+            ),
+        ]);
+        assert_eq!(
+            text,
+            "# TYPE lookout_app_depth gauge\n\
+             lookout_app_depth{host=\"h\"} 2\n\
+             # TYPE lookout_x gauge\n\
+             lookout_x{a_b=\"1\",exported___name__=\"n\",exported_host=\"other\",host=\"h\"} 3\n"
         );
     }
 }

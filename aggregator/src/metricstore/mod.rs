@@ -11,7 +11,9 @@
 //!   times).
 //! - [`query`]: series queries, and the hosts list's summaries.
 //! - [`recent`]: every series' newest samples and every host's last-seen
-//!   time in memory, which the alert rules and the hosts list read.
+//!   time in memory, which the alert rules, the hosts list and the
+//!   Prometheus scrape read.
+//! - [`exposition`]: the newest values in Prometheus's text format.
 //!
 //! Connections: one read-write connection, owned by the writer thread; the
 //! read API borrows read-only connections from a small pool in [`MetricStore`]

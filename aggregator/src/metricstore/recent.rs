@@ -263,8 +263,6 @@ impl Recent {
         self.read().last_seen.clone()
     }
 
-    // A poisoned lock means a thread panicked while holding it; every
-    // mutation leaves the maps consistent between statements, so go on.
     /// The newest sample of every series, if at or after `since_ms`, by
     /// metric name, then host and labels.
     pub fn latest(&self, since_ms: i64) -> Vec<LatestSample> {
@@ -288,6 +286,8 @@ impl Recent {
             .collect()
     }
 
+    // A poisoned lock means a thread panicked while holding it; every
+    // mutation leaves the maps consistent between statements, so go on.
     fn read(&self) -> RwLockReadGuard<'_, Inner> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
