@@ -19,6 +19,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::logs::blocking;
 use super::params::Params;
+use crate::ingest::patterns::PatternBook;
 use crate::query::Expr;
 use crate::query::aggregate::Value;
 use crate::query::pipe::MAX_ROWS;
@@ -270,14 +271,22 @@ async fn find(
     })
 }
 
+/// `ask` of the pattern book, on the blocking pool (it takes the miner's lock).
+async fn look_up<T: Send + 'static>(
+    app: &AppState,
+    ask: impl FnOnce(&PatternBook) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let book = app.patterns.clone();
+    tokio::task::spawn_blocking(move || ask(&book))
+        .await
+        .map_err(|err| ApiError::internal("the pattern lookup failed", &err))
+}
+
 /// The patterns of some lines: ids that are one pattern added up under
 /// the oldest (looked up at once), and the lines without a pattern.
 async fn merge(app: &AppState, found: Vec<IdLines>) -> Result<(Vec<PatternRow>, u64), ApiError> {
     let ids: Vec<String> = found.iter().filter_map(|lines| lines.id.clone()).collect();
-    let book = app.patterns.clone();
-    let canonicals = tokio::task::spawn_blocking(move || book.canonicals(&ids))
-        .await
-        .map_err(|err| ApiError::internal("the pattern lookup failed", &err))?;
+    let canonicals = look_up(app, move |book| book.canonicals(&ids)).await?;
     let mut merged: HashMap<String, PatternRow> = HashMap::new();
     let mut unpatterned = 0;
     for lines in found {
@@ -364,10 +373,7 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
 
     // When each was first seen, and what is new in the range.
     let wanted: Vec<String> = rows.iter().map(|row| row.pattern.clone()).collect();
-    let book = app.patterns.clone();
-    let firsts = tokio::task::spawn_blocking(move || book.first_seen(&wanted))
-        .await
-        .map_err(|err| ApiError::internal("the pattern lookup failed", &err))?;
+    let firsts = look_up(&app, move |book| book.first_seen(&wanted)).await?;
     for (row, first) in rows.iter_mut().zip(firsts) {
         // The miner's first time may be later than a line counted here (a
         // line stored before mining began, or with a clock behind).
@@ -405,10 +411,7 @@ pub async fn patterns(State(app): State<AppState>, uri: Uri) -> Result<Json<Patt
     let total = rows.len();
     rows.truncate(limit);
     let wanted: Vec<String> = rows.iter().map(|row| row.pattern.clone()).collect();
-    let book = app.patterns.clone();
-    let templates = tokio::task::spawn_blocking(move || book.templates(&wanted))
-        .await
-        .map_err(|err| ApiError::internal("the pattern lookup failed", &err))?;
+    let templates = look_up(&app, move |book| book.templates(&wanted)).await?;
     for (row, template) in rows.iter_mut().zip(templates) {
         row.template = template;
     }

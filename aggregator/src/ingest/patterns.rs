@@ -241,15 +241,7 @@ impl PatternBook {
     /// the same pattern, under one lock; `None` for an id this state does
     /// not know, or one given before first times were kept.
     pub fn first_seen(&self, ids: &[String]) -> Vec<Option<FirstSeen>> {
-        let state = self.lock();
-        ids.iter()
-            .map(|id| {
-                let (generation, number) = parse_id(id)?;
-                (generation == state.generation)
-                    .then(|| state.first_seen(number))
-                    .flatten()
-            })
-            .collect()
+        self.each_known(ids, State::first_seen)
     }
 
     /// The patterns (their oldest ids) whose first line arrived at or
@@ -280,12 +272,18 @@ impl PatternBook {
     /// The template of each of `ids` as of now, under one lock; `None`
     /// for an id this state does not know (another generation's).
     pub fn templates(&self, ids: &[String]) -> Vec<Option<String>> {
+        self.each_known(ids, |state, number| state.miner.template(number))
+    }
+
+    /// `answer` for each of `ids` of this state's generation, under one
+    /// lock; `None` for another generation's id, or not an id.
+    fn each_known<T>(&self, ids: &[String], answer: impl Fn(&State, PatternId) -> Option<T>) -> Vec<Option<T>> {
         let state = self.lock();
         ids.iter()
             .map(|id| {
                 let (generation, number) = parse_id(id)?;
                 (generation == state.generation)
-                    .then(|| state.miner.template(number))
+                    .then(|| answer(&state, number))
                     .flatten()
             })
             .collect()
