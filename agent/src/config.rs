@@ -52,7 +52,7 @@ fn default_state_dir() -> PathBuf {
 }
 
 /// One `[[logs]]` table: a set of files and how to read them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSourceConfig {
     /// Include globs (`/var/log/**/*.log`).
@@ -98,7 +98,7 @@ pub struct LogSourceConfig {
 }
 
 /// `[journald]`: the systemd journal, read through `journalctl`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JournaldConfig {
     /// Whether the journal is read (default true once the table is there).
@@ -198,7 +198,7 @@ impl LogFormat {
 /// `timestamp = { field = "when", format = "%d/%m/%Y %H:%M:%S" }`: the key
 /// holding the time (JSON or logfmt), its layout in `strftime` directives,
 /// or both. A format alone is matched at the start of the line.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimestampOverride {
     /// The key (dotted for nested JSON: `event.created`).
@@ -225,7 +225,7 @@ pub enum StartAt {
 }
 
 /// `multiline = { start_pattern = "^\\d{4}-", timeout = "1s" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MultilineConfig {
     /// A line matching this regex starts a new record; others continue the last.
@@ -240,7 +240,7 @@ fn default_multiline_timeout() -> HumanDuration {
 }
 
 /// `rotate = { max_size = "100MB", max_age = "1d", keep = 5, compress = true, mode = "rename" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RotatePolicy {
     /// Rotate once the file is this large.
@@ -285,7 +285,7 @@ pub enum RotateMode {
 
 /// `[metrics]`: host metrics, and which filesystems, devices and interfaces
 /// they cover.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Collects host metrics at all.
@@ -379,7 +379,7 @@ pub const DEFAULT_FS_TYPES_EXCLUDE: &[&str] = &[
 const BUILTIN_DEVICE_PREFIXES_EXCLUDE: &[&str] = &["loop", "ram", "zram"];
 
 /// `[shipper]`: batching and delivery limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShipperConfig {
     /// A batch is sent once its messages add up to this many bytes …
@@ -623,6 +623,22 @@ impl AgentConfig {
     /// The host name records carry.
     pub fn host_name(&self) -> String {
         self.host.clone().unwrap_or_else(machine_hostname)
+    }
+
+    /// The settings that differ between `self` (in force) and `newer` and
+    /// take effect only at a restart, by key. A reload applies the rest: the
+    /// `[[logs]]` sources, `[journald]`, `[metrics]` and `token`.
+    pub fn restart_needed(&self, newer: &AgentConfig) -> Vec<&'static str> {
+        [
+            ("aggregator_url", self.aggregator_url != newer.aggregator_url),
+            ("ca_file", self.ca_file != newer.ca_file),
+            ("host", self.host != newer.host),
+            ("state_dir", self.state_dir != newer.state_dir),
+            ("shipper", self.shipper != newer.shipper),
+        ]
+        .into_iter()
+        .filter_map(|(key, differs)| differs.then_some(key))
+        .collect()
     }
 }
 

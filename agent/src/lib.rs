@@ -31,7 +31,7 @@ pub mod spool;
 
 use crate::batch::BatchBuilder;
 use crate::checkpoint::{AckTracker, CheckpointStore};
-use crate::config::{AgentConfig, Compiled};
+use crate::config::{AgentConfig, Compiled, CompiledJournald, CompiledMetrics, CompiledSource, ShipperConfig};
 use crate::seal::SealerParts;
 use crate::ship::{ShipStats, Shipper};
 use crate::sources::SourceHealth;
@@ -41,7 +41,7 @@ use crate::sources::metrics::{self, MetricsParts};
 use crate::spool::Spool;
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -75,10 +75,13 @@ pub enum AgentError {
 
 /// Runs the agent until `shutdown` completes, then flushes what was read,
 /// lets in-flight batches finish for a few seconds and saves the checkpoints.
+/// At each of `reloads` (SIGHUP) it reads `file` again ([`Reloader`]).
 pub async fn run(
     config: AgentConfig,
     compiled: Compiled,
+    file: &Path,
     shutdown: impl Future<Output = ()>,
+    reloads: Option<tokio::signal::unix::Signal>,
 ) -> Result<(), AgentError> {
     let state_error = |what, path: &PathBuf| {
         let path = path.clone();
@@ -122,57 +125,37 @@ pub async fn run(
     let journal_health = Arc::new(SourceHealth::default());
     let ship_stats = Arc::new(ShipStats::default());
 
-    // Dropping `metrics_stop` ends the metrics thread's wait between collections.
-    let (metrics_stop, metrics_stopped) = mpsc::channel::<()>();
-    let metrics_thread = match metrics {
-        Some(filters) => {
-            let parts = MetricsParts {
-                host: host.clone(),
-                filters,
-                health: vec![
-                    Arc::clone(&file_health) as _,
-                    Arc::clone(&journal_health) as _,
-                    Arc::clone(&ship_stats) as _,
-                    Arc::clone(&spool) as _,
-                ],
-                batches: batch_tx.clone(),
-                stop: metrics_stopped,
-            };
-            let thread = std::thread::Builder::new()
-                .name("metrics".into())
-                .spawn(move || metrics::run(parts))
-                .map_err(state_error("cannot start the metrics thread", &state_dir))?;
-            Some(thread)
-        }
-        None => None,
+    let mut threads = SourceThreads {
+        host: host.clone(),
+        shipper: config.shipper.clone(),
+        acks: Arc::clone(&acks),
+        checkpoints: Arc::clone(&store),
+        batches: batch_tx.clone(),
+        health: vec![
+            Arc::clone(&file_health) as _,
+            Arc::clone(&journal_health) as _,
+            Arc::clone(&ship_stats) as _,
+            Arc::clone(&spool) as _,
+        ],
+        journal_health: Arc::clone(&journal_health),
+        journal: None,
+        metrics: None,
     };
-    let journal_thread = match journald {
-        Some(journald) => {
-            let parts = JournalParts {
-                host: host.clone(),
-                journald,
-                acks: Arc::clone(&acks),
-                checkpoints: Arc::clone(&store),
-                batch: BatchBuilder::new(
-                    host.clone(),
-                    config.shipper.batch_max_bytes.bytes() as usize,
-                    config.shipper.batch_max_wait.get(),
-                ),
-                batches: batch_tx.clone(),
-                stop: Arc::clone(&stop),
-                health: Arc::clone(&journal_health),
-            };
-            let thread = std::thread::Builder::new()
-                .name("journald".into())
-                .spawn(move || sources::journald::run(parts))
-                .map_err(state_error("cannot start the journal thread", &state_dir))?;
-            Some(thread)
-        }
-        None => None,
-    };
+    if let Some(filters) = metrics {
+        threads
+            .start_metrics(filters)
+            .map_err(state_error("cannot start the metrics thread", &state_dir))?;
+    }
+    if let Some(journald) = journald {
+        threads
+            .start_journal(journald)
+            .map_err(state_error("cannot start the journal thread", &state_dir))?;
+    }
+    let (reloaded_tx, reloaded_rx) = mpsc::channel();
     let tailer = Tailer::new(TailerParts {
         host: host.clone(),
         sources,
+        reloaded: reloaded_rx,
         acks: Arc::clone(&acks),
         checkpoints: Arc::clone(&store),
         first_start,
@@ -211,14 +194,14 @@ pub async fn run(
     let shipper = Arc::new(Shipper {
         client,
         url: ship::ingest_url(&config.aggregator_url),
-        token: config.token.clone(),
+        token: arc_swap::ArcSwap::from_pointee(config.token.clone()),
         max_in_flight: config.shipper.max_in_flight,
         spool: Arc::clone(&spool),
         acks: Arc::clone(&acks),
         stats: Arc::clone(&ship_stats),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut shipping = tokio::spawn(shipper.run(leftovers, entry_rx, stop_rx));
+    let mut shipping = tokio::spawn(Arc::clone(&shipper).run(leftovers, entry_rx, stop_rx));
     let checkpointing = {
         let acks = Arc::clone(&acks);
         let store = Arc::clone(&store);
@@ -231,12 +214,25 @@ pub async fn run(
         })
     };
 
-    shutdown.await;
+    let mut reloader = Reloader {
+        file: file.to_path_buf(),
+        in_force: config.clone(),
+        started_with: config,
+        sources: reloaded_tx,
+        shipper,
+        threads,
+    };
+    lookout_shared::process::until_shutdown(shutdown, reloads, async || {
+        reloader.reload().await;
+    })
+    .await;
     tracing::info!("stopping: flushing what was read");
     stop.store(true, Ordering::Relaxed);
-    drop(metrics_stop);
+    let (journal_thread, metrics_thread) = reloader.threads.stop();
     // The sealer ends once every sender of its channel is gone: the tailer's,
-    // the journal's and the metrics thread's, so those are joined first.
+    // the journal's, the metrics thread's and the reloader's, so those are
+    // dropped or joined first.
+    drop(reloader);
     let joined = tokio::task::spawn_blocking(move || {
         let metrics = metrics_thread.map_or(Ok(()), |thread| thread.join());
         let journal = journal_thread.map_or(Ok(()), |thread| thread.join());
@@ -263,6 +259,182 @@ pub async fn run(
         "lookout-agent stopped"
     );
     Ok(())
+}
+
+/// The journal and metrics threads, each stoppable on its own so that a
+/// reload can start it again with new settings, and what starting one takes.
+struct SourceThreads {
+    host: String,
+    shipper: ShipperConfig,
+    acks: Arc<Mutex<AckTracker>>,
+    checkpoints: Arc<CheckpointStore>,
+    batches: mpsc::SyncSender<lookout_shared::wire::IngestBatch>,
+    /// What the metrics thread reports.
+    health: health::Parts,
+    /// Kept across restarts of the journal thread, so its counts go on.
+    journal_health: Arc<SourceHealth>,
+    journal: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    /// Dropping the sender ends the metrics thread's wait between collections.
+    metrics: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl SourceThreads {
+    fn start_journal(&mut self, journald: CompiledJournald) -> io::Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let parts = JournalParts {
+            host: self.host.clone(),
+            journald,
+            acks: Arc::clone(&self.acks),
+            checkpoints: Arc::clone(&self.checkpoints),
+            batch: BatchBuilder::new(
+                self.host.clone(),
+                self.shipper.batch_max_bytes.bytes() as usize,
+                self.shipper.batch_max_wait.get(),
+            ),
+            batches: self.batches.clone(),
+            stop: Arc::clone(&stop),
+            health: Arc::clone(&self.journal_health),
+        };
+        let thread = std::thread::Builder::new()
+            .name("journald".into())
+            .spawn(move || sources::journald::run(parts))?;
+        self.journal = Some((stop, thread));
+        Ok(())
+    }
+
+    fn start_metrics(&mut self, filters: CompiledMetrics) -> io::Result<()> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let parts = MetricsParts {
+            host: self.host.clone(),
+            filters,
+            health: self.health.clone(),
+            batches: self.batches.clone(),
+            stop: stopped,
+        };
+        let thread = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || metrics::run(parts))?;
+        self.metrics = Some((stop, thread));
+        Ok(())
+    }
+
+    /// Tells both threads to stop; returns them (journal, metrics) to be joined.
+    fn stop(&mut self) -> (Option<std::thread::JoinHandle<()>>, Option<std::thread::JoinHandle<()>>) {
+        let journal = self.journal.take().map(|(stop, thread)| {
+            stop.store(true, Ordering::Relaxed);
+            thread
+        });
+        let metrics = self.metrics.take().map(|(stop, thread)| {
+            drop(stop);
+            thread
+        });
+        (journal, metrics)
+    }
+}
+
+/// Puts a changed configuration file in force ([`Reloader::reload`]).
+struct Reloader {
+    file: PathBuf,
+    /// What the agent started with: what a reload cannot change is compared with it.
+    started_with: AgentConfig,
+    /// What the last applied reload (or the start) put in force.
+    in_force: AgentConfig,
+    /// The tailer takes new file sources from here.
+    sources: mpsc::Sender<Vec<CompiledSource>>,
+    shipper: Arc<Shipper>,
+    threads: SourceThreads,
+}
+
+impl Reloader {
+    /// Reads the file again and puts in force its `[[logs]]` sources (the
+    /// tailer keeps the files that stay named where they were), its
+    /// `[journald]` and `[metrics]` settings (their thread starts again,
+    /// the journal from its checkpoint) and its `token`, without losing a
+    /// line. An invalid file is refused with its error and nothing changes.
+    /// Settings that only a restart changes are named in a warning.
+    /// Returns whether the file was put in force.
+    async fn reload(&mut self) -> bool {
+        let file = self.file.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (config, compiled) = AgentConfig::load(&file).map_err(|err| err.to_string())?;
+            if let Some(journald) = &compiled.journald {
+                sources::journald::check(journald).map_err(|reason| format!("{}: {reason}", file.display()))?;
+            }
+            Ok::<_, String>((config, compiled))
+        })
+        .await
+        .unwrap_or_else(|err| Err(err.to_string()));
+        let (newer, compiled) = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                tracing::error!("configuration not reloaded, the one in force stays: {err}");
+                return false;
+            }
+        };
+        for warning in newer.warnings() {
+            tracing::warn!("{}: {warning}", self.file.display());
+        }
+        let restarted = match self.restart_threads(&newer, compiled.journald, compiled.metrics).await {
+            Ok(restarted) => restarted,
+            Err(err) => {
+                // The old thread is stopped and the new one could not start:
+                // nothing to fall back to but the next reload or a restart.
+                tracing::error!("configuration only partly reloaded: cannot start a source thread: {err}");
+                return false;
+            }
+        };
+        if self.sources.send(compiled.sources).is_err() {
+            tracing::error!("configuration only partly reloaded: the tailer has stopped");
+            return false;
+        }
+        self.shipper.token.store(Arc::new(newer.token.clone()));
+        tracing::info!(
+            sources = newer.logs.len(),
+            restarted = restarted.join(", "),
+            "configuration reloaded: file sources, journal, metrics and token are in force"
+        );
+        let waiting = self.started_with.restart_needed(&newer);
+        if !waiting.is_empty() {
+            tracing::warn!(
+                "these settings changed but take effect only at a restart: {}",
+                waiting.join(", ")
+            );
+        }
+        self.in_force = newer;
+        true
+    }
+
+    /// Starts the journal and metrics threads again where their settings
+    /// changed; returns which.
+    async fn restart_threads(
+        &mut self,
+        newer: &AgentConfig,
+        journald: Option<CompiledJournald>,
+        metrics: Option<CompiledMetrics>,
+    ) -> io::Result<Vec<&'static str>> {
+        let mut restarted = Vec::new();
+        if newer.journald != self.in_force.journald {
+            if let Some((stop, thread)) = self.threads.journal.take() {
+                stop.store(true, Ordering::Relaxed);
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            if let Some(journald) = journald {
+                self.threads.start_journal(journald)?;
+            }
+            restarted.push("journald");
+        }
+        if newer.metrics != self.in_force.metrics {
+            if let Some((stop, thread)) = self.threads.metrics.take() {
+                drop(stop);
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            if let Some(filters) = metrics {
+                self.threads.start_metrics(filters)?;
+            }
+            restarted.push("metrics");
+        }
+        Ok(restarted)
+    }
 }
 
 async fn save_checkpoint(acks: &Arc<Mutex<AckTracker>>, store: &Arc<CheckpointStore>) {

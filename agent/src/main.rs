@@ -1,10 +1,11 @@
 //! The `lookout-agent` binary: command line, logging and signals around
-//! [`lookout_agent::run`].
+//! [`lookout_agent::run`]: SIGTERM or SIGINT stops it, SIGHUP reads the
+//! configuration file again.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lookout_agent::config::AgentConfig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Lookout's host agent: tails and rotates log files and ships them to the aggregator.
@@ -56,7 +57,7 @@ fn main() -> ExitCode {
     for warning in config.warnings() {
         tracing::warn!("{}: {warning}", config_path.display());
     }
-    match serve(config, compiled) {
+    match serve(config, compiled, &config_path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -65,15 +66,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: AgentConfig, compiled: lookout_agent::config::Compiled) -> anyhow::Result<()> {
+fn serve(config: AgentConfig, compiled: lookout_agent::config::Compiled, file: &Path) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let shutdown = {
+    let (shutdown, reloads) = {
         let _context = runtime.enter();
-        lookout_shared::process::shutdown_signal()
+        (
+            lookout_shared::process::shutdown_signal(),
+            lookout_shared::process::reload_signal(),
+        )
     };
-    runtime.block_on(lookout_agent::run(config, compiled, shutdown))?;
+    runtime.block_on(lookout_agent::run(config, compiled, file, shutdown, reloads))?;
     Ok(())
 }

@@ -56,8 +56,8 @@ pub struct Shipper {
     pub client: reqwest::Client,
     /// `<aggregator_url>/api/v1/ingest`.
     pub url: String,
-    /// The ingest token.
-    pub token: String,
+    /// The ingest token (a reload replaces it).
+    pub token: arc_swap::ArcSwap<String>,
     /// Batches at once.
     pub max_in_flight: usize,
     /// The spool the batches live in.
@@ -160,7 +160,7 @@ impl Shipper {
         let request = self
             .client
             .post(&self.url)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.load().as_str())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(reqwest::header::CONTENT_ENCODING, "zstd")
             .body(body.to_vec());
@@ -317,7 +317,7 @@ mod tests {
                 reqwest::Client::new()
             },
             url: ingest_url(url),
-            token: "t".into(),
+            token: arc_swap::ArcSwap::from_pointee("t".to_owned()),
             max_in_flight: 2,
             spool,
             acks: Arc::clone(&acks),

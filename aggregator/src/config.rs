@@ -68,7 +68,7 @@ pub struct Config {
 }
 
 /// `[export]`: what one export (`GET /api/v1/logs/export`) may hold.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportConfig {
     /// Most lines one export streams (default 100,000); the places of up to
@@ -95,7 +95,7 @@ impl Default for ExportConfig {
 ///
 /// Anyone who can reach a listener may send to it: bind it to an address
 /// only senders reach, or require client certificates under TLS.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogConfig {
     /// TCP address (LF and octet-counting framing); TLS when `tls` is set.
@@ -120,7 +120,7 @@ pub struct SyslogConfig {
 
 /// `[syslog] tls`: the listener's certificate and key, and optionally the
 /// CA whose client certificates alone may connect.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogTlsConfig {
     /// The certificate chain (PEM), the server's own certificate first.
@@ -144,7 +144,7 @@ fn default_syslog_idle_timeout() -> HumanDuration {
 }
 
 /// `[http]`: bounds on connections and slow clients.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Connections open at once at most; more are closed when accepted.
@@ -182,7 +182,7 @@ impl Default for HttpConfig {
 }
 
 /// `[alerting]`: evaluation and notification timing (Alertmanager's names).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertingConfig {
     /// Rules without their own `interval` are evaluated this often (default 15 s).
@@ -241,7 +241,7 @@ impl Config {
 }
 
 /// `[tls]`: the server's certificate chain and private key, both PEM files.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// The certificate chain (PEM), the server's own certificate first.
@@ -251,7 +251,7 @@ pub struct TlsConfig {
 }
 
 /// `[sessions]`: how long a web UI login lasts.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionsConfig {
     /// A session unused for this long ends (default 12 h).
@@ -341,7 +341,7 @@ pub fn host_allowed(patterns: &[String], host: &str) -> bool {
 }
 
 /// `[retention]`: days of data kept.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Log partitions older than this many days are deleted.
@@ -370,7 +370,7 @@ impl Default for RetentionConfig {
 }
 
 /// `[ingest]`: bounds on what one request may make the aggregator hold in memory.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
     /// Largest request body as sent (compressed), default 16 MiB.
@@ -665,6 +665,37 @@ impl fmt::Debug for Secret {
 }
 
 impl Config {
+    /// The settings that differ between `self` (in force) and `newer` and
+    /// take effect only at a restart, by key. A reload applies the rest: the
+    /// tokens, the TLS certificates and keys, the notifiers (with `[smtp]`)
+    /// and the rules.
+    pub fn restart_needed(&self, newer: &Config) -> Vec<&'static str> {
+        let syslog = |config: &Config| {
+            config.syslog.as_ref().map(|syslog| {
+                let shape = SyslogConfig {
+                    tls: None,
+                    ..syslog.clone()
+                };
+                (shape, syslog.tls.is_some())
+            })
+        };
+        [
+            ("listen", self.listen != newer.listen),
+            ("data_dir", self.data_dir != newer.data_dir),
+            ("retention", self.retention != newer.retention),
+            ("ingest", self.ingest != newer.ingest),
+            ("alerting", self.alerting != newer.alerting),
+            ("tls (serving HTTPS or not)", self.tls.is_some() != newer.tls.is_some()),
+            ("sessions", self.sessions != newer.sessions),
+            ("http", self.http != newer.http),
+            ("syslog (but its TLS files)", syslog(self) != syslog(newer)),
+            ("export", self.export != newer.export),
+        ]
+        .into_iter()
+        .filter_map(|(key, differs)| differs.then_some(key))
+        .collect()
+    }
+
     /// Reads, parses and validates `file`.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         load_toml::<Config>(file)?.finish(file)
@@ -937,6 +968,29 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(Path::new("aggregator.toml"), text)
+    }
+
+    #[test]
+    fn a_reload_names_only_the_settings_that_wait_for_a_restart() {
+        let base = "listen = \"127.0.0.1:7070\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\n\
+                    api_tokens = [\"reader-token-b\"]\n";
+        let before = parse(base).unwrap();
+        let tokens = parse(&base.replace("reader-token-b", "reader-token-c")).unwrap();
+        assert!(before.restart_needed(&tokens).is_empty(), "tokens are reloaded");
+        let hooks = parse(&format!(
+            "{base}[[notifiers]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n"
+        ))
+        .unwrap();
+        assert!(before.restart_needed(&hooks).is_empty(), "notifiers are reloaded");
+        let moved = parse(&format!(
+            "{}[retention]\nlogs_days = 3\n[syslog]\nudp = \"127.0.0.1:5514\"\n",
+            base.replace("7070", "7071")
+        ))
+        .unwrap();
+        assert_eq!(
+            before.restart_needed(&moved),
+            ["listen", "retention", "syslog (but its TLS files)"]
+        );
     }
 
     const MINIMAL: &str = "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\napi_tokens = [\"reader-token-b\"]\n";

@@ -20,6 +20,8 @@
 //!
 //! [`Aggregator::start`] runs everything in-process (tests use it with port 0);
 //! the binary adds the CLI, logging and signal handling around [`run`].
+//! [`Aggregator::reload`] puts a changed configuration's tokens, TLS
+//! certificates, notifiers and rules in force without a restart (SIGHUP).
 
 #![warn(missing_docs)]
 
@@ -50,6 +52,7 @@ use metricstore::MetricStore;
 use metricstore::writer::MetricWriter;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use store::LogStore;
@@ -73,6 +76,13 @@ pub struct Aggregator {
     writer: LogWriter,
     metric_writer: MetricWriter,
     syslog: Option<receivers::syslog::listen::SyslogServer>,
+    metrics: Arc<Metrics>,
+    /// What a reload replaces.
+    rules: Arc<alert::ruleset::RuleSet>,
+    access: Arc<http::access::Access>,
+    https: Option<axum_server::tls_rustls::RustlsConfig>,
+    /// The configuration started with: what a reload cannot change is compared with it.
+    started_with: Config,
 }
 
 impl Aggregator {
@@ -118,11 +128,11 @@ impl Aggregator {
         );
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
         let rules = {
-            let (configured, names, store) = (config.rules.clone(), notifiers.names(), alert_store.clone());
+            let (configured, store) = (config.rules.clone(), alert_store.clone());
             let min_interval = config.alerting.evaluation_interval.get();
             Arc::new(
                 tokio::task::spawn_blocking(move || {
-                    alert::ruleset::RuleSet::open(configured, names, min_interval, store)
+                    alert::ruleset::RuleSet::open(configured, notifiers, min_interval, store)
                 })
                 .await?
                 .context("cannot read the rules made in the app")?,
@@ -175,36 +185,37 @@ impl Aggregator {
             Some(syslog) => Some(receivers::syslog::listen::SyslogServer::start(syslog, intake.clone()).await?),
             None => None,
         };
+        let access = Arc::new(http::access::Access {
+            users: users.clone(),
+            policy,
+            api_tokens: http::auth::Tokens::new(&config.auth.api_tokens, "API"),
+            ingest_tokens: http::auth::Tokens::ingest(&config.auth.ingest_tokens),
+            tls: tls.is_some(),
+            limiter: http::ratelimit::LoginLimiter::default(),
+            password_thread: users::hasher::PasswordThread::spawn()
+                .context("cannot start the password-check thread")?,
+        });
         let state = http::AppState::new(http::AppParts {
             store,
             writer: writer.handle(),
             metric_store,
             metric_writer: metric_writer.handle(),
-            metrics,
+            metrics: metrics.clone(),
             ingest: config.ingest,
             alerts: http::alerts::AlertsApi {
                 store: alert_store.clone(),
                 rules: rules.clone(),
                 statuses: rule_statuses.clone(),
             },
-            access: Arc::new(http::access::Access {
-                users: users.clone(),
-                policy,
-                api_tokens: http::auth::Tokens::new(&config.auth.api_tokens, "API"),
-                ingest_tokens: http::auth::Tokens::ingest(&config.auth.ingest_tokens),
-                tls: tls.is_some(),
-                limiter: http::ratelimit::LoginLimiter::default(),
-                password_thread: users::hasher::PasswordThread::spawn()
-                    .context("cannot start the password-check thread")?,
-            }),
+            access: access.clone(),
             field_names,
             patterns: patterns.clone(),
             intake,
             export: config.export,
             exports: Arc::new(tokio::sync::Semaphore::new(http::export::MAX_EXPORTS)),
         });
-        let app = http::router(state, &config.auth, config.http.request_timeout.get())
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app =
+            http::router(state, config.http.request_timeout.get()).into_make_service_with_connect_info::<SocketAddr>();
         let (stop_server, stopped) = oneshot::channel::<()>();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let limits = config.http;
@@ -224,18 +235,15 @@ impl Aggregator {
             .handle(handle);
         server.http_builder().http1().header_read_timeout(header_timeout);
         let accept = limit(axum_server::accept::DefaultAcceptor::new());
-        let server = match tls {
+        let https = tls.map(axum_server::tls_rustls::RustlsConfig::from_config);
+        let server = match &https {
             None => {
                 let server = server.acceptor(accept);
                 tokio::spawn(async move { tokio::join!(server.serve(app), stop).0 })
             }
-            Some(tls) => {
-                let server = server.acceptor(
-                    axum_server::tls_rustls::RustlsAcceptor::new(axum_server::tls_rustls::RustlsConfig::from_config(
-                        tls,
-                    ))
-                    .acceptor(accept),
-                );
+            Some(https) => {
+                let server =
+                    server.acceptor(axum_server::tls_rustls::RustlsAcceptor::new(https.clone()).acceptor(accept));
                 tokio::spawn(async move { tokio::join!(server.serve(app), stop).0 })
             }
         };
@@ -248,7 +256,6 @@ impl Aggregator {
             metrics: metric_store_for_alerts,
             patterns: patterns.clone(),
             metric_commits: metric_writer.handle().subscribe_commits(),
-            notifiers,
             policy: Policy {
                 group_wait: alerting.group_wait.get(),
                 group_interval: alerting.group_interval.get(),
@@ -280,7 +287,86 @@ impl Aggregator {
             writer,
             metric_writer,
             syslog,
+            metrics,
+            rules,
+            access,
+            https,
+            started_with: config,
         })
+    }
+
+    /// Puts `newer`'s API and ingest tokens, TLS certificates and keys
+    /// (HTTPS and syslog), notifiers (with `[smtp]`) and rules in force,
+    /// without closing a connection or losing a line: requests under way
+    /// finish as they began, later ones meet the new settings. All or
+    /// nothing: if any of it cannot be used, the error says why and the
+    /// configuration in force stays whole. Returns the keys that changed
+    /// too but take effect only at a restart ([`Config::restart_needed`]).
+    pub async fn reload(&mut self, newer: Config) -> anyhow::Result<Vec<&'static str>> {
+        // Everything is built and checked before anything is replaced.
+        let notifiers = Notifiers::from_config(&newer).context("cannot set up the notifiers")?;
+        let https = match (&self.https, &newer.tls) {
+            (Some(_), Some(settings)) => Some(tls::server_config(settings)?),
+            _ => None,
+        };
+        let syslog_tls = match (
+            &self.syslog,
+            newer.syslog.as_ref().and_then(|syslog| syslog.tls.as_ref()),
+        ) {
+            (Some(server), Some(settings)) if server.serves_tls() => Some(tls::syslog_server_config(settings)?),
+            _ => None,
+        };
+        let api_tokens = http::auth::Tokens::new(&newer.auth.api_tokens, "API");
+        let ingest_tokens = http::auth::Tokens::ingest(&newer.auth.ingest_tokens);
+        // The one step that can still fail (reading the app's rules) comes first.
+        let (rules, configured) = (self.rules.clone(), newer.rules.clone());
+        tokio::task::spawn_blocking(move || rules.reconfigure(configured, notifiers))
+            .await?
+            .context("cannot read the rules made in the app")?;
+        self.access.api_tokens.replace(&api_tokens);
+        self.access.ingest_tokens.replace(&ingest_tokens);
+        if let (Some(server), Some(config)) = (&self.https, https) {
+            server.reload_from_config(config);
+        }
+        if let (Some(server), Some(config)) = (&self.syslog, syslog_tls) {
+            server.replace_tls(config);
+        }
+        Ok(self.started_with.restart_needed(&newer))
+    }
+
+    /// Reads `file` again and [`reload`](Aggregator::reload)s it; logs the
+    /// outcome (a refusal with its error) and counts it in `/metrics`.
+    /// Returns whether it was applied.
+    pub async fn reload_file(&mut self, file: &Path) -> bool {
+        let path = file.to_path_buf();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
+        let outcome = match loaded {
+            Ok(Ok(newer)) => self.reload(newer).await,
+            Ok(Err(err)) => Err(err.into()),
+            Err(err) => Err(err.into()),
+        };
+        self.metrics.reload_done(outcome.is_ok());
+        match outcome {
+            Ok(waiting) => {
+                let rules = self.rules.current();
+                tracing::info!(
+                    rules = rules.rules.len(),
+                    notifiers = rules.notifiers.names().len(),
+                    "configuration reloaded: tokens, TLS certificates, notifiers and rules are in force"
+                );
+                if !waiting.is_empty() {
+                    tracing::warn!(
+                        "these settings changed but take effect only at a restart: {}",
+                        waiting.join(", ")
+                    );
+                }
+                true
+            }
+            Err(err) => {
+                tracing::error!("configuration not reloaded, the one in force stays: {err:#}");
+                false
+            }
+        }
     }
 
     /// The address the server is bound to.
@@ -364,10 +450,19 @@ async fn purge_sessions(users: UserStore, policy: SessionPolicy) {
     }
 }
 
-/// Serves until `shutdown` completes, then stops cleanly.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let aggregator = Aggregator::start(config).await?;
-    shutdown.await;
+/// Serves until `shutdown` completes, then stops cleanly; reads `file`
+/// again at each of `reloads` (SIGHUP).
+pub async fn run(
+    config: Config,
+    file: &Path,
+    shutdown: impl Future<Output = ()>,
+    reloads: Option<tokio::signal::unix::Signal>,
+) -> anyhow::Result<()> {
+    let mut aggregator = Aggregator::start(config).await?;
+    lookout_shared::process::until_shutdown(shutdown, reloads, async || {
+        aggregator.reload_file(file).await;
+    })
+    .await;
     tracing::info!("shutting down: finishing requests, then committing");
     aggregator.stop().await
 }

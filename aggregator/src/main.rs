@@ -1,7 +1,8 @@
 //! The `lookout-aggregator` binary: CLI, logging and signals around
 //! [`lookout_aggregator::run`].
 //!
-//! - `lookout-aggregator --config FILE` serves until SIGTERM or SIGINT.
+//! - `lookout-aggregator --config FILE` serves until SIGTERM or SIGINT;
+//!   SIGHUP reads FILE again (tokens, TLS files, notifiers, rules).
 //! - `lookout-aggregator check-config --config FILE` prints `config OK`, or the
 //!   error (file, key, reason) and exits with status 2. It also reads the
 //!   rules file and sets up the notifiers, so their errors show here too.
@@ -189,11 +190,14 @@ fn serve(config_path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shutdown = {
+    let (shutdown, reloads) = {
         let _context = runtime.enter();
-        lookout_shared::process::shutdown_signal()
+        (
+            lookout_shared::process::shutdown_signal(),
+            lookout_shared::process::reload_signal(),
+        )
     };
-    match runtime.block_on(lookout_aggregator::run(config, shutdown)) {
+    match runtime.block_on(lookout_aggregator::run(config, config_path, shutdown, reloads)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");

@@ -4,7 +4,7 @@
 //! rendered on demand.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Why a request was refused; one counter each.
@@ -147,9 +147,23 @@ pub struct Metrics {
     fields_dropped: AtomicU64,
     received: [[AtomicU64; Received::ALL.len()]; Receiver::ALL.len()],
     connections_refused: [AtomicU64; Receiver::ALL.len()],
+    reloads_applied: AtomicU64,
+    reloads_refused: AtomicU64,
+    last_reload_refused: AtomicBool,
 }
 
 impl Metrics {
+    /// A configuration reload was applied, or refused.
+    pub fn reload_done(&self, applied: bool) {
+        let count = if applied {
+            &self.reloads_applied
+        } else {
+            &self.reloads_refused
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        self.last_reload_refused.store(!applied, Ordering::Relaxed);
+    }
+
     /// A batch was acknowledged with these counts.
     pub fn batch_done(&self, accepted: u64, duplicates: u64) {
         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -345,6 +359,22 @@ impl Metrics {
             "lookout_receiver_connections_refused_total",
             "Connections to a receiver's listener closed at once because too many were open.",
             &labels.iter().map(|(l, v)| (l.as_str(), *v)).collect::<Vec<_>>(),
+        );
+        counter(
+            "lookout_config_reloads_total",
+            "Configuration reloads (SIGHUP), applied or refused.",
+            &[
+                ("{result=\"applied\"}", get(&self.reloads_applied)),
+                ("{result=\"refused\"}", get(&self.reloads_refused)),
+            ],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP lookout_config_last_reload_successful Whether the last reload was applied (1, also before any) \
+             or refused (0: the configuration in force is older than the file).\n\
+             # TYPE lookout_config_last_reload_successful gauge\n\
+             lookout_config_last_reload_successful {}",
+            u8::from(!self.last_reload_refused.load(Ordering::Relaxed))
         );
         let seconds = get(&self.commit_micros) as f64 / 1e6;
         let _ = writeln!(

@@ -1,5 +1,6 @@
-//! Process plumbing both binaries share: private files, logging to stderr
-//! and the shutdown signals of docs/SPEC.md (SIGTERM, SIGINT).
+//! Process plumbing both binaries share: private files, logging to stderr,
+//! the shutdown signals of docs/SPEC.md (SIGTERM, SIGINT) and its reload
+//! signal (SIGHUP).
 
 use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt as _;
@@ -57,6 +58,41 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
             (Err(err), Err(_)) => {
                 tracing::warn!("cannot watch for SIGINT or SIGTERM ({err}); stop the process with SIGKILL");
                 std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// SIGHUP, which asks for the configuration to be read again (`systemctl
+/// reload` sends it). Like [`shutdown_signal`], the handler is installed
+/// when this is called, so that a SIGHUP during start-up does not kill the
+/// process; call it inside the runtime, before start-up begins. `None`
+/// (with a warning) when it cannot be watched.
+pub fn reload_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(hangup) => Some(hangup),
+        Err(err) => {
+            tracing::warn!("cannot watch for SIGHUP ({err}); a configuration change needs a restart");
+            None
+        }
+    }
+}
+
+/// Waits for `shutdown`, calling `reload` at each SIGHUP that `reloads`
+/// (from [`reload_signal`]) brings meanwhile, one at a time.
+pub async fn until_shutdown(
+    shutdown: impl std::future::Future<Output = ()>,
+    mut reloads: Option<tokio::signal::unix::Signal>,
+    mut reload: impl AsyncFnMut(),
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            Some(()) = async { reloads.as_mut()?.recv().await } => {
+                tracing::info!("SIGHUP: reading the configuration again");
+                reload().await;
             }
         }
     }

@@ -170,6 +170,36 @@ impl Drop for Process {
     }
 }
 
+/// Sends SIGHUP (reload) to `service` and waits until its log has one more
+/// `configuration reloaded` or `configuration not reloaded` line; returns
+/// whether it was reloaded.
+fn reload(service: &Service) -> bool {
+    let pid = service
+        .process
+        .as_ref()
+        .and_then(Process::pid)
+        .expect("the process runs");
+    let outcomes = || {
+        let log = fs::read_to_string(&service.log).unwrap_or_default();
+        (
+            log.matches("configuration reloaded").count(),
+            log.matches("configuration not reloaded").count(),
+        )
+    };
+    let before = outcomes();
+    let sent = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -HUP {pid}");
+    wait_until(
+        &format!("the reload's outcome in {}", service.log.display()),
+        Duration::from_secs(60),
+        || outcomes() != before,
+    );
+    outcomes().0 > before.0
+}
+
 /// One of the two Lookout binaries, run on a config file in its test folder,
 /// with its output in a log file there; restartable after a kill or stop.
 #[derive(Debug)]
@@ -267,14 +297,25 @@ impl Aggregator {
         });
     }
 
-    /// Its log file.
     /// Its process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.service.process.as_ref().and_then(Process::pid)
     }
 
+    /// Its log file.
     pub fn log(&self) -> &Path {
         &self.service.log
+    }
+
+    /// Its config file (`aggregator.toml` in its folder).
+    pub fn config(&self) -> &Path {
+        &self.service.config
+    }
+
+    /// SIGHUP, then waits for the outcome in its log: whether the config
+    /// file was reloaded (false: refused, the old one stays).
+    pub fn reload(&self) -> bool {
+        reload(&self.service)
     }
 
     /// SIGKILL.
@@ -397,6 +438,17 @@ impl Agent {
     /// Starts it again after a kill or stop.
     pub fn restart(&mut self) {
         self.service.start();
+    }
+
+    /// Its config file (`agent.toml` in its folder).
+    pub fn config(&self) -> &Path {
+        &self.service.config
+    }
+
+    /// SIGHUP, then waits for the outcome in its log: whether the config
+    /// file was reloaded (false: refused, the old one stays).
+    pub fn reload(&self) -> bool {
+        reload(&self.service)
     }
 
     /// Its log file.

@@ -2,7 +2,8 @@
 //! by a private CA (made here with the real `openssl` CLI), answers over
 //! HTTP/2 (negotiated by ALPN) with `Strict-Transport-Security`, and an agent
 //! that trusts that CA through `ca_file` ships lines that become searchable.
-//! An agent without the CA refuses the certificate instead of sending.
+//! An agent without the CA refuses the certificate instead of sending. A
+//! renewed certificate is served after SIGHUP, without a restart.
 
 use lookout_tests::certs::make_certificates;
 use lookout_tests::{API_TOKEN, Agent, Aggregator, test_dir, wait_until};
@@ -140,6 +141,45 @@ fn agents_ship_over_https_to_an_aggregator_with_a_private_ca() {
     );
     assert_eq!(count(&client, &aggregator.url, "untrusted"), 0);
     assert_eq!(untrusting.terminate(), Some(0));
+
+    // A renewed certificate (from another CA here, so that the test can
+    // tell them apart) is served after SIGHUP to new connections, while the
+    // connection already open goes on.
+    let renewed = dir.join("renewed");
+    fs::create_dir_all(&renewed).unwrap();
+    make_certificates(&renewed);
+    assert_eq!(count(&client, &aggregator.url, "secure"), 50);
+    for file in ["server.pem", "server.key"] {
+        fs::copy(renewed.join(file), dir.join(file)).unwrap();
+    }
+    assert!(aggregator.reload(), "the renewed certificate is taken");
+    assert_eq!(
+        count(&client, &aggregator.url, "secure"),
+        50,
+        "the open HTTP/2 connection still answers"
+    );
+    let fresh = crate::client(&renewed);
+    assert_eq!(
+        count(&fresh, &aggregator.url, "secure"),
+        50,
+        "new connections get the renewed certificate"
+    );
+    let refused = crate::client(&dir).get(format!("{}/healthz", aggregator.url)).send();
+    assert!(
+        refused.is_err(),
+        "the old CA does not vouch for the renewed certificate"
+    );
+    // A key that does not match its certificate is refused; the renewed pair stays.
+    fs::copy(dir.join("ca.key"), dir.join("server.key")).unwrap();
+    assert!(!aggregator.reload(), "a mismatched key is refused");
+    let log = fs::read_to_string(aggregator.log()).unwrap();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("configuration not reloaded") && line.contains("tls.key")),
+        "{log}"
+    );
+    assert_eq!(count(&crate::client(&renewed), &aggregator.url, "secure"), 50);
+
     // The HTTPS server stops cleanly on SIGTERM.
     assert_eq!(aggregator.terminate(), Some(0));
     let log = fs::read_to_string(aggregator.log()).unwrap();

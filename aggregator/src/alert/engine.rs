@@ -123,7 +123,8 @@ impl RuleStatuses {
 
 /// What the engine needs.
 pub struct EngineParts {
-    /// The rules in force, as they change ([`super::ruleset::RuleSet::subscribe`]).
+    /// The rules in force and their notifiers, as they change
+    /// ([`super::ruleset::RuleSet::subscribe`]).
     pub rules: watch::Receiver<Arc<InForce>>,
     /// Alert state and outbox.
     pub store: Arc<AlertStore>,
@@ -135,8 +136,6 @@ pub struct EngineParts {
     pub patterns: Arc<PatternBook>,
     /// Changes after every committed metric batch.
     pub metric_commits: watch::Receiver<u64>,
-    /// Where notifications go.
-    pub notifiers: Notifiers,
     /// Timing of notifications.
     pub policy: Policy,
     /// Interval of rules that set none.
@@ -148,22 +147,13 @@ pub struct EngineParts {
 /// Starts the evaluation and delivery tasks.
 pub fn spawn(parts: EngineParts) -> Vec<JoinHandle<()>> {
     let wake_delivery = Arc::new(Notify::new());
-    let delivery = tokio::spawn(deliver(
+    let delivery = tokio::spawn(deliver(parts.store.clone(), parts.rules.clone(), wake_delivery.clone()));
+    let pushes = tokio::spawn(push_alerts(
         parts.store.clone(),
-        parts.notifiers.clone(),
-        wake_delivery.clone(),
+        parts.rules.clone(),
+        parts.policy.external_url.clone(),
     ));
-    let mut tasks = vec![delivery];
-    if !parts.notifiers.pushed().is_empty() {
-        tasks.push(tokio::spawn(push_alerts(
-            parts.store.clone(),
-            parts.notifiers.clone(),
-            parts.rules.clone(),
-            parts.policy.external_url.clone(),
-        )));
-    }
-    tasks.insert(0, tokio::spawn(run_evaluations(parts, wake_delivery)));
-    tasks
+    vec![tokio::spawn(run_evaluations(parts, wake_delivery)), delivery, pushes]
 }
 
 /// After a push fails, how long before the first retry; each further
@@ -224,20 +214,22 @@ fn digest(alerts: &[Alert]) -> u64 {
 /// else every `resend_interval`, and after a failed push [`PUSH_RETRY`]
 /// later, doubling. An answer that refuses the push for good (a 4xx) is
 /// logged, and the push made again when the set changes or
-/// `resend_interval` passes.
-async fn push_alerts(
-    store: Arc<AlertStore>,
-    notifiers: Notifiers,
-    rules: watch::Receiver<Arc<InForce>>,
-    external_url: String,
-) {
-    let managers = notifiers.pushed();
-    let longest = managers.iter().map(|(_, resend)| *resend).max().unwrap_or_default();
+/// `resend_interval` passes. The Alertmanagers are those in force at each
+/// look: a reload may add or remove them.
+async fn push_alerts(store: Arc<AlertStore>, rules: watch::Receiver<Arc<InForce>>, external_url: String) {
     let mut states: HashMap<String, PushState> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
+        let in_force = rules.borrow().clone();
+        let notifiers = &in_force.notifiers;
+        let managers = notifiers.pushed();
+        states.retain(|name, _| managers.iter().any(|(manager, _)| manager == name));
+        if managers.is_empty() {
+            continue;
+        }
+        let longest = managers.iter().map(|(_, resend)| *resend).max().unwrap_or_default();
         let now = now_ms();
         let since = now.saturating_sub(millis(longest).saturating_mul(i64::from(INTERVALS_AHEAD)));
         let reader = store.clone();
@@ -252,7 +244,6 @@ async fn push_alerts(
                 continue;
             }
         };
-        let in_force = rules.borrow().clone();
         for (name, resend) in &managers {
             let kept_since = now.saturating_sub(millis(*resend).saturating_mul(i64::from(INTERVALS_AHEAD)));
             // Ordered by fingerprint (the query's order), so the digest
@@ -388,10 +379,11 @@ async fn retire_others(store: &Arc<AlertStore>, kept: Vec<String>) {
 }
 
 async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
-    let rules = parts.rules.borrow_and_update().rules.clone();
+    let in_force = parts.rules.borrow_and_update().clone();
+    let rules = in_force.rules.clone();
     // At a start, rules keep their alerts by name (as they were before the stop).
     retire_others(&parts.store, rules.iter().map(|r| r.name.clone()).collect()).await;
-    let mut schedule = Schedule::new(rules, &parts.notifiers, None, now_ms());
+    let mut schedule = Schedule::new(rules, &in_force.notifiers, None, now_ms());
     let mut last_metric_run = i64::MIN;
     // Without a sender (the rules can no longer change) the rules stay as they are.
     let mut rules_may_change = true;
@@ -419,7 +411,8 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
                 if changed.is_err() {
                     rules_may_change = false;
                 } else {
-                    let rules = parts.rules.borrow_and_update().rules.clone();
+                    let in_force = parts.rules.borrow_and_update().clone();
+                    let rules = in_force.rules.clone();
                     // A rule removed, or changed under its name (deleted and made
                     // again between two looks), leaves its alerts resolved.
                     let unchanged = rules
@@ -429,7 +422,7 @@ async fn run_evaluations(mut parts: EngineParts, wake_delivery: Arc<Notify>) {
                         .collect();
                     retire_others(&parts.store, unchanged).await;
                     parts.statuses.keep_only(&rules);
-                    schedule = Schedule::new(rules, &parts.notifiers, Some(&schedule), now_ms());
+                    schedule = Schedule::new(rules, &in_force.notifiers, Some(&schedule), now_ms());
                     tracing::info!(rules = schedule.rules.len(), "the rules in force changed");
                 }
             }
@@ -512,9 +505,12 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1u64 << exponent).min(MAX_BACKOFF)
 }
 
-async fn deliver(store: Arc<AlertStore>, notifiers: Notifiers, wake: Arc<Notify>) {
+/// Sends what the outbox holds due, through the notifiers in force at
+/// each look.
+async fn deliver(store: Arc<AlertStore>, rules: watch::Receiver<Arc<InForce>>, wake: Arc<Notify>) {
     let mut last_prune = i64::MIN;
     loop {
+        let notifiers = rules.borrow().notifiers.clone();
         let now = now_ms();
         if now.saturating_sub(last_prune) >= millis(PRUNE_EVERY) {
             last_prune = now;

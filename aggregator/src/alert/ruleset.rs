@@ -9,9 +9,13 @@
 //! removed from the config, or the rules file now has a rule of its name) is
 //! left out with a warning and listed as skipped until it is deleted.
 //!
-//! Every change is published on a watch channel; the engine follows it
-//! without a restart (see [`super::engine`]).
+//! Every change is published on a watch channel, with the notifiers the
+//! rules send to; the engine follows it without a restart (see
+//! [`super::engine`]). A configuration reload ([`RuleSet::reconfigure`])
+//! replaces the configured rules and the notifiers, and checks the app's
+//! rules again against them.
 
+use super::notify::Notifiers;
 use super::rules::{self, Rule};
 use super::state::{AlertStore, StateError, StoredRule};
 use lookout_shared::config::HumanDuration;
@@ -77,9 +81,11 @@ pub struct SkippedRule {
 }
 
 /// The rules in force at one moment, as published: readers take the whole
-/// of it at once, so a rule and its origin never disagree.
+/// of it at once, so a rule, its origin and its notifiers never disagree.
 #[derive(Debug, Default)]
 pub struct InForce {
+    /// The configured notifiers, which every rule's `notify` names.
+    pub notifiers: Notifiers,
     /// The configured rules, then the app's: what the engine evaluates.
     pub rules: Arc<Vec<Rule>>,
     /// The app's rules in force, by name.
@@ -90,15 +96,19 @@ pub struct InForce {
 
 /// The rules in force and the app's changes to them.
 pub struct RuleSet {
-    configured: Vec<Rule>,
-    notifiers: Vec<String>,
     /// The shortest `interval` an app rule may set: `[alerting] evaluation_interval`.
     min_interval: Duration,
     store: Arc<AlertStore>,
-    /// Held by a change from its check to its publication, so that two
-    /// changes do not interleave; readers never take it.
-    changing: Mutex<()>,
+    /// The configuration's part, held by a change from its check to its
+    /// publication, so that two changes do not interleave; readers never take it.
+    changing: Mutex<Configured>,
     published: watch::Sender<Arc<InForce>>,
+}
+
+/// What the configuration gives: replaced as a whole on a reload.
+struct Configured {
+    rules: Vec<Rule>,
+    notifiers: Notifiers,
 }
 
 impl RuleSet {
@@ -106,59 +116,35 @@ impl RuleSet {
     /// against `notifiers` and do not reuse a configured rule's name.
     pub fn open(
         configured: Vec<Rule>,
-        notifiers: Vec<String>,
+        notifiers: Notifiers,
         min_interval: Duration,
         store: Arc<AlertStore>,
     ) -> Result<RuleSet, StateError> {
-        let mut app = BTreeMap::new();
-        let mut skipped = Vec::new();
-        for stored in store.app_rules()? {
-            let context = rules::Context {
-                notifiers: &notifiers,
-                evaluation_interval: min_interval,
-            };
-            let checked = rules::entry(Path::new(ORIGIN), &stored.entry, context)
-                .map_err(|err| err.to_string())
-                .and_then(|rule| {
-                    if configured.iter().any(|c| c.name == rule.name) {
-                        Err(format!(
-                            "the configuration now has a rule named `{}`; delete this one or rename it",
-                            rule.name
-                        ))
-                    } else {
-                        Ok(rule)
-                    }
-                });
-            match checked {
-                Ok(rule) => {
-                    app.insert(
-                        rule.name.clone(),
-                        AppRule {
-                            rule,
-                            entry: stored.entry,
-                            created_by: stored.created_by,
-                            created_ms: stored.created_ms,
-                        },
-                    );
-                }
-                Err(reason) => {
-                    tracing::warn!(rule = stored.name, %reason, "a rule made in the app is left out until it is deleted");
-                    skipped.push(SkippedRule {
-                        name: stored.name,
-                        reason,
-                    });
-                }
-            }
-        }
+        let configured = Configured {
+            rules: configured,
+            notifiers,
+        };
+        let (app, skipped) = check_stored(&store, &configured, min_interval)?;
         let (published, _) = watch::channel(Arc::new(in_force(&configured, app, skipped)));
         Ok(RuleSet {
-            configured,
-            notifiers,
             min_interval,
             store,
-            changing: Mutex::new(()),
+            changing: Mutex::new(configured),
             published,
         })
+    }
+
+    /// Puts a reloaded configuration's rules and notifiers in force: the
+    /// app's stored rules are checked again against them (one naming a
+    /// notifier that is gone is left out, one skipped before may be back).
+    /// Blocks on the alert database.
+    pub fn reconfigure(&self, rules: Vec<Rule>, notifiers: Notifiers) -> Result<(), StateError> {
+        let mut changing = self.lock();
+        let configured = Configured { rules, notifiers };
+        let (app, skipped) = check_stored(&self.store, &configured, self.min_interval)?;
+        *changing = configured;
+        self.publish(&changing, app, skipped);
+        Ok(())
     }
 
     /// The rules in force now, with the app's details.
@@ -174,8 +160,10 @@ impl RuleSet {
     /// Checks `entry` (one `[[rules]]` entry), stores it and puts it in
     /// force. Blocks on the alert database.
     pub fn add(&self, entry: &str, created_by: &str, now_ms: i64) -> Result<Rule, RuleSetError> {
+        let configured = self.lock();
+        let names = configured.notifiers.names();
         let context = rules::Context {
-            notifiers: &self.notifiers,
+            notifiers: &names,
             evaluation_interval: self.min_interval,
         };
         let rule =
@@ -189,9 +177,8 @@ impl RuleSet {
                 HumanDuration(self.min_interval)
             )));
         }
-        let _changing = self.lock();
         let now = self.current();
-        if self.configured.iter().any(|c| c.name == rule.name) || now.app.contains_key(&rule.name) {
+        if configured.rules.iter().any(|c| c.name == rule.name) || now.app.contains_key(&rule.name) {
             return Err(RuleSetError::Exists(rule.name));
         }
         if now.app.len() + now.skipped.len() >= MAX_APP_RULES {
@@ -217,7 +204,7 @@ impl RuleSet {
                 created_ms: now_ms,
             },
         );
-        self.publish(app, now.skipped.clone());
+        self.publish(&configured, app, now.skipped.clone());
         Ok(rule)
     }
 
@@ -225,10 +212,10 @@ impl RuleSet {
     /// resolved by the engine, as those of a rule removed from the file.
     /// Blocks on the alert database.
     pub fn remove(&self, name: &str) -> Result<(), RuleSetError> {
-        let _changing = self.lock();
+        let configured = self.lock();
         // The store first: a skipped app rule may share a configured rule's name.
         if !self.store.remove_app_rule(name)? {
-            return Err(if self.configured.iter().any(|c| c.name == name) {
+            return Err(if configured.rules.iter().any(|c| c.name == name) {
                 RuleSetError::Configured(name.to_owned())
             } else {
                 RuleSetError::NotFound(name.to_owned())
@@ -238,33 +225,86 @@ impl RuleSet {
         let mut app = now.app.clone();
         app.remove(name);
         let skipped = now.skipped.iter().filter(|s| s.name != name).cloned().collect();
-        self.publish(app, skipped);
+        self.publish(&configured, app, skipped);
         Ok(())
     }
 
-    fn publish(&self, app: BTreeMap<String, AppRule>, skipped: Vec<SkippedRule>) {
+    fn publish(&self, configured: &Configured, app: BTreeMap<String, AppRule>, skipped: Vec<SkippedRule>) {
         // No receiver (no engine, as in some tests) is not an error: the
         // API reads the value itself.
         self.published
-            .send_replace(Arc::new(in_force(&self.configured, app, skipped)));
+            .send_replace(Arc::new(in_force(configured, app, skipped)));
     }
 
-    fn lock(&self) -> MutexGuard<'_, ()> {
-        // The guard protects no data; a panic elsewhere leaves nothing half-done.
+    fn lock(&self) -> MutexGuard<'_, Configured> {
+        // Replaced only whole: a panic elsewhere leaves nothing half-done.
         self.changing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
+/// The app's stored rules that check against `configured` (its notifiers,
+/// its rules' names), and those left out with the reason.
+fn check_stored(
+    store: &AlertStore,
+    configured: &Configured,
+    min_interval: Duration,
+) -> Result<(BTreeMap<String, AppRule>, Vec<SkippedRule>), StateError> {
+    let names = configured.notifiers.names();
+    let mut app = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for stored in store.app_rules()? {
+        let context = rules::Context {
+            notifiers: &names,
+            evaluation_interval: min_interval,
+        };
+        let checked = rules::entry(Path::new(ORIGIN), &stored.entry, context)
+            .map_err(|err| err.to_string())
+            .and_then(|rule| {
+                if configured.rules.iter().any(|c| c.name == rule.name) {
+                    Err(format!(
+                        "the configuration now has a rule named `{}`; delete this one or rename it",
+                        rule.name
+                    ))
+                } else {
+                    Ok(rule)
+                }
+            });
+        match checked {
+            Ok(rule) => {
+                app.insert(
+                    rule.name.clone(),
+                    AppRule {
+                        rule,
+                        entry: stored.entry,
+                        created_by: stored.created_by,
+                        created_ms: stored.created_ms,
+                    },
+                );
+            }
+            Err(reason) => {
+                tracing::warn!(rule = stored.name, %reason, "a rule made in the app is left out until it is deleted");
+                skipped.push(SkippedRule {
+                    name: stored.name,
+                    reason,
+                });
+            }
+        }
+    }
+    Ok((app, skipped))
+}
+
 /// The configured rules, then the app's (oldest first).
-fn in_force(configured: &[Rule], app: BTreeMap<String, AppRule>, skipped: Vec<SkippedRule>) -> InForce {
+fn in_force(configured: &Configured, app: BTreeMap<String, AppRule>, skipped: Vec<SkippedRule>) -> InForce {
     let mut made: Vec<&AppRule> = app.values().collect();
     made.sort_by_key(|a| a.created_ms);
     let rules = configured
+        .rules
         .iter()
         .cloned()
         .chain(made.into_iter().map(|a| a.rule.clone()))
         .collect();
     InForce {
+        notifiers: configured.notifiers.clone(),
         rules: Arc::new(rules),
         app,
         skipped,
@@ -301,10 +341,24 @@ mod tests {
         )
     }
 
-    fn open(dir: &Path, notifiers: &[&str]) -> RuleSet {
+    /// Webhook notifiers of these names.
+    fn notifiers(names: &[&str]) -> Notifiers {
+        let mut text = String::from(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\n\
+             api_tokens = [\"reader-token-b\"]\n",
+        );
+        for name in names {
+            text.push_str(&format!(
+                "[[notifiers]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n"
+            ));
+        }
+        let config = crate::config::Config::from_toml(Path::new("aggregator.toml"), &text).unwrap();
+        Notifiers::from_config(&config).unwrap()
+    }
+
+    fn open(dir: &Path, names: &[&str]) -> RuleSet {
         let store = Arc::new(AlertStore::open(dir).unwrap());
-        let notifiers = notifiers.iter().map(|n| n.to_string()).collect();
-        RuleSet::open(rules::defaults(), notifiers, Duration::from_secs(10), store).unwrap()
+        RuleSet::open(rules::defaults(), notifiers(names), Duration::from_secs(10), store).unwrap()
     }
 
     #[test]
@@ -377,6 +431,36 @@ mod tests {
         );
         assert!(set.add(&(entry("Patient") + "interval = \"10s\"\n"), "bob", 2).is_ok());
         assert_eq!(set.current().rules.len(), rules::defaults().len() + 2);
+    }
+
+    #[test]
+    fn a_reload_replaces_the_configured_rules_and_notifiers_and_checks_the_app_rules_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = open(dir.path(), &["ops"]);
+        set.add(&entry("Payments"), "ann", 1).unwrap();
+        let mut follower = set.subscribe();
+        follower.borrow_and_update();
+
+        // The notifier the app's rule names is gone, and the file has one rule.
+        let file_rule = rules::defaults().into_iter().next().unwrap();
+        set.reconfigure(vec![file_rule.clone()], notifiers(&["pager"])).unwrap();
+        assert!(follower.has_changed().unwrap(), "the engine hears of it");
+        let now = set.current();
+        assert_eq!(now.notifiers.names(), ["pager"]);
+        assert_eq!(
+            now.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            [file_rule.name.as_str()]
+        );
+        assert_eq!(now.skipped.len(), 1, "the app's rule waits for its notifier");
+        assert!(set.add(&entry("Other"), "bob", 2).is_err(), "`ops` is unknown now");
+
+        // It comes back with its notifier.
+        set.reconfigure(rules::defaults(), notifiers(&["ops", "pager"]))
+            .unwrap();
+        let now = set.current();
+        assert!(now.skipped.is_empty());
+        assert_eq!(now.rules.len(), rules::defaults().len() + 1);
+        assert_eq!(now.rules.last().map(|r| r.name.as_str()), Some("Payments"));
     }
 
     #[test]

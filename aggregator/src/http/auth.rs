@@ -5,11 +5,13 @@
 //!
 //! Tokens are compared in constant time (for equal lengths) against every
 //! configured token, and never logged: a refusal says only whether the header
-//! was missing or the token not accepted.
+//! was missing or the token not accepted. A configuration reload replaces
+//! the lists ([`Tokens::replace`]); requests already let in are not touched.
 
 use super::error::ApiError;
 use crate::config::{IngestToken, Secret};
 use crate::users::secret::constant_time_eq;
+use arc_swap::ArcSwap;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -19,13 +21,20 @@ use base64::engine::general_purpose::STANDARD;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// The tokens one group of routes accepts.
+/// The tokens one group of routes accepts. Clones share the list, so a
+/// [`Tokens::replace`] reaches every route that checks them.
 #[derive(Clone, Debug)]
 pub struct Tokens {
-    tokens: Arc<[Secret]>,
-    /// Per token, the hosts it may send as (`None`: any).
-    hosts: Arc<[Option<HostGrant>]>,
+    list: Arc<ArcSwap<TokenList>>,
     purpose: &'static str,
+}
+
+/// The tokens at one moment, each with its hosts.
+#[derive(Debug)]
+struct TokenList {
+    tokens: Vec<Secret>,
+    /// Per token, the hosts it may send as (`None`: any).
+    hosts: Vec<Option<HostGrant>>,
 }
 
 /// The host names (or `*`-ended prefixes) an ingest token may send as: put
@@ -36,23 +45,35 @@ pub struct HostGrant(pub Arc<[String]>);
 impl Tokens {
     /// Accepts `tokens`; `purpose` ("ingest", "API") goes into refusals.
     pub fn new(tokens: &[Secret], purpose: &'static str) -> Self {
-        Tokens {
-            tokens: tokens.into(),
+        let list = TokenList {
+            tokens: tokens.to_vec(),
             hosts: tokens.iter().map(|_| None).collect(),
+        };
+        Tokens {
+            list: Arc::new(ArcSwap::from_pointee(list)),
             purpose,
         }
     }
 
     /// Accepts the ingest tokens, each with the hosts it is bound to.
     pub fn ingest(tokens: &[IngestToken]) -> Self {
-        Tokens {
+        let list = TokenList {
             tokens: tokens.iter().map(|token| token.secret().clone()).collect(),
             hosts: tokens
                 .iter()
                 .map(|token| token.hosts().map(|hosts| HostGrant(hosts.into())))
                 .collect(),
+        };
+        Tokens {
+            list: Arc::new(ArcSwap::from_pointee(list)),
             purpose: "ingest",
         }
+    }
+
+    /// From now on accepts the tokens `newer` accepts (and only those),
+    /// here and in every clone.
+    pub fn replace(&self, newer: &Tokens) {
+        self.list.store(newer.list.load_full());
     }
 
     /// Whether `presented` is one of the tokens.
@@ -60,14 +81,16 @@ impl Tokens {
         self.matching(presented).is_some()
     }
 
-    /// The index of the token `presented` is.
-    fn matching(&self, presented: &[u8]) -> Option<usize> {
+    /// Whether `presented` is one of the tokens, and with which hosts.
+    fn matching(&self, presented: &[u8]) -> Option<Option<HostGrant>> {
+        let list = self.list.load();
         // Check every token, without stopping early, so timing says nothing
         // about which one came close.
-        self.tokens.iter().enumerate().fold(None, |found, (i, token)| {
+        let found = list.tokens.iter().enumerate().fold(None, |found, (i, token)| {
             let equal = constant_time_eq(presented, token.expose().as_bytes());
             if equal { Some(i) } else { found }
-        })
+        })?;
+        Some(list.hosts.get(found).cloned().flatten())
     }
 }
 
@@ -84,9 +107,9 @@ pub async fn require_token(State(tokens): State<Tokens>, request: Request, next:
             tokens.purpose
         ))
         .into_response(),
-        Some(token) if let Some(i) = tokens.matching(&token) => {
+        Some(token) if let Some(hosts) = tokens.matching(&token) => {
             let mut request = request;
-            if let Some(grant) = tokens.hosts.get(i).cloned().flatten() {
+            if let Some(grant) = hosts {
                 request.extensions_mut().insert(grant);
             }
             next.run(request).await
@@ -158,5 +181,14 @@ mod tests {
         let tokens = Tokens::new(&[Secret::new("one"), Secret::new("two")], "API");
         assert!(tokens.accepts(b"one") && tokens.accepts(b"two"));
         assert!(!tokens.accepts(b"on") && !tokens.accepts(b"three") && !tokens.accepts(b""));
+    }
+
+    #[test]
+    fn a_replaced_list_holds_in_every_clone() {
+        let tokens = Tokens::new(&[Secret::new("old-token")], "API");
+        let routes = tokens.clone();
+        tokens.replace(&Tokens::new(&[Secret::new("new-token")], "API"));
+        assert!(routes.accepts(b"new-token"));
+        assert!(!routes.accepts(b"old-token"), "an old token is refused at once");
     }
 }

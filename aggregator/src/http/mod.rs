@@ -52,14 +52,14 @@ pub mod searches;
 pub mod tail;
 pub mod ui;
 
-use crate::config::{AuthConfig, IngestConfig};
+use crate::config::IngestConfig;
 use crate::metrics::Metrics;
 use crate::metricstore::MetricStore;
 use crate::metricstore::writer::MetricWriterHandle;
 use crate::store::LogStore;
 use crate::store::writer::WriterHandle;
 use access::Access;
-use auth::{Tokens, require_token};
+use auth::require_token;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
@@ -119,7 +119,7 @@ pub struct AppParts {
 }
 
 /// The router with all routes and middleware.
-pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Duration) -> Router {
+pub fn router(state: AppState, request_timeout: std::time::Duration) -> Router {
     let body_limit = usize::try_from(state.ingest.max_body_bytes.bytes()).unwrap_or(usize::MAX);
     let ingest_routes = Router::new()
         .route(INGEST_PATH, post(ingest::ingest))
@@ -133,7 +133,7 @@ pub fn router(state: AppState, auth: &AuthConfig, request_timeout: std::time::Du
             limits::few_ingests_at_once,
         ))
         .route_layer(middleware::from_fn_with_state(
-            Tokens::ingest(&auth.ingest_tokens),
+            state.access.ingest_tokens.clone(),
             require_token,
         ));
     // Behind `access::access`: an API token or a session.

@@ -56,6 +56,9 @@ pub struct TailerParts {
     pub host: String,
     /// The sources.
     pub sources: Vec<CompiledSource>,
+    /// The sources of a reloaded configuration, to follow from then on
+    /// ([`Tailer::replace_sources`]).
+    pub reloaded: Receiver<Vec<CompiledSource>>,
     /// Delivery progress (for resuming) and where new streams are registered.
     pub acks: Arc<Mutex<AckTracker>>,
     /// Where a new stream is saved before any of its bytes is shipped.
@@ -105,8 +108,9 @@ struct TailedFile {
     last_growth: Instant,
     /// When it was created or last rotated, for `max_age`.
     born: SystemTime,
-    /// Whether it was found by the first scan of the agent's first start.
-    found_at_first_start: bool,
+    /// Whether it was found by the first scan of its source, when `start_at`
+    /// applies (the agent's first start, or a source a reload added).
+    found_at_source_start: bool,
     /// Set after a truncation: the next identity is a new generation.
     truncated: bool,
     /// An identity and offset decided before the file was opened (a copy
@@ -126,7 +130,9 @@ pub struct Tailer {
     finished: HashMap<FileKey, u64>,
     watched: HashSet<PathBuf>,
     records: Vec<Record>,
-    first_scan_done: bool,
+    /// Per source, whether it is still to be scanned for the first time
+    /// with `start_at` in effect.
+    unscanned: Vec<bool>,
     /// Managed files whose writer ignored a rename rotation: rotated by
     /// copytruncate from then on.
     copytruncate_instead: HashSet<PathBuf>,
@@ -136,12 +142,12 @@ impl Tailer {
     /// A tailer that has not looked at anything yet.
     pub fn new(parts: TailerParts) -> Tailer {
         Tailer {
+            unscanned: vec![parts.first_start; parts.sources.len()],
             parts,
             files: HashMap::new(),
             finished: HashMap::new(),
             watched: HashSet::new(),
             records: Vec::new(),
-            first_scan_done: false,
             copytruncate_instead: HashSet::new(),
         }
     }
@@ -156,6 +162,10 @@ impl Tailer {
             if self.parts.stop.load(Ordering::Relaxed) {
                 self.seal()?;
                 return Ok(());
+            }
+            if let Ok(sources) = self.parts.reloaded.try_recv() {
+                self.replace_sources(sources)?;
+                self.parts.rescan.store(true, Ordering::Relaxed);
             }
             let now = Instant::now();
             if self.parts.rescan.swap(false, Ordering::Relaxed) || now.duration_since(last_scan) >= SCAN_INTERVAL {
@@ -179,6 +189,52 @@ impl Tailer {
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(POLL_INTERVAL),
             }
         }
+    }
+
+    /// Follows `sources` from now on (a reloaded configuration). A file
+    /// keeps its stream and offset when a source with the same settings, or
+    /// else any source, still names it; it takes that source's settings
+    /// (labels, format, rotation) for what it reads next. A file no source
+    /// names is no longer read: what was read of it is handed over, and its
+    /// checkpoint stays, so a source that names it again resumes there.
+    /// A source the reload added applies its `start_at` to the files it
+    /// finds at once.
+    fn replace_sources(&mut self, sources: Vec<CompiledSource>) -> Result<(), SendError> {
+        let kept: Vec<Option<usize>> = self
+            .parts
+            .sources
+            .iter()
+            .map(|old| sources.iter().position(|new| new.config == old.config))
+            .collect();
+        let mut unnamed = Vec::new();
+        for tailed in self.files.values_mut() {
+            let now_under = kept
+                .get(tailed.source)
+                .copied()
+                .flatten()
+                .or_else(|| sources.iter().position(|source| source.matches(&tailed.path)));
+            match now_under {
+                Some(index) => tailed.source = index,
+                None => unnamed.push(tailed.key),
+            }
+        }
+        for key in unnamed {
+            if let Some(mut tailed) = self.files.remove(&key) {
+                self.hand_over(&mut tailed)?;
+                tracing::info!(file = %tailed.path.display(), "no source names this file any more; no longer read");
+            }
+        }
+        self.unscanned = sources
+            .iter()
+            .map(|new| !self.parts.sources.iter().any(|old| old.config == new.config))
+            .collect();
+        tracing::info!(
+            sources = sources.len(),
+            added = self.unscanned.iter().filter(|added| **added).count(),
+            "file sources reloaded"
+        );
+        self.parts.sources = sources;
+        Ok(())
     }
 
     fn acks(&self) -> MutexGuard<'_, AckTracker> {
@@ -210,7 +266,7 @@ impl Tailer {
                 Err(err) => tracing::warn!(file = %path.display(), error = %err, "cannot open a log file"),
             }
         }
-        self.first_scan_done = true;
+        self.unscanned.iter_mut().for_each(|unscanned| *unscanned = false);
         // Only files the globs still name can be found again.
         self.finished.retain(|key, _| discovered.contains(key));
         let mut seen = Vec::new();
@@ -274,7 +330,7 @@ impl Tailer {
             gone_since,
             last_growth: Instant::now(),
             born,
-            found_at_first_start: self.parts.first_start && !self.first_scan_done,
+            found_at_source_start: self.unscanned.get(source).copied().unwrap_or(false),
             truncated: false,
             preset,
             renamed: None,
@@ -494,7 +550,7 @@ impl Tailer {
             Some((generation, _)) if tailed.truncated => (generation + 1, 0),
             Some((generation, offset)) if size < offset => (generation + 1, 0),
             Some((generation, offset)) => (generation, offset),
-            None if tailed.found_at_first_start && source.config.start_at == StartAt::End => {
+            None if tailed.found_at_source_start && source.config.start_at == StartAt::End => {
                 (0, end_of_last_line(&tailed.file, size))
             }
             None => (0, 0),

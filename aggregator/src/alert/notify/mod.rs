@@ -43,8 +43,8 @@ use std::time::Duration;
 use webhook::{Format, WebhookNotifier};
 
 /// The configured notifiers, by name. Cheap to clone (one `Arc`); clones
-/// share connections and settings.
-#[derive(Clone)]
+/// share connections and settings. The default has none.
+#[derive(Clone, Default)]
 pub struct Notifiers {
     inner: Arc<Vec<Notifier>>,
 }

@@ -20,6 +20,9 @@
 //!
 //! Messages that are not syslog (no `<PRI>`, a broken RFC 5424 header) are
 //! counted as invalid and dropped.
+//!
+//! A reload replaces the TLS certificate ([`SyslogServer::replace_tls`]):
+//! connections made from then on get the new one, open ones keep theirs.
 
 use super::framing::Framer;
 use super::parse;
@@ -27,8 +30,10 @@ use crate::config::SyslogConfig;
 use crate::metrics::{Received, Receiver};
 use crate::receivers::{Intake, IntakeError, Line};
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use rustls::ServerConfig;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +73,8 @@ struct Shared {
 pub struct SyslogServer {
     tcp_addr: Option<SocketAddr>,
     udp_addr: Option<SocketAddr>,
+    /// The TCP listener's TLS configuration, when it serves TLS.
+    tls: Option<Arc<ArcSwap<ServerConfig>>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -90,13 +97,14 @@ impl SyslogServer {
         let (stop, stopping) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut tcp_addr = None;
+        let mut tls = None;
         if let Some(addr) = config.tcp {
             let listener = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen for syslog on tcp {addr}"))?;
             let bound = listener.local_addr()?;
-            let tls = match &config.tls {
-                Some(tls) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::syslog_server_config(tls)?)),
+            tls = match &config.tls {
+                Some(settings) => Some(Arc::new(ArcSwap::new(crate::tls::syslog_server_config(settings)?))),
                 None => None,
             };
             let scheme = if tls.is_some() { "tls" } else { "tcp" };
@@ -104,7 +112,7 @@ impl SyslogServer {
             let limit = Arc::new(Semaphore::new(config.max_connections));
             tasks.push(tokio::spawn(accept(
                 listener,
-                tls,
+                tls.clone(),
                 limit,
                 shared.clone(),
                 stopping.clone(),
@@ -122,6 +130,7 @@ impl SyslogServer {
         Ok(SyslogServer {
             tcp_addr,
             udp_addr,
+            tls,
             stop,
             tasks,
         })
@@ -135,6 +144,19 @@ impl SyslogServer {
     /// The UDP socket's address.
     pub fn udp_addr(&self) -> Option<SocketAddr> {
         self.udp_addr
+    }
+
+    /// Whether the TCP listener serves TLS.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves `config` to TLS connections made from now on (a renewed
+    /// certificate); does nothing when the listener serves plain TCP.
+    pub fn replace_tls(&self, config: Arc<ServerConfig>) {
+        if let Some(tls) = &self.tls {
+            tls.store(config);
+        }
     }
 
     /// Stops accepting and reading; waits (a bounded time) for what was read
@@ -160,7 +182,7 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 async fn accept(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<ArcSwap<ServerConfig>>>,
     limit: Arc<Semaphore>,
     shared: Arc<Shared>,
     mut stopping: watch::Receiver<bool>,
@@ -189,7 +211,8 @@ async fn accept(
         };
         let shared = shared.clone();
         let stopping = stopping.clone();
-        let tls = tls.clone();
+        // The configuration in force when the connection came.
+        let tls = tls.as_ref().map(|tls| tokio_rustls::TlsAcceptor::from(tls.load_full()));
         connections.spawn(async move {
             let _permit = permit;
             serve(stream, peer, tls, &shared, stopping).await;
