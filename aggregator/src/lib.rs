@@ -14,7 +14,8 @@
 //! → [`http`] read API. [`alert`] evaluates rules over both stores and sends
 //! notifications through its own SQLite outbox. [`retention`] deletes old
 //! partitions and samples, [`metrics`] counts what happens, [`config`] reads
-//! `aggregator.toml` (and the rules file). [`users`] holds the web UI's users
+//! `aggregator.toml` (and the rules file). [`backup`] copies a data folder
+//! while it is in use, and rebuilds one from the copy. [`users`] holds the web UI's users
 //! and login sessions, which [`http::access`] checks; [`tls`] serves HTTPS
 //! when `[tls]` is set.
 //!
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod backup;
 pub mod config;
 pub mod http;
 pub mod ingest;

@@ -6,6 +6,10 @@
 //! - `lookout-aggregator check-config --config FILE` prints `config OK`, or the
 //!   error (file, key, reason) and exits with status 2. It also reads the
 //!   rules file and sets up the notifiers, so their errors show here too.
+//! - `lookout-aggregator --config FILE backup --to DIR` copies the data
+//!   folder into DIR (new or empty), also while the aggregator runs;
+//!   `restore --from DIR` rebuilds the (absent or empty) data folder from
+//!   such a copy after checking it (see [`lookout_aggregator::backup`]).
 //! - `lookout-aggregator --config FILE user add [--admin] NAME` creates a web
 //!   UI user (role viewer, or admin); `user passwd NAME` sets a new password;
 //!   `user list`, `user remove NAME`. A password is read from stdin (one
@@ -47,6 +51,20 @@ struct Cli {
 enum Command {
     /// Validate the configuration file: prints `config OK`, or the error and exits with 2.
     CheckConfig,
+    /// Copy the data folder (logs, metrics, alerts, users) into DIR, a new or
+    /// empty folder; the aggregator may be running.
+    Backup {
+        /// Where the copy goes.
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Rebuild the data folder (which must not exist, or be empty) from a
+    /// backup, after checking every file of it.
+    Restore {
+        /// The backup folder.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+    },
     /// Manage the web UI's users (stored in data_dir/users.sqlite).
     User {
         #[command(subcommand)]
@@ -101,20 +119,49 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_INVALID_CONFIG)
             }
         },
-        Some(Command::User { action }) => match Config::load(&config_path) {
-            Ok(config) => match manage_users(&config.data_dir, action) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("error: {err:#}");
-                    ExitCode::FAILURE
-                }
-            },
+        Some(Command::Backup { to }) => with_data_dir(&config_path, |data_dir| {
+            let manifest = lookout_aggregator::backup::backup(data_dir, &to)?;
+            println!(
+                "backup of {} written to {}: {} files, {} bytes",
+                data_dir.display(),
+                to.display(),
+                manifest.files.len(),
+                manifest.bytes()
+            );
+            Ok(())
+        }),
+        Some(Command::Restore { from }) => with_data_dir(&config_path, |data_dir| {
+            let manifest = lookout_aggregator::backup::restore(&from, data_dir)?;
+            println!(
+                "{} rebuilt from the backup {} (begun {}): {} files, {} bytes",
+                data_dir.display(),
+                from.display(),
+                manifest.started,
+                manifest.files.len(),
+                manifest.bytes()
+            );
+            Ok(())
+        }),
+        Some(Command::User { action }) => with_data_dir(&config_path, |data_dir| manage_users(data_dir, action)),
+        None => serve(&config_path),
+    }
+}
+
+/// Runs `task` on the configured data folder: exit 0, 1 with the error, or
+/// 2 for an invalid configuration.
+fn with_data_dir(config_path: &Path, task: impl FnOnce(&Path) -> anyhow::Result<()>) -> ExitCode {
+    match Config::load(config_path) {
+        Ok(config) => match task(&config.data_dir) {
+            Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("invalid configuration: {err}");
-                ExitCode::from(EXIT_INVALID_CONFIG)
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
             }
         },
-        None => serve(&config_path),
+        Err(err) => {
+            eprintln!("invalid configuration: {err}");
+            ExitCode::from(EXIT_INVALID_CONFIG)
+        }
     }
 }
 

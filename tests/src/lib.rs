@@ -472,6 +472,44 @@ impl Agent {
     }
 }
 
+/// An agent in `dir/agent` that follows `dir/logs/*.log` (`metrics` is its
+/// `[metrics]` table), and a thread that writes `total` numbered lines
+/// (`steady seq=N groupK`, see [`numbered`]) to `dir/logs/steady.log`,
+/// pausing `pause` after every `every` lines. Join the thread to know they
+/// are all written.
+pub fn ship_steadily(
+    dir: &Path,
+    aggregator_url: &str,
+    metrics: &str,
+    total: u64,
+    (every, pause): (u64, Duration),
+) -> (Agent, std::thread::JoinHandle<()>) {
+    let logs = dir.join("logs");
+    fs::create_dir_all(&logs).expect("can create the log folder");
+    let agent_dir = dir.join("agent");
+    fs::create_dir_all(&agent_dir).expect("can create the agent folder");
+    let agent = Agent::start(
+        &agent_dir,
+        aggregator_url,
+        &format!(
+            "[[logs]]\npaths = [\"{}/*.log\"]\n[metrics]\n{metrics}\n",
+            logs.display()
+        ),
+    );
+    let file = logs.join("steady.log");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut out = File::create(file).expect("can create the log file");
+        for i in 0..total {
+            writeln!(out, "2026-01-01T00:00:00Z INFO steady {}", numbered(i)).expect("can write the log file");
+            if i % every == every - 1 {
+                std::thread::sleep(pause);
+            }
+        }
+    });
+    (agent, writer)
+}
+
 /// Lines per `groupK` word of [`numbered`].
 const GROUP: u64 = 5000;
 

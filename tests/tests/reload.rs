@@ -5,7 +5,7 @@
 //! refused with its error in the log, and the configuration in force stays.
 
 use lookout_tests::webhook::WebhookReceiver;
-use lookout_tests::{API_TOKEN, Agent, Aggregator, INGEST_TOKEN, http, numbered, test_dir, wait_until};
+use lookout_tests::{API_TOKEN, Agent, Aggregator, INGEST_TOKEN, http, numbered, ship_steadily, test_dir, wait_until};
 use serde_json::Value;
 use std::fs;
 use std::io::{Read as _, Write as _};
@@ -150,28 +150,13 @@ fn the_aggregator_reloads_tokens_rules_and_notifiers_without_cutting_off_anyone(
     assert_eq!(rule_names(&aggregator, API_TOKEN), ["FirstRule"]);
 
     // An agent ships numbered lines the whole time; a client holds a connection.
-    let logs = dir.join("logs");
-    fs::create_dir_all(&logs).unwrap();
-    let agent_dir = dir.join("agent");
-    fs::create_dir_all(&agent_dir).unwrap();
-    let _agent = Agent::start(
-        &agent_dir,
+    let (_agent, writer) = ship_steadily(
+        &dir,
         &aggregator.url,
-        &format!(
-            "[[logs]]\npaths = [\"{}/*.log\"]\n[metrics]\nenabled = false\n",
-            logs.display()
-        ),
+        "enabled = false",
+        STEADY_LINES,
+        (1, Duration::from_millis(2)),
     );
-    let writer = {
-        let file = logs.join("steady.log");
-        std::thread::spawn(move || {
-            let mut out = fs::File::create(file).unwrap();
-            for i in 0..STEADY_LINES {
-                writeln!(out, "2026-01-01T00:00:00Z INFO steady {}", numbered(i)).unwrap();
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
     let mut connection = TcpStream::connect(aggregator.url.trim_start_matches("http://")).unwrap();
     connection.set_read_timeout(Some(LIMIT)).unwrap();
     healthz_on(&mut connection);
