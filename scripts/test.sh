@@ -21,10 +21,12 @@ command -v openssl >/dev/null 2>&1 || packages+=(openssl)
 [ -x /usr/bin/chromedriver ] || packages+=(chromium-driver)
 # The journal tests (tests/tests/journald.rs) start their own systemd-journald.
 [ -x /lib/systemd/systemd-journald ] || packages+=(systemd)
-# The Alertmanager notifier's test pushes to Debian's prometheus-alertmanager,
-# and Debian's prometheus scrapes the metrics endpoint.
+# The Alertmanager notifier's test pushes to Debian's prometheus-alertmanager;
+# Debian's prometheus scrapes the metrics endpoint and, with
+# victoria-metrics, receives Lookout's remote write.
 [ -x /usr/bin/prometheus-alertmanager ] || packages+=(prometheus-alertmanager)
 [ -x /usr/bin/prometheus ] || packages+=(prometheus)
+[ -x /usr/bin/victoria-metrics ] || packages+=(victoria-metrics)
 # The receivers' tests relay through Debian's rsyslogd (TLS by its gnutls driver,
 # bulk requests by omelasticsearch).
 for package in rsyslog rsyslog-gnutls rsyslog-elasticsearch; do

@@ -67,8 +67,9 @@ pub struct Config {
     pub export: ExportConfig,
 }
 
-/// `[export]`: what one export (`GET /api/v1/logs/export`) may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+/// `[export]`: what one export (`GET /api/v1/logs/export`) may hold, and
+/// where the host metrics are sent (Prometheus remote write).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportConfig {
     /// Most lines one export streams (default 100,000); the places of up to
@@ -76,6 +77,20 @@ pub struct ExportConfig {
     /// each).
     #[serde(default = "default_export_max_lines")]
     pub max_lines: u64,
+    /// A Prometheus remote-write URL (Prometheus's `/api/v1/write`,
+    /// VictoriaMetrics, Mimir, Thanos receive…) every stored sample is sent
+    /// to; off without it. May hold credentials, so never logged.
+    pub remote_write: Option<Secret>,
+    /// Extra headers of each remote-write request (such as `Authorization`).
+    #[serde(default)]
+    pub remote_write_headers: BTreeMap<String, Secret>,
+    /// How long one remote-write request may take (default 30s).
+    #[serde(default = "default_remote_write_timeout")]
+    pub remote_write_timeout: HumanDuration,
+}
+
+fn default_remote_write_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
 }
 
 fn default_export_max_lines() -> u64 {
@@ -87,6 +102,9 @@ impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             max_lines: default_export_max_lines(),
+            remote_write: None,
+            remote_write_headers: BTreeMap::new(),
+            remote_write_timeout: default_remote_write_timeout(),
         }
     }
 }
@@ -599,29 +617,36 @@ impl NotifierConfig {
 
 /// Checks a notifier's URL (`http://` or `https://`; never quoted in the
 /// error: it may carry a token) and `timeout`.
-fn check_endpoint(file: &Path, i: usize, url: &str, timeout: HumanDuration) -> Result<(), ConfigError> {
+/// Checks an endpoint's URL and timeout, each given with its key.
+fn check_endpoint(
+    file: &Path,
+    (url_key, url): (String, &str),
+    (timeout_key, timeout): (String, HumanDuration),
+) -> Result<(), ConfigError> {
     let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
     if !scheme_ok || url.contains(char::is_whitespace) {
-        return Err(ConfigError::at_key(
-            file,
-            format!("notifiers[{i}].url"),
-            "is not an http:// or https:// URL",
-        ));
+        return Err(ConfigError::at_key(file, url_key, "is not an http:// or https:// URL"));
     }
     if timeout.get().is_zero() {
-        return Err(ConfigError::at_key(
-            file,
-            format!("notifiers[{i}].timeout"),
-            "must be more than 0",
-        ));
+        return Err(ConfigError::at_key(file, timeout_key, "must be more than 0"));
     }
     Ok(())
 }
 
-/// Checks a notifier's extra request headers (`notifiers[i].headers`).
-fn check_headers(file: &Path, i: usize, headers: &BTreeMap<String, Secret>) -> Result<(), ConfigError> {
+/// [`check_endpoint`] for notifier `i`.
+fn check_notifier_endpoint(file: &Path, i: usize, url: &str, timeout: HumanDuration) -> Result<(), ConfigError> {
+    check_endpoint(
+        file,
+        (format!("notifiers[{i}].url"), url),
+        (format!("notifiers[{i}].timeout"), timeout),
+    )
+}
+
+/// Checks extra request headers, the table at `table` (such as
+/// `notifiers[0].headers`).
+fn check_headers(file: &Path, table: &str, headers: &BTreeMap<String, Secret>) -> Result<(), ConfigError> {
     for (header, value) in headers {
-        let key = format!("notifiers[{i}].headers.{header}");
+        let key = format!("{table}.{header}");
         if header.is_empty() || !header.bytes().all(is_header_name_byte) {
             return Err(ConfigError::at_key(file, key, "is not a valid HTTP header name"));
         }
@@ -733,6 +758,14 @@ impl Config {
     /// Checks what the types alone cannot express.
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| Err(ConfigError::at_key(file, key, reason));
+        if let Some(url) = &self.export.remote_write {
+            check_endpoint(
+                file,
+                ("export.remote_write".into(), url.expose()),
+                ("export.remote_write_timeout".into(), self.export.remote_write_timeout),
+            )?;
+        }
+        check_headers(file, "export.remote_write_headers", &self.export.remote_write_headers)?;
         if !(1..=100_000_000).contains(&self.export.max_lines) {
             return err(
                 "export.max_lines".into(),
@@ -910,11 +943,11 @@ impl Config {
                     headers,
                     ..
                 } => {
-                    check_endpoint(file, i, url, *timeout)?;
+                    check_notifier_endpoint(file, i, url, *timeout)?;
                     if secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
                         return err(format!("notifiers[{i}].secret"), "must not be empty".into());
                     }
-                    check_headers(file, i, headers)?;
+                    check_headers(file, &format!("notifiers[{i}].headers"), headers)?;
                 }
                 NotifierConfig::Alertmanager {
                     url,
@@ -923,15 +956,15 @@ impl Config {
                     headers,
                     ..
                 } => {
-                    check_endpoint(file, i, url, *timeout)?;
+                    check_notifier_endpoint(file, i, url, *timeout)?;
                     if resend_interval.get() < Duration::from_secs(1) {
                         return err(format!("notifiers[{i}].resend_interval"), "must be at least 1s".into());
                     }
-                    check_headers(file, i, headers)?;
+                    check_headers(file, &format!("notifiers[{i}].headers"), headers)?;
                 }
                 NotifierConfig::Slack(ChatConfig { url, timeout, .. })
                 | NotifierConfig::Teams(ChatConfig { url, timeout, .. }) => {
-                    check_endpoint(file, i, url.expose(), *timeout)?;
+                    check_notifier_endpoint(file, i, url.expose(), *timeout)?;
                 }
             }
         }
@@ -946,7 +979,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "host",
     "transfer-encoding",
     "connection",
+    "content-encoding",
     "x-lookout-signature",
+    "x-prometheus-remote-write-version",
 ];
 
 /// An RFC 9110 `tchar`: what a header name is made of.
@@ -968,6 +1003,28 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(Path::new("aggregator.toml"), text)
+    }
+
+    #[test]
+    fn remote_write_takes_an_http_url_and_headers_lookout_does_not_set_itself() {
+        let with = |export: &str| parse(&format!("{MINIMAL}[export]\n{export}\n"));
+        let config = with("remote_write = \"http://127.0.0.1:9090/api/v1/write\"").unwrap();
+        assert_eq!(config.export.remote_write_timeout.get(), Duration::from_secs(30));
+        for (export, key) in [
+            ("remote_write = \"ftp://x/y\"", "export.remote_write"),
+            (
+                "remote_write = \"http://x/\"\nremote_write_timeout = \"0s\"",
+                "export.remote_write_timeout",
+            ),
+            (
+                "remote_write = \"http://x/\"\nremote_write_headers = { Content-Encoding = \"gzip\" }",
+                "export.remote_write_headers.Content-Encoding",
+            ),
+        ] {
+            let err = with(export).unwrap_err().to_string();
+            assert!(err.contains(key), "{export}: {err}");
+            assert!(!err.contains("ftp://x"), "the URL is not repeated: {err}");
+        }
     }
 
     #[test]

@@ -33,8 +33,10 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod metricstore;
+pub mod outbound;
 pub mod query;
 pub mod receivers;
+pub mod remote_write;
 pub mod retention;
 pub mod store;
 pub mod tls;
@@ -113,8 +115,16 @@ impl Aggregator {
         let metrics_days = config.retention.metrics_days;
         let max_series_per_host = config.ingest.max_series_per_host;
         let counters = metrics.clone();
+        let feed = config.export.remote_write.as_ref().map(|_| {
+            Arc::new(metricstore::feed::SampleFeed::new(
+                remote_write::FEED_CAPACITY,
+                metrics.clone(),
+            ))
+        });
+        let writer_feed = feed.clone();
         let (metric_writer, metric_store) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let metric_writer = MetricWriter::spawn(&data_dir, metrics_days, max_series_per_host, counters)?;
+            let metric_writer =
+                MetricWriter::spawn(&data_dir, metrics_days, max_series_per_host, counters, writer_feed)?;
             let metric_store = MetricStore::open(&data_dir, metric_writer.recent())
                 .context("cannot open the metric store for reading")?;
             Ok((metric_writer, metric_store))
@@ -213,7 +223,7 @@ impl Aggregator {
             field_names,
             patterns: patterns.clone(),
             intake,
-            export: config.export,
+            export: config.export.clone(),
             exports: Arc::new(tokio::sync::Semaphore::new(http::export::MAX_EXPORTS)),
         });
         let app =
@@ -279,6 +289,25 @@ impl Aggregator {
             tokio::spawn(save_patterns(patterns.clone())),
         ];
         background.extend(engine);
+        if let (Some(feed), Some(url)) = (feed, &config.export.remote_write) {
+            let export = &config.export;
+            let endpoint = outbound::Endpoint::new(
+                url.expose(),
+                export.remote_write_timeout.get(),
+                &export.remote_write_headers,
+            )
+            .map_err(|reason| anyhow::anyhow!("export.remote_write: {reason}"))?;
+            tracing::info!(
+                target_host = endpoint.target(),
+                "sending the host metrics by Prometheus remote write"
+            );
+            background.push(tokio::spawn(remote_write::run(remote_write::RemoteWriteParts {
+                endpoint,
+                feed,
+                recent: metric_writer.recent(),
+                metrics: metrics.clone(),
+            })));
+        }
         tracing::info!("lookout-aggregator listening on {scheme}://{addr}");
         Ok(Aggregator {
             addr,

@@ -147,12 +147,23 @@ pub struct Metrics {
     fields_dropped: AtomicU64,
     received: [[AtomicU64; Received::ALL.len()]; Receiver::ALL.len()],
     connections_refused: [AtomicU64; Receiver::ALL.len()],
+    remote_write_sent: AtomicU64,
+    remote_write_refused: AtomicU64,
+    remote_write_dropped: AtomicU64,
     reloads_applied: AtomicU64,
     reloads_refused: AtomicU64,
     last_reload_refused: AtomicBool,
 }
 
 impl Metrics {
+    /// Samples sent by remote write, refused by its receiver (and not sent
+    /// again), or dropped before they could be sent.
+    pub fn remote_write_samples(&self, sent: u64, refused: u64, dropped: u64) {
+        self.remote_write_sent.fetch_add(sent, Ordering::Relaxed);
+        self.remote_write_refused.fetch_add(refused, Ordering::Relaxed);
+        self.remote_write_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
     /// A configuration reload was applied, or refused.
     pub fn reload_done(&self, applied: bool) {
         let count = if applied {
@@ -359,6 +370,15 @@ impl Metrics {
             "lookout_receiver_connections_refused_total",
             "Connections to a receiver's listener closed at once because too many were open.",
             &labels.iter().map(|(l, v)| (l.as_str(), *v)).collect::<Vec<_>>(),
+        );
+        counter(
+            "lookout_remote_write_samples_total",
+            "Samples sent by Prometheus remote write, refused by the receiver, or dropped while it was away.",
+            &[
+                ("{result=\"sent\"}", get(&self.remote_write_sent)),
+                ("{result=\"refused\"}", get(&self.remote_write_refused)),
+                ("{result=\"dropped\"}", get(&self.remote_write_dropped)),
+            ],
         );
         counter(
             "lookout_config_reloads_total",

@@ -1,7 +1,8 @@
 //! The host metrics Lookout holds reach Prometheus: its scrape endpoint
 //! (`GET /api/v1/metrics/prometheus`, the newest value of every series) is
 //! scraped by Debian's Prometheus 2.42, started by the test, whose query
-//! API then answers them under Prometheus's names.
+//! API then answers them under Prometheus's names. Its remote-write
+//! receiver, and VictoriaMetrics', receive every stored sample by remote write.
 
 mod common;
 
@@ -90,4 +91,94 @@ async fn prometheus_scrapes_the_newest_values_under_its_names() {
         "the scrape succeeds with the token"
     );
     server.stop().await;
+}
+
+/// The `lookout_remote_write_samples_total` of `result` in `/metrics`.
+async fn remote_write_count(server: &Server, result: &str) -> u64 {
+    counter(
+        server,
+        &format!("lookout_remote_write_samples_total{{result=\"{result}\"}}"),
+    )
+    .await
+}
+
+/// The value of `series` (name and labels) in `/metrics`.
+async fn counter(server: &Server, series: &str) -> u64 {
+    let text = server.get_ok("/metrics").await;
+    let line = format!("{series} ");
+    text.as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An aggregator sending to `write_url` gets samples, twice (the second
+/// time as duplicates); the receiver, queried at `query_url`, then holds
+/// each sample once, under Prometheus's names.
+async fn remote_write_reaches(data_dir: &std::path::Path, write_url: &str, query_url: &str) {
+    let server = Server::start(config(data_dir, &format!("[export]\nremote_write = \"{write_url}\"\n"))).await;
+    let now = now_ms();
+    let batch = metrics_batch(
+        "web-1",
+        vec![
+            sample("cpu.usage_percent", &[], now - 2000, 40.0),
+            sample("cpu.usage_percent", &[], now - 1000, 41.0),
+            sample("cpu.usage_percent", &[], now, 42.5),
+            sample("fs.used_percent", &[("mount", "/var")], now, 81.25),
+            sample("app.queue_depth", &[("9bad", "v")], now, 3.0),
+        ],
+    );
+    server.ingest_ok(&batch).await;
+    server.ingest_ok(&batch).await;
+    assert_eq!(
+        counter(&server, "lookout_metric_samples_total{result=\"duplicate\"}").await,
+        5,
+        "a re-send is stored once"
+    );
+    wait_for("every stored sample to be sent", async || {
+        remote_write_count(&server, "sent").await == 5
+    })
+    .await;
+    for (query, expected) in [
+        ("sum(count_over_time({__name__=~\"lookout_.+\"}[10m]))", "5"),
+        ("count_over_time(lookout_cpu_usage_percent{host=\"web-1\"}[10m])", "3"),
+        ("sum_over_time(lookout_cpu_usage_percent{host=\"web-1\"}[10m])", "123.5"),
+        ("lookout_fs_used_percent{host=\"web-1\",mount=\"/var\"}", "81.25"),
+        ("lookout_app_queue_depth{_9bad=\"v\"}", "3"),
+    ] {
+        wait_for(&format!("{query} = {expected} at {query_url}"), async || {
+            prometheus_value(query_url, query).await.as_deref() == Some(expected)
+        })
+        .await;
+    }
+    assert_eq!(
+        remote_write_count(&server, "sent").await,
+        5,
+        "the re-send was not sent again"
+    );
+    assert_eq!(remote_write_count(&server, "refused").await, 0);
+    assert_eq!(remote_write_count(&server, "dropped").await, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_delivers_every_stored_sample_to_prometheus_and_victoria_metrics() {
+    lookout_shared::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = lookout_tests::prometheus::start_receiving(dir.path());
+    let victoria = lookout_tests::victoria_metrics::start(dir.path());
+    remote_write_reaches(
+        &dir.path().join("to-prometheus"),
+        &format!("{}/api/v1/write", prometheus.url),
+        &prometheus.url,
+    )
+    .await;
+    remote_write_reaches(
+        &dir.path().join("to-victoria-metrics"),
+        &format!("{}/api/v1/write", victoria.url),
+        &victoria.url,
+    )
+    .await;
 }

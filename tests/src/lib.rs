@@ -16,6 +16,7 @@ pub mod prometheus;
 pub mod rsyslog;
 pub mod smtp;
 pub mod tmpfs;
+pub mod victoria_metrics;
 pub mod webdriver;
 pub mod webhook;
 

@@ -37,17 +37,7 @@ pub fn render(samples: &[LatestSample]) -> String {
     // per name, each series once.
     let mut metrics: BTreeMap<String, BTreeMap<Labels, (i64, f64)>> = BTreeMap::new();
     for sample in samples {
-        let mut labels: BTreeMap<String, String> = BTreeMap::new();
-        labels.insert("host".to_owned(), sample.host.clone());
-        for (name, value) in &sample.labels {
-            let mut name = label_name(name);
-            if name == "host" || name.starts_with("__") {
-                name = format!("exported_{name}");
-            }
-            if !value.is_empty() {
-                labels.entry(name).or_insert_with(|| value.clone());
-            }
-        }
+        let labels = series_labels(&sample.host, &sample.labels);
         let series = metrics.entry(metric_name(&sample.name)).or_default();
         let newest = series
             .entry(labels.into_iter().collect())
@@ -69,6 +59,25 @@ pub fn render(samples: &[LatestSample]) -> String {
                 let _ = write!(out, "{label}=\"{}\"", label_value(value));
             }
             let _ = writeln!(out, "}} {}", number(value));
+        }
+    }
+    out
+}
+
+/// A series' labels as Prometheus takes them, sorted by name: `host`, and
+/// the series' own labels with names rewritten ([`label_name`]), `host` and
+/// `__…` as `exported_…`, empty values left out, and of names that come out
+/// alike the first.
+pub fn series_labels(host: &str, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    out.insert("host".to_owned(), host.to_owned());
+    for (name, value) in labels {
+        let mut name = label_name(name);
+        if name == "host" || name.starts_with("__") {
+            name = format!("exported_{name}");
+        }
+        if !value.is_empty() {
+            out.entry(name).or_insert_with(|| value.clone());
         }
     }
     out

@@ -24,6 +24,7 @@
 
 pub mod chunk;
 pub mod exposition;
+pub mod feed;
 pub mod query;
 pub mod recent;
 pub mod rollup;
@@ -146,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn each_range_is_answered_from_its_tier_with_exact_averages() {
         let dir = tempfile::tempdir().unwrap();
-        let writer = MetricWriter::spawn(dir.path(), 30, usize::MAX, Arc::new(Metrics::default())).unwrap();
+        let writer = MetricWriter::spawn(dir.path(), 30, usize::MAX, Arc::new(Metrics::default()), None).unwrap();
         let store = MetricStore::open(dir.path(), writer.recent()).unwrap();
         let now = lookout_shared::time::now_ms();
         let t0 = bucket_start(now - 10 * DAY_MS, HOUR_MS);

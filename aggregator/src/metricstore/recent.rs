@@ -76,6 +76,17 @@ pub struct LatestSample {
     pub value: f64,
 }
 
+/// What a series is ([`Recent::describe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesKey {
+    /// Metric name, `cpu.usage_percent`.
+    pub name: Arc<str>,
+    /// Host.
+    pub host: Arc<str>,
+    /// The series' labels.
+    pub labels: BTreeMap<String, String>,
+}
+
 /// A series' host and canonical label text: its key within its metric.
 type HostAndLabels = (Arc<str>, Arc<str>);
 
@@ -121,6 +132,25 @@ impl Recent {
     /// it committed).
     pub fn ensure_series(&self, id: i64, host: &str, name: &str, labels_text: &str) {
         self.write().ensure_series(id, host, name, labels_text);
+    }
+
+    /// What each of `ids` is (name, host, labels); ids retention dropped are
+    /// left out.
+    pub fn describe(&self, ids: impl IntoIterator<Item = i64>) -> HashMap<i64, SeriesKey> {
+        let inner = self.read();
+        ids.into_iter()
+            .filter_map(|id| {
+                let kept = inner.series.get(&id)?;
+                Some((
+                    id,
+                    SeriesKey {
+                        name: kept.name.clone(),
+                        host: kept.host.clone(),
+                        labels: kept.labels.clone(),
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Adds committed, newly stored samples `(series id, unix_ms, value)`.

@@ -31,6 +31,7 @@
 //! ingest batches queued meanwhile are served between two steps.
 
 use super::chunk;
+use super::feed::SampleFeed;
 use super::recent::Recent;
 use super::rollup::{HOUR_MS, UPSERT_1H, bucket_start};
 use super::schema;
@@ -268,17 +269,20 @@ pub struct MetricWriter {
 impl MetricWriter {
     /// Opens (creating if needed) `data_dir/metrics.sqlite` and starts the
     /// writer thread, after loading [`Recent`] from it. Samples older than
-    /// `metrics_days` are not stored.
+    /// `metrics_days` are not stored. With a `feed`, every committed new
+    /// sample is pushed to it too.
     pub fn spawn(
         data_dir: &Path,
         metrics_days: u32,
         max_series_per_host: usize,
         metrics: Arc<Metrics>,
+        feed: Option<Arc<SampleFeed>>,
     ) -> anyhow::Result<MetricWriter> {
         let conn = schema::open_writer(data_dir)?;
         let recent = Arc::new(Recent::load(&conn)?);
         let mut core = WriterCore::new(conn, metrics_days, metrics, recent.clone())?;
         core.max_series_per_host = max_series_per_host;
+        core.feed = feed;
         let thread = WriterThread::spawn("metric-writer", move |rx| run(core, rx))?;
         Ok(MetricWriter {
             thread,
@@ -371,6 +375,8 @@ struct WriterCore {
     retention_ms: i64,
     metrics: Arc<Metrics>,
     recent: Arc<Recent>,
+    /// Where committed new samples also go (remote write), if anywhere.
+    feed: Option<Arc<SampleFeed>>,
     /// `compaction.before_ms`: no block holds a sample at or after it.
     compacted_before: i64,
     /// The compaction pass under way: series after this id are still due.
@@ -394,6 +400,7 @@ impl WriterCore {
             retention_ms: i64::from(metrics_days) * 24 * HOUR_MS,
             metrics,
             recent,
+            feed: None,
             compacted_before,
             // A pass cut short by a stop starts again from the first series.
             compacting_after: (compacted_before > i64::MIN).then_some(0),
@@ -582,6 +589,9 @@ impl WriterCore {
             }
         }
         self.recent.add(&stored);
+        if let Some(feed) = &self.feed {
+            feed.push(&stored);
+        }
         for batch in batches {
             self.recent.touch(&batch.host, now_ms);
         }

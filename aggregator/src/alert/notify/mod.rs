@@ -247,14 +247,6 @@ pub struct SendError {
 }
 
 impl SendError {
-    /// An error worth retrying later.
-    fn retryable(message: impl Into<String>) -> SendError {
-        SendError {
-            message: message.into(),
-            permanent: false,
-        }
-    }
-
     /// An error that a retry would only repeat.
     fn permanent(message: impl Into<String>) -> SendError {
         SendError {

@@ -25,14 +25,16 @@
 //! not a timestamp, so it authenticates but does not stop replays).
 //!
 //! Answers: 2xx is delivered; 408, 429, 5xx and network errors are worth a
-//! retry; any other status (redirects are not followed) is permanent.
+//! retry; any other status (redirects are not followed) is permanent
+//! ([`crate::outbound`]).
 
-use super::{NotifierSetupError, SendError, clean, rule_url};
+use super::{NotifierSetupError, SendError, rule_url};
 use crate::alert::model::{AlertState, Notification, NotificationStatus, PatternCount};
 use crate::config::Secret;
+use crate::outbound::Endpoint;
 use hmac::{Hmac, KeyInit, Mac};
 use lookout_shared::time::rfc3339;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde::Serialize;
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -43,9 +45,6 @@ pub(super) const SIGNATURE_HEADER: &str = "X-Lookout-Signature";
 
 /// What Alertmanager sends as the `endsAt` of an alert still firing.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// How much of an error answer's body goes into the error message.
-const BODY_SNIPPET_BYTES: usize = 200;
 
 /// What a notifier that POSTs JSON sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,12 +81,8 @@ impl Format {
 /// One notifier that POSTs JSON: `kind = "webhook"`, `"slack"` or `"teams"`.
 pub(super) struct WebhookNotifier {
     format: Format,
-    client: reqwest::Client,
-    url: reqwest::Url,
-    /// `host:port` of the URL, for error messages (the path may hold a token).
-    target: String,
+    endpoint: Endpoint,
     secret: Option<Secret>,
-    headers: HeaderMap,
 }
 
 impl WebhookNotifier {
@@ -100,39 +95,14 @@ impl WebhookNotifier {
         timeout: Duration,
         headers: &BTreeMap<String, Secret>,
     ) -> Result<WebhookNotifier, NotifierSetupError> {
-        let fail = |reason: String| NotifierSetupError::Webhook {
+        let endpoint = Endpoint::new(url, timeout, headers).map_err(|reason| NotifierSetupError::Webhook {
             notifier: name.to_string(),
             reason,
-        };
-        let url = reqwest::Url::parse(url).map_err(|err| fail(format!("the url is not valid: {err}")))?;
-        let host = url.host_str().ok_or_else(|| fail("the url has no host".into()))?;
-        let target = match url.port_or_known_default() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let mut header_map = HeaderMap::new();
-        for (header, value) in headers {
-            let header_name = HeaderName::from_bytes(header.as_bytes())
-                .map_err(|_| fail(format!("`{header}` is not a valid header name")))?;
-            let mut header_value = HeaderValue::from_str(value.expose())
-                .map_err(|_| fail(format!("the value of header `{header}` is not valid")))?;
-            header_value.set_sensitive(true);
-            header_map.insert(header_name, header_value);
-        }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("lookout-aggregator/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| fail(format!("cannot set up the HTTP client: {}", error_chain(&err))))?;
+        })?;
         Ok(WebhookNotifier {
             format,
-            client,
-            url,
-            target,
+            endpoint,
             secret,
-            headers: header_map,
         })
     }
 
@@ -148,41 +118,20 @@ impl WebhookNotifier {
 
     /// POSTs `body` (JSON) once; `kind` and `name` name the notifier in errors.
     pub(super) async fn post(&self, kind: &str, name: &str, body: Vec<u8>) -> Result<(), SendError> {
-        let mut request = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .header(CONTENT_TYPE, "application/json");
-        if let Some(secret) = &self.secret {
-            request = request.header(SIGNATURE_HEADER, signature(secret.expose().as_bytes(), &body));
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secret) = &self.secret
+            && let Ok(value) = HeaderValue::from_str(&signature(secret.expose().as_bytes(), &body))
+        {
+            headers.insert(SIGNATURE_HEADER, value);
         }
-        let response = request.body(body).send().await.map_err(|err| {
-            let what = if err.is_timeout() { "timed out" } else { "failed" };
-            SendError::retryable(format!(
-                "{kind} {name} ({}): the request {what}: {}",
-                self.target,
-                error_chain(&err.without_url())
-            ))
-        })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let code = status.as_u16();
-        let retryable = code == 408 || code == 429 || status.is_server_error();
-        let snippet = body_snippet(response).await;
-        let mut message = format!("{kind} {name} ({}) answered {status}", self.target);
-        if status.is_redirection() {
-            message.push_str(" (redirects are not followed: configure the final URL)");
-        }
-        if !snippet.is_empty() {
-            message.push_str(": ");
-            message.push_str(&snippet);
-        }
-        Err(SendError {
-            message,
-            permanent: !retryable,
-        })
+        self.endpoint
+            .post(&format!("{kind} {name}"), headers, body)
+            .await
+            .map_err(|err| SendError {
+                message: err.message,
+                permanent: err.permanent,
+            })
     }
 }
 
@@ -201,45 +150,6 @@ pub(super) fn signature(key: &[u8], body: &[u8]) -> String {
         hex.push_str(&format!("{byte:02x}"));
     }
     hex
-}
-
-/// The first [`BODY_SNIPPET_BYTES`] of an answer's body, as one clean line
-/// (no more is read, however large the body).
-async fn body_snippet(mut response: reqwest::Response) -> String {
-    let mut bytes = Vec::new();
-    while bytes.len() < BODY_SNIPPET_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            Ok(None) | Err(_) => break,
-        }
-    }
-    let cut = bytes.len() > BODY_SNIPPET_BYTES;
-    bytes.truncate(BODY_SNIPPET_BYTES);
-    let text = String::from_utf8_lossy(&bytes);
-    let mut line = clean(text.trim(), BODY_SNIPPET_BYTES)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if cut {
-        line.push('…');
-    }
-    line
-}
-
-/// An error and its causes, `outer: inner: innermost` (reqwest's own
-/// message alone is only "error sending request").
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Alertmanager's webhook body, version 4.
