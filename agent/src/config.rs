@@ -22,7 +22,13 @@ pub struct AgentConfig {
     /// Base URL of the aggregator, e.g. `http://127.0.0.1:7070`.
     pub aggregator_url: String,
     /// Ingest token sent as `Authorization: Bearer`.
+    #[serde(default)]
     pub token: String,
+    /// A file holding the ingest token instead (readable by its owner and
+    /// group only; spaces and line breaks around it are ignored), such as
+    /// the one the Debian package makes.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
     /// A PEM file of CA certificates trusted for an `https://` aggregator,
     /// besides the system's roots (for a self-signed deployment).
     #[serde(default)]
@@ -554,7 +560,19 @@ impl AgentConfig {
 
     /// Reads and validates `file`.
     pub fn load(file: &Path) -> Result<(AgentConfig, Compiled), ConfigError> {
-        let config: AgentConfig = load_toml(file)?;
+        let mut config: AgentConfig = load_toml(file)?;
+        if let Some(path) = &config.token_file {
+            if !config.token.is_empty() {
+                return Err(ConfigError::at_key(
+                    file,
+                    "token_file",
+                    "give `token` or `token_file`, not both",
+                ));
+            }
+            let text = lookout_shared::config::read_secret_file(path)
+                .map_err(|reason| ConfigError::at_key(file, "token_file", reason))?;
+            config.token = text.trim().to_owned();
+        }
         let compiled = config.validate(file)?;
         Ok((config, compiled))
     }
@@ -579,7 +597,18 @@ impl AgentConfig {
             }
         }
         if self.token.trim().is_empty() {
-            return Err(ConfigError::at_key(file, "token", "must not be empty"));
+            return Err(ConfigError::at_key(
+                file,
+                "token",
+                "must not be empty (give the aggregator's ingest token, or `token_file`)",
+            ));
+        }
+        if self.token.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(ConfigError::at_key(
+                file,
+                "token",
+                "must not contain spaces or control characters",
+            ));
         }
         if let Some(ca_file) = &self.ca_file {
             read_ca_file(ca_file).map_err(|reason| ConfigError::at_key(file, "ca_file", reason))?;

@@ -302,9 +302,25 @@ impl Default for SessionsConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Accepted on `POST /api/v1/ingest`.
+    #[serde(default)]
     pub ingest_tokens: Vec<IngestToken>,
     /// Accepted on the read API and `/metrics`.
+    #[serde(default)]
     pub api_tokens: Vec<Secret>,
+    /// A TOML file with more `ingest_tokens` and `api_tokens` (kept apart
+    /// from the config file, such as the one the Debian package makes):
+    /// readable by its owner and group only.
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// What `[auth] tokens_file` holds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    #[serde(default)]
+    ingest_tokens: Vec<IngestToken>,
+    #[serde(default)]
+    api_tokens: Vec<Secret>,
 }
 
 /// Shortest token accepted: a short token can be guessed.
@@ -745,6 +761,13 @@ impl Config {
                 self.rules_file = Some(rules_file);
             }
         }
+        if let Some(path) = &self.auth.tokens_file {
+            let text = lookout_shared::config::read_secret_file(path)
+                .map_err(|reason| ConfigError::at_key(file, "auth.tokens_file", reason))?;
+            let more: TokensFile = parse_toml(path, &text)?;
+            self.auth.ingest_tokens.extend(more.ingest_tokens);
+            self.auth.api_tokens.extend(more.api_tokens);
+        }
         self.validate(file)?;
         let notifiers: Vec<String> = self.notifiers.iter().map(|n| n.name().to_string()).collect();
         let context = crate::alert::rules::Context {
@@ -776,7 +799,10 @@ impl Config {
         let api: Vec<&Secret> = self.auth.api_tokens.iter().collect();
         for (key, tokens) in [("auth.ingest_tokens", &ingest), ("auth.api_tokens", &api)] {
             if tokens.is_empty() {
-                return err(key.into(), "at least one token is required".into());
+                return err(
+                    key.into(),
+                    "at least one token is required (here or in `auth.tokens_file`)".into(),
+                );
             }
             for (i, token) in tokens.iter().enumerate() {
                 let token = token.expose();
@@ -1003,6 +1029,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(Path::new("aggregator.toml"), text)
+    }
+
+    #[test]
+    fn tokens_can_live_in_a_private_tokens_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens.toml");
+        std::fs::write(
+            &tokens,
+            "api_tokens = [\"from-the-file-1\"]\ningest_tokens = [\"ingest-file-1\"]\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[auth]\ntokens_file = {:?}\n",
+            tokens.display().to_string()
+        );
+        let config = parse(&text).unwrap();
+        assert_eq!(config.auth.api_tokens, [Secret::new("from-the-file-1")]);
+        assert_eq!(config.auth.ingest_tokens.len(), 1);
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("auth.tokens_file") && err.contains("chmod o-rwx"), "{err}");
+        assert!(!err.contains("from-the-file"), "no token in the error: {err}");
     }
 
     #[test]

@@ -37,6 +37,22 @@ impl ConfigError {
     }
 }
 
+/// Reads a file that holds secrets (tokens), refusing one that users other
+/// than its owner and group may read or write: a token readable by anyone
+/// on the machine is no secret. The error says what to do.
+pub fn read_secret_file(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = std::fs::metadata(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(format!(
+            "{} is open to every user (mode {mode:o}); `chmod o-rwx` it (0640 or 0600)",
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|err| format!("cannot read {}: {err}", path.display()))
+}
+
 /// Reads and deserialises a TOML file; errors name the file, key and reason.
 pub fn load_toml<T: DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|err| ConfigError {
