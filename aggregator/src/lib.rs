@@ -38,6 +38,7 @@ pub mod query;
 pub mod receivers;
 pub mod remote_write;
 pub mod retention;
+pub mod sqlite;
 pub mod store;
 pub mod tls;
 pub mod users;

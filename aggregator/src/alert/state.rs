@@ -23,6 +23,7 @@ use super::eval::{Evaluation, STALE_AFTER};
 use super::model::{Alert, AlertState, Notification, NotificationStatus, PatternCount, SampleLine};
 use super::rules::{ErrorRateRule, LogMatchRule, LogStatsRule, NewPatternRule, Rule, RuleKind};
 use super::template;
+use crate::sqlite::Synchronous;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -32,9 +33,6 @@ use std::time::Duration;
 
 /// The database file under `data_dir`.
 pub const FILE_NAME: &str = "alerts.sqlite";
-
-/// Bumped on every incompatible schema change; stored as `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
 
 /// Resolved alerts, history and delivered notifications are kept this long.
 const KEEP_DONE_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -383,41 +381,11 @@ impl AlertStore {
     pub fn open(data_dir: &Path) -> anyhow::Result<AlertStore> {
         use anyhow::Context as _;
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let path = data_dir.join(FILE_NAME);
-        let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        // A queued notification must survive a power cut once its state
+        // change is committed. Version 1 had the alerts, 2 added the app's
+        // rules, 3 the top patterns.
+        let conn = crate::sqlite::open(&data_dir.join(FILE_NAME), Synchronous::Full, &[DDL, DDL_2, DDL_3])?;
         conn.set_prepared_statement_cache_capacity(64);
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-        anyhow::ensure!(
-            mode.eq_ignore_ascii_case("wal"),
-            "{}: cannot use WAL mode",
-            path.display()
-        );
-        // A queued notification must survive a power cut once its state change is committed.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        match version {
-            0 => conn
-                .execute_batch(&format!(
-                    "BEGIN; {DDL} {DDL_2} {DDL_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-                .with_context(|| format!("cannot create the schema in {}", path.display()))?,
-            1 => conn
-                .execute_batch(&format!(
-                    "BEGIN; {DDL_2} {DDL_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-                .with_context(|| format!("cannot add the app rules to {}", path.display()))?,
-            2 => conn
-                .execute_batch(&format!(
-                    "BEGIN; {DDL_3} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-                ))
-                .with_context(|| format!("cannot add the top patterns to {}", path.display()))?,
-            SCHEMA_VERSION => {}
-            other => anyhow::bail!(
-                "{} has schema version {other}, but this aggregator knows only version {SCHEMA_VERSION}",
-                path.display()
-            ),
-        }
         Ok(AlertStore { conn: Mutex::new(conn) })
     }
 
@@ -1150,7 +1118,7 @@ mod tests {
             .conn()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(version, 3);
     }
 
     #[test]
@@ -1179,7 +1147,7 @@ mod tests {
             .conn()
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(version, 3);
     }
 
     fn rule(clear_threshold: Option<f64>) -> Rule {

@@ -26,9 +26,6 @@ use std::time::Duration;
 /// The database file under `data_dir`.
 pub const FILE_NAME: &str = "metrics.sqlite";
 
-/// Bumped on every incompatible schema change; stored as `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
-
 /// How long a connection waits for a lock before failing. Readers in WAL mode
 /// wait only while a checkpoint or recovery holds the database.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,49 +87,17 @@ pub fn open_writer(data_dir: &Path) -> anyhow::Result<Connection> {
     use anyhow::Context as _;
     std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let path = data_dir.join(FILE_NAME);
-    let conn = Connection::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Version 2 keeps finished hours in compressed blocks; a version-1
+    // file's samples stay in the head and are compacted as any others.
+    let conn = crate::sqlite::open(&path, crate::sqlite::Synchronous::Full, &[DDL, DDL_2])?;
     let context = || format!("cannot configure {}", path.display());
     configure(&conn).with_context(context)?;
-    // Answers the mode now in force; anything but "wal" means WAL is unavailable here.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .with_context(context)?;
-    anyhow::ensure!(
-        mode.eq_ignore_ascii_case("wal"),
-        "{}: cannot use WAL mode (journal_mode is {mode})",
-        path.display()
-    );
-    conn.pragma_update(None, "synchronous", "FULL").with_context(context)?;
     // The interleaved inserts of thousands of series touch many interior
     // pages; 16 MiB of cache keeps them in memory.
     conn.pragma_update(None, "cache_size", -16_384).with_context(context)?;
     // Truncate the WAL after checkpoints instead of letting it keep its peak size.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .with_context(context)?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .with_context(|| format!("cannot read the schema version of {}", path.display()))?;
-    match version {
-        0 => {
-            conn.execute_batch(&format!(
-                "BEGIN; {DDL} {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .with_context(|| format!("cannot create the schema in {}", path.display()))?;
-        }
-        // An earlier build's database: its samples stay in the head and are
-        // compacted as any others.
-        1 => {
-            conn.execute_batch(&format!(
-                "BEGIN; {DDL_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .with_context(|| format!("cannot upgrade the schema of {}", path.display()))?;
-        }
-        SCHEMA_VERSION => {}
-        other => anyhow::bail!(
-            "{} has schema version {other}, but this aggregator knows only version {SCHEMA_VERSION}",
-            path.display()
-        ),
-    }
     Ok(conn)
 }
 
@@ -209,7 +174,7 @@ mod tests {
         drop(v1);
         let conn = open_writer(dir.path()).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(version, 2);
         let value: f64 = conn.query_row("SELECT value FROM samples", [], |r| r.get(0)).unwrap();
         assert_eq!(value, 2.5);
         let tables: Vec<String> = conn

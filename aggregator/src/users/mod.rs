@@ -116,6 +116,9 @@ pub enum UserError {
     /// The database could not be used.
     #[error("the user database failed: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The database could not be opened.
+    #[error("cannot open the user database: {0}")]
+    Open(#[from] crate::sqlite::OpenError),
     /// The OS random generator failed.
     #[error("cannot get random bytes from the operating system: {0}")]
     Random(getrandom::Error),
@@ -188,12 +191,16 @@ impl UserStore {
                 format!("{}: {err}", data_dir.display()).into(),
             ))
         })?;
-        let connection = Connection::open(data_dir.join(USERS_FILE))?;
-        connection.busy_timeout(Duration::from_secs(5))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
+        // Version 1: the users, sessions and saved searches (files of
+        // earlier builds have them at version 0, created if missing). A
+        // login or a new user must not be lost to a power cut either.
+        let schema = format!("{SCHEMA}\n{}", saved::SCHEMA);
+        let connection = crate::sqlite::open(
+            &data_dir.join(USERS_FILE),
+            crate::sqlite::Synchronous::Full,
+            &[schema.as_str()],
+        )?;
         connection.pragma_update(None, "foreign_keys", true)?;
-        connection.execute_batch(SCHEMA)?;
-        connection.execute_batch(saved::SCHEMA)?;
         Ok(UserStore {
             connection: Arc::new(Mutex::new(connection)),
             dummy_hash: Arc::new(OnceLock::new()),
