@@ -49,7 +49,8 @@ pub mod writer_thread;
 pub use lookout_shared;
 
 use alert::notify::Notifiers;
-use alert::state::{AlertStore, Policy};
+use alert::policy::Policy;
+use alert::state::AlertStore;
 use anyhow::Context as _;
 use config::Config;
 use metrics::Metrics;

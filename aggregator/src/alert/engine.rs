@@ -23,9 +23,10 @@
 use super::eval::{Stores, evaluate};
 use super::model::Alert;
 use super::notify::{INTERVALS_AHEAD, Notifiers};
+use super::policy::{Policy, Receiver};
 use super::rules::{Rule, RuleKind};
 use super::ruleset::InForce;
-use super::state::{AlertStore, Policy, Receiver};
+use super::state::AlertStore;
 use crate::ingest::patterns::PatternBook;
 use crate::metricstore::MetricStore;
 use crate::metricstore::exposition::label_value;

@@ -21,15 +21,18 @@
 
 use super::eval::{Evaluation, STALE_AFTER};
 use super::model::{Alert, AlertState, Notification, NotificationStatus, PatternCount, SampleLine};
+use super::policy::{
+    ALERTNAME, ActiveSilences, Change, Group, Lifecycle, Policy, Receiver, Silence, due_at, fingerprint_merged,
+    notification, observe, unobserved,
+};
 use super::rules::{ErrorRateRule, LogMatchRule, LogStatsRule, NewPatternRule, Rule, RuleKind};
 use super::template;
 use crate::sqlite::Synchronous;
 use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 /// The database file under `data_dir`.
 pub const FILE_NAME: &str = "alerts.sqlite";
@@ -124,28 +127,6 @@ pub struct StoredRule {
     pub created_ms: i64,
 }
 
-/// When notifications go out (aggregator.toml `[alerting]`).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// A new group waits this long (from its first firing alert) to collect more alerts.
-    pub group_wait: Duration,
-    /// A group that changed waits this long after its last notification.
-    pub group_interval: Duration,
-    /// An unchanged firing group is notified again after this long.
-    pub repeat_interval: Duration,
-    /// The web UI's base URL, for links.
-    pub external_url: String,
-}
-
-/// One notifier as a notification group sees it.
-#[derive(Debug, Clone)]
-pub struct Receiver {
-    /// Notifier name.
-    pub name: String,
-    /// Whether it is told when a group resolves.
-    pub send_resolved: bool,
-}
-
 /// Why the alert store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -155,83 +136,6 @@ pub enum StateError {
     /// A stored JSON column did not parse (a corrupt row).
     #[error("alert database holds invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-/// A label matcher of a silence, in Alertmanager's shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Matcher {
-    /// Label name.
-    pub name: String,
-    /// Value, or a regular expression matching the whole value.
-    pub value: String,
-    /// `value` is a regular expression.
-    #[serde(default)]
-    pub is_regex: bool,
-    /// `true` (default): the label must match; `false`: must not.
-    #[serde(default = "yes")]
-    pub is_equal: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Matcher {
-    /// Checks the matcher; the error says what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() {
-            return Err("a matcher needs a label `name`".into());
-        }
-        if self.is_regex {
-            regex::Regex::new(&format!("^(?:{})$", self.value))
-                .map_err(|err| format!("matcher `{}`: invalid regular expression: {err}", self.name))?;
-        }
-        Ok(())
-    }
-
-    /// Whether `labels` satisfy it (a missing label has the value "").
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let value = labels.get(&self.name).map_or("", String::as_str);
-        let equal = if self.is_regex {
-            regex::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|re| re.is_match(value))
-        } else {
-            value == self.value
-        };
-        equal == self.is_equal
-    }
-}
-
-/// A silence: alerts whose labels satisfy every matcher are not notified
-/// between `starts_ms` and `ends_ms`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Silence {
-    /// Random id.
-    pub id: String,
-    /// All must match.
-    pub matchers: Vec<Matcher>,
-    /// Unix ms.
-    pub starts_ms: i64,
-    /// Unix ms; expiring a silence sets it to now.
-    pub ends_ms: i64,
-    /// Who made it.
-    pub created_by: String,
-    /// Why.
-    pub comment: String,
-    /// Unix ms.
-    pub created_ms: i64,
-}
-
-impl Silence {
-    /// Whether it is in force at `now_ms`.
-    pub fn active(&self, now_ms: i64) -> bool {
-        self.starts_ms <= now_ms && now_ms < self.ends_ms
-    }
-
-    /// Whether it silences `labels`.
-    pub fn covers(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matchers.iter().all(|m| m.matches(labels))
-    }
 }
 
 /// One stored alert instance.
@@ -268,6 +172,23 @@ pub struct AlertRow {
 }
 
 impl AlertRow {
+    /// Where it stands ([`super::policy`]).
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            state: self.state,
+            active_since_ms: self.active_since_ms,
+            fired_at_ms: self.fired_at_ms,
+            resolved_at_ms: self.resolved_at_ms,
+        }
+    }
+
+    fn set_lifecycle(&mut self, lifecycle: Lifecycle) {
+        self.state = lifecycle.state;
+        self.active_since_ms = lifecycle.active_since_ms;
+        self.fired_at_ms = lifecycle.fired_at_ms;
+        self.resolved_at_ms = lifecycle.resolved_at_ms;
+    }
+
     /// The alert as a notification carries it.
     pub fn to_alert(&self) -> Alert {
         Alert {
@@ -346,36 +267,6 @@ pub struct AlertStore {
     conn: Mutex<Connection>,
 }
 
-/// The label that carries the rule name.
-const ALERTNAME: &str = "alertname";
-
-/// The stable id of an alert instance: 16 hex digits of a hash of its labels
-/// (which include `alertname`).
-pub fn fingerprint(labels: &BTreeMap<String, String>) -> String {
-    fingerprint_merged(labels, &BTreeMap::new())
-}
-
-/// The [`fingerprint`] of `labels` with `overrides` inserted over them,
-/// without building that map (one sorted vector of references, no string
-/// copied): most observations of a pass only need their fingerprint, to
-/// learn that they have no row and are healthy.
-fn fingerprint_merged(labels: &BTreeMap<String, String>, overrides: &BTreeMap<String, String>) -> String {
-    let mut merged: Vec<(&String, &String)> = labels
-        .iter()
-        .filter(|(name, _)| !overrides.contains_key(*name))
-        .chain(overrides)
-        .collect();
-    merged.sort_unstable_by_key(|(name, _)| *name);
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    for (name, value) in merged {
-        hasher.update(name.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(value.as_bytes());
-        hasher.update(&[0]);
-    }
-    format!("{:016x}", hasher.digest())
-}
-
 impl AlertStore {
     /// Opens (creating if needed) `data_dir/alerts.sqlite`.
     pub fn open(data_dir: &Path) -> anyhow::Result<AlertStore> {
@@ -437,76 +328,63 @@ impl AlertStore {
                 sample_lines: observation.sample_lines.clone(),
                 top_patterns: observation.top_patterns.clone(),
             };
-            match previous.map(|p| p.state) {
-                None | Some(AlertState::Resolved) => {
-                    if !observation.breaching {
-                        if previous.is_some() {
-                            // Keep the resolved row (history, UI) with its old
-                            // times; only its value follows the data.
-                            update_value(&tx, &row)?;
+            let change = observe(
+                previous.map(AlertRow::lifecycle).as_ref(),
+                observation.breaching,
+                observation.unrecovered,
+                for_ms,
+                now_ms,
+            );
+            match change {
+                Change::Nothing => {}
+                // Keep the resolved row (history, UI) with its old times;
+                // only its value follows the data.
+                Change::ValueOnly => update_value(&tx, &row)?,
+                Change::Forget => {
+                    tx.execute("DELETE FROM alerts WHERE fingerprint = ?1", [&row.fingerprint])?;
+                }
+                Change::Become { lifecycle, moved } => {
+                    row.set_lifecycle(lifecycle);
+                    if let Some(firing) = previous.filter(|p| p.state == AlertState::Firing) {
+                        // A firing alert keeps the lines it fired with until newer ones come.
+                        if row.sample_lines.is_empty() {
+                            row.sample_lines = firing.sample_lines.clone();
                         }
-                        continue;
+                        if row.top_patterns.is_empty() {
+                            row.top_patterns = firing.top_patterns.clone();
+                        }
                     }
-                    if for_ms == 0 {
-                        row.state = AlertState::Firing;
-                        row.fired_at_ms = Some(now_ms);
-                    }
-                }
-                Some(AlertState::Pending) => {
-                    let Some(previous) = previous else { continue };
-                    if !observation.breaching {
-                        tx.execute("DELETE FROM alerts WHERE fingerprint = ?1", [&row.fingerprint])?;
-                        continue;
-                    }
-                    row.active_since_ms = previous.active_since_ms;
-                    if now_ms.saturating_sub(previous.active_since_ms) >= for_ms {
-                        row.state = AlertState::Firing;
-                        row.fired_at_ms = Some(now_ms);
+                    row.annotations = annotations(rule, &row.labels, observation.value, evaluation.threshold);
+                    write_row(&tx, &row)?;
+                    if moved {
+                        record(&tx, &row, now_ms)?;
                     }
                 }
-                Some(AlertState::Firing) => {
-                    let Some(previous) = previous else { continue };
-                    row.active_since_ms = previous.active_since_ms;
-                    row.fired_at_ms = previous.fired_at_ms;
-                    row.state = AlertState::Firing;
-                    if !observation.unrecovered {
-                        row.state = AlertState::Resolved;
-                        row.resolved_at_ms = Some(now_ms);
-                    }
-                    if row.sample_lines.is_empty() {
-                        row.sample_lines = previous.sample_lines.clone();
-                    }
-                    if row.top_patterns.is_empty() {
-                        row.top_patterns = previous.top_patterns.clone();
-                    }
-                }
-            }
-            let changed = previous.is_none_or(|p| p.state != row.state);
-            row.annotations = annotations(rule, &row.labels, observation.value, evaluation.threshold);
-            write_row(&tx, &row)?;
-            if changed {
-                record(&tx, &row, now_ms)?;
             }
         }
         let stale_ms = i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
         for row in existing.values().filter(|row| !observed.contains(&row.fingerprint)) {
-            match row.state {
-                AlertState::Pending => {
+            let change = unobserved(
+                &row.lifecycle(),
+                row.last_data_ms,
+                evaluation.absent_means_recovered,
+                stale_ms,
+                now_ms,
+            );
+            match change {
+                Change::Forget => {
                     tx.execute("DELETE FROM alerts WHERE fingerprint = ?1", [&row.fingerprint])?;
                 }
-                AlertState::Firing
-                    if evaluation.absent_means_recovered || now_ms.saturating_sub(row.last_data_ms) > stale_ms =>
-                {
+                Change::Become { lifecycle, .. } => {
                     let mut resolved = row.clone();
-                    resolved.state = AlertState::Resolved;
-                    resolved.resolved_at_ms = Some(now_ms);
+                    resolved.set_lifecycle(lifecycle);
                     if evaluation.absent_means_recovered {
                         resolved.value = Some(0.0);
                     }
                     write_row(&tx, &resolved)?;
                     record(&tx, &resolved, now_ms)?;
                 }
-                _ => {}
+                Change::Nothing | Change::ValueOnly => {}
             }
         }
         let cutoff = now_ms.saturating_sub(KEEP_DONE_MS);
@@ -587,11 +465,12 @@ impl AlertStore {
     ) -> Result<usize, StateError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let silences: Vec<Silence> = load_silences(&tx)?.into_iter().filter(|s| s.active(now_ms)).collect();
+        let stored = load_silences(&tx)?;
+        let silences = ActiveSilences::new(&stored, now_ms);
         let mut queued = 0;
         for (rule, receivers) in rules {
             let rows = load_told_rows(&tx, &rule.name)?;
-            let silenced = |row: &AlertRow| silences.iter().any(|s| s.covers(&row.labels));
+            let silenced = |row: &AlertRow| silences.cover(&row.labels);
             let firing: Vec<&AlertRow> = rows
                 .iter()
                 .filter(|row| row.state == AlertState::Firing && !silenced(row))
@@ -814,68 +693,6 @@ impl AlertStore {
     }
 }
 
-/// When the group's next notification is due, if one is.
-fn due_at(
-    group: &Group,
-    firing: &[&AlertRow],
-    firing_set: &BTreeSet<&str>,
-    notified: &BTreeSet<&str>,
-    policy: &Policy,
-) -> Option<i64> {
-    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    if firing_set == notified {
-        // Unchanged: only a still-firing group is reminded.
-        return match group.last_sent_ms {
-            Some(last) if !firing.is_empty() => Some(last.saturating_add(ms(policy.repeat_interval))),
-            _ => None,
-        };
-    }
-    let after_last = group
-        .last_sent_ms
-        .map(|last| last.saturating_add(ms(policy.group_interval)));
-    if notified.is_empty() {
-        // A new incident: wait group_wait from its first alert to gather the
-        // others, but never sooner than group_interval after the last message
-        // (a flapping alert re-fires; it does not re-page at once).
-        let first = firing.iter().filter_map(|row| row.fired_at_ms).min()?;
-        let gathered = first.saturating_add(ms(policy.group_wait));
-        return Some(after_last.map_or(gathered, |after| after.max(gathered)));
-    }
-    Some(after_last.unwrap_or(0))
-}
-
-fn notification(rule: &str, receiver: &str, alerts: Vec<Alert>, policy: &Policy) -> Notification {
-    let common = |pick: fn(&Alert) -> &BTreeMap<String, String>| -> BTreeMap<String, String> {
-        let mut iter = alerts.iter();
-        let Some(first) = iter.next() else {
-            return BTreeMap::new();
-        };
-        let mut shared = pick(first).clone();
-        for alert in iter {
-            shared.retain(|k, v| pick(alert).get(k) == Some(v));
-        }
-        shared
-    };
-    let common_labels = common(|a| &a.labels);
-    let common_annotations = common(|a| &a.annotations);
-    let status = if alerts.iter().any(|a| a.state == AlertState::Firing) {
-        NotificationStatus::Firing
-    } else {
-        NotificationStatus::Resolved
-    };
-    let group_labels = BTreeMap::from([(ALERTNAME.to_string(), rule.to_string())]);
-    Notification {
-        receiver: receiver.to_string(),
-        group_key: format!("{{}}:{{alertname={rule:?}}}"),
-        status,
-        group_labels,
-        common_labels,
-        common_annotations,
-        external_url: policy.external_url.trim_end_matches('/').to_string(),
-        alerts,
-    }
-}
-
 fn queue(tx: &Transaction<'_>, notification: &Notification, now_ms: i64) -> Result<(), StateError> {
     let status = match notification.status {
         NotificationStatus::Firing => "firing",
@@ -893,11 +710,6 @@ fn queue(tx: &Transaction<'_>, notification: &Notification, now_ms: i64) -> Resu
         ],
     )?;
     Ok(())
-}
-
-struct Group {
-    last_sent_ms: Option<i64>,
-    notified: Vec<String>,
 }
 
 fn load_group(tx: &Transaction<'_>, rule: &str, receiver: &str) -> Result<Group, StateError> {
@@ -1091,6 +903,7 @@ mod tests {
     use super::*;
     use crate::alert::eval::Observation;
     use crate::alert::rules::{Op, ThresholdRule};
+    use std::time::Duration;
 
     #[test]
     fn a_version_1_database_gains_the_app_rules_and_keeps_its_alerts() {
@@ -1257,36 +1070,5 @@ mod tests {
         let sent = run(None, &values);
         let times: Vec<i64> = sent.iter().map(|(t, _)| *t).collect();
         assert_eq!(times, [30, 30 + 4 * 3600]);
-    }
-
-    #[test]
-    fn fingerprints_are_those_of_the_merged_labels() {
-        let labels = BTreeMap::from([
-            ("host".to_string(), "web-1".to_string()),
-            ("mount".to_string(), "/".to_string()),
-            ("severity".to_string(), "info".to_string()),
-        ]);
-        let overrides = BTreeMap::from([
-            ("alertname".to_string(), "DiskFull".to_string()),
-            ("severity".to_string(), "critical".to_string()),
-            ("zone".to_string(), "b".to_string()),
-        ]);
-        let mut merged = labels.clone();
-        merged.extend(overrides.clone());
-        assert_eq!(fingerprint_merged(&labels, &overrides), fingerprint(&merged));
-        assert_ne!(fingerprint(&labels), fingerprint(&merged));
-        // The hash of `name NUL value NUL` pairs in name order, as stored
-        // fingerprints were made: ids stay stable across versions.
-        let mut bytes = Vec::new();
-        for (name, value) in &merged {
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(value.as_bytes());
-            bytes.push(0);
-        }
-        assert_eq!(
-            fingerprint(&merged),
-            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
-        );
     }
 }
