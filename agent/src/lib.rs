@@ -140,6 +140,7 @@ pub async fn run(
         journal_health: Arc::clone(&journal_health),
         journal: None,
         metrics: None,
+        retired: Vec::new(),
     };
     if let Some(filters) = metrics {
         threads
@@ -228,18 +229,20 @@ pub async fn run(
     .await;
     tracing::info!("stopping: flushing what was read");
     stop.store(true, Ordering::Relaxed);
-    let (journal_thread, metrics_thread) = reloader.threads.stop();
+    let source_threads = reloader.threads.stop();
     // The sealer ends once every sender of its channel is gone: the tailer's,
     // the journal's, the metrics thread's and the reloader's, so those are
     // dropped or joined first.
     drop(reloader);
     let joined = tokio::task::spawn_blocking(move || {
-        let metrics = metrics_thread.map_or(Ok(()), |thread| thread.join());
-        let journal = journal_thread.map_or(Ok(()), |thread| thread.join());
-        (tailer_thread.join(), metrics, journal, sealer_thread.join())
+        let sources = source_threads
+            .into_iter()
+            .map(|thread| thread.join())
+            .all(|joined| joined.is_ok());
+        (tailer_thread.join(), sources, sealer_thread.join())
     })
     .await;
-    if !matches!(joined, Ok((Ok(_), Ok(()), Ok(()), Ok(())))) {
+    if !matches!(joined, Ok((Ok(_), true, Ok(())))) {
         tracing::warn!("the tailer, metrics, journal or sealer thread ended abnormally");
     }
     // Batches still queued get one attempt each; a request still running
@@ -276,6 +279,10 @@ struct SourceThreads {
     journal: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
     /// Dropping the sender ends the metrics thread's wait between collections.
     metrics: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    /// Threads a reload told to stop, joined at the agent's stop: one may
+    /// wait on a full spool with its last batch, and a reload must not
+    /// wait with it.
+    retired: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl SourceThreads {
@@ -318,17 +325,27 @@ impl SourceThreads {
         Ok(())
     }
 
-    /// Tells both threads to stop; returns them (journal, metrics) to be joined.
-    fn stop(&mut self) -> (Option<std::thread::JoinHandle<()>>, Option<std::thread::JoinHandle<()>>) {
-        let journal = self.journal.take().map(|(stop, thread)| {
+    /// Tells the journal thread to stop; keeps it to be joined.
+    fn retire_journal(&mut self) {
+        if let Some((stop, thread)) = self.journal.take() {
             stop.store(true, Ordering::Relaxed);
-            thread
-        });
-        let metrics = self.metrics.take().map(|(stop, thread)| {
+            self.retired.push(thread);
+        }
+    }
+
+    /// Tells the metrics thread to stop; keeps it to be joined.
+    fn retire_metrics(&mut self) {
+        if let Some((stop, thread)) = self.metrics.take() {
             drop(stop);
-            thread
-        });
-        (journal, metrics)
+            self.retired.push(thread);
+        }
+    }
+
+    /// Tells every thread to stop; returns them to be joined.
+    fn stop(&mut self) -> Vec<std::thread::JoinHandle<()>> {
+        self.retire_journal();
+        self.retire_metrics();
+        std::mem::take(&mut self.retired)
     }
 }
 
@@ -374,7 +391,7 @@ impl Reloader {
         for warning in newer.warnings() {
             tracing::warn!("{}: {warning}", self.file.display());
         }
-        let restarted = match self.restart_threads(&newer, compiled.journald, compiled.metrics).await {
+        let restarted = match self.restart_threads(&newer, compiled.journald, compiled.metrics) {
             Ok(restarted) => restarted,
             Err(err) => {
                 // The old thread is stopped and the new one could not start:
@@ -406,7 +423,10 @@ impl Reloader {
 
     /// Starts the journal and metrics threads again where their settings
     /// changed; returns which.
-    async fn restart_threads(
+    /// The new thread starts at once, while the old one hands over its
+    /// last batch: the journal's resumes from the acknowledged cursor, and
+    /// what both send twice the aggregator stores once (same record ids).
+    fn restart_threads(
         &mut self,
         newer: &AgentConfig,
         journald: Option<CompiledJournald>,
@@ -414,20 +434,14 @@ impl Reloader {
     ) -> io::Result<Vec<&'static str>> {
         let mut restarted = Vec::new();
         if newer.journald != self.in_force.journald {
-            if let Some((stop, thread)) = self.threads.journal.take() {
-                stop.store(true, Ordering::Relaxed);
-                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-            }
+            self.threads.retire_journal();
             if let Some(journald) = journald {
                 self.threads.start_journal(journald)?;
             }
             restarted.push("journald");
         }
         if newer.metrics != self.in_force.metrics {
-            if let Some((stop, thread)) = self.threads.metrics.take() {
-                drop(stop);
-                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-            }
+            self.threads.retire_metrics();
             if let Some(filters) = metrics {
                 self.threads.start_metrics(filters)?;
             }

@@ -46,6 +46,9 @@ pub struct ShipStats {
 enum Outcome {
     Acked(Option<IngestResponse>),
     Retry(String),
+    /// The token was refused (401, 403): the batch is fine, the setting is
+    /// not, so it waits in the spool until the token is fixed (a reload).
+    Unauthorized(String),
     Rejected(String),
 }
 
@@ -142,10 +145,18 @@ impl Shipper {
                     self.spool.set_aside(&entry);
                     return;
                 }
-                Outcome::Retry(reason) => {
+                outcome @ (Outcome::Retry(_) | Outcome::Unauthorized(_)) => {
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = jittered(backoff);
-                    tracing::warn!(batch = entry.seq, %reason, retry_in_ms = wait.as_millis() as u64, "sending a batch failed; will retry");
+                    match outcome {
+                        Outcome::Unauthorized(reason) => {
+                            tracing::error!(batch = entry.seq, %reason, retry_in_ms = wait.as_millis() as u64, "the aggregator refused the token; the batch waits in the spool: fix `token` (or `token_file`) and reload the agent")
+                        }
+                        Outcome::Retry(reason) => {
+                            tracing::warn!(batch = entry.seq, %reason, retry_in_ms = wait.as_millis() as u64, "sending a batch failed; will retry")
+                        }
+                        _ => {}
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop.wait_for(|stopping| *stopping) => return,
@@ -174,6 +185,8 @@ impl Shipper {
             Outcome::Acked(serde_json::from_str(&text).ok())
         } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             Outcome::Retry(format!("{status}: {}", error_text(&text)))
+        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            Outcome::Unauthorized(format!("{status}: {}", error_text(&text)))
         } else {
             Outcome::Rejected(format!("{status}: {}", error_text(&text)))
         }

@@ -356,6 +356,10 @@ impl Aggregator {
         tokio::task::spawn_blocking(move || rules.reconfigure(configured, notifiers))
             .await?
             .context("cannot read the rules made in the app")?;
+        if !self.access.api_tokens.same_as(&api_tokens) {
+            // A tail opened with a token now removed must not stream on.
+            self.writer.end_open_live_tails();
+        }
         self.access.api_tokens.replace(&api_tokens);
         self.access.ingest_tokens.replace(&ingest_tokens);
         if let (Some(server), Some(config)) = (&self.https, https) {

@@ -68,20 +68,33 @@ pub fn parse_toml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Con
     let deserializer = toml::Deserializer::parse(text).map_err(|err| ConfigError {
         file: file.to_path_buf(),
         key: None,
-        reason: one_line(&err.to_string()),
+        reason: reason(&err, text),
     })?;
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = err.path().to_string();
         ConfigError {
             file: file.to_path_buf(),
             key: (key != ".").then_some(key),
-            reason: one_line(&err.into_inner().to_string()),
+            reason: reason(&err.into_inner(), text),
         }
     })
 }
 
-/// toml's messages quote the offending line over several lines; one line reads
-/// better in a log and in `check-config`'s output.
+/// toml's message with where it is (`line 3, column 15: …`), but not the
+/// line itself, which toml quotes: a broken line may hold a token, and the
+/// error goes to the log.
+fn reason(err: &toml::de::Error, text: &str) -> String {
+    let message = one_line(err.message());
+    let Some(before) = err.span().and_then(|span| text.get(..span.start)) else {
+        return message;
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |start| start.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
+}
+
+/// One line of a message that may run over several: one line reads better
+/// in a log and in `check-config`'s output.
 fn one_line(message: &str) -> String {
     message
         .lines()
@@ -205,6 +218,23 @@ mod tests {
         assert_eq!(sample.inner[0].size.bytes(), 1_000_000);
         assert_eq!(sample.inner[1].every.get(), Duration::from_millis(250));
         assert_eq!(sample.inner[1].size.bytes(), 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_syntax_error_says_where_without_quoting_the_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Tokens {
+            token: String,
+        }
+        let err = parse_toml::<Tokens>(Path::new("a.toml"), "# tokens\ntoken = \"s3cret-token-value\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.toml: line 2, column "), "{err}");
+        assert!(
+            !err.contains("s3cret"),
+            "the line, and the token in it, is not quoted: {err}"
+        );
     }
 
     #[test]

@@ -176,8 +176,25 @@ fn the_aggregator_reloads_tokens_rules_and_notifiers_without_cutting_off_anyone(
             &format!("{alerting}{notifiers}{more}"),
         );
     };
+    // A live tail opened with the token the reload removes.
+    let tail = {
+        let url = format!("{}/api/v1/logs/tail", aggregator.url);
+        // No time limit of the client's own: only the server can end it.
+        let client: ureq::Agent = ureq::Agent::config_builder().build().into();
+        let mut response = client
+            .get(url)
+            .header("Authorization", format!("Bearer {API_TOKEN}"))
+            .call()
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        std::thread::spawn(move || {
+            // Returns once the server ends the stream.
+            let _ = response.body_mut().read_to_vec();
+        })
+    };
     second_settings(&[NEW_API_TOKEN], "");
     assert!(aggregator.reload(), "the new settings reload");
+    wait_until("the old token's live tail to end", LIMIT, || tail.is_finished());
     healthz_on(&mut connection);
     assert_eq!(
         status_with(&aggregator.url, "/api/v1/hosts", API_TOKEN),
@@ -217,8 +234,19 @@ fn the_aggregator_reloads_tokens_rules_and_notifiers_without_cutting_off_anyone(
         "{refusal}"
     );
     assert_eq!(rule_names(&aggregator, NEW_API_TOKEN), ["SecondRule"]);
+    fs::write(
+        &rules,
+        format!("default_rules = false\n{}", rule("SecondRule", "beta", "second")),
+    )
+    .unwrap();
     write_config(&aggregator, &["short"], &[INGEST_TOKEN], alerting);
     assert!(!aggregator.reload(), "a token too short is refused");
+    let log = fs::read_to_string(aggregator.log()).unwrap();
+    let refusal = log
+        .lines()
+        .rfind(|line| line.contains("configuration not reloaded"))
+        .unwrap();
+    assert!(refusal.contains("auth.api_tokens[0]"), "{refusal}");
     assert_eq!(status_with(&aggregator.url, "/api/v1/hosts", NEW_API_TOKEN), 200);
     assert_eq!(bulk_status(&aggregator.url, NEW_INGEST_TOKEN, "still accepted"), 200);
     let exposition = metrics(&aggregator, NEW_API_TOKEN);
@@ -295,21 +323,24 @@ fn the_agent_reloads_its_sources_and_token_without_losing_or_doubling_a_line() {
     };
     wait_until("the first steady lines", LIMIT, || aggregator.count("steady") > 0);
 
-    // The second source is added while the first goes on; the token is
-    // rotated: the aggregator takes both, the agent the new one, then the
-    // aggregator only the new one.
+    // The second source is added while the first goes on, and metrics are
+    // switched on (their thread starts); the token is rotated: the
+    // aggregator takes both, the agent the new one, then the aggregator only
+    // the new one.
     write_config(&aggregator, &[API_TOKEN], &[INGEST_TOKEN, NEW_INGEST_TOKEN], "");
     assert!(aggregator.reload());
     write_agent_config(
         &agent,
         NEW_INGEST_TOKEN,
         &format!(
-            "{}{}{no_metrics}",
+            "{}{}[metrics]\ninterval = \"1s\"\n",
             source(&first, ""),
             source(&second, "start_at = \"end\"\n")
         ),
     );
     assert!(agent.reload(), "the agent takes the added source and the new token");
+    let log = fs::read_to_string(agent.log()).unwrap();
+    assert!(log.contains("restarted=\"metrics\""), "the metrics thread started");
     write_config(&aggregator, &[API_TOKEN], &[NEW_INGEST_TOKEN], "");
     assert!(aggregator.reload());
     // Lines written before the source first looks at its file are `start_at = "end"`'s to skip.
@@ -323,6 +354,15 @@ fn the_agent_reloads_its_sources_and_token_without_losing_or_doubling_a_line() {
     aggregator.numbered_once("steady", STEADY_LINES);
     wait_until("the second source's new lines", LIMIT, || {
         aggregator.count("fresh") == 2
+    });
+    wait_until("the host's metrics, collected since the reload", LIMIT, || {
+        aggregator.get_json("/api/v1/hosts", &[])["hosts"]
+            .as_array()
+            .is_some_and(|hosts| {
+                hosts
+                    .iter()
+                    .any(|host| host["host"] == "e2e-host" && host["cpu_usage_percent"].is_number())
+            })
     });
     assert_eq!(
         aggregator.count("history"),

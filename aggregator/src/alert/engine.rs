@@ -221,10 +221,17 @@ async fn push_alerts(store: Arc<AlertStore>, rules: watch::Receiver<Arc<InForce>
     let mut states: HashMap<String, PushState> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut pushed_to = Notifiers::default();
     loop {
         tick.tick().await;
         let in_force = rules.borrow().clone();
         let notifiers = &in_force.notifiers;
+        if !notifiers.same_as(&pushed_to) {
+            // A reload: an Alertmanager under a known name may be another
+            // one now; each gets the alerts at once.
+            states.clear();
+            pushed_to = notifiers.clone();
+        }
         let managers = notifiers.pushed();
         states.retain(|name, _| managers.iter().any(|(manager, _)| manager == name));
         if managers.is_empty() {
@@ -511,7 +518,6 @@ fn backoff(attempts: i64) -> Duration {
 async fn deliver(store: Arc<AlertStore>, rules: watch::Receiver<Arc<InForce>>, wake: Arc<Notify>) {
     let mut last_prune = i64::MIN;
     loop {
-        let notifiers = rules.borrow().notifiers.clone();
         let now = now_ms();
         if now.saturating_sub(last_prune) >= millis(PRUNE_EVERY) {
             last_prune = now;
@@ -532,6 +538,9 @@ async fn deliver(store: Arc<AlertStore>, rules: watch::Receiver<Arc<InForce>>, w
             }
             Err(_) => return,
         };
+        // Those in force now, after the outbox was read: a notification
+        // queued for a notifier a reload just added finds it.
+        let notifiers = rules.borrow().notifiers.clone();
         // One notification per notifier at a time, notifiers in parallel:
         // a mail server that hangs does not hold up the webhook.
         let mut sends = tokio::task::JoinSet::new();

@@ -76,6 +76,18 @@ impl Tokens {
         self.list.store(newer.list.load_full());
     }
 
+    /// Whether `other` accepts exactly the same tokens (with the same hosts).
+    pub fn same_as(&self, other: &Tokens) -> bool {
+        let (mine, theirs) = (self.list.load(), other.list.load());
+        let hosts = |list: &TokenList| -> Vec<Option<Vec<String>>> {
+            list.hosts
+                .iter()
+                .map(|grant| grant.as_ref().map(|g| g.0.to_vec()))
+                .collect()
+        };
+        mine.tokens == theirs.tokens && hosts(&mine) == hosts(&theirs)
+    }
+
     /// Whether `presented` is one of the tokens.
     pub fn accepts(&self, presented: &[u8]) -> bool {
         self.matching(presented).is_some()

@@ -146,8 +146,11 @@ struct WriteRequest {
 pub struct WriterHandle {
     tx: mpsc::Sender<Command>,
     records: broadcast::Sender<CommittedRecords>,
-    tails_closing: watch::Receiver<bool>,
+    tails_closing: watch::Receiver<u64>,
 }
+
+/// The tails generation that means "closed for good" (the writer stops).
+const TAILS_CLOSED: u64 = u64::MAX;
 
 /// What a live-tail subscriber receives next.
 #[derive(Debug)]
@@ -163,13 +166,16 @@ pub enum FeedEvent {
 /// A subscription to stored records (see [`WriterHandle::subscribe_records`]).
 pub struct RecordFeed {
     records: broadcast::Receiver<CommittedRecords>,
-    closing: watch::Receiver<bool>,
+    /// The tails generation: a change ends this feed.
+    closing: watch::Receiver<u64>,
+    started: u64,
 }
 
 impl RecordFeed {
     /// Waits for the next group (or the end of the feed).
     pub async fn next(&mut self) -> FeedEvent {
-        if *self.closing.borrow() {
+        let generation = *self.closing.borrow();
+        if generation == TAILS_CLOSED || generation != self.started {
             return FeedEvent::Closed;
         }
         tokio::select! {
@@ -211,9 +217,12 @@ impl WriterHandle {
 
     /// Subscribes to the records of every group stored from now on (live tail).
     pub fn subscribe_records(&self) -> RecordFeed {
+        let mut closing = self.tails_closing.clone();
+        let started = *closing.borrow_and_update();
         RecordFeed {
             records: self.records.subscribe(),
-            closing: self.tails_closing.clone(),
+            closing,
+            started,
         }
     }
 }
@@ -222,7 +231,7 @@ impl WriterHandle {
 pub struct LogWriter {
     thread: WriterThread<Command>,
     records: broadcast::Sender<CommittedRecords>,
-    tails_closing: watch::Sender<bool>,
+    tails_closing: watch::Sender<u64>,
 }
 
 impl LogWriter {
@@ -258,7 +267,7 @@ impl LogWriter {
         if !commit_interval.is_zero() {
             spawn_ticker(thread.sender().downgrade(), commit_interval)?;
         }
-        let (tails_closing, _) = watch::channel(false);
+        let (tails_closing, _) = watch::channel(0);
         Ok(LogWriter {
             thread,
             records,
@@ -279,7 +288,18 @@ impl LogWriter {
     /// streaming responses finish and a graceful HTTP shutdown need not wait
     /// for browsers to hang up. Call it before stopping the HTTP server.
     pub fn end_live_tails(&self) {
-        self.tails_closing.send_replace(true);
+        self.tails_closing.send_replace(TAILS_CLOSED);
+    }
+
+    /// Ends the live-tail subscriptions open now; new ones are served (a
+    /// reload that changed the tokens: a client reconnects with a token or
+    /// session that is still good).
+    pub fn end_open_live_tails(&self) {
+        self.tails_closing.send_modify(|generation| {
+            if *generation != TAILS_CLOSED {
+                *generation += 1;
+            }
+        });
     }
 
     /// Stores and commits what is queued before this call, then stops the

@@ -133,6 +133,9 @@ pub struct Tailer {
     /// Per source, whether it is still to be scanned for the first time
     /// with `start_at` in effect.
     unscanned: Vec<bool>,
+    /// The sources before the last reload, until the next scan: a file one
+    /// of them named is no new source's to skip with `start_at = "end"`.
+    sources_before_reload: Vec<CompiledSource>,
     /// Managed files whose writer ignored a rename rotation: rotated by
     /// copytruncate from then on.
     copytruncate_instead: HashSet<PathBuf>,
@@ -143,6 +146,7 @@ impl Tailer {
     pub fn new(parts: TailerParts) -> Tailer {
         Tailer {
             unscanned: vec![parts.first_start; parts.sources.len()],
+            sources_before_reload: Vec::new(),
             parts,
             files: HashMap::new(),
             finished: HashMap::new(),
@@ -193,12 +197,14 @@ impl Tailer {
 
     /// Follows `sources` from now on (a reloaded configuration). A file
     /// keeps its stream and offset when a source with the same settings, or
-    /// else any source, still names it; it takes that source's settings
-    /// (labels, format, rotation) for what it reads next. A file no source
-    /// names is no longer read: what was read of it is handed over, and its
-    /// checkpoint stays, so a source that names it again resumes there.
-    /// A source the reload added applies its `start_at` to the files it
-    /// finds at once.
+    /// else any source, still names it; that source's labels, line format
+    /// and rotation apply to what is handed over from then on, while how
+    /// the file is cut into records (`multiline`, `max_record_bytes`, a
+    /// container format) changes at its next generation (rotation,
+    /// truncation). A file no source names is no longer read: what was read
+    /// of it is handed over, and its checkpoint stays, so a source that
+    /// names it again resumes there. A source the reload added applies its
+    /// `start_at` to the files it finds at once that no source named before.
     fn replace_sources(&mut self, sources: Vec<CompiledSource>) -> Result<(), SendError> {
         let kept: Vec<Option<usize>> = self
             .parts
@@ -233,7 +239,7 @@ impl Tailer {
             added = self.unscanned.iter().filter(|added| **added).count(),
             "file sources reloaded"
         );
-        self.parts.sources = sources;
+        self.sources_before_reload = std::mem::replace(&mut self.parts.sources, sources);
         Ok(())
     }
 
@@ -267,6 +273,7 @@ impl Tailer {
             }
         }
         self.unscanned.iter_mut().for_each(|unscanned| *unscanned = false);
+        self.sources_before_reload.clear();
         // Only files the globs still name can be found again.
         self.finished.retain(|key, _| discovered.contains(key));
         let mut seen = Vec::new();
@@ -315,6 +322,8 @@ impl Tailer {
             .and_then(|metadata| metadata.created())
             .unwrap_or_else(|_| SystemTime::now());
         tracing::debug!(file = %path.display(), "following");
+        let found_at_source_start = self.unscanned.get(source).copied().unwrap_or(false)
+            && !self.sources_before_reload.iter().any(|old| old.matches(&path));
         let fields = match self.parts.sources[source].config.format.container() {
             Some(_) => container::path_fields(&path),
             None => BTreeMap::new(),
@@ -330,7 +339,7 @@ impl Tailer {
             gone_since,
             last_growth: Instant::now(),
             born,
-            found_at_source_start: self.unscanned.get(source).copied().unwrap_or(false),
+            found_at_source_start,
             truncated: false,
             preset,
             renamed: None,

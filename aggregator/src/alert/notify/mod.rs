@@ -151,6 +151,11 @@ impl Notifiers {
         })
     }
 
+    /// Whether `other` is this very set (one configuration's, not rebuilt).
+    pub fn same_as(&self, other: &Notifiers) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The configured notifier names, in config order.
     pub fn names(&self) -> Vec<String> {
         self.inner.iter().map(|n| n.name.clone()).collect()
