@@ -56,7 +56,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Lookout developers <lookout@localhost>
 Installed-Size: $(du -sk --exclude=DEBIAN "$stage" | cut -f1)
-Depends: libc6 (>= 2.36), adduser
+Depends: libc6 (>= 2.36), adduser, init-system-helpers (>= 1.54)
 Section: admin
 Priority: optional
 Description: $summary

@@ -20,10 +20,11 @@
 //! 4. the pattern state, which is replaced whole (write and rename).
 //!
 //! `backup.json`, written last, lists every file with its size and XXH3
-//! hash: a folder without it is an unfinished backup. A restore checks every
-//! file against it before anything is written, copies into a new folder
-//! beside the data folder and renames it into place, so a failed restore
-//! leaves no half-built data folder. Starting on the restored folder replays
+//! hash: a folder without it is an unfinished backup. A restore copies the
+//! files (regular files only) into a new folder beside the data folder,
+//! checking each against the manifest as it goes, and renames that folder
+//! into place only when all match, so a failed restore leaves no
+//! half-built data folder. Starting on the restored folder replays
 //! the copied write-ahead log through the usual dedup: every line answered
 //! before the backup began is there once.
 
@@ -171,19 +172,14 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<Manifest, BackupError> {
 }
 
 /// Rebuilds the data folder `data_dir` (which must not exist, or be empty)
-/// from the backup in `from`, after checking every file of it.
+/// from the backup in `from`, checking every file of it.
 pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
     let manifest = read_manifest(from)?;
     for entry in &manifest.files {
-        let (bytes, hash) = hash_file(&from.join(&entry.path))?;
-        if bytes != entry.bytes || hash != entry.xxh3 {
-            return Err(invalid(
-                from,
-                format!(
-                    "{} is damaged: {bytes} bytes with hash {hash}, the manifest says {} bytes with hash {}",
-                    entry.path, entry.bytes, entry.xxh3
-                ),
-            ));
+        let path = from.join(&entry.path);
+        let regular = std::fs::symlink_metadata(&path).map_err(io_error("cannot read", &path))?;
+        if !regular.file_type().is_file() {
+            return Err(invalid(from, format!("{} is not a regular file", entry.path)));
         }
     }
     if data_dir.exists() && !is_empty_dir(data_dir)? {
@@ -210,14 +206,26 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
             }
             let source = from.join(&entry.path);
             let mut file = File::open(&source).map_err(io_error("cannot read", &source))?;
-            let mut out = create_new(&target)?;
-            io::copy(&mut file, &mut out).map_err(io_error("cannot write", &target))?;
-            out.sync_all().map_err(io_error("cannot write", &target))?;
+            // Checked as it is copied: what is checked is what is restored.
+            let copied = copy_open(&mut file, &source, &building, Path::new(&entry.path))?;
+            if copied.bytes != entry.bytes || copied.xxh3 != entry.xxh3 {
+                return Err(invalid(
+                    from,
+                    format!(
+                        "{} is damaged: {} bytes with hash {}, the manifest says {} bytes with hash {}",
+                        entry.path, copied.bytes, copied.xxh3, entry.bytes, entry.xxh3
+                    ),
+                ));
+            }
         }
         if data_dir.exists() {
             std::fs::remove_dir(data_dir).map_err(io_error("cannot replace the empty folder", data_dir))?;
         }
-        std::fs::rename(&building, data_dir).map_err(io_error("cannot move the restored folder to", data_dir))
+        std::fs::rename(&building, data_dir).map_err(io_error("cannot move the restored folder to", data_dir))?;
+        // The rename itself made durable.
+        File::open(parent)
+            .and_then(|folder| folder.sync_all())
+            .map_err(io_error("cannot write", parent))
     })();
     if built.is_err() {
         let _ = std::fs::remove_dir_all(&building);
@@ -271,7 +279,12 @@ fn copy_partition(dir: &Path, to: &Path, relative: &Path) -> Result<Vec<FileEntr
         reason,
     };
     for _ in 0..PARTITION_TRIES {
-        let before = std::fs::read(&meta_path).map_err(io_error("cannot read", &meta_path))?;
+        let before = match std::fs::read(&meta_path) {
+            Ok(before) => before,
+            // Retention deleted the day since it was listed: nothing to keep.
+            Err(err) if err.kind() == io::ErrorKind::NotFound && !dir.exists() => return Ok(Vec::new()),
+            Err(err) => return Err(io_error("cannot read", &meta_path)(err)),
+        };
         let index = tantivy::Index::open_in_dir(dir).map_err(|err| partition_error(err.to_string()))?;
         let metas = index.load_metas().map_err(|err| partition_error(err.to_string()))?;
         let mut opened = Vec::new();
@@ -289,15 +302,27 @@ fn copy_partition(dir: &Path, to: &Path, relative: &Path) -> Result<Vec<FileEntr
         }
         lookout_shared::process::private_dir(&to.join(relative))
             .map_err(io_error("cannot create", &to.join(relative)))?;
-        let mut files = Vec::with_capacity(opened.len() + 1);
+        let mut files = Vec::with_capacity(opened.len() + 2);
+        let mut managed = Vec::with_capacity(opened.len());
         for (name, mut file) in opened {
             files.push(copy_open(&mut file, &dir.join(&name), to, &relative.join(&name))?);
+            managed.push(name.to_string_lossy().into_owned());
         }
         files.push(copy_open(
             &mut &before[..],
             &meta_path,
             to,
             &relative.join("meta.json"),
+        )?);
+        // tantivy's list of the files it made: without it, a restored
+        // index would never delete the segments a merge replaces.
+        let managed = serde_json::to_vec(&managed).map_err(|err| partition_error(err.to_string()))?;
+        let managed_path = dir.join(".managed.json");
+        files.push(copy_open(
+            &mut &managed[..],
+            &managed_path,
+            to,
+            &relative.join(".managed.json"),
         )?);
         return Ok(files);
     }

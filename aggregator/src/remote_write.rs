@@ -18,8 +18,10 @@
 //! [`MAX_SAMPLES_PER_REQUEST`]. A failure worth a retry (network, 408, 429,
 //! 5xx) sends the same request again after a growing delay, while new
 //! samples wait in the feed (bounded: past [`FEED_CAPACITY`] the oldest are
-//! dropped and counted); a refusal (other 4xx: such as samples older than
-//! the receiver accepts) drops the request, is counted and logged.
+//! dropped and counted). A refusal (other 4xx: Prometheus refuses a whole
+//! request for one sample older than it accepts) sends the request again
+//! in parts, by host and then in halves, so that only the samples at fault
+//! are dropped, counted and logged.
 //! `lookout_remote_write_samples_total{result}` in `/metrics` counts all
 //! three. The feed is in memory: samples not yet sent at a stop are not
 //! sent after the restart.
@@ -31,7 +33,7 @@ use crate::metricstore::recent::Recent;
 use crate::outbound::Endpoint;
 use prost::Message as _;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ use std::time::Duration;
 pub const MAX_SAMPLES_PER_REQUEST: usize = 5_000;
 /// Samples waiting at most: some ten minutes of 2,000 hosts' metrics.
 pub const FEED_CAPACITY: usize = 2_000_000;
+/// A refused request of one host is split no further than this.
+const MIN_SPLIT: usize = 100;
 /// How long the first sample of a request waits for others.
 pub const BATCH_WAIT: Duration = Duration::from_secs(1);
 /// Longest wait between two tries of a failing request.
@@ -59,22 +63,24 @@ pub struct RemoteWriteParts {
 /// Sends what the feed brings, for ever (the task is aborted at a stop).
 pub async fn run(parts: RemoteWriteParts) {
     let mut failures: u32 = 0;
-    let mut pending: Vec<StoredSample> = Vec::new();
+    // Requests to send, the next first: a refused one comes back split.
+    let mut pending: VecDeque<Vec<StoredSample>> = VecDeque::new();
     loop {
-        if pending.is_empty() {
+        let Some(part) = pending.front() else {
             if parts.feed.is_empty() {
                 parts.feed.arrived().await;
             }
             if parts.feed.len() < MAX_SAMPLES_PER_REQUEST {
                 tokio::time::sleep(BATCH_WAIT).await;
             }
-            pending = parts.feed.take(MAX_SAMPLES_PER_REQUEST);
-            if pending.is_empty() {
-                continue;
+            let taken = parts.feed.take(MAX_SAMPLES_PER_REQUEST);
+            if !taken.is_empty() {
+                pending.push_back(taken);
             }
-        }
-        let body = encode(&pending, &parts.recent);
-        let count = pending.len() as u64;
+            continue;
+        };
+        let (body, count) = encode(part, &parts.recent);
+        let count = count as u64;
         match parts.endpoint.post("remote write", headers(), body).await {
             Ok(()) => {
                 if failures > 0 {
@@ -82,13 +88,23 @@ pub async fn run(parts: RemoteWriteParts) {
                 }
                 failures = 0;
                 parts.metrics.remote_write_samples(count, 0, 0);
-                pending.clear();
+                pending.pop_front();
             }
             Err(err) if err.permanent => {
-                tracing::error!(error = %err.message, samples = count, "remote write refused a request; its samples are dropped");
                 failures = 0;
-                parts.metrics.remote_write_samples(0, count, 0);
-                pending.clear();
+                let Some(refused) = pending.pop_front() else { continue };
+                match split(refused, &parts.recent) {
+                    Ok(halves) => {
+                        tracing::debug!(error = %err.message, "remote write refused a request; sending it in parts");
+                        for half in halves.into_iter().rev() {
+                            pending.push_front(half);
+                        }
+                    }
+                    Err(_) => {
+                        tracing::error!(error = %err.message, samples = count, "remote write refused samples; they are dropped");
+                        parts.metrics.remote_write_samples(0, count, 0);
+                    }
+                }
             }
             Err(err) => {
                 if failures == 0 {
@@ -99,6 +115,28 @@ pub async fn run(parts: RemoteWriteParts) {
             }
         }
     }
+}
+
+/// A refused request in parts, so that only the samples at fault are
+/// lost (such as an hour of one agent's spooled metrics, older than the
+/// receiver takes): by host when it holds several, else in halves down
+/// to [`MIN_SPLIT`] samples. `Err` gives back a request too small to split.
+fn split(samples: Vec<StoredSample>, recent: &Recent) -> Result<Vec<Vec<StoredSample>>, Vec<StoredSample>> {
+    let keys = recent.describe(samples.iter().map(|(id, _, _)| *id));
+    let mut by_host: BTreeMap<Option<Arc<str>>, Vec<StoredSample>> = BTreeMap::new();
+    for sample in samples {
+        let host = keys.get(&sample.0).map(|key| key.host.clone());
+        by_host.entry(host).or_default().push(sample);
+    }
+    if by_host.len() > 1 {
+        return Ok(by_host.into_values().collect());
+    }
+    let mut samples = by_host.into_values().next().unwrap_or_default();
+    if samples.len() < 2 * MIN_SPLIT {
+        return Err(samples);
+    }
+    let second = samples.split_off(samples.len() / 2);
+    Ok(vec![samples, second])
 }
 
 /// 1 s after the first failure, doubling up to [`MAX_RETRY_WAIT`].
@@ -117,36 +155,46 @@ fn headers() -> HeaderMap {
     headers
 }
 
-/// The request body for `samples`: a `WriteRequest`, snappy-compressed.
-/// Samples of series retention has dropped meanwhile are left out.
-pub fn encode(samples: &[StoredSample], recent: &Recent) -> Vec<u8> {
+/// The request body for `samples` (a `WriteRequest`, snappy-compressed)
+/// and how many samples it holds. Samples are grouped by the Prometheus
+/// series they become (two Lookout series can become one, as `a.b` and
+/// `a_b`, or a label whose value is empty and none), in time order, one per
+/// time; samples of series retention has dropped meanwhile are left out.
+pub fn encode(samples: &[StoredSample], recent: &Recent) -> (Vec<u8>, usize) {
     let keys = recent.describe(samples.iter().map(|(id, _, _)| *id));
-    let mut by_series: BTreeMap<i64, Vec<Sample>> = BTreeMap::new();
+    let mut by_series: BTreeMap<BTreeMap<String, String>, Vec<Sample>> = BTreeMap::new();
     for &(id, time_ms, value) in samples {
-        by_series.entry(id).or_default().push(Sample {
+        let Some(key) = keys.get(&id) else {
+            continue;
+        };
+        let mut labels = series_labels(&key.host, &key.labels);
+        labels.insert("__name__".to_owned(), metric_name(&key.name));
+        by_series.entry(labels).or_default().push(Sample {
             value,
             timestamp: time_ms,
         });
     }
+    let mut count = 0;
     let timeseries = by_series
         .into_iter()
-        .filter_map(|(id, mut samples)| {
-            let key = keys.get(&id)?;
+        .map(|(labels, mut samples)| {
             samples.sort_by_key(|sample| sample.timestamp);
             samples.dedup_by_key(|sample| sample.timestamp);
-            let mut labels = series_labels(&key.host, &key.labels);
-            labels.insert("__name__".to_owned(), metric_name(&key.name));
-            Some(TimeSeries {
+            count += samples.len();
+            TimeSeries {
                 // A BTreeMap's order: sorted by name, as the protocol asks.
                 labels: labels.into_iter().map(|(name, value)| Label { name, value }).collect(),
                 samples,
-            })
+            }
         })
         .collect();
     let request = WriteRequest { timeseries };
     let bytes = request.encode_to_vec();
     // Block-format snappy of a buffer in memory does not fail.
-    snap::raw::Encoder::new().compress_vec(&bytes).unwrap_or_default()
+    (
+        snap::raw::Encoder::new().compress_vec(&bytes).unwrap_or_default(),
+        count,
+    )
 }
 
 /// `prometheus.WriteRequest` (remote.proto), the fields protocol 1.0 uses.
@@ -199,7 +247,7 @@ mod tests {
         let recent = Recent::default();
         recent.ensure_series(1, "web-1", "cpu.usage_percent", "{}");
         recent.ensure_series(2, "web-1", "fs.used_percent", r#"{"host":"x","mount":"/"}"#);
-        let body = encode(
+        let (body, count) = encode(
             &[
                 (1, 2_000, 7.5),
                 (2, 1_000, 80.0),
@@ -209,6 +257,7 @@ mod tests {
             ],
             &recent,
         );
+        assert_eq!(count, 3);
         let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
         let request = WriteRequest::decode(raw.as_slice()).unwrap();
         type Shown = (Vec<(String, String)>, Vec<(i64, f64)>);
@@ -246,6 +295,39 @@ mod tests {
             ],
             "series 3 is unknown (gone with retention) and left out"
         );
+    }
+
+    #[test]
+    fn series_that_come_out_alike_in_prometheus_are_one_in_time_order() {
+        let recent = Recent::default();
+        recent.ensure_series(1, "h", "app.depth", "{}");
+        recent.ensure_series(2, "h", "app_depth", "{}");
+        recent.ensure_series(3, "h", "app.depth", r#"{"queue":""}"#);
+        let (body, count) = encode(
+            &[(1, 3_000, 3.0), (2, 1_000, 1.0), (3, 2_000, 2.0), (2, 3_000, 9.0)],
+            &recent,
+        );
+        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+        let request = WriteRequest::decode(raw.as_slice()).unwrap();
+        assert_eq!(request.timeseries.len(), 1);
+        let times: Vec<i64> = request.timeseries[0].samples.iter().map(|s| s.timestamp).collect();
+        assert_eq!(times, [1_000, 2_000, 3_000], "one sample per time, in order");
+        assert_eq!(count, 3);
+    }
+
+    #[test]
+    fn a_refused_request_splits_by_host_then_in_halves() {
+        let recent = Recent::default();
+        recent.ensure_series(1, "a", "cpu.usage_percent", "{}");
+        recent.ensure_series(2, "b", "cpu.usage_percent", "{}");
+        let mixed: Vec<StoredSample> = (0..800).map(|i| (1 + i % 2, i, 1.0)).collect();
+        let parts = split(mixed, &recent).unwrap();
+        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [400, 400], "by host");
+        let halves = split(parts[0].clone(), &recent).unwrap();
+        assert_eq!(halves.iter().map(Vec::len).collect::<Vec<_>>(), [200, 200]);
+        let quarters = split(halves[0].clone(), &recent).unwrap();
+        assert_eq!(quarters.iter().map(Vec::len).collect::<Vec<_>>(), [100, 100]);
+        assert!(split(quarters[0].clone(), &recent).is_err(), "too small to split");
     }
 
     #[test]

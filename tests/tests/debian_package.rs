@@ -17,6 +17,9 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const PACKAGES: [&str; 2] = ["lookout-agent", "lookout-aggregator"];
+/// Left in the data folder while this test has the packages installed: a
+/// run cut short leaves it, and only then does the next run purge first.
+const MARKER: &str = "/var/lib/lookout/.installed-by-the-package-test";
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)
@@ -87,8 +90,24 @@ fn id(kind: &str, name: &str) -> u32 {
 #[test]
 fn the_debian_packages_install_run_as_their_units_say_and_purge_cleanly() {
     let dir = test_dir("debian_package");
-    // A run cut short earlier may have left them.
-    let _ = run("dpkg", &["--purge", PACKAGES[0], PACKAGES[1]]);
+    // The test installs system packages: never over a real install, nor
+    // where systemd would start the services for real.
+    assert!(
+        !Path::new("/run/systemd/system").exists(),
+        "this test installs the packages on this machine: run it where systemd is not PID 1 (a container)"
+    );
+    // Installed, or purged of all but its config files.
+    let installed_before = PACKAGES.iter().any(|package| {
+        let status = run("dpkg-query", &["-W", "-f=${db:Status-Status}", package]);
+        status.status.success() && !matches!(&status.stdout[..], b"" | b"not-installed")
+    });
+    if installed_before {
+        assert!(
+            Path::new(MARKER).exists(),
+            "Lookout packages are installed on this machine and not by this test; it leaves them alone"
+        );
+        ok("dpkg", &["--purge", PACKAGES[0], PACKAGES[1]]);
+    }
     let made_user = !run("getent", &["passwd", "lookout"]).status.success();
     let installed = Installed {
         made_user,
@@ -107,7 +126,12 @@ fn the_debian_packages_install_run_as_their_units_say_and_purge_cleanly() {
     let agent_deb = debs.iter().find(|deb| deb.contains("lookout-agent_")).unwrap();
     // The aggregator first: the agent's package then takes its ingest token.
     ok("dpkg", &["-i", aggregator_deb]);
+    fs::write(MARKER, "").unwrap();
     ok("dpkg", &["-i", agent_deb]);
+    assert!(
+        Path::new("/etc/systemd/system/multi-user.target.wants/lookout-aggregator.service").exists(),
+        "the service is enabled"
+    );
 
     let (uid, gid) = (id("-u", "lookout"), id("-g", "lookout"));
     assert_eq!(mode("/var/lib/lookout"), (0o750, uid, gid));
@@ -199,6 +223,8 @@ fn the_debian_packages_install_run_as_their_units_say_and_purge_cleanly() {
         "/etc/lookout",
         "/var/lib/lookout",
         "/var/lib/lookout-agent",
+        "/etc/systemd/system/multi-user.target.wants/lookout-aggregator.service",
+        "/etc/systemd/system/multi-user.target.wants/lookout-agent.service",
     ] {
         assert!(!Path::new(gone).exists(), "{gone} is left after the purge");
     }
