@@ -917,6 +917,29 @@ mod tests {
     const MINIMAL: &str = "aggregator_url = \"http://127.0.0.1:7070\"\ntoken = \"t\"\n";
 
     #[test]
+    fn the_token_can_come_from_a_private_file_but_not_from_both() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("agent.token");
+        std::fs::write(&token, "ingest-token-from-file\n").unwrap();
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.path().join("agent.toml");
+        let write = |text: String| std::fs::write(&config, text).unwrap();
+        write(format!(
+            "aggregator_url = \"http://127.0.0.1:7070\"\ntoken_file = {:?}\n",
+            token.display().to_string()
+        ));
+        assert_eq!(AgentConfig::load(&config).unwrap().0.token, "ingest-token-from-file");
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o604)).unwrap();
+        let err = AgentConfig::load(&config).unwrap_err().to_string();
+        assert!(err.contains("token_file") && err.contains("chmod"), "{err}");
+        assert!(!err.contains("ingest-token-from-file"), "{err}");
+        write(format!("{MINIMAL}token_file = {:?}\n", token.display().to_string()));
+        let both = AgentConfig::load(&config).unwrap_err().to_string();
+        assert!(both.contains("not both"), "{both}");
+    }
+
+    #[test]
     fn spec_example_is_valid() {
         let text = format!(
             "{MINIMAL}host = \"web-1\"\nstate_dir = \"./agent-state\"\n[[logs]]\npaths = [\"/var/log/app/*.log\"]\nexclude = [\"*.gz\"]\nstart_at = \"beginning\"\n[metrics]\ninterval = \"10s\"\n"

@@ -124,6 +124,7 @@ pub async fn run(
     let file_health = Arc::new(SourceHealth::default());
     let journal_health = Arc::new(SourceHealth::default());
     let ship_stats = Arc::new(ShipStats::default());
+    let reload_health = Arc::new(ReloadHealth::default());
 
     let mut threads = SourceThreads {
         host: host.clone(),
@@ -136,6 +137,7 @@ pub async fn run(
             Arc::clone(&journal_health) as _,
             Arc::clone(&ship_stats) as _,
             Arc::clone(&spool) as _,
+            Arc::clone(&reload_health) as _,
         ],
         journal_health: Arc::clone(&journal_health),
         journal: None,
@@ -222,6 +224,7 @@ pub async fn run(
         sources: reloaded_tx,
         shipper,
         threads,
+        health: reload_health,
     };
     lookout_shared::process::until_shutdown(shutdown, reloads, async || {
         reloader.reload().await;
@@ -360,6 +363,25 @@ struct Reloader {
     sources: mpsc::Sender<Vec<CompiledSource>>,
     shipper: Arc<Shipper>,
     threads: SourceThreads,
+    health: Arc<ReloadHealth>,
+}
+
+/// Whether the last reload was refused: `agent.config_reload_ok` (1, also
+/// before any; 0 after a refusal), so that an alert rule can say that an
+/// agent runs on an older configuration than its file (such as the old
+/// token during a rotation).
+#[derive(Debug, Default)]
+struct ReloadHealth {
+    refused: AtomicBool,
+}
+
+impl health::ReportsHealth for ReloadHealth {
+    fn report(&self, report: &mut dyn FnMut(&'static str, f64)) {
+        report(
+            "agent.config_reload_ok",
+            if self.refused.load(Ordering::Relaxed) { 0.0 } else { 1.0 },
+        );
+    }
 }
 
 impl Reloader {
@@ -385,6 +407,7 @@ impl Reloader {
             Ok(loaded) => loaded,
             Err(err) => {
                 tracing::error!("configuration not reloaded, the one in force stays: {err}");
+                self.health.refused.store(true, Ordering::Relaxed);
                 return false;
             }
         };
@@ -405,6 +428,7 @@ impl Reloader {
             return false;
         }
         self.shipper.token.store(Arc::new(newer.token.clone()));
+        self.health.refused.store(false, Ordering::Relaxed);
         tracing::info!(
             sources = newer.logs.len(),
             restarted = restarted.join(", "),

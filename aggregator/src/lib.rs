@@ -15,9 +15,12 @@
 //! notifications through its own SQLite outbox. [`retention`] deletes old
 //! partitions and samples, [`metrics`] counts what happens, [`config`] reads
 //! `aggregator.toml` (and the rules file). [`backup`] copies a data folder
-//! while it is in use, and rebuilds one from the copy. [`users`] holds the web UI's users
-//! and login sessions, which [`http::access`] checks; [`tls`] serves HTTPS
-//! when `[tls]` is set.
+//! while it is in use, and rebuilds one from the copy. [`remote_write`]
+//! sends every stored metric sample to a Prometheus-compatible receiver,
+//! through [`outbound`], the client every request to another system uses.
+//! [`sqlite`] opens the three SQLite stores one way. [`users`] holds the
+//! web UI's users and login sessions, which [`http::access`] checks;
+//! [`tls`] serves HTTPS when `[tls]` is set.
 //!
 //! [`Aggregator::start`] runs everything in-process (tests use it with port 0);
 //! the binary adds the CLI, logging and signal handling around [`run`].

@@ -307,6 +307,7 @@ fn the_agent_reloads_its_sources_and_token_without_losing_or_doubling_a_line() {
     let agent_dir = dir.join("agent");
     fs::create_dir_all(&agent_dir).unwrap();
     let no_metrics = "[metrics]\nenabled = false\n";
+    let metrics = "[metrics]\ninterval = \"1s\"\n";
     let agent = Agent::start(
         &agent_dir,
         &aggregator.url,
@@ -377,11 +378,7 @@ fn the_agent_reloads_its_sources_and_token_without_losing_or_doubling_a_line() {
             .matches("file sources reloaded")
             .count()
     };
-    write_agent_config(
-        &agent,
-        NEW_INGEST_TOKEN,
-        &format!("{}{no_metrics}", source(&second, "")),
-    );
+    write_agent_config(&agent, NEW_INGEST_TOKEN, &format!("{}{metrics}", source(&second, "")));
     assert!(agent.reload());
     wait_until("the tailer to take the second reload", LIMIT, || tailer_reloads() == 2);
     append(&first.join("app.log"), "orphan line");
@@ -394,7 +391,7 @@ fn the_agent_reloads_its_sources_and_token_without_losing_or_doubling_a_line() {
         &agent,
         NEW_INGEST_TOKEN,
         &format!(
-            "{}multiline = {{ start_pattern = \"(\" }}\n{no_metrics}",
+            "{}multiline = {{ start_pattern = \"(\" }}\n{metrics}",
             source(&second, "")
         ),
     );
@@ -410,4 +407,10 @@ fn the_agent_reloads_its_sources_and_token_without_losing_or_doubling_a_line() {
         aggregator.count("\"still shipped\"") == 1
     });
     assert!(!log.contains(NEW_INGEST_TOKEN), "no token in the agent's log");
+    wait_until("agent.config_reload_ok = 0 after the refusal", LIMIT, || {
+        aggregator
+            .get_text("/api/v1/metrics/prometheus")
+            .lines()
+            .any(|line| line == "lookout_agent_config_reload_ok{host=\"e2e-host\"} 0")
+    });
 }
