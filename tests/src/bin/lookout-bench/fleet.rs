@@ -11,6 +11,8 @@
 //! late starts, the aggregator's CPU and RSS (and the generator's CPU), each
 //! rule's evaluation time from `/metrics`, the probe's latencies and the
 //! metric database's bytes per sample; asserts that every line sent is found.
+//! With `LOOKOUT_BENCH_REMOTE_WRITE=URL` the aggregator also sends every
+//! sample there by remote write, and the counts of what it sent are printed.
 //!
 //! `lookout-bench metric-storage HOSTS HOURS`: the same metric sets, HOURS
 //! of them per host 10 s apart in hours that have passed, sent as an agent
@@ -208,10 +210,15 @@ pub fn bench_fleet(hosts: usize, seconds: u64, lines_per_second: u64) {
     assert!(hosts > 0 && seconds > 0, "HOSTS and SECONDS must be positive");
     let dir = work_dir("fleet");
     fs::write(dir.join("rules.toml"), RULES).expect("rules file");
+    let remote_write = std::env::var("LOOKOUT_BENCH_REMOTE_WRITE").ok();
+    let export = remote_write
+        .as_ref()
+        .map(|url| format!("[export]\nremote_write = \"{url}\"\n"))
+        .unwrap_or_default();
     let (mut aggregator, url) = start_aggregator_with(
         &dir,
         &format!("rules_file = \"{}\"", dir.join("rules.toml").display()),
-        "",
+        &export,
     );
     let pid = aggregator.id();
     println!("{hosts} hosts × {lines_per_second} lines/s and 41 samples every {METRIC_PERIOD} s, {seconds} s");
@@ -308,6 +315,29 @@ pub fn bench_fleet(hosts: usize, seconds: u64, lines_per_second: u64) {
     let stored = search_total(&url, "");
     assert_eq!(stored, sent.lines, "lines sent and lines stored differ");
     println!("| lines sent = stored | {stored} |");
+    if remote_write.is_some() {
+        let sent_by_remote_write = |url: &str| {
+            metrics_text(url)
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix("lookout_remote_write_samples_total{result=\"sent\"} ")?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        wait_until("remote write to send every sample", Duration::from_secs(120), || {
+            std::thread::sleep(Duration::from_millis(200));
+            sent_by_remote_write(&url) >= sent.samples
+        });
+        let text = metrics_text(&url);
+        for line in text
+            .lines()
+            .filter(|line| line.starts_with("lookout_remote_write_samples_total"))
+        {
+            println!("| {line} |");
+        }
+    }
 
     // A clean stop, so the metric database holds everything and no WAL.
     let stopped = std::process::Command::new("kill")
