@@ -371,13 +371,7 @@ fn copy_open(file: &mut impl Read, source: &Path, to: &Path, relative: &Path) ->
         hasher: Xxh3::new(),
         bytes: 0,
     };
-    io::copy(file, &mut out).map_err(|err| {
-        if out.bytes == 0 && err.kind() != io::ErrorKind::WriteZero {
-            io_error("cannot read", source)(err)
-        } else {
-            io_error("cannot copy", source)(err)
-        }
-    })?;
+    io::copy(file, &mut out).map_err(io_error("cannot copy", source))?;
     out.inner.sync_all().map_err(io_error("cannot write", &target))?;
     Ok(FileEntry {
         path: relative.to_string_lossy().replace('\\', "/"),

@@ -201,6 +201,16 @@ fn reload(service: &Service) -> bool {
     outcomes().0 > before.0
 }
 
+/// A finished command's exit status and output, for an assertion's message.
+pub fn shown(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// One of the two Lookout binaries, run on a config file in its test folder,
 /// with its output in a log file there; restartable after a kill or stop.
 #[derive(Debug)]

@@ -6,7 +6,8 @@
 //! and the users, the rules made in the app and the hosts' metrics too.
 
 use lookout_tests::{
-    API_TOKEN, Aggregator, INGEST_TOKEN, binary, count_sequence_numbers, http, ship_steadily, test_dir, wait_until,
+    API_TOKEN, Aggregator, INGEST_TOKEN, binary, count_sequence_numbers, http, ship_steadily, shown, test_dir,
+    wait_until,
 };
 use std::collections::HashSet;
 use std::fs;
@@ -35,15 +36,6 @@ fn aggregator_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// Every file and folder below `dir` is its owner's alone.
 fn assert_private(dir: &Path) {
     for entry in fs::read_dir(dir).unwrap() {
@@ -62,7 +54,7 @@ fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_r
     let first = Aggregator::start(&dir);
     let config = first.config().to_path_buf();
     let added = aggregator_cli(&config, &["user", "add", "carol"], "carol's long password 7\n");
-    assert!(added.status.success(), "{}", text(&added));
+    assert!(added.status.success(), "{}", shown(&added));
     let rule = http()
         .post(format!("{}/api/v1/alerts/rules", first.url))
         .header("Authorization", format!("Bearer {API_TOKEN}"))
@@ -102,11 +94,11 @@ fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_r
 
     let backup_dir = dir.join("backup");
     let backed_up = aggregator_cli(&config, &["backup", "--to", backup_dir.to_str().unwrap()], "");
-    assert!(backed_up.status.success(), "{}", text(&backed_up));
+    assert!(backed_up.status.success(), "{}", shown(&backed_up));
     assert!(
         String::from_utf8_lossy(&backed_up.stdout).contains("written to"),
         "{}",
-        text(&backed_up)
+        shown(&backed_up)
     );
     assert!(
         first.count("steady") < STEADY_LINES,
@@ -114,11 +106,11 @@ fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_r
     );
     assert_private(&backup_dir);
     let again = aggregator_cli(&config, &["backup", "--to", backup_dir.to_str().unwrap()], "");
-    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert_eq!(again.status.code(), Some(1), "{}", shown(&again));
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("is not empty"),
         "{}",
-        text(&again)
+        shown(&again)
     );
     writer.join().unwrap();
 
@@ -139,7 +131,7 @@ fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_r
         &["restore", "--from", backup_dir.to_str().unwrap()],
         "",
     );
-    assert!(restored.status.success(), "{}", text(&restored));
+    assert!(restored.status.success(), "{}", shown(&restored));
     assert_private(&second_dir.join("data"));
     let twice = aggregator_cli(
         &restore_config,
@@ -150,13 +142,13 @@ fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_r
         twice.status.code(),
         Some(1),
         "a restore never overwrites: {}",
-        text(&twice)
+        shown(&twice)
     );
     let users = aggregator_cli(&restore_config, &["user", "list"], "");
     assert!(
         String::from_utf8_lossy(&users.stdout).contains("carol\tviewer"),
         "{}",
-        text(&users)
+        shown(&users)
     );
 
     let second = Aggregator::start_with(&second_dir, "", "");
@@ -207,7 +199,7 @@ fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_r
     assert!(
         String::from_utf8_lossy(&damaged.stderr).contains("users.sqlite is damaged"),
         "{}",
-        text(&damaged)
+        shown(&damaged)
     );
     assert!(!dir.join("third-data").exists());
 }

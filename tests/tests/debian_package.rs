@@ -8,7 +8,7 @@
 //! written to `/var/log` becomes searchable; `dpkg --purge` then leaves
 //! nothing behind.
 
-use lookout_tests::{Process, binary, http, test_dir, wait_until};
+use lookout_tests::{Process, binary, http, shown, test_dir, wait_until};
 use std::fs;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -32,15 +32,6 @@ fn ok(program: &str, args: &[&str]) -> String {
     let output = run(program, args);
     assert!(output.status.success(), "{program} {args:?}: {}", shown(&output));
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn shown(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Purges the packages (and a `lookout` user this test made) at the end,
