@@ -46,6 +46,10 @@ export PATH="$PATH:/usr/sbin"
 python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1 ||
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     opentelemetry-sdk opentelemetry-exporter-otlp-proto-http
+# The archive's test writes to moto's S3 server (PyPI; Debian has no S3
+# server that runs without a cluster).
+python3 -c 'import moto.server, flask' >/dev/null 2>&1 ||
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'moto[server]'
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

@@ -65,6 +65,78 @@ pub struct Config {
     /// Bounds on exports.
     #[serde(default)]
     pub export: ExportConfig,
+    /// Where each day's logs are archived before retention deletes them;
+    /// off without this section.
+    pub archive: Option<ArchiveConfig>,
+}
+
+/// `[archive]`: each day's logs written as compressed NDJSON to a folder or
+/// an S3-compatible bucket once `after_days` have passed (`crate::archive`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// An absolute folder, or `s3://bucket` or `s3://bucket/prefix`.
+    pub to: String,
+    /// A day's partition is archived once this many full days have passed
+    /// since it (from 1 to `retention.logs_days`).
+    pub after_days: u32,
+    /// An S3-compatible endpoint other than AWS's (MinIO, Ceph, moto…),
+    /// `http://` or `https://`; else `AWS_ENDPOINT` or AWS itself.
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region; else `AWS_DEFAULT_REGION` / `AWS_REGION`, or
+    /// `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Access key id; else `AWS_ACCESS_KEY_ID` or the instance's role.
+    pub s3_access_key_id: Option<Secret>,
+    /// Secret access key; else `AWS_SECRET_ACCESS_KEY` or the instance's role.
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+/// Where [`ArchiveConfig::to`] points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArchiveTarget {
+    /// A local (or mounted) folder.
+    Folder(PathBuf),
+    /// An S3 bucket, and the key prefix ("" for none) of everything written.
+    S3 {
+        /// The bucket's name.
+        bucket: String,
+        /// Keys start with this, without leading or trailing `/`.
+        prefix: String,
+    },
+}
+
+impl ArchiveConfig {
+    /// What `to` names, or why it names nothing usable.
+    pub fn target(&self) -> Result<ArchiveTarget, &'static str> {
+        if let Some(rest) = self.to.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+            if !bucket_ok {
+                return Err("names no valid S3 bucket (s3://bucket or s3://bucket/prefix; 3 to 63 of a-z 0-9 . -)");
+            }
+            let prefix = prefix.trim_matches('/');
+            if !prefix.is_empty()
+                && prefix
+                    .split('/')
+                    .any(|part| part.is_empty() || part == "." || part == "..")
+            {
+                return Err("has an empty, `.` or `..` part in its prefix");
+            }
+            return Ok(ArchiveTarget::S3 {
+                bucket: bucket.to_owned(),
+                prefix: prefix.to_owned(),
+            });
+        }
+        let path = PathBuf::from(&self.to);
+        if !path.is_absolute() {
+            return Err("must be an absolute folder or an s3:// URL");
+        }
+        Ok(ArchiveTarget::Folder(path))
+    }
 }
 
 /// `[export]`: what one export (`GET /api/v1/logs/export`) may hold, and
@@ -731,6 +803,7 @@ impl Config {
             ("http", self.http != newer.http),
             ("syslog (but its TLS files)", syslog(self) != syslog(newer)),
             ("export", self.export != newer.export),
+            ("archive", self.archive != newer.archive),
         ]
         .into_iter()
         .filter_map(|(key, differs)| differs.then_some(key))
@@ -778,6 +851,62 @@ impl Config {
         Ok(self)
     }
 
+    /// Checks `[archive]`: a usable `to`, S3 keys only for S3, and
+    /// `after_days` within the days logs are kept.
+    fn check_archive(&self, file: &Path, archive: &ArchiveConfig) -> Result<(), ConfigError> {
+        let target = archive
+            .target()
+            .map_err(|reason| ConfigError::at_key(file, "archive.to", reason))?;
+        if let ArchiveTarget::Folder(folder) = &target
+            && folder.starts_with(&self.data_dir)
+        {
+            return Err(ConfigError::at_key(
+                file,
+                "archive.to",
+                "is inside data_dir: an archive must outlive the data it keeps",
+            ));
+        }
+        let s3_keys = [
+            ("archive.s3_endpoint", archive.s3_endpoint.is_some()),
+            ("archive.s3_region", archive.s3_region.is_some()),
+            ("archive.s3_access_key_id", archive.s3_access_key_id.is_some()),
+            ("archive.s3_secret_access_key", archive.s3_secret_access_key.is_some()),
+        ];
+        if matches!(target, ArchiveTarget::Folder(_))
+            && let Some((key, _)) = s3_keys.iter().find(|(_, set)| *set)
+        {
+            return Err(ConfigError::at_key(file, *key, "applies only to an s3:// archive"));
+        }
+        if archive.s3_access_key_id.is_some() != archive.s3_secret_access_key.is_some() {
+            return Err(ConfigError::at_key(
+                file,
+                "archive.s3_secret_access_key",
+                "s3_access_key_id and s3_secret_access_key go together",
+            ));
+        }
+        if let Some(endpoint) = &archive.s3_endpoint {
+            let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+            if !scheme_ok || endpoint.contains(char::is_whitespace) {
+                return Err(ConfigError::at_key(
+                    file,
+                    "archive.s3_endpoint",
+                    "is not an http:// or https:// URL",
+                ));
+            }
+        }
+        if !(1..=self.retention.logs_days).contains(&archive.after_days) {
+            return Err(ConfigError::at_key(
+                file,
+                "archive.after_days",
+                format!(
+                    "must be from 1 (a day is archived once it has ended) to retention.logs_days ({})",
+                    self.retention.logs_days
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks what the types alone cannot express.
     fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |key: String, reason: String| Err(ConfigError::at_key(file, key, reason));
@@ -789,6 +918,9 @@ impl Config {
             )?;
         }
         check_headers(file, "export.remote_write_headers", &self.export.remote_write_headers)?;
+        if let Some(archive) = &self.archive {
+            self.check_archive(file, archive)?;
+        }
         if !(1..=100_000_000).contains(&self.export.max_lines) {
             return err(
                 "export.max_lines".into(),
@@ -1115,6 +1247,58 @@ mod tests {
         assert_eq!(
             config.sessions.absolute_timeout.get(),
             Duration::from_secs(7 * 24 * 3600)
+        );
+    }
+
+    #[test]
+    fn archive_settings_are_checked() {
+        let with = |section: &str| parse(&format!("{MINIMAL}[archive]\n{section}"));
+        let s3 = with("to = \"s3://logs-bucket/lookout/a\"\nafter_days = 1\n").unwrap();
+        assert_eq!(
+            s3.archive.unwrap().target(),
+            Ok(ArchiveTarget::S3 {
+                bucket: "logs-bucket".into(),
+                prefix: "lookout/a".into()
+            })
+        );
+        let folder = with("to = \"/srv/archive\"\nafter_days = 14\n").unwrap();
+        assert_eq!(
+            folder.archive.unwrap().target(),
+            Ok(ArchiveTarget::Folder("/srv/archive".into()))
+        );
+        for (section, key) in [
+            ("to = \"archive\"\nafter_days = 1\n", "archive.to"),
+            ("to = \"s3://Bad_Bucket\"\nafter_days = 1\n", "archive.to"),
+            ("to = \"s3://bucket/a/../b\"\nafter_days = 1\n", "archive.to"),
+            ("to = \"/srv/a\"\nafter_days = 0\n", "archive.after_days"),
+            ("to = \"/srv/a\"\nafter_days = 15\n", "archive.after_days"),
+            (
+                "to = \"/srv/a\"\nafter_days = 1\ns3_region = \"eu-west-1\"\n",
+                "archive.s3_region",
+            ),
+            (
+                "to = \"s3://bucket\"\nafter_days = 1\ns3_endpoint = \"minio:9000\"\n",
+                "archive.s3_endpoint",
+            ),
+            (
+                "to = \"s3://bucket\"\nafter_days = 1\ns3_access_key_id = \"AKID\"\n",
+                "archive.s3_secret_access_key",
+            ),
+        ] {
+            let err = with(section).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{section}: {err}");
+        }
+        let inside = parse(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"/var/lib/lookout\"\n[auth]\ningest_tokens = [\"ingest-token-a\"]\n\
+             api_tokens = [\"reader-token-b\"]\n[archive]\nto = \"/var/lib/lookout/archive\"\nafter_days = 1\n",
+        )
+        .unwrap_err();
+        assert!(inside.reason.contains("inside data_dir"), "{inside}");
+        let secret = with("to = \"s3://bucket\"\nafter_days = 1\ns3_access_key_id = \"AKID\"\ns3_secret_access_key = \"hush-hush-1\"\n")
+            .unwrap();
+        assert!(
+            !format!("{secret:?}").contains("hush-hush-1"),
+            "the secret key is never shown"
         );
     }
 

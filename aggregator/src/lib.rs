@@ -15,7 +15,9 @@
 //! notifications through its own SQLite outbox. [`retention`] deletes old
 //! partitions and samples, [`metrics`] counts what happens, [`config`] reads
 //! `aggregator.toml` (and the rules file). [`backup`] copies a data folder
-//! while it is in use, and rebuilds one from the copy. [`remote_write`]
+//! while it is in use, and rebuilds one from the copy. [`archive`] writes
+//! each day's logs to a folder or S3 bucket before retention deletes them,
+//! and stores an archived day again. [`remote_write`]
 //! sends every stored metric sample to a Prometheus-compatible receiver,
 //! through [`outbound`], the client every request to another system uses.
 //! [`sqlite`] opens the three SQLite stores one way. [`users`] holds the
@@ -30,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod alert;
+pub mod archive;
 pub mod backup;
 pub mod config;
 pub mod http;
@@ -144,6 +147,23 @@ impl Aggregator {
             .await??,
         );
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
+        let archiver = match &config.archive {
+            Some(archive) => {
+                let destination = archive::Destination::open(archive)?;
+                tracing::info!(
+                    to = destination.shown(),
+                    after_days = archive.after_days,
+                    "archiving each day's logs before retention deletes them"
+                );
+                Some(archive::Archiver::new(
+                    destination,
+                    store.clone(),
+                    archive.after_days,
+                    metrics.clone(),
+                ))
+            }
+            None => None,
+        };
         let rules = {
             let (configured, store) = (config.rules.clone(), alert_store.clone());
             let min_interval = config.alerting.evaluation_interval.get();
@@ -284,7 +304,7 @@ impl Aggregator {
         });
         let mut background = vec![
             tokio::spawn(purge_sessions(users, policy)),
-            tokio::spawn(retention::run(writer.handle(), days.logs_days)),
+            tokio::spawn(retention::run(writer.handle(), days.logs_days, archiver)),
             tokio::spawn(retention::run_metrics(
                 metric_writer.handle(),
                 days.metrics_days,

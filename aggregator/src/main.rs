@@ -10,6 +10,9 @@
 //!   folder into DIR (new or empty), also while the aggregator runs;
 //!   `restore --from DIR` rebuilds the (absent or empty) data folder from
 //!   such a copy after checking it (see [`lookout_aggregator::backup`]).
+//! - `lookout-aggregator --config FILE archive list` prints the days
+//!   `[archive]` holds; `archive restore --day D` stores day D's records
+//!   again (with the aggregator stopped).
 //! - `lookout-aggregator --config FILE user add [--admin] NAME` creates a web
 //!   UI user (role viewer, or admin); `user passwd NAME` sets a new password;
 //!   `user list`, `user remove NAME`. A password is read from stdin (one
@@ -27,6 +30,7 @@ use anyhow::Context as _;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use lookout_aggregator::alert::notify::Notifiers;
+use lookout_aggregator::archive;
 use lookout_aggregator::config::Config;
 use lookout_aggregator::users::{Role, UserStore, secret};
 use std::io::{BufRead as _, IsTerminal as _};
@@ -65,10 +69,30 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
+    /// The `[archive]` of each day's logs: list the archived days, or store
+    /// one again.
+    Archive {
+        #[command(subcommand)]
+        action: ArchiveCommand,
+    },
     /// Manage the web UI's users (stored in data_dir/users.sqlite).
     User {
         #[command(subcommand)]
         action: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Print each archived day with its records, hosts and bytes.
+    List,
+    /// Make an archived day searchable again: its records are stored in
+    /// today's partition with their ids and times (kept `logs_days` from
+    /// now). Stop the aggregator first; restoring a day twice stores nothing twice.
+    Restore {
+        /// The day (YYYY-MM-DD, UTC), as `archive list` shows it.
+        #[arg(long, value_name = "DAY")]
+        day: jiff::civil::Date,
     },
 }
 
@@ -110,6 +134,10 @@ fn main() -> ExitCode {
                 eprintln!("invalid configuration: {}: {err}", config_path.display());
                 ExitCode::from(EXIT_INVALID_CONFIG)
             }
+            Ok(config) if let Some(Err(err)) = config.archive.as_ref().map(archive::check) => {
+                eprintln!("invalid configuration: {}: {err:#}", config_path.display());
+                ExitCode::from(EXIT_INVALID_CONFIG)
+            }
             Ok(_) => {
                 println!("config OK");
                 ExitCode::SUCCESS
@@ -142,6 +170,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Some(Command::Archive { action }) => with_config(&config_path, |config| archive(config, action)),
         Some(Command::User { action }) => with_data_dir(&config_path, |data_dir| manage_users(data_dir, action)),
         None => serve(&config_path),
     }
@@ -150,8 +179,14 @@ fn main() -> ExitCode {
 /// Runs `task` on the configured data folder: exit 0, 1 with the error, or
 /// 2 for an invalid configuration.
 fn with_data_dir(config_path: &Path, task: impl FnOnce(&Path) -> anyhow::Result<()>) -> ExitCode {
+    with_config(config_path, |config| task(&config.data_dir))
+}
+
+/// Runs `task` with the configuration: exit 0, 1 with the error, or 2 for
+/// an invalid configuration.
+fn with_config(config_path: &Path, task: impl FnOnce(&Config) -> anyhow::Result<()>) -> ExitCode {
     match Config::load(config_path) {
-        Ok(config) => match task(&config.data_dir) {
+        Ok(config) => match task(&config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("error: {err:#}");
@@ -161,6 +196,45 @@ fn with_data_dir(config_path: &Path, task: impl FnOnce(&Path) -> anyhow::Result<
         Err(err) => {
             eprintln!("invalid configuration: {err}");
             ExitCode::from(EXIT_INVALID_CONFIG)
+        }
+    }
+}
+
+fn archive(config: &Config, action: ArchiveCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match action {
+        ArchiveCommand::List => runtime.block_on(async {
+            let settings = config
+                .archive
+                .as_ref()
+                .context("the configuration has no [archive] section")?;
+            let destination = archive::Destination::open(settings)?;
+            println!("day\trecords\thosts\tbytes\tarchived at");
+            for day in destination.days().await? {
+                if let Some(manifest) = destination.manifest(day).await? {
+                    let bytes: u64 = manifest.objects.iter().map(|o| o.bytes).sum();
+                    let hosts = manifest.objects.len();
+                    println!(
+                        "{day}\t{}\t{hosts}\t{bytes}\t{}",
+                        manifest.records, manifest.archived_at
+                    );
+                }
+            }
+            Ok(())
+        }),
+        ArchiveCommand::Restore { day } => {
+            let restored = runtime.block_on(archive::restore_offline(config, day))?;
+            println!(
+                "{day} restored from {}: {} records, {} stored, {} already held",
+                config.archive.as_ref().map_or("", |a| a.to.as_str()),
+                restored.records,
+                restored.stored,
+                restored.already_held
+            );
+            Ok(())
         }
     }
 }

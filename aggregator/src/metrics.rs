@@ -153,6 +153,8 @@ pub struct Metrics {
     reloads_applied: AtomicU64,
     reloads_refused: AtomicU64,
     last_reload_refused: AtomicBool,
+    archive_days_written: AtomicU64,
+    archive_days_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -162,6 +164,16 @@ impl Metrics {
         self.remote_write_sent.fetch_add(sent, Ordering::Relaxed);
         self.remote_write_refused.fetch_add(refused, Ordering::Relaxed);
         self.remote_write_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    /// A day of logs was archived, or could not be (and is tried again).
+    pub fn archive_day(&self, written: bool) {
+        let count = if written {
+            &self.archive_days_written
+        } else {
+            &self.archive_days_failed
+        };
+        count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A configuration reload was applied, or refused.
@@ -378,6 +390,14 @@ impl Metrics {
                 ("{result=\"sent\"}", get(&self.remote_write_sent)),
                 ("{result=\"refused\"}", get(&self.remote_write_refused)),
                 ("{result=\"dropped\"}", get(&self.remote_write_dropped)),
+            ],
+        );
+        counter(
+            "lookout_archive_days_total",
+            "Days of logs written to the archive, or not (retention keeps those until they are).",
+            &[
+                ("{result=\"written\"}", get(&self.archive_days_written)),
+                ("{result=\"failed\"}", get(&self.archive_days_failed)),
             ],
         );
         counter(

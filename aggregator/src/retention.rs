@@ -1,12 +1,14 @@
 //! Retention: once an hour (and at startup) the log writer is asked to delete
-//! the day partitions older than `retention.logs_days`, and the metric writer
-//! to delete samples older than `retention.metrics_days`.
+//! the day partitions older than `retention.logs_days` (once `[archive]`
+//! has written them, when it is on), and the metric writer to delete
+//! samples older than `retention.metrics_days`.
 //!
 //! The deletions run on the writer threads, which own the stores; this module
 //! only decides the cutoffs and keeps time. Metric deletion goes in small
 //! steps, each its own command, so ingest batches queue between them rather
 //! than behind a whole pass.
 
+use crate::archive::Archiver;
 use crate::metricstore::rollup::DAY_MS;
 use crate::metricstore::writer::{ExpireCursor, Expiry, MetricWriteError, MetricWriterHandle};
 use crate::store::writer::{WriterHandle, today};
@@ -26,12 +28,22 @@ pub fn cutoff(today: Date, logs_days: u32) -> Date {
         .unwrap_or(Date::MIN)
 }
 
-/// Runs until the writer stops.
-pub async fn run(writer: WriterHandle, logs_days: u32) {
+/// Runs until the writer stops. With an archive, each pass archives the
+/// days that are due first, and no day goes before it is archived.
+pub async fn run(writer: WriterHandle, logs_days: u32, archiver: Option<Archiver>) {
     let mut ticks = tokio::time::interval(PERIOD);
     loop {
         ticks.tick().await;
-        if writer.apply_retention(cutoff(today(), logs_days)).await.is_err() {
+        let today = today();
+        let not_archived = match &archiver {
+            Some(archiver) => archiver.archive_due(today).await,
+            None => Vec::new(),
+        };
+        if writer
+            .apply_retention(cutoff(today, logs_days), not_archived)
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -12,6 +12,7 @@
 pub mod alertmanager;
 pub mod certs;
 pub mod journald;
+pub mod moto;
 pub mod prometheus;
 pub mod rsyslog;
 pub mod smtp;

@@ -130,6 +130,7 @@ enum Command {
     Write(WriteRequest),
     Retention {
         cutoff: Date,
+        keep: Vec<Date>,
     },
     /// Time passed: commit if the interval is up.
     Tick,
@@ -202,10 +203,11 @@ impl WriterHandle {
         answer.await.map_err(|_| WriteError::ShuttingDown)?
     }
 
-    /// Asks the writer to delete partitions of days before `cutoff`.
-    pub async fn apply_retention(&self, cutoff: Date) -> Result<(), WriteError> {
+    /// Asks the writer to delete partitions of days before `cutoff`, but
+    /// those of the days in `keep` (not archived yet).
+    pub async fn apply_retention(&self, cutoff: Date, keep: Vec<Date>) -> Result<(), WriteError> {
         self.tx
-            .send(Command::Retention { cutoff })
+            .send(Command::Retention { cutoff, keep })
             .await
             .map_err(|_| WriteError::ShuttingDown)
     }
@@ -344,7 +346,7 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
         while let Some(command) = next.take() {
             match command {
                 Command::Write(request) => group.push(request),
-                Command::Retention { cutoff } => retention = Some(cutoff),
+                Command::Retention { cutoff, keep } => retention = Some((cutoff, keep)),
                 Command::Tick => {}
                 Command::Shutdown => stop = true,
             }
@@ -373,8 +375,8 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
         if core.commit_due() || stop {
             core.commit_pending();
         }
-        if let Some(cutoff) = retention {
-            core.apply_retention(cutoff);
+        if let Some((cutoff, keep)) = retention {
+            core.apply_retention(cutoff, &keep);
         }
         if stop {
             break;
@@ -801,12 +803,13 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Deletes the partitions of days before `cutoff` (never the one being written).
-    fn apply_retention(&mut self, cutoff: Date) {
+    /// Deletes the partitions of days before `cutoff` but those in `keep`
+    /// (never the one being written).
+    fn apply_retention(&mut self, cutoff: Date, keep: &[Date]) {
         let current_day = self.current.as_ref().map(|c| c.partition.day());
         for partition in self.store.partitions() {
             let day = partition.day();
-            if day >= cutoff || Some(day) == current_day {
+            if day >= cutoff || Some(day) == current_day || keep.contains(&day) {
                 continue;
             }
             self.store.remove_partition(day);
@@ -967,7 +970,9 @@ mod tests {
         assert_eq!(count(&store), 4);
         assert_eq!(store.partitions().len(), 2);
 
-        core.apply_retention(Date::new(2020, 1, 10).unwrap());
+        core.apply_retention(Date::new(2020, 1, 10).unwrap(), &[old_day]);
+        assert_eq!(store.partitions().len(), 2, "a day not archived yet is kept");
+        core.apply_retention(Date::new(2020, 1, 10).unwrap(), &[]);
         assert_eq!(store.partitions().len(), 1);
         assert!(!Partition::dir_for(&tmp.path().join("logs"), old_day).exists());
         assert_eq!(count(&store), 1);

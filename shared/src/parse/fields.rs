@@ -40,7 +40,7 @@ const MAX_KEYS_VISITED: usize = 1024;
 const MAX_DEPTH: usize = 8;
 
 /// One field's value, typed: numbers compare as numbers (`status:>=500`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum FieldValue {
     /// A JSON number, or a bare value that reads as one.
