@@ -149,7 +149,7 @@ impl Aggregator {
         let notifiers = Notifiers::from_config(&config).context("cannot set up the notifiers")?;
         let archiver = match &config.archive {
             Some(archive) => {
-                let destination = archive::Destination::open(archive)?;
+                let destination = archive::Destination::open(archive, true)?;
                 tracing::info!(
                     to = destination.shown(),
                     after_days = archive.after_days,

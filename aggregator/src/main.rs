@@ -211,7 +211,7 @@ fn archive(config: &Config, action: ArchiveCommand) -> anyhow::Result<()> {
                 .archive
                 .as_ref()
                 .context("the configuration has no [archive] section")?;
-            let destination = archive::Destination::open(settings)?;
+            let destination = archive::Destination::open(settings, false)?;
             println!("day\trecords\thosts\tbytes\tarchived at");
             for day in destination.days().await? {
                 if let Some(manifest) = destination.manifest(day).await? {

@@ -101,8 +101,13 @@ fn one_old_day(dir: &Path, age: i64) -> (String, Vec<Value>) {
     assert_eq!(agent.terminate(), Some(0));
     assert_eq!(aggregator.terminate(), Some(0));
     let partitions = dir.join("data/logs");
+    let written: Vec<PathBuf> = fs::read_dir(&partitions)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "one day's partition: {written:?}");
     let day = days_ago(age);
-    fs::rename(partitions.join(days_ago(0)), partitions.join(&day)).expect("today's partition exists");
+    fs::rename(&written[0], partitions.join(&day)).unwrap();
     (day, hits)
 }
 

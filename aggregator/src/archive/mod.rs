@@ -75,10 +75,11 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// Opens `[archive] to`: creates a folder (private) or sets up the S3
+    /// Opens `[archive] to`: a folder (created private when missing and
+    /// `create` is set: the aggregator does, the CLI does not) or the S3
     /// client (`AWS_*` environment variables fill what the section leaves
     /// out). Nothing is sent yet.
-    pub fn open(config: &ArchiveConfig) -> anyhow::Result<Destination> {
+    pub fn open(config: &ArchiveConfig, create: bool) -> anyhow::Result<Destination> {
         let target = config
             .target()
             .map_err(|reason| anyhow::anyhow!("archive.to {reason}"))?;
@@ -86,7 +87,7 @@ impl Destination {
             ArchiveTarget::Folder(folder) => {
                 // Created private when missing; an existing folder (a mount
                 // point, say) keeps the owner and mode it was given.
-                if !folder.exists() {
+                if create && !folder.exists() {
                     lookout_shared::process::private_dir(folder)
                         .with_context(|| format!("cannot create the archive folder {}", folder.display()))?;
                 }
@@ -104,16 +105,19 @@ impl Destination {
                 // again an hour later, and meanwhile retention waits.
                 let retry = object_store::RetryConfig {
                     max_retries: 3,
-                    retry_timeout: Duration::from_secs(60),
+                    retry_timeout: Duration::from_secs(20 * 60),
                     ..Default::default()
                 };
                 // Parts of 10 MiB on a slow uplink: 30 s per request (the
-                // default) would fail them all.
-                let client = object_store::ClientOptions::new().with_timeout(Duration::from_secs(300));
+                // default) would fail them all. Set as a key, so that the
+                // client options `AWS_*` variables gave stay.
                 let mut builder = AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry)
-                    .with_client_options(client);
+                    .with_config(
+                        object_store::aws::AmazonS3ConfigKey::Client(object_store::ClientConfigKey::Timeout),
+                        "300s",
+                    );
                 if let Some(endpoint) = &config.s3_endpoint {
                     builder = builder
                         .with_endpoint(endpoint)
@@ -199,7 +203,7 @@ impl Destination {
 /// starts, as its user).
 pub fn check(config: &ArchiveConfig) -> anyhow::Result<()> {
     match config.target() {
-        Ok(ArchiveTarget::S3 { .. }) => Destination::open(config).map(drop),
+        Ok(ArchiveTarget::S3 { .. }) => Destination::open(config, false).map(drop),
         Ok(ArchiveTarget::Folder(_)) => Ok(()),
         Err(reason) => anyhow::bail!("archive.to {reason}"),
     }
@@ -332,12 +336,17 @@ impl Archiver {
         }
         let read = reader.await.context("the archive reader stopped")?;
         uploaded.with_context(|| format!("cannot write to {}", self.destination.shown()))?;
-        read?;
+        let held = read?;
+        let written: u64 = objects.iter().map(|o: &ManifestObject| o.records).sum();
+        anyhow::ensure!(
+            written == held,
+            "wrote {written} records of {day}, and its partition holds {held}"
+        );
         let manifest = Manifest {
             version: MANIFEST_VERSION,
             day: day.to_string(),
             archived_at: jiff::Timestamp::now().to_string(),
-            records: objects.iter().map(|o: &ManifestObject| o.records).sum(),
+            records: written,
             objects,
         };
         let body = serde_json::to_vec_pretty(&manifest)?;
@@ -452,8 +461,9 @@ struct SegmentParts {
 }
 
 /// Reads every record of `partition`, host by host, as compressed NDJSON
-/// pieces (on a blocking thread).
-fn read_partition(partition: &Partition, schema: &LogSchema, out: &mpsc::Sender<Piece>) -> anyhow::Result<()> {
+/// pieces (on a blocking thread); returns how many records the partition
+/// holds.
+fn read_partition(partition: &Partition, schema: &LogSchema, out: &mpsc::Sender<Piece>) -> anyhow::Result<u64> {
     let stopped = || anyhow::anyhow!("the upload stopped");
     let searcher = partition.searcher();
     let mut hosts = BTreeSet::new();
@@ -517,7 +527,7 @@ fn read_partition(partition: &Partition, schema: &LogSchema, out: &mpsc::Sender<
         encoder.finish()?.flush()?;
         out.blocking_send(Piece::End { records }).map_err(|_| stopped())?;
     }
-    Ok(())
+    Ok(searcher.num_docs())
 }
 
 /// What a restore did.
@@ -537,18 +547,12 @@ pub struct Restored {
 /// for the object being read.
 pub async fn restore_day(
     destination: &Destination,
+    manifest: &Manifest,
     writer: &WriterHandle,
-    day: Date,
     scratch: &Path,
     held_before: HeldBefore,
 ) -> anyhow::Result<Restored> {
-    let manifest = destination.manifest(day).await?.with_context(|| {
-        format!(
-            "{} holds no archive of {day} (no {})",
-            destination.shown(),
-            manifest_path(day)
-        )
-    })?;
+    let day = &manifest.day;
     let mut restored = Restored::default();
     let scratch_file = ScratchFile(scratch.join(format!("archive-restore-{day}.tmp")));
     let mut held_before = Some(held_before);
@@ -599,13 +603,20 @@ pub async fn restore_offline(config: &Config, day: Date) -> anyhow::Result<Resto
         .archive
         .as_ref()
         .context("the configuration has no [archive] section")?;
-    let destination = Destination::open(archive)?;
     let data_dir = config.data_dir.clone();
     let (store, payloads) = tokio::task::spawn_blocking(move || LogStore::open(&data_dir)).await??;
     anyhow::ensure!(
         store.partition(day).is_none(),
         "{day} is still in the index (retention has not deleted it): its records are searchable as they are"
     );
+    let destination = Destination::open(archive, false)?;
+    let manifest = destination.manifest(day).await?.with_context(|| {
+        format!(
+            "{} holds no archive of {day} (no {})",
+            destination.shown(),
+            manifest_path(day)
+        )
+    })?;
     let writer = LogWriter::spawn(
         store,
         payloads,
@@ -631,7 +642,7 @@ pub async fn restore_offline(config: &Config, day: Date) -> anyhow::Result<Resto
         Ok(held)
     })
     .await??;
-    let restored = restore_day(&destination, &writer.handle(), day, &config.data_dir, held_before).await;
+    let restored = restore_day(&destination, &manifest, &writer.handle(), &config.data_dir, held_before).await;
     writer.shutdown().await?;
     restored
 }
@@ -693,7 +704,9 @@ fn decode_object(
     let mut batcher = RestoreBatcher::new(held_before);
     let mut number = 0u64;
     let stopped = || anyhow::anyhow!("the restore stopped");
-    for record in serde_json::Deserializer::from_reader(decoder).into_iter::<ArchivedRecord>() {
+    // Buffered: serde_json reads a reader byte by byte.
+    let buffered = std::io::BufReader::with_capacity(64 << 10, decoder);
+    for record in serde_json::Deserializer::from_reader(buffered).into_iter::<ArchivedRecord>() {
         number += 1;
         let record = record.with_context(|| format!("{shown}: record {number} is not an archived record"))?;
         anyhow::ensure!(
@@ -716,9 +729,10 @@ fn decode_object(
         "{shown} holds {number} records, its manifest says {}",
         object.records
     );
-    let (left_out, held, last) = batcher.finish();
-    if let Some(batch) = last {
+    let finished = batcher.finish();
+    // The claims go last: the writer stores batches in the order sent.
+    for batch in finished.last.into_iter().chain(finished.claim) {
         out.blocking_send(batch).map_err(|_| stopped())?;
     }
-    Ok((number, left_out, held))
+    Ok((number, finished.already_held, finished.held_before))
 }

@@ -100,7 +100,7 @@ pub struct Manifest {
 pub struct ManifestObject {
     /// The host whose records it holds.
     pub host: String,
-    /// Its name under the archive's root (`YYYY-MM-DD/<host>.ndjson.zst`).
+    /// Its name under the archive's root (`YYYY-MM-DD/<host>-<hash>.ndjson.zst`).
     pub object: String,
     /// Records (lines) in it.
     pub records: u64,
@@ -131,9 +131,9 @@ pub fn object_name(host: &str) -> String {
     )
 }
 
-/// Message bytes a restore sends at a time, at most: a batch's memory is
-/// bounded whatever its records' size.
-const MESSAGE_BYTES_PER_BATCH: usize = 4 << 20;
+/// Record bytes (message, fields, labels) a restore sends at a time, at
+/// most: a batch's memory is bounded whatever its records' size.
+const BYTES_PER_BATCH: usize = 4 << 20;
 
 /// The byte ranges the index held before a restore began, by `host/stream`
 /// key (and by stream id alone, as payloads written before ranges were
@@ -144,19 +144,22 @@ pub type HeldBefore = crate::store::intervals::StreamIntervals;
 /// batches the log writer stores.
 ///
 /// A record whose stream range the index held before the restore began is
-/// counted and left out. The rest go in unchecked chunks (their order in
-/// an archive follows the index's segments, not their offsets, so a
-/// range claimed for one batch may hold records of a later one), and each
-/// batch ends with one record-less chunk per stream that claims the range
-/// its records span: the claim and the records commit together, so a
-/// second restore, or one run again after a crash, finds them held.
+/// counted and left out. The rest go in unchecked chunks: their order in
+/// an archive follows the index's segments, not their offsets, so a range
+/// claimed while an object is read could hold records not stored yet, and
+/// a restore cut short there and run again would leave them out. Only
+/// once every record of an object is stored does [`RestoreBatcher::finish`]
+/// give the batch that claims, per stream, the range its records span (one
+/// range per stream in the commit payload). A restore cut short within an
+/// object, run again, stores that object's records stored so far twice;
+/// it never leaves one out.
 pub struct RestoreBatcher {
     held_before: HeldBefore,
     batch: PreparedBatch,
-    /// Per `(host, stream)` of the batch: the claimed range so far.
+    /// Per `(host, stream)`: the range the object's records span.
     claims: HashMap<(String, String), (u64, u64)>,
     records_in_batch: usize,
-    message_bytes: usize,
+    bytes_in_batch: usize,
     already_held: u64,
 }
 
@@ -168,7 +171,7 @@ impl RestoreBatcher {
             batch: PreparedBatch::default(),
             claims: HashMap::new(),
             records_in_batch: 0,
-            message_bytes: 0,
+            bytes_in_batch: 0,
             already_held: 0,
         }
     }
@@ -184,6 +187,7 @@ impl RestoreBatcher {
             self.already_held += 1;
             return None;
         }
+        self.bytes_in_batch += record_bytes(&record);
         let claim = self
             .claims
             .entry((record.host.clone(), record.stream.clone()))
@@ -216,7 +220,6 @@ impl RestoreBatcher {
         });
         chunk.start = chunk.start.min(record.offset);
         chunk.end = chunk.end.max(record.offset.saturating_add(1));
-        self.message_bytes += record.message.len();
         chunk.records.push(PreparedRecord {
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
@@ -227,22 +230,21 @@ impl RestoreBatcher {
             fields: record.fields,
         });
         self.records_in_batch += 1;
-        let full = self.records_in_batch >= RECORDS_PER_BATCH || self.message_bytes >= MESSAGE_BYTES_PER_BATCH;
+        let full = self.records_in_batch >= RECORDS_PER_BATCH || self.bytes_in_batch >= BYTES_PER_BATCH;
         full.then(|| self.take())
     }
 
-    /// How many records were left out as held, the held ranges given at
-    /// the start (for the next object), and the last batch, if any.
-    pub fn finish(mut self) -> (u64, HeldBefore, Option<PreparedBatch>) {
+    /// Once the object's records are all read: the last batch of them, if
+    /// any, then the batch that claims their ranges (to be stored after
+    /// every batch before it is), how many were left out as held, and the
+    /// held ranges given at the start (for the next object).
+    pub fn finish(mut self) -> Finished {
         let last = (self.records_in_batch > 0).then(|| self.take());
-        (self.already_held, self.held_before, last)
-    }
-
-    fn take(&mut self) -> PreparedBatch {
         let mut claims: Vec<_> = self.claims.drain().collect();
         claims.sort();
+        let mut claim = PreparedBatch::default();
         for ((host, stream), (start, end)) in claims {
-            self.batch.chunks.push(PreparedChunk {
+            claim.chunks.push(PreparedChunk {
                 host,
                 stream,
                 source: String::new(),
@@ -254,10 +256,48 @@ impl RestoreBatcher {
                 records: Vec::new(),
             });
         }
+        Finished {
+            last,
+            claim: (!claim.chunks.is_empty()).then_some(claim),
+            already_held: self.already_held,
+            held_before: self.held_before,
+        }
+    }
+
+    fn take(&mut self) -> PreparedBatch {
         self.records_in_batch = 0;
-        self.message_bytes = 0;
+        self.bytes_in_batch = 0;
         std::mem::take(&mut self.batch)
     }
+}
+
+/// About what `record` takes in memory beyond its fixed size.
+fn record_bytes(record: &ArchivedRecord) -> usize {
+    let fields: usize = record
+        .fields
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    FieldValue::Text(text) => text.len(),
+                    FieldValue::Number(_) => 8,
+                }
+        })
+        .sum();
+    let labels: usize = record.labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+    record.message.len() + fields + labels
+}
+
+/// What [`RestoreBatcher::finish`] gives.
+pub struct Finished {
+    /// The object's last records.
+    pub last: Option<PreparedBatch>,
+    /// Record-less chunks claiming each stream's range.
+    pub claim: Option<PreparedBatch>,
+    /// Records left out because the index held them before.
+    pub already_held: u64,
+    /// The held ranges the batcher was given.
+    pub held_before: HeldBefore,
 }
 
 #[cfg(test)]
@@ -300,7 +340,7 @@ mod tests {
     }
 
     #[test]
-    fn records_out_of_offset_order_are_all_stored_and_each_batch_claims_its_ranges() {
+    fn records_out_of_offset_order_are_all_stored_and_claimed_once_all_are() {
         // Two streams interleaved, and (as an index's segments give them)
         // the later offsets of stream a before its earlier ones.
         let mut order: Vec<u64> = (1500..3000).chain(0..1500).collect();
@@ -316,35 +356,32 @@ mod tests {
             let stream = if i % 3 == 0 { "b" } else { "a" };
             batches.extend(batcher.push(record("web-1", stream, i * 10, 1_000 + i as i64)));
         }
-        let (already_held, _, last) = batcher.finish();
-        batches.extend(last);
+        assert!(
+            batches.iter().flat_map(|b| &b.chunks).all(|c| !c.dedup),
+            "nothing is claimed before every record is stored"
+        );
+        let finished = batcher.finish();
+        batches.extend(finished.last);
         let held_a = (0..3000u64).filter(|i| i % 3 != 0 && i * 10 < 100).count() as u64;
-        assert_eq!(already_held, held_a, "what the index held is left out");
+        assert_eq!(finished.already_held, held_a, "what the index held is left out");
         let stored: Vec<&PreparedRecord> = batches
             .iter()
             .flat_map(|b| &b.chunks)
-            .filter(|c| !c.dedup)
             .flat_map(|c| &c.records)
             .collect();
         assert_eq!(stored.len() as u64, 3000 - held_a, "every other record, once");
-        for batch in &batches {
-            let records: Vec<_> = batch.chunks.iter().filter(|c| !c.dedup).collect();
-            let claims: Vec<_> = batch.chunks.iter().filter(|c| c.dedup).collect();
-            assert!(claims.iter().all(|c| c.records.is_empty()), "claims carry no records");
-            for chunk in records {
-                let claim = claims
-                    .iter()
-                    .find(|c| c.host == chunk.host && c.stream == chunk.stream)
-                    .expect("each stream of a batch is claimed in it");
-                assert!(
-                    chunk
-                        .records
-                        .iter()
-                        .all(|r| (claim.start..claim.end).contains(&r.offset))
-                );
-                assert!(chunk.time_range.is_some());
-            }
-        }
+        assert!(batches.iter().flat_map(|b| &b.chunks).all(|c| c.time_range.is_some()));
+        let claim = finished.claim.expect("the object's ranges are claimed");
+        let ranges: Vec<(&str, u64, u64, bool)> = claim
+            .chunks
+            .iter()
+            .map(|c| (c.stream.as_str(), c.start, c.end, c.dedup && c.records.is_empty()))
+            .collect();
+        assert_eq!(
+            ranges,
+            vec![("a", 100, 29_991, true), ("b", 0, 29_971, true)],
+            "one range per stream"
+        );
         assert_eq!(stored[0].ingested_ms, stored[0].timestamp_ms + 5, "arrival time kept");
     }
 
@@ -352,7 +389,7 @@ mod tests {
     fn a_batch_closes_at_its_byte_budget() {
         let mut batcher = RestoreBatcher::new(HeldBefore::new());
         let mut big = record("web-1", "a", 0, 1);
-        big.message = "x".repeat(MESSAGE_BYTES_PER_BATCH / 2);
+        big.message = "x".repeat(BYTES_PER_BATCH / 2);
         assert!(batcher.push(big.clone()).is_none());
         big.offset = 10;
         let batch = batcher.push(big).expect("the second half-budget record fills it");
