@@ -93,9 +93,13 @@
 //!   (default 60); see `fleet.rs`.
 //! - `lookout-bench metric-storage HOSTS HOURS`: HOURS of past metric sets
 //!   of HOSTS hosts sent as a backlog; bytes per sample once compacted.
+//! - `lookout-bench archive FILE HOSTS [LINES]`: FILE's lines from HOSTS
+//!   hosts in turn, LINES a request, their day archived to a folder and
+//!   restored; see `archive.rs`.
 //!
 //! Make FILE with `python3 scripts/make-dataset.py FILE N`.
 
+mod archive;
 mod fleet;
 mod scale;
 
@@ -173,9 +177,18 @@ fn main() {
         "first-view" => scale::bench_first_view(&file),
         "space" => scale::bench_space(&file),
         "stats" => scale::bench_stats(&file),
+        "archive" => archive::bench_archive(
+            &file,
+            args.get(3)
+                .and_then(|hosts| hosts.parse().ok())
+                .unwrap_or_else(|| panic!("usage: lookout-bench archive FILE HOSTS [LINES]")),
+            args.get(4).map_or(100, |lines| {
+                lines.parse().unwrap_or_else(|_| panic!("`{lines}` is not a number of lines"))
+            }),
+        ),
         other => {
             eprintln!(
-                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, patterns, receivers, index, first-view, space, stats, idle, alert-latency, journald, fleet or metric-storage"
+                "unknown mode {other}: agent, pipeline, rsyslog, ui-search, detect, patterns, receivers, index, first-view, space, stats, archive, idle, alert-latency, journald, fleet or metric-storage"
             );
             std::process::exit(2);
         }
