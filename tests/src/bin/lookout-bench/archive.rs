@@ -114,11 +114,7 @@ pub fn bench_archive(file: &Path, hosts: usize, lines_per_request: usize) {
         .output()
         .expect("the restore runs");
     let restore_secs = started.elapsed().as_secs_f64();
-    assert!(
-        restore.status.success(),
-        "{}",
-        String::from_utf8_lossy(&restore.stderr)
-    );
+    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
     let said = String::from_utf8_lossy(&restore.stdout);
     assert!(said.contains(&format!("{total} records, {total} stored")), "{said}");
     let measured = String::from_utf8_lossy(&restore.stderr);
@@ -136,10 +132,11 @@ pub fn bench_archive(file: &Path, hosts: usize, lines_per_request: usize) {
 
     println!("| figure | value |");
     println!("|---|---|");
+    println!("| lines, hosts | {total}, {hosts} ({lines_per_request} lines per request, hosts in turn) |");
     println!(
-        "| lines, hosts | {total}, {hosts} ({lines_per_request} lines per request, hosts in turn) |"
+        "| raw bytes, index bytes | {raw}, {index_bytes} ({:.2} × raw) |",
+        index_bytes as f64 / raw as f64
     );
-    println!("| raw bytes, index bytes | {raw}, {index_bytes} ({:.2} × raw) |", index_bytes as f64 / raw as f64);
     println!(
         "| archive: wall from start to manifest, aggregator CPU, peak RSS | {archived_secs:.1} s, {:.1} CPU-s, {} MB |",
         usage.0,

@@ -183,7 +183,9 @@ fn main() {
                 .and_then(|hosts| hosts.parse().ok())
                 .unwrap_or_else(|| panic!("usage: lookout-bench archive FILE HOSTS [LINES]")),
             args.get(4).map_or(100, |lines| {
-                lines.parse().unwrap_or_else(|_| panic!("`{lines}` is not a number of lines"))
+                lines
+                    .parse()
+                    .unwrap_or_else(|_| panic!("`{lines}` is not a number of lines"))
             }),
         ),
         other => {
