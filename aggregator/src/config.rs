@@ -77,8 +77,9 @@ pub struct Config {
 pub struct ArchiveConfig {
     /// An absolute folder, or `s3://bucket` or `s3://bucket/prefix`.
     pub to: String,
-    /// A day's partition is archived once this many full days have passed
-    /// since it (from 1 to `retention.logs_days`).
+    /// A day's partition is archived once this many days have begun since
+    /// it began (1: once it has ended; from 1 to `retention.logs_days`, so a
+    /// day is archived at least a day before retention deletes it).
     pub after_days: u32,
     /// An S3-compatible endpoint other than AWS's (MinIO, Ceph, moto…),
     /// `http://` or `https://`; else `AWS_ENDPOINT` or AWS itself.
@@ -899,7 +900,8 @@ impl Config {
                 file,
                 "archive.after_days",
                 format!(
-                    "must be from 1 (a day is archived once it has ended) to retention.logs_days ({})",
+                    "must be from 1 (a day is archived once it has ended) to retention.logs_days ({}): \
+                     retention deletes a day only once it is archived",
                     self.retention.logs_days
                 ),
             ));

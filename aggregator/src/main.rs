@@ -213,15 +213,15 @@ fn archive(config: &Config, action: ArchiveCommand) -> anyhow::Result<()> {
                 .context("the configuration has no [archive] section")?;
             let destination = archive::Destination::open(settings, false)?;
             println!("day\trecords\thosts\tbytes\tarchived at");
-            for day in destination.days().await? {
-                if let Some(manifest) = destination.manifest(day).await? {
-                    let bytes: u64 = manifest.objects.iter().map(|o| o.bytes).sum();
-                    let hosts = manifest.objects.len();
-                    println!(
-                        "{day}\t{}\t{hosts}\t{bytes}\t{}",
-                        manifest.records, manifest.archived_at
-                    );
-                }
+            for manifest in destination.manifests().await? {
+                let bytes: u64 = manifest.objects.iter().map(|o| o.bytes).sum();
+                println!(
+                    "{}\t{}\t{}\t{bytes}\t{}",
+                    manifest.day,
+                    manifest.records,
+                    manifest.objects.len(),
+                    manifest.archived_at
+                );
             }
             Ok(())
         }),

@@ -29,18 +29,17 @@ pub fn cutoff(today: Date, logs_days: u32) -> Date {
 }
 
 /// Runs until the writer stops. With an archive, each pass archives the
-/// days that are due first, and no day goes before it is archived.
-pub async fn run(writer: WriterHandle, logs_days: u32, archiver: Option<Archiver>) {
+/// days that are due first, and deletes only days known to be archived.
+pub async fn run(writer: WriterHandle, logs_days: u32, mut archiver: Option<Archiver>) {
     let mut ticks = tokio::time::interval(PERIOD);
     loop {
         ticks.tick().await;
-        let today = today();
-        let not_archived = match &archiver {
-            Some(archiver) => archiver.archive_due(today).await,
-            None => Vec::new(),
+        let only_archived = match &mut archiver {
+            Some(archiver) => Some(archiver.archive_due().await),
+            None => None,
         };
         if writer
-            .apply_retention(cutoff(today, logs_days), not_archived)
+            .apply_retention(cutoff(today(), logs_days), only_archived)
             .await
             .is_err()
         {

@@ -202,6 +202,35 @@ fn reload(service: &Service) -> bool {
     outcomes().0 > before.0
 }
 
+/// `lookout-aggregator --config CONFIG ARGS`, with `stdin` as its input.
+pub fn aggregator_cli(config: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new(binary("lookout-aggregator"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the aggregator binary runs");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Every file and folder below `dir` is its owner's alone.
+pub fn assert_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", entry.path().display());
+        if entry.file_type().unwrap().is_dir() {
+            assert_private(&entry.path());
+        }
+    }
+}
+
 /// A finished command's exit status and output, for an assertion's message.
 pub fn shown(output: &std::process::Output) -> String {
     format!(

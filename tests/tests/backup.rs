@@ -6,47 +6,16 @@
 //! and the users, the rules made in the app and the hosts' metrics too.
 
 use lookout_tests::{
-    API_TOKEN, Aggregator, INGEST_TOKEN, binary, count_sequence_numbers, http, ship_steadily, shown, test_dir,
-    wait_until,
+    API_TOKEN, Aggregator, INGEST_TOKEN, aggregator_cli, assert_private, count_sequence_numbers, http, ship_steadily,
+    shown, test_dir, wait_until,
 };
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(60);
 /// Lines the agent ships; the backup is taken while they arrive.
 const STEADY_LINES: u64 = 30_000;
-
-/// `lookout-aggregator --config CONFIG ARGS`, with `stdin` as its input.
-fn aggregator_cli(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(binary("lookout-aggregator"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the aggregator binary runs");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// Every file and folder below `dir` is its owner's alone.
-fn assert_private(dir: &Path) {
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode & 0o077, 0, "{} has mode {mode:o}", entry.path().display());
-        if entry.file_type().unwrap().is_dir() {
-            assert_private(&entry.path());
-        }
-    }
-}
 
 #[test]
 fn a_backup_taken_during_ingest_restores_every_answered_line_the_users_and_the_rules() {

@@ -27,9 +27,9 @@
 
 mod record;
 
-pub use record::{
-    ArchivedRecord, HeldBefore, MANIFEST_NAME, MANIFEST_VERSION, Manifest, ManifestObject, RestoreBatcher,
-};
+pub use record::{Manifest, ManifestObject};
+
+use record::{ArchivedRecord, HeldBefore, MANIFEST_NAME, MANIFEST_VERSION, RestoreBatcher};
 
 use crate::config::{ArchiveConfig, ArchiveTarget, Config};
 use crate::metrics::Metrics;
@@ -70,7 +70,6 @@ const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
 /// The configured destination, and how to name it in logs (never with
 /// credentials).
-#[derive(Clone)]
 pub struct Destination {
     store: Arc<dyn ObjectStore>,
     shown: String,
@@ -168,35 +167,39 @@ impl Destination {
         let manifest: Manifest =
             serde_json::from_slice(&bytes).with_context(|| format!("{path} in {} is not a manifest", self.shown))?;
         anyhow::ensure!(
-            manifest.version == MANIFEST_VERSION && manifest.day == day.to_string(),
-            "{path} in {} is of version {} for {}; this build reads version {MANIFEST_VERSION}",
+            manifest.version == MANIFEST_VERSION,
+            "{path} in {} is of version {}; this build reads version {MANIFEST_VERSION}",
             self.shown,
-            manifest.version,
+            manifest.version
+        );
+        anyhow::ensure!(
+            manifest.day == day.to_string(),
+            "{path} in {} is the manifest of {}, not of {day}",
+            self.shown,
             manifest.day
         );
         Ok(Some(manifest))
     }
 
-    /// The days that have a manifest, oldest first.
-    pub async fn days(&self) -> anyhow::Result<Vec<Date>> {
+    /// The manifests of the archived days, oldest first (a day's folder
+    /// without one is a day not archived).
+    pub async fn manifests(&self) -> anyhow::Result<Vec<Manifest>> {
         let listed = self
             .store
             .list_with_delimiter(None)
             .await
             .with_context(|| format!("cannot list {}", self.shown))?;
-        let mut days = Vec::new();
-        for folder in listed.common_prefixes {
-            let Some(day) = folder.filename().and_then(Partition::day_of_dir_name) else {
-                continue;
-            };
-            match self.store.head(&manifest_path(day)).await {
-                Ok(_) => days.push(day),
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(err) => return Err(err).with_context(|| format!("cannot read {folder} in {}", self.shown)),
-            }
-        }
+        let mut days: Vec<Date> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|folder| folder.filename().and_then(Partition::day_of_dir_name))
+            .collect();
         days.sort();
-        Ok(days)
+        let mut manifests = Vec::new();
+        for day in days {
+            manifests.extend(self.manifest(day).await?);
+        }
+        Ok(manifests)
     }
 }
 
@@ -225,6 +228,9 @@ pub struct Archiver {
     logs: LogStore,
     after_days: u32,
     metrics: Arc<Metrics>,
+    /// Days whose manifest was found or written: a past partition does not
+    /// change, so it is not asked again.
+    archived: BTreeSet<Date>,
 }
 
 impl Archiver {
@@ -235,27 +241,40 @@ impl Archiver {
             logs,
             after_days,
             metrics,
+            archived: BTreeSet::new(),
         }
     }
 
-    /// Archives every partition at least `after_days` full days old that
-    /// has no manifest yet. Returns the days that are due and still not
-    /// archived (each failure is logged and counted): retention keeps them.
-    pub async fn archive_due(&self, today: Date) -> Vec<Date> {
-        let due_before = cutoff(today, self.after_days);
-        let mut not_archived = Vec::new();
-        for partition in self.logs.partitions() {
+    /// Archives every partition of a day at least `after_days` days before
+    /// today (1: every day that has ended) that has no manifest yet. Days
+    /// are counted from ten minutes ago, so that what arrived just before
+    /// midnight is committed before its day is read. Each failure is logged
+    /// and counted. Returns the days known to be archived: retention
+    /// deletes no other.
+    pub async fn archive_due(&mut self) -> Vec<Date> {
+        let settled = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
+        let due_before = cutoff(settled.to_zoned(jiff::tz::TimeZone::UTC).date(), self.after_days - 1);
+        let partitions = self.logs.partitions();
+        self.archived.retain(|day| partitions.iter().any(|p| p.day() == *day));
+        for partition in partitions {
             let day = partition.day();
             if day >= due_before {
                 break;
             }
+            if self.archived.contains(&day) {
+                continue;
+            }
             let outcome = match self.is_archived(&partition).await {
-                Ok(true) => continue,
+                Ok(true) => {
+                    self.archived.insert(day);
+                    continue;
+                }
                 Ok(false) => self.archive_day(partition).await,
                 Err(err) => Err(err),
             };
             match outcome {
                 Ok(manifest) => {
+                    self.archived.insert(day);
                     self.metrics.archive_day(true);
                     tracing::info!(
                         %day,
@@ -273,11 +292,10 @@ impl Archiver {
                         to = self.destination.shown(),
                         "cannot archive a day of logs, retention keeps it until it is archived: {err:#}"
                     );
-                    not_archived.push(day);
                 }
             }
         }
-        not_archived
+        self.archived.iter().copied().collect()
     }
 
     /// Whether `partition`'s day has a manifest that holds as many records
@@ -317,14 +335,16 @@ impl Archiver {
                         upload = Some(Upload::new(self.destination.store.clone(), day, host));
                     }
                     Piece::Data(bytes) => {
-                        if let Some(upload) = upload.as_mut() {
-                            upload.write(&bytes).await?;
-                        }
+                        let Some(upload) = upload.as_mut() else {
+                            anyhow::bail!("compressed bytes came before their object began");
+                        };
+                        upload.write(&bytes).await?;
                     }
                     Piece::End { records } => {
-                        if let Some(upload) = upload.take() {
-                            objects.push(upload.finish(records).await?);
-                        }
+                        let Some(upload) = upload.take() else {
+                            anyhow::bail!("an object ended that had not begun");
+                        };
+                        objects.push(upload.finish(records).await?);
                     }
                 }
             }
@@ -547,7 +567,7 @@ pub struct Restored {
 /// object's size and hash first and leaving out what `held_before` (the
 /// index's ranges before the restore) covers; `scratch` is a private folder
 /// for the object being read.
-pub async fn restore_day(
+async fn restore_day(
     destination: &Destination,
     manifest: &Manifest,
     writer: &WriterHandle,
@@ -574,8 +594,8 @@ pub async fn restore_day(
                 .write(batch)
                 .await
                 .context("the log index did not store a batch")?;
+            // Restored records are sent unchecked: none is a duplicate here.
             restored.stored += answer.accepted;
-            restored.already_held += answer.duplicates;
         }
         let (records, left_out, held) = decode.await.context("the archive decoder stopped")??;
         restored.records += records;

@@ -67,7 +67,7 @@ impl ArchivedRecord {
             source: hit.source,
             stream,
             offset,
-            level: Level::from_name(&hit.level),
+            level: lookout_shared::parse::level_from_value(&hit.level),
             message: hit.message,
             truncated: hit.truncated,
             labels: hit.labels,
@@ -178,7 +178,7 @@ impl RestoreBatcher {
 
     /// Adds `record`; returns a batch when one is full.
     pub fn push(&mut self, record: ArchivedRecord) -> Option<PreparedBatch> {
-        let key = format!("{}/{}", record.host, record.stream);
+        let key = crate::store::writer::held_key(&record.host, &record.stream);
         let held = [key.as_str(), record.stream.as_str()]
             .iter()
             .filter_map(|key| self.held_before.get(*key))

@@ -130,7 +130,7 @@ enum Command {
     Write(WriteRequest),
     Retention {
         cutoff: Date,
-        keep: Vec<Date>,
+        only: Option<Vec<Date>>,
     },
     /// Time passed: commit if the interval is up.
     Tick,
@@ -204,10 +204,10 @@ impl WriterHandle {
     }
 
     /// Asks the writer to delete partitions of days before `cutoff`, but
-    /// those of the days in `keep` (not archived yet).
-    pub async fn apply_retention(&self, cutoff: Date, keep: Vec<Date>) -> Result<(), WriteError> {
+    /// only those in `only` when it is given (the archived days).
+    pub async fn apply_retention(&self, cutoff: Date, only: Option<Vec<Date>>) -> Result<(), WriteError> {
         self.tx
-            .send(Command::Retention { cutoff, keep })
+            .send(Command::Retention { cutoff, only })
             .await
             .map_err(|_| WriteError::ShuttingDown)
     }
@@ -346,7 +346,7 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
         while let Some(command) = next.take() {
             match command {
                 Command::Write(request) => group.push(request),
-                Command::Retention { cutoff, keep } => retention = Some((cutoff, keep)),
+                Command::Retention { cutoff, only } => retention = Some((cutoff, only)),
                 Command::Tick => {}
                 Command::Shutdown => stop = true,
             }
@@ -375,8 +375,8 @@ fn run(mut core: WriterCore, mut rx: mpsc::Receiver<Command>) {
         if core.commit_due() || stop {
             core.commit_pending();
         }
-        if let Some((cutoff, keep)) = retention {
-            core.apply_retention(cutoff, &keep);
+        if let Some((cutoff, only)) = retention {
+            core.apply_retention(cutoff, only.as_deref());
         }
         if stop {
             break;
@@ -803,13 +803,14 @@ impl WriterCore {
         Ok(())
     }
 
-    /// Deletes the partitions of days before `cutoff` but those in `keep`
-    /// (never the one being written).
-    fn apply_retention(&mut self, cutoff: Date, keep: &[Date]) {
+    /// Deletes the partitions of days before `cutoff`, and with `only` just
+    /// those of the days it names (never the one being written).
+    fn apply_retention(&mut self, cutoff: Date, only: Option<&[Date]>) {
         let current_day = self.current.as_ref().map(|c| c.partition.day());
         for partition in self.store.partitions() {
             let day = partition.day();
-            if day >= cutoff || Some(day) == current_day || keep.contains(&day) {
+            let named = only.is_none_or(|days| days.contains(&day));
+            if day >= cutoff || Some(day) == current_day || !named {
                 continue;
             }
             self.store.remove_partition(day);
@@ -890,7 +891,7 @@ fn union(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
 }
 
 /// The key of a stream's held ranges in a partition's payload: `host/stream`.
-fn held_key(host: &str, stream: &str) -> String {
+pub(crate) fn held_key(host: &str, stream: &str) -> String {
     format!("{host}/{stream}")
 }
 
@@ -970,9 +971,9 @@ mod tests {
         assert_eq!(count(&store), 4);
         assert_eq!(store.partitions().len(), 2);
 
-        core.apply_retention(Date::new(2020, 1, 10).unwrap(), &[old_day]);
+        core.apply_retention(Date::new(2020, 1, 10).unwrap(), Some(&[]));
         assert_eq!(store.partitions().len(), 2, "a day not archived yet is kept");
-        core.apply_retention(Date::new(2020, 1, 10).unwrap(), &[]);
+        core.apply_retention(Date::new(2020, 1, 10).unwrap(), Some(&[old_day]));
         assert_eq!(store.partitions().len(), 1);
         assert!(!Partition::dir_for(&tmp.path().join("logs"), old_day).exists());
         assert_eq!(count(&store), 1);

@@ -57,13 +57,6 @@ impl Level {
             Level::Trace => "trace",
         }
     }
-
-    /// The level [`Level::as_str`] names.
-    pub fn from_name(name: &str) -> Option<Level> {
-        [Level::Error, Level::Warn, Level::Info, Level::Debug, Level::Trace]
-            .into_iter()
-            .find(|level| level.as_str() == name)
-    }
 }
 
 impl Level {

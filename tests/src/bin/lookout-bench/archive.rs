@@ -10,7 +10,9 @@
 //! the raw lines and the index, then the time of `archive restore` into the
 //! emptied index.
 
-use super::{INGEST_TOKEN, http, process_usage, release_binary, search_total, start_aggregator_with, work_dir};
+use super::{
+    INGEST_TOKEN, http, process_usage, release_binary, search_total, start_aggregator_with, wait_until, work_dir,
+};
 use lookout_shared::wire::{IngestBatch, StreamChunk, WireRecord, stream_id};
 use std::fs;
 use std::io::{BufRead as _, BufReader};
@@ -68,7 +70,7 @@ pub fn bench_archive(file: &Path, hosts: usize, lines_per_request: usize) {
         assert_eq!(status, 200, "ingest");
         request += 1;
     }
-    lookout_tests::wait_until("every line searchable", Duration::from_secs(3600), || {
+    wait_until("every line searchable", Duration::from_secs(3600), || {
         std::thread::sleep(Duration::from_millis(200));
         search_total(&url, "") >= total
     });
@@ -80,7 +82,7 @@ pub fn bench_archive(file: &Path, hosts: usize, lines_per_request: usize) {
         .map(|entry| entry.expect("entry").path())
         .next()
         .expect("one partition");
-    let index_bytes = folder_bytes(&partition);
+    let index_bytes = super::scale::dir_bytes(&partition);
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
     let day = today.checked_sub(jiff::Span::new().days(3)).expect("a day").to_string();
     fs::rename(&partition, logs.join(&day)).expect("the partition is renamed");
@@ -94,14 +96,14 @@ pub fn bench_archive(file: &Path, hosts: usize, lines_per_request: usize) {
     let pid = aggregator.id();
     let manifest = archive.join(&day).join("manifest.json");
     let mut usage = (0.0, 0);
-    lookout_tests::wait_until("the day's manifest", Duration::from_secs(3600), || {
+    wait_until("the day's manifest", Duration::from_secs(3600), || {
         std::thread::sleep(Duration::from_millis(100));
         usage = process_usage(pid);
         manifest.exists()
     });
     let archived_secs = started.elapsed().as_secs_f64();
     stop(&mut aggregator);
-    let archive_bytes = folder_bytes(&archive);
+    let archive_bytes = super::scale::dir_bytes(&archive);
 
     fs::remove_dir_all(logs.join(&day)).expect("the day leaves the index");
     let started = Instant::now();
@@ -160,19 +162,4 @@ fn stop(aggregator: &mut std::process::Child) {
         .args(["-TERM", &aggregator.id().to_string()])
         .status();
     let _ = aggregator.wait();
-}
-
-/// Bytes of the files below `dir`.
-fn folder_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|entry| match entry.file_type() {
-                    Ok(kind) if kind.is_dir() => folder_bytes(&entry.path()),
-                    _ => entry.metadata().map_or(0, |meta| meta.len()),
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }

@@ -386,7 +386,7 @@ const TERMS: [&str; 5] = [
 type Params = Vec<(&'static str, &'static str)>;
 
 /// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
+pub(super) fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
