@@ -207,11 +207,10 @@ impl Destination {
 /// S3 client can be set up (a folder is created only when the aggregator
 /// starts, as its user).
 pub fn check(config: &ArchiveConfig) -> anyhow::Result<()> {
-    match config.target() {
-        Ok(ArchiveTarget::S3 { .. }) => Destination::open(config, false).map(drop),
-        Ok(ArchiveTarget::Folder(_)) => Ok(()),
-        Err(reason) => anyhow::bail!("archive.to {reason}"),
+    if let Ok(ArchiveTarget::S3 { .. }) = config.target() {
+        Destination::open(config, false)?;
     }
+    Ok(())
 }
 
 fn manifest_path(day: Date) -> ObjectPath {
@@ -476,6 +475,7 @@ impl Write for PieceWriter<'_> {
 
 /// One segment's readers.
 struct SegmentParts {
+    hosts: Arc<tantivy::InvertedIndexReader>,
     store: tantivy::store::StoreReader,
     columns: MetaColumns,
     ingested: Column<DateTime>,
@@ -497,6 +497,7 @@ fn read_partition(partition: &Partition, schema: &LogSchema, out: &mpsc::Sender<
             hosts.insert(String::from_utf8_lossy(terms.key()).into_owned());
         }
         segments.push(SegmentParts {
+            hosts: host_index.clone(),
             // Documents are read in order: one cached block serves a run.
             store: reader.get_store_reader(1)?,
             columns: MetaColumns::open(reader)?,
@@ -515,11 +516,7 @@ fn read_partition(partition: &Partition, schema: &LogSchema, out: &mpsc::Sender<
         let term = Term::from_field_text(schema.host, &host);
         let mut records = 0u64;
         for segment in &segments {
-            let Some(mut postings) = segment
-                .reader
-                .inverted_index(schema.host)?
-                .read_postings(&term, IndexRecordOption::Basic)?
-            else {
+            let Some(mut postings) = segment.hosts.read_postings(&term, IndexRecordOption::Basic)? else {
                 continue;
             };
             let alive = segment.reader.alive_bitset();
@@ -577,7 +574,7 @@ async fn restore_day(
     let day = &manifest.day;
     let mut restored = Restored::default();
     let scratch_file = ScratchFile(scratch.join(format!("archive-restore-{day}.tmp")));
-    let mut held_before = Some(held_before);
+    let held_before = Arc::new(held_before);
     for object in &manifest.objects {
         let path = ObjectPath::parse(&object.object)
             .with_context(|| format!("the manifest of {day} names an invalid object {:?}", object.object))?;
@@ -586,7 +583,7 @@ async fn restore_day(
         let decode = {
             let file = scratch_file.0.clone();
             let object = object.clone();
-            let held = held_before.take().unwrap_or_default();
+            let held = held_before.clone();
             tokio::task::spawn_blocking(move || decode_object(&file, &object, held, &batches))
         };
         while let Some(batch) = received.recv().await {
@@ -597,10 +594,9 @@ async fn restore_day(
             // Restored records are sent unchecked: none is a duplicate here.
             restored.stored += answer.accepted;
         }
-        let (records, left_out, held) = decode.await.context("the archive decoder stopped")??;
+        let (records, left_out) = decode.await.context("the archive decoder stopped")??;
         restored.records += records;
         restored.already_held += left_out;
-        held_before = Some(held);
     }
     Ok(restored)
 }
@@ -712,14 +708,13 @@ async fn download(
 }
 
 /// Reads a downloaded object's records into batches (on a blocking
-/// thread); returns how many it held, how many the index already held, and
-/// the held ranges back for the next object.
+/// thread); returns how many it held and how many the index already held.
 fn decode_object(
     file: &Path,
     object: &ManifestObject,
-    held_before: HeldBefore,
+    held_before: Arc<HeldBefore>,
     out: &mpsc::Sender<crate::store::writer::PreparedBatch>,
-) -> anyhow::Result<(u64, u64, HeldBefore)> {
+) -> anyhow::Result<(u64, u64)> {
     let shown = &object.object;
     let opened = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let decoder = zstd::Decoder::new(opened).with_context(|| format!("cannot decompress {shown}"))?;
@@ -756,5 +751,5 @@ fn decode_object(
     for batch in finished.last.into_iter().chain(finished.claim) {
         out.blocking_send(batch).map_err(|_| stopped())?;
     }
-    Ok((number, finished.already_held, finished.held_before))
+    Ok((number, finished.already_held))
 }

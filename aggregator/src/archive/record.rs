@@ -154,7 +154,7 @@ pub type HeldBefore = crate::store::intervals::StreamIntervals;
 /// object, run again, stores that object's records stored so far twice;
 /// it never leaves one out.
 pub struct RestoreBatcher {
-    held_before: HeldBefore,
+    held_before: std::sync::Arc<HeldBefore>,
     batch: PreparedBatch,
     /// Per `(host, stream)`: the range the object's records span.
     claims: HashMap<(String, String), (u64, u64)>,
@@ -165,7 +165,7 @@ pub struct RestoreBatcher {
 
 impl RestoreBatcher {
     /// A batcher that leaves out what `held_before` covers.
-    pub fn new(held_before: HeldBefore) -> RestoreBatcher {
+    pub fn new(held_before: std::sync::Arc<HeldBefore>) -> RestoreBatcher {
         RestoreBatcher {
             held_before,
             batch: PreparedBatch::default(),
@@ -236,8 +236,7 @@ impl RestoreBatcher {
 
     /// Once the object's records are all read: the last batch of them, if
     /// any, then the batch that claims their ranges (to be stored after
-    /// every batch before it is), how many were left out as held, and the
-    /// held ranges given at the start (for the next object).
+    /// every batch before it is), and how many were left out as held.
     pub fn finish(mut self) -> Finished {
         let last = (self.records_in_batch > 0).then(|| self.take());
         let mut claims: Vec<_> = self.claims.drain().collect();
@@ -260,7 +259,6 @@ impl RestoreBatcher {
             last,
             claim: (!claim.chunks.is_empty()).then_some(claim),
             already_held: self.already_held,
-            held_before: self.held_before,
         }
     }
 
@@ -296,8 +294,6 @@ pub struct Finished {
     pub claim: Option<PreparedBatch>,
     /// Records left out because the index held them before.
     pub already_held: u64,
-    /// The held ranges the batcher was given.
-    pub held_before: HeldBefore,
 }
 
 #[cfg(test)]
@@ -350,7 +346,7 @@ mod tests {
             set.insert(0, 100); // stream a's offsets below 100
             set
         })]);
-        let mut batcher = RestoreBatcher::new(held_before);
+        let mut batcher = RestoreBatcher::new(held_before.into());
         let mut batches = Vec::new();
         for i in order {
             let stream = if i % 3 == 0 { "b" } else { "a" };
@@ -387,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_batch_closes_at_its_byte_budget() {
-        let mut batcher = RestoreBatcher::new(HeldBefore::new());
+        let mut batcher = RestoreBatcher::new(Default::default());
         let mut big = record("web-1", "a", 0, 1);
         big.message = "x".repeat(BYTES_PER_BATCH / 2);
         assert!(batcher.push(big.clone()).is_none());
