@@ -32,7 +32,7 @@
 //! no cluster keeps is looked up, not added, so words seen once cost no
 //! memory.
 
-use crate::shape::{Tok, shape};
+use crate::shape::{Shape, Tok};
 use crate::snapshot::{self, ClusterState, PatternState, Snapshot, SnapshotError, SourceState};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -322,16 +322,22 @@ impl Miner {
 
     /// The pattern of `message`, a line of `source`: the canonical id as of now.
     pub fn assign(&mut self, source: &str, message: &str) -> PatternId {
+        self.assign_shape(source, &Shape::of(message))
+    }
+
+    /// The pattern of a line of `source` of this shape: what
+    /// [`Miner::assign`] does after shaping, so that a caller sharing the
+    /// miner behind a lock can shape its lines before taking it.
+    pub fn assign_shape(&mut self, source: &str, shape: &Shape<'_>) -> PatternId {
+        let toks = shape.toks();
         let source = self.source(source);
-        let mut toks = Vec::new();
-        shape(message, &mut toks);
         let mut line = std::mem::take(&mut self.line);
         let words = &self.sources[source as usize].words;
         line.clear();
         line.extend(toks.iter().map(|tok| words.find(*tok, &mut self.scratch)));
         let bytes_before = self.sources[source as usize].words.bytes;
-        let id = match self.cluster_for(source, &toks, &mut line) {
-            Some(cluster) => self.pattern_in(source, cluster, &toks, &mut line),
+        let id = match self.cluster_for(source, toks, &mut line) {
+            Some(cluster) => self.pattern_in(source, cluster, toks, &mut line),
             None => self.catch_all(source),
         };
         self.word_bytes += self.sources[source as usize].words.bytes - bytes_before;

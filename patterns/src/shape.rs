@@ -47,6 +47,24 @@ pub const MAX_TOKENS: usize = 256;
 /// A longer word is a variable (a blob, a token): kept words stay small.
 const MAX_WORD_BYTES: usize = 256;
 
+/// A message's shape as [`shape`] makes it, so at most [`MAX_TOKENS`] tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape<'a>(Vec<Tok<'a>>);
+
+impl<'a> Shape<'a> {
+    /// The shape of `message`.
+    pub fn of(message: &'a str) -> Shape<'a> {
+        let mut toks = Vec::new();
+        shape(message, &mut toks);
+        Shape(toks)
+    }
+
+    /// Its tokens.
+    pub fn toks(&self) -> &[Tok<'a>] {
+        &self.0
+    }
+}
+
 /// Appends the shape of `message` to `out` (cleared first).
 pub fn shape<'a>(message: &'a str, out: &mut Vec<Tok<'a>>) {
     out.clear();

@@ -81,7 +81,7 @@ pub fn prepare(
         )));
     }
     let metrics = samples(&batch)?;
-    let (enriched, fields_dropped) = enrich(&batch, field_names, patterns, true);
+    let (enriched, fields_dropped) = enrich(batch, field_names, patterns, true);
     Ok(Prepared {
         metrics,
         batch: enriched,
@@ -95,11 +95,11 @@ pub fn prepare(
 /// exactly-once ranges (see [`PreparedChunk::dedup`]). Also returns how many
 /// fields the bound on names dropped.
 pub fn prepare_received(
-    batch: &IngestBatch,
+    batch: IngestBatch,
     field_names: &FieldNames,
     patterns: &PatternBook,
 ) -> Result<(PreparedBatch, u64), IngestError> {
-    validate::validate(batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
+    validate::validate(&batch, now_ms()).map_err(|err| IngestError::BadBatch(format!("invalid batch: {err}")))?;
     Ok(enrich(batch, field_names, patterns, false))
 }
 
@@ -107,12 +107,14 @@ pub fn prepare_received(
 /// time it was read when the line states none), fields extracted (within
 /// the bound on names per source), its pattern (mined from the message
 /// after its time, kept as the field `pattern`); the chunk's labels and
-/// source go with it. Also returns how many fields the bound dropped.
-fn enrich(batch: &IngestBatch, field_names: &FieldNames, patterns: &PatternBook, dedup: bool) -> (PreparedBatch, u64) {
+/// source go with it. Also returns how many fields the bound dropped. The
+/// batch is taken whole so that each message moves into its record rather
+/// than being copied.
+fn enrich(batch: IngestBatch, field_names: &FieldNames, patterns: &PatternBook, dedup: bool) -> (PreparedBatch, u64) {
     let mut fields_dropped = 0;
     let mut chunks = Vec::with_capacity(batch.streams.len());
     let ingested_ms = jiff::Timestamp::now().as_millisecond();
-    for chunk in &batch.streams {
+    for chunk in batch.streams {
         let rules = line_rules(&chunk.format);
         let mut found: Vec<Found> = chunk
             .records
@@ -143,7 +145,7 @@ fn enrich(batch: &IngestBatch, field_names: &FieldNames, patterns: &PatternBook,
         }
         let mut time_range: Option<(i64, i64)> = None;
         let mut records = Vec::with_capacity(chunk.records.len());
-        for (record, found) in chunk.records.iter().zip(found) {
+        for (record, found) in chunk.records.into_iter().zip(found) {
             let timestamp_ms = found.timestamp_ms;
             time_range = Some(time_range.map_or((timestamp_ms, timestamp_ms), |(min, max)| {
                 (min.min(timestamp_ms), max.max(timestamp_ms))
@@ -153,16 +155,16 @@ fn enrich(batch: &IngestBatch, field_names: &FieldNames, patterns: &PatternBook,
                 timestamp_ms,
                 ingested_ms,
                 level: found.level,
-                message: record.message.clone(),
+                message: record.message,
                 truncated: record.truncated,
                 fields: found.fields,
             });
         }
         chunks.push(PreparedChunk {
             host: batch.host.clone(),
-            stream: chunk.stream.clone(),
-            source: chunk.source.clone(),
-            labels: chunk.labels.clone(),
+            stream: chunk.stream,
+            source: chunk.source,
+            labels: chunk.labels,
             start: chunk.start,
             end: chunk.end,
             time_range,

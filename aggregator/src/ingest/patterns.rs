@@ -25,6 +25,7 @@
 //! connected.
 
 use anyhow::Context as _;
+use lookout_patterns::shape::Shape;
 use lookout_patterns::{Miner, PatternId, Settings, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -155,20 +156,24 @@ impl PatternBook {
         }
         // Each line makes at most one new id (its pattern, or the catch-all).
         let needed = u32::try_from(messages.len()).unwrap_or(u32::MAX).saturating_add(1);
+        // Shaping needs no state: done before the lock, it is about half
+        // of mining, and chunks of other requests mine meanwhile.
+        let shapes: Vec<Shape<'_>> = messages.iter().map(|message| Shape::of(message)).collect();
         loop {
             let mut state = self.lock();
             let next = u32::try_from(state.miner.len()).unwrap_or(u32::MAX);
             if next.saturating_add(needed) <= state.reserved {
                 let generation = state.generation;
-                let mut ids = Vec::with_capacity(messages.len());
-                for (at, message) in messages.iter().enumerate() {
-                    let id = state.miner.assign(source, message);
+                let mut numbers = Vec::with_capacity(messages.len());
+                for (at, shape) in shapes.iter().enumerate() {
+                    let id = state.miner.assign_shape(source, shape);
                     let time = times.get(at).copied().unwrap_or(ingested_ms);
                     state.seen(id, time, ingested_ms);
-                    ids.push(id_text(generation, id));
+                    numbers.push(id);
                 }
                 state.changed = true;
-                return Ok(ids);
+                drop(state);
+                return Ok(id_texts(generation, &numbers));
             }
             if state.retry_at.is_some_and(|at| Instant::now() < at) {
                 anyhow::bail!("the pattern state could not be written a moment ago");
@@ -452,6 +457,15 @@ fn read_state(bytes: &[u8]) -> anyhow::Result<State> {
 
 fn id_text(generation: u64, id: PatternId) -> String {
     format!("{generation:x}-{:x}", id.0)
+}
+
+/// [`id_text`] of each of `ids`, formatting each id once: a chunk's lines
+/// are mostly of a few patterns.
+fn id_texts(generation: u64, ids: &[PatternId]) -> Vec<String> {
+    let mut formatted: HashMap<PatternId, String> = HashMap::new();
+    ids.iter()
+        .map(|&id| formatted.entry(id).or_insert_with(|| id_text(generation, id)).clone())
+        .collect()
 }
 
 fn parse_id(text: &str) -> Option<(u64, PatternId)> {

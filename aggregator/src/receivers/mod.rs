@@ -228,7 +228,7 @@ impl Intake {
         let (prepared, fields_dropped) = tokio::task::spawn_blocking(move || {
             let mut chunks = Vec::new();
             let mut fields_dropped = 0;
-            for batch in &batches {
+            for batch in batches {
                 let (prepared, dropped) = prepare_received(batch, &field_names, &patterns)?;
                 chunks.extend(prepared.chunks);
                 fields_dropped += dropped;
