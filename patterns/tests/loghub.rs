@@ -15,7 +15,7 @@
 //! published figures (logpai/logparser's benchmark, tuned per system) are
 //! printed beside ours. Run with `--nocapture` to see the table.
 
-use lookout_patterns::{Miner, PatternId};
+use lookout_patterns::{Miner, PatternId, Settings};
 use std::collections::HashMap;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/loghub");
@@ -150,5 +150,64 @@ fn patterns_group_every_loghub_system_like_its_true_templates() {
     assert!(average >= AVERAGE, "average grouping accuracy {average:.3} < {AVERAGE}");
     for (system, score, _, _) in scores {
         assert!(score >= LEAST, "{system}: grouping accuracy {score:.3} < {LEAST}");
+    }
+}
+
+/// Remembering shapes changes no answer: a miner that remembers them and
+/// one that mines every line give each line the same id and end in the
+/// same state. The feed interleaves the 16 systems line by line (raw lines
+/// and messages, each system its own source, and all of them again as one
+/// source) and goes through twice; once with the default bounds and once
+/// with bounds tight enough that catch-alls, the word budget and the
+/// wildcard branch are reached.
+#[test]
+fn remembered_shapes_give_the_ids_mining_gives() {
+    let mut streams: Vec<Vec<(String, String)>> = Vec::new();
+    for (system, _) in SYSTEMS {
+        let path = format!("{DATA}/{system}_2k.log");
+        let text = std::fs::read(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+        let raw: Vec<String> = String::from_utf8_lossy(&text).lines().map(str::to_owned).collect();
+        let mut stream: Vec<(String, String)> = Vec::new();
+        for (line, (message, _)) in raw.iter().zip(lines(system)) {
+            stream.push((system.to_owned(), line.clone()));
+            stream.push((format!("{system} messages"), message));
+            stream.push(("all".to_owned(), line.clone()));
+        }
+        streams.push(stream);
+    }
+    let longest = streams.iter().map(Vec::len).max().unwrap_or(0);
+    let feed: Vec<&(String, String)> = (0..longest)
+        .flat_map(|at| streams.iter().filter_map(move |stream| stream.get(at)))
+        .collect();
+    let tight = Settings {
+        max_children: 5,
+        max_clusters_per_leaf: 4,
+        max_clusters_per_source: 40,
+        max_clusters: 400,
+        max_patterns_per_source: 60,
+        max_patterns: 600,
+        max_word_bytes: 40_000,
+        ..Settings::default()
+    };
+    for settings in [Settings::default(), tight] {
+        let mut remembering = Miner::new(settings.clone());
+        let mut mining = Miner::new(Settings {
+            shape_cache_bytes: 0,
+            ..settings
+        });
+        let mut remembered_at_most = 0;
+        for _ in 0..2 {
+            for (source, line) in &feed {
+                assert_eq!(
+                    remembering.assign(source, line),
+                    mining.assign(source, line),
+                    "{source}: {line}"
+                );
+                remembered_at_most = remembered_at_most.max(remembering.remembered_shapes());
+            }
+        }
+        assert_eq!(remembering.snapshot(), mining.snapshot());
+        assert_eq!(mining.remembered_shapes(), 0);
+        assert!(remembered_at_most > 100, "shapes were remembered: {remembered_at_most}");
     }
 }
