@@ -33,7 +33,7 @@
 //! memory.
 //!
 //! A shape given a pattern since the miner last changed is remembered with
-//! it (at most [`Settings::shape_cache_bytes`] of them): the next line of
+//! it (within [`Settings::shape_cache_bytes`] of memory): the next line of
 //! that shape gets it by one lookup, which took the benchmark dataset from
 //! 1.0 M to 1.8 M lines a second on one core. Any change to the miner
 //! forgets them all, so the answer is always the one mining would give
@@ -70,8 +70,10 @@ pub struct Settings {
     /// Sources mined apart; lines of any further source (or of a name
     /// longer than [`MAX_SOURCE_NAME_BYTES`]) are mined together.
     pub max_sources: usize,
-    /// Bytes of shapes remembered with the pattern they were given
-    /// ([`Miner::assign_shape`]); 0 remembers none.
+    /// Memory for shapes remembered with the pattern they were given
+    /// ([`Miner::assign_shape`]), their keys and about 64 bytes each; when
+    /// full, all are forgotten and remembering starts again. 0 remembers
+    /// none.
     pub shape_cache_bytes: usize,
 }
 
@@ -373,22 +375,36 @@ impl Miner {
             return id;
         }
         let id = self.mine(source, toks);
-        if self.state() != before {
-            self.shapes.clear();
-            self.shape_bytes = 0;
+        // A line joins a cluster it made only if its similarity to itself
+        // (1) reaches the setting: above 1 (or NaN) mining the same shape
+        // again makes another pattern, so nothing may be remembered.
+        let repeatable = self.settings.similarity <= 1.0;
+        let cost = key.len() + SHAPE_ENTRY_BYTES;
+        if self.state() != before || self.shape_bytes + cost > self.settings.shape_cache_bytes {
+            self.forget_shapes();
         }
-        if self.shape_bytes + key.len() <= self.settings.shape_cache_bytes {
-            self.shape_bytes += key.len();
+        if repeatable && cost <= self.settings.shape_cache_bytes {
+            self.shape_bytes += cost;
             self.shapes.insert(key.as_slice().into(), id);
         }
         self.key = key;
         id
     }
 
+    /// Forgets every remembered shape, and the table's memory with them
+    /// (a cleared table would keep its largest size).
+    fn forget_shapes(&mut self) {
+        if !self.shapes.is_empty() {
+            self.shapes = Map::default();
+        }
+        self.shape_bytes = 0;
+    }
+
     /// What changes whenever mining changes anything that a later line's
-    /// pattern depends on: sources, clusters (a new tree branch always
-    /// ends in a new cluster), ids, kept words, and edits of templates and
-    /// places (which are what re-keys patterns).
+    /// pattern depends on: sources, clusters, ids, kept words, and edits of
+    /// templates and places (which are what re-keys patterns). Tree nodes
+    /// are not counted: a new branch below the root ends in a new cluster
+    /// (or the catch-all, a new id), and an empty node changes no answer.
     fn state(&self) -> (usize, usize, usize, usize, u64) {
         (
             self.sources.len(),
@@ -899,6 +915,10 @@ impl Miner {
     }
 }
 
+/// What one remembered shape costs besides its key: the key's box, the
+/// table's slot and the allocator's share, about.
+const SHAPE_ENTRY_BYTES: usize = 64;
+
 /// The bytes a shape is remembered by: its source, then each token's kind,
 /// length and text.
 fn shape_key(source: u32, toks: &[Tok<'_>], out: &mut Vec<u8>) {
@@ -1191,5 +1211,18 @@ mod tests {
         miner.skip_to(u32::MAX);
         assert_eq!(miner.len(), before + MAX_SKIP as usize);
         assert_eq!(miner.made(), 2, "skipped ids are no patterns");
+    }
+
+    #[test]
+    fn a_similarity_above_one_remembers_no_shape() {
+        // A line then makes a new cluster each time it is mined: the
+        // second answer is a new id, as mining gives it.
+        let mut miner = Miner::new(Settings {
+            similarity: 1.5,
+            ..Settings::default()
+        });
+        let first = miner.assign("s", "a b");
+        assert_ne!(miner.assign("s", "a b"), first);
+        assert_eq!(miner.remembered_shapes(), 0);
     }
 }

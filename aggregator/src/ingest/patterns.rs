@@ -41,6 +41,9 @@ pub const FILE_NAME: &str = "patterns.json.zst";
 pub const SAVE_EVERY: Duration = Duration::from_secs(30);
 /// Numbers reserved by one write of the state.
 const RESERVE: u32 = 4096;
+/// Lines shaped together and then mined under one lock: a line's shape
+/// takes a few times its message's bytes, so a large chunk goes in slices.
+const MINED_AT_ONCE: usize = 1024;
 /// After a failed write of the state, how long before another is tried.
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The field a record's pattern id is kept in; a line's own field of this
@@ -140,10 +143,13 @@ impl PatternBook {
     }
 
     /// The pattern ids of `messages` (lines of `source` at `times`,
-    /// arrived at `ingested_ms`), in order; none when patterns are off. Writes a new reservation first when the ids
-    /// could pass the one on disk; if that fails, the error is answered
-    /// and no id is given (a reservation is then tried again after
-    /// [`RETRY_AFTER`]; meanwhile chunks that fit in the old one get ids).
+    /// arrived at `ingested_ms`), in order; none when patterns are off.
+    /// Writes a new reservation first when the ids could pass the one on
+    /// disk; if that fails, the error is answered and no id is given (a
+    /// reservation is then tried again after [`RETRY_AFTER`]; meanwhile
+    /// chunks that fit in the old one get ids). Mines [`MINED_AT_ONCE`]
+    /// lines at a time: if a reservation fails part-way, the ids of the
+    /// lines before are answered and the rest have none.
     pub fn assign(
         &self,
         source: &str,
@@ -151,9 +157,33 @@ impl PatternBook {
         times: &[i64],
         ingested_ms: i64,
     ) -> anyhow::Result<Vec<String>> {
-        if !self.enabled || messages.is_empty() {
+        if !self.enabled {
             return Ok(Vec::new());
         }
+        let mut ids = Vec::with_capacity(messages.len());
+        for (slice, at) in messages.chunks(MINED_AT_ONCE).zip((0..).step_by(MINED_AT_ONCE)) {
+            let slice_times = times.get(at..).unwrap_or_default();
+            match self.assign_slice(source, slice, slice_times, ingested_ms) {
+                Ok(slice_ids) => ids.extend(slice_ids),
+                Err(err) if ids.is_empty() => return Err(err),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot keep the pattern state; the chunk's later lines are stored without patterns");
+                    break;
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// [`PatternBook::assign`] for at most [`MINED_AT_ONCE`] lines: shaped
+    /// together, then mined under one lock.
+    fn assign_slice(
+        &self,
+        source: &str,
+        messages: &[&str],
+        times: &[i64],
+        ingested_ms: i64,
+    ) -> anyhow::Result<Vec<String>> {
         // Each line makes at most one new id (its pattern, or the catch-all).
         let needed = u32::try_from(messages.len()).unwrap_or(u32::MAX).saturating_add(1);
         // Shaping needs no state: done before the lock, it is about half
@@ -639,6 +669,28 @@ mod tests {
             book.first_seen(&early)[0].map(|first| first.source_ingested_ms),
             Some(100)
         );
+    }
+
+    #[test]
+    fn a_chunk_of_several_slices_gets_each_line_its_id_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = PatternBook::open(dir.path(), true).unwrap();
+        let lines: Vec<String> = (0..2 * MINED_AT_ONCE + 500)
+            .map(|n| match n {
+                n if n < 2 * MINED_AT_ONCE => format!("request {n} served"),
+                n => format!("cache flushed after {n} writes"),
+            })
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let times: Vec<i64> = (0..).take(lines.len()).collect();
+        let ids = book.assign("s", &lines, &times, 7).unwrap();
+        assert_eq!(ids.len(), lines.len());
+        let mut miner = Miner::default();
+        for (id, line) in ids.iter().zip(&lines) {
+            assert_eq!(parse_id(id).map(|(_, number)| number), Some(miner.assign("s", line)));
+        }
+        let flushed = book.first_seen(&[ids[2 * MINED_AT_ONCE].clone()]);
+        assert_eq!(flushed[0].map(|first| first.time_ms), Some(2 * MINED_AT_ONCE as i64));
     }
 
     #[test]
