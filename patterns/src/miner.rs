@@ -295,7 +295,7 @@ pub struct Miner {
     /// above, what tells that the miner changed ([`Miner::state`]).
     edits: u64,
     /// Shapes given a pattern since the miner last changed, by their
-    /// source and tokens ([`shape_key`]), and the bytes of those keys.
+    /// source and tokens ([`shape_key`]), and the memory they take.
     shapes: Map<Box<[u8]>, PatternId>,
     shape_bytes: usize,
     key: Vec<u8>,

@@ -186,8 +186,9 @@ impl PatternBook {
     ) -> anyhow::Result<Vec<String>> {
         // Each line makes at most one new id (its pattern, or the catch-all).
         let needed = u32::try_from(messages.len()).unwrap_or(u32::MAX).saturating_add(1);
-        // Shaping needs no state: done before the lock, it is about half
-        // of mining, and chunks of other requests mine meanwhile.
+        // Shaping needs no state: done before the lock, it is most of
+        // mining once repeated shapes are remembered, and other requests'
+        // lines are mined meanwhile.
         let shapes: Vec<Shape<'_>> = messages.iter().map(|message| Shape::of(message)).collect();
         loop {
             let mut state = self.lock();
@@ -489,7 +490,7 @@ fn id_text(generation: u64, id: PatternId) -> String {
     format!("{generation:x}-{:x}", id.0)
 }
 
-/// [`id_text`] of each of `ids`, formatting each id once: a chunk's lines
+/// [`id_text`] of each of `ids`, formatting each id once: a slice's lines
 /// are mostly of a few patterns.
 fn id_texts(generation: u64, ids: &[PatternId]) -> Vec<String> {
     let mut formatted: HashMap<PatternId, String> = HashMap::new();
