@@ -924,12 +924,8 @@ const SHAPE_ENTRY_BYTES: usize = 64;
 fn shape_key(source: u32, toks: &[Tok<'_>], out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&source.to_le_bytes());
-    for tok in toks {
-        let (tag, text) = match *tok {
-            Tok::Wild => (0u8, ""),
-            Tok::Text(text) => (1, text),
-            Tok::KeyWild(key) => (2, key),
-        };
+    for &tok in toks {
+        let (tag, text) = tag_and_text(tok);
         out.push(tag);
         out.extend_from_slice(&u32::try_from(text.len()).unwrap_or(u32::MAX).to_le_bytes());
         out.extend_from_slice(text.as_bytes());
@@ -944,14 +940,19 @@ fn encoded_len(tok: Tok<'_>) -> usize {
     }
 }
 
+/// A token's kind as a byte, and its text.
+fn tag_and_text(tok: Tok<'_>) -> (u8, &str) {
+    match tok {
+        Tok::Wild => (0, ""),
+        Tok::Text(text) => (1, text),
+        Tok::KeyWild(key) => (2, key),
+    }
+}
+
 /// A word's bytes as [`Words`] keeps them: its kind, then its text.
 fn encode(tok: Tok<'_>, out: &mut Vec<u8>) {
     out.clear();
-    let (tag, text) = match tok {
-        Tok::Wild => (0u8, ""),
-        Tok::Text(text) => (1, text),
-        Tok::KeyWild(key) => (2, key),
-    };
+    let (tag, text) = tag_and_text(tok);
     out.push(tag);
     out.extend_from_slice(text.as_bytes());
 }
